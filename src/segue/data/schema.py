@@ -1,0 +1,114 @@
+"""Table and column names, Arrow schemas and file names: the one place they are defined.
+
+segue keeps a dataset as three Parquet tables plus a manifest (see ``shared/DESIGN.md``):
+
+``playlists.parquet``
+    One row per playlist, ordered by source slice then position in the slice.
+``tracks.parquet``
+    One row per unique track. ``track_id`` is a dense ``int32`` assigned at ingest in order of
+    first appearance (slice order, then playlist, then position), so ids are stable for a given
+    set of files whatever the number of workers. ``artist_id`` and ``album_id`` are dense ``int32``
+    keys of the artist and album (by URI when the file has URIs, else by name), so artist-level
+    metrics never need string joins.
+``playlist_tracks.parquet``
+    One row per playlist entry (pid, pos, track_id), ordered by playlist then position: the
+    66M-row table at full scale, three integer columns and nothing else.
+
+URIs appear only at the edges (files, CLI, API); everything inside works on dense ids.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+# File names inside an ingested dataset directory.
+PLAYLISTS_FILE = "playlists.parquet"
+TRACKS_FILE = "tracks.parquet"
+PLAYLIST_TRACKS_FILE = "playlist_tracks.parquet"
+MANIFEST_FILE = "manifest.json"
+TABLE_FILES = (PLAYLISTS_FILE, TRACKS_FILE, PLAYLIST_TRACKS_FILE)
+
+# File names of the challenge format (the real one) and of our held-out truth (ours).
+CHALLENGE_FILE = "challenge_set.json"
+CHALLENGE_TRUTH_FILE = "challenge_truth.json"
+
+# --- column names -------------------------------------------------------------------------
+PID = "pid"
+NAME = "name"
+DESCRIPTION = "description"
+COLLABORATIVE = "collaborative"
+MODIFIED_AT = "modified_at"
+NUM_TRACKS = "num_tracks"
+NUM_ALBUMS = "num_albums"
+NUM_FOLLOWERS = "num_followers"
+NUM_EDITS = "num_edits"
+DURATION_MS = "duration_ms"
+NUM_ARTISTS = "num_artists"
+
+POS = "pos"
+TRACK_ID = "track_id"
+TRACK_URI = "track_uri"
+TRACK_NAME = "track_name"
+ARTIST_ID = "artist_id"
+ARTIST_URI = "artist_uri"
+ARTIST_NAME = "artist_name"
+ALBUM_ID = "album_id"
+ALBUM_URI = "album_uri"
+ALBUM_NAME = "album_name"
+
+# --- the MPD JSON format --------------------------------------------------------------------
+# Fields of a playlist object in an MPD slice, in the order of the real files.
+MPD_PLAYLIST_FIELDS = (
+    NAME, COLLABORATIVE, PID, MODIFIED_AT, NUM_TRACKS, NUM_ALBUMS, NUM_FOLLOWERS, NUM_EDITS,
+    DURATION_MS, NUM_ARTISTS, DESCRIPTION,
+)
+# Fields of a track object inside a playlist, in the order of the real files.
+MPD_TRACK_FIELDS = (
+    POS, ARTIST_NAME, TRACK_URI, ARTIST_URI, TRACK_NAME, ALBUM_URI, DURATION_MS, ALBUM_NAME,
+)
+# What a reduced copy must still have for segue to use it.
+MPD_REQUIRED_PLAYLIST_FIELDS = (PID, "tracks")
+MPD_REQUIRED_TRACK_FIELDS = (TRACK_URI,)
+# `description` is optional in the real files too (18,760 of 1M playlists have one).
+MPD_OPTIONAL_IN_REAL_FILES = (DESCRIPTION,)
+
+# --- Arrow schemas of the tables --------------------------------------------------------------
+PLAYLISTS_SCHEMA = pa.schema([
+    pa.field(PID, pa.int32(), nullable=False),
+    pa.field(NAME, pa.string()),
+    pa.field(DESCRIPTION, pa.string()),
+    pa.field(COLLABORATIVE, pa.bool_()),
+    pa.field(MODIFIED_AT, pa.int64()),
+    pa.field(NUM_TRACKS, pa.int32(), nullable=False),
+    pa.field(NUM_ALBUMS, pa.int32()),
+    pa.field(NUM_FOLLOWERS, pa.int32()),
+    pa.field(NUM_EDITS, pa.int32()),
+    pa.field(DURATION_MS, pa.int64()),
+    pa.field(NUM_ARTISTS, pa.int32()),
+])
+
+TRACKS_SCHEMA = pa.schema([
+    pa.field(TRACK_ID, pa.int32(), nullable=False),
+    pa.field(TRACK_URI, pa.string(), nullable=False),
+    pa.field(TRACK_NAME, pa.string()),
+    pa.field(ARTIST_ID, pa.int32(), nullable=False),
+    pa.field(ARTIST_URI, pa.string()),
+    pa.field(ARTIST_NAME, pa.string()),
+    pa.field(ALBUM_ID, pa.int32(), nullable=False),
+    pa.field(ALBUM_URI, pa.string()),
+    pa.field(ALBUM_NAME, pa.string()),
+    pa.field(DURATION_MS, pa.int64()),
+])
+
+PLAYLIST_TRACKS_SCHEMA = pa.schema([
+    pa.field(PID, pa.int32(), nullable=False),
+    pa.field(POS, pa.int32(), nullable=False),
+    pa.field(TRACK_ID, pa.int32(), nullable=False),
+])
+
+# Track metadata columns as read from the JSON (before ids are assigned).
+TRACK_METADATA_COLUMNS = (
+    TRACK_URI, TRACK_NAME, ARTIST_URI, ARTIST_NAME, ALBUM_URI, ALBUM_NAME, DURATION_MS,
+)
