@@ -16,6 +16,12 @@ from pathlib import Path
 import orjson
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces ``dest`` when the block succeeds.
@@ -27,6 +33,7 @@ def atomic_dir(dest: Path, *, overwrite: bool = True) -> Iterator[Path]:
     if dest.exists() and not overwrite:
         raise FileExistsError(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs follow the umask like any file
     try:
         yield tmp
     except BaseException:
@@ -49,6 +56,7 @@ def atomic_file(dest: Path, mode: str = "wb") -> Iterator:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
