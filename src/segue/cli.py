@@ -31,13 +31,17 @@ def _echo(text: str) -> None:
     typer.echo(text)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     if version:
         _echo(f"segue {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        _echo(ctx.get_help())
         raise typer.Exit(0)
     logging.getLogger("segue").setLevel(logging.WARNING if quiet else logging.INFO)
 

@@ -96,7 +96,7 @@ class PlaylistData:
         pids = playlists.column(schema.PID).to_numpy()
         lengths = playlists.column(schema.NUM_TRACKS).to_numpy().astype(np.int64)
         indptr = np.concatenate(([0], np.cumsum(lengths)))
-        indices = entries.column(schema.TRACK_ID).to_numpy()
+        indices = entries.column(schema.TRACK_ID).to_numpy().copy()  # Arrow memory is read-only; scipy sorts in place
         n_tracks = tracks.num_rows
         if indptr[-1] != len(indices):
             raise InputFileError(path / schema.PLAYLIST_TRACKS_FILE,

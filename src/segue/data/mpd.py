@@ -56,7 +56,7 @@ def find_slices(directory: Path) -> list[SliceFile]:
     return sorted(slices, key=lambda s: (s.start, s.end))
 
 
-def _track_type(collaborative: pa.DataType = pa.string()) -> tuple[pa.DataType, pa.DataType]:
+def _track_type() -> tuple[pa.DataType, pa.DataType]:
     track = pa.struct([
         (schema.POS, pa.int64()),
         (schema.ARTIST_NAME, pa.string()),
@@ -69,7 +69,7 @@ def _track_type(collaborative: pa.DataType = pa.string()) -> tuple[pa.DataType, 
     ])
     playlist = pa.struct([
         (schema.NAME, pa.string()),
-        (schema.COLLABORATIVE, collaborative),
+        (schema.COLLABORATIVE, pa.string()),
         (schema.PID, pa.int64()),
         (schema.MODIFIED_AT, pa.int64()),
         (schema.NUM_TRACKS, pa.int64()),
@@ -85,7 +85,6 @@ def _track_type(collaborative: pa.DataType = pa.string()) -> tuple[pa.DataType, 
 
 
 TRACK_TYPE, PLAYLIST_TYPE = _track_type()
-_, PLAYLIST_TYPE_BOOL_COLLAB = _track_type(pa.bool_())
 _EXPECTED_PY_TYPES = {pa.string(): (str,), pa.int64(): (int,), pa.bool_(): (bool,)}
 
 
@@ -131,14 +130,13 @@ def _decode(path: Path, raw: bytes) -> object:
     raise InputFileError(path, "invalid JSON")  # pragma: no cover - decoders disagree
 
 
-def _find_bad_record(path: Path, playlists: list, collab_type: pa.DataType) -> InputFileError:
+def _find_bad_record(path: Path, playlists: list) -> InputFileError:
     """Slow path after Arrow refused the data: name the first record and field of the wrong type."""
-    _, ptype = _track_type(collab_type)
     for i, pl in enumerate(playlists):
         if not isinstance(pl, dict):
             return InputFileError(path, f"expected a playlist object, got {type(pl).__name__}", f"playlist {i}")
         where = f"playlist {i} (pid {pl.get('pid', '?')})"
-        for f in ptype:
+        for f in PLAYLIST_TYPE:
             if f.name == "tracks":
                 continue
             value = pl.get(f.name)
@@ -175,15 +173,18 @@ def parse_slice(file: SliceFile) -> ParsedSlice:
     if not isinstance(doc, dict) or not isinstance(doc.get("playlists"), list):
         raise InputFileError(path, "expected a JSON object with a 'playlists' list")
     playlists = doc["playlists"]
-    array = None
-    for collab_type in (pa.string(), pa.bool_()):  # "true"/"false" in the real files; some copies use booleans
+    try:
+        array = pa.array(playlists, type=PLAYLIST_TYPE)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Some copies write `collaborative` as a JSON boolean (the real files use "true"/"false"),
+        # sometimes mixed within a file: normalise it per playlist and try again.
+        for pl in playlists:
+            if isinstance(pl, dict) and isinstance(pl.get(schema.COLLABORATIVE), bool):
+                pl[schema.COLLABORATIVE] = "true" if pl[schema.COLLABORATIVE] else "false"
         try:
-            array = pa.array(playlists, type=PLAYLIST_TYPE if collab_type == pa.string() else PLAYLIST_TYPE_BOOL_COLLAB)
-            break
+            array = pa.array(playlists, type=PLAYLIST_TYPE)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            continue
-    if array is None:
-        raise _find_bad_record(path, playlists, pa.string())
+            raise _find_bad_record(path, playlists) from None
     return _columns(file, raw, array)
 
 
@@ -222,11 +223,9 @@ def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
         raise InputFileError(path, "required field 'track_uri' is missing",
                              f"playlist {owner} (pid {pid_np[owner]}), track {j}")
 
-    collab = array.field(schema.COLLABORATIVE)
-    if collab.type == pa.string():
-        lowered = pc.utf8_lower(collab)
-        collab = pc.if_else(pc.equal(lowered, "true"), True,
-                            pc.if_else(pc.equal(lowered, "false"), False, pa.scalar(None, pa.bool_())))
+    lowered = pc.utf8_lower(array.field(schema.COLLABORATIVE))
+    collab = pc.if_else(pc.equal(lowered, "true"), True,
+                        pc.if_else(pc.equal(lowered, "false"), False, pa.scalar(None, pa.bool_())))
     playlists = pa.table({
         schema.PID: pid.cast(pa.int32()),
         schema.NAME: array.field(schema.NAME),

@@ -27,7 +27,7 @@ from segue.data import schema
 from segue.data.challenge import CATEGORY_BY_NUMBER, assign_categories, seed_positions, write_challenge, write_truth
 from segue.data.synthetic import names
 from segue.data.synthetic.playlists import PlaylistBatch, PlaylistConfig, TitleModel, sample_playlists
-from segue.data.synthetic.world import CONTEXTS, GENRE_NAMES, World, WorldConfig
+from segue.data.synthetic.world import CONTEXTS, GENRE_NAMES, World, WorldConfig, get_world
 from segue.errors import SegueError
 from segue.io import atomic_dir
 from segue.progress import progress
@@ -189,7 +189,7 @@ def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_ca
         raise SegueError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
     config = config or MPDConfig()
     workers = max(1, workers or min(os.cpu_count() or 1, 8))
-    world = World(config.world, seed)
+    world = get_world(config.world, seed)
     titles = TitleModel(config.playlists)
     n_slices = -(-n_playlists // SLICE_SIZE)
     _STATE.update(world=world, cfg=config, titles=titles, n=n_playlists, seed=seed)

@@ -12,7 +12,8 @@ exponents below were set so that 1M generated playlists match the published MPD 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -193,7 +194,6 @@ class WorldConfig:
     hit_offset: float = 100.0             # hits layer weights ∝ (rank + offset) ** -hit_exponent
     hit_exponent: float = 1.3
     mean_duration_s: float = 225.0
-    extra: dict = field(default_factory=dict)
 
 
 class World:
@@ -320,3 +320,9 @@ class World:
         empty = self.christmas_tracks_by_genre_empty[genre, mood]
         mood = np.where(empty, ANY_MOOD, mood)
         return genre.astype(np.int64) * (N_MOODS + 1) + mood
+
+
+@functools.lru_cache(maxsize=2)
+def get_world(config: WorldConfig, seed: int) -> World:
+    """The world for (config, seed), built once per process (it is a pure function of both)."""
+    return World(config, seed)

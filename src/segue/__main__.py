@@ -1,0 +1,5 @@
+"""`python -m segue` runs the CLI."""
+
+from segue.cli import run
+
+run()

@@ -1,0 +1,1 @@
+"""Evaluation: challenge submissions, metrics and honest comparisons."""

@@ -1,0 +1,156 @@
+"""The MPD generator: real format, determinism, calibrated shapes, learnable structure."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import orjson
+import pytest
+import scipy.sparse as sp
+
+from segue.data import schema
+from segue.data.challenge import CATEGORY_BY_NUMBER, category_of, read_challenge
+from segue.data.dataset import PlaylistData
+from segue.data.synthetic.calibration import normalize_name_mpd
+from segue.data.synthetic.mpd import generate_mpd
+from segue.errors import SegueError
+from tests.conftest import SMALL_N
+
+URI = re.compile(r"^spotify:(track|artist|album):[0-9A-Za-z]{22}$")
+
+
+def _slices(path):
+    return sorted(path.glob("mpd.slice.*.json"), key=lambda p: int(p.name.split(".")[2].split("-")[0]))
+
+
+def test_files_have_the_real_names_and_fields(small_mpd):
+    files = _slices(small_mpd)
+    assert [f.name for f in files] == [f"mpd.slice.{i}-{i + 999}.json" for i in range(0, SMALL_N, 1000)]
+    doc = orjson.loads(files[1].read_bytes())
+    assert doc["info"]["slice"] == "1000-1999"
+    playlists = doc["playlists"]
+    assert [p["pid"] for p in playlists] == list(range(1000, 2000))
+    required = set(schema.MPD_PLAYLIST_FIELDS) - {schema.DESCRIPTION} | {"tracks"}
+    for p in playlists:
+        assert required <= set(p) <= required | {schema.DESCRIPTION}
+        assert p["collaborative"] in ("true", "false")
+        assert p["num_tracks"] == len(p["tracks"])
+        assert 5 <= p["num_tracks"] <= 250
+        assert [t["pos"] for t in p["tracks"]] == list(range(p["num_tracks"]))
+        assert p["num_artists"] == len({t["artist_uri"] for t in p["tracks"]})
+        assert p["num_albums"] == len({t["album_uri"] for t in p["tracks"]})
+        assert p["duration_ms"] == sum(t["duration_ms"] for t in p["tracks"])
+        assert len({t["track_uri"] for t in p["tracks"]}) == p["num_tracks"]  # no repeats
+    track = playlists[0]["tracks"][0]
+    assert list(track) == list(schema.MPD_TRACK_FIELDS)
+    for key in ("track_uri", "artist_uri", "album_uri"):
+        assert URI.match(track[key]), track[key]
+    assert track["track_name"] and track["artist_name"] and track["album_name"]
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    a = generate_mpd(tmp_path / "a", 1500, seed=5, workers=2).out
+    b = generate_mpd(tmp_path / "b", 1500, seed=5, workers=1).out
+    c = generate_mpd(tmp_path / "c", 1500, seed=6, workers=1).out
+    for fa, fb in zip(_slices(a), _slices(b), strict=True):
+        assert fa.read_bytes() == fb.read_bytes()
+    assert _slices(a)[0].read_bytes() != _slices(c)[0].read_bytes()
+    assert [f.name for f in _slices(a)] == ["mpd.slice.0-999.json", "mpd.slice.1000-1499.json"]
+
+
+def test_refuses_bad_sizes_and_occupied_output(tmp_path):
+    with pytest.raises(SegueError, match="at least 1"):
+        generate_mpd(tmp_path / "x", 0)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(SegueError, match="not empty"):
+        generate_mpd(tmp_path / "busy", 10)
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_statistics_have_the_real_shapes(small_data):
+    """At small N the shares and histogram shapes already match the MPD's (counts need 1M)."""
+    from segue.data.synthetic.calibration import dataset_figures
+
+    f = dataset_figures(small_data)
+    assert 56 < f["average playlist length"] < 77          # MPD 66.3
+    assert 0.70 < f["share with 1 follower"] < 0.81        # MPD 0.754
+    assert 0.12 < f["share with 2 followers"] < 0.18       # MPD 0.150
+    assert f["share with 2 edits"] > f["share with 5 edits"] > f["share with 10 edits"] > 0.015
+    assert 0.004 < f["share with a description"] < 0.04   # MPD 0.019
+    assert 0.02 < f["top track's share of playlists"] < 0.12  # MPD 0.047
+    assert 0.005 < f["top artist's share of entries"] < 0.03  # MPD 0.013
+    playlists = PlaylistData.load(small_data)
+    lengths = np.diff(playlists.matrix.indptr)
+    hist = np.bincount(lengths, minlength=251)
+    assert 10 <= np.argmax(np.convolve(hist, np.ones(9) / 9, mode="same")) <= 30  # mode ~20
+    assert np.median(lengths) < lengths.mean()  # right-skewed, long tail to 250
+
+
+def test_titles_are_noisy_but_normalise_to_a_vocabulary(small_data):
+    playlists = PlaylistData.load(small_data)
+    raw = set(playlists.names)
+    normalized = {normalize_name_mpd(t) for t in playlists.names}
+    assert len(raw) > 1.3 * len(normalized)  # case, emoji, stretched letters
+    assert {"country", "chill", "workout", "christmas", "rap"} <= normalized
+
+
+def test_challenge_set_layout_and_truth(small_mpd):
+    entries = read_challenge(small_mpd / schema.CHALLENGE_FILE)
+    truth = {t["pid"]: t for t in orjson.loads((small_mpd / schema.CHALLENGE_TRUTH_FILE).read_bytes())["playlists"]}
+    assert len(entries) == 200
+    assert min(e["pid"] for e in entries) >= 1_000_000  # never an MPD pid
+    counts = {}
+    for e in entries:
+        cat = CATEGORY_BY_NUMBER[truth[e["pid"]]["category"]]
+        assert category_of(e) == cat.number
+        counts[cat.number] = counts.get(cat.number, 0) + 1
+        assert ("name" in e) == cat.with_title
+        assert e["num_samples"] == len(e["tracks"]) == cat.n_seeds
+        holdout = truth[e["pid"]]["holdout_tracks"]
+        assert e["num_holdouts"] == len(holdout) == e["num_tracks"] - cat.n_seeds
+        assert e["num_tracks"] >= cat.min_tracks
+        seeds = {t["track_uri"] for t in e["tracks"]}
+        assert not seeds & set(holdout)
+        positions = [t["pos"] for t in e["tracks"]]
+        if cat.random_seeds:
+            assert positions == sorted(positions) and positions != list(range(cat.n_seeds))
+        else:
+            assert positions == list(range(cat.n_seeds))
+    assert counts == {c: 20 for c in range(1, 11)}
+
+
+def test_structure_is_learnable_cooccurrence_and_titles_beat_popularity(small_data, small_mpd):
+    """The world must be learnable like real data: neighbours and titles carry signal."""
+    data = PlaylistData.load(small_data)
+    uri_to_id = data.uri_to_id
+    entries = read_challenge(small_mpd / schema.CHALLENGE_FILE)
+    truth = {t["pid"]: t for t in orjson.loads((small_mpd / schema.CHALLENGE_TRUTH_FILE).read_bytes())["playlists"]}
+    popularity = data.track_popularity.astype(float)
+    cooc = (data.matrix.T @ data.matrix).tocsr()
+    cooc.setdiag(0)
+    by_title: dict[str, list[int]] = {}
+    for row, name in enumerate(data.names):
+        by_title.setdefault(normalize_name_mpd(name), []).append(row)
+
+    def hits(scores, seeds, held, k=100):
+        scores = scores.copy()
+        scores[seeds] = -np.inf
+        top = np.argpartition(-scores, k)[:k]
+        return len(set(top.tolist()) & held)
+
+    pop_hits = co_hits = pop_title_hits = title_hits = 0
+    for e in entries:
+        held = {uri_to_id[u] for u in truth[e["pid"]]["holdout_tracks"] if u in uri_to_id}
+        seeds = [uri_to_id[t["track_uri"]] for t in e["tracks"] if t["track_uri"] in uri_to_id]
+        if seeds:
+            pop_hits += hits(popularity, seeds, held)
+            co_hits += hits(np.asarray(cooc[seeds].sum(0)).ravel() + 1e-9 * popularity, seeds, held)
+        elif e.get("name"):
+            rows = by_title.get(normalize_name_mpd(e["name"]), [])
+            title_scores = np.asarray(sp.csr_matrix(data.matrix[rows]).sum(0)).ravel() if rows else 0
+            pop_title_hits += hits(popularity, [], held)
+            title_hits += hits(title_scores + 1e-9 * popularity, [], held)
+    assert co_hits > 1.5 * pop_hits, (co_hits, pop_hits)
+    assert title_hits > 1.2 * pop_title_hits, (title_hits, pop_title_hits)
