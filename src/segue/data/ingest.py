@@ -2,7 +2,8 @@
 
 Worker processes parse slices (``segue.data.mpd``) and hash each entry's track URI twice
 (two independent 64-bit hashes). The parent takes results in slice order and assigns dense
-``track_id`` s in order of first appearance, looking hashes up in a sorted array; the second
+``track_id`` s in order of first appearance, looking hashes up in a numpy hash table
+(:class:`HashIndex`, O(slice) per slice whatever the catalog's size); the second
 hash proves that no two different URIs share the first (a collision stops the run rather than
 merging two tracks). Entries stream into ``playlist_tracks.parquet`` row group by row group, so
 memory holds the track catalog and a bounded window of slices, never the 66M-row table.
@@ -70,12 +71,76 @@ def _work(file: SliceFile) -> _SliceResult:
     )
 
 
+class HashIndex:
+    """uint64 key → int32 value, open addressing with linear probing, vectorised with numpy.
+
+    Keys are already uniform hashes, so a slot is the key's top bits. Every operation works on a
+    batch: each round advances all unresolved keys by one slot, so a batch costs a few numpy
+    passes (expected ~1.5 probes per key at load ≤ 0.5), independent of the table's size.
+    """
+
+    def __init__(self, bits: int = 20):
+        self.bits = bits
+        self.keys = np.zeros(1 << bits, dtype=np.uint64)
+        self.values = np.full(1 << bits, -1, dtype=np.int32)
+        self.count = 0
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        return (keys >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """Values for ``keys`` (int32, -1 where absent)."""
+        out = np.full(len(keys), -1, dtype=np.int32)
+        pending = np.arange(len(keys))
+        slot = self._slots(keys)
+        mask = (1 << self.bits) - 1
+        while len(pending):
+            s = slot[pending]
+            value = self.values[s]
+            hit = (value >= 0) & (self.keys[s] == keys[pending])
+            out[pending[hit]] = value[hit]
+            pending = pending[(value >= 0) & ~hit]  # occupied by another key: probe on
+            slot[pending] = (slot[pending] + 1) & mask
+        return out
+
+    def put(self, keys: np.ndarray, values: np.ndarray) -> None:
+        """Insert distinct keys that are not in the table yet."""
+        if 2 * (self.count + len(keys)) > len(self.keys):
+            self._grow(self.count + len(keys))
+        pending = np.arange(len(keys))
+        slot = self._slots(keys)
+        mask = (1 << self.bits) - 1
+        while len(pending):
+            s = slot[pending]
+            free = self.values[s] < 0
+            # Several keys may want the same free slot: the first of each takes it, the rest retry.
+            taken, first = np.unique(s[free], return_index=True)
+            winners = pending[free][first]
+            self.keys[taken] = keys[winners]
+            self.values[taken] = values[winners]
+            placed = np.zeros(len(keys), dtype=bool)
+            placed[winners] = True
+            occupied = pending[~free]
+            slot[occupied] = (slot[occupied] + 1) & mask
+            pending = pending[~placed[pending]]
+        self.count += len(keys)
+
+    def _grow(self, needed: int) -> None:
+        used = self.values >= 0
+        keys, values = self.keys[used], self.values[used]
+        while 2 * needed > (1 << self.bits):
+            self.bits += 1
+        self.keys = np.zeros(1 << self.bits, dtype=np.uint64)
+        self.values = np.full(1 << self.bits, -1, dtype=np.int32)
+        self.count = 0
+        self.put(keys, values)
+
+
 class _Catalog:
     """Track hashes → dense ids, in order of first appearance."""
 
     def __init__(self) -> None:
-        self.sorted_h1 = np.empty(0, dtype=np.uint64)
-        self.sorted_ids = np.empty(0, dtype=np.int32)
+        self.index = HashIndex()
         self.h2_by_id = np.empty(1 << 16, dtype=np.uint64)
         self.size = 0
         self.metadata: list[pa.Table] = []
@@ -83,27 +148,20 @@ class _Catalog:
     def assign(self, result: _SliceResult) -> np.ndarray:
         """Ids for the slice's unique tracks (int32, aligned with ``unique_h1``); adds new ones."""
         h1, h2 = result.unique_h1, result.unique_h2
-        at = np.searchsorted(self.sorted_h1, h1)
-        at_c = np.minimum(at, max(len(self.sorted_h1) - 1, 0))
-        found = (at < len(self.sorted_h1)) & (self.sorted_h1[at_c] == h1) if self.size else np.zeros(len(h1), bool)
-        ids = np.empty(len(h1), dtype=np.int32)
-        ids[found] = self.sorted_ids[at_c[found]]
-        clash = self.h2_by_id[ids[found]] != h2[found]
-        if clash.any():
+        ids = self.index.get(h1)
+        found = ids >= 0
+        if (self.h2_by_id[ids[found]] != h2[found]).any():
             raise SegueError(
                 f"{result.file.path}: two different track URIs share a 64-bit hash; "
                 "this is astronomically unlikely — please report it")
         new = np.flatnonzero(~found)
-        new_ids = np.arange(self.size, self.size + len(new), dtype=np.int32)
-        ids[new] = new_ids
         if len(new):
+            new_ids = np.arange(self.size, self.size + len(new), dtype=np.int32)
+            ids[new] = new_ids
             while self.size + len(new) > len(self.h2_by_id):
                 self.h2_by_id = np.concatenate((self.h2_by_id, np.empty_like(self.h2_by_id)))
             self.h2_by_id[self.size:self.size + len(new)] = h2[new]
-            order = np.argsort(h1[new])
-            where = np.searchsorted(self.sorted_h1, h1[new][order])
-            self.sorted_h1 = np.insert(self.sorted_h1, where, h1[new][order])
-            self.sorted_ids = np.insert(self.sorted_ids, where, new_ids[order])
+            self.index.put(h1[new], new_ids)
             self.metadata.append(result.parsed.tracks.take(pa.array(new)))
             self.size += len(new)
         return ids
@@ -147,7 +205,7 @@ def ingest_mpd(source: Path, out: Path, *, workers: int | None = None, skip_bad:
     playlists: list[pa.Table] = []
     manifest_files, skipped, warnings = [], [], []
     missing: dict[str, int] = {}
-    seen_pids = np.zeros(0, dtype=np.int64)
+    seen_pids = np.zeros(1 << 20, dtype=bool)  # bitmap by pid, grown on demand: O(slice) per check
     n_entries = 0
     buffered: list[pa.Table] = []
     buffered_rows = 0
@@ -160,7 +218,9 @@ def ingest_mpd(source: Path, out: Path, *, workers: int | None = None, skip_bad:
                     bar.advance(1)
                     if result.error is None:
                         pids = result.parsed.playlists.column(schema.PID).to_numpy().astype(np.int64)
-                        dup = np.intersect1d(seen_pids, pids)
+                        if pids.max(initial=0) >= len(seen_pids):
+                            seen_pids = np.concatenate((seen_pids, np.zeros(max(len(seen_pids), int(pids.max()) + 1), bool)))
+                        dup = pids[seen_pids[pids]]
                         if len(dup):
                             result.error = (f"{result.file.path}: pid {dup[0]} already appeared in an earlier "
                                             f"slice ({len(dup)} duplicate pid{'s' if len(dup) > 1 else ''})")
@@ -170,7 +230,7 @@ def ingest_mpd(source: Path, out: Path, *, workers: int | None = None, skip_bad:
                         skipped.append(result.error)
                         log.warning("skipped: %s", result.error)
                         continue
-                    seen_pids = np.union1d(seen_pids, pids)
+                    seen_pids[pids] = True
                     parsed = result.parsed
                     warnings.extend(str(p) for p in result.problems)
                     for key, count in parsed.missing.items():
