@@ -129,6 +129,214 @@ def eda(
               f"mode {length.get('mode')}")
 
 
+@app.command()
+def split(
+    data: Annotated[Path, typer.Argument(help="Dataset directory written by `segue ingest`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Split directory to write.")],
+    per_category: Annotated[int, typer.Option(help="Test playlists per challenge category.", min=1)] = 1000,
+    validation_per_category: Annotated[int | None, typer.Option(
+        help="Validation playlists per category, carved from the training part (default: --per-category).",
+        min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same split.")] = 0,
+) -> None:
+    """Hold out a challenge-style test set (10 categories) and a validation set for tuning."""
+    from segue.evaluation.split import split_dataset
+
+    info = split_dataset(data, out, per_category=per_category,
+                         validation_per_category=validation_per_category, seed=seed)
+    c = info["counts"]
+    _echo(f"wrote {out}: train {c['train_playlists']:,} playlists; test {c['test_playlists']:,} "
+          f"(10 categories); validation {c['validation_playlists']:,} carved from train "
+          f"({c['validation_train_playlists']:,} left to train on while tuning)")
+
+
+@app.command()
+def models() -> None:
+    """List the available models."""
+    from segue.models.registry import available
+
+    for name, description in available():
+        _echo(f"{name:<14} {description}")
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Model name (see `segue models`).")],
+    data: Annotated[Path, typer.Argument(help="Training dataset directory (e.g. SPLIT/train).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")] = None,
+) -> None:
+    """Train a model and save it (params.json + arrays.npz, no pickle)."""
+    from segue.data.dataset import PlaylistData
+    from segue.models.base import parse_params
+    from segue.models.registry import get_model_class
+
+    cls = get_model_class(model)
+    config = parse_params(cls.Config, param or [])
+    start = time.perf_counter()
+    fitted = cls(config).fit(PlaylistData.load(data))
+    fitted.save(out)
+    _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
+
+
+@app.command()
+def recommend(
+    model_dir: Annotated[Path, typer.Argument(help="A trained model directory.")],
+    challenge: Annotated[Path, typer.Option(help="challenge_set.json to answer.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Submission file (.csv.gz or .csv).")],
+    team: Annotated[str, typer.Option(help="Team name for the team_info line.")] = "segue",
+    email: Annotated[str, typer.Option(help="Contact e-mail for the team_info line.")] = "segue@example.org",
+    n: Annotated[int, typer.Option("-n", help="Recommendations per playlist.", min=1)] = 500,
+) -> None:
+    """Answer a challenge set with a trained model and write a submission file."""
+    from segue.data.challenge import read_challenge
+    from segue.evaluation.submission import write_submission
+    from segue.models.base import Queries, Recommender
+
+    model = Recommender.load(model_dir)
+    catalog = model.catalog()
+    uris = catalog.column("track_uri").to_pylist()
+    entries = read_challenge(challenge)
+    queries, unknown = Queries.from_challenge(entries, {u: i for i, u in enumerate(uris)})
+    start = time.perf_counter()
+    ranking = model.recommend(queries, n)
+    elapsed = time.perf_counter() - start
+    rows = [[uris[i] for i in row] for row in ranking.ids.tolist()]
+    write_submission(out, queries.pids.tolist(), rows, team=team, email=email, n=n)
+    _echo(f"wrote {out}: {len(entries):,} playlists × {n} tracks with {model.name} [{elapsed:.1f} s]"
+          + (f"; {unknown:,} seed tracks were unknown to the model" if unknown else ""))
+
+
+@app.command("check-submission")
+def check_submission_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission file (.csv.gz or .csv).")],
+    challenge: Annotated[Path, typer.Option(help="The challenge_set.json it answers.")],
+    n: Annotated[int, typer.Option("-n", help="Tracks required per playlist.", min=1)] = 500,
+) -> None:
+    """Validate a submission as the challenge did (exit 1 if it would be rejected)."""
+    from segue.data.challenge import read_challenge
+    from segue.evaluation.submission import check_submission
+
+    report = check_submission(submission, read_challenge(challenge), n=n)
+    _echo(report.format_text())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def evaluate(
+    model_dirs: Annotated[list[Path] | None, typer.Argument(help="Trained model directories.")] = None,
+    split_dir: Annotated[Path, typer.Option("--split", help="Split directory from `segue split`.")] = Path("split"),
+    submission: Annotated[list[Path] | None, typer.Option(help="Submission files to score, repeatable.")] = None,
+    part: Annotated[str, typer.Option(help="test, or validation (for tuning).")] = "test",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for evaluation.md/.json and figures.")] = Path("evaluation"),
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.", min=100)] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutation tests.")] = 0,
+) -> None:
+    """Score models and submissions on a split: every metric per category, 95% CIs, paired tests."""
+    from segue.data.challenge import read_challenge  # noqa: F401  (validates through load_part)
+    from segue.evaluation.runner import evaluate as run_evaluation
+    from segue.evaluation.runner import write_report
+    from segue.evaluation.submission import read_submission
+    from segue.evaluation.task import load_part, ranking_from_submission
+    from segue.models.base import Queries, Recommender
+
+    if not model_dirs and not submission:
+        raise SegueError("nothing to evaluate: give model directories and/or --submission files")
+    loaded = load_part(split_dir, part)
+    rankings = {}
+    train_digest = _manifest_digest(loaded.train_dir)
+    for model_dir in model_dirs or []:
+        model = Recommender.load(model_dir)
+        if model.trained_on.get("manifest_sha256") != train_digest:
+            raise SegueError(
+                f"{model_dir}: this model was not trained on {loaded.train_dir} "
+                f"(trained on {model.trained_on.get('path', 'unknown data')}); evaluating it on this "
+                f"split's {part} part could leak held-out playlists. Train it with "
+                f"`segue train {model.name} {loaded.train_dir} --out ...`")
+        queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
+        rankings[_unique_name(rankings, model_dir.name or model.name)] = model.recommend(queries, 500).ids
+    for path in submission or []:
+        rows = read_submission(path, loaded.entries)
+        rankings[_unique_name(rankings, path.name.split(".")[0])] = ranking_from_submission(
+            rows, loaded.task.pids, loaded.eval_ids)
+    start = time.perf_counter()
+    result = run_evaluation(loaded.task, rankings, n_bootstrap=bootstrap, seed=seed)
+    write_report(result, out, title=f"Evaluation on {split_dir} ({part})")
+    _echo(f"scored {len(rankings)} ranking{'s' if len(rankings) > 1 else ''} on {len(loaded.entries):,} "
+          f"playlists in {time.perf_counter() - start:.1f} s; report in {out}/evaluation.md")
+    _echo(_headline(result))
+
+
+def _manifest_digest(path: Path) -> str:
+    import hashlib
+
+    from segue.data import schema
+
+    return hashlib.sha256((path / schema.MANIFEST_FILE).read_bytes()).hexdigest()
+
+
+def _unique_name(existing: dict, name: str) -> str:
+    candidate, k = name, 2
+    while candidate in existing:
+        candidate, k = f"{name}-{k}", k + 1
+    return candidate
+
+
+def _headline(result) -> str:
+    rows = [f"{'model':<20} {'R-precision':>22} {'NDCG':>22} {'clicks':>22}"]
+    for model in result.models:
+        cells = []
+        for metric in ("r_precision", "ndcg", "clicks"):
+            c = result.table[model]["all"][metric]
+            cells.append(f"{c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]")
+        rows.append(f"{model:<20} " + " ".join(f"{cell:>22}" for cell in cells))
+    return "\n".join(rows)
+
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")] = Path("demo"),
+    playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 20_000,
+    per_category: Annotated[int, typer.Option(help="Challenge playlists per category.", min=1)] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Workers = None,
+) -> None:
+    """The main job on generated data: generate → verify → ingest → EDA, then a summary."""
+    from segue.analysis.eda import run_eda
+    from segue.data.ingest import ingest_mpd
+    from segue.data.synthetic.mpd import generate_mpd
+    from segue.data.verify import verify_mpd
+
+    timings = []
+    mpd, data, eda_dir = out / "mpd", out / "data", out / "eda"
+
+    def stage(name, func):
+        start = time.perf_counter()
+        result = func()
+        timings.append((name, time.perf_counter() - start))
+        return result
+
+    stage("generate", lambda: generate_mpd(mpd, playlists, seed=seed, challenge_per_category=per_category,
+                                           workers=workers, overwrite=True))
+    report = stage("verify", lambda: verify_mpd(mpd, workers=workers))
+    if not report.ok:
+        _echo(report.format_text())
+        raise typer.Exit(1)
+    summary = stage("ingest", lambda: ingest_mpd(mpd, data, workers=workers))
+    stats = stage("eda", lambda: run_eda(data, eda_dir))
+    length = stats.get("playlist_length", {})
+    _echo("")
+    _echo(f"segue demo: {summary.n_playlists:,} playlists, {summary.n_tracks:,} tracks, "
+          f"{summary.n_entries:,} entries; challenge set of {10 * per_category:,} playlists")
+    if length:
+        _echo(f"  playlist length: mean {length.get('mean', float('nan')):.1f}, median {length.get('median')}, mode {length.get('mode')}")
+    for name, seconds in timings:
+        _echo(f"  {name:<9} {seconds:6.1f} s")
+    _echo(f"  slices: {mpd}/   tables: {data}/   EDA report: {eda_dir}/eda.md (figure eda.png)")
+
+
 def _configure_logging() -> None:
     logger = logging.getLogger("segue")
     if not logger.handlers:

@@ -54,21 +54,26 @@ CATEGORIES: tuple[Category, ...] = (
 CATEGORY_BY_NUMBER = {c.number: c for c in CATEGORIES}
 
 
-def assign_categories(lengths: np.ndarray, per_category: int, rng: np.random.Generator) -> np.ndarray:
+def assign_categories(lengths: np.ndarray, per_category: int, rng: np.random.Generator,
+                      has_title: np.ndarray | None = None) -> np.ndarray:
     """Pick ``per_category`` playlists for each category among eligible ones, without reuse.
 
-    ``lengths`` (int, [n]) are candidate playlists' track counts. Returns ``category`` (int8, [n]),
+    ``lengths`` (int, [n]) are candidate playlists' track counts; ``has_title`` (bool, [n],
+    default all true) marks playlists with a non-empty title, required by the title categories.
+    Returns ``category`` (int8, [n]),
     0 for playlists not chosen. The most demanding categories choose first so that long
     playlists are not used up by categories that could take short ones. Raises ValueError when a
     category cannot be filled.
     """
     category = np.zeros(len(lengths), dtype=np.int8)
-    for cat in sorted(CATEGORIES, key=lambda c: -c.min_tracks):
-        eligible = np.flatnonzero((category == 0) & (lengths >= cat.min_tracks))
+    titled = np.ones(len(lengths), dtype=bool) if has_title is None else np.asarray(has_title, dtype=bool)
+    for cat in sorted(CATEGORIES, key=lambda c: (-c.min_tracks, -c.with_title)):
+        ok = (category == 0) & (lengths >= cat.min_tracks) & (titled | (not cat.with_title))
+        eligible = np.flatnonzero(ok)
         if len(eligible) < per_category:
             raise ValueError(
                 f"category {cat.number} ({cat.label}) needs {per_category} playlists with at least "
-                f"{cat.min_tracks} tracks; only {len(eligible)} are left")
+                f"{cat.min_tracks} tracks{' and a title' if cat.with_title else ''}; only {len(eligible)} are left")
         category[rng.choice(eligible, per_category, replace=False)] = cat.number
     return category
 
@@ -96,7 +101,11 @@ def write_challenge(path: Path, playlists: list[dict], *, description: str) -> N
 
 
 def write_truth(path: Path, entries: list[dict]) -> None:
-    """Write ``challenge_truth.json``: ``{"playlists": [{pid, category, holdout_tracks}]}``."""
+    """Write ``challenge_truth.json``: ``{"playlists": [{pid, category, holdout_tracks, holdout_artists}]}``.
+
+    ``holdout_artists`` gives each held-out track's artist key (URI, or ``name:<artist name>`` in
+    reduced copies), so artist-level credit works even for tracks training never saw.
+    """
     from segue.io import atomic_file
 
     with atomic_file(path) as handle:
@@ -164,3 +173,24 @@ def category_of(entry: dict) -> int:
         if cat.n_seeds == n and cat.with_title == has_title:
             return cat.number
     return 0
+
+
+def read_truth(path: Path) -> dict[int, dict]:
+    """``challenge_truth.json`` as pid → entry. Raises :class:`InputFileError` on a bad layout."""
+    path = Path(path)
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON ({exc})") from None
+    out: dict[int, dict] = {}
+    for i, entry in enumerate(doc.get("playlists", []) if isinstance(doc, dict) else []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
+            raise InputFileError(path, "field 'pid' missing or not an integer", f"entry {i}")
+        if not isinstance(entry.get("holdout_tracks"), list):
+            raise InputFileError(path, "field 'holdout_tracks' missing or not a list", f"entry {i} (pid {entry['pid']})")
+        out[entry["pid"]] = entry
+    if not out:
+        raise InputFileError(path, "expected an object with a non-empty 'playlists' list")
+    return out

@@ -107,6 +107,14 @@ def _csr_parts(truth: Any) -> tuple[IntArray, IntArray] | None:
     return indptr - indptr[0], indices
 
 
+def _sorted_unique(a: IntArray) -> IntArray:
+    """Sorted distinct values (``np.unique`` without its slower hash-based path)."""
+    a = np.sort(a, axis=None)
+    if a.size > 1:
+        a = a[np.concatenate(([True], a[1:] != a[:-1]))]
+    return a
+
+
 def _as_truth_sets(truth: Any, n_queries: int | None = None) -> _TruthSets:
     if isinstance(truth, _TruthSets):
         ts = truth
@@ -118,7 +126,7 @@ def _as_truth_sets(truth: Any, n_queries: int | None = None) -> _TruthSets:
                 arr = np.asarray(row)
                 if arr.ndim != 1:
                     raise ValueError(f"truth row {i} must be 1-D, got shape {arr.shape}")
-                if arr.size and not np.issubdtype(arr.dtype, np.integer):
+                if arr.size and arr.dtype.kind not in "iu":
                     raise TypeError(f"truth row {i} must hold integer ids, got {arr.dtype}")
                 rows.append(arr.astype(np.int64, copy=False))
             lengths = np.fromiter((r.size for r in rows), dtype=np.int64, count=len(rows))
@@ -134,7 +142,7 @@ def _as_truth_sets(truth: Any, n_queries: int | None = None) -> _TruthSets:
         stride = int(indices.max()) + 1 if indices.size else 1
         keys = row_of * stride + indices
         if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
-            keys = np.unique(keys)
+            keys = _sorted_unique(keys)
             row_of = keys // stride
             indices = keys - row_of * stride
             indptr = np.zeros(q + 1, dtype=np.int64)
@@ -212,9 +220,12 @@ def _hits(r: IntArray, ts: _TruthSets) -> BoolArray:
     np.minimum(pos, truth_keys.size - 1, out=pos)
     match = truth_keys[pos] == cand_keys
     cand, cand_keys = cand[match], cand_keys[match]
-    # np.unique's return_index gives first occurrences; cand is in row-major (rank) order.
-    _, first = np.unique(cand_keys, return_index=True)
-    flat_hits[cand[first]] = True
+    # cand is in row-major (rank) order, so a stable sort puts each key's first occurrence first.
+    order = np.argsort(cand_keys, kind="stable")
+    sorted_keys = cand_keys[order]
+    first = np.ones(order.size, dtype=bool)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=first[1:])
+    flat_hits[cand[order[first]]] = True
     return flat_hits.reshape(q, n)
 
 
@@ -312,9 +323,9 @@ def _r_precision_artist(
     hi = max(int(rw_artist.max()), int(truth_artist.max(initial=0)))
     stride = hi - lo + 1
     row_keys = np.arange(q, dtype=np.int64)[:, None] * stride + (rw_artist - lo)
-    g_keys = np.unique(ts.rows * stride + (truth_artist - lo))  # artists of G
-    exact_keys = np.unique(row_keys[valid & hw])  # artists credited via exact matches
-    cand = np.unique(row_keys[valid & ~hw])  # artists of the other recommendations
+    g_keys = _sorted_unique(ts.rows * stride + (truth_artist - lo))  # artists of G
+    exact_keys = _sorted_unique(row_keys[valid & hw])  # artists credited via exact matches
+    cand = _sorted_unique(row_keys[valid & ~hw])  # artists of the other recommendations
     cand = cand[np.isin(cand, g_keys, assume_unique=True)]
     cand = cand[~np.isin(cand, exact_keys, assume_unique=True)]
     artists = np.bincount(cand // stride, minlength=q)
@@ -467,6 +478,8 @@ def challenge_metrics(
     rules variant, :func:`ndcg_rules`), ``"ndcg_common"``, ``"clicks"`` and, when
     ``track_artist`` is given, ``"r_precision_artist"``.
 
+    >>> # Every track by artist 0: query 2 misses track 6 in its window of 1 but earns the
+    >>> # artist credit through track 1; query 1's artist is used up by its exact match.
     >>> m = challenge_metrics([[4, 2, 8], [1, 5, 6]], [[2, 3], [6]], track_artist=[0] * 10)
     >>> for name, values in m.items():
     ...     print(f"{name:<18}", values.round(3).tolist())
@@ -588,27 +601,21 @@ def mrr(
 # --------------------------------------------------------------------------------------------
 
 
-def _first_valid(r: IntArray) -> BoolArray:
-    """Mask of non-padding entries that are the first occurrence of their id in the row."""
-    q, n = r.shape
-    if n == 0:
-        return np.zeros((q, n), dtype=bool)
-    order = np.argsort(r, axis=1, kind="stable")
-    s = np.take_along_axis(r, order, axis=1)
-    first_sorted = np.empty((q, n), dtype=bool)
-    first_sorted[:, 0] = True
-    np.not_equal(s[:, 1:], s[:, :-1], out=first_sorted[:, 1:])
-    first_sorted &= s >= 0
-    mask = np.empty((q, n), dtype=bool)
-    np.put_along_axis(mask, order, first_sorted, axis=1)
-    return mask
-
-
 def _topk_items(ranking: ArrayLike, k: int | None) -> tuple[IntArray, BoolArray]:
-    """The top-k ranking (int64) and its mask of distinct, non-padding recommendations."""
+    """The top-k of each row, **sorted by id**, and a mask of its distinct non-padding ids.
+
+    Only for the beyond-accuracy metrics, which do not depend on the order within a row:
+    ``ids[mask]`` holds each recommended track of a row once.
+    """
     r = _as_ranking(ranking)
-    r = r[:, : _as_k(k, r.shape[1])]
-    return r, _first_valid(r)
+    ids = np.sort(r[:, : _as_k(k, r.shape[1])], axis=1)
+    q, n = ids.shape
+    distinct = np.empty((q, n), dtype=bool)
+    if n:
+        distinct[:, 0] = True
+        np.not_equal(ids[:, 1:], ids[:, :-1], out=distinct[:, 1:])
+        distinct &= ids >= 0
+    return ids, distinct
 
 
 def _masked_mean(values: FloatArray, mask: BoolArray) -> FloatArray:
@@ -756,4 +763,3 @@ def long_tail_share(
     r, m = _topk_items(ranking, k)
     tail = ~head_mask(item_popularity, head_share)
     return _masked_mean(tail[np.where(m, r, 0)].astype(np.float64), m)
-

@@ -92,6 +92,9 @@ _EMAIL_RE = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_CHUNK = 16 << 20  # bytes of text per gzip member; fixed so output never depends on cores
 _EXAMPLES = 3  # URIs quoted per message
+# ASCII characters str.strip() removes; text that is ASCII and has none of them needs no
+# stripping (checked with `in`, about 30x faster than str.isprintable on a 18 kB row).
+_ASCII_WHITESPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
 def is_track_uri(uri: str) -> bool:
@@ -114,6 +117,16 @@ def is_email(text: str) -> bool:
     (True, False, False)
     """
     return _EMAIL_RE.fullmatch(text) is not None
+
+
+def _has_no_whitespace(text: str) -> bool:
+    """True when ``text`` is ASCII without whitespace (False may still be harmless)."""
+    if not text.isascii():
+        return False
+    for char in _ASCII_WHITESPACE:
+        if char in text:
+            return False
+    return True
 
 
 def _location(line: int | None, pid: int | None) -> str:
@@ -247,10 +260,9 @@ def _row_text(pid: int, row: Sequence[str], n: int) -> str:
     except TypeError:
         bad = next(u for u in row if not isinstance(u, str))
         raise SegueError(f"pid {pid}: track URIs must be strings, got {bad!r}") from None
-    # Fast path: exactly n-1 commas means no URI holds a comma; printable and without spaces
-    # means no line breaks and nothing the reader's strip() would remove. Empty URIs are
-    # caught below.
-    if not (joined.isprintable() and " " not in joined and joined.count(",") == n - 1):
+    # Fast path: exactly n-1 commas means no URI holds a comma; ASCII without whitespace means
+    # no line breaks and nothing the reader's strip() would remove. Empty URIs are caught below.
+    if not (_has_no_whitespace(joined) and joined.count(",") == n - 1):
         bad = _bad_uris(row)
         if bad:
             raise SegueError(
@@ -416,7 +428,7 @@ def check_submission(
         if not line or line[0] == "#":
             continue
         fields = line.split(",")
-        if " " in line or not line.isprintable():  # whitespace to drop around fields
+        if not _has_no_whitespace(line):  # maybe whitespace to drop around fields
             fields = [f.strip() for f in fields]
         if fields[0] == TEAM_INFO:
             if started:

@@ -208,7 +208,7 @@ def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_ca
                 _map(_render_slice, range(n_slices), workers, bar)
             _write_latent_themes(tmp / LATENT_THEMES_FILE, batches)
             if challenge:
-                _write_challenge(tmp, challenge, fragments, uris, used)
+                _write_challenge(tmp, challenge, fragments, uris, used, world, seed)
     finally:
         _STATE.clear()
     return GenerateSummary(out, n_playlists, n_slices, int(sum(len(b.tracks) for b in batches)),
@@ -251,7 +251,8 @@ def _concat(batches: list[PlaylistBatch]) -> PlaylistBatch:
     )
 
 
-def _write_challenge(tmp: Path, challenge, fragments: list[bytes], uris: list[str], used: np.ndarray) -> None:
+def _write_challenge(tmp: Path, challenge, fragments: list[bytes], uris: list[str], used: np.ndarray,
+                     world: World, seed: int) -> None:
     pool, category = challenge
     rng = np.random.default_rng(12345)
     entries, truth = [], []
@@ -274,7 +275,8 @@ def _write_challenge(tmp: Path, challenge, fragments: list[bytes], uris: list[st
         })
         entries.append(entry)
         truth.append({"pid": int(pool.pid[i]), "category": cat.number,
-                      "holdout_tracks": [uris[frag[p]] for p in holdout.tolist()]})
+                      "holdout_tracks": [uris[frag[p]] for p in holdout.tolist()],
+                      "holdout_artists": names.spotify_uris("artist", seed, world.track_artist[tracks[holdout]])})
     write_challenge(tmp / schema.CHALLENGE_FILE, entries,
                     description="segue synthetic challenge set (held-out tracks in challenge_truth.json)")
     write_truth(tmp / schema.CHALLENGE_TRUTH_FILE, truth)

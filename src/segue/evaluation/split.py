@@ -1,0 +1,172 @@
+"""``segue split``: a challenge-style held-out set taken out of an ingested dataset.
+
+Layout of a split directory::
+
+    split.json                      parameters and counts
+    train/                          a dataset directory (PlaylistData.load works) without any
+                                    held-out playlist; its track catalog lists only tracks that
+                                    occur in training playlists (ids re-densified)
+    test/challenge_set.json         the real challenge layout, 10 categories
+    test/challenge_truth.json       held-out track URIs (+ their artists) per pid
+    validation/train/               train minus the validation playlists — for tuning
+    validation/challenge_set.json   ...carved from train, so the test set is never tuned on
+    validation/challenge_truth.json
+
+Why the catalog is cut: a track that only occurs in held-out playlists would otherwise sit in
+the catalog with zero plays, and "recommend tracks nobody played" would score — a leak.
+Held-out tracks unknown to training still count in |G|; they simply cannot be recommended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from segue.data import schema
+from segue.data.challenge import (
+    CATEGORY_BY_NUMBER,
+    assign_categories,
+    seed_positions,
+    write_challenge,
+    write_truth,
+)
+from segue.data.tables import Tables, first_appearance_codes
+from segue.errors import SegueError
+from segue.io import atomic_dir, write_json
+
+TRAIN_DIR = "train"
+TEST_DIR = "test"
+VALIDATION_DIR = "validation"
+SPLIT_FILE = "split.json"
+PARTS = (TEST_DIR, VALIDATION_DIR)
+
+
+@dataclass
+class HeldOut:
+    train: Tables
+    entries: list[dict]   # challenge_set.json entries
+    truth: list[dict]     # challenge_truth.json entries
+
+
+def artist_keys(tracks: pa.Table) -> pa.Array:
+    """Artist key per track: the URI, or ``name:<artist name>`` in copies without URIs."""
+    return pc.coalesce(tracks.column(schema.ARTIST_URI),
+                       pc.binary_join_element_wise("name:", tracks.column(schema.ARTIST_NAME), ""),
+                       pa.scalar("unknown")).combine_chunks()
+
+
+def hold_out(tables: Tables, per_category: int, rng: np.random.Generator) -> HeldOut:
+    """Take ``per_category`` playlists per category out of ``tables``.
+
+    Raises :class:`SegueError` when a category cannot be filled.
+    """
+    playlists, tracks, entries = tables.playlists, tables.tracks, tables.entries
+    lengths = playlists.column(schema.NUM_TRACKS).to_numpy().astype(np.int64)
+    names = playlists.column(schema.NAME).fill_null("").to_pylist()
+    has_title = np.array([bool(n.strip()) for n in names], dtype=bool)  # one per playlist
+    try:
+        category = assign_categories(lengths, per_category, rng, has_title)
+    except ValueError as exc:
+        raise SegueError(f"cannot build the split: {exc}; lower --per-category") from None
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    track_id = entries.column(schema.TRACK_ID).to_numpy()
+    pids = playlists.column(schema.PID).to_numpy()
+    uris = tracks.column(schema.TRACK_URI)
+    artist_key = artist_keys(tracks)
+    metadata = tracks.select([schema.ARTIST_NAME, schema.TRACK_URI, schema.ARTIST_URI, schema.TRACK_NAME,
+                              schema.ALBUM_URI, schema.DURATION_MS, schema.ALBUM_NAME])
+    chosen = np.flatnonzero(category)
+    chosen = chosen[np.lexsort((pids[chosen], category[chosen]))]  # by category, then pid
+    challenge, truth = [], []
+    for row in chosen:  # ≤ 10 × per_category playlists, not a loop over entries
+        cat = CATEGORY_BY_NUMBER[int(category[row])]
+        ids = track_id[offsets[row]:offsets[row + 1]]
+        seeds = seed_positions(len(ids), cat, rng)
+        holdout = np.setdiff1d(np.arange(len(ids)), seeds)
+        seed_rows = metadata.take(pa.array(ids[seeds])).to_pylist()
+        entry = {"name": names[row]} if cat.with_title else {}
+        entry.update({"num_holdouts": len(holdout), "pid": int(pids[row]), "num_tracks": len(ids),
+                      "tracks": [{schema.POS: int(p), **t} for p, t in zip(seeds.tolist(), seed_rows, strict=True)],
+                      "num_samples": len(seeds)})
+        challenge.append(entry)
+        truth.append({"pid": int(pids[row]), "category": cat.number,
+                      "holdout_tracks": uris.take(pa.array(ids[holdout])).to_pylist(),
+                      "holdout_artists": artist_key.take(pa.array(ids[holdout])).to_pylist()})
+
+    keep_playlist = category == 0
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    keep_entry = keep_playlist[owner]
+    new_ids, old_ids = first_appearance_codes(track_id[keep_entry])
+    train_tracks = tracks.take(pa.array(old_ids))
+    artist_codes, _ = first_appearance_codes(train_tracks.column(schema.ARTIST_ID).to_numpy())
+    album_codes, _ = first_appearance_codes(train_tracks.column(schema.ALBUM_ID).to_numpy())
+    train_tracks = (train_tracks
+                    .set_column(train_tracks.schema.get_field_index(schema.TRACK_ID), schema.TRACK_ID,
+                                pa.array(np.arange(len(old_ids), dtype=np.int32)))
+                    .set_column(train_tracks.schema.get_field_index(schema.ARTIST_ID), schema.ARTIST_ID,
+                                pa.array(artist_codes))
+                    .set_column(train_tracks.schema.get_field_index(schema.ALBUM_ID), schema.ALBUM_ID,
+                                pa.array(album_codes)))
+    mask = pa.array(keep_entry)
+    train_entries = entries.filter(mask).set_column(
+        entries.schema.get_field_index(schema.TRACK_ID), schema.TRACK_ID, pa.array(new_ids))
+    train = Tables(playlists.filter(pa.array(keep_playlist)), train_tracks.cast(schema.TRACKS_SCHEMA),
+                   train_entries.cast(schema.PLAYLIST_TRACKS_SCHEMA))
+    return HeldOut(train, challenge, truth)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256((path / schema.MANIFEST_FILE).read_bytes()).hexdigest()
+
+
+def split_dataset(data: Path, out: Path, *, per_category: int = 1000,
+                  validation_per_category: int | None = None, seed: int = 0) -> dict:
+    """Write a split of the ingested dataset ``data`` into ``out`` (whole or not at all)."""
+    data, out = Path(data), Path(out)
+    if per_category < 1:
+        raise SegueError(f"--per-category must be at least 1, got {per_category}")
+    validation_per_category = per_category if validation_per_category is None else validation_per_category
+    if validation_per_category < 1:
+        raise SegueError(f"--validation-per-category must be at least 1, got {validation_per_category}")
+    tables = Tables.read(data)
+    rng = np.random.default_rng([seed, 7001])
+    test = hold_out(tables, per_category, rng)
+    validation = hold_out(test.train, validation_per_category, np.random.default_rng([seed, 7002]))
+    source = f"split of {data} (seed {seed})"
+    with atomic_dir(out) as tmp:
+        test.train.write(tmp / TRAIN_DIR, source=source + ": training part")
+        validation.train.write(tmp / VALIDATION_DIR / TRAIN_DIR, source=source + ": validation training part")
+        for part, held in ((TEST_DIR, test), (VALIDATION_DIR, validation)):
+            write_challenge(tmp / part / schema.CHALLENGE_FILE, held.entries,
+                            description=f"segue split ({part}) of {data.name}, seed {seed}")
+            write_truth(tmp / part / schema.CHALLENGE_TRUTH_FILE, held.truth)
+        info = {
+            "source": str(data), "source_manifest_sha256": _digest(data), "seed": seed,
+            "per_category": per_category, "validation_per_category": validation_per_category,
+            "counts": {
+                "train_playlists": test.train.playlists.num_rows,
+                "test_playlists": len(test.entries),
+                "validation_train_playlists": validation.train.playlists.num_rows,
+                "validation_playlists": len(validation.entries),
+            },
+            "train_manifest_sha256": {TEST_DIR: _digest(tmp / TRAIN_DIR),
+                                      VALIDATION_DIR: _digest(tmp / VALIDATION_DIR / TRAIN_DIR)},
+        }
+        write_json(tmp / SPLIT_FILE, info)
+    return info
+
+
+def part_paths(split: Path, part: str) -> tuple[Path, Path, Path]:
+    """(training dataset dir, challenge_set.json, challenge_truth.json) of a split's part."""
+    if part not in PARTS:
+        raise SegueError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
+    split = Path(split)
+    if not (split / SPLIT_FILE).exists():
+        raise SegueError(f"{split}: not a split directory (no {SPLIT_FILE}); make one with `segue split`")
+    train = split / TRAIN_DIR if part == TEST_DIR else split / VALIDATION_DIR / TRAIN_DIR
+    return train, split / part / schema.CHALLENGE_FILE, split / part / schema.CHALLENGE_TRUTH_FILE

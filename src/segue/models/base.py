@@ -1,0 +1,317 @@
+"""The Recommender contract: what every model implements and what the base does once for all.
+
+A model implements ``_fit`` (learn from :class:`PlaylistData`) and ``_candidates`` (its best
+tracks per query, best first). The base class turns candidates into the final ranking the same
+way for every model — seed tracks removed, duplicates removed, exactly ``n`` unique ids per
+query, popularity back-fill when a model has too few candidates — in vectorised batches, and
+saves/loads models as ``params.json`` + ``arrays.npz`` (never pickle) + the training catalog.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+import orjson
+import pyarrow.parquet as pq
+
+from segue import __version__
+from segue.data import schema
+from segue.data.dataset import PlaylistData
+from segue.errors import InputFileError, SegueError
+from segue.io import atomic_dir, write_json
+
+PARAMS_FILE = "params.json"
+ARRAYS_FILE = "arrays.npz"
+CATALOG_FILE = "catalog.parquet"
+CATALOG_COLUMNS = (schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_NAME, schema.ARTIST_ID)
+
+
+@dataclass
+class Queries:
+    """A batch of partial playlists.
+
+    ``indptr`` (int64, [q+1]) and ``seed_ids`` (int32, [m]) hold each query's seed tracks as CSR
+    rows, in playlist order; ``titles`` (q strings, ``""`` when absent); ``pids`` (int64, [q]).
+    """
+
+    indptr: np.ndarray
+    seed_ids: np.ndarray
+    titles: list[str]
+    pids: np.ndarray
+
+    @classmethod
+    def from_lists(cls, seeds: list[list[int]], titles: list[str] | None = None,
+                   pids: list[int] | None = None) -> Queries:
+        lengths = np.array([len(s) for s in seeds], dtype=np.int64)
+        flat = np.fromiter((t for s in seeds for t in s), dtype=np.int32, count=int(lengths.sum()))
+        return cls(np.concatenate(([0], np.cumsum(lengths))), flat,
+                   list(titles) if titles is not None else [""] * len(seeds),
+                   np.asarray(pids if pids is not None else np.arange(len(seeds)), dtype=np.int64))
+
+    @classmethod
+    def from_challenge(cls, entries: list[dict], uri_to_id: dict[str, int]) -> tuple[Queries, int]:
+        """Queries of challenge-set entries; seeds unknown to the catalog are dropped (counted)."""
+        seeds, unknown = [], 0
+        for e in entries:
+            ids = [uri_to_id.get(t[schema.TRACK_URI], -1) for t in e["tracks"]]
+            unknown += sum(i < 0 for i in ids)
+            seeds.append([i for i in ids if i >= 0])
+        return cls.from_lists(seeds, [e.get("name") or "" for e in entries], [e["pid"] for e in entries]), unknown
+
+    def __len__(self) -> int:
+        return len(self.pids)
+
+    def seeds(self, row: int) -> np.ndarray:
+        return self.seed_ids[self.indptr[row]:self.indptr[row + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def slice(self, start: int, stop: int) -> Queries:
+        lo, hi = self.indptr[start], self.indptr[stop]
+        return Queries(self.indptr[start:stop + 1] - lo, self.seed_ids[lo:hi], self.titles[start:stop],
+                       self.pids[start:stop])
+
+
+@dataclass
+class Ranking:
+    """``ids`` (int32, [q, n]) best first; ``scores`` (float32, [q, n]), NaN where the base
+    back-filled a model's list with popular tracks."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class Explanation:
+    """Why a track was recommended: evidence items with shares that sum to 1, and a sentence."""
+
+    track_id: int
+    evidence: list[dict]
+    text: str
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """A model without parameters."""
+
+
+class Recommender(abc.ABC):
+    """Base class of every model; see the module docstring for who does what."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+    batch_size: ClassVar[int] = 1024
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else self.Config()
+        self.popularity: np.ndarray | None = None   # int64 [n_tracks]
+        self.trained_on: dict = {}
+
+    # --- what models implement ---------------------------------------------------------------
+    @abc.abstractmethod
+    def _fit(self, data: PlaylistData) -> None:
+        """Learn from ``data``; called by :meth:`fit` after the shared state is set."""
+
+    @abc.abstractmethod
+    def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` best tracks per query, best first: (ids int [b, m], scores float [b, m]).
+
+        -1 pads rows with fewer candidates; seeds and duplicates may appear (the base removes them).
+        """
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The model's learned arrays, saved in ``arrays.npz``."""
+        return {}
+
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what :meth:`_arrays` returned."""
+
+    def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
+        """Evidence for recommending ``track_ids`` to query ``row`` (models override)."""
+        raise NotImplementedError(f"{self.name} does not explain its recommendations yet")
+
+    # --- what the base does ----------------------------------------------------------------------
+    @property
+    def n_tracks(self) -> int:
+        self._check_fitted()
+        return len(self.popularity)
+
+    def fit(self, data: PlaylistData) -> Self:
+        """Fit from scratch (refitting forgets everything learned before)."""
+        self.popularity = data.track_popularity.copy()
+        # Ties broken by id, so the order is the same on every machine.
+        self._popular_order = np.lexsort((np.arange(len(self.popularity)), -self.popularity))
+        self.trained_on = _describe(data)
+        self._data_path = data.path
+        self._fit(data)
+        return self
+
+    def recommend(self, queries: Queries, n: int = 500) -> Ranking:
+        """Exactly ``n`` unique track ids per query, none of them a seed, best first."""
+        self._check_fitted()
+        if n < 1:
+            raise SegueError(f"n must be at least 1, got {n}")
+        longest = int(queries.lengths().max(initial=0))
+        if n + longest > self.n_tracks:
+            raise SegueError(f"the catalog has {self.n_tracks:,} tracks: too few for {n} recommendations "
+                             f"besides up to {longest} seed tracks")
+        ids = np.empty((len(queries), n), dtype=np.int32)
+        scores = np.empty((len(queries), n), dtype=np.float32)
+        for start in range(0, len(queries), self.batch_size):
+            stop = min(start + self.batch_size, len(queries))
+            batch = queries.slice(start, stop)
+            cand_ids, cand_scores = self._candidates(batch, n + int(batch.lengths().max(initial=0)))
+            ids[start:stop], scores[start:stop] = self._finalize(batch, cand_ids, cand_scores, n)
+        return Ranking(ids, scores)
+
+    def _finalize(self, batch: Queries, cand_ids: np.ndarray, cand_scores: np.ndarray,
+                  n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Drop seeds, padding and repeats; back-fill with popular tracks; keep the first ``n``."""
+        b = len(batch)
+        fill = self._popular_order[: n + int(batch.lengths().max(initial=0))]
+        ids = np.concatenate((np.asarray(cand_ids, dtype=np.int64).reshape(b, -1),
+                              np.broadcast_to(fill, (b, len(fill)))), axis=1)
+        scores = np.concatenate((np.asarray(cand_scores, dtype=np.float32).reshape(b, -1),
+                                 np.full((b, len(fill)), np.nan, dtype=np.float32)), axis=1)
+        width = ids.shape[1]
+        stride = np.int64(self.n_tracks + 1)
+        keys = np.arange(b, dtype=np.int64)[:, None] * stride + ids
+        seed_keys = np.repeat(np.arange(b, dtype=np.int64), batch.lengths()) * stride + batch.seed_ids
+        valid = (ids >= 0) & ~np.isin(keys, seed_keys)
+        # Keep the first occurrence of each id in a row: stable sort by key, mark repeats.
+        order = np.argsort(keys, axis=1, kind="stable")
+        sorted_keys = np.take_along_axis(keys, order, axis=1)
+        repeat_sorted = np.zeros_like(valid)
+        repeat_sorted[:, 1:] = sorted_keys[:, 1:] == sorted_keys[:, :-1]
+        repeat = np.empty_like(valid)
+        np.put_along_axis(repeat, order, repeat_sorted, axis=1)
+        valid &= ~repeat
+        # Compact: valid columns first, in their original (best-first) order.
+        pick = np.argsort(~valid, axis=1, kind="stable")[:, :n]
+        assert width >= n and np.take_along_axis(valid, pick, axis=1).all(), "back-fill too short"
+        return (np.take_along_axis(ids, pick, axis=1).astype(np.int32),
+                np.take_along_axis(scores, pick, axis=1))
+
+    def _check_fitted(self) -> None:
+        if self.popularity is None:
+            raise SegueError(f"model {self.name!r} is not trained; call fit() or load a trained model")
+
+    # --- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """``params.json`` + ``arrays.npz`` + ``catalog.parquet``, written whole or not at all."""
+        self._check_fitted()
+        with atomic_dir(Path(path)) as tmp:
+            write_json(tmp / PARAMS_FILE, {
+                "model": self.name, "config": dataclasses.asdict(self.config),
+                "segue_version": __version__, "trained_on": self.trained_on,
+                "n_tracks": self.n_tracks,
+            })
+            arrays = {"popularity": self.popularity, **self._arrays()}
+            with open(tmp / ARRAYS_FILE, "wb") as handle:
+                np.savez(handle, **arrays)
+            if self._data_path is not None:
+                pq.write_table(pq.read_table(self._data_path / schema.TRACKS_FILE, columns=list(CATALOG_COLUMNS)),
+                               tmp / CATALOG_FILE, compression="zstd")
+
+    @classmethod
+    def load(cls, path: Path) -> Recommender:
+        """Load a saved model of any registered kind (no unpickling: JSON and plain arrays)."""
+        from segue.models.registry import get_model_class
+
+        path = Path(path)
+        params = _read_params(path)
+        model_cls = get_model_class(params.get("model", "?"))
+        if cls is not Recommender and model_cls is not cls:
+            raise InputFileError(path / PARAMS_FILE, f"holds a {params['model']!r} model, not {cls.name!r}")
+        model = model_cls(config_from_dict(model_cls.Config, params.get("config", {}), where=str(path / PARAMS_FILE)))
+        try:
+            with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise InputFileError(path / ARRAYS_FILE, f"unreadable ({exc})") from None
+        if "popularity" not in arrays or len(arrays["popularity"]) != params.get("n_tracks"):
+            raise InputFileError(path / ARRAYS_FILE, "popularity array missing or of the wrong size")
+        model.popularity = arrays.pop("popularity")
+        model._popular_order = np.lexsort((np.arange(len(model.popularity)), -model.popularity))
+        model.trained_on = params.get("trained_on", {})
+        model._data_path = None
+        model.model_dir = path
+        model._load_arrays(arrays)
+        return model
+
+    def catalog(self):
+        """The training catalog (track_uri, track_name, artist_name, artist_id) as an Arrow table."""
+        source = getattr(self, "model_dir", None)
+        path = source / CATALOG_FILE if source is not None else (self._data_path / schema.TRACKS_FILE)
+        if not path.exists():
+            raise InputFileError(path, "missing: the model directory has no track catalog")
+        return pq.read_table(path, columns=list(CATALOG_COLUMNS))
+
+
+def _read_params(path: Path) -> dict:
+    if not path.is_dir():
+        raise InputFileError(path, "not a model directory (train one with `segue train`)")
+    try:
+        params = orjson.loads((path / PARAMS_FILE).read_bytes())
+    except FileNotFoundError:
+        raise InputFileError(path / PARAMS_FILE, "missing: not a model directory") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(path / PARAMS_FILE, f"not valid JSON ({exc})") from None
+    if not isinstance(params, dict):
+        raise InputFileError(path / PARAMS_FILE, "expected a JSON object")
+    return params
+
+
+def _describe(data: PlaylistData) -> dict:
+    info = {"n_playlists": data.n_playlists, "n_tracks": data.n_tracks}
+    if data.path is not None:
+        manifest = data.path / schema.MANIFEST_FILE
+        info["path"] = str(data.path)
+        if manifest.exists():
+            info["manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    return info
+
+
+def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters"):
+    """Build a frozen config dataclass from a dict, refusing unknown keys (named)."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        allowed = ", ".join(sorted(fields)) or "none"
+        raise SegueError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)} (this model takes: {allowed})")
+    return config_cls(**values)
+
+
+def parse_params(config_cls: type, pairs: list[str]):
+    """``["key=value", …]`` from the CLI → a config, values converted to the fields' types."""
+    hints = typing.get_type_hints(config_cls)
+    values = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise SegueError(f"--param {pair!r}: expected key=value")
+        kind = hints.get(key)
+        if kind is None:
+            values[key] = raw  # refused below with the list of known keys
+            continue
+        try:
+            if kind is bool:
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                values[key] = raw.lower() in ("true", "1", "yes")
+            else:
+                values[key] = kind(raw)
+        except (TypeError, ValueError):
+            raise SegueError(f"--param {key}: {raw!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+    return config_from_dict(config_cls, values, where="--param")
