@@ -1,0 +1,787 @@
+"""Score rankings against a challenge-style split, with confidence intervals and paired tests.
+
+:func:`evaluate` takes the held-out truth of a split (an :class:`EvaluationTask`) and one
+ranking per model, computes every per-query metric once per model (one hit matrix per model,
+shared by all truth-based metrics) and aggregates them per challenge category and over all
+queries; :func:`write_report` turns the result into ``evaluation.json``, ``evaluation.md`` and
+one figure per headline metric.
+
+Statistics (all seeded, so a result is reproducible bit for bit):
+
+* **Means** are plain means over the queries of a group (``"all"`` or a category ``"1"`` ..
+  ``"10"``); only categories that hold queries are groups.
+* **Confidence intervals** are 95% percentile intervals of a stratified bootstrap with
+  ``n_bootstrap`` replicates: each category's queries are resampled with replacement within the
+  category (an index matrix ``[n_bootstrap, m]`` drawn once per category from
+  ``np.random.default_rng(seed)``, categories in ascending order), and a replicate of ``"all"``
+  is the union of the same replicate of every category, so it keeps the categories' sizes. The
+  replicate means of all metrics of all models come from one matrix product per category
+  (resample counts ``[n_bootstrap, m]`` @ per-query values ``[m, metrics x models]``).
+* **Paired bootstrap**: the resamples do not depend on the models, so every model sees the same
+  ones, and the CI of a difference ``a - b`` is the percentile interval of the replicate
+  differences. A model's CIs do not change when other models are added.
+* **p-values**: two-sided paired sign-flip permutation test of the mean per-query difference,
+  ``n_permutations`` random sign vectors (``np.random.default_rng((seed, 1))``, drawn per
+  category; the ``"all"`` statistic sums the categories'), ``p = (1 + #{|T*| >= |T|}) /
+  (1 + n_permutations)`` -- never 0, and exactly 1.0 for two identical models.
+* **Multiple comparisons**: Holm-Bonferroni (:func:`holm`) over two separate families: the
+  ``"all"`` rows (every model pair x headline metric: the primary, confirmatory family) and the
+  per-category rows (every pair x metric x category, together). ``significant`` is
+  ``p_adjusted < 0.05`` within the row's family.
+
+Headline metrics are ``r_precision``, ``ndcg`` (the rules-text variant) and ``clicks`` (lower
+is better: ``better`` names the model with the lower clicks).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segue.data.challenge import CATEGORY_BY_NUMBER
+from segue.errors import SegueError
+from segue.evaluation import metrics as M
+from segue.io import atomic_file, write_json, write_text
+
+__all__ = [
+    "HEADLINE_METRICS",
+    "EvaluationResult",
+    "EvaluationTask",
+    "evaluate",
+    "holm",
+    "write_report",
+]
+
+HEADLINE_METRICS: tuple[str, ...] = ("r_precision", "ndcg", "clicks")
+"""The metrics compared pairwise, plotted and shown first (the challenge's three)."""
+
+LOWER_IS_BETTER: frozenset[str] = frozenset({"clicks"})
+"""Metrics where a smaller value is better (for ``better`` and the bold cells of the report)."""
+
+CONFIDENCE = 0.95
+ALPHA = 0.05
+CHALLENGE_LENGTH = 500
+CHALLENGE_NO_HIT_CLICKS = 51
+"""Clicks of a ranking without any hit: the challenge's value for its 500-track lists."""
+
+_CHUNK = 4_000_000  # elements per resampling block: bounds memory, never changes a result
+
+METRIC_LABELS: dict[str, str] = {
+    "r_precision": "R-precision",
+    "r_precision_artist": "R-precision (artist credit)",
+    "ndcg": "NDCG (rules)",
+    "ndcg_common": "NDCG (common)",
+    "clicks": "Clicks",
+    "mrr": "MRR",
+    "artist_diversity": "artist diversity",
+    "novelty": "novelty (bits)",
+    "popularity_bias": "popularity (ARP)",
+    "long_tail_share": "long-tail share",
+    "catalog_coverage": "catalog coverage",
+}
+
+FloatArray = NDArray[np.float64]
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationTask:
+    """What every ranking is scored against: the held-out truth of a challenge-style split.
+
+    ``truth`` ids may be ``>= n_items`` (tracks unknown to training): they count in ``|G|`` but
+    can never be hit. ``track_artist`` must cover every truth id; ``item_popularity`` is indexed
+    by catalog id (``< n_items``). The arrays are checked (and converted) on construction;
+    a malformed task raises ``ValueError``.
+    """
+
+    pids: np.ndarray  # int64 [q]
+    categories: np.ndarray  # int8 [q], 1..10 (challenge categories)
+    truth: list[np.ndarray]  # q arrays of int64 track ids
+    track_artist: np.ndarray  # int32 [n_items + n_unknown]: artist id per track id
+    item_popularity: np.ndarray  # int64 [n_items]: training playlists containing each track
+    n_playlists: int  # training playlists
+    n_items: int  # tracks in the training catalog
+
+    def __post_init__(self) -> None:
+        self.pids = np.asarray(self.pids, dtype=np.int64).reshape(-1)
+        self.categories = np.asarray(self.categories).reshape(-1).astype(np.int8)
+        self.truth = [np.asarray(t).reshape(-1).astype(np.int64) for t in self.truth]
+        self.track_artist = np.asarray(self.track_artist).reshape(-1)
+        self.item_popularity = np.asarray(self.item_popularity).reshape(-1)
+        self.n_playlists = int(self.n_playlists)
+        self.n_items = int(self.n_items)
+        q = self.pids.size
+        if q == 0:
+            raise ValueError("evaluation task has no queries")
+        if self.categories.size != q or len(self.truth) != q:
+            raise ValueError(
+                f"evaluation task is inconsistent: {q} pids, {self.categories.size} categories, "
+                f"{len(self.truth)} truth rows"
+            )
+        bad = ~np.isin(self.categories, list(CATEGORY_BY_NUMBER))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"pid {int(self.pids[i])} has category {int(self.categories[i])}, not 1..10"
+            )
+        if self.n_items < 1 or self.n_playlists < 1:
+            raise ValueError("n_items and n_playlists must be positive")
+        if self.item_popularity.size != self.n_items:
+            raise ValueError(
+                f"item_popularity has {self.item_popularity.size} entries, n_items is "
+                f"{self.n_items}"
+            )
+        top = max((int(t.max()) for t in self.truth if t.size), default=-1)
+        low = min((int(t.min()) for t in self.truth if t.size), default=0)
+        if low < 0:
+            raise ValueError("truth track ids must be non-negative")
+        if self.track_artist.size < max(top + 1, self.n_items):
+            raise ValueError(
+                f"track_artist has {self.track_artist.size} entries; it must cover the catalog "
+                f"({self.n_items}) and every truth id (max {top})"
+            )
+
+
+@dataclass
+class _TruthCSR:
+    """Truth as sorted, deduplicated CSR (what ``metrics`` reads fastest)."""
+
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int64]
+
+
+def _truth_csr(truth: list[np.ndarray]) -> _TruthCSR:
+    lengths = np.fromiter((t.size for t in truth), dtype=np.int64, count=len(truth))
+    ids = np.concatenate(truth) if lengths.sum() else np.zeros(0, dtype=np.int64)
+    rows = np.repeat(np.arange(len(truth), dtype=np.int64), lengths)
+    stride = int(ids.max()) + 1 if ids.size else 1
+    keys = rows * stride + ids
+    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        keys = np.sort(keys)  # np.unique's hash-based path is slower than sort + mask
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
+    rows = keys // stride
+    indptr = np.zeros(len(truth) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(truth)), out=indptr[1:])
+    return _TruthCSR(indptr=indptr, indices=keys - rows * stride)
+
+
+def _check_ranking(name: str, ranking: Any, q: int, n_items: int) -> NDArray[np.int64]:
+    r = np.asarray(ranking)
+    if r.ndim != 2 or not np.issubdtype(r.dtype, np.integer):
+        raise ValueError(
+            f"ranking of model {name!r} must be a 2-D integer array [queries, tracks], "
+            f"got {r.dtype} with shape {r.shape}"
+        )
+    if r.shape[0] != q:
+        raise ValueError(
+            f"ranking of model {name!r} has {r.shape[0]} rows but the task has {q} queries"
+        )
+    r = r.astype(np.int64, copy=False)
+    if r.size:
+        lo, hi = int(r.min()), int(r.max())
+        if lo < M.PAD:
+            raise ValueError(
+                f"ranking of model {name!r} contains id {lo}; ids are >= 0, or -1 for padding"
+            )
+        if hi >= n_items:
+            raise ValueError(
+                f"ranking of model {name!r} contains id {hi}, outside the training catalog "
+                f"(n_items={n_items})"
+            )
+    return r
+
+
+# --------------------------------------------------------------------------------------------
+# Per-query metrics
+# --------------------------------------------------------------------------------------------
+
+
+def metric_names(k_values: tuple[int, ...] = (10, 100)) -> list[str]:
+    """The per-query metrics :func:`evaluate` reports, in report order.
+
+    >>> metric_names((10,))[:6]
+    ['r_precision', 'r_precision_artist', 'ndcg', 'ndcg_common', 'clicks', 'precision@10']
+    """
+    names = ["r_precision", "r_precision_artist", "ndcg", "ndcg_common", "clicks"]
+    for k in k_values:
+        names += [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"hit_rate@{k}"]
+    return [*names, "mrr", "artist_diversity", "novelty", "popularity_bias", "long_tail_share"]
+
+
+def _per_query(
+    task: EvaluationTask, truth: _TruthCSR, r: NDArray[np.int64], k_values: tuple[int, ...]
+) -> dict[str, FloatArray]:
+    h = M.hit_matrix(r, truth)  # once per model; every truth-based metric reuses it
+    no_hit = max(CHALLENGE_NO_HIT_CLICKS, -(-r.shape[1] // 10) + 1)
+    out = {
+        "r_precision": M.r_precision(r, truth, hits=h),
+        "r_precision_artist": M.r_precision_artist(r, truth, task.track_artist, hits=h),
+        "ndcg": M.ndcg_rules(r, truth, hits=h),
+        "ndcg_common": M.ndcg_common(r, truth, hits=h),
+        "clicks": M.clicks(r, truth, hits=h, no_hit_value=no_hit),
+    }
+    for k in k_values:
+        out[f"precision@{k}"] = M.precision_at_k(r, truth, k, hits=h)
+        out[f"recall@{k}"] = M.recall_at_k(r, truth, k, hits=h)
+        out[f"ndcg@{k}"] = M.ndcg_at_k(r, truth, k, hits=h)
+        out[f"hit_rate@{k}"] = M.hit_rate_at_k(r, truth, k, hits=h)
+    out["mrr"] = M.mrr(r, truth, hits=h)
+    # Beyond accuracy ignores the order within a row: sort once so the metrics' own sorts are
+    # cheap passes over sorted rows.
+    s = np.sort(r, axis=1)
+    out["artist_diversity"] = M.artist_diversity(s, task.track_artist)
+    out["novelty"] = M.novelty(s, task.item_popularity, task.n_playlists)
+    out["popularity_bias"] = M.popularity_bias(s, task.item_popularity)
+    out["long_tail_share"] = M.long_tail_share(s, task.item_popularity)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------
+
+
+def holm(p_values: Any) -> FloatArray:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1), in input order.
+
+    >>> holm([0.01, 0.04, 0.03]).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=np.float64).reshape(-1)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out = np.empty(m, dtype=np.float64)
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def _bootstrap_sums(values: FloatArray, n_bootstrap: int, rng: np.random.Generator) -> FloatArray:
+    """Sums of the columns of ``values [m, p]`` over ``n_bootstrap`` resamples of its rows.
+
+    The index matrix ``[n_bootstrap, m]`` is drawn (in row blocks when large), turned into
+    resample counts, and multiplied by ``values``: ``[n_bootstrap, p]``.
+    """
+    m, p = values.shape
+    sums = np.empty((n_bootstrap, p), dtype=np.float64)
+    block = max(1, _CHUNK // m)
+    for start in range(0, n_bootstrap, block):
+        b = min(block, n_bootstrap - start)
+        idx = rng.integers(0, m, size=(b, m))
+        idx += (np.arange(b, dtype=np.int64) * m)[:, None]
+        counts = np.bincount(idx.reshape(-1), minlength=b * m).reshape(b, m)
+        sums[start : start + b] = counts.astype(np.float64) @ values
+    return sums
+
+
+def _sign_flip_stats(diffs: FloatArray, n_perm: int, rng: np.random.Generator) -> FloatArray:
+    """Sums of ``diffs [m, c]`` under ``n_perm`` random sign vectors: ``[n_perm, c]``."""
+    m, c = diffs.shape
+    stats = np.empty((n_perm, c), dtype=np.float64)
+    block = max(1, _CHUNK // m)
+    for start in range(0, n_perm, block):
+        b = min(block, n_perm - start)
+        signs = rng.integers(0, 2, size=(b, m), dtype=np.int8).astype(np.float64)
+        signs *= 2.0
+        signs -= 1.0
+        stats[start : start + b] = signs @ diffs
+    return stats
+
+
+def _p_values(observed: FloatArray, stats: FloatArray, scale: FloatArray) -> FloatArray:
+    """Two-sided Monte Carlo p-values, ``(1 + #{|T*| >= |T|}) / (1 + n)``."""
+    tol = 1e-9 * (scale + 1e-300)  # summation-order noise must not turn a tie into a miss
+    extreme = np.abs(stats) >= np.abs(observed) - tol
+    return (1.0 + extreme.sum(axis=0)) / (1.0 + stats.shape[0])
+
+
+def _better(metric: str, diff: float, a: str, b: str) -> str | None:
+    if diff == 0 or not math.isfinite(diff):
+        return None
+    a_higher = diff > 0
+    return a if a_higher != (metric in LOWER_IS_BETTER) else b
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationResult:
+    """Means with bootstrap CIs per model, group and metric, and the paired comparisons.
+
+    ``table[model][group][metric]`` is ``{"mean", "ci_low", "ci_high", "n"}`` (``n`` = queries
+    in the group); ``catalog_coverage`` is a set statistic, not a per-query mean, and has
+    ``ci_low = ci_high = None``. Each entry of ``comparisons`` holds ``model_a``, ``model_b``,
+    ``metric``, ``group``, ``family`` (``"all"`` or ``"category"``: the Holm family), ``n``,
+    ``diff`` (mean of ``a - b``), ``ci_low``, ``ci_high``, ``p_value``, ``p_adjusted``,
+    ``significant`` and ``better`` (the model with the better mean, direction-aware; None on a
+    tie -- read it together with ``significant``).
+    """
+
+    models: list[str]
+    groups: list[str]
+    table: dict[str, dict[str, dict[str, dict[str, Any]]]]
+    comparisons: list[dict[str, Any]]
+    metrics: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as plain Python types (str, int, float, bool, None, list, dict)."""
+        return _plain(
+            {
+                "models": self.models,
+                "groups": self.groups,
+                "group_labels": {g: _group_label(g) for g in self.groups},
+                "metrics": self.metrics,
+                "headline_metrics": list(HEADLINE_METRICS),
+                "lower_is_better": sorted(LOWER_IS_BETTER),
+                "settings": self.settings,
+                "table": self.table,
+                "comparisons": self.comparisons,
+            }
+        )
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj)
+    return obj
+
+
+def _group_label(group: str) -> str:
+    if group == "all":
+        return "all queries"
+    return f"{group} — {CATEGORY_BY_NUMBER[int(group)].label}"
+
+
+def evaluate(
+    task: EvaluationTask,
+    rankings: dict[str, np.ndarray],
+    *,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    k_values: tuple[int, ...] = (10, 100),
+    n_permutations: int = 2000,
+) -> EvaluationResult:
+    """Score every model's ranking against ``task``; see the module doc for the statistics.
+
+    ``rankings[name]`` is an int array ``[q, n]`` of catalog track ids (``< task.n_items``),
+    row ``i`` answering ``task.pids[i]``, ``-1`` = padding. ``clicks`` of a row without any hit
+    is 51, the challenge's value, whatever ``n`` (shorter lists are not rewarded).
+
+    Raises :class:`SegueError` when ``rankings`` is empty and ``ValueError`` (naming the model)
+    when a ranking is not a 2-D integer array, has the wrong number of rows, or holds ids below
+    -1 or outside the catalog.
+    """
+    if not rankings:
+        raise SegueError("no rankings to evaluate")
+    if n_bootstrap < 1 or n_permutations < 1:
+        raise ValueError("n_bootstrap and n_permutations must be positive")
+    k_values = tuple(int(k) for k in k_values)
+    if any(k < 1 for k in k_values) or len(set(k_values)) != len(k_values):
+        raise ValueError(f"k_values must be distinct positive integers, got {k_values}")
+    models = [str(name) for name in rankings]
+    if len(set(models)) != len(models):
+        raise ValueError("model names must be distinct")
+    q = task.pids.size
+    checked = {
+        str(name): _check_ranking(str(name), r, q, task.n_items) for name, r in rankings.items()
+    }
+    truth = _truth_csr(task.truth)
+    names = metric_names(k_values)
+    n_met = len(names)
+
+    # Per-query values of every model, one column per (model, metric): [q, models * metrics].
+    values = np.empty((q, len(models) * n_met), dtype=np.float64)
+    for j, model in enumerate(models):
+        per_query = _per_query(task, truth, checked[model], k_values)
+        for i, name in enumerate(names):
+            values[:, j * n_met + i] = per_query[name]
+
+    cats = [c for c in sorted(CATEGORY_BY_NUMBER) if (task.categories == c).any()]
+    members = {str(c): np.flatnonzero(task.categories == c) for c in cats}
+    groups = ["all", *members]
+    sizes = {"all": q} | {g: idx.size for g, idx in members.items()}
+
+    # Stratified bootstrap: replicate means [B, columns] per group, the same resamples for all.
+    boot_rng = np.random.default_rng(seed)
+    means: dict[str, FloatArray] = {"all": values.mean(axis=0)}
+    reps: dict[str, FloatArray] = {}
+    total = np.zeros((n_bootstrap, values.shape[1]), dtype=np.float64)
+    for g, idx in members.items():
+        sums = _bootstrap_sums(values[idx], n_bootstrap, boot_rng)
+        total += sums
+        means[g] = values[idx].mean(axis=0)
+        reps[g] = sums / idx.size
+    reps["all"] = total / q
+    q_lo, q_hi = 50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)
+    bounds = {g: np.percentile(reps[g], [q_lo, q_hi], axis=0) for g in groups}
+
+    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for j, model in enumerate(models):
+        rows = table[model] = {}
+        rank_m = checked[model]
+        for g in groups:
+            cells = rows[g] = {}
+            for i, name in enumerate(names):
+                col = j * n_met + i
+                cells[name] = {
+                    "mean": float(means[g][col]),
+                    "ci_low": float(bounds[g][0, col]),
+                    "ci_high": float(bounds[g][1, col]),
+                    "n": int(sizes[g]),
+                }
+            sub = rank_m if g == "all" else rank_m[members[g]]
+            cells["catalog_coverage"] = {
+                "mean": float(M.catalog_coverage(sub, task.n_items)),
+                "ci_low": None,
+                "ci_high": None,
+                "n": int(sizes[g]),
+            }
+
+    comparisons = _compare(
+        models, names, values, members, groups, means, reps, n_permutations, seed
+    )
+    settings = {
+        "n_queries": q,
+        "n_bootstrap": n_bootstrap,
+        "n_permutations": n_permutations,
+        "seed": seed,
+        "confidence": CONFIDENCE,
+        "alpha": ALPHA,
+        "k_values": list(k_values),
+        "ranking_lengths": {m: int(checked[m].shape[1]) for m in models},
+        "bootstrap": "stratified by category, percentile interval, paired across models",
+        "test": "two-sided paired sign-flip permutation test of the mean difference",
+        "correction": "Holm-Bonferroni within the 'all' family and within the category family",
+    }
+    return EvaluationResult(
+        models=models,
+        groups=groups,
+        table=table,
+        comparisons=comparisons,
+        metrics=[*names, "catalog_coverage"],
+        settings=settings,
+    )
+
+
+def _compare(
+    models: list[str],
+    names: list[str],
+    values: FloatArray,
+    members: dict[str, NDArray[np.int64]],
+    groups: list[str],
+    means: dict[str, FloatArray],
+    reps: dict[str, FloatArray],
+    n_perm: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    n_met = len(names)
+    pairs = [
+        (a, b, metric)
+        for a, b in itertools.combinations(range(len(models)), 2)
+        for metric in HEADLINE_METRICS
+    ]
+    if not pairs:
+        return []
+    col_a = np.array([a * n_met + names.index(m) for a, _, m in pairs])
+    col_b = np.array([b * n_met + names.index(m) for _, b, m in pairs])
+    diffs = values[:, col_a] - values[:, col_b]  # [q, comparisons]
+
+    perm_rng = np.random.default_rng((seed, 1))
+    p_vals: dict[str, FloatArray] = {}
+    total_stats = np.zeros((n_perm, len(pairs)), dtype=np.float64)
+    for g, idx in members.items():
+        d = diffs[idx]
+        stats = _sign_flip_stats(d, n_perm, perm_rng)
+        total_stats += stats
+        p_vals[g] = _p_values(d.sum(axis=0), stats, np.abs(d).sum(axis=0))
+    p_vals["all"] = _p_values(diffs.sum(axis=0), total_stats, np.abs(diffs).sum(axis=0))
+
+    q_lo, q_hi = 50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)
+    rows: list[dict[str, Any]] = []
+    for g in groups:
+        point = means[g][col_a] - means[g][col_b]
+        lo, hi = np.percentile(reps[g][:, col_a] - reps[g][:, col_b], [q_lo, q_hi], axis=0)
+        n = int(values.shape[0] if g == "all" else members[g].size)
+        for c, (a, b, metric) in enumerate(pairs):
+            diff = float(point[c])
+            rows.append(
+                {
+                    "model_a": models[a],
+                    "model_b": models[b],
+                    "metric": metric,
+                    "group": g,
+                    "family": "all" if g == "all" else "category",
+                    "n": n,
+                    "diff": diff,
+                    "ci_low": float(lo[c]),
+                    "ci_high": float(hi[c]),
+                    "p_value": float(p_vals[g][c]),
+                    "p_adjusted": None,
+                    "significant": False,
+                    "better": _better(metric, diff, models[a], models[b]),
+                }
+            )
+    for family in ("all", "category"):
+        members_f = [r for r in rows if r["family"] == family]
+        adjusted = holm([r["p_value"] for r in members_f])
+        for r, p in zip(members_f, adjusted, strict=True):
+            r["p_adjusted"] = float(p)
+            r["significant"] = bool(p < ALPHA)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(metric: str, v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    if metric in ("clicks", "novelty"):
+        return f"{v:.3f}"
+    if metric == "popularity_bias":
+        return f"{v:,.1f}"
+    return f"{v:.4f}"
+
+
+def _cell(metric: str, c: dict[str, Any]) -> str:
+    if c["ci_low"] is None:
+        return _fmt(metric, c["mean"])
+    return f"{_fmt(metric, c['mean'])} [{_fmt(metric, c['ci_low'])}, {_fmt(metric, c['ci_high'])}]"
+
+
+def _label(metric: str) -> str:
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    return metric
+
+
+def _best(result: EvaluationResult, group: str, metric: str) -> set[str]:
+    vals = {m: result.table[m][group][metric]["mean"] for m in result.models}
+    if len(vals) < 2:
+        return set()
+    pick = min if metric in LOWER_IS_BETTER else max
+    top = pick(vals.values())
+    return {m for m, v in vals.items() if v == top}
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _markdown(result: EvaluationResult, title: str) -> str:
+    s = result.settings
+    lines = [
+        f"# {title}",
+        "",
+        f"{s['n_queries']:,} queries, {len(result.models)} model(s): "
+        + ", ".join(f"`{m}`" for m in result.models)
+        + f". Means with {int(s['confidence'] * 100)}% stratified bootstrap CIs "
+        f"({s['n_bootstrap']:,} replicates, seed {s['seed']}).",
+        "",
+        "## Overall",
+        "",
+        _md_row(["model", *(_label(m) for m in HEADLINE_METRICS)]),
+        _md_row(["---", *("---:" for _ in HEADLINE_METRICS)]),
+    ]
+    best = {m: _best(result, "all", m) for m in HEADLINE_METRICS}
+    for model in result.models:
+        cells = []
+        for metric in HEADLINE_METRICS:
+            text = _cell(metric, result.table[model]["all"][metric])
+            cells.append(f"**{text}**" if model in best[metric] else text)
+        lines.append(_md_row([f"`{model}`", *cells]))
+
+    lines += ["", "## Per category", ""]
+    for metric in HEADLINE_METRICS:
+        direction = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+        lines += [
+            f"### {_label(metric)}{direction}",
+            "",
+            _md_row(["category", *(f"`{m}`" for m in result.models), "n"]),
+            _md_row(["---", *("---:" for _ in result.models), "---:"]),
+        ]
+        for g in [*result.groups[1:], "all"]:
+            top = _best(result, g, metric)
+            cells = []
+            for model in result.models:
+                text = _cell(metric, result.table[model][g][metric])
+                cells.append(f"**{text}**" if model in top else text)
+            n = result.table[result.models[0]][g][metric]["n"]
+            lines.append(_md_row([_group_label(g), *cells, f"{n:,}"]))
+        lines.append("")
+
+    lines += ["## Significance (all queries)", ""]
+    rows = [c for c in result.comparisons if c["group"] == "all"]
+    if rows:
+        lines += [
+            f"Paired sign-flip permutation test ({s['n_permutations']:,} flips), "
+            f"Holm-Bonferroni over these {len(rows)} comparisons; significant = adjusted "
+            f"p < {s['alpha']}. Per-category comparisons (Holm within their own family) are in "
+            "`evaluation.json`.",
+            "",
+            _md_row(
+                ["A", "B", "metric", "A − B [95% CI]", "p", "p (Holm)", "significant", "better"]
+            ),
+            _md_row(["---", "---", "---", "---:", "---:", "---:", "---", "---"]),
+        ]
+        for c in rows:
+            m = c["metric"]
+            diff = f"{c['diff']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+            lines.append(
+                _md_row(
+                    [
+                        f"`{c['model_a']}`",
+                        f"`{c['model_b']}`",
+                        _label(m),
+                        diff,
+                        f"{c['p_value']:.4f}",
+                        f"{c['p_adjusted']:.4f}",
+                        "yes" if c["significant"] else "no",
+                        f"`{c['better']}`" if c["better"] is not None else "–",
+                    ]
+                )
+            )
+    else:
+        lines.append("Only one model: nothing to compare.")
+
+    lines += [
+        "",
+        "## All metrics (all queries)",
+        "",
+        _md_row(["metric", *(f"`{m}`" for m in result.models)]),
+        _md_row(["---", *("---:" for _ in result.models)]),
+    ]
+    for metric in result.metrics:
+        lines.append(
+            _md_row(
+                [metric, *(_cell(metric, result.table[m]["all"][metric]) for m in result.models)]
+            )
+        )
+
+    lines += [
+        "",
+        "## Notes",
+        "",
+        "- **R-precision**: distinct held-out tracks among the first |G| recommendations, "
+        "divided by |G| (G = the held-out tracks; tracks unknown to training count in |G| but "
+        "cannot be hit). `r_precision_artist` adds the challenge's 0.25 artist credit.",
+        "- **NDCG** (`ndcg`) is the variant of the RecSys Challenge 2018 rules text: DCG = "
+        "rel₁ + Σᵢ₌₂ relᵢ / log₂ i, normalised by the ideal DCG over the number of relevant "
+        "tracks actually retrieved. `ndcg_common` is the usual variant with the ideal DCG over "
+        "min(|G|, 500) relevant tracks; it also penalises relevant tracks never retrieved.",
+        "- **Clicks**: refreshes of 10 tracks before the first relevant one, "
+        "⌊(rank − 1) / 10⌋; 51 when none of the list is relevant. **Lower is better.**",
+        "- `@k` metrics are the standard precision, recall, NDCG (1/log₂(i+1) discount) and hit "
+        "rate at k; `mrr` is the reciprocal rank of the first hit over the whole list.",
+        "- Beyond accuracy, over each full list: artist diversity = distinct artists / "
+        "distinct tracks; novelty = mean −log₂(popularity / training playlists); popularity "
+        "(ARP) = mean training popularity; long-tail share = fraction outside the short head "
+        "(the most popular tracks carrying 80% of training interactions); catalog coverage = "
+        "distinct recommended tracks / catalog size, over the group's queries (no CI).",
+        "- CIs are stratified bootstrap percentile intervals: queries are resampled with "
+        'replacement within each category, so "all" keeps the categories\' sizes; every model '
+        "sees the same resamples (paired), which also gives the CIs of the differences.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _figure(result: EvaluationResult, metric: str, title: str, dest: Path) -> None:
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:  # never switch (and close) a live pyplot session
+        matplotlib.use("Agg")
+    from matplotlib.figure import Figure  # no pyplot: no global figure registry to leak into
+
+    groups = [*result.groups[1:], "all"]
+    x = np.arange(len(groups), dtype=np.float64)
+    x[-1] += 0.5  # set "all" apart
+    n_models = len(result.models)
+    width = 0.8 / n_models
+    fig = Figure(figsize=(11, 4.5), dpi=110, layout="constrained")
+    ax = fig.subplots()
+    for j, model in enumerate(result.models):
+        cells = [result.table[model][g][metric] for g in groups]
+        mean = np.array([c["mean"] for c in cells])
+        err = np.array(
+            [
+                [max(c["mean"] - c["ci_low"], 0.0) for c in cells],
+                [max(c["ci_high"] - c["mean"], 0.0) for c in cells],
+            ]
+        )
+        ax.bar(
+            x + (j - (n_models - 1) / 2) * width,
+            mean,
+            width=width,
+            yerr=err,
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+            label=model,
+            color=f"C{j % 10}",
+        )
+    ax.axvline((x[-2] + x[-1]) / 2 if len(x) > 1 else -1, color="0.6", ls=":", lw=1)
+    ticks = [
+        "all queries"
+        if g == "all"
+        else f"{g}\n" + textwrap.fill(CATEGORY_BY_NUMBER[int(g)].label, 14)
+        for g in groups
+    ]
+    ax.set_xticks(x, ticks, fontsize=8)
+    ax.set_xlabel("challenge category")
+    direction = " (lower is better)" if metric in LOWER_IS_BETTER else ""
+    ax.set_ylabel(_label(metric) + direction)
+    pct = int(result.settings.get("confidence", CONFIDENCE) * 100)
+    ax.set_title(f"{title}: {_label(metric)} by category (mean, {pct}% bootstrap CI)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, ncols=min(n_models, 4), loc="best")
+    with atomic_file(dest, "wb") as handle:  # temp file in out_dir, then os.replace
+        fig.savefig(handle, format="png")
+
+
+def write_report(
+    result: EvaluationResult, out_dir: Path, *, title: str = "Evaluation"
+) -> list[Path]:
+    """Write ``evaluation.json``, ``evaluation.md`` and ``fig_<metric>.png`` per headline metric.
+
+    Every file is written atomically into ``out_dir`` (created if needed); returns the paths in
+    that order.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "evaluation.json", out_dir / "evaluation.md"]
+    write_json(paths[0], result.to_json())
+    write_text(paths[1], _markdown(result, title))
+    for metric in HEADLINE_METRICS:
+        dest = out_dir / f"fig_{metric}.png"
+        _figure(result, metric, title, dest)
+        paths.append(dest)
+    return paths

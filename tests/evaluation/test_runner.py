@@ -1,0 +1,368 @@
+"""Tests for segue.evaluation.runner: known answers for means, CIs, paired tests and the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from segue.data.challenge import CATEGORY_BY_NUMBER
+from segue.errors import SegueError
+from segue.evaluation import metrics as M
+from segue.evaluation.runner import (
+    HEADLINE_METRICS,
+    EvaluationResult,
+    EvaluationTask,
+    evaluate,
+    holm,
+    write_report,
+)
+
+PAD = -1
+N_ITEMS = 20
+WIDTH = 12
+TRUTH = [[0, 1], [2], [3, 4, 5], [6, 7], [8], [9, 10]]
+MISSES = list(range(11, 20))  # catalog ids that are nobody's truth
+
+
+def _row(ids: list[int]) -> list[int]:
+    return ids + [PAD] * (WIDTH - len(ids))
+
+
+def _task(categories=(1, 1, 1, 2, 2, 2), truth=TRUTH) -> EvaluationTask:
+    n_truth_ids = max(max(t) for t in truth) + 1
+    return EvaluationTask(
+        pids=np.arange(100, 100 + len(truth)),
+        categories=np.array(categories, dtype=np.int8),
+        truth=[np.array(t, dtype=np.int64) for t in truth],
+        track_artist=np.arange(max(N_ITEMS, n_truth_ids), dtype=np.int32),
+        item_popularity=np.arange(1, N_ITEMS + 1, dtype=np.int64),
+        n_playlists=50,
+        n_items=N_ITEMS,
+    )
+
+
+PERFECT = np.array([_row(t) for t in TRUTH])
+NOTHING = np.array([_row(MISSES) for _ in TRUTH])
+# Hand-worked per query: r_precision, clicks
+#   q0 G={0,1}:   [0, 11, 1]          -> 1/2, first hit rank 1  -> 0
+#   q1 G={2}:     10 misses, then 2   -> 0,   first hit rank 11 -> 1
+#   q2 G={3,4,5}: [3, 11, 12]         -> 1/3, rank 1            -> 0
+#   q3 G={6,7}:   [6, 7]              -> 1,   rank 1            -> 0
+#   q4 G={8}:     [8]                 -> 1,   rank 1            -> 0
+#   q5 G={9,10}:  misses only         -> 0,   no hit            -> 51
+PARTIAL = np.array(
+    [
+        _row([0, 11, 1]),
+        _row([*MISSES, PAD, 2]),
+        _row([3, 11, 12]),
+        _row([6, 7]),
+        _row([8]),
+        _row(MISSES),
+    ]
+)
+PARTIAL_RP = np.array([1 / 2, 0, 1 / 3, 1, 1, 0])
+PARTIAL_CLICKS = np.array([0, 1, 0, 0, 0, 51.0])
+
+
+@pytest.fixture(scope="module")
+def tiny() -> EvaluationResult:
+    rankings = {"perfect": PERFECT, "nothing": NOTHING, "partial": PARTIAL}
+    return evaluate(_task(), rankings, n_bootstrap=200, seed=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Table: means and CIs
+# --------------------------------------------------------------------------------------------
+
+
+def test_groups_and_metrics(tiny):
+    assert tiny.models == ["perfect", "nothing", "partial"]
+    assert tiny.groups == ["all", "1", "2"]  # only categories holding queries
+    cells = tiny.table["partial"]["all"]
+    assert set(cells) == set(tiny.metrics)
+    for name in ("precision@10", "recall@100", "ndcg@10", "hit_rate@100", "mrr", "novelty",
+                 "artist_diversity", "popularity_bias", "long_tail_share", "catalog_coverage"):
+        assert name in cells
+    assert {c["n"] for c in tiny.table["partial"]["1"].values()} == {3}
+    assert cells["r_precision"]["n"] == 6
+
+
+@pytest.mark.parametrize("group", ["all", "1", "2"])
+def test_perfect_and_empty_models(tiny, group):
+    perfect, nothing = tiny.table["perfect"][group], tiny.table["nothing"][group]
+    for metric, value in [("r_precision", 1.0), ("ndcg", 1.0), ("ndcg_common", 1.0),
+                          ("clicks", 0.0), ("mrr", 1.0)]:
+        assert perfect[metric] == {"mean": value, "ci_low": value, "ci_high": value,
+                                   "n": perfect[metric]["n"]}
+    for metric, value in [("r_precision", 0.0), ("ndcg", 0.0), ("clicks", 51.0)]:
+        # clicks of a list without any hit is the challenge's 51 even for 12-track lists
+        assert (nothing[metric]["mean"], nothing[metric]["ci_low"],
+                nothing[metric]["ci_high"]) == (value, value, value)
+
+
+def test_means_match_hand_computation(tiny):
+    t = tiny.table["partial"]
+    assert t["1"]["r_precision"]["mean"] == pytest.approx(5 / 18)
+    assert t["2"]["r_precision"]["mean"] == pytest.approx(2 / 3)
+    assert t["all"]["r_precision"]["mean"] == pytest.approx(17 / 36)
+    assert t["1"]["clicks"]["mean"] == pytest.approx(1 / 3)
+    assert t["2"]["clicks"]["mean"] == pytest.approx(17.0)
+    assert t["all"]["clicks"]["mean"] == pytest.approx(52 / 6)
+    for g in ("1", "2"):  # bootstrap means lie between the smallest and largest query value
+        idx = slice(0, 3) if g == "1" else slice(3, 6)
+        for metric, vals in [("r_precision", PARTIAL_RP[idx]), ("clicks", PARTIAL_CLICKS[idx])]:
+            c = t[g][metric]
+            assert vals.min() - 1e-12 <= c["ci_low"] <= c["mean"] <= c["ci_high"]
+            assert c["ci_high"] <= vals.max() + 1e-12
+            assert c["ci_low"] < c["ci_high"]
+
+
+def test_means_match_metrics_module(tiny):
+    task = _task()
+    ref = M.challenge_metrics(PARTIAL, task.truth, task.track_artist)
+    for name, values in ref.items():
+        if name == "clicks":
+            continue  # the module's default no-hit value follows the list width (3 for 12)
+        assert tiny.table["partial"]["all"][name]["mean"] == pytest.approx(values.mean())
+        assert tiny.table["partial"]["2"][name]["mean"] == pytest.approx(values[3:].mean())
+    assert tiny.table["partial"]["all"]["novelty"]["mean"] == pytest.approx(
+        M.novelty(PARTIAL, task.item_popularity, task.n_playlists).mean()
+    )
+
+
+def test_catalog_coverage_per_group(tiny):
+    cov = {g: tiny.table["perfect"][g]["catalog_coverage"] for g in tiny.groups}
+    assert cov["all"]["mean"] == pytest.approx(11 / 20)  # ids 0..10
+    assert cov["1"]["mean"] == pytest.approx(6 / 20)  # ids 0..5
+    assert cov["2"]["mean"] == pytest.approx(5 / 20)  # ids 6..10
+    assert cov["all"]["ci_low"] is None and cov["all"]["ci_high"] is None
+
+
+def test_all_is_query_weighted_mean_of_categories():
+    res = evaluate(_task(categories=(1, 1, 2, 2, 2, 2)), {"partial": PARTIAL}, n_bootstrap=50)
+    t = res.table["partial"]
+    assert t["1"]["r_precision"]["mean"] == pytest.approx(0.25)
+    assert t["2"]["r_precision"]["mean"] == pytest.approx(7 / 12)
+    for metric in res.metrics:
+        if metric == "catalog_coverage":
+            continue
+        weighted = (2 * t["1"][metric]["mean"] + 4 * t["2"][metric]["mean"]) / 6
+        assert t["all"][metric]["mean"] == pytest.approx(weighted), metric
+
+
+def test_bootstrap_is_stratified():
+    # Perfect on category 1, nothing on category 2: every stratified replicate of "all" keeps
+    # 3 + 3 queries, so its mean is exactly 0.5 (an unstratified bootstrap would spread).
+    half = np.concatenate([PERFECT[:3], NOTHING[3:]])
+    c = evaluate(_task(), {"half": half}, n_bootstrap=300).table["half"]["all"]["r_precision"]
+    assert (c["mean"], c["ci_low"], c["ci_high"]) == (0.5, 0.5, 0.5)
+
+
+def test_unknown_truth_tracks_count_in_denominator():
+    truth = [*TRUTH[:5], [9, 25]]  # track 25 is not in the 20-track catalog
+    res = evaluate(_task(truth=truth), {"perfect": PERFECT}, n_bootstrap=20)
+    assert res.table["perfect"]["2"]["r_precision"]["mean"] == pytest.approx((1 + 1 + 0.5) / 3)
+
+
+def _bernoulli_task(q: int, p: float, rng: np.random.Generator):
+    """One truth track per query, ranked first with probability p: r_precision ~ Bernoulli(p)."""
+    categories = np.resize(np.arange(1, 11), q)
+    truth = [np.array([i]) for i in range(q)]
+    first = np.where(rng.random(q) < p, np.arange(q), q)  # id q is a miss for everyone
+    ranking = np.column_stack([first, np.full(q, PAD)])
+    task = EvaluationTask(
+        pids=np.arange(q), categories=categories, truth=truth,
+        track_artist=np.zeros(q + 1, dtype=np.int32),
+        item_popularity=np.ones(q + 1, dtype=np.int64), n_playlists=10, n_items=q + 1,
+    )
+    return task, {"model": ranking}
+
+
+def test_bootstrap_ci_covers_true_mean_and_shrinks():
+    rng = np.random.default_rng(42)
+    covered, widths = 0, {200: [], 2000: []}
+    for rep in range(30):
+        task, rankings = _bernoulli_task(200, 0.3, rng)
+        c = evaluate(task, rankings, n_bootstrap=300, seed=rep).table["model"]["all"]
+        c = c["r_precision"]
+        covered += c["ci_low"] <= 0.3 <= c["ci_high"]
+        widths[200].append(c["ci_high"] - c["ci_low"])
+        assert c["ci_low"] <= c["mean"] <= c["ci_high"]
+    assert covered >= 25  # nominal 95%: 28.5 of 30 expected
+    for rep in range(3):
+        task, rankings = _bernoulli_task(2000, 0.3, rng)
+        c = evaluate(task, rankings, n_bootstrap=300, seed=rep).table["model"]["all"]
+        widths[2000].append(c["r_precision"]["ci_high"] - c["r_precision"]["ci_low"])
+        assert c["r_precision"]["ci_low"] <= 0.3 <= c["r_precision"]["ci_high"]
+    # Standard error sqrt(p (1 - p) / q): width ≈ 3.92 * 0.0324 = 0.127 at q = 200, /sqrt(10).
+    assert np.mean(widths[200]) == pytest.approx(3.92 * np.sqrt(0.21 / 200), rel=0.15)
+    assert np.mean(widths[2000]) < 0.45 * np.mean(widths[200])
+
+
+def test_deterministic_for_a_seed(tiny):
+    rankings = {"perfect": PERFECT, "nothing": NOTHING, "partial": PARTIAL}
+    again = evaluate(_task(), rankings, n_bootstrap=200, seed=3)
+    assert again.to_json() == tiny.to_json()
+    other = evaluate(_task(), rankings, n_bootstrap=200, seed=4)
+    assert other.to_json() != tiny.to_json()
+
+
+def test_cis_of_a_model_do_not_depend_on_the_others(tiny):
+    alone = evaluate(_task(), {"partial": PARTIAL}, n_bootstrap=200, seed=3)
+    assert alone.table["partial"] == tiny.table["partial"]
+
+
+# --------------------------------------------------------------------------------------------
+# Paired comparisons
+# --------------------------------------------------------------------------------------------
+
+
+def _dominance_task(q: int = 60):
+    """Model A beats B on every query and every headline metric, by varying margins."""
+    truth, a_rows, b_rows = [], [], []
+    for i in range(q):
+        g = [1000 + 4 * i + j for j in range(4)]
+        misses = list(range(10 * (1 + i % 3)))  # ids 0..29 are nobody's truth
+        truth.append(np.array(g))
+        a_rows.append(g[: 2 + i % 3] + [PAD] * (40 - (2 + i % 3)))  # R-prec 0.5/0.75/1, clicks 0
+        b_rows.append(misses + g + [PAD] * (36 - len(misses)))  # R-prec 0, clicks 1/2/3
+    n_items = 1000 + 4 * q
+    task = EvaluationTask(
+        pids=np.arange(q), categories=np.resize(np.arange(1, 3), q), truth=truth,
+        track_artist=np.arange(n_items, dtype=np.int32),
+        item_popularity=np.ones(n_items, dtype=np.int64), n_playlists=5, n_items=n_items,
+    )
+    return task, np.array(a_rows), np.array(b_rows)
+
+
+def _rows(result, group="all"):
+    return {(c["model_a"], c["model_b"], c["metric"]): c for c in result.comparisons
+            if c["group"] == group}
+
+
+def test_strictly_better_model_is_significant():
+    task, a, b = _dominance_task()
+    res = evaluate(task, {"B": b, "A": a}, n_bootstrap=300)  # B first: diffs are B - A
+    rows = _rows(res)
+    assert set(rows) == {("B", "A", m) for m in HEADLINE_METRICS}
+    for metric in ("r_precision", "ndcg"):
+        c = rows[("B", "A", metric)]
+        assert c["diff"] < 0 and c["ci_high"] < 0
+    clicks = rows[("B", "A", "clicks")]
+    assert clicks["diff"] == pytest.approx(2.0)  # B: 1, 2, 3 clicks; A: 0
+    assert clicks["ci_low"] > 0
+    for c in rows.values():
+        assert c["better"] == "A"  # clicks: the lower value wins
+        assert c["p_value"] == pytest.approx(1 / 2001)
+        assert c["p_adjusted"] == pytest.approx(3 / 2001)
+        assert c["significant"] is True
+    for c in _rows(res, "1").values():  # 30 queries per category: still clear
+        assert c["family"] == "category" and c["significant"] and c["better"] == "A"
+
+
+def test_identical_models_are_not_different(tiny):
+    res = evaluate(_task(), {"x": PARTIAL, "y": PARTIAL.copy()}, n_bootstrap=100)
+    for c in res.comparisons:
+        assert (c["diff"], c["ci_low"], c["ci_high"]) == (0.0, 0.0, 0.0)
+        assert c["p_value"] == 1.0 and c["p_adjusted"] == 1.0
+        assert c["significant"] is False and c["better"] is None
+
+
+def test_comparison_rows_and_holm_families(tiny):
+    pairs = {("perfect", "nothing"), ("perfect", "partial"), ("nothing", "partial")}
+    assert {(c["model_a"], c["model_b"]) for c in tiny.comparisons} == pairs
+    assert len(tiny.comparisons) == 3 * 3 * 3  # pairs x headline metrics x groups
+    for family, groups in [("all", {"all"}), ("category", {"1", "2"})]:
+        rows = [c for c in tiny.comparisons if c["family"] == family]
+        assert {c["group"] for c in rows} == groups
+        expected = holm([c["p_value"] for c in rows])
+        assert [c["p_adjusted"] for c in rows] == pytest.approx(expected.tolist())
+    clicks = _rows(tiny)[("perfect", "nothing", "clicks")]
+    assert clicks["diff"] == -51.0 and clicks["better"] == "perfect"
+    # 6 queries: the smallest attainable sign-flip p is 2/64, too weak after Holm.
+    assert clicks["p_value"] > 0.02 and clicks["significant"] is False
+
+
+def test_holm_hand_example():
+    assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.01, 0.6, 0.02]).tolist() == pytest.approx([1.0, 0.04, 1.0, 0.06])
+    assert holm([]).size == 0
+    assert holm([0.2]).tolist() == [0.2]
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def test_write_report(tiny, tmp_path):
+    out = tmp_path / "report"
+    paths = write_report(tiny, out, title="Tiny run")
+    names = [p.name for p in paths]
+    assert names == ["evaluation.json", "evaluation.md", "fig_r_precision.png", "fig_ndcg.png",
+                     "fig_clicks.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temp files left behind
+    for p in paths[2:]:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert len(data) > 5_000
+    md = (out / "evaluation.md").read_text()
+    assert md.startswith("# Tiny run")
+    for model in tiny.models:
+        assert f"`{model}`" in md
+    for number in (1, 2):
+        assert CATEGORY_BY_NUMBER[number].label in md
+    assert "lower is better" in md.lower() and "ndcg_common" in md and "bootstrap" in md
+    assert "1.0000 [1.0000, 1.0000]" in md  # perfect R-precision
+    loaded = orjson.loads((out / "evaluation.json").read_bytes())
+    assert loaded == tiny.to_json()
+    assert loaded["table"]["partial"]["all"]["r_precision"]["mean"] == pytest.approx(17 / 36)
+    assert loaded["group_labels"]["1"].endswith("title only")
+
+
+def test_to_json_is_plain_python(tiny):
+    def walk(obj):
+        if isinstance(obj, dict):
+            assert all(type(k) is str for k in obj)
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+        else:
+            assert obj is None or type(obj) in (str, int, float, bool), type(obj)
+
+    walk(tiny.to_json())
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_empty_rankings():
+    with pytest.raises(SegueError, match="no rankings"):
+        evaluate(_task(), {})
+
+
+@pytest.mark.parametrize(
+    ("ranking", "match"),
+    [
+        (PARTIAL[:5], "'bad'.*5 rows but the task has 6"),
+        (PARTIAL[0], "'bad'.*2-D integer"),
+        (PARTIAL.astype(np.float64), "'bad'.*2-D integer"),
+        (np.where(PARTIAL == PAD, -2, PARTIAL), "'bad'.*id -2"),
+        (np.where(PARTIAL == PAD, N_ITEMS, PARTIAL), "'bad'.*outside the training catalog"),
+    ],
+)
+def test_bad_ranking_names_the_model(ranking, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate(_task(), {"good": PARTIAL, "bad": ranking}, n_bootstrap=10)
+
+
+def test_bad_task():
+    with pytest.raises(ValueError, match="category 11"):
+        _task(categories=(1, 1, 1, 2, 2, 11))
+    with pytest.raises(ValueError, match="inconsistent"):
+        _task(categories=(1, 1, 2))
