@@ -18,7 +18,7 @@ from segue import __version__
 from segue.errors import SegueError
 
 app = typer.Typer(
-    name="segue", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="segue", add_completion=False, pretty_exceptions_enable=False,
     help="segue: continue playlists and predict next tracks — data, models, honest evaluation.",
 )
 generate_app = typer.Typer(no_args_is_help=True, help="Generate calibrated synthetic data in real formats.")
@@ -299,42 +299,28 @@ def _headline(result) -> str:
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")] = Path("demo"),
     playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 20_000,
-    per_category: Annotated[int, typer.Option(help="Challenge playlists per category.", min=1)] = 100,
+    per_category: Annotated[int, typer.Option(help="Challenge and test playlists per category.", min=1)] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,
 ) -> None:
-    """The main job on generated data: generate → verify → ingest → EDA, then a summary."""
-    from segue.analysis.eda import run_eda
-    from segue.data.ingest import ingest_mpd
-    from segue.data.synthetic.mpd import generate_mpd
-    from segue.data.verify import verify_mpd
+    """The main job on generated data: generate, verify, ingest, EDA, split, train, recommend, evaluate."""
+    from segue.pipeline import run_demo
 
-    timings = []
-    mpd, data, eda_dir = out / "mpd", out / "data", out / "eda"
-
-    def stage(name, func):
-        start = time.perf_counter()
-        result = func()
-        timings.append((name, time.perf_counter() - start))
-        return result
-
-    stage("generate", lambda: generate_mpd(mpd, playlists, seed=seed, challenge_per_category=per_category,
-                                           workers=workers, overwrite=True))
-    report = stage("verify", lambda: verify_mpd(mpd, workers=workers))
-    if not report.ok:
-        _echo(report.format_text())
-        raise typer.Exit(1)
-    summary = stage("ingest", lambda: ingest_mpd(mpd, data, workers=workers))
-    stats = stage("eda", lambda: run_eda(data, eda_dir))
-    length = stats.get("playlist_length", {})
+    result = run_demo(out, playlists=playlists, per_category=per_category, seed=seed, workers=workers, echo=_echo)
+    s = result.summary
     _echo("")
-    _echo(f"segue demo: {summary.n_playlists:,} playlists, {summary.n_tracks:,} tracks, "
-          f"{summary.n_entries:,} entries; challenge set of {10 * per_category:,} playlists")
+    _echo(f"segue demo: {s['playlists']:,} playlists, {s['tracks']:,} tracks, {s['entries']:,} entries")
+    length = s.get("length") or {}
     if length:
-        _echo(f"  playlist length: mean {length.get('mean', float('nan')):.1f}, median {length.get('median')}, mode {length.get('mode')}")
-    for name, seconds in timings:
-        _echo(f"  {name:<9} {seconds:6.1f} s")
-    _echo(f"  slices: {mpd}/   tables: {data}/   EDA report: {eda_dir}/eda.md (figure eda.png)")
+        _echo(f"  playlist length: mean {length.get('mean', float('nan')):.1f}, median {length.get('median')}, "
+              f"mode {length.get('mode')}")
+    for name, seconds in result.timings:
+        _echo(f"  {name:<44} {seconds:6.1f} s")
+    _echo("")
+    _echo(f"Held-out evaluation ({out}/evaluation/evaluation.md):")
+    _echo(_headline(result.evaluation))
+    _echo("")
+    _echo(f"  EDA: {out}/eda/eda.md   submissions: {out}/submissions/   models: {out}/models/")
 
 
 def _configure_logging() -> None:

@@ -43,13 +43,13 @@ def test_generated_data_loads(small_data):
 
 
 def test_missing_or_inconsistent_tables_are_named(tmp_path, small_data):
-    with pytest.raises(InputFileError, match="playlists.parquet: missing"):
+    with pytest.raises(InputFileError, match=r"playlists.parquet: missing"):
         PlaylistData.load(tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(small_data, copy)
     entries = pq.read_table(copy / schema.PLAYLIST_TRACKS_FILE)
     pq.write_table(entries.slice(0, entries.num_rows - 1), copy / schema.PLAYLIST_TRACKS_FILE)
-    with pytest.raises(InputFileError, match="rows but playlists.parquet counts"):
+    with pytest.raises(InputFileError, match=r"rows but playlists.parquet counts"):
         PlaylistData.load(copy)
     shuffled = entries.take(pa.array(np.r_[1:entries.num_rows, 0]))
     pq.write_table(shuffled, copy / schema.PLAYLIST_TRACKS_FILE)

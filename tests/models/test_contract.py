@@ -128,7 +128,7 @@ def test_params_parse_and_unknown_keys_are_refused():
         normalize: bool = True
 
     assert parse_params(Config, ["n_neighbors=5", "alpha=0.25", "normalize=false"]) == Config(5, 0.25, False)
-    with pytest.raises(SegueError, match="unknown parameter n_factors .*takes: alpha, n_neighbors, normalize"):
+    with pytest.raises(SegueError, match=r"unknown parameter n_factors .*takes: alpha, n_neighbors, normalize"):
         parse_params(Config, ["n_factors=3"])
     with pytest.raises(SegueError, match="'many' is not a valid int"):
         parse_params(Config, ["n_neighbors=many"])

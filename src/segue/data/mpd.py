@@ -190,7 +190,6 @@ def parse_slice(file: SliceFile) -> ParsedSlice:
 
 def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
     path = file.path
-    n = len(array)
     missing: dict[str, int] = {}
     for f in array.type:
         nulls = array.field(f.name).null_count

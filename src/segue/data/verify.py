@@ -17,7 +17,14 @@ import numpy as np
 
 from segue.data import schema
 from segue.data.challenge import CATEGORY_BY_NUMBER, category_of, read_challenge
-from segue.data.mpd import FULL_MPD_SLICES, Problem, SliceFile, check_slice, find_slices, parse_slice
+from segue.data.mpd import (
+    FULL_MPD_SLICES,
+    Problem,
+    SliceFile,
+    check_slice,
+    find_slices,
+    parse_slice,
+)
 from segue.errors import InputFileError
 from segue.parallel import ordered_map
 from segue.progress import progress

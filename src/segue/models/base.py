@@ -132,7 +132,7 @@ class Recommender(abc.ABC):
         """The model's learned arrays, saved in ``arrays.npz``."""
         return {}
 
-    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional hook
         """Restore what :meth:`_arrays` returned."""
 
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:

@@ -24,9 +24,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segue.data import schema
-from segue.data.challenge import CATEGORY_BY_NUMBER, assign_categories, seed_positions, write_challenge, write_truth
+from segue.data.challenge import (
+    CATEGORY_BY_NUMBER,
+    assign_categories,
+    seed_positions,
+    write_challenge,
+    write_truth,
+)
 from segue.data.synthetic import names
-from segue.data.synthetic.playlists import PlaylistBatch, PlaylistConfig, TitleModel, sample_playlists
+from segue.data.synthetic.playlists import (
+    PlaylistBatch,
+    PlaylistConfig,
+    TitleModel,
+    sample_playlists,
+)
 from segue.data.synthetic.world import CONTEXTS, GENRE_NAMES, World, WorldConfig, get_world
 from segue.errors import SegueError
 from segue.io import atomic_dir

@@ -215,7 +215,7 @@ class World:
         # Zipf weight within the genre, ranks shuffled so popularity is not tied to the index.
         weight = np.empty(self.n_artists)
         start = 0
-        for g, n in enumerate(per_genre):  # 30 genres, not a row loop
+        for n in per_genre:  # 30 genres, not a row loop
             weight[start:start + n] = rng.permutation(zipf_weights(int(n), c.artist_exponent))
             start += n
         self.artist_weight = weight
