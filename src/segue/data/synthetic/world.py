@@ -181,7 +181,7 @@ class WorldConfig:
     n_artists: int = 310_000
     genre_exponent: float = 0.85          # Zipf over GENRES order
     artists_per_genre_power: float = 0.6  # share of artists ∝ genre popularity ** this
-    artist_exponent: float = 0.96         # Zipf of artists inside their genre
+    artist_exponent: float = 1.0          # Zipf of artists inside their genre
     second_genre_prob: float = 0.3
     third_genre_prob: float = 0.08
     secondary_genre_weight: float = 0.35
@@ -191,7 +191,7 @@ class WorldConfig:
     album_mood_keep: float = 0.7          # a track shares its album's mood with this probability
     christmas_album_share: float = 0.006
     n_hits: int = 3000
-    hit_offset: float = 200.0             # hits layer weights ∝ (rank + offset) ** -hit_exponent
+    hit_offset: float = 120.0             # hits layer weights ∝ (rank + offset) ** -hit_exponent
     hit_exponent: float = 1.3
     mean_duration_s: float = 225.0
 
@@ -229,9 +229,9 @@ class World:
 
         # --- albums: 1 + Geometric per artist; popular artists a little more prolific ---
         n_albums = 1 + rng.geometric(c.album_geometric_p, self.n_artists) - 1
-        # Stars are prolific: the top artist of a genre has ~40 albums, spreading its plays over
+        # Stars are prolific: the top artist of a genre has ~60 albums, spreading its plays over
         # many tracks (MPD: Drake has 1.3% of entries, yet no track is in more than 4.7% of lists).
-        n_albums += np.minimum(np.round(weight * 700), 40).astype(np.int64)
+        n_albums += np.minimum(np.round(weight * 900), 60).astype(np.int64)
         self.artist_album_start = np.concatenate(([0], np.cumsum(n_albums))).astype(np.int64)
         self.n_albums = int(self.artist_album_start[-1])
         self.album_artist = np.repeat(np.arange(self.n_artists), n_albums).astype(np.int32)
