@@ -7,13 +7,13 @@ so they are compared only at 1M playlists; shares and histogram shapes are compa
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from segue.analysis.eda import normalize_name_mpd  # the MPD's own title normalisation
 from segue.data import schema
 
 FULL_SIZE = 1_000_000
@@ -40,19 +40,7 @@ REFERENCE: dict[str, tuple[float, bool]] = {
     "share with a description": (18_760 / FULL_SIZE, False),
 }
 TOLERANCE = 0.15
-
-_MPD_PUNCT = re.compile(r"[.,/#!$%^*;:{}=_`~()@]")
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_name_mpd(name: str) -> str:
-    """The MPD's own title normalisation (the one behind its "17,381 normalized titles").
-
-    >>> normalize_name_mpd("  Chill   Vibes!! ")
-    'chill vibes'
-    """
-    return _SPACES.sub(" ", _MPD_PUNCT.sub(" ", name.lower())).strip()
-
+__all__ = ["REFERENCE", "Comparison", "compare", "dataset_figures", "format_markdown", "normalize_name_mpd"]
 
 @dataclass(frozen=True)
 class Comparison:
