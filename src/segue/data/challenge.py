@@ -112,18 +112,23 @@ def write_truth(path: Path, entries: list[dict]) -> None:
         handle.write(orjson.dumps({"version": 1, "playlists": entries}))
 
 
+def _load_json(path: Path) -> object:
+    """A user's JSON file, or an :class:`InputFileError` naming it."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputFileError(path, "file not found") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputFileError(path, f"not valid JSON ({exc})") from None
+
+
 def read_challenge(path: Path) -> list[dict]:
     """Read and check a challenge set; returns its playlist entries.
 
     Raises :class:`InputFileError` naming the entry and field when the layout is wrong.
     """
     path = Path(path)
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except orjson.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON ({exc})") from None
+    doc = _load_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("playlists"), list):
         raise InputFileError(path, "expected an object with a 'playlists' list")
     seen: set[int] = set()
@@ -178,12 +183,7 @@ def category_of(entry: dict) -> int:
 def read_truth(path: Path) -> dict[int, dict]:
     """``challenge_truth.json`` as pid → entry. Raises :class:`InputFileError` on a bad layout."""
     path = Path(path)
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise InputFileError(path, "file not found") from None
-    except orjson.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON ({exc})") from None
+    doc = _load_json(path)
     out: dict[int, dict] = {}
     for i, entry in enumerate(doc.get("playlists", []) if isinstance(doc, dict) else []):
         if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
