@@ -144,3 +144,38 @@ def test_queries_from_challenge_drop_unknown_seeds():
     queries, unknown = Queries.from_challenge(entries, {"a": 3, "b": 1})
     assert unknown == 1 and queries.seeds(0).tolist() == [3, 1] and queries.seeds(1).tolist() == []
     assert queries.titles == ["chill", ""] and queries.pids.tolist() == [7, 8]
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_explanations_cover_each_track_with_shares_that_add_up(name, data):
+    model = get_model_class(name)().fit(data)
+    ranking = model.recommend(QUERIES, n=10)
+    for row in range(len(QUERIES)):
+        tracks = ranking.ids[row, :5]
+        explanations = model.explain(QUERIES, row, tracks)
+        assert [e.track_id for e in explanations] == tracks.tolist()
+        for e in explanations:
+            assert e.text and e.evidence
+            assert all(item["share"] >= 0 and "kind" in item for item in e.evidence)
+            assert sum(item["share"] for item in e.evidence) == pytest.approx(1.0)
+
+
+# Models that use the seeds or the title (everything but the popularity floor) must keep to the
+# planted genre: the rock query (rock seeds, title "rock") may not drift into jazz or country.
+PERSONAL = [name for name in MODEL_NAMES if name != "popular"]
+
+
+@pytest.mark.parametrize("name", PERSONAL)
+def test_recommendations_keep_to_the_planted_genre(name, data):
+    model = get_model_class(name)().fit(data)
+    top = model.recommend(QUERIES, n=10).ids
+    assert np.sum((top[0] >= 30) & (top[0] < 90)) <= 1, top[0]          # rock seeds + "rock"
+    assert np.sum((top[3] < 60) | (top[3] >= 90)) <= 3, top[3]           # country seeds, no title
+
+
+def test_similar_is_the_one_track_continuation(data):
+    model = get_model_class("popular")().fit(data)
+    similar = model.similar([90, 3], n=5)
+    assert similar.ids.shape == (2, 5) and 90 not in similar.ids[0] and 3 not in similar.ids[1]
+    with pytest.raises(SegueError, match="out of range"):
+        model.similar([100])

@@ -152,6 +152,7 @@ class Recommender(abc.ABC):
         self._popular_order = np.lexsort((np.arange(len(self.popularity)), -self.popularity))
         self.trained_on = _describe(data)
         self._data_path = data.path
+        self._labels = None
         self._fit(data)
         return self
 
@@ -248,9 +249,35 @@ class Recommender(abc.ABC):
         model._load_arrays(arrays)
         return model
 
+    def similar(self, track_ids, n: int = 10) -> Ranking:
+        """Tracks to play with each of ``track_ids`` (int [t]): the model's continuation of a
+        one-track playlist, so every model answers it the same way. Models with an item–item
+        structure (kNN, factors) rank by it directly through ``_candidates``."""
+        track_ids = np.asarray(track_ids, dtype=np.int64)
+        if len(track_ids) and (track_ids.min() < 0 or track_ids.max() >= self.n_tracks):
+            raise SegueError(f"track id out of range 0..{self.n_tracks - 1}")
+        return self.recommend(Queries.from_lists([[int(t)] for t in track_ids]), n)
+
+    def track_labels(self, track_ids) -> list[str]:
+        """'Track — Artist' for each id, from the training catalog ('track 12' without one)."""
+        track_ids = np.asarray(track_ids, dtype=np.int64)
+        names = getattr(self, "_labels", None)
+        if names is None:
+            try:
+                table = self.catalog()
+                names = np.array([f"{t} — {a}" for t, a in zip(table.column(schema.TRACK_NAME).to_pylist(),
+                                                                table.column(schema.ARTIST_NAME).to_pylist(),
+                                                                strict=True)], dtype=object)
+            except (SegueError, AttributeError, TypeError):
+                names = np.array([], dtype=object)
+            self._labels = names
+        return [names[t] if t < len(names) else f"track {t}" for t in track_ids.tolist()]
+
     def catalog(self):
         """The training catalog (track_uri, track_name, artist_name, artist_id) as an Arrow table."""
         source = getattr(self, "model_dir", None)
+        if source is None and getattr(self, "_data_path", None) is None:
+            raise SegueError("this model was trained on data built in memory: it has no track catalog")
         path = source / CATALOG_FILE if source is not None else (self._data_path / schema.TRACKS_FILE)
         if not path.exists():
             raise InputFileError(path, "missing: the model directory has no track catalog")

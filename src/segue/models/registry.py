@@ -8,7 +8,9 @@ from segue.errors import SegueError
 
 _MODELS: dict[str, type] = {}
 # Modules that define models; imported on first use so `segue --help` stays fast.
-_MODULES = ("segue.models.popular",)
+_MODULES = ("segue.models.popular", "segue.models.title", "segue.models.itemknn",
+            "segue.models.playlistknn", "segue.models.factor", "segue.models.embed",
+            "segue.models.hybrid")
 
 
 def register(cls: type) -> type:

@@ -1,0 +1,70 @@
+"""Explanations shared by the models: evidence with shares that sum to 1, and a sentence.
+
+Evidence items are dicts with a ``kind`` (``"seed"``, ``"title"``, ``"component"``,
+``"popularity"``, ``"other"``), a ``share`` (≥ 0; the items of one explanation sum to 1) and
+fields for that kind (``track_id``/``label`` for a seed, ``title`` for a title, ``component``
+and ``weight`` for a hybrid part).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segue.models.base import Explanation
+
+MAX_ITEMS = 5  # evidence items named per explanation; the rest are summed into "other"
+
+
+def popularity_explanation(model, track_id: int, reason: str = "") -> Explanation:
+    """The fallback: a track recommended because it is popular (back-fill, or no evidence)."""
+    count = int(model.popularity[track_id])
+    text = reason or f"A popular track: in {count:,} training playlists."
+    return Explanation(int(track_id), [{"kind": "popularity", "playlists": count, "share": 1.0}], text)
+
+
+def shares(weights: np.ndarray) -> np.ndarray:
+    """Non-negative weights → shares summing to 1 (all zero stays all zero).
+
+    >>> shares(np.array([3.0, -1.0, 1.0])).tolist()
+    [0.75, 0.0, 0.25]
+    """
+    weights = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    total = weights.sum()
+    return weights / total if total > 0 else weights
+
+
+def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: np.ndarray,
+                            verb: str = "playlists with it often include this") -> list[Explanation]:
+    """Explanations from per-seed contributions to each recommended track's score.
+
+    ``seeds`` int [s]; ``contributions`` float [len(track_ids), s] (negative parts ignored).
+    The largest contributors are named (up to :data:`MAX_ITEMS`), the rest summed as "other".
+    A track no seed supports is explained by popularity.
+    """
+    labels = model.track_labels(seeds)
+    out = []
+    for row, track in enumerate(np.asarray(track_ids, dtype=np.int64)):
+        share = shares(contributions[row]) if len(seeds) else np.zeros(0)
+        if share.sum() == 0:
+            out.append(popularity_explanation(model, int(track)))
+            continue
+        order = np.argsort(-share, kind="stable")
+        named = [i for i in order[:MAX_ITEMS] if share[i] > 0]
+        evidence = [{"kind": "seed", "track_id": int(seeds[i]), "label": labels[i], "share": float(share[i])}
+                    for i in named]
+        rest = 1.0 - sum(e["share"] for e in evidence)
+        if rest > 1e-9:
+            evidence.append({"kind": "other", "share": rest})
+        top = [labels[i] for i in named[:2]]
+        out.append(Explanation(int(track), evidence,
+                               f"Because the playlist has {_and(top)}, and {verb}."))
+    return out
+
+
+def _and(items: list[str]) -> str:
+    """'A', 'A and B', 'A, B and C'.
+
+    >>> _and(["x"]), _and(["x", "y"]), _and(["x", "y", "z"])
+    ('x', 'x and y', 'x, y and z')
+    """
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
