@@ -170,7 +170,8 @@ def test_recommendations_keep_to_the_planted_genre(name, data):
     model = get_model_class(name)().fit(data)
     top = model.recommend(QUERIES, n=10).ids
     assert np.sum((top[0] >= 30) & (top[0] < 90)) <= 1, top[0]          # rock seeds + "rock"
-    assert np.sum((top[3] < 60) | (top[3] >= 90)) <= 3, top[3]           # country seeds, no title
+    if name != "title":                                                  # title reads titles only
+        assert np.sum((top[3] < 60) | (top[3] >= 90)) <= 3, top[3]       # country seeds, no title
 
 
 def test_similar_is_the_one_track_continuation(data):
