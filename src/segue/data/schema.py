@@ -112,3 +112,98 @@ PLAYLIST_TRACKS_SCHEMA = pa.schema([
 TRACK_METADATA_COLUMNS = (
     TRACK_URI, TRACK_NAME, ARTIST_URI, ARTIST_NAME, ALBUM_URI, ALBUM_NAME, DURATION_MS,
 )
+
+# --- listening data (issue 6): `segue ingest sessions` --------------------------------------
+# A listening dataset directory holds these tables plus manifest.json (with "kind": "listening").
+# Its `tracks.parquet` has LISTENING_TRACKS_SCHEMA (not TRACKS_SCHEMA): listening logs have keys
+# and names, not MPD URIs. Ids are dense int32 (users, tracks, artists, genres) and int64
+# (sessions), assigned at ingest; keys (the source's own identifiers) appear only in
+# users/tracks/artists. See segue.data.sessions for the meaning of every column.
+LISTENING_SCHEMA_VERSION = 1
+LISTENS_FILE = "listens.parquet"
+EVENTS_FILE = "events.parquet"
+USERS_FILE = "users.parquet"
+ARTISTS_FILE = "artists.parquet"
+GENRES_FILE = "genres.parquet"
+TRACK_GENRES_FILE = "track_genres.parquet"
+ARTIST_GENRES_FILE = "artist_genres.parquet"
+USER_GENRE_PREFERENCES_FILE = "user_genre_preferences.parquet"  # opt-in feature only
+
+USER_ID = "user_id"
+USER_KEY = "user_key"
+USER_TYPE = "user_type"          # casual / regular / power (generated data), null when unknown
+TRACK_KEY = "track_key"
+ARTIST_KEY = "artist_key"
+GENRE_ID = "genre_id"
+GENRE_NAME = "genre_name"
+AFFINITY = "affinity"
+TIMESTAMP = "timestamp"          # int64 ms since the Unix epoch (UTC), start of the play
+MS_PLAYED = "ms_played"
+COMPLETION = "completion"
+SESSION_ID = "session_id"
+PLAY_COUNT = "play_count"
+AVG_COMPLETION = "avg_completion"
+EDGE_WEIGHT = "edge_weight"
+FIRST_EVENT = "first_event"      # row in events.parquet of the pair's first play (-1: no events)
+
+USER_TYPES = ("casual", "regular", "power")
+
+LISTENS_SCHEMA = pa.schema([
+    pa.field(USER_ID, pa.int32(), nullable=False),
+    pa.field(TRACK_ID, pa.int32(), nullable=False),
+    pa.field(PLAY_COUNT, pa.int32(), nullable=False),
+    pa.field(AVG_COMPLETION, pa.float32()),          # null when no play has a known duration
+    pa.field(EDGE_WEIGHT, pa.float32(), nullable=False),
+    pa.field(FIRST_EVENT, pa.int64(), nullable=False),
+])
+EVENTS_SCHEMA = pa.schema([
+    pa.field(USER_ID, pa.int32(), nullable=False),
+    pa.field(TRACK_ID, pa.int32(), nullable=False),
+    pa.field(TIMESTAMP, pa.int64(), nullable=False),
+    pa.field(MS_PLAYED, pa.int64()),                 # null when the source does not say (Last.fm)
+    pa.field(COMPLETION, pa.float32()),              # null when ms_played or the duration is unknown
+    pa.field(SESSION_ID, pa.int64(), nullable=False),
+])
+USERS_SCHEMA = pa.schema([
+    pa.field(USER_ID, pa.int32(), nullable=False),
+    pa.field(USER_KEY, pa.string(), nullable=False),
+    pa.field(USER_TYPE, pa.string()),
+])
+LISTENING_TRACKS_SCHEMA = pa.schema([
+    pa.field(TRACK_ID, pa.int32(), nullable=False),
+    pa.field(TRACK_KEY, pa.string(), nullable=False),
+    pa.field(TRACK_NAME, pa.string()),
+    pa.field(ARTIST_ID, pa.int32(), nullable=False),
+    pa.field(ARTIST_NAME, pa.string()),
+    pa.field(DURATION_MS, pa.int64()),               # null when unknown
+])
+ARTISTS_SCHEMA = pa.schema([
+    pa.field(ARTIST_ID, pa.int32(), nullable=False),
+    pa.field(ARTIST_KEY, pa.string(), nullable=False),
+    pa.field(ARTIST_NAME, pa.string()),
+])
+GENRES_SCHEMA = pa.schema([
+    pa.field(GENRE_ID, pa.int32(), nullable=False),
+    pa.field(GENRE_NAME, pa.string(), nullable=False),
+])
+TRACK_GENRES_SCHEMA = pa.schema([
+    pa.field(TRACK_ID, pa.int32(), nullable=False),
+    pa.field(GENRE_ID, pa.int32(), nullable=False),
+])
+ARTIST_GENRES_SCHEMA = pa.schema([
+    pa.field(ARTIST_ID, pa.int32(), nullable=False),
+    pa.field(GENRE_ID, pa.int32(), nullable=False),
+])
+USER_GENRE_PREFERENCES_SCHEMA = pa.schema([
+    pa.field(USER_ID, pa.int32(), nullable=False),
+    pa.field(GENRE_ID, pa.int32(), nullable=False),
+    pa.field(AFFINITY, pa.float32(), nullable=False),
+])
+
+# --- extras of a playlist dataset ingested from the Kaggle playlist CSV (`segue ingest kaggle`)
+PLAYLIST_OWNERS_FILE = "playlist_owners.parquet"   # pid, user_key: who made each playlist
+TRACK_FEATURES_FILE = "track_features.parquet"     # track_id + audio features (only with --features)
+PLAYLIST_OWNERS_SCHEMA = pa.schema([
+    pa.field(PID, pa.int32(), nullable=False),
+    pa.field(USER_KEY, pa.string(), nullable=False),
+])
