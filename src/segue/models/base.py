@@ -103,6 +103,10 @@ class NoConfig:
     """A model without parameters."""
 
 
+class LiveUpdateUnsupported(SegueError):
+    """The model cannot learn new playlists without retraining (see :meth:`Recommender.add_playlists`)."""
+
+
 class Recommender(abc.ABC):
     """Base class of every model; see the module docstring for who does what."""
 
@@ -139,6 +143,21 @@ class Recommender(abc.ABC):
         """Evidence for recommending ``track_ids`` to query ``row`` (models override)."""
         raise NotImplementedError(f"{self.name} does not explain its recommendations yet")
 
+    def _add_playlists(self, queries: Queries) -> None:
+        """Fold new playlists into the learned state (models that can learn live override).
+
+        Called by :meth:`add_playlists` before the shared popularity counts are updated, so
+        ``self.popularity`` still holds the counts without ``queries``.
+        """
+        raise LiveUpdateUnsupported(
+            f"model {self.name!r} cannot learn new playlists live; retrain it with them "
+            f"(`segue train {self.name} DATA --out DIR`)")
+
+    @property
+    def learns_live(self) -> bool:
+        """Whether :meth:`add_playlists` is supported (the model overrides ``_add_playlists``)."""
+        return type(self)._add_playlists is not Recommender._add_playlists
+
     # --- what the base does ----------------------------------------------------------------------
     @property
     def n_tracks(self) -> int:
@@ -173,6 +192,45 @@ class Recommender(abc.ABC):
             cand_ids, cand_scores = self._candidates(batch, n + int(batch.lengths().max(initial=0)))
             ids[start:stop], scores[start:stop] = self._finalize(batch, cand_ids, cand_scores, n)
         return Ranking(ids, scores)
+
+    def add_playlists(self, queries: Queries) -> None:
+        """Learn new playlists (each query's seeds are its tracks) without retraining.
+
+        The model's own state is updated first (:meth:`_add_playlists`; raises
+        :class:`LiveUpdateUnsupported` for models that cannot), then the shared popularity counts
+        and their order, which back-fill and explanations read. The next :meth:`recommend` sees
+        the new playlists. Cost: the model's update plus O(n_tracks) for the popularity order.
+        """
+        self._check_fitted()
+        ids = queries.seed_ids
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= self.n_tracks):
+            raise SegueError(f"track id out of range 0..{self.n_tracks - 1}")
+        self._add_playlists(queries)
+        self._count_playlists(queries)
+
+    def _count_playlists(self, queries: Queries) -> None:
+        """Add each query's distinct tracks to ``popularity`` and move them in ``_popular_order``.
+
+        The order is (popularity descending, id ascending). Instead of re-sorting all tracks, the
+        touched ones are taken out and put back at their new places (binary search on the
+        order's composite key), two O(n_tracks) passes.
+        """
+        n = self.n_tracks
+        rows = np.repeat(np.arange(len(queries), dtype=np.int64), queries.lengths())
+        pairs = np.unique(rows * n + queries.seed_ids)          # one count per playlist and track
+        touched, counts = np.unique(pairs % n, return_counts=True)
+        if not len(touched):
+            return
+        self.popularity = self.popularity.copy() if not self.popularity.flags.writeable else self.popularity
+        self.popularity[touched] += counts
+        moved = np.zeros(n, dtype=bool)
+        moved[touched] = True
+        rest = self._popular_order[~moved[self._popular_order]]
+        # Composite key increasing along the order: -popularity * n + id (fits int64 at MPD scale).
+        rest_keys = -self.popularity[rest].astype(np.int64) * n + rest
+        touched_keys = -self.popularity[touched].astype(np.int64) * n + touched
+        by_key = np.argsort(touched_keys, kind="stable")
+        self._popular_order = np.insert(rest, np.searchsorted(rest_keys, touched_keys[by_key]), touched[by_key])
 
     def _finalize(self, batch: Queries, cand_ids: np.ndarray, cand_scores: np.ndarray,
                   n: int) -> tuple[np.ndarray, np.ndarray]:

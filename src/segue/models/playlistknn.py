@@ -10,6 +10,11 @@ through the playlists of the seeds, one through the neighbours' tracks.
 Very popular seeds touch a large share of all playlists while saying little about the query;
 ``max_seed_playlists`` caps how many playlists one seed reaches (a seed held by more is
 represented by a seeded random sample of them), which bounds the query cost at full scale.
+
+**Live updates** (``add_playlists``, used by ``segue serve``): new playlists are kept in a small
+second membership matrix and become neighbours like the training ones, exactly (same cosine,
+same vote). The one difference: the ``max_seed_playlists`` sample is drawn over the training
+playlists only, so a new playlist is always reachable from its tracks.
 """
 
 from __future__ import annotations
@@ -68,9 +73,19 @@ class PlaylistKNNRecommender(Recommender):
         # 1/|p| folded in so one product gives cosine up to the query's own norm.
         reach.data /= self.playlist_norm[reach.indices]
         self.reach = reach
+        self._live_members = self._live_reach = None
+
+    def _add_playlists(self, queries: Queries) -> None:
+        new = seed_matrix(queries, self.n_tracks)
+        live = new if self._live_members is None else sp.vstack([self._live_members, new], format="csr")
+        reach = sp.csr_matrix(live.T, dtype=np.float32)   # [t, live playlists], uncapped
+        reach.data /= np.sqrt(np.diff(live.indptr)).astype(np.float32)[reach.indices]
+        self._live_members, self._live_reach = live, reach
 
     def _arrays(self) -> dict[str, np.ndarray]:
         m = self.members
+        if self._live_members is not None:   # playlists learned live are saved as training ones
+            m = sp.vstack([m, self._live_members], format="csr")
         return {"members_indptr": m.indptr, "members_indices": m.indices}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
@@ -83,15 +98,21 @@ class PlaylistKNNRecommender(Recommender):
         """[b, p] float32 CSR: vote weights of each query's ``n_neighbors`` nearest playlists."""
         seeds = seed_matrix(queries, self.n_tracks)
         similarity = seeds @ self.reach                                    # [b, p]
+        if self._live_members is not None:                                 # [b, p + live]
+            similarity = sp.hstack([similarity, seeds @ self._live_reach], format="csr")
         query_norm = np.sqrt(np.maximum(np.diff(seeds.indptr), 1)).astype(np.float32)
         ids, sims = top_n_sparse(similarity, self.config.n_neighbors)
         sims = (sims / query_norm[:, None]) ** self.config.power
         keep = ids >= 0
         rows = np.repeat(np.arange(len(queries)), keep.sum(axis=1))
-        return sp.csr_matrix((sims[keep], (rows, ids[keep])), shape=(len(queries), self.members.shape[0]))
+        return sp.csr_matrix((sims[keep], (rows, ids[keep])), shape=(len(queries), similarity.shape[1]))
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return top_n_sparse(self._neighbours(queries) @ self.members, n)
+        weights = self._neighbours(queries)
+        if self._live_members is None:
+            return top_n_sparse(weights @ self.members, n)
+        p = self.members.shape[0]
+        return top_n_sparse(weights[:, :p] @ self.members + weights[:, p:] @ self._live_members, n)
 
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
         # A track's score is Σ_p w(p)·[t ∈ p]; a seed's share is the weight of the voting
@@ -101,7 +122,13 @@ class PlaylistKNNRecommender(Recommender):
         weights = self._neighbours(one)
         voters = weights.indices
         w = weights.data
-        block = self.members[voters]                                       # [v, t]
+        if self._live_members is None:
+            block = self.members[voters]                                   # [v, t]
+        else:                                # voters ≥ p are playlists learned live
+            p = self.members.shape[0]
+            old, new = voters < p, voters >= p
+            block = sp.vstack([self.members[voters[old]], self._live_members[voters[new] - p]], format="csr")
+            w = np.concatenate((w[old], w[new]))
         holds_track = block[:, np.asarray(track_ids, dtype=np.int64)].toarray()   # [v, k]
         holds_seed = block[:, seeds].toarray()                             # [v, s]
         per_seed = holds_seed / np.maximum(holds_seed.sum(axis=1, keepdims=True), 1)

@@ -23,6 +23,10 @@ class PopularRecommender(Recommender):
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.n_playlists = int(arrays["n_playlists"][0])
 
+    def _add_playlists(self, queries: Queries) -> None:
+        # Live updates: the base counts the new playlists' tracks; only the total is ours.
+        self.n_playlists += len(queries)
+
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         top = self._popular_order[:n]
         shape = (len(queries), len(top))
