@@ -296,6 +296,26 @@ def _headline(result) -> str:
 
 
 @app.command()
+def rules(
+    data: Annotated[Path, typer.Argument(help="Dataset directory written by `segue ingest`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for rules.parquet, rules.md, summary.json.")],
+    min_support: Annotated[float, typer.Option(help="Least share of playlists holding a whole rule, in (0, 1].")] = 0.001,
+    min_confidence: Annotated[float, typer.Option(help="Least confidence, in [0, 1].")] = 0.1,
+    min_lift: Annotated[float, typer.Option(help="Least lift (1 = independent).")] = 1.2,
+    max_len: Annotated[int, typer.Option(help="Most tracks in a rule, antecedent and consequent together.")] = 3,
+    top: Annotated[int, typer.Option(help="Rules listed per table of rules.md.")] = 50,
+) -> None:
+    """Association rules between tracks (FP-growth): support, confidence, lift, leverage, conviction."""
+    from segue.mining.rules import mine_rules
+
+    s = mine_rules(data, out, min_support=min_support, min_confidence=min_confidence, min_lift=min_lift,
+                   max_len=max_len, top=top)
+    _echo(f"wrote {s['n_rules']:,} rules over {s['n_frequent_tracks']:,} frequent tracks "
+          f"(≥ {s['min_count']:,} of {s['n_playlists']:,} playlists) to {out}/rules.parquet and rules.md "
+          f"[{s['seconds']:.1f} s]")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")] = Path("demo"),
     playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 20_000,
