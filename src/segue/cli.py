@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from segue import __version__
 from segue.errors import SegueError
@@ -23,6 +24,21 @@ app = typer.Typer(
 )
 generate_app = typer.Typer(no_args_is_help=True, help="Generate calibrated synthetic data in real formats.")
 app.add_typer(generate_app, name="generate")
+
+
+class _IngestGroup(TyperGroup):
+    """``segue ingest DIR --out X`` without a subcommand is ``segue ingest mpd DIR --out X``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["mpd", *args]
+        return super().parse_args(ctx, args)
+
+
+ingest_app = typer.Typer(cls=_IngestGroup, no_args_is_help=True, help=(
+    "Load data into Parquet tables: MPD slices (the default: `segue ingest DIR --out X`), "
+    "listening logs (`segue ingest sessions`) or the Kaggle playlist CSV (`segue ingest kaggle`)."))
+app.add_typer(ingest_app, name="ingest")
 
 Workers = Annotated[int | None, typer.Option(help="Worker processes (default: one per core).", min=1)]
 
@@ -69,7 +85,28 @@ def generate_mpd_cmd(
           + f" [{time.perf_counter() - start:.1f} s]")
 
 
-@app.command()
+@generate_app.command("sessions")
+def generate_sessions_cmd(
+    users: Annotated[int, typer.Option("--users", "-n", help="Number of listeners.", min=1)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for the CSV files.")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 0,
+    tracks: Annotated[int | None, typer.Option(help="Catalog size (default: 5 per user, 5,000–500,000).", min=1)] = None,
+    artists: Annotated[int | None, typer.Option(help="Artists (default: one per 10 tracks).", min=1)] = None,
+    genres: Annotated[int, typer.Option(help="Genres (Zipf popularity).", min=3)] = 35,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it already holds files.")] = False,
+) -> None:
+    """Write listening sessions (casual/regular/power users, genres, skips) as the source design's CSVs."""
+    from segue.data.synthetic.sessions import generate_sessions
+
+    start = time.perf_counter()
+    s = generate_sessions(out, users, seed=seed, n_tracks=tracks, n_artists=artists, n_genres=genres,
+                          overwrite=overwrite)
+    _echo(f"wrote {s.n_events:,} plays in {s.n_sessions:,} sessions of {s.n_users:,} users "
+          f"({', '.join(f'{n:,} {t}' for t, n in s.user_types.items())}) over {s.n_tracks:,} tracks to {s.out} "
+          f"[{time.perf_counter() - start:.1f} s]")
+
+
+@ingest_app.command("mpd")
 def ingest(
     source: Annotated[Path, typer.Argument(help="Directory with mpd.slice.*.json files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
@@ -93,6 +130,64 @@ def ingest(
             _echo(f"  - {line}")
     if s.warnings:
         _echo(f"{len(s.warnings)} warning{'s' if len(s.warnings) > 1 else ''} (see manifest.json); first ones:")
+        for line in s.warnings[:5]:
+            _echo(f"  - {line}")
+
+
+@ingest_app.command("sessions")
+def ingest_sessions_cmd(
+    source: Annotated[Path, typer.Argument(help="Generated sessions dir, Spotify export (dir or .json), "
+                                                "Last.fm .tsv (file or dir), or a .csv/.parquet table.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output listening dataset directory.")],
+    format: Annotated[str, typer.Option(help="auto, generated, spotify, lastfm or table.")] = "auto",
+    user: Annotated[str | None, typer.Option(help="Spotify account export: the user's name (default: the folder's).")] = None,
+    user_col: Annotated[str | None, typer.Option(help="Table: user column (default user_id).")] = None,
+    item_col: Annotated[str | None, typer.Option(help="Table: track/item column (default item_id).")] = None,
+    timestamp_col: Annotated[str | None, typer.Option(help="Table: time of each play (one play per row).")] = None,
+    count_col: Annotated[str | None, typer.Option(help="Table: play counts (no times, no sessions).")] = None,
+    ms_played_col: Annotated[str | None, typer.Option(help="Table: milliseconds played.")] = None,
+    duration_col: Annotated[str | None, typer.Option(help="Table: track duration in ms.")] = None,
+    artist_col: Annotated[str | None, typer.Option(help="Table: artist column.")] = None,
+    name_col: Annotated[str | None, typer.Option(help="Table: track name column.")] = None,
+    time_format: Annotated[str | None, typer.Option(help="Table: strftime format of the times (default: inferred).")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Skip malformed lines/records (counted) instead of stopping.")] = False,
+) -> None:
+    """Load listening logs: plays, 30-minute sessions, user–track edges (play count, completion, weight)."""
+    from segue.data.listening_exports import ingest_sessions
+
+    start = time.perf_counter()
+    s = ingest_sessions(source, out, format=format, user=user, skip_bad=skip_bad, user_col=user_col,
+                        item_col=item_col, timestamp_col=timestamp_col, count_col=count_col,
+                        ms_played_col=ms_played_col, duration_col=duration_col, artist_col=artist_col,
+                        name_col=name_col, time_format=time_format)
+    _echo(f"ingested {s.n_events:,} plays ({s.format}) of {s.n_users:,} users and {s.n_tracks:,} tracks: "
+          f"{s.n_sessions:,} sessions, {s.n_edges:,} user–track edges into {s.out} [{time.perf_counter() - start:.1f} s]")
+    if not s.has_durations:
+        _echo("no track durations in this source: completion is unknown and edge weights use play counts alone")
+    if s.skipped_rows:
+        _echo(f"skipped {s.skipped_rows:,} rows (see manifest.json); first ones:")
+        for line in s.warnings[:5]:
+            _echo(f"  - {line}")
+
+
+@ingest_app.command("kaggle")
+def ingest_kaggle_cmd(
+    csv: Annotated[Path, typer.Argument(help="The Kaggle playlist CSV (user_id, artistname, trackname, playlistname).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory (playlist tables).")],
+    features: Annotated[Path | None, typer.Option(help="Audio-features CSV to join by artist and track name.")] = None,
+    strict: Annotated[bool, typer.Option(help="Stop at the first malformed line instead of skipping it.")] = False,
+) -> None:
+    """Load the Kaggle playlist CSV into the same tables as MPD ingest (plus playlist owners)."""
+    from segue.data.kaggle import ingest_kaggle
+
+    start = time.perf_counter()
+    s = ingest_kaggle(csv, out, features=features, strict=strict)
+    _echo(f"ingested {s.n_playlists:,} playlists of {s.n_users:,} users, {s.n_tracks:,} tracks, {s.n_entries:,} "
+          f"entries into {s.out} [{time.perf_counter() - start:.1f} s]")
+    if s.features_matched is not None:
+        _echo(f"audio features for {s.features_matched:,} of {s.n_tracks:,} tracks")
+    if s.skipped_rows:
+        _echo(f"skipped {s.skipped_rows:,} malformed rows (see manifest.json); first ones:")
         for line in s.warnings[:5]:
             _echo(f"  - {line}")
 
