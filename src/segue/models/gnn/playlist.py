@@ -1,0 +1,238 @@
+"""What the playlist graph models share: BPR examples, held-out edges, query scoring, the base class.
+
+**How a playlist never seen in training is scored (the inductive part).** A challenge query is
+a new playlist: its pid is in no training graph. Both playlist graph models therefore give
+playlists *no free embedding*: a playlist is a node attached to its tracks, and its
+representation is whatever message passing brings it from them — LightGCN's normalised sum,
+or PlaylistGAT's attention over its tracks. A query is scored exactly like that: a new
+playlist node attached to its seed tracks. Free per-playlist embeddings would need a fold-in
+step at query time (an optimisation per query, measured worse than a closed form for BPR in
+:mod:`segue.models.factor`), while this way the model is trained on the very operation it is
+evaluated on.
+
+**Training examples mimic queries.** A BPR example is a training edge (playlist ``p``, track
+``t⁺``) with a negative ``t⁻`` (uniform, never one of ``p``'s tracks) and a *context*: a random
+subset of ``p``'s other tracks, of a random size between 1 and ``max_context`` (challenge
+queries have 1 to 100 seeds). ``p`` is represented only through its context, so ``t⁺`` is
+never in the message passing that scores it — the supervision edge is invisible, as a held-out
+track is at test time — and, for LightGCN's deeper propagation, the walks that would pass
+through ``p`` itself are dropped (``p`` is absent from the graph, as a query is).
+
+**Held-out edges.** Before training, the model holds out ``validation_share`` of the edges of
+``validation_playlists`` playlists (:func:`~segue.models.gnn.sampling.split_edges`); message
+passing and examples use only the rest, and validation Recall@K on the held-out edges drives
+early stopping and the learning-rate schedule. The final inference arrays are computed over all
+the training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.data.dataset import PlaylistData
+from segue.errors import SegueError
+from segue.evaluation import metrics as M
+from segue.models.base import Queries, Recommender
+from segue.models.factor import top_k_factors
+from segue.models.gnn.graph import PlaylistGraph
+from segue.models.gnn.sampling import (
+    edge_keys,
+    sample_negatives,
+    sample_within_rows,
+    split_edges,
+)
+from segue.models.gnn.training import AdvancedTrainer, SimpleTrainer, TrainerConfig, TrainingTask
+from segue.models.topn import seed_matrix
+
+
+@dataclass
+class PlaylistBatch:
+    """A batch of BPR examples (``size`` = B): ``playlist``, ``positive``, ``negative`` int64 [B];
+    the context tracks ``context_track`` int64 [m] of example ``context_owner`` int64 [m];
+    ``context_size`` int64 [B] (≥ 1)."""
+
+    size: int
+    playlist: np.ndarray
+    positive: np.ndarray
+    negative: np.ndarray
+    context_owner: np.ndarray
+    context_track: np.ndarray
+    context_size: np.ndarray
+
+
+class PlaylistExamples:
+    """Draws :class:`PlaylistBatch` es from a training playlist × track matrix (see the module
+    docstring). Only playlists with at least two tracks give examples (one is the target, the
+    rest the context)."""
+
+    def __init__(self, matrix: sp.csr_matrix, max_context: int):
+        if max_context < 1:
+            raise SegueError(f"max_context must be ≥ 1, got {max_context}")
+        self.indptr = matrix.indptr.astype(np.int64)
+        self.indices = matrix.indices.astype(np.int64)
+        self.n_items = matrix.shape[1]
+        self.degree = np.diff(self.indptr)
+        self.keys = edge_keys(matrix)
+        self.max_context = max_context
+        # Positions (in ``indices``) of the edges of playlists with at least two tracks.
+        self.eligible = np.flatnonzero(np.repeat(self.degree >= 2, self.degree))
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.eligible)
+
+    def epoch(self, rng: np.random.Generator, n_examples: int, batch_size: int) -> Iterator[PlaylistBatch]:
+        if self.n_edges == 0:
+            raise SegueError("no training playlist has two tracks: nothing to learn from")
+        rounds = -(-n_examples // self.n_edges)
+        order = np.concatenate([rng.permutation(self.eligible) for _ in range(rounds)])[:n_examples]
+        for start in range(0, len(order), batch_size):
+            yield self.batch(order[start:start + batch_size], rng)
+
+    def batch(self, positions: np.ndarray, rng: np.random.Generator) -> PlaylistBatch:
+        positions = np.asarray(positions, dtype=np.int64)
+        playlist = np.searchsorted(self.indptr, positions, side="right") - 1
+        positive = self.indices[positions]
+        limit = np.minimum(self.degree[playlist] - 1, self.max_context)
+        size = 1 + np.floor(rng.random(len(positions)) * limit).astype(np.int64)
+        owner, context = sample_within_rows(self.indptr, playlist, size, rng, skip=positions)
+        negative = sample_negatives(playlist, self.keys, self.n_items, self.degree, rng)
+        return PlaylistBatch(len(positions), playlist, positive, negative, owner, self.indices[context], size)
+
+
+# ------------------------------------------------------------------------------------------------
+# Held-out edges and validation
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HeldOut:
+    """Held-out edges of some rows: ``queries`` (each row's training tracks as seeds) and
+    ``truth`` (its held-out tracks, int64 arrays)."""
+
+    queries: Queries
+    truth: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.truth)
+
+
+def held_out(train: sp.csr_matrix, part: sp.csr_matrix) -> HeldOut:
+    rows = np.flatnonzero(np.diff(part.indptr) > 0)
+    seeds = train[rows]
+    queries = Queries(seeds.indptr.astype(np.int64), seeds.indices.astype(np.int32), [""] * len(rows),
+                      rows.astype(np.int64))
+    truth = np.split(part[rows].indices.astype(np.int64), part[rows].indptr[1:-1])
+    return HeldOut(queries, truth)
+
+
+def carve_validation(matrix: sp.csr_matrix, n_playlists: int, share: float, seed: int):
+    """Hold out ``share`` of the edges of up to ``n_playlists`` playlists (at most a tenth of the
+    playlists with ≥ 4 tracks), chosen with ``seed``. Returns an ``EdgeSplit`` (empty test)."""
+    rng = np.random.default_rng(seed)
+    candidates = np.flatnonzero(np.diff(matrix.indptr) >= 4)
+    take = min(n_playlists, len(candidates) // 10)
+    rows = np.sort(rng.choice(candidates, size=take, replace=False)) if take > 0 else np.zeros(0, np.int64)
+    return split_edges(matrix, (1 - share, share, 0.0), rows=rows, min_edges=4, seed=seed)
+
+
+def mean_recall(rank, held: HeldOut, k: int) -> float:
+    """Mean Recall@k of ``rank(queries, k) -> ids [q, k]`` over the held-out rows."""
+    if len(held) == 0:
+        return 0.0
+    ids = rank(held.queries, k)
+    return float(M.recall_at_k(ids, held.truth, k).mean())
+
+
+# ------------------------------------------------------------------------------------------------
+# Scoring helpers (numpy, float64, per query independent of the batch)
+# ------------------------------------------------------------------------------------------------
+
+
+def segment_sum(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """float64 [q, …]: sums of consecutive row groups ``values[indptr[i]:indptr[i+1]]`` (zeros for
+    empty groups). ``np.add.reduceat`` adds each group in order, so a query's sum does not depend
+    on the other queries of its batch.
+
+    >>> segment_sum(np.array([[1.0], [2.0], [4.0]]), np.array([0, 2, 2, 3])).ravel().tolist()
+    [3.0, 0.0, 4.0]
+    """
+    q = len(indptr) - 1
+    out = np.zeros((q, *values.shape[1:]), dtype=np.float64)
+    nonempty = np.flatnonzero(np.diff(indptr) > 0)
+    if len(nonempty):
+        out[nonempty] = np.add.reduceat(values.astype(np.float64, copy=False), indptr[nonempty], axis=0)
+    return out
+
+
+def distinct_seeds(queries: Queries, n_tracks: int, known: np.ndarray | None = None) -> sp.csr_matrix:
+    """csr [q, n_tracks]: each query's distinct seeds (sorted), only those ``known`` (bool
+    [n_tracks]) when given."""
+    matrix = seed_matrix(queries, n_tracks, dtype=np.float64)
+    if known is not None:
+        matrix = sp.csr_matrix(matrix.multiply(known[None, :].astype(np.float64)))
+        matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
+
+
+# ------------------------------------------------------------------------------------------------
+# The base Recommender
+# ------------------------------------------------------------------------------------------------
+
+TRAINER_FIELDS = ("mode", "epochs", "patience", "batch_size", "learning_rate", "seed", "device",
+                  "checkpoint_dir", "resume", "num_threads")
+
+
+class PlaylistGraphRecommender(Recommender):
+    """Shared ``_fit`` / ``_candidates`` of the playlist graph models.
+
+    A subclass provides ``_task(graph, held_out)`` (a :class:`TrainingTask` with
+    ``inference_arrays(graph)``), ``_set_inference(arrays)`` and ``query_vectors(queries)``
+    (float64 [q, d] plus a bool [q] "has a seed the model knows"), and keeps its learned
+    arrays in ``self.item_vectors`` (float32 [n_tracks, d]).
+    """
+
+    verb = "the graph model links them to this track"
+
+    def _fit(self, data: PlaylistData) -> None:
+        c = self.config
+        if not 0 < c.validation_share < 1:
+            raise SegueError(f"{self.name}: validation_share must be within (0, 1), got {c.validation_share}")
+        graph = self._graph(data)
+        split = carve_validation(graph.playlist_tracks, c.validation_playlists, c.validation_share, c.seed)
+        training_graph = dataclasses.replace(graph, playlist_tracks=split.train,
+                                             track_playlists=sp.csr_matrix(split.train.T))
+        held = held_out(split.train, split.validation)
+        task = self._task(training_graph, held)
+        trainer_cls = AdvancedTrainer if len(held) else SimpleTrainer
+        self.history = trainer_cls(self.trainer_config()).fit(task)
+        self._set_inference(task.inference_arrays(graph))
+
+    def _graph(self, data: PlaylistData) -> PlaylistGraph:
+        return PlaylistGraph.from_playlist_data(data, audio=False)
+
+    def trainer_config(self) -> TrainerConfig:
+        return TrainerConfig(**{f: getattr(self.config, f) for f in TRAINER_FIELDS})
+
+    def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
+        vectors, has = self.query_vectors(queries)
+        ids, scores = top_k_factors(self.item_vectors, vectors, n, seed_matrix(queries, self.n_tracks))
+        ids[~has] = -1   # no evidence: the base back-fills by popularity
+        return ids, scores
+
+    def _rank_ids(self, queries: Queries, k: int) -> np.ndarray:
+        """int64 [q, k] used for validation (seeds excluded, -1 where nothing is known)."""
+        ids, _ = self._candidates(queries, k)
+        return ids
+
+
+def base_task_fingerprint(task: TrainingTask, config) -> dict:
+    return {"model": type(task).__name__, "config": {k: v for k, v in dataclasses.asdict(config).items()
+                                                     if k not in TRAINER_FIELDS},
+            "n_edges": int(task.n_edges)}

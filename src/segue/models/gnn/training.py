@@ -1,0 +1,362 @@
+"""Trainers for the graph models: BPR, modes, early stopping, checkpoints, resume, device choice.
+
+A model's training is described by a :class:`TrainingTask` — its ``torch`` module, how it draws
+a batch of BPR examples, its loss, and (optionally) how well it ranks held-out validation edges.
+Two trainers run any task:
+
+:class:`SimpleTrainer`
+    A fixed number of epochs at a fixed learning rate on all training edges; keeps the last
+    state (and writes ``last.pt`` when given a checkpoint directory).
+:class:`AdvancedTrainer`
+    Evaluates validation Recall@K after every epoch, lowers the learning rate when it stops
+    improving (``ReduceLROnPlateau``), stops early after ``patience`` epochs without
+    improvement, writes ``best.pt`` (the best state so far) and ``last.pt`` (everything needed to
+    resume: model, optimisers, schedulers, random generators, history), and ends with the best
+    weights loaded. ``resume=True`` continues from ``last.pt`` and gives the same result as an
+    uninterrupted run.
+
+Checkpoints are ``torch.save`` of plain containers (tensors, numbers, strings) and are read
+with ``torch.load(weights_only=True)``: no unpickling of arbitrary objects.
+
+**Modes** (:data:`MODES`) set the training budget — epochs, examples per epoch, patience — so
+the same code runs as a smoke test (``mini``), in the demo (``quick``), for a good model
+(``balanced``) and for the best one (``full``). Memory does not depend on the mode: every batch
+is a bounded sample (see :mod:`segue.models.gnn.sampling`).
+
+**Device**: ``"auto"`` (the default) is CUDA when ``torch.cuda.is_available()``, else the CPU.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from segue.errors import InputFileError, SegueError
+from segue.io import atomic_file
+from segue.progress import progress
+
+log = logging.getLogger("segue")
+
+BEST_FILE = "best.pt"
+LAST_FILE = "last.pt"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A training budget: ``epochs``; examples per epoch = the number of training edges clamped
+    to [``min_examples``, ``max_examples``] (small data is revisited, large data sampled);
+    ``patience`` epochs without a better validation score before stopping."""
+
+    name: str
+    epochs: int
+    min_examples: int
+    max_examples: int | None
+    patience: int
+
+
+MODES: dict[str, Mode] = {m.name: m for m in (
+    Mode("mini", epochs=3, min_examples=5_000, max_examples=20_000, patience=1),
+    Mode("quick", epochs=6, min_examples=10_000, max_examples=300_000, patience=2),
+    Mode("balanced", epochs=10, min_examples=60_000, max_examples=2_000_000, patience=3),
+    Mode("full", epochs=30, min_examples=100_000, max_examples=None, patience=4),
+)}
+
+
+def get_mode(name: str) -> Mode:
+    if name not in MODES:
+        raise SegueError(f"mode must be one of {', '.join(MODES)}, got {name!r}")
+    return MODES[name]
+
+
+def resolve_device(device: str):
+    """``"auto"`` → CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SegueError(f"device {device!r} asked for, but torch sees no CUDA device")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise SegueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """``mode`` (budget, see :data:`MODES`); ``epochs``/``patience`` override the mode's when
+    positive; ``batch_size``; ``learning_rate`` (Adam for dense weights, SparseAdam for the
+    embedding tables); ``k`` of the validation Recall@K; ``lr_factor``/``lr_patience`` of
+    ReduceLROnPlateau; ``seed``; ``device``; ``checkpoint_dir`` ("" = keep checkpoints in
+    memory only); ``resume`` (continue from ``checkpoint_dir/last.pt``); ``num_threads``: torch
+    CPU threads while training (1 by default: batches are small, and on a shared 2-core machine
+    torch's intra-op threads measured 80× slower than one thread on a [8000, 64] index_add)."""
+
+    mode: str = "quick"
+    epochs: int = 0
+    patience: int = 0
+    batch_size: int = 512
+    learning_rate: float = 0.01
+    k: int = 10
+    lr_factor: float = 0.5
+    lr_patience: int = 0
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_dir: str = ""
+    resume: bool = False
+    num_threads: int = 1
+
+    def budget(self) -> tuple[int, int]:
+        mode = get_mode(self.mode)
+        return (self.epochs if self.epochs > 0 else mode.epochs,
+                self.patience if self.patience > 0 else mode.patience)
+
+    def examples_per_epoch(self, n_edges: int) -> int:
+        mode = get_mode(self.mode)
+        n = max(n_edges, mode.min_examples)
+        return n if mode.max_examples is None else min(n, mode.max_examples)
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch records (``epoch``, ``loss``, ``seconds``, ``learning_rate``, and
+    ``validation_recall`` for the advanced trainer), the best epoch and why training stopped."""
+
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_metric: float = float("-inf")
+    stopped: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainingTask(abc.ABC):
+    """What a trainer trains. Subclasses hold the graph and the ``module`` (a ``torch.nn.Module``
+    whose ``sparse=True`` embedding tables are optimised by SparseAdam, the rest by Adam)."""
+
+    module = None
+    n_edges: int = 0
+
+    @abc.abstractmethod
+    def batches(self, rng: np.random.Generator, n_examples: int, batch_size: int) -> Iterator:
+        """One epoch of batches (any object :meth:`loss` understands), drawn with ``rng``."""
+
+    @abc.abstractmethod
+    def loss(self, batch):
+        """Scalar loss tensor of a batch (BPR plus regularisation)."""
+
+    def validate(self, k: int) -> float | None:
+        """Mean Recall@k over the validation rows (``None``: no validation part)."""
+        return None
+
+    def to(self, device) -> None:
+        self.device = device
+        self.module.to(device)
+
+
+def seeded_module(seed: int, build):
+    """``build()`` with torch's global generator seeded by ``seed`` and restored afterwards, so
+    a module's initial weights depend on the seed alone (PyG layers initialise from the global
+    generator), and building it leaves other code's randomness untouched."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def bpr_loss(positive, negative):
+    """Bayesian Personalized Ranking (Rendle et al. 2009): mean −log σ(s⁺ − s⁻), computed as
+    softplus(s⁻ − s⁺) so it stays finite for large margins."""
+    import torch.nn.functional as F
+
+    return F.softplus(negative - positive).mean()
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+class SimpleTrainer:
+    """Fixed epochs at a fixed learning rate on all training edges (see the module docstring)."""
+
+    validates = False
+
+    def __init__(self, config: TrainerConfig | None = None):
+        self.config = config or TrainerConfig()
+        get_mode(self.config.mode)
+        if self.config.batch_size < 1 or self.config.learning_rate <= 0:
+            raise SegueError("batch_size must be ≥ 1 and learning_rate positive")
+
+    def fit(self, task: TrainingTask) -> TrainingHistory:
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.config.num_threads or previous)
+        try:
+            return self._fit(task)
+        finally:
+            torch.set_num_threads(previous)
+
+    def _fit(self, task: TrainingTask) -> TrainingHistory:
+        import torch
+
+        c = self.config
+        device = resolve_device(c.device)
+        task.to(device)
+        torch.manual_seed(c.seed)
+        rng = np.random.default_rng(c.seed)
+        optimizers = _optimizers(task.module, c.learning_rate)
+        schedulers = ([torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", factor=c.lr_factor,
+                                                                   patience=c.lr_patience) for o in optimizers]
+                      if self.validates else [])
+        epochs, patience = c.budget()
+        history = TrainingHistory()
+        start_epoch, bad_epochs, best_state = 0, 0, None
+        folder = Path(c.checkpoint_dir) if c.checkpoint_dir else None
+        fingerprint = _fingerprint(c, task)
+        if c.resume:
+            if folder is None:
+                raise SegueError("resume needs a checkpoint directory")
+            state = _load_checkpoint(folder / LAST_FILE, device)
+            if state["fingerprint"] != fingerprint:
+                raise InputFileError(folder / LAST_FILE, "was written by a different configuration or "
+                                     "dataset; train from scratch or use the same settings")
+            task.module.load_state_dict(state["model"])
+            for opt, s in zip(optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(s)
+            for sch, s in zip(schedulers, state["schedulers"], strict=True):
+                sch.load_state_dict(s)
+            rng.bit_generator.state = orjson.loads(state["numpy_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            history = TrainingHistory(**orjson.loads(state["history"]))
+            start_epoch, bad_epochs = int(state["epoch"]) + 1, int(state["bad_epochs"])
+            if (folder / BEST_FILE).exists():
+                best_state = _load_checkpoint(folder / BEST_FILE, device)["model"]
+            if history.stopped:
+                log.info("checkpoint %s: training had already finished (%s)", folder / LAST_FILE, history.stopped)
+                start_epoch = epochs
+        n_examples = c.examples_per_epoch(task.n_edges)
+        for epoch in range(start_epoch, epochs):
+            began = time.perf_counter()
+            task.module.train()
+            total, steps = 0.0, 0
+            with progress(f"epoch {epoch + 1}/{epochs}", n_examples, "examples") as bar:
+                for batch in task.batches(rng, n_examples, c.batch_size):
+                    for opt in optimizers:
+                        opt.zero_grad(set_to_none=True)
+                    loss = task.loss(batch)
+                    loss.backward()
+                    for opt in optimizers:
+                        opt.step()
+                    total += float(loss.detach())
+                    steps += 1
+                    bar.advance(getattr(batch, "size", c.batch_size))
+            record = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - began,
+                      "learning_rate": optimizers[0].param_groups[0]["lr"]}
+            improved = False
+            if self.validates:
+                task.module.eval()
+                with torch.no_grad():
+                    metric = task.validate(c.k)
+                if metric is not None:
+                    record[f"validation_recall@{c.k}"] = metric
+                    for sch in schedulers:
+                        sch.step(metric)
+                    improved = metric > history.best_metric
+                    if improved:
+                        history.best_metric, history.best_epoch, bad_epochs = metric, epoch, 0
+                        best_state = {k: v.detach().clone() for k, v in task.module.state_dict().items()}
+                    else:
+                        bad_epochs += 1
+            history.epochs.append(record)
+            log.info("epoch %d/%d: loss %.4f%s (%.1f s)", epoch + 1, epochs, record["loss"],
+                     "".join(f", {k} {v:.4f}" for k, v in record.items() if k.startswith("validation")),
+                     record["seconds"])
+            stop = self.validates and history.best_epoch >= 0 and bad_epochs >= patience
+            if stop:
+                history.stopped = f"early stop: no better validation recall for {patience} epochs"
+            elif epoch == epochs - 1:
+                history.stopped = f"finished {epochs} epochs"
+            if folder is not None:
+                if improved:
+                    _save_checkpoint(folder / BEST_FILE, {"format": CHECKPOINT_FORMAT, "model": best_state,
+                                                          "epoch": epoch, "metric": history.best_metric})
+                _save_checkpoint(folder / LAST_FILE, {
+                    "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": epoch,
+                    "bad_epochs": bad_epochs, "model": task.module.state_dict(),
+                    "optimizers": [o.state_dict() for o in optimizers],
+                    "schedulers": [s.state_dict() for s in schedulers],
+                    "numpy_rng": orjson.dumps(rng.bit_generator.state, default=str).decode(),
+                    "torch_rng": torch.get_rng_state(), "history": orjson.dumps(history.to_dict()).decode()})
+            if stop:
+                break
+        if self.validates and best_state is not None:
+            task.module.load_state_dict(best_state)
+        task.module.eval()
+        return history
+
+
+class AdvancedTrainer(SimpleTrainer):
+    """Validation Recall@K, ReduceLROnPlateau, early stopping, best + last checkpoints, resume."""
+
+    validates = True
+
+
+def _optimizers(module, learning_rate: float) -> list:
+    import torch
+
+    sparse, dense = [], []
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Embedding) and sub.sparse:
+            sparse += list(sub.parameters(recurse=False))
+    sparse_ids = {id(p) for p in sparse}
+    dense = [p for p in module.parameters() if id(p) not in sparse_ids and p.requires_grad]
+    out = []
+    if dense:
+        out.append(torch.optim.Adam(dense, lr=learning_rate))
+    if sparse:
+        out.append(torch.optim.SparseAdam(sparse, lr=learning_rate))
+    return out
+
+
+def _fingerprint(config: TrainerConfig, task: TrainingTask) -> str:
+    """What must match for a checkpoint to be resumed: the training settings (not the resume
+    flag or the folder) and the task's own description (model config, data shape)."""
+    settings = {k: v for k, v in asdict(config).items()
+                if k not in ("resume", "checkpoint_dir", "device", "num_threads")}
+    return orjson.dumps({"trainer": settings, "task": getattr(task, "fingerprint", lambda: {})()},
+                        option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import torch
+
+    with atomic_file(path) as handle:
+        torch.save(state, handle)
+
+
+def _load_checkpoint(path: Path, device) -> dict:
+    import torch
+
+    if not path.exists():
+        raise InputFileError(path, "missing: no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
+        raise InputFileError(path, f"not a readable segue checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError(path, "not a segue checkpoint (unknown format)")
+    return state
+
+
+def load_best_state(folder: Path, device: str = "cpu") -> dict:
+    """The model ``state_dict`` of ``folder/best.pt`` (read with ``weights_only=True``)."""
+    return _load_checkpoint(Path(folder) / BEST_FILE, resolve_device(device))["model"]
