@@ -170,3 +170,60 @@ def part_paths(split: Path, part: str) -> tuple[Path, Path, Path]:
         raise SegueError(f"{split}: not a split directory (no {SPLIT_FILE}); make one with `segue split`")
     train = split / TRAIN_DIR if part == TEST_DIR else split / VALIDATION_DIR / TRAIN_DIR
     return train, split / part / schema.CHALLENGE_FILE, split / part / schema.CHALLENGE_TRUTH_FILE
+
+
+@dataclass
+class HeldOutQueries:
+    """A validation set carved from an in-memory dataset (see :func:`hold_out_queries`).
+
+    ``train``: the dataset without the held-out playlists (same track ids and catalog);
+    ``queries``: their seeds and titles; ``truth``: q int64 arrays of held-out track ids;
+    ``categories``: int8 [q], the challenge category each query imitates.
+    """
+
+    train: object        # PlaylistData
+    queries: object      # Queries
+    truth: list[np.ndarray]
+    categories: np.ndarray
+
+
+def hold_out_queries(data, per_category: int, rng: np.random.Generator,
+                     max_share: float = 0.2) -> HeldOutQueries:
+    """Challenge-style validation queries carved from ``data`` (a ``PlaylistData``) in memory.
+
+    Like :func:`hold_out`, but lenient, because it serves tuning inside ``fit`` on whatever data
+    a model gets: a category takes ``per_category`` playlists or as many as are eligible, and all
+    categories together take at most ``max_share`` of the playlists. ``PlaylistData`` keeps a
+    playlist's tracks as a set (its CSR rows are sorted by id), so seeds are drawn at random
+    positions in every category; a "first N" category differs only in its seed count here.
+    """
+    from segue.data.challenge import CATEGORIES
+    from segue.data.dataset import PlaylistData
+    from segue.models.base import Queries
+
+    matrix = data.matrix
+    lengths = np.diff(matrix.indptr)
+    has_title = np.array([bool(n.strip()) for n in data.names], dtype=bool)
+    budget = int(max_share * data.n_playlists)
+    category = np.zeros(data.n_playlists, dtype=np.int8)
+    for cat in sorted(CATEGORIES, key=lambda c: (-c.min_tracks, -c.with_title)):
+        eligible = np.flatnonzero((category == 0) & (lengths >= cat.min_tracks) & (has_title | (not cat.with_title)))
+        take = min(per_category, len(eligible), budget - int((category > 0).sum()))
+        if take > 0:
+            category[rng.choice(eligible, take, replace=False)] = cat.number
+    chosen = np.flatnonzero(category)
+    chosen = chosen[np.argsort(category[chosen], kind="stable")]
+    seeds, truth, titles = [], [], []
+    for row in chosen:  # ≤ 10 × per_category held-out playlists, not a loop over entries
+        cat = CATEGORY_BY_NUMBER[int(category[row])]
+        tracks = matrix.indices[matrix.indptr[row]:matrix.indptr[row + 1]]
+        shown = np.zeros(len(tracks), dtype=bool)
+        shown[rng.choice(len(tracks), cat.n_seeds, replace=False)] = True
+        seeds.append(rng.permutation(tracks[shown]).tolist())
+        truth.append(tracks[~shown].astype(np.int64))
+        titles.append(data.names[row] if cat.with_title else "")
+    keep = category == 0
+    train = PlaylistData(matrix[keep], data.pids[keep], [n for n, k in zip(data.names, keep, strict=True) if k],
+                         data.track_artist, data.track_album, None)
+    queries = Queries.from_lists(seeds, titles, data.pids[chosen].tolist())
+    return HeldOutQueries(train, queries, truth, category[chosen])

@@ -166,14 +166,20 @@ class Recommender(abc.ABC):
 
     def fit(self, data: PlaylistData) -> Self:
         """Fit from scratch (refitting forgets everything learned before)."""
-        self.popularity = data.track_popularity.copy()
-        # Ties broken by id, so the order is the same on every machine.
-        self._popular_order = np.lexsort((np.arange(len(self.popularity)), -self.popularity))
-        self.trained_on = _describe(data)
-        self._data_path = data.path
-        self._labels = None
+        self._adopt(data.track_popularity.copy(), _describe(data), data_path=data.path)
         self._fit(data)
         return self
+
+    def _adopt(self, popularity: np.ndarray, trained_on: dict, *, data_path: Path | None = None,
+               model_dir: Path | None = None) -> None:
+        """Set the state the base keeps for every model (after fit, at load, or from a hybrid)."""
+        self.popularity = popularity
+        # Ties broken by id, so the order is the same on every machine.
+        self._popular_order = np.lexsort((np.arange(len(popularity)), -popularity))
+        self.trained_on = trained_on
+        self._data_path = data_path
+        self.model_dir = model_dir
+        self._labels = None
 
     def recommend(self, queries: Queries, n: int = 500) -> Ranking:
         """Exactly ``n`` unique track ids per query, none of them a seed, best first."""
@@ -277,9 +283,10 @@ class Recommender(abc.ABC):
             arrays = {"popularity": self.popularity, **self._arrays()}
             with open(tmp / ARRAYS_FILE, "wb") as handle:
                 np.savez(handle, **arrays)
-            if self._data_path is not None:
-                pq.write_table(pq.read_table(self._data_path / schema.TRACKS_FILE, columns=list(CATALOG_COLUMNS)),
-                               tmp / CATALOG_FILE, compression="zstd")
+            source = self._catalog_path()
+            if source is not None and source.exists():   # a loaded model saved again keeps its catalog
+                pq.write_table(pq.read_table(source, columns=list(CATALOG_COLUMNS)), tmp / CATALOG_FILE,
+                               compression="zstd")
 
     @classmethod
     def load(cls, path: Path) -> Recommender:
@@ -299,11 +306,7 @@ class Recommender(abc.ABC):
             raise InputFileError(path / ARRAYS_FILE, f"unreadable ({exc})") from None
         if "popularity" not in arrays or len(arrays["popularity"]) != params.get("n_tracks"):
             raise InputFileError(path / ARRAYS_FILE, "popularity array missing or of the wrong size")
-        model.popularity = arrays.pop("popularity")
-        model._popular_order = np.lexsort((np.arange(len(model.popularity)), -model.popularity))
-        model.trained_on = params.get("trained_on", {})
-        model._data_path = None
-        model.model_dir = path
+        model._adopt(arrays.pop("popularity"), params.get("trained_on", {}), model_dir=path)
         model._load_arrays(arrays)
         return model
 
@@ -331,12 +334,19 @@ class Recommender(abc.ABC):
             self._labels = names
         return [names[t] if t < len(names) else f"track {t}" for t in track_ids.tolist()]
 
+    def _catalog_path(self) -> Path | None:
+        """Where the training catalog lives: the model directory, else the training data."""
+        if getattr(self, "model_dir", None) is not None:
+            return self.model_dir / CATALOG_FILE
+        if getattr(self, "_data_path", None) is not None:
+            return self._data_path / schema.TRACKS_FILE
+        return None
+
     def catalog(self):
         """The training catalog (track_uri, track_name, artist_name, artist_id) as an Arrow table."""
-        source = getattr(self, "model_dir", None)
-        if source is None and getattr(self, "_data_path", None) is None:
+        path = self._catalog_path()
+        if path is None:
             raise SegueError("this model was trained on data built in memory: it has no track catalog")
-        path = source / CATALOG_FILE if source is not None else (self._data_path / schema.TRACKS_FILE)
         if not path.exists():
             raise InputFileError(path, "missing: the model directory has no track catalog")
         return pq.read_table(path, columns=list(CATALOG_COLUMNS))

@@ -1,1 +1,353 @@
-"""(being written)"""
+"""``hybrid``: weighted fusion of other models, the weights tuned per kind of query on held-out playlists.
+
+**Query groups.** A challenge playlist is described by whether it has a title and how many seed
+tracks it shows (0, 1, 5, 10, 25 or 100), and the best mix differs between them: a title-only
+playlist can only lean on ``title``, a playlist with 100 seeds on the neighbourhood and factor
+models. Any query is put in the group of its title flag and its nearest seed-count class
+(2–7 seeds count as 5, 8–17 as 10, 18–62 as 25, 63+ as 100), so the weights apply to any
+continuation request, not only to challenge entries.
+
+**Fit.** (1) A validation set is carved from the training data itself
+(:func:`segue.evaluation.split.hold_out_queries`: up to ``validation_per_category`` playlists per
+challenge category, some tracks shown as seeds and the rest held out, the playlists removed from
+a tuning copy of the training data) — so the weights never see a test playlist, whatever data
+``fit`` is given. (2) Every component is fitted on the tuning copy and answers the validation
+queries. (3) Per group, weights are tuned by coordinate search (each weight scaled by a few
+factors in turn, the best kept, until nothing improves) to maximise mean R-precision + mean NDCG
+(the common variant, IDCG over min(|G|, 500)) of the fused top 500; groups are tuned starting
+from the weights tuned on all queries together, and a group without validation queries takes
+the weights of the nearest group that has some. (4) The components are refitted on all the data.
+
+**Scoring.** Each component's list for a query is its first ``depth`` tracks that are not seeds;
+its scores are divided by the list's top score (negative scores count 0), so every component
+speaks on the same 0–1 scale whatever its own units. A track's fused score is
+``Σ_c w_{g,c} · s_c(t)`` over the components whose list holds it. The depth is per query (not per
+batch), so a query's ranking does not depend on the batch it came in.
+
+**Explanations.** A track's evidence is one ``"component"`` item per component that scored it,
+with the component's share of the fused score, its weight and its own explanation (``text``,
+``evidence``); the sentence is built from the leading components' sentences.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.data.dataset import PlaylistData
+from segue.errors import SegueError
+from segue.evaluation import metrics as M
+from segue.models.base import Explanation, Queries, Recommender, parse_params
+from segue.models.explain import popularity_explanation, shares
+from segue.models.registry import get_model_class, register
+from segue.models.topn import seed_matrix, top_n_sparse
+
+log = logging.getLogger(__name__)
+
+SEED_CLASSES = (0, 1, 5, 10, 25, 100)
+_CLASS_EDGES = np.array([1, 2, 8, 18, 63])   # seed counts where the next class starts
+N_GROUPS = 2 * len(SEED_CLASSES)
+_SCALES = (0.0, 0.25, 0.5, 2.0, 4.0)          # coordinate-search moves of one weight
+_TUNE_LENGTH = 500                            # list length the weights are tuned for (the challenge's)
+
+
+def query_groups(queries: Queries) -> np.ndarray:
+    """int64 [q]: ``2 · seed-count class + has_title`` of each query (see the module docstring).
+
+    >>> query_groups(Queries.from_lists([[], [1], [1, 2, 3], list(range(30))], ["a", "", "b", ""])).tolist()
+    [1, 2, 5, 8]
+    """
+    distinct = np.diff(seed_matrix(queries, int(queries.seed_ids.max(initial=-1)) + 1).indptr)
+    seed_class = np.searchsorted(_CLASS_EDGES, distinct, side="right")
+    titled = np.array([bool((t or "").strip()) for t in queries.titles], dtype=np.int64)
+    return 2 * seed_class + titled
+
+
+def group_label(group: int) -> str:
+    """'title + 5 seeds', 'no title, 0 seeds', …"""
+    seeds = SEED_CLASSES[group // 2]
+    return f"{'title' if group % 2 else 'no title'}, {seeds} seed{'s' if seeds != 1 else ''}"
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    """``components``: comma-separated model names (each with its defaults unless
+    ``component_params`` says otherwise: ``"als.factors=128;itemknn.n_neighbors=100"``).
+    ``depth``: tracks taken from each component per query. ``validation_per_category``:
+    playlists per challenge category carved from the training data to tune the weights.
+    ``seed``: the carve's random seed."""
+
+    components: str = "title,playlistknn,itemknn,als,svd"
+    component_params: str = ""
+    depth: int = 1000
+    validation_per_category: int = 300
+    seed: int = 0
+
+    def names(self) -> list[str]:
+        names = [n.strip() for n in self.components.split(",") if n.strip()]
+        if not names:
+            raise SegueError("hybrid: components is empty")
+        if len(set(names)) != len(names):
+            raise SegueError(f"hybrid: a component is listed twice in {self.components!r}")
+        for name in names:
+            if name == "hybrid":
+                raise SegueError("hybrid: a hybrid cannot contain a hybrid")
+            get_model_class(name)   # unknown names are refused with the list of models
+        return names
+
+    def component_configs(self) -> dict[str, object]:
+        """Each component's config, from ``component_params`` (unknown keys refused)."""
+        names = self.names()
+        pairs: dict[str, list[str]] = {name: [] for name in names}
+        for item in (p.strip() for p in self.component_params.split(";")):
+            if not item:
+                continue
+            model, dot, rest = item.partition(".")
+            if not dot or model not in pairs:
+                raise SegueError(f"hybrid: component_params item {item!r} must read MODEL.key=value "
+                                 f"with MODEL one of {', '.join(names)}")
+            pairs[model].append(rest)
+        return {name: parse_params(get_model_class(name).Config, pairs[name]) for name in names}
+
+    def __post_init__(self):
+        if self.depth < 1:
+            raise SegueError(f"hybrid: depth must be at least 1, got {self.depth}")
+        if self.validation_per_category < 1:
+            raise SegueError(f"hybrid: validation_per_category must be at least 1, got {self.validation_per_category}")
+        self.component_configs()
+
+
+@register
+class HybridRecommender(Recommender):
+    name = "hybrid"
+    description = "Weighted fusion of title, kNN and factor models; weights tuned per query kind on held-out playlists."
+    Config = HybridConfig
+    batch_size = 256
+
+    # --- fit -----------------------------------------------------------------------------------
+    def _fit(self, data: PlaylistData) -> None:
+        from segue.evaluation.split import hold_out_queries
+
+        configs = self.config.component_configs()
+        names = list(configs)
+        held = hold_out_queries(data, self.config.validation_per_category,
+                                np.random.default_rng([self.config.seed, 5151]))
+        groups = query_groups(held.queries)
+        log.info("hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
+                 "playlists", len(names), len(held.queries), f"{data.n_playlists:,}")
+        lists = []
+        for name in names:
+            component = get_model_class(name)(configs[name]).fit(held.train)
+            lists.append(self._component_lists(component, held.queries))
+            del component
+        self.weights = tune_weights(lists, held.truth, groups)
+        self.components = []
+        for name in names:
+            log.info("hybrid: fitting %s on all %s playlists", name, f"{data.n_playlists:,}")
+            component = get_model_class(name)(configs[name]).fit(data)
+            self.components.append(component)
+        self.tuned_groups = np.bincount(groups, minlength=N_GROUPS).astype(np.int64)
+
+    # --- persistence ---------------------------------------------------------------------------
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"weights": self.weights, "tuned_groups": self.tuned_groups}
+        for component in self.components:
+            for key, value in component._arrays().items():
+                arrays[f"{component.name}/{key}"] = value
+        return arrays
+
+    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.weights = arrays["weights"]
+        self.tuned_groups = arrays["tuned_groups"]
+        configs = self.config.component_configs()
+        if self.weights.shape != (N_GROUPS, len(configs)):
+            raise SegueError(f"hybrid: saved weights have shape {self.weights.shape}, expected "
+                             f"{(N_GROUPS, len(configs))} for components {', '.join(configs)}")
+        self.components = []
+        for name, config in configs.items():
+            component = get_model_class(name)(config)
+            component._adopt(self.popularity, self.trained_on, model_dir=self.model_dir)
+            prefix = f"{name}/"
+            component._load_arrays({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+            self.components.append(component)
+
+    def _adopt(self, popularity, trained_on, *, data_path=None, model_dir=None) -> None:
+        super()._adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
+        for component in getattr(self, "components", []):   # so explanations find the catalog
+            component._adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
+
+    # --- scoring -------------------------------------------------------------------------------
+    def _component_lists(self, component: Recommender, queries: Queries) -> sp.csr_matrix:
+        """CSR float32 [q, n_tracks]: the component's first ``depth`` non-seed tracks per query,
+        scores divided by the query's top score (negative scores dropped)."""
+        depth = self.config.depth
+        out = []
+        for start in range(0, len(queries), self.batch_size):
+            batch = queries.slice(start, min(start + self.batch_size, len(queries)))
+            longest = int(batch.lengths().max(initial=0))
+            ids, scores = component._candidates(batch, min(depth + longest, component.n_tracks))
+            out.append(_scaled_lists(batch, np.asarray(ids, dtype=np.int64), np.asarray(scores, dtype=np.float32),
+                                     depth, component.n_tracks))
+        return sp.vstack(out, format="csr") if out else sp.csr_matrix((0, self.n_tracks), dtype=np.float32)
+
+    def _fused(self, queries: Queries) -> tuple[sp.csr_matrix, list[sp.csr_matrix], np.ndarray]:
+        """Fused scores [q, n_tracks] CSR, each component's scaled lists, and the weights [q, C]."""
+        lists = [self._component_lists(c, queries) for c in self.components]
+        weights = self.weights[query_groups(queries)]                      # [q, C]
+        fused = sp.csr_matrix((len(queries), self.n_tracks), dtype=np.float32)
+        for c, scaled in enumerate(lists):
+            fused = fused + sp.diags(weights[:, c].astype(np.float32)) @ scaled
+        return sp.csr_matrix(fused), lists, weights
+
+    def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
+        fused, _, _ = self._fused(queries)
+        return top_n_sparse(fused, n)
+
+    # --- explain -------------------------------------------------------------------------------
+    def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
+        track_ids = np.asarray(track_ids, dtype=np.int64)
+        one = queries.slice(row, row + 1)
+        _, lists, weights = self._fused(one)
+        parts = np.array([lst[0, track_ids].toarray()[0] for lst in lists]) * weights[0][:, None]   # [C, t]
+        subs = [c.explain(one, 0, track_ids) if parts[i].any() else None for i, c in enumerate(self.components)]
+        out = []
+        for j, track in enumerate(track_ids.tolist()):
+            share = shares(parts[:, j])
+            if share.sum() == 0:
+                out.append(popularity_explanation(self, track))
+                continue
+            order = [int(i) for i in np.argsort(-share, kind="stable") if share[i] > 0]
+            evidence = [{"kind": "component", "component": self.components[i].name, "share": float(share[i]),
+                         "weight": float(weights[0, i]), "text": subs[i][j].text, "evidence": subs[i][j].evidence}
+                        for i in order]
+            out.append(Explanation(track, evidence, _combine([subs[i][j].text for i in order[:2]
+                                                              if i == order[0] or share[i] >= 0.2])))
+        return out
+
+    def describe_weights(self) -> list[tuple[str, dict[str, float], int]]:
+        """(group label, {component: weight}, validation queries it was tuned on) per group."""
+        names = [c.name for c in self.components]
+        return [(group_label(g), dict(zip(names, self.weights[g].round(3).tolist(), strict=True)),
+                 int(self.tuned_groups[g])) for g in range(N_GROUPS)]
+
+
+def _scaled_lists(batch: Queries, ids: np.ndarray, scores: np.ndarray, depth: int, n_tracks: int) -> sp.csr_matrix:
+    """A component's candidates → CSR [b, n_tracks]: padding, seeds and repeats dropped, the first
+    ``depth`` left per row, divided by the row's top score, non-positive scores dropped."""
+    b = ids.shape[0]
+    stride = np.int64(n_tracks + 1)
+    keys = np.arange(b, dtype=np.int64)[:, None] * stride + ids
+    seed_keys = np.repeat(np.arange(b, dtype=np.int64), batch.lengths()) * stride + batch.seed_ids
+    valid = (ids >= 0) & ~np.isin(keys, seed_keys) & np.isfinite(scores)
+    # A repeated id keeps its first (best) place.
+    order = np.argsort(keys, axis=1, kind="stable")
+    sorted_keys = np.take_along_axis(keys, order, axis=1)
+    repeat = np.zeros_like(valid)
+    np.put_along_axis(repeat, order, np.c_[np.zeros((b, 1), bool), sorted_keys[:, 1:] == sorted_keys[:, :-1]], axis=1)
+    valid &= ~repeat
+    valid &= np.cumsum(valid, axis=1) <= depth
+    top = np.where(valid, scores, -np.inf).max(axis=1, initial=-np.inf)
+    scale = np.where(top > 0, top, 1).astype(np.float32)
+    values = np.where(valid, scores / scale[:, None], 0)
+    valid &= values > 0
+    rows = np.repeat(np.arange(b), valid.sum(axis=1))
+    matrix = sp.csr_matrix((values[valid].astype(np.float32), (rows, ids[valid])), shape=(b, n_tracks))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np.ndarray) -> np.ndarray:
+    """Weights float64 [N_GROUPS, C] (each row sums to 1) maximising mean R-precision + mean NDCG.
+
+    ``lists``: per component, CSR [q, n_tracks] of scaled scores (see :func:`_scaled_lists`);
+    ``truth``: q int arrays of held-out ids; ``groups`` int [q] (see :func:`query_groups`).
+    """
+    n_components = len(lists)
+    union = lists[0].copy()
+    for lst in lists[1:]:
+        union = union + lst
+    union = sp.csr_matrix(union)
+    union.sort_indices()
+    rows = np.repeat(np.arange(union.shape[0]), np.diff(union.indptr))
+    cols = union.indices.astype(np.int64)
+    # values[c] aligned with the union's entries: the component's scaled score or 0.
+    values = np.zeros((n_components, len(cols)))
+    stride = np.int64(union.shape[1])
+    union_keys = rows * stride + cols
+    for c, lst in enumerate(lists):
+        lst = sp.csr_matrix(lst)
+        keys = np.repeat(np.arange(lst.shape[0]), np.diff(lst.indptr)) * stride + lst.indices
+        values[c, np.searchsorted(union_keys, keys)] = lst.data
+    truth_rows = np.repeat(np.arange(len(truth)), [len(t) for t in truth])
+    truth_keys = truth_rows * stride + (np.concatenate(truth).astype(np.int64) if truth else np.zeros(0, np.int64))
+    hit = np.isin(union_keys, truth_keys)
+    lengths = np.array([len(np.unique(t)) for t in truth], dtype=np.int64)
+
+    def search(start: np.ndarray, members: np.ndarray) -> np.ndarray:
+        """Coordinate search from ``start`` over the queries ``members`` (sorted int array)."""
+        entry = np.isin(rows, members)
+        r, c, h, v = np.searchsorted(members, rows[entry]), cols[entry], hit[entry], values[:, entry]
+        dummy_truth = [np.arange(length) for length in lengths[members]]   # only |G| is read
+        ranking = np.full((len(members), _TUNE_LENGTH), -1, dtype=np.int64)
+
+        def objective(weights: np.ndarray) -> float:
+            fused = weights @ v
+            order = np.lexsort((c, -fused, r))
+            rr, hh, ff = r[order], h[order], fused[order]
+            rank = np.arange(len(rr)) - np.searchsorted(rr, rr)
+            keep = (rank < _TUNE_LENGTH) & (ff > 0)
+            hits = np.zeros(ranking.shape, dtype=bool)
+            hits[rr[keep], rank[keep]] = hh[keep]
+            return float(M.r_precision(ranking, dummy_truth, hits=hits).mean()
+                         + M.ndcg_common(ranking, dummy_truth, hits=hits).mean())
+
+        best, best_value = start, objective(start)
+        improved = True
+        while improved:
+            improved = False
+            for comp in range(n_components):
+                for scale in _SCALES:
+                    trial = best.copy()
+                    trial[comp] = trial[comp] * scale if trial[comp] > 0 else (scale / n_components if scale > 1 else 0)
+                    if trial.sum() <= 0 or np.allclose(trial / trial.sum(), best):
+                        continue
+                    trial /= trial.sum()
+                    value = objective(trial)
+                    if value > best_value + 1e-9:
+                        best, best_value, improved = trial, value, True
+        return best
+
+    everyone = np.arange(len(truth))
+    overall = search(np.full(n_components, 1.0 / n_components), everyone) if len(truth) else \
+        np.full(n_components, 1.0 / n_components)
+    weights = np.empty((N_GROUPS, n_components))
+    tuned = np.zeros(N_GROUPS, dtype=bool)
+    for g in range(N_GROUPS):
+        members = np.flatnonzero(groups == g)
+        if len(members):
+            weights[g], tuned[g] = search(overall, members), True
+    for g in np.flatnonzero(~tuned):
+        candidates = np.flatnonzero(tuned)
+        if len(candidates) == 0:
+            weights[g] = overall
+            continue
+        # Nearest seed-count class first, then the same title flag.
+        distance = np.abs(candidates // 2 - g // 2) * 2 + (candidates % 2 != g % 2)
+        weights[g] = weights[candidates[np.argmin(distance)]]
+    return weights
+
+
+def _combine(texts: list[str]) -> str:
+    """One sentence from the leading components' sentences.
+
+    >>> _combine(["Because the playlist has A, and playlists with it often include this.",
+    ...           "Playlists called 'chill' often include it (5 of 9)."])
+    "Because the playlist has A, and playlists with it often include this; also, playlists called 'chill' often include it (5 of 9)."
+    """
+    if len(texts) == 1:
+        return texts[0]
+    first, second = texts[0].rstrip("."), texts[1]
+    return f"{first}; also, {second[:1].lower()}{second[1:]}"
