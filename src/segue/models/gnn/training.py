@@ -29,6 +29,7 @@ is a bounded sample (see :mod:`segue.models.gnn.sampling`).
 from __future__ import annotations
 
 import abc
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -234,7 +235,7 @@ class SimpleTrainer:
                 opt.load_state_dict(s)
             for sch, s in zip(schedulers, state["schedulers"], strict=True):
                 sch.load_state_dict(s)
-            rng.bit_generator.state = orjson.loads(state["numpy_rng"])
+            rng.bit_generator.state = json.loads(state["numpy_rng"])
             torch.set_rng_state(state["torch_rng"])
             history = TrainingHistory(**orjson.loads(state["history"]))
             start_epoch, bad_epochs = int(state["epoch"]) + 1, int(state["bad_epochs"])
@@ -258,7 +259,8 @@ class SimpleTrainer:
                         opt.step()
                     total += float(loss.detach())
                     steps += 1
-                    bar.advance(getattr(batch, "size", c.batch_size))
+                    size = getattr(batch, "size", None)
+                    bar.advance(size if isinstance(size, int) else c.batch_size)
             record = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - began,
                       "learning_rate": optimizers[0].param_groups[0]["lr"]}
             improved = False
@@ -294,7 +296,7 @@ class SimpleTrainer:
                     "bad_epochs": bad_epochs, "model": task.module.state_dict(),
                     "optimizers": [o.state_dict() for o in optimizers],
                     "schedulers": [s.state_dict() for s in schedulers],
-                    "numpy_rng": orjson.dumps(rng.bit_generator.state, default=str).decode(),
+                    "numpy_rng": json.dumps(rng.bit_generator.state),  # 128-bit ints: json, not orjson
                     "torch_rng": torch.get_rng_state(), "history": orjson.dumps(history.to_dict()).decode()})
             if stop:
                 break

@@ -1,0 +1,154 @@
+"""LightGCN and PlaylistGAT: exact propagation, attention read from the layer, explanations over real
+neighbours, cold tracks, and that a query's score decomposes over its seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+
+from segue.data import schema
+from segue.data.dataset import PlaylistData
+from segue.models.base import Queries
+from segue.models.gnn.graph import PlaylistGraph
+from segue.models.gnn.lightgcn import (
+    LightGCNConfig,
+    LightGCNRecommender,
+    LightGCNTask,
+    exact_embeddings,
+)
+from segue.models.gnn.playlist_gat import PlaylistGATConfig, PlaylistGATRecommender
+from tests.models.test_contract import planted_data
+
+FAST = {"mode": "mini", "epochs": 2, "validation_playlists": 20}
+
+
+@pytest.fixture(scope="module")
+def data() -> PlaylistData:
+    return planted_data()
+
+
+@pytest.fixture(scope="module")
+def gat(data) -> PlaylistGATRecommender:
+    return PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(data)
+
+
+@pytest.fixture(scope="module")
+def lightgcn(data) -> LightGCNRecommender:
+    return LightGCNRecommender(LightGCNConfig(**FAST)).fit(data)
+
+
+def test_sampled_propagation_is_exact_with_every_neighbour_and_skips_the_query_playlist(data):
+    """With a fanout above every degree, the training-time estimate of (E0 + ÂᵀÂE0)/2 equals a
+    brute-force sum over the graph without the example's own playlist."""
+    graph = PlaylistGraph.from_playlist_data(data)
+    task = LightGCNTask(graph, LightGCNConfig(fanout=1_000), None, None)
+    task.device = "cpu"
+    ego = task.module.embedding.weight.detach().numpy().astype(np.float64)
+    dense = graph.playlist_tracks.toarray()
+    d_track, d_playlist = dense.sum(0), dense.sum(1)
+    rng = np.random.default_rng(0)
+    tracks, excluded = rng.integers(0, 100, 40), rng.integers(0, 300, 40)
+    excluded[:10] = np.flatnonzero(dense[:, tracks[0]])[:10]     # pairs where the track is in it
+    tracks[:10] = tracks[0]
+    final, _ = task.final_embeddings(tracks, excluded)
+    for i, (t, p) in enumerate(zip(tracks, excluded, strict=True)):
+        degree = d_track[t] - dense[p, t]
+        expected = sum(ego[u] / (np.sqrt(degree) * d_playlist[q] * np.sqrt(d_track[u]))
+                       for q in np.flatnonzero(dense[:, t]) if q != p for u in np.flatnonzero(dense[q]))
+        np.testing.assert_allclose(final[i].detach().numpy(), (ego[t] + expected) / 2, atol=1e-5)
+    normalized = dense / np.sqrt(d_playlist[:, None] * d_track[None, :])
+    two_hop = normalized.T @ normalized @ ego
+    np.testing.assert_allclose(exact_embeddings(ego.astype(np.float32), graph, 3), (ego + two_hop) / 2, atol=1e-5)
+
+
+def test_lightgcn_query_is_the_normalised_sum_of_its_seeds_and_explains_exactly(lightgcn):
+    queries = Queries.from_lists([[3, 7, 3, 12]])
+    vectors, has = lightgcn.query_vectors(queries)
+    seeds = np.array([3, 7, 12])
+    expected = (lightgcn.item_vectors[seeds].astype(np.float64)
+                / np.sqrt(3 * lightgcn.track_degree[seeds])[:, None]).sum(0)
+    np.testing.assert_allclose(vectors[0], expected, rtol=1e-6)
+    assert has[0]
+    ranking = lightgcn.recommend(queries, n=5)
+    for e in lightgcn.explain(queries, 0, ranking.ids[0]):
+        assert {item["track_id"] for item in e.evidence if item["kind"] == "seed"} <= {3, 7, 12}
+        parts = lightgcn.item_vectors[seeds].astype(np.float64) @ lightgcn.item_vectors[e.track_id] \
+            / np.sqrt(3 * lightgcn.track_degree[seeds])
+        positive = np.clip(parts, 0, None)
+        for item in e.evidence:
+            if item["kind"] == "seed":
+                assert item["share"] == pytest.approx(positive[list(seeds).index(item["track_id"])] / positive.sum())
+
+
+def test_gat_attention_in_numpy_is_the_layers_own(gat):
+    """The fast path's per-query softmax reproduces the torch layer's attention weights."""
+    queries = Queries.from_lists([[0, 5, 9, 91], [60], [30, 31, 32, 33, 34, 35, 36]])
+    seeds, alpha = gat.attention(queries)
+    for row in range(len(queries)):
+        mine = slice(seeds.indptr[row], seeds.indptr[row + 1])
+        from_layer = gat.layer_attention(seeds.indices[mine].astype(np.int64))
+        np.testing.assert_allclose(alpha[mine], from_layer, atol=1e-5)
+        np.testing.assert_allclose(alpha[mine].sum(0), 1.0)
+
+
+def test_gat_explanations_name_the_querys_real_neighbours_and_add_up_to_the_score(gat):
+    queries = Queries.from_lists([[64, 0, 61, 62]])
+    ranking = gat.recommend(queries, n=6)
+    vectors, _ = gat.query_vectors(queries)
+    layer = gat.layer_attention(np.array([0, 61, 62, 64]))
+    for track, e in zip(ranking.ids[0], gat.explain(queries, 0, ranking.ids[0]), strict=True):
+        named = [item for item in e.evidence if item["kind"] == "seed"]
+        assert named and {item["track_id"] for item in named} <= {0, 61, 62, 64}
+        for item in named:   # the attention reported is the layer's, for that very seed
+            assert item["attention"] == pytest.approx(float(layer[[0, 61, 62, 64].index(item["track_id"])].mean()),
+                                                      abs=1e-6)
+        assert sum(item["share"] for item in e.evidence) == pytest.approx(1.0)
+        # The parts the shares come from sum to the score itself.
+        heads = gat.config.heads
+        target = gat.item_vectors[track].astype(np.float64).reshape(heads, -1)
+        parts = [(layer[i][:, None] * gat.messages[s].astype(np.float64) * target).sum()
+                 for i, s in enumerate([0, 61, 62, 64])]
+        score = float(vectors[0] @ gat.item_vectors[track].astype(np.float64))
+        assert sum(parts) + float(gat.item_vectors[track] @ gat.bias) == pytest.approx(score, rel=1e-4, abs=1e-4)
+    # The text names seeds of this playlist, in words.
+    assert "attention" in gat.explain(queries, 0, ranking.ids[0, :1])[0].text
+
+
+def test_gat_track_layer_attends_over_the_tracks_own_artist_and_album(gat, data):
+    sources = gat.track_sources(42)
+    assert [(kind, ident) for kind, ident, _ in sources] == [
+        ("self", 42), ("artist", int(data.track_artist[42])), ("album", int(data.track_album[42]))]
+    assert sum(a for _, _, a in sources) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_cold_track_is_represented_by_its_artist_and_album(data):
+    """A catalog track no training playlist holds gets no trained embedding of its own: two such
+    tracks of the same artist and album are represented identically, from those alone."""
+    matrix = sp.csr_matrix(data.matrix.toarray()[:, :100])
+    wide = sp.hstack([matrix, sp.csr_matrix((300, 2), dtype=np.float32)]).tocsr()
+    cold = PlaylistData(wide, data.pids, data.names, np.r_[data.track_artist, 0, 0].astype(np.int32),
+                        np.r_[data.track_album, 0, 0].astype(np.int32))
+    model = PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(cold)
+    np.testing.assert_array_equal(model.item_vectors[100], model.item_vectors[101])
+    assert np.abs(model.item_vectors[100]).sum() > 0
+    # …and a query about the artist's genre (tracks 0-4 are artist 0) ranks them above the other genres' tracks.
+    scores = model.item_vectors @ model.query_vectors(Queries.from_lists([[0, 1, 2, 3]]))[0][0]
+    assert scores[100] > np.median(scores[30:90])
+
+
+def test_audio_features_are_used_when_present(tmp_path, data):
+    from segue.models.gnn.playlist_gat import PlaylistGATTask, TrackSides
+
+    path = tmp_path / "data"
+    path.mkdir()
+    pq.write_table(pa.table({"track_id": pa.array(np.arange(100), pa.int32()),
+                             "energy": np.linspace(0, 1, 100)}), path / schema.TRACK_FEATURES_FILE)
+    with_audio = PlaylistData(data.matrix, data.pids, data.names, data.track_artist, data.track_album, path)
+    graph = PlaylistGraph.from_playlist_data(with_audio)
+    task = PlaylistGATTask(graph, TrackSides.from_graph(graph), PlaylistGATConfig(), None, None)
+    assert task.module.audio is not None and task.module.audio.in_features == 2
+    ignored = PlaylistGraph.from_playlist_data(with_audio, audio=False)
+    assert ignored.audio is None

@@ -1,0 +1,136 @@
+"""Trainers: early stopping, the learning-rate schedule, best/last checkpoints, resume, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from segue.errors import InputFileError, SegueError
+from segue.models.gnn.graph import PlaylistGraph
+from segue.models.gnn.lightgcn import LightGCNConfig, LightGCNRecommender, LightGCNTask
+from segue.models.gnn.playlist import carve_validation, held_out
+from segue.models.gnn.training import (
+    BEST_FILE,
+    LAST_FILE,
+    AdvancedTrainer,
+    SimpleTrainer,
+    TrainerConfig,
+    TrainingTask,
+    load_best_state,
+    resolve_device,
+)
+from tests.models.test_contract import planted_data
+
+torch = pytest.importorskip("torch")
+
+
+class ScriptedTask(TrainingTask):
+    """A one-weight model whose validation scores follow a script."""
+
+    def __init__(self, scores: list[float]):
+        self.module = torch.nn.Linear(1, 1, bias=False)
+        self.scores = list(scores)
+        self.n_edges = 10
+        self.weights_at = []
+
+    def batches(self, rng, n_examples, batch_size):
+        for _ in range(2):
+            yield torch.from_numpy(rng.random((4, 1)).astype(np.float32))
+
+    def loss(self, batch):
+        return self.module(batch).pow(2).mean()
+
+    def validate(self, k):
+        self.weights_at.append(float(self.module.weight))
+        return self.scores.pop(0)
+
+
+def test_early_stopping_restores_the_best_epoch_and_lowers_the_learning_rate(tmp_path):
+    task = ScriptedTask([0.1, 0.3, 0.2, 0.25, 0.1, 0.9])
+    config = TrainerConfig(mode="mini", epochs=6, patience=3, checkpoint_dir=str(tmp_path), device="cpu")
+    history = AdvancedTrainer(config).fit(task)
+    assert history.best_epoch == 1 and history.best_metric == 0.3
+    assert len(history.epochs) == 5 and history.stopped.startswith("early stop")   # 0.9 never reached
+    assert float(task.module.weight.detach()) == pytest.approx(task.weights_at[1])       # best weights restored
+    rates = [e["learning_rate"] for e in history.epochs]
+    assert rates[0] == 0.01 and rates[-1] < rates[0]                              # ReduceLROnPlateau
+    best = torch.load(tmp_path / BEST_FILE, weights_only=True)
+    last = torch.load(tmp_path / LAST_FILE, weights_only=True)
+    assert best["epoch"] == 1 and last["epoch"] == 4
+    assert float(load_best_state(tmp_path)["weight"]) == pytest.approx(task.weights_at[1])
+
+
+def test_simple_trainer_runs_every_epoch_without_validation():
+    task = ScriptedTask([])
+    history = SimpleTrainer(TrainerConfig(mode="mini", epochs=3, device="cpu")).fit(task)
+    assert len(history.epochs) == 3 and task.weights_at == [] and history.stopped == "finished 3 epochs"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def lightgcn_task(interrupt_at: int | None = None) -> LightGCNTask:
+    data = planted_data()
+    graph = PlaylistGraph.from_playlist_data(data)
+    split = carve_validation(graph.playlist_tracks, 20, 0.3, seed=0)
+    training = dataclasses.replace(graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T))
+    config = LightGCNConfig(mode="mini")
+
+    # validate() ranks the held-out playlists through a (not otherwise fitted) recommender.
+    owner = LightGCNRecommender(config)
+    owner.popularity = data.track_popularity
+    task = LightGCNTask(training, config, held_out(split.train, split.validation), owner)
+    if interrupt_at is not None:
+        calls = {"n": 0}
+        original = task.batches
+
+        def batches(rng, n, b):
+            calls["n"] += 1
+            if calls["n"] == interrupt_at:
+                raise Interrupted
+            return original(rng, n, b)
+
+        task.batches = batches
+    return task
+
+
+def test_resume_gives_the_uninterrupted_result(tmp_path):
+    config = TrainerConfig(mode="mini", epochs=3, patience=5, device="cpu")
+    straight = lightgcn_task()
+    AdvancedTrainer(config).fit(straight)
+    folder = tmp_path / "ckpt"
+    first = lightgcn_task(interrupt_at=3)
+    with pytest.raises(Interrupted):
+        AdvancedTrainer(TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder)})).fit(first)
+    assert torch.load(folder / LAST_FILE, weights_only=True)["epoch"] == 1
+    resumed = lightgcn_task()
+    history = AdvancedTrainer(TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder), "resume": True})).fit(resumed)
+    assert [e["epoch"] for e in history.epochs] == [0, 1, 2]
+    torch.testing.assert_close(resumed.module.embedding.weight, straight.module.embedding.weight)
+    # A checkpoint from other settings is refused, not silently mixed in.
+    with pytest.raises(InputFileError, match="different configuration"):
+        AdvancedTrainer(TrainerConfig(**{**config.__dict__, "epochs": 5, "checkpoint_dir": str(folder),
+                                         "resume": True})).fit(lightgcn_task())
+
+
+def test_bad_settings_and_files_get_clear_errors(tmp_path):
+    with pytest.raises(SegueError, match="mode must be one of"):
+        SimpleTrainer(TrainerConfig(mode="turbo"))
+    with pytest.raises(SegueError, match="resume needs a checkpoint directory"):
+        SimpleTrainer(TrainerConfig(resume=True, device="cpu")).fit(ScriptedTask([]))
+    with pytest.raises(InputFileError, match="no checkpoint to resume"):
+        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(ScriptedTask([]))
+    (tmp_path / LAST_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(InputFileError, match="not a readable segue checkpoint"):
+        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(ScriptedTask([]))
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(SegueError, match="no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(SegueError, match="device must be"):
+        resolve_device("tpu")
