@@ -120,7 +120,8 @@ def test_gat_explanations_name_the_querys_real_neighbours_and_add_up_to_the_scor
 def test_gat_track_layer_attends_over_the_tracks_own_artist_and_album(gat, data):
     sources = gat.track_sources(42)
     assert [(kind, ident) for kind, ident, _ in sources] == [
-        ("self", 42), ("artist", int(data.track_artist[42])), ("album", int(data.track_album[42]))]
+        ("self", 42), ("artist", int(data.track_artist[42])), ("album", int(data.track_album[42])),
+        ("playlists", -1)]
     assert sum(a for _, _, a in sources) == pytest.approx(1.0, abs=1e-5)
 
 

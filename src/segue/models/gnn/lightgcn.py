@@ -157,6 +157,30 @@ def propagation_plan(graph: PlaylistGraph, tracks: np.ndarray, excluded_playlist
                            walk_coef.astype(np.float32), pair_track, scale.astype(np.float32), pair_group)
 
 
+def sampled_two_hop(embedding, plan: PropagationPlan, device):
+    """(``E0`` [m, d], sampled ``E2`` [m, d]) of a plan's (track, excluded playlist) pairs, from
+    the embedding table ``embedding`` (a ``torch.nn.Embedding``). Each distinct track is looked
+    up once, so a sparse gradient has no repeated rows (SparseAdam would sort every repeat)."""
+    import torch
+
+    def tensor(array):
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    needed, inverse = np.unique(np.concatenate((plan.distinct, plan.walk_source)), return_inverse=True)
+    rows = embedding(tensor(needed))
+    inverse = inverse.ravel()
+    ego_distinct = rows[tensor(inverse[:len(plan.distinct)])]
+    messages = rows[tensor(inverse[len(plan.distinct):])] * tensor(plan.walk_coef)[:, None]
+    d = rows.shape[1]
+    hop1 = torch.zeros((len(plan.hop1_track), d), device=device).index_add_(0, tensor(plan.walk_hop1), messages)
+    per_track = torch.zeros((len(plan.distinct), d), device=device).index_add_(0, tensor(plan.hop1_track), hop1)
+    per_group = torch.zeros((plan.n_groups + 1, d), device=device).index_add_(
+        0, tensor(plan.hop1_group), hop1)                      # the last row stays 0 ("no group")
+    group = np.where(plan.pair_group >= 0, plan.pair_group, plan.n_groups)
+    two_hop = (per_track[tensor(plan.pair_track)] - per_group[tensor(group)]) * tensor(plan.pair_scale)[:, None]
+    return ego_distinct[tensor(plan.pair_track)], two_hop
+
+
 class LightGCNTask(TrainingTask):
     def __init__(self, graph: PlaylistGraph, config: LightGCNConfig, held: HeldOut, owner: LightGCNRecommender):
         if config.layers not in (1, 3):
@@ -184,34 +208,13 @@ class LightGCNTask(TrainingTask):
     def final_embeddings(self, tracks: np.ndarray, excluded: np.ndarray):
         """(``ê`` [m, d], ``E0`` [m, d]) of ``tracks`` (int64 [m]) in the graph without
         ``excluded[i]`` (see :func:`propagation_plan`)."""
-        import torch
-
         if self.config.layers == 1:
             distinct, inverse = np.unique(tracks, return_inverse=True)
-            ego = self._rows(distinct)[self._tensor(inverse.ravel())]
+            ego = self.module.embedding(self._tensor(distinct))[self._tensor(inverse.ravel())]
             return ego, ego
         plan = propagation_plan(self.graph, tracks, excluded, self.config.fanout, self._rng, self.examples.keys)
-        # One embedding lookup per distinct track (the sparse gradient then has no repeats).
-        needed, inverse = np.unique(np.concatenate((plan.distinct, plan.walk_source)), return_inverse=True)
-        rows = self._rows(needed)
-        inverse = inverse.ravel()
-        ego_distinct = rows[self._tensor(inverse[:len(plan.distinct)])]
-        messages = rows[self._tensor(inverse[len(plan.distinct):])] * self._tensor(plan.walk_coef)[:, None]
-        d = rows.shape[1]
-        hop1 = torch.zeros((len(plan.hop1_track), d), device=self.device).index_add_(
-            0, self._tensor(plan.walk_hop1), messages)
-        per_track = torch.zeros((len(plan.distinct), d), device=self.device).index_add_(
-            0, self._tensor(plan.hop1_track), hop1)
-        per_group = torch.zeros((plan.n_groups + 1, d), device=self.device).index_add_(
-            0, self._tensor(plan.hop1_group), hop1)          # the last row stays 0 ("no group")
-        group = np.where(plan.pair_group >= 0, plan.pair_group, plan.n_groups)
-        two_hop = (per_track[self._tensor(plan.pair_track)] - per_group[self._tensor(group)]) \
-            * self._tensor(plan.pair_scale)[:, None]
-        ego = ego_distinct[self._tensor(plan.pair_track)]
+        ego, two_hop = sampled_two_hop(self.module.embedding, plan, self.device)
         return (ego + two_hop) / 2, ego
-
-    def _rows(self, distinct: np.ndarray):
-        return self.module.embedding(self._tensor(distinct))
 
     def _tensor(self, array: np.ndarray):
         import torch
@@ -245,21 +248,26 @@ class LightGCNTask(TrainingTask):
         return mean_recall(self.owner._rank_ids, self.held, k)
 
 
-def exact_embeddings(ego: np.ndarray, graph: PlaylistGraph, layers: int) -> np.ndarray:
-    """float32 [n_tracks, d]: ``(E0 + Âᵀ Â E0) / 2`` (``E0`` for ``layers == 1``) by two sparse
-    products (O(edges × d), no dense playlist × track array); tracks no training playlist holds
-    get 0 (their embeddings were never trained)."""
+def exact_two_hop(ego: np.ndarray, graph: PlaylistGraph) -> np.ndarray:
+    """float32 [n_tracks, d]: ``Âᵀ Â E0`` by two sparse products (O(edges × d), no dense
+    playlist × track array); 0 for tracks no training playlist holds."""
     degree = graph.track_degree.astype(np.float64)
     seen = degree > 0
-    if layers == 1:
-        return np.where(seen[:, None], ego, 0).astype(np.float32)
     inv_sqrt = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=seen)
     scaled = ego * inv_sqrt[:, None].astype(np.float32)
     playlist = graph.playlist_tracks @ scaled                        # [P, d]
     p_degree = graph.playlist_degree.astype(np.float64)
     playlist *= np.divide(1.0, p_degree, out=np.zeros_like(p_degree), where=p_degree > 0)[:, None].astype(np.float32)
-    two_hop = (graph.track_playlists @ playlist) * inv_sqrt[:, None].astype(np.float32)
-    return np.where(seen[:, None], (ego + two_hop) / 2, 0).astype(np.float32)
+    return ((graph.track_playlists @ playlist) * inv_sqrt[:, None].astype(np.float32)).astype(np.float32)
+
+
+def exact_embeddings(ego: np.ndarray, graph: PlaylistGraph, layers: int) -> np.ndarray:
+    """float32 [n_tracks, d]: ``(E0 + Âᵀ Â E0) / 2`` (``E0`` for ``layers == 1``); tracks no
+    training playlist holds get 0 (their embeddings were never trained)."""
+    seen = graph.track_degree > 0
+    if layers == 1:
+        return np.where(seen[:, None], ego, 0).astype(np.float32)
+    return np.where(seen[:, None], (ego + exact_two_hop(ego, graph)) / 2, 0).astype(np.float32)
 
 
 @register

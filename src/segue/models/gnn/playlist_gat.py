@@ -26,6 +26,7 @@ gave it and its exact part of the score: ``score = Σ_s Σ_heads α_s (W h_s) ·
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ from segue.errors import SegueError
 from segue.models.base import Explanation, Queries
 from segue.models.explain import popularity_explanation, shares
 from segue.models.gnn.graph import PlaylistGraph
+from segue.models.gnn.lightgcn import exact_two_hop, propagation_plan, sampled_two_hop
 from segue.models.gnn.playlist import (
     HeldOut,
     PlaylistBatch,
@@ -49,7 +51,7 @@ from segue.models.gnn.playlist import (
 from segue.models.gnn.training import TrainingTask, bpr_loss, seeded_module
 from segue.models.registry import register
 
-SOURCE_KINDS = ("self", "artist", "album", "genre")
+SOURCE_KINDS = ("self", "artist", "album", "genre", "playlists")
 _CHUNK = 65_536   # tracks per chunk when precomputing every track's representation
 
 
@@ -57,7 +59,8 @@ _CHUNK = 65_536   # tracks per chunk when precomputing every track's representat
 class PlaylistGATConfig:
     """``factors`` (embedding and output size, divisible by ``heads``); ``heads``; ``dropout``
     (on the playlist layer's attention while training); ``max_context`` (most context tracks per
-    example); ``regularization`` (L2 on the batch's track embeddings); ``audio`` (use
+    example); ``playlist_context`` (the track layer also attends over the track's playlists,
+    sampled ``fanout`` per hop while training); ``regularization`` (L2 on the batch's track embeddings); ``audio`` (use
     ``track_features.parquet`` when present); ``validation_playlists``/``validation_share``;
     and the trainer's settings (:class:`~segue.models.gnn.training.TrainerConfig`)."""
 
@@ -65,6 +68,8 @@ class PlaylistGATConfig:
     heads: int = 4
     dropout: float = 0.1
     max_context: int = 30
+    fanout: int = 5
+    playlist_context: bool = True
     regularization: float = 1e-4
     init_std: float = 0.1
     audio: bool = True
@@ -86,12 +91,15 @@ class PlaylistGATConfig:
 class TrackSides:
     """What the track layer reads besides the embeddings: ``track_artist``/``track_album`` int64
     [n_tracks] (-1 when the model does not use that side: every track its own artist or album
-    says nothing), ``track_genres`` csr or ``None``, ``audio`` float32 [n_tracks, f] or ``None``."""
+    says nothing), ``track_genres`` csr or ``None``, ``audio`` float32 [n_tracks, f] or ``None``;
+    at inference, ``two_hop`` float32 [n_tracks, d]: every track's exact playlist context
+    ``ÂᵀÂE`` (``None`` while training, where it is sampled per example)."""
 
     track_artist: np.ndarray
     track_album: np.ndarray
     track_genres: sp.csr_matrix | None
     audio: np.ndarray | None
+    two_hop: np.ndarray | None = None
 
     @classmethod
     def from_graph(cls, graph: PlaylistGraph) -> TrackSides:
@@ -114,10 +122,12 @@ class TrackSides:
     def n_genres(self) -> int:
         return 0 if self.track_genres is None else self.track_genres.shape[1]
 
-    def local_graph(self, tracks: np.ndarray):
-        """The track layer's bipartite graph for ``tracks`` (int64 [m], distinct): source nodes
-        are the m tracks themselves, then their distinct artists, albums and genres. Returns
-        ``(artists, albums, genres, source int64 [e], target int64 [e], kind int64 [e])``."""
+    def local_graph(self, tracks: np.ndarray, has_context: np.ndarray | None = None):
+        """The track layer's bipartite graph for ``tracks`` (int64 [m], repeats allowed: one row
+        per (track, example) pair): source nodes are the m rows themselves, then their distinct
+        artists, albums and genres, then one playlist-context node per row where ``has_context``
+        (bool [m]). Returns ``(artists, albums, genres, source int64 [e], target int64 [e],
+        kind int64 [e])``; the context nodes follow the genres, in row order."""
         m = len(tracks)
         parts_src, parts_dst, parts_kind = [np.arange(m)], [np.arange(m)], [np.zeros(m, np.int64)]
         offset = m
@@ -138,6 +148,12 @@ class TrackSides:
             parts_src.append(offset + inverse.ravel())
             parts_dst.append(owner)
             parts_kind.append(np.full(len(owner), 3, np.int64))
+            offset += len(genres)
+        if has_context is not None:
+            rows = np.flatnonzero(has_context)
+            parts_src.append(offset + np.arange(len(rows)))
+            parts_dst.append(rows)
+            parts_kind.append(np.full(len(rows), 4, np.int64))
         return (found[0], found[1], genres, np.concatenate(parts_src), np.concatenate(parts_dst),
                 np.concatenate(parts_kind))
 
@@ -166,17 +182,29 @@ def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
             self.track_layer = GATConv(d, d // heads, heads=heads, edge_dim=len(SOURCE_KINDS), add_self_loops=False)
             self.playlist_layer = GATConv(d, d // heads, heads=heads, add_self_loops=False, dropout=config.dropout)
 
-        def encode_tracks(self, tracks: np.ndarray, device, return_attention: bool = False):
-            """h [m, d] of distinct ``tracks`` (int64 [m]) through the track layer."""
-            artists, albums, genres, src, dst, kind = sides.local_graph(tracks)
-
+        def encode_tracks(self, tracks: np.ndarray, device, own=None, context=None, has_context=None,
+                          return_attention: bool = False):
+            """h [m, d] of ``tracks`` (int64 [m]) through the track layer. ``own``: their
+            embedding rows when already looked up; ``context`` [m, d] and ``has_context`` bool
+            [m]: each row's playlist context (rows without one get no such edge). At inference
+            both come from ``sides.two_hop`` and the tracks' degrees."""
             def t(a):
                 return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-            own = self.track(t(tracks))
+            if context is None and sides.two_hop is not None:
+                context = t(sides.two_hop[tracks])
+                has_context = np.abs(sides.two_hop[tracks]).sum(1) > 0
+            if context is None:
+                has_context = None
+            artists, albums, genres, src, dst, kind = sides.local_graph(tracks, has_context)
+            if own is None:
+                own = self.track(t(tracks))
             if self.audio is not None:
                 own = own + self.audio(t(sides.audio[tracks]))
-            sources = torch.cat([own, self.artist(t(artists)), self.album(t(albums)), self.genre(t(genres))])
+            parts = [own, self.artist(t(artists)), self.album(t(albums)), self.genre(t(genres))]
+            if has_context is not None:
+                parts.append(context[t(np.flatnonzero(has_context))])
+            sources = torch.cat(parts)
             edge_attr = torch.nn.functional.one_hot(t(kind), len(SOURCE_KINDS)).to(own.dtype)
             return self.track_layer((sources, own), t(np.stack([src, dst])), edge_attr=edge_attr,
                                     return_attention_weights=return_attention)
@@ -206,11 +234,13 @@ class PlaylistGATTask(TrainingTask):
         self.n_edges = self.examples.n_edges
         self.module = seeded_module(config.seed, lambda: _net(sides, graph.n_tracks, config))
         self.device = None
+        self._rng = np.random.default_rng(config.seed + 1)
 
     def fingerprint(self) -> dict:
         return {**base_task_fingerprint(self, self.config), "tracks": self.graph.n_tracks}
 
     def batches(self, rng, n_examples, batch_size):
+        self._rng = rng
         return self.examples.epoch(rng, n_examples, batch_size)
 
     def loss(self, batch: PlaylistBatch):
@@ -218,15 +248,22 @@ class PlaylistGATTask(TrainingTask):
 
         b, m = batch.size, len(batch.context_track)
         tracks = np.concatenate((batch.context_track, batch.positive, batch.negative))
-        distinct, inverse = np.unique(tracks, return_inverse=True)
-        inverse = torch.from_numpy(inverse.ravel()).to(self.device)
-        h_distinct = self.module.encode_tracks(distinct, self.device)
-        h = h_distinct[inverse]
+        if self.config.playlist_context:
+            # Each (track, example) pair sees the graph without the example's playlist.
+            example = np.concatenate((batch.context_owner, np.arange(b), np.arange(b)))
+            plan = propagation_plan(self.graph, tracks, batch.playlist[example], self.config.fanout, self._rng,
+                                    self.examples.keys)
+            own, context = sampled_two_hop(self.module.track, plan, self.device)
+            h = self.module.encode_tracks(tracks, self.device, own=own, context=context,
+                                          has_context=plan.pair_scale > 0)
+        else:
+            distinct, inverse = np.unique(tracks, return_inverse=True)
+            own = self.module.track(torch.from_numpy(distinct).to(self.device))
+            h = self.module.encode_tracks(distinct, self.device, own=own)[torch.from_numpy(inverse.ravel()).to(self.device)]
         owner = torch.from_numpy(batch.context_owner).to(self.device)
         query = self.module.encode_queries(h[:m], owner, b)
         positive, negative = h[m:m + b], h[m + b:]
         loss = bpr_loss((query * positive).sum(1), (query * negative).sum(1))
-        own = self.module.track(torch.from_numpy(distinct).to(self.device))
         return loss + self.config.regularization * own.pow(2).sum() / b
 
     def inference_arrays(self, graph: PlaylistGraph) -> dict[str, np.ndarray]:
@@ -235,7 +272,10 @@ class PlaylistGATTask(TrainingTask):
         # represented by its artist, album (and genres) only (cold start of a new track).
         unseen = graph.track_degree == 0
         state["state.track.weight"] = np.where(unseen[:, None], 0, state["state.track.weight"]).astype(np.float32)
-        return {**state, **side_arrays(self.sides)}
+        sides = self.sides
+        if self.config.playlist_context:
+            sides = dataclasses.replace(sides, two_hop=exact_two_hop(state["state.track.weight"], graph))
+        return {**state, **side_arrays(sides)}
 
     def validate(self, k: int) -> float:
         self.owner._set_inference(self.inference_arrays(self.graph))
@@ -250,6 +290,8 @@ def side_arrays(sides: TrackSides) -> dict[str, np.ndarray]:
                 "side.genres.shape": np.array(g.shape, dtype=np.int64)}
     if sides.audio is not None:
         out["side.audio"] = sides.audio
+    if sides.two_hop is not None:
+        out["side.two_hop"] = sides.two_hop
     return out
 
 
@@ -260,7 +302,7 @@ def sides_from_arrays(arrays: dict[str, np.ndarray]) -> TrackSides:
         genres = sp.csr_matrix((np.ones(len(indices), np.float32), indices, arrays["side.genres.indptr"]),
                                shape=tuple(arrays["side.genres.shape"]))
     return TrackSides(arrays["side.track_artist"].astype(np.int64), arrays["side.track_album"].astype(np.int64),
-                      genres, arrays.get("side.audio"))
+                      genres, arrays.get("side.audio"), arrays.get("side.two_hop"))
 
 
 @register
@@ -345,17 +387,20 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
 
     def track_sources(self, track_id: int) -> list[tuple[str, int, float]]:
         """How the track layer sees ``track_id``: (kind, id, attention averaged over heads) for
-        its own embedding (``"self"``, the track id), its artist, its album and its genres, read
+        its own embedding (``"self"``, the track id), its artist, its album, its genres and its
+        playlists (``"playlists"``, id -1: the two-hop context over training playlists), read
         from the layer (``return_attention_weights=True``)."""
         import torch
 
         track = np.array([track_id], dtype=np.int64)
-        artists, albums, genres, src, _, kind = self.sides.local_graph(track)
+        two_hop = self.sides.two_hop
+        has_context = None if two_hop is None else np.abs(two_hop[track]).sum(1) > 0
+        artists, albums, genres, src, _, kind = self.sides.local_graph(track, has_context)
         with torch.no_grad():
             _, (edges, alpha) = self.net.encode_tracks(track, "cpu", return_attention=True)
         # The layer returns its edges as given (no self-loops added), so rows match ``kind``.
         assert np.array_equal(edges[0].numpy(), src)
-        ids = np.concatenate((track, artists, albums, genres))
+        ids = np.concatenate((track, artists, albums, genres, [-1] * int(has_context.sum() if has_context is not None else 0)))
         return [(SOURCE_KINDS[k], int(ids[j]), float(a))
                 for k, j, a in zip(kind.tolist(), src.tolist(), alpha.mean(1).numpy().tolist(), strict=True)]
 
