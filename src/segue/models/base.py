@@ -107,6 +107,17 @@ class LiveUpdateUnsupported(SegueError):
     """The model cannot learn new playlists without retraining (see :meth:`Recommender.add_playlists`)."""
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by sorting: numpy 2.4's hash-based ``np.unique`` (taken when no
+    ``return_*`` is asked) measured 30× slower here (11.7 s vs 0.4 s on 2M int64).
+
+    >>> sorted_unique(np.array([3, 1, 3, 2])).tolist()
+    [1, 2, 3]
+    """
+    values = np.sort(np.asarray(values))
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
 class Recommender(abc.ABC):
     """Base class of every model; see the module docstring for who does what."""
 
@@ -223,7 +234,7 @@ class Recommender(abc.ABC):
         """
         n = self.n_tracks
         rows = np.repeat(np.arange(len(queries), dtype=np.int64), queries.lengths())
-        pairs = np.unique(rows * n + queries.seed_ids)          # one count per playlist and track
+        pairs = sorted_unique(rows * n + queries.seed_ids)      # one count per playlist and track
         touched, counts = np.unique(pairs % n, return_counts=True)
         if not len(touched):
             return

@@ -40,7 +40,13 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models.base import Explanation, LiveUpdateUnsupported, Queries, Recommender
+from segue.models.base import (
+    Explanation,
+    LiveUpdateUnsupported,
+    Queries,
+    Recommender,
+    sorted_unique,
+)
 from segue.models.explain import from_seed_contributions
 from segue.models.registry import register
 from segue.models.topn import seed_matrix, top_n_sparse
@@ -140,7 +146,7 @@ class ItemKNNRecommender(Recommender):
                 "on every playlist); retrain it with the new playlists")
         n = self.n_tracks
         new = seed_matrix(queries, n, dtype=np.float64)                   # [k, t] binary
-        touched = np.unique(new.indices)                                  # [T] int32
+        touched = sorted_unique(new.indices)                              # [T] int32
         if not len(touched):
             return
         local = sp.csr_matrix(new[:, touched])                            # [k, T]

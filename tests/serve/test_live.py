@@ -1,0 +1,127 @@
+"""``POST /v1/playlists`` through real servers: learned at once, kept across restarts, shared by workers."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+
+from segue.cli import main
+from tests.serve.conftest import planted_data, start_server, uri
+
+# Planted tracks 5 (rock) and 40 (jazz) never share a training playlist.
+NEW = {"title": "crossover", "tracks": [uri(5), uri(40), "spotify:track:not-in-catalog"]}
+
+
+def recs(client: httpx.Client, model: str, tracks: list[str], n: int = 90) -> dict:
+    response = client.post("/v1/recommendations", json={"tracks": tracks, "n": n, "model": model, "explain": True})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def score_of(body: dict, track: str) -> float | None:
+    return next((i["score"] for i in body["items"] if i["track_uri"] == track), None)
+
+
+def test_added_playlist_is_learned_at_once_and_survives_a_restart(fresh_models, tmp_path):
+    dirs = [fresh_models[m] for m in ("itemknn", "popular", "playlistknn", "title")]
+    server = start_server(dirs, tmp_path / "a.log")
+    try:
+        with server.client() as api:
+            before = recs(api, "itemknn", [uri(5)])
+            assert score_of(before, uri(40)) is None                    # no evidence before
+            popular_before = api.get("/v1/tracks", params={"q": "blue note 10"}).json()["items"][0]["playlists"]
+            response = api.post("/v1/playlists", json=NEW)
+            assert response.status_code == 201, response.text
+            added = response.json()
+            assert [m["name"] for m in added["models"]] == ["itemknn", "popular", "playlistknn"]
+            assert all(m["seq"] == 1 and m["tracks"] == 2 for m in added["models"])
+            assert added["skipped"] == [{"name": "title", "reason": "title cannot learn new playlists live"}]
+            assert added["unknown_tracks"] == ["spotify:track:not-in-catalog"]
+            # itemknn: the pair's cosine is 1 co-occurrence over the new popularities (hand-worked).
+            pop = planted_data().track_popularity
+            after = recs(api, "itemknn", [uri(5)])
+            assert score_of(after, uri(40)) == pytest.approx(1 / np.sqrt((pop[5] + 1) * (pop[40] + 1)), rel=1e-5)
+            explained = next(i for i in after["items"] if i["track_uri"] == uri(40))
+            assert explained["evidence"][0]["track_uri"] == uri(5)
+            # popular: one more playlist holds track 40 ("Blue Note 10").
+            assert api.get("/v1/tracks", params={"q": "blue note 10"}).json()["items"][0]["playlists"] == popular_before + 1
+            models = {m["name"]: m for m in api.get("/v1/models").json()["models"]}
+            assert models["itemknn"]["live_playlists"] == 1 and models["title"]["live_playlists"] == 0
+            knn_after = recs(api, "playlistknn", [uri(5), uri(6)], n=30)
+        code, output = server.stop()
+        assert code == 0 and "Traceback" not in output, output
+        log = fresh_models["itemknn"] / "live" / "playlists.jsonl"
+        assert log.read_text().count("\n") == 1 and "crossover" in log.read_text()
+
+        # A restart replays the log: the same answers as before it.
+        server = start_server(dirs, tmp_path / "b.log")
+        with server.client() as api:
+            assert recs(api, "itemknn", [uri(5)]) == after
+            assert recs(api, "playlistknn", [uri(5), uri(6)], n=30) == knn_after
+            assert {m["name"]: m["live_playlists"] for m in api.get("/v1/models").json()["models"]} == \
+                {"itemknn": 1, "popular": 1, "playlistknn": 1, "title": 0}
+    finally:
+        server.stop()
+
+
+def test_live_update_errors(fresh_models, tmp_path):
+    server = start_server([fresh_models["title"], fresh_models["popular"]], tmp_path / "s.log",
+                          "--state", str(tmp_path / "state"))
+    try:
+        with server.client() as api:
+            refused = api.post("/v1/playlists", json={"tracks": [uri(1)], "model": "title"})
+            assert refused.status_code == 409 and "title (title)" in refused.json()["message"]
+            unknown = api.post("/v1/playlists", json={"tracks": ["spotify:track:a", "spotify:track:b"]})
+            assert unknown.status_code == 422 and "none of the 2 tracks" in unknown.json()["message"]
+            assert api.post("/v1/playlists", json={"tracks": []}).status_code == 422
+            assert api.post("/v1/playlists", json={"title": "x"}).json()["message"].startswith("tracks:")
+            assert api.post("/v1/playlists", json={"tracks": [uri(1)], "model": "nope"}).status_code == 404
+            assert api.post("/v1/playlists", json={"tracks": [uri(k) for k in range(100)] * 6}).status_code == 422
+            ok = api.post("/v1/playlists", json={"tracks": [uri(1)]})   # title skipped, popular learns
+            assert ok.status_code == 201 and [m["name"] for m in ok.json()["models"]] == ["popular"]
+        assert (tmp_path / "state" / "popular" / "playlists.jsonl").exists()      # --state, not the model dir
+        assert not (fresh_models["popular"] / "live").exists()
+    finally:
+        server.stop()
+
+
+def test_torn_and_corrupt_logs(fresh_models, tmp_path, capsys):
+    log = fresh_models["popular"] / "live" / "playlists.jsonl"
+    log.parent.mkdir()
+    log.write_bytes(b'{"seq": 1, "title": "a", "tracks": ["' + uri(40).encode() + b'"]}\n{"seq": 2, "title": "b", "tra')
+    server = start_server([fresh_models["popular"]], tmp_path / "torn.log")
+    try:
+        with server.client() as api:
+            assert api.get("/v1/models").json()["models"][0]["live_playlists"] == 1
+            assert api.post("/v1/playlists", json={"tracks": [uri(41)]}).json()["models"][0]["seq"] == 2
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "dropping an incomplete last record" in output
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 and '"title":"b"' not in lines[1]            # the torn tail was cut, not glued to
+
+    # A complete line that is not a record stops the start, naming the file, line and field.
+    log.write_text(log.read_text() + '{"seq": 3, "tracks": "not a list"}\n')
+    assert main(["serve", str(fresh_models["popular"]), "--port", "0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"error: {log}: line 3: field 'tracks' must be a list of track URIs"
+
+
+def test_two_workers_see_each_others_additions(fresh_models, tmp_path):
+    server = start_server([fresh_models["itemknn"]], tmp_path / "w.log", "--workers", "2")
+    try:
+        # New connection per request, so the kernel spreads them over both workers.
+        with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as api:
+            pids = {api.get("/healthz").json()["pid"] for _ in range(40)}
+            assert len(pids) == 2
+            assert api.post("/v1/playlists", json=NEW).status_code == 201
+            answered_by = set()
+            for _ in range(30):
+                response = api.post("/v1/recommendations", json={"tracks": [uri(5)], "n": 90})
+                assert score_of(response.json(), uri(40)) is not None
+                answered_by.add(int(response.headers["x-segue-worker"]))
+            assert answered_by == pids
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Traceback" not in output, output
