@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from typer.core import TyperGroup
 
@@ -272,27 +273,52 @@ def train(
     fitted = cls(config).fit(PlaylistData.load(data))
     fitted.save(out)
     _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
+    if hasattr(fitted, "describe_weights"):
+        _echo("weights per query group (validation playlists tuned on):")
+        for label, weights, tuned in fitted.describe_weights():
+            _echo(f"  {label:<20} " + "  ".join(f"{k} {v:.2f}" for k, v in weights.items())
+                  + (f"  ({tuned})" if tuned else "  (borrowed from the nearest tuned group)"))
 
 
 @app.command()
 def recommend(
     model_dir: Annotated[Path, typer.Argument(help="A trained model directory.")],
-    challenge: Annotated[Path, typer.Option(help="challenge_set.json to answer.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Submission file (.csv.gz or .csv).")],
+    challenge: Annotated[Path | None, typer.Option(help="challenge_set.json to answer (writes a submission).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Submission file (.csv.gz or .csv).")] = None,
+    title: Annotated[str | None, typer.Option(help="Continue one playlist with this title (instead of --challenge).")] = None,
+    track: Annotated[list[str] | None, typer.Option("--track", "-t", help="A seed track URI of that playlist, repeatable.")] = None,
     team: Annotated[str, typer.Option(help="Team name for the team_info line.")] = "segue",
     email: Annotated[str, typer.Option(help="Contact e-mail for the team_info line.")] = "segue@example.org",
-    n: Annotated[int, typer.Option("-n", help="Recommendations per playlist.", min=1)] = 500,
+    n: Annotated[int | None, typer.Option("-n", help="Recommendations per playlist (default: 500 for a challenge set, 10 for one playlist).", min=1)] = None,
+    explain: Annotated[bool, typer.Option(help="Print why each track is recommended.")] = False,
+    explain_playlists: Annotated[int, typer.Option(help="With --challenge --explain: how many playlists to explain.", min=1)] = 3,
+    explain_tracks: Annotated[int, typer.Option(help="With --challenge --explain: tracks explained per playlist.", min=1)] = 5,
 ) -> None:
-    """Answer a challenge set with a trained model and write a submission file."""
+    """Answer a challenge set (a submission file), or continue one playlist given by --title/--track."""
     from segue.data.challenge import read_challenge
     from segue.evaluation.submission import write_submission
     from segue.models.base import Queries, Recommender
 
+    single = title is not None or bool(track)
+    if single == (challenge is not None):
+        raise SegueError("give either --challenge (with --out) or one playlist by --title and/or --track")
+    if challenge is not None and out is None:
+        raise SegueError("--challenge needs --out, the submission file to write")
     model = Recommender.load(model_dir)
-    catalog = model.catalog()
-    uris = catalog.column("track_uri").to_pylist()
+    uris = model.catalog().column("track_uri").to_pylist()
+    lookup = {u: i for i, u in enumerate(uris)}
+    if single:
+        unknown = [u for u in track or [] if u not in lookup]
+        if unknown:
+            raise SegueError(f"--track: {len(unknown)} URI{'s are' if len(unknown) > 1 else ' is'} not in the "
+                             f"model's catalog: {', '.join(unknown[:3])}{' …' if len(unknown) > 3 else ''}")
+        queries = Queries.from_lists([[lookup[u] for u in track or []]], [title or ""])
+        ranking = model.recommend(queries, n or 10)
+        _print_ranking(model, queries, 0, ranking, explain, len(ranking.ids[0]))
+        return
     entries = read_challenge(challenge)
-    queries, unknown = Queries.from_challenge(entries, {u: i for i, u in enumerate(uris)})
+    queries, unknown = Queries.from_challenge(entries, lookup)
+    n = n or 500
     start = time.perf_counter()
     ranking = model.recommend(queries, n)
     elapsed = time.perf_counter() - start
@@ -300,6 +326,45 @@ def recommend(
     write_submission(out, queries.pids.tolist(), rows, team=team, email=email, n=n)
     _echo(f"wrote {out}: {len(entries):,} playlists × {n} tracks with {model.name} [{elapsed:.1f} s]"
           + (f"; {unknown:,} seed tracks were unknown to the model" if unknown else ""))
+    if explain:
+        for row in range(min(explain_playlists, len(queries))):
+            seeds = ", ".join(model.track_labels(queries.seeds(row)[:3]))
+            _echo(f"\npid {queries.pids[row]} — title '{queries.titles[row]}', {len(queries.seeds(row))} seed tracks"
+                  + (f" ({seeds}{' …' if len(queries.seeds(row)) > 3 else ''})" if seeds else ""))
+            _print_ranking(model, queries, row, ranking, True, explain_tracks)
+
+
+def _print_ranking(model, queries, row: int, ranking, explain: bool, count: int) -> None:
+    """Print the first ``count`` tracks of ``ranking`` row ``row``, with explanations if asked."""
+    ids = ranking.ids[row, :count]
+    labels = model.track_labels(ids)
+    explanations = model.explain(queries, row, ids) if explain else [None] * len(ids)
+    for rank, (label, score, e) in enumerate(zip(labels, ranking.scores[row, :count], explanations, strict=True), 1):
+        shown = "popular back-fill" if np.isnan(score) else f"{score:.4g}"
+        _echo(f"{rank:>4}. {label}  [{shown}]")
+        if e is not None:
+            _echo(f"      {e.text}")
+
+
+@app.command()
+def similar(
+    model_dir: Annotated[Path, typer.Argument(help="A trained model directory.")],
+    track_uri: Annotated[str, typer.Argument(help="The track to find companions for (a URI from the catalog).")],
+    n: Annotated[int, typer.Option("-n", help="How many tracks.", min=1)] = 10,
+    explain: Annotated[bool, typer.Option(help="Print why each track is similar.")] = False,
+) -> None:
+    """Tracks that go with one track: the model's continuation of a one-track playlist."""
+    from segue.models.base import Queries, Recommender
+
+    model = Recommender.load(model_dir)
+    uris = model.catalog().column("track_uri").to_pylist()
+    try:
+        track_id = uris.index(track_uri)
+    except ValueError:
+        raise SegueError(f"{track_uri!r} is not in the catalog of {model_dir}") from None
+    ranking = model.similar([track_id], n)
+    _echo(f"tracks to play with {model.track_labels([track_id])[0]} ({model.name}):")
+    _print_ranking(model, Queries.from_lists([[track_id]]), 0, ranking, explain, n)
 
 
 @app.command("check-submission")
