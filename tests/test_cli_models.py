@@ -1,0 +1,82 @@
+"""The model commands through main(argv): train with --param, recommend one playlist with
+explanations, recommend a challenge set with --explain, similar, and their bad inputs."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from segue.cli import main
+from segue.data import schema
+
+
+@pytest.fixture(scope="module")
+def itemknn_dir(small_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "itemknn"
+    assert main(["train", "itemknn", str(small_data), "--out", str(out), "--param", "n_neighbors=50"]) == 0
+    return out
+
+
+def _popular_uri(small_data) -> tuple[str, str]:
+    tracks = pq.read_table(small_data / schema.TRACKS_FILE, columns=[schema.TRACK_URI, schema.TRACK_NAME])
+    entries = pq.read_table(small_data / schema.PLAYLIST_TRACKS_FILE, columns=[schema.TRACK_ID])
+    import numpy as np
+
+    top = int(np.bincount(entries.column(schema.TRACK_ID).to_numpy()).argmax())
+    return tracks.column(schema.TRACK_URI)[top].as_py(), tracks.column(schema.TRACK_NAME)[top].as_py()
+
+
+def test_params_are_applied_and_saved(itemknn_dir):
+    import json
+
+    params = json.loads((itemknn_dir / "params.json").read_text())
+    assert params["model"] == "itemknn" and params["config"]["n_neighbors"] == 50
+
+
+def test_unknown_or_bad_params_exit_2(small_data, tmp_path, capsys):
+    assert main(["train", "itemknn", str(small_data), "--out", str(tmp_path / "m"), "--param", "neighbours=5"]) == 2
+    assert "unknown parameter neighbours" in capsys.readouterr().err
+    assert main(["train", "als", str(small_data), "--out", str(tmp_path / "m"), "--param", "factors=lots"]) == 2
+    assert "'lots' is not a valid int" in capsys.readouterr().err
+    assert main(["train", "nope", str(small_data), "--out", str(tmp_path / "m")]) == 2
+    assert not (tmp_path / "m").exists()
+
+
+def test_one_playlist_with_explanations(itemknn_dir, small_data, capsys):
+    uri, name = _popular_uri(small_data)
+    assert main(["recommend", str(itemknn_dir), "--track", uri, "-n", "5", "--explain"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ranked = [line for line in lines if line.strip()[:2].rstrip(".").isdigit()]
+    assert len(ranked) == 5 and ranked[0].strip().startswith("1.")
+    because = [line for line in lines if line.strip().startswith("Because the playlist has")]
+    assert len(because) == 5 and all(name in line for line in because)   # the only seed is named
+
+
+def test_challenge_set_with_explain(itemknn_dir, small_mpd, tmp_path, capsys):
+    out = tmp_path / "sub.csv.gz"
+    assert main(["recommend", str(itemknn_dir), "--challenge", str(small_mpd / "challenge_set.json"),
+                 "--out", str(out), "--explain", "--explain-playlists", "2", "--explain-tracks", "3"]) == 0
+    text = capsys.readouterr().out
+    assert out.exists() and text.count("\npid ") == 2
+    assert text.count("   1. ") == 2 and text.count("   3. ") == 2
+
+
+def test_similar_lists_companions(itemknn_dir, small_data, capsys):
+    uri, name = _popular_uri(small_data)
+    assert main(["similar", str(itemknn_dir), uri, "-n", "4", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith(f"tracks to play with {name}")
+    assert "   4. " in out and "   5. " not in out and "Because the playlist has" in out
+
+
+def test_bad_inputs_name_the_problem(itemknn_dir, small_mpd, tmp_path, capsys):
+    assert main(["similar", str(itemknn_dir), "spotify:track:doesnotexist"]) == 2
+    assert "not in the catalog" in capsys.readouterr().err
+    assert main(["recommend", str(itemknn_dir), "--track", "spotify:track:doesnotexist"]) == 2
+    assert "not in the model's catalog: spotify:track:doesnotexist" in capsys.readouterr().err
+    assert main(["recommend", str(itemknn_dir)]) == 2
+    assert "give either --challenge" in capsys.readouterr().err
+    assert main(["recommend", str(itemknn_dir), "--challenge", str(small_mpd / "challenge_set.json")]) == 2
+    assert "needs --out" in capsys.readouterr().err
+    assert main(["similar", str(tmp_path), "spotify:track:x"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
