@@ -86,19 +86,25 @@ def test_playlistknn_new_playlist_becomes_a_neighbour(data):
     assert explanation.evidence[0]["track_id"] == 5
 
 
-def test_itemknn_touched_rows_equal_a_refit_and_others_differ_by_the_documented_factor(data):
-    config = get_model_class("itemknn").Config(n_neighbors=200)   # ≥ tracks: no cut-off
+@pytest.mark.parametrize("alpha", [0.5, 0.9])
+def test_itemknn_touched_rows_equal_a_refit_and_others_differ_by_the_documented_factor(data, alpha):
+    config = get_model_class("itemknn").Config(n_neighbors=200, alpha=alpha)   # ≥ tracks: no cut-off
     model = get_model_class("itemknn")(config).fit(data)
+    scale_old = model.row_scale.copy()
     model.add_playlists(NEW)
     grown = with_new(data, NEW)
     live = model._rows(np.arange(100)).toarray()
-    truth = get_model_class("itemknn")(config).fit(grown).similarity.toarray()
+    refit = get_model_class("itemknn")(config).fit(grown)
+    truth = refit.similarity.toarray()
     touched = np.unique(NEW.seed_ids)
     np.testing.assert_allclose(live[touched], truth[touched], rtol=1e-5, atol=1e-7)
-    # Untouched rows keep sim(k, i) at i's old popularity: truth · sqrt(pop_new(i) / pop_old(i)).
-    factor = np.sqrt(grown.track_popularity / data.track_popularity)
+    np.testing.assert_allclose(model.row_scale[touched], refit.row_scale[touched], rtol=1e-5)
+    # Untouched rows keep sim(k, i) at i's old popularity: truth · (pop_new(i) / pop_old(i))^(1-α),
+    # and their old row scale.
+    factor = (grown.track_popularity / data.track_popularity) ** (1 - alpha)
     others = np.setdiff1d(np.arange(100), touched)
     np.testing.assert_allclose(live[others], truth[others] * factor[None, :], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(model.row_scale[others], scale_old[others])
     assert (factor[touched] > 1).all()            # the approximation is real, not vacuous
 
 
@@ -110,7 +116,7 @@ def test_itemknn_sequential_updates_stay_within_the_documented_bound(data):
     grown = with_new(data, NEW)
     live = model._rows(np.arange(100)).toarray()
     truth = get_model_class("itemknn")(config).fit(grown).similarity.toarray()
-    factor = np.sqrt(grown.track_popularity / data.track_popularity)
+    factor = (grown.track_popularity / data.track_popularity) ** (1 - config.alpha)
     # Stale entries only overestimate, by at most the column's popularity growth.
     assert (live >= truth * (1 - 1e-5) - 1e-7).all()
     assert (live <= truth * factor[None, :] * (1 + 1e-5) + 1e-7).all()
@@ -118,7 +124,8 @@ def test_itemknn_sequential_updates_stay_within_the_documented_bound(data):
 
 
 def test_itemknn_new_pair_is_recommended_and_explained(data):
-    model = get_model_class("itemknn")().fit(data)
+    config = get_model_class("itemknn").Config(alpha=0.5, normalize_rows=False)   # the plain cosine
+    model = get_model_class("itemknn")(config).fit(data)
     assert 40 not in model.recommend(Queries.from_lists([[5]]), 20).ids[0]
     model.add_playlists(Queries.from_lists([[5, 40]] * 5))
     ranking = model.recommend(Queries.from_lists([[5]]), 90)
