@@ -100,7 +100,7 @@ def test_explanation_shares_are_the_seeds_terms(data):
 
 
 def test_bad_parameters_are_refused():
-    with pytest.raises(SegueError, match="alpha must be within 0..1"):
+    with pytest.raises(SegueError, match=r"alpha must be within 0\.\.1"):
         ItemKNNConfig(alpha=1.5)
     with pytest.raises(SegueError, match="similarity must be one of cosine, bm25"):
         ItemKNNConfig(similarity="jaccard")
