@@ -106,3 +106,15 @@ def test_bad_parameters_are_refused():
         ItemKNNConfig(similarity="jaccard")
     with pytest.raises(SegueError, match="n_neighbors must be at least 1"):
         ItemKNNConfig(n_neighbors=0)
+
+
+def test_a_model_saved_without_row_scales_asks_for_retraining(data, tmp_path):
+    from segue.errors import InputFileError
+    from segue.models.base import Recommender
+
+    ItemKNNRecommender(ItemKNNConfig(n_neighbors=10)).fit(data).save(tmp_path / "m")
+    with np.load(tmp_path / "m" / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "row_scale"}
+    np.savez(tmp_path / "m" / "arrays.npz", **arrays)
+    with pytest.raises(InputFileError, match=r"has no array 'row_scale'.*retrain it"):
+        Recommender.load(tmp_path / "m")

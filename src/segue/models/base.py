@@ -318,7 +318,11 @@ class Recommender(abc.ABC):
         if "popularity" not in arrays or len(arrays["popularity"]) != params.get("n_tracks"):
             raise InputFileError(path / ARRAYS_FILE, "popularity array missing or of the wrong size")
         model._adopt(arrays.pop("popularity"), params.get("trained_on", {}), model_dir=path)
-        model._load_arrays(arrays)
+        try:
+            model._load_arrays(arrays)
+        except KeyError as exc:
+            raise InputFileError(path / ARRAYS_FILE, f"has no array {exc} (saved by another version of the "
+                                 f"{params['model']!r} model?); retrain it with `segue train`") from None
         return model
 
     def similar(self, track_ids, n: int = 10) -> Ranking:
