@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from segue.serve.catalog import Catalog, fold, query_words
+from segue.serve.catalog import Catalog, fold, query_words, words
 
 WORDS = ["love", "lover", "lonely", "night", "nightmare", "blue", "blues", "río", "café", "don't", "x"]
 
@@ -20,14 +20,19 @@ def random_catalog(n: int = 3000, seed: int = 0) -> tuple[pa.Table, np.ndarray]:
     return table, rng.integers(0, 50, size=n)
 
 
+_WORDS_OF: dict[int, list[set[str]]] = {}
+
+
 def brute_force(table: pa.Table, popularity: np.ndarray, query: str) -> list[int]:
     """Every track whose words hold each query word (the last as a prefix unless followed by a space)."""
+    if id(table) not in _WORDS_OF:   # each track's words, one Python loop over a small catalog
+        texts = [f"{t} {a}" for t, a in zip(table["track_name"].to_pylist(), table["artist_name"].to_pylist(),
+                                            strict=True)]
+        _WORDS_OF[id(table)] = [{w for w in ws if w} for ws in words(pa.array(texts)).to_pylist()]
     wanted = query_words(query)
     last_is_prefix = not query[-1].isspace()
     out = []
-    for i, (name, artist) in enumerate(zip(table["track_name"].to_pylist(), table["artist_name"].to_pylist(),
-                                           strict=True)):
-        have = set(query_words(f"{name} {artist}"))
+    for i, have in enumerate(_WORDS_OF[id(table)]):
         full, last = (wanted[:-1], wanted[-1]) if last_is_prefix else (wanted, None)
         if all(w in have for w in full) and (last is None or any(h.startswith(last) for h in have)):
             out.append(i)

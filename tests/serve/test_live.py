@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import httpx
 import numpy as np
-import pytest
 
 from segue.cli import main
-from tests.serve.conftest import planted_data, start_server, uri
+from segue.models.base import Queries, Recommender
+from tests.serve.conftest import start_server, uri
 
 # Planted tracks 5 (rock) and 40 (jazz) never share a training playlist.
 NEW = {"title": "crossover", "tracks": [uri(5), uri(40), "spotify:track:not-in-catalog"]}
@@ -25,6 +27,7 @@ def score_of(body: dict, track: str) -> float | None:
 
 def test_added_playlist_is_learned_at_once_and_survives_a_restart(fresh_models, tmp_path):
     dirs = [fresh_models[m] for m in ("itemknn", "popular", "playlistknn", "title")]
+    shutil.copytree(fresh_models["itemknn"], tmp_path / "reference-itemknn")   # untouched by the server
     server = start_server(dirs, tmp_path / "a.log")
     try:
         with server.client() as api:
@@ -38,10 +41,16 @@ def test_added_playlist_is_learned_at_once_and_survives_a_restart(fresh_models, 
             assert all(m["seq"] == 1 and m["tracks"] == 2 for m in added["models"])
             assert added["skipped"] == [{"name": "title", "reason": "title cannot learn new playlists live"}]
             assert added["unknown_tracks"] == ["spotify:track:not-in-catalog"]
-            # itemknn: the pair's cosine is 1 co-occurrence over the new popularities (hand-worked).
-            pop = planted_data().track_popularity
+            # itemknn: 40 now has evidence beside 5, exactly as the model learning the playlist in-process.
             after = recs(api, "itemknn", [uri(5)])
-            assert score_of(after, uri(40)) == pytest.approx(1 / np.sqrt((pop[5] + 1) * (pop[40] + 1)), rel=1e-5)
+            assert score_of(after, uri(40)) is not None
+            reference = Recommender.load(tmp_path / "reference-itemknn")
+            catalog = reference.catalog().column("track_uri").to_pylist()
+            reference.add_playlists(Queries.from_lists([[catalog.index(uri(5)), catalog.index(uri(40))]]))
+            expected = reference.recommend(Queries.from_lists([[catalog.index(uri(5))]]), 90)
+            assert [i["track_uri"] for i in after["items"]] == [catalog[t] for t in expected.ids[0]]
+            np.testing.assert_allclose([np.nan if i["score"] is None else i["score"] for i in after["items"]],
+                                       expected.scores[0], rtol=1e-6)
             explained = next(i for i in after["items"] if i["track_uri"] == uri(40))
             assert explained["evidence"][0]["track_uri"] == uri(5)
             # popular: one more playlist holds track 40 ("Blue Note 10").

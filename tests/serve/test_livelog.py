@@ -53,7 +53,7 @@ def test_a_line_being_written_is_not_read_until_complete(tmp_path):
 def test_replay_cuts_a_torn_tail_and_names_bad_lines(tmp_path, caplog):
     path = tmp_path / LOG_FILE
     path.write_bytes(b'{"seq": 1, "title": "ok", "tracks": ["x"]}\n\n{"seq": 2, "title": "to')
-    log, learned = collecting(tmp_path)
+    log, _learned = collecting(tmp_path)
     with caplog.at_level(logging.WARNING, logger="segue.serve.live"):
         assert log.replay() == 1
     assert "dropping an incomplete last record" in caplog.text
@@ -68,7 +68,7 @@ def test_replay_cuts_a_torn_tail_and_names_bad_lines(tmp_path, caplog):
 
 
 def test_a_bad_line_while_serving_is_skipped_and_logged(tmp_path, caplog):
-    log, learned = collecting(tmp_path)
+    log, _learned = collecting(tmp_path)
     log.append("a", ["x"])
     with open(tmp_path / LOG_FILE, "ab") as handle:
         handle.write(b'[1, 2]\n{"title": "b", "tracks": ["y"]}\n')
