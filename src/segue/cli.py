@@ -41,6 +41,10 @@ ingest_app = typer.Typer(cls=_IngestGroup, no_args_is_help=True, help=(
     "listening logs (`segue ingest sessions`) or the Kaggle playlist CSV (`segue ingest kaggle`)."))
 app.add_typer(ingest_app, name="ingest")
 
+from segue.models.gnn.cli import graph_app  # noqa: E402  (typer only; torch loads in its commands)
+
+app.add_typer(graph_app, name="graph")
+
 Workers = Annotated[int | None, typer.Option(help="Worker processes (default: one per core).", min=1)]
 
 

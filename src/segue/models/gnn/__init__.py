@@ -1,0 +1,21 @@
+"""Graph models (issue 6, the second source design): graphs, GAT / genre-aware GAT / LightGCN /
+PlaylistGAT, BPR trainers, explanations, cold start.
+
+Modules, in the order data flows through them:
+
+``graph``        :class:`~segue.models.gnn.graph.PlaylistGraph` (playlist/track/artist/album/genre,
+                 audio features) and :class:`~segue.models.gnn.graph.ListeningGraph`
+                 (user/track/artist/genre with the listens attributes; user → genre edges opt-in),
+                 PyG ``HeteroData`` export, save/load without pickle.
+``sampling``     numpy neighbour sampling (PyG's needs pyg-lib or torch-sparse, not built for
+                 torch 2.13), negatives that are never positives, held-out edge splits.
+``training``     BPR, the simple and advanced trainers, modes, checkpoints, resume, device choice.
+``playlist``     what the playlist models share: examples that mimic queries, inductive scoring.
+``lightgcn``     ``lightgcn`` (registered Recommender): LightGCN with playlists as new nodes.
+``playlist_gat`` ``playlistgat`` (registered Recommender): heterogeneous GAT over the playlist graph.
+``listening``    ``gat`` and ``genre_gat``: GATs over the listening graph (users are nodes).
+``explain``      attention read from the layers, genre evidence, multi-factor text, heatmaps.
+``coldstart``    new users (stated genres), new tracks (artist embedding + noise), sparse users.
+``runs``         library entry points (train/evaluate on playlist and listening splits).
+``cli``          ``segue graph build|train|evaluate|explain``.
+"""

@@ -48,6 +48,7 @@ from segue.models.gnn.playlist import (
     mean_recall,
     segment_sum,
 )
+from segue.models.gnn.sampling import contains
 from segue.models.gnn.training import TrainingTask, bpr_loss, seeded_module
 from segue.models.registry import register
 
@@ -68,7 +69,7 @@ class PlaylistGATConfig:
     heads: int = 4
     dropout: float = 0.1
     max_context: int = 30
-    fanout: int = 5
+    fanout: int = 3
     playlist_context: bool = True
     regularization: float = 1e-4
     init_std: float = 0.1
@@ -93,13 +94,16 @@ class TrackSides:
     [n_tracks] (-1 when the model does not use that side: every track its own artist or album
     says nothing), ``track_genres`` csr or ``None``, ``audio`` float32 [n_tracks, f] or ``None``;
     at inference, ``two_hop`` float32 [n_tracks, d]: every track's exact playlist context
-    ``ÂᵀÂE`` (``None`` while training, where it is sampled per example)."""
+    ``ÂᵀÂE`` (``None`` while training, where it is sampled per example); ``degree`` int64
+    [n_tracks]: training playlists per track (a feature of the track's own input: how much
+    evidence its embedding has; per example it is counted without the example's playlist)."""
 
     track_artist: np.ndarray
     track_album: np.ndarray
     track_genres: sp.csr_matrix | None
     audio: np.ndarray | None
     two_hop: np.ndarray | None = None
+    degree: np.ndarray | None = None
 
     @classmethod
     def from_graph(cls, graph: PlaylistGraph) -> TrackSides:
@@ -108,7 +112,8 @@ class TrackSides:
             informative = len(ids) and len(np.unique(ids)) < len(ids)
             return ids if informative else np.full(len(ids), -1, dtype=np.int64)
 
-        return cls(side(graph.track_artist), side(graph.track_album), graph.track_genres, graph.audio)
+        return cls(side(graph.track_artist), side(graph.track_album), graph.track_genres, graph.audio,
+                   degree=graph.track_degree)
 
     @property
     def n_artists(self) -> int:
@@ -179,11 +184,12 @@ def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
             for table in (self.track, self.artist, self.album, self.genre):
                 torch.nn.init.normal_(table.weight, std=config.init_std)
             self.audio = torch.nn.Linear(sides.audio.shape[1], d) if sides.audio is not None else None
+            self.popularity = torch.nn.Linear(1, d)
             self.track_layer = GATConv(d, d // heads, heads=heads, edge_dim=len(SOURCE_KINDS), add_self_loops=False)
             self.playlist_layer = GATConv(d, d // heads, heads=heads, add_self_loops=False, dropout=config.dropout)
 
         def encode_tracks(self, tracks: np.ndarray, device, own=None, context=None, has_context=None,
-                          return_attention: bool = False):
+                          degree=None, return_attention: bool = False):
             """h [m, d] of ``tracks`` (int64 [m]) through the track layer. ``own``: their
             embedding rows when already looked up; ``context`` [m, d] and ``has_context`` bool
             [m]: each row's playlist context (rows without one get no such edge). At inference
@@ -201,6 +207,9 @@ def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
                 own = self.track(t(tracks))
             if self.audio is not None:
                 own = own + self.audio(t(sides.audio[tracks]))
+            if degree is None:
+                degree = sides.degree[tracks]
+            own = own + self.popularity(t(np.log1p(degree).astype(np.float32)[:, None]))
             parts = [own, self.artist(t(artists)), self.album(t(albums)), self.genre(t(genres))]
             if has_context is not None:
                 parts.append(context[t(np.flatnonzero(has_context))])
@@ -248,18 +257,20 @@ class PlaylistGATTask(TrainingTask):
 
         b, m = batch.size, len(batch.context_track)
         tracks = np.concatenate((batch.context_track, batch.positive, batch.negative))
+        # Each (track, example) pair sees the graph without the example's playlist.
+        example = np.concatenate((batch.context_owner, np.arange(b), np.arange(b)))
+        degree = self.graph.track_degree[tracks] - contains(self.examples.keys, batch.playlist[example], tracks,
+                                                            self.graph.n_tracks)
         if self.config.playlist_context:
-            # Each (track, example) pair sees the graph without the example's playlist.
-            example = np.concatenate((batch.context_owner, np.arange(b), np.arange(b)))
             plan = propagation_plan(self.graph, tracks, batch.playlist[example], self.config.fanout, self._rng,
                                     self.examples.keys)
             own, context = sampled_two_hop(self.module.track, plan, self.device)
             h = self.module.encode_tracks(tracks, self.device, own=own, context=context,
-                                          has_context=plan.pair_scale > 0)
+                                          has_context=plan.pair_scale > 0, degree=degree)
         else:
             distinct, inverse = np.unique(tracks, return_inverse=True)
-            own = self.module.track(torch.from_numpy(distinct).to(self.device))
-            h = self.module.encode_tracks(distinct, self.device, own=own)[torch.from_numpy(inverse.ravel()).to(self.device)]
+            own = self.module.track(torch.from_numpy(distinct).to(self.device))[torch.from_numpy(inverse.ravel()).to(self.device)]
+            h = self.module.encode_tracks(tracks, self.device, own=own, degree=degree)
         owner = torch.from_numpy(batch.context_owner).to(self.device)
         query = self.module.encode_queries(h[:m], owner, b)
         positive, negative = h[m:m + b], h[m + b:]
@@ -272,7 +283,7 @@ class PlaylistGATTask(TrainingTask):
         # represented by its artist, album (and genres) only (cold start of a new track).
         unseen = graph.track_degree == 0
         state["state.track.weight"] = np.where(unseen[:, None], 0, state["state.track.weight"]).astype(np.float32)
-        sides = self.sides
+        sides = dataclasses.replace(self.sides, degree=graph.track_degree)
         if self.config.playlist_context:
             sides = dataclasses.replace(sides, two_hop=exact_two_hop(state["state.track.weight"], graph))
         return {**state, **side_arrays(sides)}
@@ -292,6 +303,7 @@ def side_arrays(sides: TrackSides) -> dict[str, np.ndarray]:
         out["side.audio"] = sides.audio
     if sides.two_hop is not None:
         out["side.two_hop"] = sides.two_hop
+    out["side.degree"] = sides.degree
     return out
 
 
@@ -302,7 +314,7 @@ def sides_from_arrays(arrays: dict[str, np.ndarray]) -> TrackSides:
         genres = sp.csr_matrix((np.ones(len(indices), np.float32), indices, arrays["side.genres.indptr"]),
                                shape=tuple(arrays["side.genres.shape"]))
     return TrackSides(arrays["side.track_artist"].astype(np.int64), arrays["side.track_album"].astype(np.int64),
-                      genres, arrays.get("side.audio"), arrays.get("side.two_hop"))
+                      genres, arrays.get("side.audio"), arrays.get("side.two_hop"), arrays["side.degree"])
 
 
 @register

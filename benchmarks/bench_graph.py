@@ -1,0 +1,138 @@
+"""Graph-model figures: quality on generated sessions and on the playlist challenge split, training
+time and peak memory per mode, inference time per user.
+
+    flock /tmp/segue-heavy.lock .venv/bin/python benchmarks/bench_graph.py --work /tmp/segue-graph-bench \\
+        --playlist-split demo/split --sessions-users 1000 --modes mini,quick
+
+Sections (each skippable):
+
+``sessions``  ``segue generate sessions`` (``--sessions-users``, seed 0) → ``segue ingest sessions`` →
+              a 70/15/15 split by time → gat, genre_gat, lightgcn, playlistgat against popular,
+              itemknn and ALS with the shared harness (Recall@10 / NDCG@10, all tracks ranked,
+              training tracks excluded; by user type), the genre-aware model's genre diversity,
+              coverage and influence, and inference time per user — in ``--quality-mode``.
+``playlists`` PlaylistGAT and LightGCN against ALS on ``--playlist-split`` (from ``segue split``)
+              with the Evaluation harness (challenge metrics, CIs, paired tests).
+``modes``     each of ``--modes`` for each graph model, as a separate ``segue graph train``
+              process measured by ``measure.py`` (wall time, peak RSS of the process tree).
+
+Writes ``results.json`` and ``results.md`` under ``--work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from measure import machine, measure  # noqa: E402
+
+SEGUE = [sys.executable, "-m", "segue"]
+
+
+def run(command: list[str]) -> None:
+    result = measure(command)
+    if result.returncode != 0:
+        raise SystemExit(f"failed ({result.returncode}): {' '.join(command)}\n{result.output[-3000:]}")
+
+
+def sessions_section(args, results: dict, lines: list[str]) -> Path:
+    from segue.models.gnn.runs import evaluate_listening_models, load_listening_split
+
+    raw, data = args.work / "sessions-raw", args.work / "sessions"
+    run([*SEGUE, "generate", "sessions", "--users", str(args.sessions_users), "--out", str(raw), "--seed", "0",
+         "--overwrite"])
+    run([*SEGUE, "ingest", "sessions", str(raw), "--out", str(data)])
+    split = load_listening_split(data, seed=0)
+    start = time.perf_counter()
+    report = evaluate_listening_models(split, mode=args.quality_mode, seed=0)
+    report.write(args.work / "sessions-eval")
+    results["sessions"] = {"users": args.sessions_users, "mode": args.quality_mode,
+                           "seconds": time.perf_counter() - start,
+                           "table": report.evaluation.table, "counts": report.evaluation.counts,
+                           "train_seconds": report.train_seconds, "inference_ms_per_user": report.inference_ms_per_user,
+                           "single_user_ms": report.single_user_ms, "genre": report.genre,
+                           "histories": report.histories}
+    lines += [f"### Generated sessions ({args.sessions_users:,} users, {args.quality_mode} mode)", "",
+              report.to_markdown(), ""]
+    return data
+
+
+def playlists_section(args, results: dict, lines: list[str]) -> None:
+    from segue.cli import _headline
+    from segue.models.gnn.runs import evaluate_playlist_split
+
+    start = time.perf_counter()
+    result, timings = evaluate_playlist_split(args.playlist_split, args.work / "playlist-eval",
+                                              mode=args.quality_mode, baselines=("als",))
+    table = {m: {metric: result.table[m]["all"][metric]["mean"] for metric in ("r_precision", "ndcg", "clicks")}
+             for m in result.models}
+    results["playlists"] = {"split": str(args.playlist_split), "mode": args.quality_mode, "table": table,
+                            "train_seconds": timings, "seconds": time.perf_counter() - start}
+    lines += [f"### Playlist challenge split ({args.playlist_split}, {args.quality_mode} mode)", "", "```",
+              _headline(result), "```", "", "Training seconds: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()), ""]
+
+
+def modes_section(args, results: dict, lines: list[str], sessions: Path | None) -> None:
+    rows = []
+    jobs = []
+    if args.playlist_split is not None:
+        jobs += [(m, args.playlist_split / "train") for m in ("lightgcn", "playlistgat")]
+    if sessions is not None:
+        jobs += [(m, sessions) for m in ("gat", "genre_gat")]
+    for mode in args.modes.split(","):
+        for model, data in jobs:
+            out = args.work / "models" / f"{model}-{mode}"
+            result = measure([*SEGUE, "graph", "train", model, str(data), "--out", str(out), "--mode", mode])
+            if result.returncode != 0:
+                raise SystemExit(f"{model} {mode} failed:\n{result.output[-3000:]}")
+            rows.append({"model": model, "mode": mode, "data": str(data), "wall_s": result.wall_s,
+                         "peak_rss_gib": result.peak_rss_gib,
+                         "summary": [line for line in result.output.splitlines() if "epochs" in line][-1:]})
+    results["modes"] = rows
+    lines += ["### Training time and peak memory per mode (separate `segue graph train` processes)", "",
+              "| model | mode | data | wall time | peak RSS | epochs |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['mode']} | {Path(r['data']).name if r['model'] in ('gat', 'genre_gat') else r['data']} "
+                     f"| {r['wall_s']:.1f} s | {r['peak_rss_gib']:.2f} GiB | {' '.join(r['summary']).strip()} |")
+    lines.append("")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/segue-graph-bench"))
+    parser.add_argument("--playlist-split", type=Path, default=None, help="A `segue split` directory.")
+    parser.add_argument("--sessions-users", type=int, default=1000)
+    parser.add_argument("--quality-mode", default="quick")
+    parser.add_argument("--modes", default="mini,quick")
+    parser.add_argument("--skip", default="", help="Comma-separated sections to skip: sessions, playlists, modes.")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    results = {"machine": machine(), "date": datetime.date.today().isoformat(),
+               "command": " ".join(sys.argv)}
+    lines = [f"Machine: {results['machine']}  ", f"Date: {results['date']}  ", f"Command: `{results['command']}`", ""]
+    sessions = None
+    if "sessions" not in skip:
+        sessions = sessions_section(args, results, lines)
+    elif (args.work / "sessions").exists():
+        sessions = args.work / "sessions"
+    if "playlists" not in skip and args.playlist_split is not None:
+        playlists_section(args, results, lines)
+    if "modes" not in skip:
+        modes_section(args, results, lines, sessions)
+    (args.work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (args.work / "results.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

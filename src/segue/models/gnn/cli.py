@@ -1,0 +1,169 @@
+"""``segue graph …``: build, train, evaluate and explain the graph models (thin: parse, call, print).
+
+Imports only typer at module level, so ``segue --help`` stays fast; torch is loaded by the
+commands that train or score.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from segue.errors import SegueError
+
+graph_app = typer.Typer(no_args_is_help=True, help="Graph models: build graphs, train GAT / LightGCN / PlaylistGAT, evaluate, explain.")
+
+Mode = Annotated[str, typer.Option(help="Training budget: mini, quick, balanced or full.")]
+Seed = Annotated[int, typer.Option(help="Random seed (same seed, same model).")]
+
+
+def _echo(text: str) -> None:
+    typer.echo(text)
+
+
+@graph_app.command("build")
+def build_cmd(
+    data: Annotated[Path, typer.Argument(help="A playlist dataset (`segue ingest`) or listening dataset (`segue ingest sessions`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for graph.npz and graph.json.")],
+    user_genres: Annotated[str, typer.Option(help="Listening graphs: user→genre edges: none (default), "
+                                                  "listening (from the user's own listens) or stated (the source's).")] = "none",
+) -> None:
+    """Build the heterogeneous graph of a dataset and save it (arrays + JSON, no pickle)."""
+    from segue.models.gnn.graph import ListeningGraph, PlaylistGraph, save_graph
+    from segue.models.gnn.runs import is_listening_dir
+
+    if is_listening_dir(data):
+        from segue.data.sessions import ListeningData
+
+        listening = ListeningData.load(data, events=False, user_genre_preferences=user_genres == "stated")
+        graph = ListeningGraph.from_listening(listening, user_genres=user_genres)
+    else:
+        from segue.data.dataset import PlaylistData
+
+        if user_genres != "none":
+            raise SegueError("--user-genres applies to listening data only")
+        graph = PlaylistGraph.from_playlist_data(PlaylistData.load(data))
+    info = save_graph(graph, out)
+    _echo(f"wrote {out} ({info['kind']} graph): " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                                                               for k, v in info["counts"].items()))
+
+
+@graph_app.command("train")
+def train_cmd(
+    model: Annotated[str, typer.Argument(help="gat, genre_gat (listening data); lightgcn, playlistgat (playlist data).")],
+    data: Annotated[Path, typer.Argument(help="Listening data or split (gat, genre_gat); playlist training data (lightgcn, playlistgat).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    mode: Mode = "quick",
+    seed: Seed = 0,
+    checkpoint_dir: Annotated[Path | None, typer.Option(help="Write best.pt/last.pt here (resumable).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from --checkpoint-dir/last.pt.")] = False,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")] = None,
+) -> None:
+    """Train a graph model (BPR, early stopping on validation Recall@10) and save it."""
+    from segue.models.base import parse_params
+    from segue.models.gnn.runs import (
+        LISTENING_GRAPH_MODELS,
+        fit_playlist_model,
+        load_listening_split,
+        train_listening_model,
+    )
+
+    extra = {"checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else "", "resume": resume}
+    start = time.perf_counter()
+    if model in LISTENING_GRAPH_MODELS:
+        from segue.models.gnn.listening import ListeningGATConfig
+
+        overrides = dataclass_values(parse_params(ListeningGATConfig, param or []), param)
+        split = load_listening_split(data, seed)
+        fitted = train_listening_model(model, split, mode=mode, seed=seed, overrides={**overrides, **extra})
+        fitted.save(out)
+    else:
+        from segue.data.dataset import PlaylistData
+        from segue.models.registry import get_model_class
+
+        cls = get_model_class(model)
+        overrides = dataclass_values(parse_params(cls.Config, param or []), param)
+        fitted = fit_playlist_model(model, PlaylistData.load(data), mode=mode, seed=seed, params={**overrides, **extra})
+        fitted.save(out)
+    history = getattr(fitted, "history", None)
+    _echo(f"trained {model} ({mode}) on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
+    if history is not None and history.epochs:
+        best = history.best_epoch
+        _echo(f"  {len(history.epochs)} epochs, {history.stopped}"
+              + (f"; best validation recall@10 {history.best_metric:.4f} (epoch {best + 1})" if best >= 0 else ""))
+
+
+def dataclass_values(config, pairs: list[str] | None) -> dict:
+    """Only the fields the user set with --param (so the mode's and model's defaults stay)."""
+    keys = {p.partition("=")[0].strip().replace("-", "_") for p in pairs or []}
+    return {k: getattr(config, k) for k in keys}
+
+
+@graph_app.command("evaluate")
+def evaluate_cmd(
+    data: Annotated[Path, typer.Argument(help="Listening data or split; or a playlist split from `segue split`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report.")],
+    models: Annotated[str, typer.Option(help="Graph models, comma-separated.")] = "",
+    baselines: Annotated[str, typer.Option(help="Baselines, comma-separated.")] = "",
+    mode: Mode = "quick",
+    seed: Seed = 0,
+    part: Annotated[str, typer.Option(help="test, or validation.")] = "test",
+) -> None:
+    """Train graph models and baselines on a split's training part and score them on held-out data.
+
+    Listening data: Recall@10 / NDCG@10 (all tracks ranked, training tracks excluded) by user type,
+    genre figures, training time and inference time per user. Playlist split: the Evaluation
+    harness (challenge metrics per category, CIs, paired tests)."""
+    from segue.models.gnn import runs
+
+    start = time.perf_counter()
+    if runs.is_listening_dir(data):
+        chosen = _names(models, runs.GRAPH_MODELS)
+        report = runs.evaluate_listening_models(runs.load_listening_split(data, seed), models=chosen,
+                                                baselines=_names(baselines, runs.BASELINES), mode=mode, seed=seed,
+                                                part=part)
+        report.write(out)
+        _echo(report.to_markdown())
+    else:
+        result, timings = runs.evaluate_playlist_split(data, out, models=_names(models, runs.PLAYLIST_GRAPH_MODELS),
+                                                       baselines=_names(baselines, ("als",)), mode=mode,
+                                                       part=part, seed=seed)
+        from segue.cli import _headline
+
+        _echo(_headline(result))
+        _echo("training seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    _echo(f"report in {out} [{time.perf_counter() - start:.1f} s]")
+
+
+def _names(text: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    return names or default
+
+
+@graph_app.command("explain")
+def explain_cmd(
+    model_dir: Annotated[Path, typer.Argument(help="A trained gat / genre_gat directory (`segue graph train`).")],
+    user: Annotated[int, typer.Option(help="User id to explain.")],
+    n: Annotated[int, typer.Option("-n", help="Recommendations to explain.", min=1)] = 5,
+    heatmap: Annotated[Path | None, typer.Option(help="Also write the attention heatmap (PNG) here.")] = None,
+) -> None:
+    """Recommend for a user and explain each track: attention over their history, genres, popularity."""
+    import numpy as np
+
+    from segue.models.gnn.explain import listening_heatmap
+    from segue.models.gnn.listening import ListeningGATRecommender
+
+    model = ListeningGATRecommender.load(model_dir)
+    if not 0 <= user < model.graph.n_users:
+        raise SegueError(f"user {user} outside 0..{model.graph.n_users - 1}")
+    tracks = model.recommend_users(np.array([user]), n)[0]
+    tracks = tracks[tracks >= 0]
+    for explanation in model.explain(user, tracks):
+        _echo(explanation.text)
+        _echo("")
+    if heatmap is not None:
+        listening_heatmap(model, user, tracks, heatmap)
+        _echo(f"wrote {heatmap}")
