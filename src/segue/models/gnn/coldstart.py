@@ -120,6 +120,10 @@ def add_tracks(model, artist_ids, *, noise: float = 0.01, seed: int = 0) -> np.n
         model.track_genre_unit = sp.vstack((model.track_genre_unit, _unit_rows(genre_rows))).tocsr()
         model.track_side = np.vstack((model.track_side, np.hstack((_unit(vectors), _unit_rows(genre_rows).toarray()))
                                       .astype(np.float32)))
+    elif model.config.score == "cosine":
+        from segue.models.gnn.listening import _unit
+
+        model.track_side = np.vstack((model.track_side, _unit(vectors).astype(np.float32)))
     else:
         model.track_side = np.vstack((model.track_side, vectors))
     return np.arange(first, first + m, dtype=np.int64)

@@ -63,8 +63,9 @@ def neighbour_contributions(model, user: int, track_ids: np.ndarray):
         per_head = np.einsum("mhc,tc->tmh", messages, targets) / heads
     parts = (per_head * alpha[None]).sum(2)
     bias = targets @ layer.bias.detach().numpy().astype(np.float64)
-    if model.config.genre_aware:   # α · cos(h_u, t): divide by both norms
-        scale = model.config.alpha / (np.linalg.norm(model.user_vectors[user]) * np.linalg.norm(targets, axis=1))
+    if model.config.score == "cosine":   # α · cos(h_u, t): divide by both norms
+        weight = model.config.alpha if model.config.genre_aware else 1.0
+        scale = weight / (np.linalg.norm(model.user_vectors[user]) * np.linalg.norm(targets, axis=1))
         parts, bias = parts * scale[:, None], bias * scale
     return neighbours, alpha, parts, bias
 
