@@ -197,6 +197,53 @@ def ingest_kaggle_cmd(
             _echo(f"  - {line}")
 
 
+sessions_app = typer.Typer(no_args_is_help=True, help="Listening data: split by time, next-track models, evaluation.")
+app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.command("split")
+def sessions_split_cmd(
+    data: Annotated[Path, typer.Argument(help="Listening dataset written by `segue ingest sessions`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Split directory to write.")],
+    seed: Annotated[int, typer.Option(help="Seed (next-track query sample; shuffle of untimed data).")] = 0,
+    min_user_tracks: Annotated[int, typer.Option(help="Users with fewer distinct tracks stay in training only.", min=2)] = 5,
+    next_track_queries: Annotated[int, typer.Option(help="Next-track queries drawn per held-out part.", min=1)] = 20_000,
+) -> None:
+    """Per user by time: first 70% of distinct tracks train, next 15% validation, last 15% test."""
+    from segue.evaluation.sessions import split_sessions
+
+    info = split_sessions(data, out, seed=seed, min_user_tracks=min_user_tracks, max_next_track=next_track_queries)
+    c = info["counts"]
+    _echo(f"wrote {out}: {c['held_out_users']:,} of {c['users']:,} users with held-out tracks; "
+          f"{c['train_events']:,} training plays; test {c['test_edges']:,} tracks, "
+          f"{c['test_next_track']:,} next-track queries")
+
+
+@sessions_app.command("evaluate")
+def sessions_evaluate_cmd(
+    split_dir: Annotated[Path, typer.Argument(help="Split directory from `segue sessions split`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for evaluation.md and evaluation.json.")],
+    user_model: Annotated[list[str] | None, typer.Option(help="Playlist models asked with each user's training "
+                                                              "tracks (default: popular, itemknn, als).")] = None,
+    next_model: Annotated[list[str] | None, typer.Option(help="Next-track models (default: popular, sknn, gru4rec).")] = None,
+    part: Annotated[str, typer.Option(help="test, or validation (for tuning).")] = "test",
+) -> None:
+    """Train and score: Recall/NDCG@10 of user recommendations, next-track HitRate@10, by user type."""
+    from segue.evaluation.sessions import (
+        NEXT_TRACK_MODELS,
+        USER_BASELINES,
+        evaluate_sessions,
+        load_listening_split,
+    )
+
+    split = load_listening_split(split_dir)
+    evaluation, timings = evaluate_sessions(split, user_models=user_model or USER_BASELINES,
+                                            next_models=next_model or NEXT_TRACK_MODELS, part=part)
+    evaluation.write(out)
+    _echo(evaluation.to_markdown())
+    _echo("fit: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings["fit_s"].items()))
+
+
 @app.command()
 def verify(
     source: Annotated[Path, typer.Argument(help="Directory with mpd.slice.*.json files.")],

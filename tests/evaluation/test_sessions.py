@@ -170,3 +170,21 @@ def test_next_track_hit_rate_and_mrr_by_hand():
 def test_excluded_and_repeated_ids_are_dropped():
     out = without_excluded(np.array([[2, 2, 1, 0, -1]]), sp.csr_matrix(np.array([[0, 1, 0]])), 4)
     assert out.tolist() == [[2, 0, -1, -1]]
+
+
+def test_cli_split_and_evaluate_sessions(tmp_path, capsys):
+    import json
+
+    from segue.cli import main
+
+    assert main(["generate", "sessions", "--users", "60", "--tracks", "500", "--out", str(tmp_path / "g")]) == 0
+    assert main(["ingest", "sessions", str(tmp_path / "g"), "--out", str(tmp_path / "d")]) == 0
+    assert main(["sessions", "split", str(tmp_path / "d"), "--out", str(tmp_path / "s")]) == 0
+    assert "users with held-out tracks" in capsys.readouterr().out
+    assert main(["sessions", "evaluate", str(tmp_path / "s"), "--out", str(tmp_path / "e"), "--user-model", "popular",
+                 "--next-model", "popular", "--next-model", "sknn"]) == 0
+    result = json.loads((tmp_path / "e" / "evaluation.json").read_text())
+    assert set(result["next_track"]["table"]) == {"popular", "sknn"} and "popular" in result["users"]["table"]
+    assert result["next_track"]["table"]["sknn"]["all"]["hit_rate"] > result["next_track"]["table"]["popular"]["all"]["hit_rate"]
+    assert main(["sessions", "evaluate", str(tmp_path / "d"), "--out", str(tmp_path / "e2")]) == 2
+    assert "split.json: missing" in capsys.readouterr().err

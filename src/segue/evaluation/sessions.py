@@ -521,3 +521,65 @@ def recommend_next(model, task: ListeningTask, n: int = 10) -> np.ndarray:
     if len(task.next_track) == 0:
         return np.zeros((0, n), dtype=np.int32)
     return model.recommend(task.next_track.queries, n).ids
+
+
+# --------------------------------------------------------------------------------------------
+# Library entry points (the pipeline and `segue sessions` call these)
+# --------------------------------------------------------------------------------------------
+
+USER_BASELINES = ("popular", "itemknn", "als")
+NEXT_TRACK_MODELS = ("popular", "sknn", "gru4rec")
+
+
+def split_sessions(data: Path, out: Path, *, seed: int = 0, **options) -> dict:
+    """Split the listening directory ``data`` (:func:`split_listening`) and write it to ``out``;
+    returns the split's info (parameters and counts)."""
+    split = split_listening(ListeningData.load(data), seed=seed, **options)
+    write_listening_split(split, out, catalog_from=Path(data))
+    return split.info
+
+
+def train_next_track(name: str, train: ListeningData, params: dict | None = None):
+    """A registered Recommender fitted on the training part's sessions, in play order."""
+    from segue.models.base import config_from_dict
+    from segue.models.registry import get_model_class
+
+    cls = get_model_class(name)
+    return cls(config_from_dict(cls.Config, params or {}, where=f"{name} parameters")).fit(train.to_session_data())
+
+
+def evaluate_sessions(split: ListeningSplit, *, user_models=USER_BASELINES, next_models=NEXT_TRACK_MODELS,
+                      params: dict[str, dict] | None = None, part: str = "test", k: int = 10) -> tuple[ListeningEvaluation, dict]:
+    """Train ``user_models`` on ``train.to_playlist_data()`` (asked with each user's training tracks)
+    and ``next_models`` on ``train.to_session_data()`` (asked with session prefixes), score them on
+    ``part``; returns the evaluation and ``{"fit_s": {...}, "answer_s": {...}}``."""
+    import time
+
+    from segue.models.base import config_from_dict
+    from segue.models.registry import get_model_class
+
+    task = split.part(part)
+    params = params or {}
+    timings: dict = {"fit_s": {}, "answer_s": {}}
+    rankings, next_rankings = {}, {}
+    longest = int(task.seeds.lengths().max(initial=0))
+    n_users = max(k, min(k + 90, task.n_tracks - longest))
+    if user_models:
+        playlists = split.train.to_playlist_data()
+        for name in user_models:
+            cls = get_model_class(name)
+            start = time.perf_counter()
+            model = cls(config_from_dict(cls.Config, params.get(name, {}), where=f"{name} parameters")).fit(playlists)
+            timings["fit_s"][f"users/{name}"] = time.perf_counter() - start
+            start = time.perf_counter()
+            rankings[name] = recommend_users(model, task, n_users)
+            timings["answer_s"][f"users/{name}"] = time.perf_counter() - start
+    if next_models and len(task.next_track):
+        for name in next_models:
+            start = time.perf_counter()
+            model = train_next_track(name, split.train, params.get(name))
+            timings["fit_s"][f"next/{name}"] = time.perf_counter() - start
+            start = time.perf_counter()
+            next_rankings[name] = recommend_next(model, task, k)
+            timings["answer_s"][f"next/{name}"] = time.perf_counter() - start
+    return evaluate_listening(task, rankings, next_track=next_rankings, k=k), timings
