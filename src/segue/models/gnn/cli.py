@@ -134,7 +134,9 @@ def evaluate_cmd(
         from segue.cli import _headline
 
         _echo(_headline(result))
-        _echo("training seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        for name, t in timings.items():
+            _echo(f"{name:<12} trained in {t['train_s']:.1f} s; {t['ms_single_query']:.1f} ms per single query "
+                  f"({t['ms_per_query_batch']:.2f} ms per query in a batch)")
     _echo(f"report in {out} [{time.perf_counter() - start:.1f} s]")
 
 

@@ -95,7 +95,8 @@ def evaluate_playlist_split(split: Path, out: Path | None = None, *, models=PLAY
                             bootstrap: int = 1000):
     """Train graph models and baselines on ``split/train`` and score them on ``part`` with the
     Evaluation harness (CIs, paired tests); write the report under ``out`` when given. Returns
-    ``(EvaluationResult, timings {name: seconds})``."""
+    ``(EvaluationResult, timings {name: {train_s, ms_per_query_batch, ms_single_query}})``
+    (500 tracks per query; single queries timed over the first 50)."""
     from segue.evaluation.runner import evaluate, write_report
     from segue.evaluation.task import load_part
     from segue.models.base import Queries
@@ -106,8 +107,15 @@ def evaluate_playlist_split(split: Path, out: Path | None = None, *, models=PLAY
     for name in (*baselines, *models):
         start = time.perf_counter()
         model = fit_playlist_model(name, loaded.train, mode=mode, seed=seed)
-        timings[name] = time.perf_counter() - start
+        timings[name] = {"train_s": time.perf_counter() - start}
+        start = time.perf_counter()
         rankings[name] = model.recommend(queries, 500).ids
+        timings[name]["ms_per_query_batch"] = 1000 * (time.perf_counter() - start) / max(len(queries), 1)
+        picked = range(min(50, len(queries)))
+        start = time.perf_counter()
+        for row in picked:
+            model.recommend(queries.slice(row, row + 1), 500)
+        timings[name]["ms_single_query"] = 1000 * (time.perf_counter() - start) / max(len(picked), 1)
     result = evaluate(loaded.task, rankings, n_bootstrap=bootstrap, seed=seed)
     if out is not None:
         write_report(result, Path(out), title=f"Graph models on {split} ({part}), {mode} mode")
