@@ -1,9 +1,9 @@
 """``itemknn``: item–item co-occurrence neighbours over every track, scores summed over the seeds.
 
 The source design kept only the 10K most popular tracks; here every track of the catalog gets its
-``n_neighbors`` most similar tracks. The neighbours are found by ``implicit``'s multithreaded C++
-kernel (``all_pairs_knn``), which walks each track's playlists once and keeps a bounded heap per
-track, so the full co-occurrence matrix (billions of pairs at 1M playlists) is never built. What is
+``n_neighbors`` most similar tracks, found by segue's co-occurrence kernel
+(:func:`segue.features.cooccurrence.top_k_cooccurrence`: multithreaded, one dense row at a time,
+so the full co-occurrence matrix — billions of pairs at 1M playlists — is never built). What is
 kept is a sparse [n_tracks, n_tracks] matrix with at most ``n_neighbors`` entries per row.
 
 Similarities (``similarity``):
@@ -12,10 +12,9 @@ Similarities (``similarity``):
   (Aiolli's ``α``): ``sim(i, j) = co(i, j) / (pop(i)^α · pop(j)^(1−α))`` for a seed ``i`` and a
   candidate ``j``. ``α = 0.5`` is the plain cosine, which on sparse data ranks a track seen once
   beside the seed as high as a hit seen with it a hundred times; ``α → 1`` tends to the
-  conditional probability ``P(j | i)``, which favours the popular. The kernel takes dot products of
-  one weighted matrix, so the membership is weighted by ``pop(j)^-(1−α)`` on both sides: row ``i``
-  then ranks its candidates by ``co(i, j) · pop(j)^-(1−α)``, exactly the asymmetric order, and the
-  kept values are rescaled by ``pop(i)^(1−2α)``.
+  conditional probability ``P(j | i)``, which favours the popular. The
+  kernel ranks row ``i``'s candidates by ``co(i, j) · pop(j)^-(1−α)`` (the asymmetric order; the
+  seed's own factor is the same for the whole row).
 - ``bm25``: membership re-weighted by BM25 first (``implicit``'s ``bm25_weight``: long playlists
   and very popular tracks count less), then dot products.
 
@@ -54,6 +53,7 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
+from segue.features.cooccurrence import top_k_cooccurrence
 from segue.models.base import (
     Explanation,
     LiveUpdateUnsupported,
@@ -94,61 +94,22 @@ def _popularity(matrix: sp.csr_matrix) -> np.ndarray:
     return np.bincount(matrix.indices, minlength=matrix.shape[1]).astype(np.float64)
 
 
-def weighted_membership(matrix: sp.csr_matrix, config: ItemKNNConfig) -> sp.csr_matrix:
-    """Playlists × tracks [p, t] float64 (what the kernel takes), weighted so that the column dot
-    products rank each track's neighbours by the similarity (see the module docstring)."""
-    from implicit.nearest_neighbours import bm25_weight
-
-    binary = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
-    binary.data[:] = 1
-    if config.similarity == "cosine":
-        binary.data *= _popularity(binary)[binary.indices] ** -(1 - config.alpha)
-        return binary
-    weighted = bm25_weight(binary.T, K1=config.bm25_k1, B=config.bm25_b).T
-    return sp.csr_matrix(weighted, dtype=np.float64)
-
-
 def neighbours(matrix: sp.csr_matrix, config: ItemKNNConfig) -> sp.csr_matrix:
     """[t, t] float32 CSR: each track's ``n_neighbors`` most similar other tracks (no diagonal),
     the similarity of the module docstring (before row normalisation)."""
-    from implicit.nearest_neighbours import all_pairs_knn
+    from implicit.nearest_neighbours import bm25_weight
 
-    weighted = weighted_membership(matrix, config)
-    # One extra neighbour because the kernel may count a track as its own neighbour.
-    similarity = all_pairs_knn(weighted, config.n_neighbors + 1, show_progress=False,
-                               num_threads=config.num_threads).tocsr()
-    del weighted
-    similarity.setdiag(0)
-    similarity.eliminate_zeros()
-    similarity.sort_indices()
-    similarity = _drop_weakest(similarity, config.n_neighbors)
+    binary = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    binary.data[:] = 1
     if config.similarity == "cosine":
-        pop = _popularity(matrix)
-        rows = np.repeat(np.arange(similarity.shape[0]), np.diff(similarity.indptr))
-        similarity.data *= pop[rows] ** (1 - 2 * config.alpha)
-    return sp.csr_matrix(similarity, dtype=np.float32)
-
-
-def _drop_weakest(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """``matrix`` (CSR, sorted indices, at most ``k + 1`` entries per row) with the weakest entry of
-    every row that holds ``k + 1`` dropped (on a tie, the higher column goes).
-
-    >>> m = sp.csr_matrix(np.array([[0.0, 2, 1, 1], [0, 3, 0, 0]]))
-    >>> _drop_weakest(m, 2).toarray().tolist()
-    [[0.0, 2.0, 1.0, 0.0], [0.0, 3.0, 0.0, 0.0]]
-    """
-    lengths = np.diff(matrix.indptr)
-    if lengths.max(initial=0) <= k:
-        return matrix
-    if lengths.max() > k + 1:
-        raise ValueError("a row holds more than k + 1 entries")
-    full = np.flatnonzero(lengths == k + 1)
-    block = matrix.data[matrix.indptr[full][:, None] + np.arange(k + 1)]          # [f, k + 1]
-    weakest = k - np.argmin(block[:, ::-1], axis=1)                               # the last minimum
-    keep = np.ones(matrix.nnz, dtype=bool)
-    keep[matrix.indptr[full] + weakest] = False
-    indptr = np.concatenate(([0], np.cumsum(lengths - np.isin(np.arange(len(lengths)), full))))
-    return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
+        pop = _popularity(binary)
+        pop[pop == 0] = 1          # tracks no playlist holds have no neighbours anyway
+        return top_k_cooccurrence(binary, config.n_neighbors, row_factor=pop ** -config.alpha,
+                                  column_factor=pop ** -(1 - config.alpha), num_threads=config.num_threads,
+                                  description="itemknn neighbours")
+    weighted = sp.csr_matrix(bm25_weight(binary.T, K1=config.bm25_k1, B=config.bm25_b).T, dtype=np.float32)
+    return top_k_cooccurrence(weighted, config.n_neighbors, num_threads=config.num_threads,
+                              description="itemknn neighbours")
 
 
 def row_scales(similarity: sp.csr_matrix, normalize: bool) -> np.ndarray:
