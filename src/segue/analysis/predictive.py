@@ -395,7 +395,9 @@ def _markdown(s: dict) -> str:
         lines.append(f"| {name} | {v['r2']:.4f} | {v['mae']:.4f} | {v['spearman']:.4f} | {v['top_precision']:.3f} |")
     lines += ["", "The mean predicts the training tracks' mean for every track (R² = 0 by construction); the naive "
               "forecast assumes a track keeps its earlier share: log(1 + count_before × later playlists / earlier "
-              "playlists). A model is worth having where it beats the naive forecast.", "",
+              "playlists). A model is worth having where it beats the naive forecast. Precision of the predicted top 1%: "
+              "share of the 1% of test tracks with the highest forecasts whose later count reaches the 1%-th largest "
+              "later count (tracks tied at that count all qualify).", "",
               "## Permutation importances (drop in test R² when the feature is shuffled)", "",
               "| feature | meaning | " + " | ".join(s["importances"]) + " |",
               "|---|---|" + "---:|" * len(s["importances"])]
