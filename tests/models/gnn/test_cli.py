@@ -55,3 +55,20 @@ def test_bad_input_is_one_line_and_exit_2(listening_dir, tmp_path, capsys):
     assert main(["graph", "build", str(listening_dir), "--out", str(tmp_path / "g"), "--user-genres", "latent"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "user_genres must be one of" in err
+
+
+def test_pipeline_trains_graph_models_that_segue_evaluate_accepts(small_data, tmp_path, capsys):
+    """What the main pipeline calls: graph models trained on a split's training part, then scored
+    by `segue evaluate` (which refuses models trained on other data) beside the baselines."""
+    from segue.evaluation.split import split_dataset
+    from segue.models.gnn.runs import train_playlist_models
+
+    split = tmp_path / "split"
+    split_dataset(small_data, split, per_category=5, seed=0)
+    trained = train_playlist_models(split / "train", tmp_path / "models", models=("lightgcn",), mode="mini",
+                                    params={"epochs": 1, "validation_playlists": 50})
+    assert set(trained) == {"lightgcn"} and trained["lightgcn"]["seconds"] > 0
+    capsys.readouterr()
+    assert main(["evaluate", trained["lightgcn"]["path"], "--split", str(split), "--out", str(tmp_path / "eval"),
+                 "--bootstrap", "100"]) == 0
+    assert "lightgcn" in capsys.readouterr().out

@@ -63,8 +63,8 @@ class LightGCNConfig:
 
     factors: int = 64
     layers: int = 3
-    fanout: int = 5
-    max_context: int = 30
+    fanout: int = 3
+    max_context: int = 10
     regularization: float = 1e-4
     init_std: float = 0.1
     validation_playlists: int = 500

@@ -68,7 +68,7 @@ class PlaylistGATConfig:
     factors: int = 64
     heads: int = 4
     dropout: float = 0.1
-    max_context: int = 30
+    max_context: int = 10
     fanout: int = 3
     playlist_context: bool = True
     regularization: float = 1e-4

@@ -72,17 +72,18 @@ def fit_playlist_model(name: str, data, *, mode: str = "quick", seed: int = 0, p
 
 
 def train_playlist_models(train_dir: Path, out_dir: Path, *, models=PLAYLIST_GRAPH_MODELS, mode: str = "quick",
-                          seed: int = 0) -> dict[str, dict]:
+                          seed: int = 0, params: dict | None = None) -> dict[str, dict]:
     """Train each of ``models`` on the playlist dataset ``train_dir`` (e.g. ``SPLIT/train``) and
     save it to ``out_dir/<name>``; returns ``{name: {"path", "seconds"}}``. What the main pipeline
-    calls to put the graph models in the demo's evaluation table."""
+    calls to put the graph models in the demo's evaluation table. ``params``: config values for
+    every model (e.g. ``{"epochs": 1}``)."""
     from segue.data.dataset import PlaylistData
 
     data = PlaylistData.load(train_dir)
     out = {}
     for name in models:
         start = time.perf_counter()
-        model = fit_playlist_model(name, data, mode=mode, seed=seed)
+        model = fit_playlist_model(name, data, mode=mode, seed=seed, params=params)
         seconds = time.perf_counter() - start
         model.save(Path(out_dir) / name)
         out[name] = {"path": str(Path(out_dir) / name), "seconds": seconds}

@@ -64,7 +64,7 @@ class Mode:
 
 
 MODES: dict[str, Mode] = {m.name: m for m in (
-    Mode("mini", epochs=3, min_examples=5_000, max_examples=20_000, patience=1),
+    Mode("mini", epochs=2, min_examples=5_000, max_examples=10_000, patience=1),
     Mode("quick", epochs=5, min_examples=6_000, max_examples=150_000, patience=2),
     Mode("balanced", epochs=10, min_examples=60_000, max_examples=1_000_000, patience=3),
     Mode("full", epochs=30, min_examples=100_000, max_examples=None, patience=4),
