@@ -153,3 +153,12 @@ def test_audio_features_are_used_when_present(tmp_path, data):
     assert task.module.audio is not None and task.module.audio.in_features == 2
     ignored = PlaylistGraph.from_playlist_data(with_audio, audio=False)
     assert ignored.audio is None
+
+
+def test_playlist_attention_heatmap(gat, tmp_path):
+    from segue.models.gnn.explain import playlist_heatmap
+
+    queries = Queries.from_lists([[30, 31, 33]])
+    tracks = gat.recommend(queries, n=4).ids[0]
+    png = playlist_heatmap(gat, queries, 0, tracks, tmp_path / "query.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
