@@ -40,24 +40,33 @@ def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: 
     ``seeds`` int [s]; ``contributions`` float [len(track_ids), s] (negative parts ignored).
     The largest contributors are named (up to :data:`MAX_ITEMS`), the rest summed as "other".
     A track no seed supports is explained by popularity.
+
+    Shares and their order are computed for all tracks at once; the loop only builds the dicts
+    (500 explanations took 13–18 ms with per-track numpy calls, which the service cannot afford).
     """
     labels = model.track_labels(seeds)
+    track_ids = np.asarray(track_ids, dtype=np.int64)
+    weights = np.clip(np.asarray(contributions, dtype=np.float64).reshape(len(track_ids), len(seeds)), 0, None)
+    totals = weights.sum(axis=1)
+    supported = totals > 0
+    share = np.zeros_like(weights)
+    share[supported] = weights[supported] / totals[supported, None]
+    order = np.argsort(-share, axis=1, kind="stable")[:, :MAX_ITEMS]
+    top_shares = np.take_along_axis(share, order, axis=1).tolist()
+    order, seed_list = order.tolist(), np.asarray(seeds).tolist()
     out = []
-    for row, track in enumerate(np.asarray(track_ids, dtype=np.int64)):
-        share = shares(contributions[row]) if len(seeds) else np.zeros(0)
-        if share.sum() == 0:
-            out.append(popularity_explanation(model, int(track)))
+    for row, track in enumerate(track_ids.tolist()):
+        if not supported[row]:
+            out.append(popularity_explanation(model, track))
             continue
-        order = np.argsort(-share, kind="stable")
-        named = [i for i in order[:MAX_ITEMS] if share[i] > 0]
-        evidence = [{"kind": "seed", "track_id": int(seeds[i]), "label": labels[i], "share": float(share[i])}
-                    for i in named]
+        named = [(i, value) for i, value in zip(order[row], top_shares[row], strict=True) if value > 0]
+        evidence = [{"kind": "seed", "track_id": seed_list[i], "label": labels[i], "share": value}
+                    for i, value in named]
         rest = 1.0 - sum(e["share"] for e in evidence)
         if rest > 1e-9:
             evidence.append({"kind": "other", "share": rest})
-        top = [labels[i] for i in named[:2]]
-        out.append(Explanation(int(track), evidence,
-                               f"Because the playlist has {_and(top)}, and {verb}."))
+        top = [labels[i] for i, _ in named[:2]]
+        out.append(Explanation(track, evidence, f"Because the playlist has {_and(top)}, and {verb}."))
     return out
 
 

@@ -63,7 +63,7 @@ from segue.models.base import (
 )
 from segue.models.explain import from_seed_contributions
 from segue.models.registry import register
-from segue.models.topn import seed_matrix, top_n_sparse
+from segue.models.topn import dense_columns, seed_matrix, top_n_sparse
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,7 @@ class ItemKNNRecommender(Recommender):
 
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
         seeds = np.unique(queries.seeds(row))
-        rows = self._rows(seeds)
-        contributions = (sp.diags(self.row_scale[seeds]) @ rows)[:, np.asarray(track_ids, dtype=np.int64)].toarray().T
+        rows = self._rows(seeds).copy()
+        rows.data *= np.repeat(self.row_scale[seeds], np.diff(rows.indptr))   # each seed's row scale
+        contributions = dense_columns(rows, track_ids).T
         return from_seed_contributions(self, seeds, track_ids, contributions)
