@@ -162,12 +162,10 @@ class Service:
         uris = dict(zip(referenced, served.catalog.uris.take(np.asarray(referenced, dtype=np.int64)).to_pylist(),
                         strict=True)) if referenced else {}
         for item, explanation in zip(items, explanations, strict=True):
-            evidence = []
-            for e in explanation.evidence:
-                if "track_id" in e:
-                    e = {("track_uri" if k == "track_id" else k): (uris[v] if k == "track_id" else v)
-                         for k, v in e.items()}
-                evidence.append(e)
+            evidence = explanation.evidence
+            if uris and any("track_id" in e for e in evidence):
+                evidence = [{("track_uri" if k == "track_id" else k): (uris[v] if k == "track_id" else v)
+                             for k, v in e.items()} if "track_id" in e else e for e in evidence]
             item["because"] = explanation.text
             item["evidence"] = evidence
 
