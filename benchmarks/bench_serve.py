@@ -95,8 +95,57 @@ async def one_connection(host: str, port: int, requests: list[bytes], n: int, de
         writer.close()
 
 
+def other_paths(args) -> dict:
+    """Latency of the other endpoints, one request at a time: search while typing (a name's first
+    word and the start of the next), search with a typo (fuzzy), similar tracks, /v1/models."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    entries = orjson.loads(args.queries.read_bytes())["playlists"]
+    rng = np.random.default_rng(args.seed)
+    tracks = [t for e in entries for t in e["tracks"] if t.get("track_name")]
+    picks = [tracks[int(i)] for i in rng.permutation(len(tracks))[:200]]
+    typed, typos = [], []
+    for t in picks:
+        words = t["track_name"].split()
+        typed.append(words[0] + (" " + words[1][:2] if len(words) > 1 else ""))
+        w = words[0]
+        typos.append(w[:1] + w[2:3] + w[1:2] + w[3:] if len(w) > 3 else w + "x")   # swap two letters
+    paths = {
+        "search, as typed": [f"/v1/tracks?q={urllib.parse.quote(q)}&limit=20" for q in typed],
+        "search, with a typo": [f"/v1/tracks?q={urllib.parse.quote(q)}&limit=20" for q in typos],
+        "similar (n=10)": [f"/v1/tracks/{urllib.parse.quote(t['track_uri'])}/similar?n=10" for t in picks],
+        "models": ["/v1/models"] * 50,
+    }
+    out = {}
+    for name, urls in paths.items():
+        times, errors, not_found = [], 0, 0
+        for url in urls[:5] + urls:           # the first five again as warm-up
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(args.url + url, timeout=30) as answer:
+                    answer.read()
+                    ok = answer.status == 200
+            except urllib.error.HTTPError as exc:   # 404: a held-out track the training never saw
+                exc.read()
+                ok = exc.code == 404
+                not_found += exc.code == 404
+            except OSError:
+                ok = False
+            times.append(time.perf_counter() - started)
+            errors += not ok
+        ms = np.array(times[5:]) * 1000
+        out[name] = {"requests": len(ms), "errors": errors, "not_found": not_found, "p50_ms": float(np.percentile(ms, 50)),
+                     "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+    return out
+
+
 def client_main(args) -> None:
     """Run one phase against ``--url``; print a JSON summary."""
+    if args.paths:
+        print(json.dumps(other_paths(args)))
+        return
     host, port = args.url.removeprefix("http://").split(":")
     port = int(port)
     bodies = request_bodies(args.queries, args.n, args.requests, args.seed)
@@ -198,10 +247,11 @@ def start_server(models: list[Path], workers: int, state: Path) -> tuple[subproc
         time.sleep(0.2)
 
 
-def run_client(url: str, args, *, concurrency: int, duration: float, requests: int) -> dict:
+def run_client(url: str, args, *, concurrency: int = 1, duration: float = 0, requests: int = 0,
+               paths: bool = False) -> dict:
     command = [sys.executable, __file__, "client", "--url", url, "--queries", str(args.queries), "--n", str(args.n),
                "--concurrency", str(concurrency), "--duration", str(duration), "--requests", str(requests),
-               "--seed", str(args.seed)]
+               "--seed", str(args.seed), *(["--paths"] if paths else [])]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -218,6 +268,7 @@ def main() -> int:
     client.add_argument("--concurrency", type=int, default=1)
     client.add_argument("--duration", type=float, default=0)
     client.add_argument("--requests", type=int, default=1000)
+    client.add_argument("--paths", action="store_true", help="time the other endpoints instead")
     parser.add_argument("--model", type=Path, action="append", required=False, help="model directory (repeatable)")
     parser.add_argument("--workers", type=int, action="append", help="server worker processes (repeatable: one run each)")
     parser.add_argument("--latency-requests", type=int, default=1000)
@@ -242,6 +293,8 @@ def main() -> int:
                       f"PSS {rest[1]:.2f} GiB", file=sys.stderr)
                 latency = run_client(url, args, concurrency=1, duration=0, requests=args.latency_requests)
                 print(f"  latency (1 client): {latency}", file=sys.stderr)
+                others = run_client(url, args, paths=True)
+                print(f"  other endpoints (1 client): {others}", file=sys.stderr)
                 with PeakMemory(process.pid) as peak:
                     load = run_client(url, args, concurrency=args.concurrency, duration=args.duration,
                                       requests=10_000)
@@ -251,7 +304,7 @@ def main() -> int:
                 process.wait(timeout=60)
             server_log = log.read_text()
             runs.append({"workers": workers, "start_s": start_s, "rest_rss_gib": rest[0], "rest_pss_gib": rest[1],
-                         "load_rss_gib": peak.rss, "load_pss_gib": peak.pss, "latency": latency, "load": load,
+                         "load_rss_gib": peak.rss, "load_pss_gib": peak.pss, "latency": latency, "load": load, "others": others,
                          "server_tracebacks": server_log.count("Traceback")})
     text = report(args, runs)
     print(text)
@@ -288,6 +341,12 @@ def report(args, runs: list[dict]) -> str:
             f"{load['throughput']:.0f} ({load['ok']:,} in {load['seconds']:.0f} s) | "
             f"{load['p50_ms']:.0f} / {load['p99_ms']:.0f} ms | {load['errors'] + lat['errors']} | "
             f"{r['load_pss_gib']:.2f} / {r['load_rss_gib']:.2f} GiB |")
+    lines += ["", "Other endpoints, one client, one request at a time (p50 / p99 / max; errors):", ""]
+    for r in runs:
+        cells = [f"{name} {v['p50_ms']:.1f} / {v['p99_ms']:.1f} / {v['max_ms']:.0f} ms ({v['errors']}"
+                 + (f"; {v['not_found']} tracks not in the catalog: 404" if v["not_found"] else "") + ")"
+                 for name, v in r["others"].items()]
+        lines.append(f"- {r['workers']} worker(s): " + "; ".join(cells))
     return "\n".join(lines) + "\n"
 
 

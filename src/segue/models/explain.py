@@ -52,21 +52,29 @@ def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: 
     share = np.zeros_like(weights)
     share[supported] = weights[supported] / totals[supported, None]
     order = np.argsort(-share, axis=1, kind="stable")[:, :MAX_ITEMS]
-    top_shares = np.take_along_axis(share, order, axis=1).tolist()
-    order, seed_list = order.tolist(), np.asarray(seeds).tolist()
+    top = np.take_along_axis(share, order, axis=1)
+    # Positive shares come first in each row, so the named seeds are a prefix of the order, and
+    # "other" is what they leave (summed left to right, as a Python sum would).
+    n_named = (top > 0).sum(axis=1).tolist()
+    rest = (1.0 - top.sum(axis=1)).tolist()
+    top, order, seed_list = top.tolist(), order.tolist(), np.asarray(seeds).tolist()
+    texts: dict[tuple[int, ...], str] = {}   # many tracks name the same one or two seeds
     out = []
     for row, track in enumerate(track_ids.tolist()):
-        if not supported[row]:
+        k = n_named[row]
+        if not k:
             out.append(popularity_explanation(model, track))
             continue
-        named = [(i, value) for i, value in zip(order[row], top_shares[row], strict=True) if value > 0]
+        named = order[row][:k]
         evidence = [{"kind": "seed", "track_id": seed_list[i], "label": labels[i], "share": value}
-                    for i, value in named]
-        rest = 1.0 - sum(e["share"] for e in evidence)
-        if rest > 1e-9:
-            evidence.append({"kind": "other", "share": rest})
-        top = [labels[i] for i, _ in named[:2]]
-        out.append(Explanation(track, evidence, f"Because the playlist has {_and(top)}, and {verb}."))
+                    for i, value in zip(named, top[row], strict=False)]
+        if rest[row] > 1e-9:
+            evidence.append({"kind": "other", "share": rest[row]})
+        key = tuple(named[:2])
+        text = texts.get(key)
+        if text is None:
+            text = texts[key] = f"Because the playlist has {_and([labels[i] for i in key])}, and {verb}."
+        out.append(Explanation(track, evidence, text))
     return out
 
 

@@ -11,6 +11,7 @@ waits, and passes SIGINT/SIGTERM on to the workers.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -51,6 +52,11 @@ def serve(model_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000, 
 
     service = Service.load(model_dirs, state_dir=state_dir, evaluation=evaluation)
     app = create_app(service, max_body_bytes=max_body_bytes)
+    # Everything loaded so far lives as long as the process: keep the garbage collector from
+    # walking it on every full collection (that walk over millions of catalog objects showed up as
+    # 80-100 ms stalls at p99), and from touching its pages in forked workers (copy-on-write).
+    gc.collect()
+    gc.freeze()
     sock = bind(host, port)
     address = sock.getsockname()
     shown = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]

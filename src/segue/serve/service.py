@@ -110,6 +110,7 @@ class Service:
                 replayed = served.live.replay()
                 if replayed:
                     log.info("%s: learned %d playlists from %s", name, replayed, served.live.path)
+            _warm_up(served)
             models[name] = served
             log.info("loaded %s (%s, %s tracks) in %.1f s", name, model.name, f"{model.n_tracks:,}",
                      time.perf_counter() - start)
@@ -162,12 +163,12 @@ class Service:
         uris = dict(zip(referenced, served.catalog.uris.take(np.asarray(referenced, dtype=np.int64)).to_pylist(),
                         strict=True)) if referenced else {}
         for item, explanation in zip(items, explanations, strict=True):
-            evidence = explanation.evidence
-            if uris and any("track_id" in e for e in evidence):
-                evidence = [{("track_uri" if k == "track_id" else k): (uris[v] if k == "track_id" else v)
-                             for k, v in e.items()} if "track_id" in e else e for e in evidence]
+            if uris:
+                for e in explanation.evidence:   # fresh dicts from explain(): renamed in place
+                    if "track_id" in e:
+                        e["track_uri"] = uris[e.pop("track_id")]
             item["because"] = explanation.text
-            item["evidence"] = evidence
+            item["evidence"] = explanation.evidence
 
     def similar(self, uri: str, n: int, model: str | None) -> dict:
         served = self.get(model)
@@ -235,6 +236,18 @@ class Service:
     def health(self) -> dict:
         return {"status": "ok", "segue_version": __version__, "models": list(self.models),
                 "uptime_s": round(time.time() - self.started, 1), "pid": os.getpid()}
+
+
+def _warm_up(served: ServedModel) -> None:
+    """One request through the model, so what it builds on first use (e.g. the labels that
+    explanations name tracks by) is built before the first client, and before the heap is frozen."""
+    queries = Queries.from_lists([[0]])
+    try:
+        ranking = served.model.recommend(queries, 1)
+        if served.explains:
+            served.model.explain(queries, 0, ranking.ids[0])
+    except SegueError:   # e.g. a catalog too small for even one recommendation: requests will say so
+        pass
 
 
 def _learn(served: ServedModel, records: list[dict]) -> None:
