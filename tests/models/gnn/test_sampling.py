@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from segue.errors import SegueError
 from segue.models.gnn.playlist import PlaylistExamples
 from segue.models.gnn.sampling import (
+    contains,
+    csr_contains,
     edge_keys,
     sample_negatives,
     sample_neighbors,
@@ -43,13 +45,22 @@ def test_neighbours_are_real_and_bounded():
 def test_negatives_are_never_positives_of_their_row():
     matrix = random_matrix(40, 30, 0.6, seed=2)               # dense rows: many collisions
     rows = np.repeat(np.arange(40), 200)
-    negatives = sample_negatives(rows, edge_keys(matrix), 30, np.diff(matrix.indptr), np.random.default_rng(3))
+    negatives = sample_negatives(rows, matrix.indptr, matrix.indices, 30, np.random.default_rng(3))
     assert not matrix.toarray()[rows, negatives].any()
     # …and they cover the non-positives (uniform, not a fixed few)
     assert len(set(zip(rows.tolist(), negatives.tolist(), strict=True))) == 40 * 30 - matrix.nnz
     full = sp.csr_matrix(np.ones((1, 4), dtype=np.float32))
     with pytest.raises(SegueError, match="every item"):
-        sample_negatives(np.array([0]), edge_keys(full), 4, np.array([4]), np.random.default_rng(0))
+        sample_negatives(np.array([0]), full.indptr, full.indices, 4, np.random.default_rng(0))
+
+
+def test_csr_membership_matches_the_dense_matrix():
+    matrix = random_matrix(70, 90, 0.15, seed=11)
+    rng = np.random.default_rng(12)
+    rows, cols = rng.integers(0, 70, 5000), rng.integers(0, 90, 5000)
+    expected = matrix.toarray()[rows, cols] > 0
+    assert np.array_equal(csr_contains(matrix.indptr, matrix.indices, rows, cols), expected)
+    assert np.array_equal(contains(edge_keys(matrix), rows, cols, 90), expected)
 
 
 def test_within_row_samples_are_distinct_and_skip_the_target():

@@ -44,6 +44,9 @@ GRAPH_INFO_FILE = "graph.json"
 
 
 def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    if (sp.issparse(matrix) and matrix.format == "csr" and matrix.dtype == np.float32 and matrix.has_sorted_indices
+            and (matrix.nnz == 0 or (matrix.data.min() == 1 and matrix.data.max() == 1))):
+        return matrix    # already what we need (PlaylistData's matrix): no copy of 66M entries
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.sum_duplicates()
     out.sort_indices()
@@ -125,6 +128,12 @@ class PlaylistGraph:
     def track_degree(self) -> np.ndarray:
         """int64 [n_tracks]: training playlists holding each track."""
         return np.diff(self.track_playlists.indptr).astype(np.int64)
+
+    def holds(self, playlists: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+        """int64 0/1: whether each playlist holds the track paired with it."""
+        from segue.models.gnn.sampling import csr_contains
+
+        return csr_contains(self.playlist_tracks.indptr, self.playlist_tracks.indices, playlists, tracks).astype(np.int64)
 
     @property
     def playlist_degree(self) -> np.ndarray:

@@ -48,7 +48,7 @@ from segue.models.gnn.playlist import (
     mean_recall,
     segment_sum,
 )
-from segue.models.gnn.sampling import contains, sample_neighbors
+from segue.models.gnn.sampling import sample_neighbors
 from segue.models.gnn.training import TrainingTask, bpr_loss, seeded_module
 from segue.models.registry import register
 
@@ -122,7 +122,7 @@ class PropagationPlan:
 
 
 def propagation_plan(graph: PlaylistGraph, tracks: np.ndarray, excluded_playlist: np.ndarray, fanout: int,
-                     rng: np.random.Generator, keys: np.ndarray) -> PropagationPlan:
+                     rng: np.random.Generator) -> PropagationPlan:
     """A sampled, unbiased estimate of ``E2 = Âᵀ Â E0`` for each of ``tracks`` (int64 [m]) in
     the graph **without** ``excluded_playlist[i]`` (int64 [m]: the example's own playlist).
 
@@ -130,8 +130,7 @@ def propagation_plan(graph: PlaylistGraph, tracks: np.ndarray, excluded_playlist
     playlists and ``n2`` of each playlist's ``d_p`` tracks drawn, the rescaled estimate is
     ``sqrt(d_t) / n1 · Σ_p 1/n2 Σ_t' E0_t' / sqrt(d_t')`` — exact when every neighbour is taken.
     Walks are drawn once per distinct track of the batch; for each pair the walks through the
-    excluded playlist are subtracted and ``d_t``, ``n1`` counted without it. ``keys``: sorted
-    ``playlist * n_tracks + track`` keys of the graph's edges.
+    excluded playlist are subtracted and ``d_t``, ``n1`` counted without it.
     """
     t_degree, p_degree = graph.track_degree, graph.playlist_degree
     distinct, pair_track = np.unique(tracks, return_inverse=True)
@@ -151,7 +150,7 @@ def propagation_plan(graph: PlaylistGraph, tracks: np.ndarray, excluded_playlist
     found = (group_keys[at] == pair_keys) if len(group_keys) else np.zeros(len(pair_keys), dtype=bool)
     pair_group = np.where(found, at, -1)
     n1 = np.bincount(hop1_track, minlength=len(distinct))[pair_track] - np.where(found, group_size[at], 0)
-    degree = t_degree[tracks] - contains(keys, excluded_playlist, tracks, graph.n_tracks)
+    degree = t_degree[tracks] - graph.holds(excluded_playlist, tracks)
     scale = np.divide(np.sqrt(np.maximum(degree, 0)), n1, out=np.zeros(len(tracks)), where=n1 > 0)
     return PropagationPlan(distinct, hop1_track, hop1_group.ravel(), len(group_keys), walk_hop1, walk_source,
                            walk_coef.astype(np.float32), pair_track, scale.astype(np.float32), pair_group)
@@ -212,7 +211,7 @@ class LightGCNTask(TrainingTask):
             distinct, inverse = np.unique(tracks, return_inverse=True)
             ego = self.module.embedding(self._tensor(distinct))[self._tensor(inverse.ravel())]
             return ego, ego
-        plan = propagation_plan(self.graph, tracks, excluded, self.config.fanout, self._rng, self.examples.keys)
+        plan = propagation_plan(self.graph, tracks, excluded, self.config.fanout, self._rng)
         ego, two_hop = sampled_two_hop(self.module.embedding, plan, self.device)
         return (ego + two_hop) / 2, ego
 

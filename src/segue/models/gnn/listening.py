@@ -288,7 +288,6 @@ class ListeningGATTask(TrainingTask):
         self.graph = model.homo
         self.listens = model.graph.listens
         self.n_edges = int(self.listens.nnz)
-        self.keys = edge_keys(self.listens)
         self.degree = np.diff(self.listens.indptr)
         self.validation = validation
         self.module = seeded_module(self.config.seed, lambda: _net(self.graph.n_nodes, self.graph.edge_dim, self.config))
@@ -310,7 +309,7 @@ class ListeningGATTask(TrainingTask):
         for start in range(0, len(order), batch_size):
             edges = order[start:start + batch_size]
             user = user_of[edges]
-            negative = sample_negatives(user, self.keys, self.listens.shape[1], self.degree, rng)
+            negative = sample_negatives(user, self.listens.indptr, self.listens.indices, self.listens.shape[1], rng)
             yield EdgeBatch(len(edges), user, self.listens.indices[edges].astype(np.int64), negative)
 
     def loss(self, batch: EdgeBatch):

@@ -41,7 +41,6 @@ from segue.models.base import Queries, Recommender
 from segue.models.factor import top_k_factors
 from segue.models.gnn.graph import PlaylistGraph
 from segue.models.gnn.sampling import (
-    edge_keys,
     sample_negatives,
     sample_within_rows,
     split_edges,
@@ -73,24 +72,32 @@ class PlaylistExamples:
     def __init__(self, matrix: sp.csr_matrix, max_context: int):
         if max_context < 1:
             raise SegueError(f"max_context must be ≥ 1, got {max_context}")
+        if not matrix.has_sorted_indices:
+            raise SegueError("the training matrix must have sorted indices")
         self.indptr = matrix.indptr.astype(np.int64)
-        self.indices = matrix.indices.astype(np.int64)
+        self.indices = matrix.indices          # shared, not copied (66M entries at full scale)
         self.n_items = matrix.shape[1]
         self.degree = np.diff(self.indptr)
-        self.keys = edge_keys(matrix)
         self.max_context = max_context
-        # Positions (in ``indices``) of the edges of playlists with at least two tracks.
-        self.eligible = np.flatnonzero(np.repeat(self.degree >= 2, self.degree))
-
-    @property
-    def n_edges(self) -> int:
-        return len(self.eligible)
+        # Positions (in ``indices``) of the edges of playlists with at least two tracks; kept
+        # explicitly only when some playlist has fewer (never in the MPD: 5 tracks at least).
+        short = self.degree < 2
+        self.eligible = np.flatnonzero(np.repeat(short, self.degree) == 0) if short.any() else None
+        self.n_edges = int(matrix.nnz) if self.eligible is None else len(self.eligible)
 
     def epoch(self, rng: np.random.Generator, n_examples: int, batch_size: int) -> Iterator[PlaylistBatch]:
+        """``n_examples`` training edges in random order: a sample without replacement when the
+        budget is below the number of edges (no permutation of all of them is built), else whole
+        shuffled passes."""
         if self.n_edges == 0:
             raise SegueError("no training playlist has two tracks: nothing to learn from")
-        rounds = -(-n_examples // self.n_edges)
-        order = np.concatenate([rng.permutation(self.eligible) for _ in range(rounds)])[:n_examples]
+        if n_examples <= self.n_edges:
+            order = rng.choice(self.n_edges, size=n_examples, replace=False)
+        else:
+            rounds = -(-n_examples // self.n_edges)
+            order = np.concatenate([rng.permutation(self.n_edges) for _ in range(rounds)])[:n_examples]
+        if self.eligible is not None:
+            order = self.eligible[order]
         for start in range(0, len(order), batch_size):
             yield self.batch(order[start:start + batch_size], rng)
 
@@ -101,8 +108,9 @@ class PlaylistExamples:
         limit = np.minimum(self.degree[playlist] - 1, self.max_context)
         size = 1 + np.floor(rng.random(len(positions)) * limit).astype(np.int64)
         owner, context = sample_within_rows(self.indptr, playlist, size, rng, skip=positions)
-        negative = sample_negatives(playlist, self.keys, self.n_items, self.degree, rng)
-        return PlaylistBatch(len(positions), playlist, positive, negative, owner, self.indices[context], size)
+        negative = sample_negatives(playlist, self.indptr, self.indices, self.n_items, rng)
+        return PlaylistBatch(len(positions), playlist, positive.astype(np.int64), negative, owner,
+                             self.indices[context].astype(np.int64), size)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -206,10 +214,13 @@ class PlaylistGraphRecommender(Recommender):
             raise SegueError(f"{self.name}: validation_share must be within (0, 1), got {c.validation_share}")
         graph = self._graph(data)
         split = carve_validation(graph.playlist_tracks, c.validation_playlists, c.validation_share, c.seed)
-        training_graph = dataclasses.replace(graph, playlist_tracks=split.train,
-                                             track_playlists=sp.csr_matrix(split.train.T))
         held = held_out(split.train, split.validation)
-        task = self._task(training_graph, held)
+        # Message passing and examples use only the training edges; the full graph is dropped
+        # (the carved edges are ≤ 30% of ≤ 500 playlists: the final propagation goes without them
+        # rather than keep a second copy of a 66M-edge graph in memory).
+        graph = dataclasses.replace(graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T))
+        del split
+        task = self._task(graph, held)
         trainer_cls = AdvancedTrainer if len(held) else SimpleTrainer
         self.history = trainer_cls(self.trainer_config()).fit(task)
         self._set_inference(task.inference_arrays(graph))

@@ -48,7 +48,6 @@ from segue.models.gnn.playlist import (
     mean_recall,
     segment_sum,
 )
-from segue.models.gnn.sampling import contains
 from segue.models.gnn.training import TrainingTask, bpr_loss, seeded_module
 from segue.models.registry import register
 
@@ -259,11 +258,9 @@ class PlaylistGATTask(TrainingTask):
         tracks = np.concatenate((batch.context_track, batch.positive, batch.negative))
         # Each (track, example) pair sees the graph without the example's playlist.
         example = np.concatenate((batch.context_owner, np.arange(b), np.arange(b)))
-        degree = self.graph.track_degree[tracks] - contains(self.examples.keys, batch.playlist[example], tracks,
-                                                            self.graph.n_tracks)
+        degree = self.graph.track_degree[tracks] - self.graph.holds(batch.playlist[example], tracks)
         if self.config.playlist_context:
-            plan = propagation_plan(self.graph, tracks, batch.playlist[example], self.config.fanout, self._rng,
-                                    self.examples.keys)
+            plan = propagation_plan(self.graph, tracks, batch.playlist[example], self.config.fanout, self._rng)
             own, context = sampled_two_hop(self.module.track, plan, self.device)
             h = self.module.encode_tracks(tracks, self.device, own=own, context=context,
                                           has_context=plan.pair_scale > 0, degree=degree)

@@ -91,31 +91,57 @@ def contains(keys: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_cols: int) 
     return keys[at] == query
 
 
-def sample_negatives(rows: np.ndarray, positive_keys: np.ndarray, n_items: int, row_degree: np.ndarray,
-                     rng: np.random.Generator, candidates: np.ndarray | None = None,
-                     max_rounds: int = 100) -> np.ndarray:
-    """One negative item per entry of ``rows``: uniform over ``candidates`` (default: every item),
-    **never a positive of that row** (``positive_keys`` from :func:`edge_keys` of the row × item
-    matrix the positives come from).
+def csr_contains(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """bool: whether each (row, col) is a stored entry of a CSR with **sorted** indices.
+
+    A vectorised binary search inside each row's slice (log2 of the longest row passes), so it
+    needs no 64-bit key per edge (528 MB at 66M edges).
+
+    >>> m = sp.csr_matrix(np.array([[0, 1, 1], [1, 0, 0]]))
+    >>> csr_contains(m.indptr, m.indices, np.array([0, 0, 1, 1]), np.array([0, 2, 0, 2])).tolist()
+    [False, True, True, False]
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols)
+    lo = indptr[rows].astype(np.int64)
+    end = indptr[rows + 1].astype(np.int64)
+    hi = end.copy()
+    if len(indices) == 0:
+        return np.zeros(len(rows), dtype=bool)
+    last = len(indices) - 1
+    while True:
+        active = lo < hi
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        right = active & (indices[np.minimum(mid, last)] < cols)
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+    return (lo < end) & (indices[np.minimum(lo, last)] == cols)
+
+
+def sample_negatives(rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray, n_items: int,
+                     rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
+    """One negative item per entry of ``rows``: uniform over the items, **never a positive of
+    that row** in the CSR (``indptr``, sorted ``indices``) the positives come from.
 
     Draws are repeated only for the entries that hit a positive, so the cost is a few vectorised
-    passes. A row holding every candidate has no negative: refused. ``row_degree`` int [n_rows].
+    passes. A row holding every item has no negative: refused.
 
     >>> m = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 0, 0, 1]]))
-    >>> sample_negatives(np.array([0, 0, 1]), edge_keys(m), 4, np.diff(m.indptr), np.random.default_rng(0)).tolist()
+    >>> sample_negatives(np.array([0, 0, 1]), m.indptr, m.indices, 4, np.random.default_rng(0)).tolist()
     [3, 3, 2]
     """
     rows = np.asarray(rows, dtype=np.int64)
-    pool = n_items if candidates is None else len(candidates)
-    if len(rows) and int(np.max(row_degree[rows])) >= pool and candidates is None:
+    pool = n_items
+    if len(rows) and int(np.max(indptr[rows + 1] - indptr[rows])) >= pool:
         raise SegueError("a row holds every item: it has no negative to sample")
     out = np.empty(len(rows), dtype=np.int64)
     todo = np.arange(len(rows))
     for _ in range(max_rounds):
-        draw = rng.integers(0, pool, size=len(todo))
-        items = draw if candidates is None else candidates[draw]
+        items = rng.integers(0, pool, size=len(todo))
         out[todo] = items
-        bad = contains(positive_keys, rows[todo], items, n_items)
+        bad = csr_contains(indptr, indices, rows[todo], items)
         todo = todo[bad]
         if len(todo) == 0:
             return out
@@ -189,30 +215,44 @@ def split_edges(matrix: sp.csr_matrix, fractions: tuple[float, float, float] = (
     if min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9 or train_share <= 0:
         raise SegueError(f"edge split fractions must be ≥ 0, sum to 1 and leave training edges, got {fractions}")
     matrix = sp.csr_matrix(matrix)
-    matrix.sort_indices()
+    if not matrix.has_sorted_indices:
+        matrix = matrix.copy()
+        matrix.sort_indices()
     n_rows = matrix.shape[0]
     degree = np.diff(matrix.indptr).astype(np.int64)
-    owner = np.repeat(np.arange(n_rows, dtype=np.int64), degree)
-    key = np.asarray(order, dtype=np.float64) if order is not None else np.random.default_rng(seed).random(matrix.nnz)
-    if len(key) != matrix.nnz:
-        raise SegueError(f"order has {len(key)} entries for {matrix.nnz} edges")
-    sorted_edges = np.lexsort((np.arange(matrix.nnz), key, owner))
-    rank = np.empty(matrix.nnz, dtype=np.int64)
-    rank[sorted_edges] = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1].astype(np.int64), degree)
+    if order is not None and len(order) != matrix.nnz:
+        raise SegueError(f"order has {len(order)} entries for {matrix.nnz} edges")
     cut = np.zeros(n_rows, dtype=bool)
     cut[np.arange(n_rows) if rows is None else np.asarray(rows, dtype=np.int64)] = True
     cut &= degree >= min_edges
-    n_val = np.where(cut & (val_share > 0), np.maximum(1, np.floor(val_share * degree + 0.5)), 0).astype(np.int64)
-    n_test = np.where(cut & (test_share > 0), np.maximum(1, np.floor(test_share * degree + 0.5)), 0).astype(np.int64)
-    excess = np.maximum(n_val + n_test - (degree - 1), 0)   # keep one training edge
-    n_test = np.maximum(n_test - excess, np.where(cut & (test_share > 0), 1, 0))
-    n_val = np.minimum(n_val, np.maximum(degree - 1 - n_test, 0))
-    n_train = degree - n_val - n_test
-    part = np.where(rank < n_train[owner], 0, np.where(rank < (n_train + n_val)[owner], 1, 2))
+    # Only the cut rows' edges are ranked (a validation carve of 500 playlists out of 1M touches
+    # 0.05% of the edges); every other edge stays in training.
+    cut_rows = np.flatnonzero(cut)
+    positions = ranges(matrix.indptr[cut_rows], degree[cut_rows])
+    owner = np.repeat(cut_rows, degree[cut_rows])
+    key = (np.asarray(order, dtype=np.float64)[positions] if order is not None
+           else np.random.default_rng(seed).random(matrix.nnz)[positions])
+    sorted_edges = np.lexsort((positions, key, owner))
+    starts = np.repeat(np.cumsum(degree[cut_rows]) - degree[cut_rows], degree[cut_rows])
+    rank = np.empty(len(positions), dtype=np.int64)
+    rank[sorted_edges] = np.arange(len(positions)) - starts
+    d = degree[cut_rows]
+    n_val = np.where(val_share > 0, np.maximum(1, np.floor(val_share * d + 0.5)), 0).astype(np.int64)
+    n_test = np.where(test_share > 0, np.maximum(1, np.floor(test_share * d + 0.5)), 0).astype(np.int64)
+    excess = np.maximum(n_val + n_test - (d - 1), 0)   # keep one training edge
+    n_test = np.maximum(n_test - excess, 1 if test_share > 0 else 0)
+    n_val = np.minimum(n_val, np.maximum(d - 1 - n_test, 0))
+    n_train = d - n_val - n_test
+    local = np.repeat(np.arange(len(cut_rows)), d)
+    cut_part = np.where(rank < n_train[local], 0, np.where(rank < (n_train + n_val)[local], 1, 2)).astype(np.int8)
+    part = np.zeros(matrix.nnz, dtype=np.int8)
+    part[positions] = cut_part
 
     def take(p: int) -> sp.csr_matrix:
         keep = part == p
-        indptr = np.concatenate(([0], np.cumsum(np.bincount(owner[keep], minlength=n_rows))))
+        counts = (degree - np.bincount(owner[cut_part != 0], minlength=n_rows) if p == 0
+                  else np.bincount(owner[cut_part == p], minlength=n_rows))
+        indptr = np.concatenate(([0], np.cumsum(counts)))
         return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 
     return EdgeSplit(take(0), take(1), take(2))
