@@ -60,7 +60,8 @@ class PlaylistGATConfig:
     """``factors`` (embedding and output size, divisible by ``heads``); ``heads``; ``dropout``
     (on the playlist layer's attention while training); ``max_context`` (most context tracks per
     example); ``playlist_context`` (the track layer also attends over the track's playlists,
-    sampled ``fanout`` per hop while training); ``regularization`` (L2 on the batch's track embeddings); ``audio`` (use
+    sampled ``fanout`` per hop while training); ``residual`` (add LightGCN's representation of the
+    track, (own + playlist context) / 2, to the track layer's output); ``regularization`` (L2 on the batch's track embeddings); ``audio`` (use
     ``track_features.parquet`` when present); ``validation_playlists``/``validation_share``;
     and the trainer's settings (:class:`~segue.models.gnn.training.TrainerConfig`)."""
 
@@ -70,6 +71,7 @@ class PlaylistGATConfig:
     max_context: int = 10
     fanout: int = 3
     playlist_context: bool = True
+    residual: bool = False
     regularization: float = 1e-4
     init_std: float = 0.1
     audio: bool = True
@@ -214,8 +216,13 @@ def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
                 parts.append(context[t(np.flatnonzero(has_context))])
             sources = torch.cat(parts)
             edge_attr = torch.nn.functional.one_hot(t(kind), len(SOURCE_KINDS)).to(own.dtype)
-            return self.track_layer((sources, own), t(np.stack([src, dst])), edge_attr=edge_attr,
-                                    return_attention_weights=return_attention)
+            out = self.track_layer((sources, own), t(np.stack([src, dst])), edge_attr=edge_attr,
+                                   return_attention_weights=return_attention)
+            if not config.residual:
+                return out
+            # LightGCN's track representation, (own + playlist context) / 2, as a residual.
+            base = own if context is None else (own + context) / 2
+            return (out[0] + base, out[1]) if return_attention else out + base
 
         def encode_queries(self, h_context, owner, n_queries: int, return_attention: bool = False):
             """z [b, d]: each query node attends over its context tracks ``h_context`` [m, d]
