@@ -181,3 +181,16 @@ def test_bad_parameters_are_refused(params, message):
 
 def test_registered():
     assert get_model_class("hybrid") is HybridRecommender
+
+
+def test_fit_from_fitted_components_equals_fit(data, model):
+    fitted = [get_model_class(n)(c).fit(data) for n, c in SMALL.component_configs().items()]
+    reused = HybridRecommender(SMALL).fit_from(data, fitted)
+    np.testing.assert_array_equal(reused.weights, model.weights)
+    np.testing.assert_array_equal(reused.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
+    with pytest.raises(SegueError, match="expected components"):
+        HybridRecommender(SMALL).fit_from(data, fitted[:2])
+    other = [get_model_class(n)(c).fit(planted_data(seed=5)) for n, c in SMALL.component_configs().items()]
+    other[0].trained_on = {"path": "elsewhere", "n_playlists": 1}
+    with pytest.raises(SegueError, match="was trained on elsewhere"):
+        HybridRecommender(SMALL).fit_from(data, other)

@@ -129,26 +129,48 @@ class HybridRecommender(Recommender):
 
     # --- fit -----------------------------------------------------------------------------------
     def _fit(self, data: PlaylistData) -> None:
-        from segue.evaluation.split import hold_out_queries
+        configs = self.config.component_configs()
+        self._tune(data, configs)
+        self.components = []
+        for name, config in configs.items():
+            log.info("hybrid: fitting %s on all %s playlists", name, f"{data.n_playlists:,}")
+            self.components.append(get_model_class(name)(config).fit(data))
+
+    def fit_from(self, data: PlaylistData, fitted: list[Recommender]) -> HybridRecommender:
+        """Fit reusing components already fitted on ``data`` (step 4 of the fit is their fit):
+        only the tuning runs. ``fitted`` must be the configured components, in order, with their
+        configured parameters, each trained on ``data`` (checked by the data's description)."""
+        from segue.models.base import _describe
 
         configs = self.config.component_configs()
-        names = list(configs)
+        given = [(m.name, m.config) for m in fitted]
+        if given != list(configs.items()):
+            raise SegueError(f"hybrid.fit_from: expected components {list(configs.items())}, got {given}")
+        described = _describe(data)
+        for model in fitted:
+            if model.trained_on != described:
+                raise SegueError(f"hybrid.fit_from: the {model.name} model was trained on "
+                                 f"{model.trained_on.get('path', 'other data')}, not on {described.get('path', 'this data')}")
+        self._adopt(data.track_popularity.copy(), described, data_path=data.path)
+        self._tune(data, configs)
+        self.components = list(fitted)
+        return self
+
+    def _tune(self, data: PlaylistData, configs: dict) -> None:
+        """Steps 1–3 of the fit: the validation carve, the components fitted on the rest, the weights."""
+        from segue.evaluation.split import hold_out_queries
+
         held = hold_out_queries(data, self.config.validation_per_category,
                                 np.random.default_rng([self.config.seed, 5151]))
         groups = query_groups(held.queries)
         log.info("hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
-                 "playlists", len(names), len(held.queries), f"{data.n_playlists:,}")
+                 "playlists", len(configs), len(held.queries), f"{data.n_playlists:,}")
         lists = []
-        for name in names:
-            component = get_model_class(name)(configs[name]).fit(held.train)
+        for name, config in configs.items():
+            component = get_model_class(name)(config).fit(held.train)
             lists.append(self._component_lists(component, held.queries))
             del component
         self.weights = tune_weights(lists, held.truth, groups)
-        self.components = []
-        for name in names:
-            log.info("hybrid: fitting %s on all %s playlists", name, f"{data.n_playlists:,}")
-            component = get_model_class(name)(configs[name]).fit(data)
-            self.components.append(component)
         self.tuned_groups = np.bincount(groups, minlength=N_GROUPS).astype(np.int64)
 
     # --- persistence ---------------------------------------------------------------------------
