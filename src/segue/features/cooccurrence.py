@@ -50,7 +50,8 @@ def top_k_cooccurrence(weights: sp.csr_matrix, k: int, *, row_factor: np.ndarray
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    by_playlist = sp.csr_matrix(weights, dtype=np.float32)
+    by_playlist = weights if weights.dtype == np.float32 and sp.isspmatrix_csr(weights) else \
+        sp.csr_matrix(weights, dtype=np.float32)
     by_playlist.sort_indices()
     by_track = sp.csr_matrix(by_playlist.T)                             # [t, p]
     by_track.sort_indices()
@@ -63,7 +64,13 @@ def top_k_cooccurrence(weights: sp.csr_matrix, k: int, *, row_factor: np.ndarray
     threads = max(1, min(num_threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
-    indices, data, counts = [], [], []
+    # The result is written in place into buffers sized by an upper bound of what is kept (a row
+    # keeps at most k and at most the entries it walks); pages never written are never resident,
+    # so the bound costs address space, not memory, and no concatenation copies the result.
+    bound = np.minimum(work, k).astype(np.int64)
+    indices = np.empty(int(bound.sum()), dtype=np.int32)
+    data = np.empty(len(indices), dtype=np.float32)
+    indptr = np.zeros(n + 1, dtype=np.int64)
     progress = Progress(description, n, unit="tracks")
     try:
         start = 0
@@ -78,17 +85,17 @@ def top_k_cooccurrence(weights: sp.csr_matrix, k: int, *, row_factor: np.ndarray
             _block(by_track.indptr, by_track.indices, by_track.data, by_playlist.indptr, by_playlist.indices,
                    by_playlist.data, row_factor, column_factor, start, stop, k, threads, out_idx, out_val, out_n)
             keep = np.arange(k)[None, :] < out_n[:, None]
-            indices.append(out_idx[keep])
-            data.append(out_val[keep])
-            counts.append(out_n)
+            at = indptr[start]
+            indptr[start + 1:stop + 1] = at + np.cumsum(out_n)
+            indices[at:indptr[stop]] = out_idx[keep]
+            data[at:indptr[stop]] = out_val[keep]
             progress.advance(stop - start)
             start = stop
     finally:
         numba.set_num_threads(previous)
         progress.close()
-    indptr = np.concatenate(([0], np.cumsum(np.concatenate(counts)) if counts else []))
-    result = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
-                            np.concatenate(indices) if indices else np.zeros(0, np.int32), indptr), shape=(n, n))
+    nnz = int(indptr[-1])
+    result = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(n, n), copy=False)
     result.sort_indices()
     return result
 

@@ -22,7 +22,9 @@ Similarities (``similarity``):
 (the scale is kept apart, ``row_scale``): every seed then votes on the same scale, instead of a
 rare seed, whose similarities are large, drowning the others. Defaults from the validation part of
 the demo split (20K generated playlists, R-precision): cosine 0.008, α = 0.9 0.042, α = 0.9 with
-row normalisation 0.054 (1,000 neighbours); see benchmarks/RESULTS.md for the figures at scale.
+row normalisation 0.054 (1,000 neighbours). More neighbours help a little (200: 0.050, 500: 0.053,
+1,000: 0.054) and cost 8 bytes each: at 1M playlists 500 neighbours kept 820M entries (6.6 GB),
+so the default is 200, which keeps the model within 8 GB at that scale (benchmarks/RESULTS.md).
 
 **Live updates** (``add_playlists``, used by ``segue serve``; cosine only). A stored similarity
 gives back its co-occurrence count, ``co(i, j) = sim(i, j) · pop(i)^α · pop(j)^(1−α)``. For each
@@ -72,7 +74,7 @@ SIMILARITIES = ("cosine", "bm25")
 
 @dataclass(frozen=True)
 class ItemKNNConfig:
-    n_neighbors: int = 500          # neighbours kept per track
+    n_neighbors: int = 200          # neighbours kept per track (memory: 8 bytes each)
     similarity: str = "cosine"      # "cosine" (asymmetric by alpha) or "bm25"
     alpha: float = 0.9              # cosine's asymmetry: 0.5 = plain cosine, → 1 = P(candidate | seed)
     normalize_rows: bool = True     # each track's best neighbour scores 1
