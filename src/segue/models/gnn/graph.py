@@ -406,7 +406,7 @@ def genre_profile(listens: sp.csr_matrix, track_genres: sp.csr_matrix) -> sp.csr
 
     >>> listens = sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 0.5]]))
     >>> genres = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
-    >>> genre_profile(listens, genres).toarray().round(3).tolist()
+    >>> genre_profile(listens, genres).toarray().astype(float).round(3).tolist()
     [[0.667, 0.333], [0.0, 1.0]]
     """
     profile = sp.csr_matrix(listens @ track_genres, dtype=np.float64)
