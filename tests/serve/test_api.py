@@ -35,7 +35,7 @@ def test_health_and_models(api):
     assert list(models) == ["itemknn", "popular", "playlistknn", "title"]
     assert models["itemknn"]["kind"] == "itemknn" and models["itemknn"]["trained_on"]["n_playlists"] == 300
     assert len(models["itemknn"]["fingerprint"]) == 16 and models["itemknn"]["segue_version"]
-    assert models["itemknn"]["config"]["n_neighbors"] == 500
+    assert models["itemknn"]["config"]["n_neighbors"] == 200
     assert [models[m]["learns_live"] for m in models] == [True, True, True, False]
     assert models["itemknn"]["metrics"]["values"]["r_precision"] == {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
     assert models["popular"]["metrics"] is None

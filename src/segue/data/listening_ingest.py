@@ -298,7 +298,7 @@ def user_parts(per_user: np.ndarray, events_per_part: int) -> list[tuple[int, in
     number in [k·E, (k+1)·E), so a part holds at most E rows plus its last user's.
 
     >>> user_parts(np.array([3, 3, 5, 1, 1]), 6)
-    [(0, 2), (2, 5)]
+    [(0, 2), (2, 4), (4, 5)]
     """
     before = np.cumsum(per_user) - per_user
     part = before // max(events_per_part, 1)
