@@ -631,29 +631,61 @@ def popularity_model_cmd(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")] = Path("demo"),
-    playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 20_000,
+    playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 50_000,
+    users: Annotated[int, typer.Option(help="Generated listeners for the session models (0: none).", min=0)] = 2_000,
     per_category: Annotated[int, typer.Option(help="Challenge and test playlists per category.", min=1)] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,
+    force: Annotated[bool, typer.Option(help="Run every stage, even those whose inputs did not change.")] = False,
 ) -> None:
-    """The main job on generated data: generate, verify, ingest, EDA, split, train, recommend, evaluate."""
+    """The main job on generated data: every phase, the evaluation, the report (stages already done are skipped)."""
     from segue.pipeline import run_demo
 
-    result = run_demo(out, playlists=playlists, per_category=per_category, seed=seed, workers=workers, echo=_echo)
-    s = result.summary
+    result = run_demo(out, playlists=playlists, users=users, per_category=per_category, seed=seed,
+                      workers=workers, echo=_echo, force=force)
+    _finish_message(result)
+
+
+@app.command()
+def pipeline(
+    phase: Annotated[str, typer.Argument(help="phase1 (data), phase2 (mining, neighbourhood models), "
+                                              "phase3 (factors, hybrid, graphs, sessions), or all.")],
+    data: Annotated[Path, typer.Option(help="Directory of MPD slices (mpd.slice.*.json).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for every stage's output, logs and the report.")],
+    challenge: Annotated[Path | None, typer.Option(help="challenge_set.json to answer (default: beside the slices).")] = None,
+    sessions: Annotated[Path | None, typer.Option(help="Listening data for the session models (a Spotify export, "
+                                                       "Last.fm TSV or a table; see `segue ingest sessions`).")] = None,
+    sessions_format: Annotated[str, typer.Option(help="Format of --sessions (auto, generated, spotify, lastfm, table).")] = "auto",
+    per_category: Annotated[int, typer.Option(help="Test (and validation) playlists per challenge category.", min=1)] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    workers: Workers = None,
+    force: Annotated[bool, typer.Option(help="Run every stage, even those whose inputs did not change.")] = False,
+) -> None:
+    """Run the phases on real data (resumable; logs in OUT/logs; report in OUT/report)."""
+    from segue.pipeline import PHASES, Settings, run_pipeline
+
+    phases = list(PHASES) if phase == "all" else [phase]
+    settings = Settings(out=out, mpd=data, challenge=challenge, sessions=sessions, sessions_format=sessions_format,
+                        per_category=per_category, seed=seed, workers=workers)
+    if not data.is_dir():
+        raise SegueError(f"--data {data}: not a directory of MPD slices")
+    _finish_message(run_pipeline(settings, phases, echo=_echo, force=force))
+
+
+def _finish_message(result) -> None:
+    out = result.settings.out
+    runner = result.runner
+    ran = [r for r in runner.results.values() if r.status == "ran"]
     _echo("")
-    _echo(f"segue demo: {s['playlists']:,} playlists, {s['tracks']:,} tracks, {s['entries']:,} entries")
-    length = s.get("length") or {}
-    if length:
-        _echo(f"  playlist length: mean {length.get('mean', float('nan')):.1f}, median {length.get('median')}, "
-              f"mode {length.get('mode')}")
-    for name, seconds in result.timings:
-        _echo(f"  {name:<44} {seconds:6.1f} s")
+    _echo(f"{len(runner.results)} stages: {len(ran)} ran ({sum(r.seconds for r in ran):.0f} s), "
+          f"{len(runner.results) - len(ran)} unchanged and skipped; peak memory "
+          f"{max((r.peak_rss_gib for r in runner.results.values()), default=0):.2f} GiB")
+    if result.evaluation is not None:
+        _echo("")
+        _echo(f"Held-out evaluation ({out}/evaluation/evaluation.md):")
+        _echo(_headline(result.evaluation))
     _echo("")
-    _echo(f"Held-out evaluation ({out}/evaluation/evaluation.md):")
-    _echo(_headline(result.evaluation))
-    _echo("")
-    _echo(f"  EDA: {out}/eda/eda.md   submissions: {out}/submissions/   models: {out}/models/")
+    _echo(f"Report: {out}/report/index.html (and report.md); logs: {out}/logs/")
 
 
 def _configure_logging() -> None:

@@ -1,0 +1,33 @@
+"""The main job: ``segue demo`` (everything, on generated data) and ``segue pipeline`` (the phases,
+on real data). :mod:`.runner` runs resumable, logged stages; :mod:`.phases` defines them;
+:mod:`.report` writes the report; :mod:`.examples` the explained example continuations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from segue.pipeline.phases import PHASES, PipelineResult, Settings, run_pipeline
+
+__all__ = ["PHASES", "PipelineResult", "Settings", "demo_settings", "run_demo", "run_pipeline"]
+
+DEMO_PLAYLISTS = 50_000
+DEMO_USERS = 2_000
+
+
+def demo_settings(out: Path, *, playlists: int = DEMO_PLAYLISTS, users: int = DEMO_USERS, per_category: int = 100,
+                  seed: int = 0, workers: int | None = None) -> Settings:
+    """The demo: generated playlists (MPD format, with a challenge set) and listening sessions."""
+    out = Path(out)
+    return Settings(out=out, mpd=out / "mpd", sessions=out / "sessions-raw" if users else None,
+                    per_category=per_category, seed=seed, workers=workers, generate_playlists=playlists,
+                    generate_users=users)
+
+
+def run_demo(out: Path, *, playlists: int = DEMO_PLAYLISTS, users: int = DEMO_USERS, per_category: int = 100,
+             seed: int = 0, workers: int | None = None, echo: Callable[[str], None] = print,
+             force: bool = False) -> PipelineResult:
+    """Every phase on generated data, under ``out``; stages whose inputs did not change are skipped."""
+    settings = demo_settings(out, playlists=playlists, users=users, per_category=per_category, seed=seed,
+                             workers=workers)
+    return run_pipeline(settings, list(PHASES), echo=echo, force=force)

@@ -1,0 +1,344 @@
+"""The run's report: ``report/report.md`` and its self-contained twin ``report/index.html``.
+
+Built from what the stages wrote (their JSON summaries, Markdown tables and figures) and the
+runner's records (timings, peak memory), so it can be rebuilt at any time and shows only what was
+really computed. A section whose stage did not run says so instead of showing stale or made-up
+numbers. The Markdown twin links the figures copied into ``report/figures/``; the HTML embeds
+them (base64), so the one file can be mailed or opened anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import re
+import shutil
+from pathlib import Path
+
+import orjson
+
+from segue.io import atomic_dir, write_text
+from segue.pipeline.runner import RECORDS
+
+HEADLINE = (("r_precision", "R-precision"), ("ndcg", "NDCG"), ("clicks", "clicks"))
+CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232a;
+       margin: 0; background: #f6f7f9; }
+main { max-width: 1080px; margin: 0 auto; padding: 24px 28px 64px; background: #fff; }
+h1 { font-size: 28px; margin: 8px 0 4px; } h2 { font-size: 21px; margin-top: 36px; border-bottom: 2px solid #e3e6ea;
+     padding-bottom: 4px; } h3 { font-size: 17px; margin-top: 22px; }
+table { border-collapse: collapse; margin: 10px 0 16px; font-size: 13.5px; display: block; overflow-x: auto;
+        max-width: 100%; }
+th, td { border: 1px solid #d9dde2; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #eef1f4; } tr:nth-child(even) td { background: #fafbfc; }
+img { max-width: 100%; height: auto; display: block; margin: 8px 0 18px; border: 1px solid #e3e6ea; }
+code { background: #f0f2f4; padding: 1px 4px; border-radius: 3px; font-size: 13px; }
+nav { font-size: 14px; margin: 12px 0 0; } nav a { margin-right: 12px; }
+.muted { color: #5b6670; }
+"""
+
+
+def write_report(settings, out: Path) -> dict:
+    """Write the report for the run under ``settings.out`` into ``out``; returns a summary."""
+    root = Path(settings.out)
+    builder = _Builder(root)
+    text = builder.build(settings)
+    with atomic_dir(Path(out)) as tmp:
+        (tmp / "figures").mkdir()
+        for name, source in builder.figures.items():
+            shutil.copyfile(source, tmp / "figures" / name)
+        write_text(tmp / "report.md", text)
+        write_text(tmp / "index.html", _html(text, builder.figures))
+    return {"sections": builder.sections, "figures": len(builder.figures)}
+
+
+class _Builder:
+    def __init__(self, root: Path):
+        self.root = root
+        self.figures: dict[str, Path] = {}
+        self.sections: list[str] = []
+        self.lines: list[str] = []
+
+    # --- pieces -------------------------------------------------------------------------------
+    def json(self, relative: str) -> dict | None:
+        path = self.root / relative
+        try:
+            return orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+
+    def figure(self, relative: str, caption: str) -> None:
+        path = self.root / relative
+        if path.exists():
+            name = relative.replace("/", "_")
+            self.figures[name] = path
+            self.lines += [f"![{caption}](figures/{name})", ""]
+
+    def section(self, title: str, anchor: str) -> None:
+        self.sections.append(title)
+        self.lines += [f'<a id="{anchor}"></a>', "", f"## {title}", ""]
+
+    def missing(self, what: str) -> None:
+        self.lines += [f"*{what} did not run in this output directory.*", ""]
+
+    def markdown_tables(self, relative: str, limit_rows: int = 12, limit_tables: int = 1) -> None:
+        """The first ``limit_tables`` tables of a Markdown file, each cut to ``limit_rows`` rows."""
+        path = self.root / relative
+        if not path.exists():
+            return
+        tables, current = [], []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("|"):
+                current.append(line)
+            elif current:
+                tables.append(current)
+                current = []
+        if current:
+            tables.append(current)
+        for table in tables[:limit_tables]:
+            self.lines += [*table[: limit_rows + 2], ""]
+
+    # --- the document -------------------------------------------------------------------------
+    def build(self, settings) -> str:
+        records = self.records()
+        self.lines = ["# segue run report", "",
+                      f'<p class="muted">{self.root} — written {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC'
+                      " — every figure below comes from held-out playlists, seed tracks excluded.</p>", "",
+                      '<nav><a href="#data">Data</a> <a href="#mining">Rules and clusters</a> '
+                      '<a href="#evaluation">Evaluation</a> <a href="#diversity">Diversity</a> '
+                      '<a href="#examples">Examples</a> <a href="#graphs">Graph and session models</a> '
+                      '<a href="#popularity">Track popularity</a> <a href="#run">Run</a></nav>', ""]
+        self.data_section()
+        self.mining_section()
+        self.evaluation_section()
+        self.diversity_section()
+        self.examples_section()
+        self.graph_section()
+        self.popularity_section()
+        self.run_section(records)
+        return "\n".join(self.lines) + "\n"
+
+    def records(self) -> list[dict]:
+        out = []
+        folder = self.root / RECORDS
+        for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+            try:
+                out.append(orjson.loads(path.read_bytes()))
+            except orjson.JSONDecodeError:
+                continue
+        return sorted(out, key=lambda r: r.get("finished_at", ""))
+
+    def data_section(self) -> None:
+        self.section("Dataset and exploration", "data")
+        eda = self.json("eda/eda.json")
+        if eda is None:
+            self.missing("The EDA stage")
+            return
+        counts = eda.get("counts", {})
+        length = eda.get("playlist_length", {})
+        self.lines += ["| playlists | tracks | artists | albums | playlist–track entries | mean length | median |",
+                       "|---|---|---|---|---|---|---|",
+                       f"| {counts.get('playlists', 0):,} | {counts.get('tracks', 0):,} | {counts.get('artists', 0):,} | "
+                       f"{counts.get('albums', 0):,} | {counts.get('entries', 0):,} | {length.get('mean', 0):.1f} | "
+                       f"{length.get('median', '—')} |", ""]
+        self.figure("eda/eda.png", "Playlist lengths, track and artist popularity, followers")
+        co = self.json("cooccurrence/summary.json")
+        if co:
+            self.lines += ["### Co-occurrence", "",
+                           f"{co['tracks']:,} tracks, each with its {co['k']} most frequent companions "
+                           f"({co['pairs_kept']:,} pairs kept; {co['tracks_with_companions']:,} tracks have at least one).", ""]
+            self.markdown_tables("cooccurrence/top_pairs.md", limit_rows=10)
+
+    def mining_section(self) -> None:
+        self.section("Association rules and playlist clusters", "mining")
+        rules = self.json("rules/summary.json")
+        if rules:
+            shown = {k: v for k, v in rules.items() if isinstance(v, int | float | str) and k != "seconds"}
+            self.lines += ["### Association rules", "", ", ".join(f"{k.replace('_', ' ')}: {v:,}" if isinstance(v, int)
+                                                                  else f"{k.replace('_', ' ')}: {v}" for k, v in shown.items()), ""]
+            self.markdown_tables("rules/rules.md", limit_rows=10)
+        else:
+            self.missing("The rules stage")
+        clusters = self.json("clusters/summary.json")
+        if clusters:
+            themes = clusters.get("themes") or {}
+            self.lines += ["### Playlist clusters", "",
+                           f"k = {clusters.get('k')} ({clusters.get('k_chosen_by', '')}) over "
+                           f"{clusters.get('n_playlists', 0):,} playlists."
+                           + (f" Agreement with the generator's themes (adjusted mutual information): genre "
+                              f"{themes.get('ami_genre', 0):.3f}, context {themes.get('ami_context', 0):.3f}." if themes else ""), ""]
+            self.markdown_tables("clusters/clusters.md", limit_rows=10)
+            self.figure("clusters/cluster_pca.png", "Clusters in the first two principal components")
+            self.figure("clusters/cluster_tsne.png", "Clusters by t-SNE (a sample)")
+        else:
+            self.missing("The clustering stage")
+
+    def evaluation_section(self) -> None:
+        self.section("Evaluation on held-out playlists", "evaluation")
+        doc = self.json("evaluation/evaluation.json")
+        if doc is None:
+            self.missing("The evaluation stage")
+            return
+        settings = doc.get("settings", {})
+        self.lines += [f"{settings.get('n_queries', '')} test playlists the models never saw, in the challenge's 10 "
+                       "categories; seed tracks excluded; 500 tracks per playlist; 95% stratified-bootstrap "
+                       "confidence intervals.", "",
+                       "| model | " + " | ".join(label for _, label in HEADLINE) + " |", "|---|---|---|---|"]
+        table = doc["table"]
+        order = sorted(doc["models"], key=lambda m: -table[m]["all"]["r_precision"]["mean"])
+        for model in order:
+            cells = []
+            for metric, _ in HEADLINE:
+                c = table[model]["all"][metric]
+                cells.append(f"{c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]")
+            self.lines.append(f"| **{model}** | " + " | ".join(cells) + " |")
+        self.lines += ["", "R-precision per challenge category:", "",
+                       "| model | " + " | ".join(doc["group_labels"].get(g, g) for g in doc["groups"] if g != "all") + " |",
+                       "|---" * len(doc["groups"]) + "|"]
+        for model in order:
+            self.lines.append(f"| {model} | " + " | ".join(f"{table[model][g]['r_precision']['mean']:.4f}"
+                                                         for g in doc["groups"] if g != "all") + " |")
+        best = order[0]
+        significant = [c for c in doc.get("comparisons", []) if c["group"] == "all" and c["metric"] == "r_precision"
+                       and best in (c["model_a"], c["model_b"])]
+        if significant:
+            self.lines += ["", f"Paired sign-flip tests of **{best}** against each model (R-precision, all playlists, "
+                           "Holm-adjusted):", "", "| against | difference [95% CI] | p (adjusted) | significant |",
+                           "|---|---|---|---|"]
+            for c in significant:
+                other = c["model_b"] if c["model_a"] == best else c["model_a"]
+                sign = 1 if c["model_a"] == best else -1
+                low, high = sorted((sign * c["ci_low"], sign * c["ci_high"]))
+                self.lines.append(f"| {other} | {sign * c['diff']:+.4f} [{low:+.4f}, {high:+.4f}] | "
+                                  f"{c['p_adjusted']:.4f} | {'yes' if c['significant'] else 'no'} |")
+        self.lines.append("")
+        for metric, label in HEADLINE:
+            self.figure(f"evaluation/fig_{metric}.png", f"{label} per category with 95% CIs")
+        hybrid = self.json("models/hybrid/params.json")
+        if hybrid:
+            self.lines += ["The hybrid's weights were tuned per kind of query on validation playlists carved from the "
+                           "training part (never the test part).", ""]
+
+    def diversity_section(self) -> None:
+        self.section("Diversity and popularity bias", "diversity")
+        if not (self.root / "diversity" / "diversity.json").exists():
+            self.missing("The diversity stage")
+            return
+        self.markdown_tables("diversity/diversity.md", limit_rows=14)
+        for path in sorted((self.root / "diversity").glob("*.png")):
+            self.figure(f"diversity/{path.name}", path.stem.replace("_", " "))
+
+    def examples_section(self) -> None:
+        self.section("Example continuations, explained", "examples")
+        doc = self.json("examples/examples.json")
+        if doc is None:
+            self.missing("The examples stage")
+            return
+        self.lines += [f"Model: **{doc['model']}**. ✓ marks a track the playlist really had (one of its held-out tracks).", ""]
+        for ex in doc["examples"]:
+            title = f" “{ex['title']}”" if ex.get("title") else " (no title)"
+            seeds = "; ".join(ex["seeds"][:5]) + (" …" if len(ex["seeds"]) > 5 else "") if ex["seeds"] else "no seed tracks"
+            self.lines += [f"### Playlist {ex['pid']}{title}, category {ex['category']}", "",
+                           f"Seeds ({len(ex['seeds'])}): {seeds}", "", "| # | track | because |", "|---|---|---|"]
+            for r in ex["recommendations"]:
+                mark = "✓ " if r["in_held_out"] else ""
+                self.lines.append(f"| {r['rank']} | {mark}{_cell(r['track'])} | {_cell(r['because'])} |")
+            self.lines.append("")
+
+    def graph_section(self) -> None:
+        self.section("Graph and session models", "graphs")
+        curves = self._training_curves()
+        if curves:
+            self.figure(curves, "Training curves of the graph models (loss; validation recall@10)")
+        report = self.root / "sessions-evaluation" / "graph_report.md"
+        if report.exists():
+            self.lines += ["### Listening sessions: users' next tracks and their held-out listens", ""]
+            text = report.read_text(encoding="utf-8")
+            self.lines += [line for line in text.splitlines() if not line.startswith("#")] + [""]
+            self.markdown_tables("sessions-evaluation/next_track/evaluation.md", limit_rows=20, limit_tables=2)
+        elif not curves:
+            self.missing("The graph and session stages")
+
+    def _training_curves(self) -> str | None:
+        histories = {}
+        for path in sorted((self.root / "models").glob("*.history.json")) if (self.root / "models").exists() else []:
+            doc = self.json(f"models/{path.name}") or {}
+            if doc.get("history"):
+                histories[doc["model"]] = doc["history"]
+        graph = self.json("sessions-evaluation/graph_report.json") or {}
+        for name, history in (graph.get("histories") or {}).items():
+            if history:
+                histories.setdefault(f"{name} (sessions)", history)
+        if not histories:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (loss_ax, recall_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+        for name, history in histories.items():
+            epochs = [e["epoch"] + 1 for e in history["epochs"]]
+            loss_ax.plot(epochs, [e["loss"] for e in history["epochs"]], marker="o", label=name)
+            recall = [(e["epoch"] + 1, e["validation_recall"]) for e in history["epochs"]
+                      if e.get("validation_recall") is not None]
+            if recall:
+                recall_ax.plot(*zip(*recall, strict=True), marker="o", label=name)
+        loss_ax.set(title="training loss (BPR)", xlabel="epoch")
+        recall_ax.set(title="validation recall@10", xlabel="epoch")
+        for ax in (loss_ax, recall_ax):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        dest = self.root / "models" / "training_curves.png"
+        fig.savefig(dest, dpi=110)
+        plt.close(fig)
+        return "models/training_curves.png"
+
+    def popularity_section(self) -> None:
+        self.section("Track popularity, predicted honestly", "popularity")
+        if not (self.root / "popularity" / "popularity.json").exists():
+            self.missing("The popularity-model stage")
+            return
+        self.lines += ["Features from playlists modified before a cut; the target from the playlists after it.", ""]
+        self.markdown_tables("popularity/popularity.md", limit_rows=10, limit_tables=2)
+        self.figure("popularity/importances.png", "Permutation importances")
+
+    def run_section(self, records: list[dict]) -> None:
+        self.section("The run: stages, time and memory", "run")
+        if not records:
+            self.missing("No stage")
+            return
+        total = sum(r.get("seconds", 0) for r in records)
+        peak = max((r.get("peak_rss_gib", 0) for r in records), default=0)
+        self.lines += [f"{len(records)} stages, {total / 60:.1f} min of work in all (as last computed), peak "
+                       f"{peak:.2f} GiB.", "", "| phase | stage | time | peak memory | finished (UTC) |",
+                       "|---|---|---|---|---|"]
+        for r in records:
+            self.lines.append(f"| {r.get('phase', '')} | {r.get('name', '')} | {r.get('seconds', 0):.1f} s | "
+                              f"{r.get('peak_rss_gib', 0):.2f} GiB | {r.get('finished_at', '')} |")
+        self.lines.append("")
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _html(markdown_text: str, figures: dict[str, Path]) -> str:
+    """The Markdown as one self-contained HTML page (figures inlined)."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown_text)
+
+    def inline(match: re.Match) -> str:
+        name = match.group(1)
+        path = figures.get(name)
+        if path is None:
+            return match.group(0)
+        return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    body = re.sub(r'src="figures/([^"]+)"', inline, body)
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>segue run report</title><style>{CSS}</style></head><body><main>\n{body}</main></body></html>\n")
+

@@ -1,0 +1,217 @@
+"""Stages that can be re-run alone, skipped when nothing changed, and logged to their own files.
+
+A :class:`Stage` is a named step with the paths it reads (``inputs``), the paths it writes
+(``outputs``), the parameters that shape its result (``params``) and the stages it builds on
+(``after``). :class:`Runner` runs stages in order:
+
+* **Skipping.** A stage's *fingerprint* is a hash of its parameters, of its inputs as they are on
+  disk (a dataset directory by its ``manifest.json``; another directory by the names, sizes and
+  modification times of its files; a file by its size and modification time) and of the
+  fingerprints of the stages it builds on. A stage whose record (``.pipeline/<name>.json``) holds
+  the same fingerprint, and whose outputs all exist, is skipped and reports what it produced last
+  time. Change a parameter or an input and that stage, and every stage after it, runs again.
+* **Logs.** While a stage runs, everything the ``segue`` logger says (progress lines with rate,
+  ETA and memory included) also goes to ``logs/<stage>_<UTC time>.log``, which ends with the
+  stage's wall time, peak memory and a summary of its outputs (files, sizes, counts).
+* **Faults.** A stage that fails (bad input, a check that finds its outputs invalid) raises
+  :class:`StageError` naming the stage and its log; the records of the stages already done stay,
+  so the next run resumes at the failed stage. Each stage writes its outputs whole or not at
+  all (the library functions write to temporary names), so an interrupted run leaves nothing
+  half-made; a record is written only after the stage succeeded.
+* **Memory.** A thread samples the resident memory of the process and its children every 0.2 s;
+  each record keeps the stage's peak.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from segue.errors import SegueError
+from segue.io import write_json
+from segue.progress import rss_gib
+
+log = logging.getLogger("segue")
+
+RECORDS = ".pipeline"
+LOGS = "logs"
+
+
+class StageError(SegueError):
+    """A stage failed; the message names it, the cause and its log file."""
+
+
+@dataclass
+class Stage:
+    """One step. ``run`` returns a JSON-serialisable summary (counts, figures, paths)."""
+
+    name: str
+    run: Callable[[], dict]
+    inputs: list[Path] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    after: list[str] = field(default_factory=list)
+    check: Callable[[dict], None] | None = None   # raises SegueError when the outputs are not valid
+    phase: str = ""
+
+
+@dataclass
+class StageResult:
+    name: str
+    phase: str
+    status: str              # "ran", "skipped"
+    seconds: float
+    peak_rss_gib: float
+    summary: dict
+    outputs: list[dict]
+    log: str | None
+
+
+class Runner:
+    """Runs stages under ``out`` (records in ``out/.pipeline``, logs in ``out/logs``)."""
+
+    def __init__(self, out: Path, echo: Callable[[str], None] = print, force: bool = False):
+        self.out = Path(out)
+        self.echo = echo
+        self.force = force
+        self.results: dict[str, StageResult] = {}
+        self._fingerprints: dict[str, str] = {}
+
+    def fingerprint(self, stage: Stage) -> str:
+        parts = {"params": stage.params, "inputs": [_describe_path(p) for p in stage.inputs],
+                 "after": [self._fingerprints.get(name, name) for name in stage.after]}
+        return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+    def run(self, stage: Stage) -> StageResult:
+        number = len(self.results) + 1
+        fingerprint = self.fingerprint(stage)
+        self._fingerprints[stage.name] = fingerprint
+        record_path = self.out / RECORDS / f"{stage.name}.json"
+        record = _read_record(record_path)
+        if (not self.force and record.get("fingerprint") == fingerprint
+                and all(Path(p).exists() for p in stage.outputs)):
+            result = StageResult(stage.name, stage.phase, "skipped", record.get("seconds", 0.0),
+                                 record.get("peak_rss_gib", 0.0), record.get("summary", {}),
+                                 record.get("outputs", []), record.get("log"))
+            self.results[stage.name] = result
+            self.echo(f"[{number:>2}] {stage.name:<34} unchanged, skipped (took {result.seconds:.1f} s)")
+            return result
+        self.echo(f"[{number:>2}] {stage.name:<34} …")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+        log_path = self.out / LOGS / f"{stage.name}_{stamp}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        log.addHandler(handler)
+        sampler = _PeakSampler()
+        start = time.perf_counter()
+        try:
+            log.info("stage %s: start (inputs: %s; parameters: %s)", stage.name,
+                     ", ".join(str(p) for p in stage.inputs) or "none", stage.params or "none")
+            with sampler:
+                summary = stage.run() or {}
+                missing = [str(p) for p in stage.outputs if not Path(p).exists()]
+                if missing:
+                    raise SegueError(f"it did not write {', '.join(missing)}")
+                if stage.check is not None:
+                    stage.check(summary)
+            seconds = time.perf_counter() - start
+            outputs = [_output_entry(Path(p)) for p in stage.outputs]
+            log.info("stage %s: done in %.1f s, peak RSS %.2f GiB", stage.name, seconds, sampler.peak)
+            for entry in outputs:
+                log.info("  output %s: %s", entry["path"], _format_entry(entry))
+        except KeyboardInterrupt:
+            log.error("stage %s: interrupted; nothing of it was kept", stage.name)
+            raise
+        except SegueError as exc:
+            log.error("stage %s failed: %s", stage.name, exc)
+            raise StageError(f"stage {stage.name!r} failed: {exc} (log: {log_path}); the stages before it "
+                             f"are kept, and the next run resumes here") from None
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+        result = StageResult(stage.name, stage.phase, "ran", seconds, sampler.peak, _plain(summary), outputs,
+                             str(log_path))
+        write_json(record_path, {"fingerprint": fingerprint, **result.__dict__,
+                                 "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+        self.results[stage.name] = result
+        self.echo(f"     {stage.name:<34} {seconds:6.1f} s, peak {sampler.peak:.2f} GiB")
+        return result
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        record = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _describe_path(path: Path) -> object:
+    """What a fingerprint sees of an input (see the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        return [str(path), "missing"]
+    if path.is_file():
+        stat = path.stat()
+        return [str(path), stat.st_size, stat.st_mtime_ns]
+    manifest = path / "manifest.json"
+    if manifest.exists():
+        return [str(path), hashlib.sha256(manifest.read_bytes()).hexdigest()]
+    entries = []
+    for child in sorted(path.rglob("*")):
+        if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+            stat = child.stat()
+            entries.append([str(child.relative_to(path)), stat.st_size, stat.st_mtime_ns])
+    return [str(path), hashlib.sha256(orjson.dumps(entries)).hexdigest()]
+
+
+def _output_entry(path: Path) -> dict:
+    if path.is_file():
+        return {"path": str(path), "files": 1, "bytes": path.stat().st_size}
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return {"path": str(path), "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
+
+
+def _format_entry(entry: dict) -> str:
+    size = entry["bytes"]
+    unit = next(u for u, s in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1)) if size >= s or s == 1)
+    scale = {"GB": 1e9, "MB": 1e6, "kB": 1e3, "B": 1}[unit]
+    return f"{entry['files']} file{'s' if entry['files'] != 1 else ''}, {size / scale:.1f} {unit}"
+
+
+def _plain(obj):
+    """A summary made JSON-safe (paths and numpy scalars as plain values)."""
+    return orjson.loads(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY, default=str))
+
+
+class _PeakSampler:
+    """Peak resident memory of this process tree while the ``with`` block runs (GiB)."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self.peak = rss_gib()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_gib())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_gib())
