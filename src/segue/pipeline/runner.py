@@ -7,7 +7,7 @@ A :class:`Stage` is a named step with the paths it reads (``inputs``), the paths
 * **Skipping.** A stage's *fingerprint* is a hash of its parameters, of its inputs as they are on
   disk (a dataset directory by its ``manifest.json``; another directory by the names, sizes and
   modification times of its files; a file by its size and modification time) and of the
-  fingerprints of the stages it builds on. A stage whose record (``.pipeline/<name>.json``) holds
+  fingerprints of the stages it builds on. A stage whose record (``.pipeline/<slug>.json``, its name with dashes for spaces) holds
   the same fingerprint, and whose outputs all exist, is skipped and reports what it produced last
   time. Change a parameter or an input and that stage, and every stage after it, runs again.
 * **Logs.** While a stage runs, everything the ``segue`` logger says (progress lines with rate,
@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +63,11 @@ class Stage:
     check: Callable[[dict], None] | None = None   # raises SegueError when the outputs are not valid
     phase: str = ""
 
+    @property
+    def slug(self) -> str:
+        """The name as a file name: "train als" → "train-als" (records and logs)."""
+        return re.sub(r"[^A-Za-z0-9_.]+", "-", self.name).strip("-")
+
 
 @dataclass
 class StageResult:
@@ -94,7 +100,7 @@ class Runner:
         number = len(self.results) + 1
         fingerprint = self.fingerprint(stage)
         self._fingerprints[stage.name] = fingerprint
-        record_path = self.out / RECORDS / f"{stage.name}.json"
+        record_path = self.out / RECORDS / f"{stage.slug}.json"
         record = _read_record(record_path)
         if (not self.force and record.get("fingerprint") == fingerprint
                 and all(Path(p).exists() for p in stage.outputs)):
@@ -106,7 +112,7 @@ class Runner:
             return result
         self.echo(f"[{number:>2}] {stage.name:<34} …")
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-        log_path = self.out / LOGS / f"{stage.name}_{stamp}.log"
+        log_path = self.out / LOGS / f"{stage.slug}_{stamp}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
