@@ -33,7 +33,7 @@ import itertools
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -194,14 +194,17 @@ def split_rankings(loaded, model_dirs: Sequence[Path], submissions: Sequence[Pat
 
 def analyse_diversity(split_dir: Path, out_dir: Path, *, model_dirs: Sequence[Path] = (),
                       submissions: Sequence[Path] = (), part: str = "test", cutoffs: Sequence[int] = (10, 500),
-                      n: int = 500, head_share: float = 0.8) -> dict:
+                      n: int = 500, head_share: float = 0.8,
+                      rankings: Mapping[str, np.ndarray] | None = None) -> dict:
     """Diversity of every model / submission on a split's ``part``, per category; see the module
-    docstring. Writes ``diversity.json``, ``diversity.csv``, ``diversity.md``,
+    docstring. ``rankings``: lists already computed on this part's queries (name → int [q, n]
+    track ids of the part's training data, in the challenge set's order), used as they are — the
+    pipeline passes the evaluation's, so no model recommends twice. Writes ``diversity.json``, ``diversity.csv``, ``diversity.md``,
     ``diversity_at_<k>.png`` per cut-off and ``popularity_profile.png`` (all or nothing) and
     returns the JSON document."""
     from segue.evaluation.task import load_part
 
-    if not model_dirs and not submissions:
+    if not model_dirs and not submissions and not rankings:
         raise SegueError("nothing to analyse: give model directories and/or --submission files")
     cutoffs = sorted(set(int(k) for k in cutoffs))
     if not cutoffs or cutoffs[0] < 1 or cutoffs[-1] > n:
@@ -210,7 +213,11 @@ def analyse_diversity(split_dir: Path, out_dir: Path, *, model_dirs: Sequence[Pa
         raise SegueError(f"head_share must be in (0, 1], got {head_share}")
     start = time.perf_counter()
     loaded = load_part(Path(split_dir), part)
-    rankings = split_rankings(loaded, model_dirs, submissions, n)
+    given = {name: np.asarray(ids, dtype=np.int64) for name, ids in (rankings or {}).items()}
+    for name, ids in given.items():
+        if ids.shape != (len(loaded.task.pids), n):
+            raise SegueError(f"rankings of {name}: shape {ids.shape}, expected {(len(loaded.task.pids), n)}")
+    rankings = {**given, **split_rankings(loaded, model_dirs, submissions, n)}
     result = diversity_table(loaded.task, rankings, cutoffs, head_share)
     document = {
         "split": str(split_dir), "part": part, "n_queries": len(loaded.task.pids),

@@ -27,8 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from segue.data import schema
 from segue.errors import SegueError
+from segue.io import atomic_file
 from segue.pipeline.runner import Runner, Stage
 
 log = logging.getLogger("segue")
@@ -37,6 +40,7 @@ PHASES = ("phase1", "phase2", "phase3")
 NEIGHBOURHOOD_MODELS = ("popular", "title", "itemknn", "playlistknn", "rules")
 FACTOR_MODELS = ("svd", "als", "bpr", "embed")
 GRAPH_MODELS = ("lightgcn", "playlistgat")
+RANKINGS_FILE = "rankings.npz"    # the evaluation's lists, int32 [queries, 500] per model
 EXAMPLE_CATEGORIES = (1, 3, 7)    # title only; title + 5 seeds; title + 25 seeds
 
 
@@ -126,6 +130,18 @@ class _Stages:
         """Model directories present now, in a fixed order (all the phases' models)."""
         names = [*NEIGHBOURHOOD_MODELS, *FACTOR_MODELS, "hybrid", *GRAPH_MODELS]
         return [self.p.models / n for n in names if (self.p.models / n / "params.json").exists()]
+
+    def best_model(self) -> Path:
+        """The hybrid when it was trained; before phase 3, the model with the best R-precision
+        in the evaluation (what answers the challenge set and shows the examples)."""
+        if (self.p.models / "hybrid" / "params.json").exists():
+            return self.p.models / "hybrid"
+        models = self.trained_models()
+        table = (self.evaluation_result().table if (self.p.evaluation / "evaluation.json").exists() else {})
+        scored = [m for m in models if m.name in table]
+        if scored:
+            return max(scored, key=lambda m: table[m.name]["all"]["r_precision"]["mean"])
+        return models[-1]
 
     def params(self, name: str) -> dict:
         return dict(self.s.model_params.get(name, {}))
@@ -340,14 +356,14 @@ class _Stages:
             stages += [
                 Stage("evaluate", self._evaluate, inputs=[p.split, *models], outputs=[p.evaluation / "evaluation.json"],
                       params={"bootstrap": 1000, "seed": self.s.seed}, after=["split", *after]),
-                Stage("diversity", self._diversity, inputs=[p.split, *models], outputs=[p.diversity / "diversity.json"],
-                      after=["split", *after]),
+                Stage("diversity", self._diversity, inputs=[p.split, p.evaluation / RANKINGS_FILE],
+                      outputs=[p.diversity / "diversity.json"], after=["evaluate"]),
                 Stage("examples", self._examples, inputs=[p.split, *models], outputs=[p.examples / "examples.json"],
-                      params={"categories": EXAMPLE_CATEGORIES}, after=["split", *after]),
+                      params={"categories": EXAMPLE_CATEGORIES}, after=["split", "evaluate", *after]),
             ]
             if self.challenge.exists():
                 stages.append(Stage("submission", self._submission, inputs=[self.challenge, *models],
-                                    outputs=[p.submissions / "challenge.csv.gz"], after=after))
+                                    outputs=[p.submissions / "challenge.csv.gz"], after=["evaluate", *after]))
         stages.append(self._report())
         return stages
 
@@ -366,6 +382,9 @@ class _Stages:
             rankings[path.name] = model.recommend(queries, 500).ids
         result = evaluate(loaded.task, rankings, n_bootstrap=1000, seed=self.s.seed)
         write_report(result, self.p.evaluation, title="Evaluation on the held-out test part")
+        # The lists themselves, for the diversity stage (each model recommends once per run).
+        with atomic_file(self.p.evaluation / RANKINGS_FILE) as handle:
+            np.savez_compressed(handle, **rankings)
         self._evaluation = result
         return {"models": list(rankings), "queries": len(queries),
                 "all": {m: {k: result.table[m]["all"][k]["mean"] for k in ("r_precision", "ndcg", "clicks")}
@@ -383,13 +402,15 @@ class _Stages:
     def _diversity(self) -> dict:
         from segue.analysis.diversity import analyse_diversity
 
-        document = analyse_diversity(self.p.split, self.p.diversity, model_dirs=self.trained_models())
-        return {"models": [m.name for m in self.trained_models()], "keys": sorted(document)}
+        with np.load(self.p.evaluation / RANKINGS_FILE, allow_pickle=False) as saved:
+            rankings = {name: saved[name] for name in saved.files}
+        document = analyse_diversity(self.p.split, self.p.diversity, rankings=rankings)
+        return {"models": list(rankings), "keys": sorted(document)}
 
     def _examples(self) -> dict:
         from segue.pipeline.examples import write_examples
 
-        best = self.p.models / "hybrid" if (self.p.models / "hybrid" / "params.json").exists() else self.trained_models()[-1]
+        best = self.best_model()
         return write_examples(self.p.split, best, self.p.examples, categories=EXAMPLE_CATEGORIES, seed=self.s.seed)
 
     def _submission(self) -> dict:
@@ -397,7 +418,7 @@ class _Stages:
         from segue.evaluation.submission import check_submission, write_submission
         from segue.models.base import Queries, Recommender
 
-        best = self.p.models / "hybrid" if (self.p.models / "hybrid" / "params.json").exists() else self.trained_models()[-1]
+        best = self.best_model()
         model = Recommender.load(best)
         uris = model.catalog().column(schema.TRACK_URI).to_pylist()
         entries = read_challenge(self.challenge)

@@ -138,8 +138,8 @@ class _Builder:
         length = eda.get("playlist_length", {})
         self.lines += ["| playlists | tracks | artists | albums | playlist–track entries | mean length | median |",
                        "|---|---|---|---|---|---|---|",
-                       f"| {counts.get('playlists', 0):,} | {counts.get('tracks', 0):,} | {counts.get('artists', 0):,} | "
-                       f"{counts.get('albums', 0):,} | {counts.get('entries', 0):,} | {length.get('mean', 0):.1f} | "
+                       f"| {counts.get('playlists', 0):,} | {counts.get('unique_tracks', 0):,} | {counts.get('unique_artists', 0):,} | "
+                       f"{counts.get('unique_albums', 0):,} | {counts.get('entries', 0):,} | {length.get('mean', 0):.1f} | "
                        f"{length.get('median', '—')} |", ""]
         self.figure("eda/eda.png", "Playlist lengths, track and artist popularity, followers")
         co = self.json("cooccurrence/summary.json")
@@ -191,13 +191,20 @@ class _Builder:
             for metric, _ in HEADLINE:
                 c = table[model]["all"][metric]
                 cells.append(f"{c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]")
-            self.lines.append(f"| **{model}** | " + " | ".join(cells) + " |")
+            name = f"**{model}**" if model == order[0] else model     # the best overall in bold
+            self.lines.append(f"| {name} | " + " | ".join(cells) + " |")
         self.lines += ["", "R-precision per challenge category:", "",
                        "| model | " + " | ".join(doc["group_labels"].get(g, g) for g in doc["groups"] if g != "all") + " |",
                        "|---" * len(doc["groups"]) + "|"]
+        groups = [g for g in doc["groups"] if g != "all"]
+        best = {g: max(table[m][g]["r_precision"]["mean"] for m in order) for g in groups}
+
+        def cell(model: str, g: str) -> str:
+            value = table[model][g]["r_precision"]["mean"]
+            return f"**{value:.4f}**" if value == best[g] else f"{value:.4f}"    # each category's best in bold
+
         for model in order:
-            self.lines.append(f"| {model} | " + " | ".join(f"{table[model][g]['r_precision']['mean']:.4f}"
-                                                         for g in doc["groups"] if g != "all") + " |")
+            self.lines.append(f"| {model} | " + " | ".join(cell(model, g) for g in groups) + " |")
         best = order[0]
         significant = [c for c in doc.get("comparisons", []) if c["group"] == "all" and c["metric"] == "r_precision"
                        and best in (c["model_a"], c["model_b"])]
@@ -288,7 +295,10 @@ class _Builder:
         recall_ax.set(title="validation recall@10", xlabel="epoch")
         for ax in (loss_ax, recall_ax):
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+            else:       # e.g. a mode that trains without a validation carve
+                ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
         fig.tight_layout()
         dest = self.root / "models" / "training_curves.png"
         fig.savefig(dest, dpi=110)
