@@ -80,3 +80,30 @@ def test_bad_inputs_name_the_problem(itemknn_dir, small_mpd, tmp_path, capsys):
     assert "needs --out" in capsys.readouterr().err
     assert main(["similar", str(tmp_path), "spotify:track:x"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_hybrid_reuses_trained_components(itemknn_dir, small_data, tmp_path, capsys):
+    """--components-from: the hybrid tunes its weights over models already trained on the data
+    (their parameters as the hybrid's config says), and refuses when one is missing."""
+    import json
+
+    components = itemknn_dir.parent
+    assert main(["train", "title", str(small_data), "--out", str(components / "title")]) == 0
+    config = ["--param", "components=title,itemknn", "--param", "component_params=itemknn.n_neighbors=50",
+              "--param", "validation_per_category=20"]
+    out = tmp_path / "hybrid"
+    assert main(["train", "hybrid", str(small_data), "--out", str(out), *config,
+                 "--components-from", str(components)]) == 0
+    assert "weights per query group" in capsys.readouterr().out
+    assert json.loads((out / "params.json").read_text())["config"]["components"] == "title,itemknn"
+    # A component trained with other parameters is not the configured one: refused, nothing written.
+    bad = ["--param", "components=title,itemknn", "--param", "validation_per_category=20"]
+    assert main(["train", "hybrid", str(small_data), "--out", str(tmp_path / "h2"), *bad,
+                 "--components-from", str(components)]) == 2
+    assert "expected components" in capsys.readouterr().err and not (tmp_path / "h2").exists()
+    assert main(["train", "hybrid", str(small_data), "--out", str(tmp_path / "h3"),
+                 "--components-from", str(tmp_path / "nowhere")]) == 2
+    assert "no trained model in" in capsys.readouterr().err
+    assert main(["train", "itemknn", str(small_data), "--out", str(tmp_path / "h4"),
+                 "--components-from", str(components)]) == 2
+    assert "only hybrid" in capsys.readouterr().err

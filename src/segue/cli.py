@@ -312,16 +312,28 @@ def train(
     data: Annotated[Path, typer.Argument(help="Training dataset directory (e.g. SPLIT/train).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")] = None,
+    components_from: Annotated[Path | None, typer.Option(
+        help="hybrid only: a directory holding the components already trained on DATA (DIR/<name>), "
+             "so only the tuning runs.")] = None,
 ) -> None:
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
     from segue.data.dataset import PlaylistData
-    from segue.models.base import parse_params
+    from segue.models.base import Recommender, parse_params
     from segue.models.registry import get_model_class
 
     cls = get_model_class(model)
     config = parse_params(cls.Config, param or [])
     start = time.perf_counter()
-    fitted = cls(config).fit(PlaylistData.load(data))
+    if components_from is None:
+        fitted = cls(config).fit(PlaylistData.load(data))
+    elif not hasattr(cls, "fit_from"):
+        raise SegueError(f"--components-from: {model} has no components (only hybrid does)")
+    else:
+        components = [components_from / name for name in config.names()]
+        missing = [str(p) for p in components if not (p / "params.json").exists()]
+        if missing:
+            raise SegueError(f"--components-from: no trained model in {', '.join(missing)}")
+        fitted = cls(config).fit_from(PlaylistData.load(data), [Recommender.load(p) for p in components])
     fitted.save(out)
     _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
     if hasattr(fitted, "describe_weights"):
