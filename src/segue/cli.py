@@ -644,7 +644,7 @@ def popularity_model_cmd(
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")] = Path("demo"),
     playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 50_000,
-    users: Annotated[int, typer.Option(help="Generated listeners for the session models (0: none).", min=0)] = 2_000,
+    users: Annotated[int, typer.Option(help="Generated listeners for the session models (0: none).", min=0)] = 1_000,
     per_category: Annotated[int, typer.Option(help="Challenge and test playlists per category.", min=1)] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,

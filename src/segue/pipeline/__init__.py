@@ -12,7 +12,7 @@ from segue.pipeline.phases import PHASES, PipelineResult, Settings, run_pipeline
 __all__ = ["PHASES", "PipelineResult", "Settings", "demo_settings", "run_demo", "run_pipeline"]
 
 DEMO_PLAYLISTS = 50_000
-DEMO_USERS = 2_000
+DEMO_USERS = 1_000
 
 
 def demo_settings(out: Path, *, playlists: int = DEMO_PLAYLISTS, users: int = DEMO_USERS, per_category: int = 100,

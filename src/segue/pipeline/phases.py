@@ -334,10 +334,12 @@ class _Stages:
 
     def _session_models(self) -> dict:
         from segue.evaluation.sessions import evaluate_sessions, load_listening_split
-        from segue.models.gnn.runs import evaluate_listening_models
+        from segue.models.gnn.runs import LISTENING_GRAPH_MODELS, evaluate_listening_models
 
         split = load_listening_split(self.p.sessions_split)
-        report = evaluate_listening_models(split, mode=self.s.graph_mode, seed=self.s.seed)
+        # The listening graphs' own models; LightGCN and PlaylistGAT are the playlist split's.
+        report = evaluate_listening_models(split, models=LISTENING_GRAPH_MODELS, mode=self.s.graph_mode,
+                                           seed=self.s.seed)
         report.write(self.p.sessions_eval)
         next_eval, timings = evaluate_sessions(split, user_models=())
         next_eval.write(self.p.sessions_eval / "next_track")
