@@ -28,6 +28,7 @@ import datetime
 import hashlib
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -66,7 +67,11 @@ class Stage:
     @property
     def slug(self) -> str:
         """The name as a file name: "train als" → "train-als" (records and logs)."""
-        return re.sub(r"[^A-Za-z0-9_.]+", "-", self.name).strip("-")
+        return _slug(self.name)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", name).strip("-")
 
 
 @dataclass
@@ -93,8 +98,17 @@ class Runner:
 
     def fingerprint(self, stage: Stage) -> str:
         parts = {"params": stage.params, "inputs": [_describe_path(p) for p in stage.inputs],
-                 "after": [self._fingerprints.get(name, name) for name in stage.after]}
+                 "after": [self._upstream(name) for name in stage.after]}
         return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+    def _upstream(self, name: str) -> str:
+        """The fingerprint of a stage this one builds on: from this run, or from its record when
+        this run does not include it (``segue pipeline phase2`` after ``phase1``), so a stage's
+        fingerprint does not depend on which phases one command asked for."""
+        if name not in self._fingerprints:
+            record = _read_record(self.out / RECORDS / f"{_slug(name)}.json")
+            self._fingerprints[name] = record.get("fingerprint", name)
+        return self._fingerprints[name]
 
     def run(self, stage: Stage) -> StageResult:
         number = len(self.results) + 1
@@ -111,12 +125,15 @@ class Runner:
             self.echo(f"[{number:>2}] {stage.name:<34} unchanged, skipped (took {result.seconds:.1f} s)")
             return result
         self.echo(f"[{number:>2}] {stage.name:<34} …")
+        # The old record goes first: a run that fails or is interrupted part-way may already have
+        # replaced some of the outputs, so none of them counts as done until the stage succeeds.
+        record_path.unlink(missing_ok=True)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
         log_path = self.out / LOGS / f"{stage.slug}_{stamp}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-        log.addHandler(handler)
+        detach = _attach(handler)
         sampler = _PeakSampler()
         start = time.perf_counter()
         try:
@@ -141,9 +158,13 @@ class Runner:
             log.error("stage %s failed: %s", stage.name, exc)
             raise StageError(f"stage {stage.name!r} failed: {exc} (log: {log_path}); the stages before it "
                              f"are kept, and the next run resumes here") from None
+        except Exception:
+            # A bug, not bad input: the traceback reaches the terminal as it is; the log keeps it too.
+            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "stage %s failed", (stage.name,),
+                                          sys.exc_info()))
+            raise
         finally:
-            log.removeHandler(handler)
-            handler.close()
+            detach()
         result = StageResult(stage.name, stage.phase, "ran", seconds, sampler.peak, _plain(summary), outputs,
                              str(log_path))
         write_json(record_path, {"fingerprint": fingerprint, **result.__dict__,
@@ -151,6 +172,28 @@ class Runner:
         self.results[stage.name] = result
         self.echo(f"     {stage.name:<34} {seconds:6.1f} s, peak {sampler.peak:.2f} GiB")
         return result
+
+
+def _attach(handler: logging.Handler) -> Callable[[], None]:
+    """Send what the ``segue`` logger says at INFO and above to ``handler`` too, whatever the
+    logger's level (``segue -q``, or a library caller that never set one): the handlers already
+    there keep the threshold the logger had. Returns the function that undoes it."""
+    handler.setLevel(logging.INFO)
+    threshold, level = log.getEffectiveLevel(), log.level
+    others = [(h, h.level) for h in log.handlers]
+    for h, h_level in others:
+        h.setLevel(max(h_level, threshold))
+    log.setLevel(min(threshold, logging.INFO))
+    log.addHandler(handler)
+
+    def detach() -> None:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(level)
+        for h, h_level in others:
+            h.setLevel(h_level)
+
+    return detach
 
 
 def _read_record(path: Path) -> dict:
