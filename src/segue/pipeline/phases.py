@@ -178,7 +178,12 @@ class _Stages:
         challenge = self.challenge if self.challenge.exists() else None
         report = verify_mpd(self.s.mpd, challenge=challenge, workers=self.s.workers)
         if not report.ok:
-            raise SegueError(f"verification of {self.s.mpd} found problems:\n{report.format_text()}")
+            # The whole report goes to the log; the error is one line: the first problem, named
+            # by file, line and field (the CLI prints it as is).
+            log.info("%s", report.format_text())
+            errors = report.errors
+            more = f" (and {len(errors) - 1} more: see the verification report in the log)" if len(errors) > 1 else ""
+            raise SegueError(f"{self.s.mpd}: verification failed: {errors[0]}{more}")
         return {"ok": True, "report": report.format_text()[-2000:]}
 
     def _ingest(self) -> dict:
