@@ -3,6 +3,7 @@ the report and its evaluation table, the submission, resuming, logs, and bad inp
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -129,7 +130,10 @@ def test_a_second_run_skips_every_stage(demo_run):
     assert time.perf_counter() - start < 20
 
 
-def test_missing_or_corrupt_slices_exit_2_with_one_line_naming_the_file(demo_run, tmp_path, capsys):
+def test_missing_or_corrupt_slices_exit_2_with_one_line_naming_the_file(demo_run, tmp_path, capsys, monkeypatch):
+    # The CLI's log handler writes to the stderr of the test that first configured it; a fresh
+    # one here writes to this test's captured stderr, so all of stderr is checked.
+    monkeypatch.setattr(logging.getLogger("segue"), "handlers", [])
     empty = tmp_path / "empty"
     empty.mkdir()
     code = run_cli(["pipeline", "phase1", "--data", empty, "--out", tmp_path / "run1"])[0]
