@@ -77,6 +77,7 @@ class Settings:
     seed: int = 0
     workers: int | None = None
     graph_mode: str = "quick"
+    jobs: int = 2                        # phase 3's lanes run side by side (1: one stage at a time)
     generate_playlists: int = 0          # > 0: the demo generates this many playlists first
     generate_users: int = 0              # > 0: the demo generates this many listeners first
     model_params: dict = field(default_factory=dict)   # {model: {key: value}}
@@ -103,9 +104,18 @@ def run_pipeline(settings: Settings, phases: list[str], *, echo: Callable[[str],
     stages = _Stages(settings)
     for phase in PHASES:
         if phase in phases:
-            for stage in getattr(stages, phase)():
-                stage.phase = phase
-                runner.run(stage)
+            block: list[Stage] = []       # consecutive stages with a lane run side by side
+            for stage in [*getattr(stages, phase)(), None]:
+                if stage is not None:
+                    stage.phase = phase
+                if stage is not None and stage.lane:
+                    block.append(stage)
+                    continue
+                if block:
+                    runner.run_lanes(block, jobs=settings.jobs)
+                    block = []
+                if stage is not None:
+                    runner.run(stage)
     result = PipelineResult(runner, settings)
     for stage in stages.finish():
         stage.phase = "finish"
@@ -250,19 +260,24 @@ class _Stages:
     # --- phase 3 -----------------------------------------------------------------------------------
     def phase3(self) -> list[Stage]:
         s, p = self.s, self.p
+        # Two lanes that run side by side (Settings.jobs): the factor models and the hybrid (BLAS,
+        # implicit; two threads each), and the graph, popularity and session models (torch on
+        # one thread, scikit-learn). Neither lane builds on the other.
         stages = [self._train(name) for name in FACTOR_MODELS]
         components = ("title", "playlistknn", "itemknn", "als", "svd")
         stages.append(Stage("train hybrid", self._hybrid, inputs=[p.split / "train"],
                             outputs=[p.models / "hybrid" / "params.json"], params=self.params("hybrid"),
                             after=[f"train {c}" for c in components]))
-        stages += [self._graph(name) for name in GRAPH_MODELS]
-        stages.append(Stage("popularity model", self._popularity, inputs=[p.data],
+        for stage in stages:
+            stage.lane = "factors"
+        graphs = [self._graph(name) for name in GRAPH_MODELS]
+        graphs.append(Stage("popularity model", self._popularity, inputs=[p.data],
                             outputs=[p.popularity / "popularity.json"], params={"seed": s.seed}))
         if s.sessions is not None or s.generate_users:
             if s.generate_users:
-                stages.append(Stage("generate sessions", self._generate_sessions, outputs=[Path(s.sessions)],
+                graphs.append(Stage("generate sessions", self._generate_sessions, outputs=[Path(s.sessions)],
                                     params={"users": s.generate_users, "seed": s.seed}))
-            stages += [
+            graphs += [
                 Stage("ingest sessions", self._ingest_sessions, inputs=[Path(s.sessions)],
                       outputs=[p.sessions / schema.MANIFEST_FILE], params={"format": s.sessions_format},
                       after=["generate sessions"] if s.generate_users else []),
@@ -272,7 +287,9 @@ class _Stages:
                       outputs=[p.sessions_eval / "graph_report.json", p.sessions_eval / "next_track" / "evaluation.json"],
                       params={"mode": s.graph_mode, "seed": s.seed}, after=["split sessions"]),
             ]
-        return stages
+        for stage in graphs:
+            stage.lane = "graphs"
+        return stages + graphs
 
     def _hybrid(self) -> dict:
         from segue.models.base import Recommender, parse_params

@@ -63,6 +63,7 @@ class Stage:
     after: list[str] = field(default_factory=list)
     check: Callable[[dict], None] | None = None   # raises SegueError when the outputs are not valid
     phase: str = ""
+    lane: str = ""      # stages of different lanes may run side by side (see Runner.run_lanes)
 
     @property
     def slug(self) -> str:
@@ -95,6 +96,8 @@ class Runner:
         self.force = force
         self.results: dict[str, StageResult] = {}
         self._fingerprints: dict[str, str] = {}
+        self._numbers = 0
+        self._lock = threading.Lock()
 
     def fingerprint(self, stage: Stage) -> str:
         parts = {"params": stage.params, "inputs": [_describe_path(p) for p in stage.inputs],
@@ -110,8 +113,52 @@ class Runner:
             self._fingerprints[name] = record.get("fingerprint", name)
         return self._fingerprints[name]
 
-    def run(self, stage: Stage) -> StageResult:
-        number = len(self.results) + 1
+    def run_lanes(self, stages: list[Stage], jobs: int = 2) -> None:
+        """Run ``stages`` grouped by their ``lane``: each lane's stages in order, up to ``jobs``
+        lanes side by side in threads (the heavy work — torch, BLAS, implicit, numba — runs
+        outside the GIL, and a single-threaded graph trainer leaves a core idle otherwise). A
+        stage may build only on stages of its own lane or on stages run before this call. Each
+        stage's log gets only its own thread's messages; its peak memory is the process's while
+        it ran (lanes share it). When a stage fails, its lane stops, the other lanes finish what
+        they run, then the first failure is raised."""
+        lanes: dict[str, list[Stage]] = {}
+        for stage in stages:
+            lanes.setdefault(stage.lane, []).append(stage)
+        if jobs <= 1 or len(lanes) <= 1:
+            for stage in stages:
+                self.run(stage)
+            return
+        errors: list[BaseException] = []
+        pending = list(lanes.values())
+
+        def work() -> None:
+            while True:
+                with self._lock:
+                    if not pending:
+                        return
+                    lane = pending.pop(0)
+                try:
+                    for stage in lane:
+                        self.run(stage, own_thread_log=True)
+                except BaseException as exc:   # re-raised below, in the main thread
+                    errors.append(exc)
+
+        before = _thread_settings()
+        threads = [threading.Thread(target=work, name=f"segue-lane-{i}", daemon=True)
+                   for i in range(min(jobs, len(lanes)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():      # a timed join, so Ctrl-C reaches this thread at once
+                thread.join(0.2)
+        _restore_thread_settings(before)
+        if errors:
+            raise next((e for e in errors if isinstance(e, StageError)), errors[0])
+
+    def run(self, stage: Stage, *, own_thread_log: bool = False) -> StageResult:
+        with self._lock:
+            self._numbers += 1
+            number = self._numbers
         fingerprint = self.fingerprint(stage)
         self._fingerprints[stage.name] = fingerprint
         record_path = self.out / RECORDS / f"{stage.slug}.json"
@@ -133,7 +180,7 @@ class Runner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-        detach = _attach(handler)
+        detach = _attach(handler, thread=threading.get_ident() if own_thread_log else None)
         sampler = _PeakSampler()
         start = time.perf_counter()
         try:
@@ -174,26 +221,70 @@ class Runner:
         return result
 
 
-def _attach(handler: logging.Handler) -> Callable[[], None]:
+_attached: dict = {"count": 0, "saved": None}
+_attach_lock = threading.Lock()
+
+
+def _attach(handler: logging.Handler, thread: int | None = None) -> Callable[[], None]:
     """Send what the ``segue`` logger says at INFO and above to ``handler`` too, whatever the
     logger's level (``segue -q``, or a library caller that never set one): the handlers already
-    there keep the threshold the logger had. Returns the function that undoes it."""
+    there keep the threshold the logger had. ``thread``: only that thread's messages (stages
+    running side by side). Returns the function that undoes it. The levels are changed by the
+    first handler attached and restored by the last one detached (stages may overlap)."""
     handler.setLevel(logging.INFO)
-    threshold, level = log.getEffectiveLevel(), log.level
-    others = [(h, h.level) for h in log.handlers]
-    for h, h_level in others:
-        h.setLevel(max(h_level, threshold))
-    log.setLevel(min(threshold, logging.INFO))
-    log.addHandler(handler)
+    if thread is not None:
+        handler.addFilter(lambda record: record.thread == thread)
+    with _attach_lock:
+        if _attached["count"] == 0:
+            threshold, level = log.getEffectiveLevel(), log.level
+            others = [(h, h.level) for h in log.handlers]
+            for h, h_level in others:
+                h.setLevel(max(h_level, threshold))
+            log.setLevel(min(threshold, logging.INFO))
+            _attached["saved"] = (level, others)
+        _attached["count"] += 1
+        log.addHandler(handler)
 
     def detach() -> None:
-        log.removeHandler(handler)
-        handler.close()
-        log.setLevel(level)
-        for h, h_level in others:
-            h.setLevel(h_level)
+        with _attach_lock:
+            log.removeHandler(handler)
+            handler.close()
+            _attached["count"] -= 1
+            if _attached["count"] == 0:
+                level, others = _attached["saved"]
+                log.setLevel(level)
+                for h, h_level in others:
+                    h.setLevel(h_level)
 
     return detach
+
+
+def _thread_settings() -> dict:
+    """Thread-pool sizes that stages change while they run (threadpoolctl's BLAS limit, torch's
+    intra-op threads, numba's): stages in parallel lanes can restore each other's values in the
+    wrong order, so the lanes' caller puts these back afterwards."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    saved = {"blas": [(i["filepath"], i["num_threads"]) for i in threadpool_info()],
+             "numba": numba.get_num_threads()}
+    if "torch" in sys.modules:
+        saved["torch"] = sys.modules["torch"].get_num_threads()
+    return saved
+
+
+def _restore_thread_settings(saved: dict) -> None:
+    import numba
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    for filepath, threads in saved["blas"]:
+        for pool in controller.lib_controllers:
+            if pool.filepath == filepath and pool.num_threads != threads:
+                pool.set_num_threads(threads)
+    numba.set_num_threads(saved["numba"])
+    if "torch" in saved and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(saved["torch"])
 
 
 def _read_record(path: Path) -> dict:
