@@ -648,13 +648,14 @@ def demo(
     per_category: Annotated[int, typer.Option(help="Challenge and test playlists per category.", min=1)] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,
+    jobs: Annotated[int, typer.Option(help="Stages run side by side in phase 3 (1: one at a time).", min=1)] = 2,
     force: Annotated[bool, typer.Option(help="Run every stage, even those whose inputs did not change.")] = False,
 ) -> None:
     """The main job on generated data: every phase, the evaluation, the report (stages already done are skipped)."""
     from segue.pipeline import run_demo
 
     result = run_demo(out, playlists=playlists, users=users, per_category=per_category, seed=seed,
-                      workers=workers, echo=_echo, force=force)
+                      workers=workers, echo=_echo, force=force, jobs=jobs)
     _finish_message(result)
 
 
@@ -671,6 +672,7 @@ def pipeline(
     per_category: Annotated[int, typer.Option(help="Test (and validation) playlists per challenge category.", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,
+    jobs: Annotated[int, typer.Option(help="Stages run side by side in phase 3 (1: one at a time).", min=1)] = 2,
     force: Annotated[bool, typer.Option(help="Run every stage, even those whose inputs did not change.")] = False,
 ) -> None:
     """Run the phases on real data (resumable; logs in OUT/logs; report in OUT/report)."""
@@ -678,7 +680,7 @@ def pipeline(
 
     phases = list(PHASES) if phase == "all" else [phase]
     settings = Settings(out=out, mpd=data, challenge=challenge, sessions=sessions, sessions_format=sessions_format,
-                        per_category=per_category, seed=seed, workers=workers)
+                        per_category=per_category, seed=seed, workers=workers, jobs=jobs)
     if not data.is_dir():
         raise SegueError(f"--data {data}: not a directory of MPD slices")
     _finish_message(run_pipeline(settings, phases, echo=_echo, force=force))

@@ -4,6 +4,7 @@ on real data). :mod:`.runner` runs resumable, logged stages; :mod:`.phases` defi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,8 +31,8 @@ def demo_settings(out: Path, *, playlists: int = DEMO_PLAYLISTS, users: int = DE
 
 def run_demo(out: Path, *, playlists: int = DEMO_PLAYLISTS, users: int = DEMO_USERS, per_category: int = 100,
              seed: int = 0, workers: int | None = None, echo: Callable[[str], None] = print,
-             force: bool = False) -> PipelineResult:
+             force: bool = False, jobs: int = 2) -> PipelineResult:
     """Every phase on generated data, under ``out``; stages whose inputs did not change are skipped."""
-    settings = demo_settings(out, playlists=playlists, users=users, per_category=per_category, seed=seed,
-                             workers=workers)
+    settings = dataclasses.replace(demo_settings(out, playlists=playlists, users=users, per_category=per_category,
+                                                 seed=seed, workers=workers), jobs=jobs)
     return run_pipeline(settings, list(PHASES), echo=echo, force=force)
