@@ -707,6 +707,8 @@ def _configure_logging() -> None:
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        # Progress lines a rich bar already shows on the terminal (they still reach log files).
+        handler.addFilter(lambda record: not getattr(record, "segue_bar", False))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -67,13 +67,14 @@ class Progress:
         self.done += k
         if self._bar is not None:
             self._bar.update(self._task, advance=k)
-            return
         now = time.perf_counter()
         if now - self._last >= self.every_s:
             self._last = now
             self._log(now)
 
     def _log(self, now: float) -> None:
+        """One plain line, also while the bar is shown: log files (a pipeline stage's) need it;
+        the CLI's terminal handler drops lines marked ``segue_bar`` (the bar says the same)."""
         elapsed = now - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
@@ -81,14 +82,14 @@ class Progress:
         log.info(
             "%s: %d/%d %s (%.1f%%), %.1f %s/s, ETA %.0f s, RSS %.2f GiB",
             self.description, self.done, self.total, self.unit, pct, rate, self.unit, eta, rss_gib(),
+            extra={"segue_bar": self._bar is not None},
         )
 
     def close(self) -> None:
+        self._log(time.perf_counter())
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        else:
-            self._log(time.perf_counter())
 
 
 @contextmanager

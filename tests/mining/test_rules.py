@@ -34,7 +34,7 @@ def brute_force(transactions: list[list[int]], t: RuleThresholds) -> dict[tuple,
         return sum(1 for s in sets if s.issuperset(items))
 
     items = sorted(set().union(*sets))
-    min_count = max(1, math.ceil(t.min_support * n - 1e-9))
+    min_count = max(2, math.ceil(t.min_support * n - 1e-9))
     rules = {}
     for size in range(2, t.max_len + 1):
         for itemset in itertools.combinations(items, size):

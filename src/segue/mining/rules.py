@@ -77,12 +77,14 @@ class RuleThresholds:
         return self
 
     def min_count(self, n_transactions: int) -> int:
-        """The support threshold in playlists: ``ceil(min_support · N)``, at least 1.
+        """The support threshold in playlists: ``ceil(min_support · N)``, at least 2 — a set seen in
+        one playlist is no pattern, and with a count of 1 every subset of every playlist is
+        frequent (the default 0.1% on 1,000 playlists passed 8 GB within a minute).
 
         >>> RuleThresholds(min_support=0.001).min_count(1_000_000), RuleThresholds(0.001).min_count(300)
-        (1000, 1)
+        (1000, 2)
         """
-        return max(1, math.ceil(self.min_support * n_transactions - 1e-9))
+        return max(2, math.ceil(self.min_support * n_transactions - 1e-9))
 
 
 @dataclass
