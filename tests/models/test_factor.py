@@ -12,17 +12,20 @@ from threadpoolctl import threadpool_limits
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
+from segue.models import factor
 from segue.models.base import Queries, Recommender, parse_params
 from segue.models.factor import (
     ALSConfig,
     ALSRecommender,
     BPRConfig,
     BPRRecommender,
+    NormHead,
     SVDConfig,
     SVDRecommender,
     item_gram,
     top_k_factors,
 )
+from segue.models.topn import seed_matrix
 from tests.models.test_contract import planted_data
 
 
@@ -185,6 +188,59 @@ def test_top_k_equals_brute_force(case):
     expected_ids, expected_scores = brute_force(items, users, k, exclude)
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["long-tail", "long-tail-ties", "flat"])
+def test_top_k_scanning_the_norm_head_equals_brute_force(case, monkeypatch):
+    """The scan of the longest vectors (stopping where no row can be reached) gives the exact
+    ranking. "long-tail": every third user points away from almost every item (its threshold is
+    too low for the head alone), so blocks mix head scans and full scans. "long-tail-ties": 2,000
+    items tie for the top of every row, with norms unrelated to their ids (the users' last
+    coordinate is 0) and spread over several chunks, so only the lowest ids may be returned."""
+    rng = np.random.default_rng(12)
+    n, f, q, k = 60_000, 16, 300, 150
+    items = rng.standard_normal((n, f)).astype(np.float32)
+    users = rng.standard_normal((q, f))
+    if case != "flat":    # a few long vectors, a long tail of short ones (what real factors look like)
+        items *= (rng.pareto(0.5, n) + 0.01).astype(np.float32)[:, None]
+    if case == "long-tail":
+        items[:, 0] = np.abs(items[:, 0])
+        users[::3, 0] = -20
+    if case == "long-tail-ties":
+        users = np.abs(users)
+        users[:, -1] = 0
+        tied = rng.choice(n, 2000, replace=False)
+        items[tied, :-1] = 1e4
+        items[tied, -1] = rng.uniform(0, 1e4, 2000)
+        monkeypatch.setattr(factor, "_CHUNK", 512)
+    exclude = random_exclusions(rng, q, n, 40)
+    head = NormHead.build(items)
+    assert len(head.ids) == n // 4 and (np.diff(head.norms) <= 0).all()
+    scans = []                 # True: a head scan, False: a full one
+    scan = factor._scan
+    monkeypatch.setattr(factor, "_scan", lambda *a, **kw: scans.append(kw.get("labels") is not None)
+                        or scan(*a, **kw))
+    ids, scores = top_k_factors(items, users, k, exclude, num_threads=2, head=head)
+    expected_ids, expected_scores = brute_force(items, users, k, exclude)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6, atol=1e-6)
+    assert (True in scans) == (case != "flat")
+    assert False in scans or case == "long-tail-ties"
+
+
+def test_the_models_rank_the_same_with_and_without_the_norm_head():
+    rng = np.random.default_rng(5)
+    popularity = 1.0 / np.arange(1, 3001) ** 0.9
+    rows = [np.unique(rng.choice(3000, size=rng.integers(5, 60), p=popularity / popularity.sum())).tolist()
+            for _ in range(2000)]
+    data = tiny_data(rows, 3000)
+    queries = Queries.from_lists([rng.choice(3000, size=rng.integers(1, 30)).tolist() for _ in range(200)])
+    for model in (SVDRecommender(SVDConfig(factors=32)).fit(data), ALSRecommender(QUICK_ALS).fit(data)):
+        u, _ = model.fold_in(queries)
+        expected = top_k_factors(model.item_factors, u, 100, seed_matrix(queries, data.n_tracks))
+        got = model._candidates(queries, 100)
+        np.testing.assert_array_equal(got[0][got[0] >= 0], expected[0][got[0] >= 0])
+        np.testing.assert_array_equal(got[1], np.where(got[0] >= 0, expected[1], 0))
 
 
 def test_top_k_leaves_zero_queries_empty():
