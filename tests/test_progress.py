@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import segue.progress as progress_module
-from segue.cli import _configure_logging
+from segue.cli import _configure_logging, _not_a_bar_line
 
 
 class Collect(logging.Handler):
@@ -46,10 +46,18 @@ def test_lines_are_logged_under_a_bar_and_marked(monkeypatch):
 
 
 def test_cli_terminal_handler_drops_bar_lines():
-    _configure_logging()
-    (handler,) = [h for h in logging.getLogger("segue").handlers if isinstance(h, logging.StreamHandler)
-                  and not isinstance(h, logging.FileHandler)]
+    logger = logging.getLogger("segue")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    logger.handlers.clear()         # as in a fresh process: the CLI installs its handler
+    try:
+        _configure_logging()
+        handlers = [h for h in logger.handlers if _not_a_bar_line in h.filters]
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+    assert len(handlers) == 1, "the CLI's terminal handler carries the filter"
     make = logging.getLogger("segue").makeRecord
     bar_line = make("segue", logging.INFO, __file__, 0, "x: 1/2", (), None, extra={"segue_bar": True})
     plain = make("segue", logging.INFO, __file__, 0, "x: 1/2", (), None, extra={"segue_bar": False})
-    assert not handler.filter(bar_line) and handler.filter(plain)
+    assert not handlers[0].filter(bar_line) and handlers[0].filter(plain)

@@ -702,13 +702,18 @@ def _finish_message(result) -> None:
     _echo(f"Report: {out}/report/index.html (and report.md); logs: {out}/logs/")
 
 
+def _not_a_bar_line(record: logging.LogRecord) -> bool:
+    """The terminal handler's filter: drop progress lines a rich bar already shows."""
+    return not getattr(record, "segue_bar", False)
+
+
 def _configure_logging() -> None:
     logger = logging.getLogger("segue")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         # Progress lines a rich bar already shows on the terminal (they still reach log files).
-        handler.addFilter(lambda record: not getattr(record, "segue_bar", False))
+        handler.addFilter(_not_a_bar_line)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
