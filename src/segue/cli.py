@@ -318,7 +318,7 @@ def train(
 ) -> None:
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
     from segue.data.dataset import PlaylistData
-    from segue.models.base import Recommender, parse_params
+    from segue.models.base import parse_params
     from segue.models.registry import get_model_class
 
     cls = get_model_class(model)
@@ -329,11 +329,12 @@ def train(
     elif not hasattr(cls, "fit_from"):
         raise SegueError(f"--components-from: {model} has no components (only hybrid does)")
     else:
-        components = [components_from / name for name in config.names()]
-        missing = [str(p) for p in components if not (p / "params.json").exists()]
-        if missing:
-            raise SegueError(f"--components-from: no trained model in {', '.join(missing)}")
-        fitted = cls(config).fit_from(PlaylistData.load(data), [Recommender.load(p) for p in components])
+        fitted = cls(config)
+        try:
+            components = fitted.load_components(components_from)
+        except SegueError as exc:
+            raise SegueError(f"--components-from: {exc}") from None
+        fitted.fit_from(PlaylistData.load(data), components)
     fitted.save(out)
     _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
     if hasattr(fitted, "describe_weights"):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -156,6 +157,15 @@ class HybridRecommender(Recommender):
         self._tune(data, configs)
         self.components = list(fitted)
         return self
+
+    def load_components(self, directory: Path) -> list[Recommender]:
+        """The configured components as trained under ``directory`` (``DIR/<name>``), in order,
+        for :meth:`fit_from`; raises :class:`SegueError` naming every directory that holds none."""
+        paths = [Path(directory) / name for name in self.config.names()]
+        missing = [str(p) for p in paths if not (p / "params.json").exists()]
+        if missing:
+            raise SegueError(f"no trained model in {', '.join(missing)}")
+        return [Recommender.load(p) for p in paths]
 
     def _tune(self, data: PlaylistData, configs: dict) -> None:
         """Steps 1–3 of the fit: the validation carve, the components fitted on the rest, the weights."""

@@ -292,20 +292,17 @@ class _Stages:
         return stages + graphs
 
     def _hybrid(self) -> dict:
-        from segue.models.base import Recommender, parse_params
+        from segue.models.base import parse_params
         from segue.models.hybrid import HybridRecommender
 
         config = parse_params(HybridRecommender.Config, [f"{k}={v}" for k, v in self.params("hybrid").items()])
-        names = config.names()
         data = _load_playlists(self.p.split / "train")
-        fitted = []
-        for name in names:
-            path = self.p.models / name
-            if not (path / "params.json").exists():
-                raise SegueError(f"the hybrid reuses the trained {name} model, but {path} holds none; "
-                                 f"run the stage 'train {name}' first")
-            fitted.append(Recommender.load(path))
         model = HybridRecommender(config)
+        try:
+            fitted = model.load_components(self.p.models)
+        except SegueError as exc:
+            raise SegueError(f"the hybrid reuses the trained components: {exc}; run their training stages "
+                             f"first") from None
         try:
             model.fit_from(data, fitted)
         except SegueError as exc:   # components trained with other parameters: fit them afresh
