@@ -55,26 +55,35 @@ def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: 
     top = np.take_along_axis(share, order, axis=1)
     # Positive shares come first in each row, so the named seeds are a prefix of the order, and
     # "other" is what they leave (summed left to right, as a Python sum would).
-    n_named = (top > 0).sum(axis=1).tolist()
-    rest = (1.0 - top.sum(axis=1)).tolist()
-    top, order, seed_list = top.tolist(), order.tolist(), np.asarray(seeds).tolist()
-    texts: dict[tuple[int, ...], str] = {}   # many tracks name the same one or two seeds
+    named = top > 0
+    n_named = named.sum(axis=1)
+    rest = 1.0 - top.sum(axis=1)
+    # Every named seed of every track in one pass (row by row, best first), then cut into rows:
+    # a loop of one slice per track instead of a list and a dict display per seed.
+    flat = order[named]
+    seed_items = [{"kind": "seed", "track_id": t, "label": label, "share": value} for t, label, value in
+                  zip(np.asarray(seeds)[flat].tolist(), np.asarray(labels, dtype=object)[flat].tolist(),
+                      top[named].tolist(), strict=True)]
+    ends = np.cumsum(n_named).tolist()
+    # The sentence names the first one or two seeds; many tracks share them, so each is built once.
+    first, second = (order[:, i] if order.shape[1] > i else np.full(len(order), -1) for i in (0, 1))
+    pair = first * (len(seeds) + 1) + np.where(n_named > 1, second, -1) + 1
+    texts: dict[int, str] = {}
     out = []
-    for row, track in enumerate(track_ids.tolist()):
-        k = n_named[row]
-        if not k:
+    start = 0
+    for row, (track, end, left, key) in enumerate(zip(track_ids.tolist(), ends, rest.tolist(), pair.tolist(),
+                                                      strict=True)):
+        if end == start:
             out.append(popularity_explanation(model, track))
             continue
-        named = order[row][:k]
-        evidence = [{"kind": "seed", "track_id": seed_list[i], "label": labels[i], "share": value}
-                    for i, value in zip(named, top[row], strict=False)]
-        if rest[row] > 1e-9:
-            evidence.append({"kind": "other", "share": rest[row]})
-        key = tuple(named[:2])
+        evidence = seed_items[start:end]
+        if left > 1e-9:
+            evidence.append({"kind": "other", "share": left})
         text = texts.get(key)
         if text is None:
-            text = texts[key] = f"Because the playlist has {_and([labels[i] for i in key])}, and {verb}."
+            text = texts[key] = f"Because the playlist has {_and([labels[i] for i in order[row, :min(2, end - start)].tolist()])}, and {verb}."
         out.append(Explanation(track, evidence, text))
+        start = end
     return out
 
 
