@@ -570,7 +570,7 @@ def cluster(
     min_df: Annotated[int, typer.Option(help="Least playlists a term must be in.")] = 10,
     svd_components: Annotated[int, typer.Option(help="Dimensions after truncated SVD (0: cluster TF-IDF rows).")] = 100,
     sample_size: Annotated[int, typer.Option(help="Playlists in the silhouette sample.")] = 5000,
-    plot_sample: Annotated[int, typer.Option(help="Playlists in the PCA and t-SNE figures.")] = 3000,
+    plot_sample: Annotated[int, typer.Option(help="Playlists in the PCA and t-SNE figures.")] = 2000,
     themes: Annotated[Path | None, typer.Option(help="latent_themes.parquet to compare with (default: beside the source slices).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same clusters.")] = 0,
 ) -> None:
