@@ -73,3 +73,29 @@ def test_a_failing_lane_stops_alone_and_the_failure_is_raised_after_the_others_f
     calls.clear()
     Runner(tmp_path, echo=lambda line: None).run_lanes(lane_stages(tmp_path, None, calls), jobs=2)
     assert sorted(calls) == ["a1", "a2"]                         # the rerun resumes at the failed lane
+
+
+def test_phase2_runs_the_mining_beside_the_split_and_its_models(tmp_path):
+    from segue.pipeline.phases import Settings, _Stages
+
+    stages = _Stages(Settings(out=tmp_path, mpd=tmp_path / "mpd")).phase2()
+    lanes = {}
+    for stage in stages:
+        lanes.setdefault(stage.lane, []).append(stage.name)
+    assert lanes == {"models": ["split", "train popular", "train title", "train itemknn", "train playlistknn",
+                                "train rules"],
+                     "mining": ["rules", "clusters"]}
+    # Every stage builds only on its own lane (run_lanes' rule).
+    for stage in stages:
+        assert all(dep in lanes[stage.lane] for dep in stage.after)
+
+
+def test_the_demo_settings_reach_the_stages_that_use_them(tmp_path):
+    from segue.pipeline import demo_settings
+    from segue.pipeline.phases import _Stages
+
+    stages = {s.name: s for s in _Stages(demo_settings(tmp_path)).phase3()}
+    assert stages["popularity model"].params == {"seed": 0, "n_estimators": 50}
+    assert stages["train bpr"].params == {"iterations": 30}
+    assert stages["train playlistgat"].params["epochs"] == 2
+    assert stages["train als"].params == {}

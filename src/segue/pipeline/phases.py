@@ -3,8 +3,8 @@
 Like the source design's master pipelines, in three phases plus the finish:
 
 * **phase1 — data**: (demo: generate) → verify → ingest → EDA → co-occurrence.
-* **phase2 — mining and neighbourhood models**: challenge-style split → association rules →
-  playlist clusters → popular, title, itemknn, playlistknn and rules models.
+* **phase2 — mining and neighbourhood models**: challenge-style split → popular, title, itemknn,
+  playlistknn and rules models, beside association rules → playlist clusters (two lanes).
 * **phase3 — factors, ensemble, graphs, listening**: svd, als, bpr and embed → the hybrid (from the
   fitted components) → LightGCN and PlaylistGAT (quick mode) → the track-popularity model →
   listening data (demo: generated; real runs: ``--sessions``), its split, and the session models
@@ -80,7 +80,7 @@ class Settings:
     jobs: int = 2                        # phase 3's lanes run side by side (1: one stage at a time)
     generate_playlists: int = 0          # > 0: the demo generates this many playlists first
     generate_users: int = 0              # > 0: the demo generates this many listeners first
-    model_params: dict = field(default_factory=dict)   # {model: {key: value}}
+    model_params: dict = field(default_factory=dict)   # {model: {key: value}}; "popularity": PopularitySettings fields
 
     @property
     def layout(self) -> Layout:
@@ -219,6 +219,11 @@ class _Stages:
                   params={"seed": s.seed}),
         ]
         stages += [self._train(name) for name in NEIGHBOURHOOD_MODELS]
+        # Two lanes side by side (Settings.jobs): the split and the models trained on it, and the
+        # mining of the whole dataset (rules, clusters). Clustering is mostly one thread (text
+        # features, t-SNE), so beside it the item-kNN kernel gets the other core.
+        for stage in stages:
+            stage.lane = "mining" if stage.name in ("rules", "clusters") else "models"
         return stages
 
     def _split(self) -> dict:
@@ -272,7 +277,8 @@ class _Stages:
             stage.lane = "factors"
         graphs = [self._graph(name) for name in GRAPH_MODELS]
         graphs.append(Stage("popularity model", self._popularity, inputs=[p.data],
-                            outputs=[p.popularity / "popularity.json"], params={"seed": s.seed}))
+                            outputs=[p.popularity / "popularity.json"],
+                            params={"seed": s.seed, **self.params("popularity")}))
         if s.sessions is not None or s.generate_users:
             if s.generate_users:
                 graphs.append(Stage("generate sessions", self._generate_sessions, outputs=[Path(s.sessions)],
@@ -332,7 +338,8 @@ class _Stages:
     def _popularity(self) -> dict:
         from segue.analysis.predictive import PopularitySettings, popularity_model
 
-        return popularity_model(self.p.data, self.p.popularity, settings=PopularitySettings(seed=self.s.seed))
+        settings = PopularitySettings(**{"seed": self.s.seed, **self.params("popularity")})
+        return popularity_model(self.p.data, self.p.popularity, settings=settings)
 
     def _generate_sessions(self) -> dict:
         from segue.data.synthetic.sessions import generate_sessions
