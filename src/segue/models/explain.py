@@ -67,21 +67,21 @@ def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: 
     ends = np.cumsum(n_named).tolist()
     # The sentence names the first one or two seeds; many tracks share them, so each is built once.
     first, second = (order[:, i] if order.shape[1] > i else np.full(len(order), -1) for i in (0, 1))
-    pair = first * (len(seeds) + 1) + np.where(n_named > 1, second, -1) + 1
-    texts: dict[int, str] = {}
+    pairs = zip(first.tolist(), np.where(n_named > 1, second, -1).tolist(), strict=True)
+    texts: dict[tuple[int, int], str] = {}
     out = []
     start = 0
-    for row, (track, end, left, key) in enumerate(zip(track_ids.tolist(), ends, rest.tolist(), pair.tolist(),
-                                                      strict=True)):
+    for track, end, left, pair in zip(track_ids.tolist(), ends, rest.tolist(), pairs, strict=True):
         if end == start:
             out.append(popularity_explanation(model, track))
             continue
         evidence = seed_items[start:end]
         if left > 1e-9:
             evidence.append({"kind": "other", "share": left})
-        text = texts.get(key)
+        text = texts.get(pair)
         if text is None:
-            text = texts[key] = f"Because the playlist has {_and([labels[i] for i in order[row, :min(2, end - start)].tolist()])}, and {verb}."
+            names = [labels[i] for i in pair if i >= 0]
+            text = texts[pair] = f"Because the playlist has {_and(names)}, and {verb}."
         out.append(Explanation(track, evidence, text))
         start = end
     return out

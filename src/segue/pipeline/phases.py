@@ -77,7 +77,7 @@ class Settings:
     seed: int = 0
     workers: int | None = None
     graph_mode: str = "quick"
-    jobs: int = 2                        # phase 3's lanes run side by side (1: one stage at a time)
+    jobs: int = 2                        # the lanes of phases 2 and 3 run side by side (1: one stage at a time)
     generate_playlists: int = 0          # > 0: the demo generates this many playlists first
     generate_users: int = 0              # > 0: the demo generates this many listeners first
     model_params: dict = field(default_factory=dict)   # {model: {key: value}}; "popularity": PopularitySettings fields
