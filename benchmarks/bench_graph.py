@@ -14,8 +14,10 @@ Sections (each skippable):
 ``playlists`` PlaylistGAT and LightGCN against ALS on ``--playlist-split`` (from ``segue split``)
               with the Evaluation harness (challenge metrics, CIs, paired tests).
 ``modes``     each of ``--modes`` for each graph model, as a separate ``segue graph train``
-              process measured by ``measure.py`` (wall time, peak RSS of the process tree); with
-              ``--scale-data``, lightgcn and playlistgat in mini mode on that (1M-playlist) dataset.
+              process measured by ``measure.py`` (wall time, peak RSS of the process tree), once per
+              ``--seeds`` seed; with ``--evaluate``, each playlist model is then scored on the split's
+              test part (``segue evaluate``); with ``--scale-data``, lightgcn and playlistgat in mini
+              mode on that (1M-playlist) dataset.
 
 Writes ``results.json`` and ``results.md`` under ``--work``.
 """
@@ -84,6 +86,14 @@ def playlists_section(args, results: dict, lines: list[str]) -> None:
     lines.append("")
 
 
+def held_out_r_precision(model_dir: Path, split: Path, out: Path) -> dict:
+    """``segue evaluate`` of one playlist model on the split's test part: R-precision over all
+    queries (mean, ci_low, ci_high, n)."""
+    run([*SEGUE, "evaluate", str(model_dir), "--split", str(split), "--out", str(out)])
+    table = json.loads((out / "evaluation.json").read_text())["table"]
+    return next(iter(table.values()))["all"]["r_precision"]
+
+
 def modes_section(args, results: dict, lines: list[str], sessions: Path | None) -> None:
     rows = []
     jobs = []
@@ -91,15 +101,22 @@ def modes_section(args, results: dict, lines: list[str], sessions: Path | None) 
         jobs += [(m, args.playlist_split / "train") for m in ("lightgcn", "playlistgat")]
     if sessions is not None:
         jobs += [(m, sessions) for m in ("gat", "genre_gat")]
+    seeds = [int(x) for x in args.seeds.split(",")]
     for mode in args.modes.split(","):
         for model, data in jobs:
-            out = args.work / "models" / f"{model}-{mode}"
-            result = measure([*SEGUE, "graph", "train", model, str(data), "--out", str(out), "--mode", mode])
-            if result.returncode != 0:
-                raise SystemExit(f"{model} {mode} failed:\n{result.output[-3000:]}")
-            rows.append({"model": model, "mode": mode, "data": str(data), "wall_s": result.wall_s,
-                         "peak_rss_gib": result.peak_rss_gib,
-                         "summary": [line for line in result.output.splitlines() if "epochs" in line][-1:]})
+            for seed in seeds:
+                name = f"{model}-{mode}" if seed == 0 else f"{model}-{mode}-seed{seed}"
+                out = args.work / "models" / name
+                result = measure([*SEGUE, "graph", "train", model, str(data), "--out", str(out), "--mode", mode,
+                                  "--seed", str(seed)])
+                if result.returncode != 0:
+                    raise SystemExit(f"{model} {mode} failed:\n{result.output[-3000:]}")
+                row = {"model": model, "mode": mode, "seed": seed, "data": str(data), "wall_s": result.wall_s,
+                       "peak_rss_gib": result.peak_rss_gib,
+                       "summary": [line for line in result.output.splitlines() if "epochs" in line][-1:]}
+                if args.evaluate and model in ("lightgcn", "playlistgat"):
+                    row["r_precision"] = held_out_r_precision(out, args.playlist_split, args.work / "evaluations" / name)
+                rows.append(row)
     if args.scale_data is not None:   # real scale: the memory bound, in the smallest budget
         for model in ("lightgcn", "playlistgat"):
             out = args.work / "models" / f"{model}-scale"
@@ -112,10 +129,14 @@ def modes_section(args, results: dict, lines: list[str], sessions: Path | None) 
                          "summary": [line for line in result.output.splitlines() if "epochs" in line][-1:]})
     results["modes"] = rows
     lines += ["### Training time and peak memory per mode (separate `segue graph train` processes)", "",
-              "| model | mode | data | wall time | peak RSS | epochs |", "|---|---|---|---|---|---|"]
+              "| model | mode | seed | data | wall time | peak RSS | epochs | R-precision (test, 95% CI) |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['mode']} | {Path(r['data']).name if r['model'] in ('gat', 'genre_gat') else r['data']} "
-                     f"| {r['wall_s']:.1f} s | {r['peak_rss_gib']:.2f} GiB | {' '.join(r['summary']).strip()} |")
+        rp = r.get("r_precision")
+        rp_text = f"{rp['mean']:.4f} [{rp['ci_low']:.4f}, {rp['ci_high']:.4f}]" if rp else "—"
+        lines.append(f"| {r['model']} | {r['mode']} | {r.get('seed', 0)} "
+                     f"| {Path(r['data']).name if r['model'] in ('gat', 'genre_gat') else r['data']} "
+                     f"| {r['wall_s']:.1f} s | {r['peak_rss_gib']:.2f} GiB | {' '.join(r['summary']).strip()} | {rp_text} |")
     lines.append("")
 
 
@@ -129,6 +150,10 @@ def main() -> int:
     parser.add_argument("--scale-data", type=Path, default=None,
                         help="A large playlist dataset (e.g. the 1M one) to train lightgcn/playlistgat on in mini mode.")
     parser.add_argument("--skip", default="", help="Comma-separated sections to skip: sessions, playlists, modes.")
+    parser.add_argument("--seeds", default="0", help="Comma-separated seeds: each model of the modes section is "
+                                                     "trained once per seed (seed variance).")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="modes: score each LightGCN/PlaylistGAT on the split's test part (`segue evaluate`).")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
