@@ -94,6 +94,17 @@ def held_out_r_precision(model_dir: Path, split: Path, out: Path) -> dict:
     return next(iter(table.values()))["all"]["r_precision"]
 
 
+def measured_training(model: str, data: Path, out: Path, mode: str, seed: int = 0) -> dict:
+    """One ``segue graph train`` process, measured: its row of the modes table."""
+    result = measure([*SEGUE, "graph", "train", model, str(data), "--out", str(out), "--mode", mode,
+                      "--seed", str(seed)])
+    if result.returncode != 0:
+        raise SystemExit(f"{model} {mode} on {data} failed:\n{result.output[-3000:]}")
+    return {"model": model, "mode": mode, "seed": seed, "data": str(data), "wall_s": result.wall_s,
+            "peak_rss_gib": result.peak_rss_gib,
+            "summary": [line for line in result.output.splitlines() if "epochs" in line][-1:]}
+
+
 def modes_section(args, results: dict, lines: list[str], sessions: Path | None) -> None:
     rows = []
     jobs = []
@@ -107,26 +118,13 @@ def modes_section(args, results: dict, lines: list[str], sessions: Path | None) 
             for seed in seeds:
                 name = f"{model}-{mode}" if seed == 0 else f"{model}-{mode}-seed{seed}"
                 out = args.work / "models" / name
-                result = measure([*SEGUE, "graph", "train", model, str(data), "--out", str(out), "--mode", mode,
-                                  "--seed", str(seed)])
-                if result.returncode != 0:
-                    raise SystemExit(f"{model} {mode} failed:\n{result.output[-3000:]}")
-                row = {"model": model, "mode": mode, "seed": seed, "data": str(data), "wall_s": result.wall_s,
-                       "peak_rss_gib": result.peak_rss_gib,
-                       "summary": [line for line in result.output.splitlines() if "epochs" in line][-1:]}
+                row = measured_training(model, data, out, mode, seed)
                 if args.evaluate and model in ("lightgcn", "playlistgat"):
                     row["r_precision"] = held_out_r_precision(out, args.playlist_split, args.work / "evaluations" / name)
                 rows.append(row)
     if args.scale_data is not None:   # real scale: the memory bound, in the smallest budget
-        for model in ("lightgcn", "playlistgat"):
-            out = args.work / "models" / f"{model}-scale"
-            result = measure([*SEGUE, "graph", "train", model, str(args.scale_data), "--out", str(out),
-                              "--mode", "mini"])
-            if result.returncode != 0:
-                raise SystemExit(f"{model} at scale failed:\n{result.output[-3000:]}")
-            rows.append({"model": model, "mode": "mini", "data": str(args.scale_data), "wall_s": result.wall_s,
-                         "peak_rss_gib": result.peak_rss_gib,
-                         "summary": [line for line in result.output.splitlines() if "epochs" in line][-1:]})
+        rows += [measured_training(model, args.scale_data, args.work / "models" / f"{model}-scale", "mini")
+                 for model in ("lightgcn", "playlistgat")]
     results["modes"] = rows
     lines += ["### Training time and peak memory per mode (separate `segue graph train` processes)", "",
               "| model | mode | seed | data | wall time | peak RSS | epochs | R-precision (test, 95% CI) |",
