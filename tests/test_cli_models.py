@@ -90,14 +90,14 @@ def test_hybrid_reuses_trained_components(itemknn_dir, small_data, tmp_path, cap
     components = itemknn_dir.parent
     assert main(["train", "title", str(small_data), "--out", str(components / "title")]) == 0
     config = ["--param", "components=title,itemknn", "--param", "component_params=itemknn.n_neighbors=50",
-              "--param", "validation_per_category=20"]
+              "--param", "validation_per_group=20"]
     out = tmp_path / "hybrid"
     assert main(["train", "hybrid", str(small_data), "--out", str(out), *config,
                  "--components-from", str(components)]) == 0
     assert "weights per query group" in capsys.readouterr().out
     assert json.loads((out / "params.json").read_text())["config"]["components"] == "title,itemknn"
     # A component trained with other parameters is not the configured one: refused, nothing written.
-    bad = ["--param", "components=title,itemknn", "--param", "validation_per_category=20"]
+    bad = ["--param", "components=title,itemknn", "--param", "validation_per_group=20"]
     assert main(["train", "hybrid", str(small_data), "--out", str(tmp_path / "h2"), *bad,
                  "--components-from", str(components)]) == 2
     assert "expected components" in capsys.readouterr().err and not (tmp_path / "h2").exists()

@@ -6,21 +6,22 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.evaluation.split import hold_out_queries
 from segue.models.base import Queries, Recommender
+from segue.models.ensemble import scaled_lists as _scaled_lists
 from segue.models.hybrid import (
     N_GROUPS,
     HybridConfig,
     HybridRecommender,
-    _scaled_lists,
     query_groups,
     tune_weights,
 )
 from segue.models.registry import get_model_class
 from tests.models.test_contract import QUERIES, planted_data
 
-SMALL = HybridConfig(components="title,itemknn,als", validation_per_category=20)
+SMALL = HybridConfig(components="title,itemknn,als", validation_per_group=20)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_groups_follow_title_and_seed_count():
 
 
 def test_the_carve_holds_out_whole_playlists_and_splits_their_tracks(data):
-    held = hold_out_queries(data, per_category=10, rng=np.random.default_rng(0))
+    held = hold_out_queries(data, per_group=10, rng=np.random.default_rng(0))
     chosen = np.isin(data.pids, held.queries.pids)
     assert held.train.n_playlists == data.n_playlists - chosen.sum()
     assert not np.isin(held.train.pids, held.queries.pids).any()
@@ -55,14 +56,57 @@ def test_the_carve_holds_out_whole_playlists_and_splits_their_tracks(data):
         tracks = set(data.matrix[row_of[int(held.queries.pids[q])]].indices.tolist())
         seeds, truth = set(held.queries.seeds(q).tolist()), set(held.truth[q].tolist())
         assert not seeds & truth and seeds | truth == tracks
-    # The planted playlists (9–14 tracks) fit categories 1–4 only (at least 10 tracks): 0, 1, 5, 5
-    # seeds, titles shown in 1–3; at most 20% of the playlists are taken.
-    lengths = held.queries.lengths()
-    for cat, seeds in ((1, 0), (2, 1), (3, 5), (4, 5)):
-        assert (lengths[held.categories == cat] == seeds).all()
-    assert set(held.categories.tolist()) <= {1, 2, 3, 4}
-    assert all(held.queries.titles[i] == "" for i in np.flatnonzero(held.categories == 4))
+    # The planted playlists have 9–14 tracks: room for 0, 1 or 5 seeds and 5 tracks to find
+    # (groups 1–5); each group's seed count and title flag is what the query shows.
+    assert set(held.groups.tolist()) == {1, 2, 3, 4, 5}
+    np.testing.assert_array_equal(held.groups, query_groups(held.queries))
     assert len(held.queries) <= 0.2 * data.n_playlists
+
+
+def _long_playlists(n_playlists: int, length: int, titled: float, seed: int = 0) -> PlaylistData:
+    """Playlists all of one long length over 2,000 tracks; a share ``titled`` has a title."""
+    rng = np.random.default_rng(seed)
+    cols = np.concatenate([rng.choice(2000, length, replace=False) for _ in range(n_playlists)])
+    rows = np.repeat(np.arange(n_playlists), length)
+    matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(n_playlists, 2000))
+    names = [f"list {i}" if rng.random() < titled else "" for i in range(n_playlists)]
+    return PlaylistData(matrix, np.arange(n_playlists, dtype=np.int64), names,
+                        np.arange(2000, dtype=np.int32) % 50, np.arange(2000, dtype=np.int32) % 300, None)
+
+
+def test_the_carve_fills_every_group_when_all_playlists_are_long():
+    # Only long playlists (as real curated ones are): every group but the empty query gets its
+    # equal share of the 20% budget, 1,000 playlists → 200 → 18 per group for 11 groups.
+    data = _long_playlists(1000, 160, titled=0.7)
+    held = hold_out_queries(data, per_group=300, rng=np.random.default_rng(1))
+    counts = held.counts()
+    assert counts[0] == 0 and (counts[1:] == 200 // 11).all()
+    np.testing.assert_array_equal(held.groups, query_groups(held.queries))
+    # Seed counts are the groups' own; the title is shown exactly in the titled groups.
+    from segue.evaluation.split import SEED_CLASSES
+    np.testing.assert_array_equal(held.queries.lengths(), [SEED_CLASSES[g // 2] for g in held.groups])
+    assert all(bool(t) == bool(g % 2) for t, g in zip(held.queries.titles, held.groups, strict=True))
+
+
+def test_the_carve_caps_seed_counts_by_length():
+    # 60-track playlists leave no room for 100 seeds: those groups stay empty, the rest fill.
+    held = hold_out_queries(_long_playlists(600, 60, titled=1.0), per_group=5, rng=np.random.default_rng(2))
+    counts = held.counts()
+    assert counts[10] == counts[11] == 0 and (counts[1:10] == 5).all()
+
+
+def test_a_thin_group_keeps_the_overall_weights_and_title_rules_title_only_queries():
+    # Group 1 (title only) has 10 queries where only component A (the title model) answers;
+    # group 9 (title + 25 seeds) has 3 queries: too few, so it keeps the overall weights.
+    truth = [np.array([1])] * 10 + [np.array([4])] * 40 + [np.array([6])] * 3
+    a = _lists([{1: 1.0, 8: 0.5}] * 10 + [{8: 1.0, 4: 0.1}] * 40 + [{8: 1.0}] * 3)
+    b = _lists([{}] * 10 + [{4: 1.0, 8: 0.2}] * 40 + [{6: 1.0}] * 3)
+    groups = np.array([1] * 10 + [7] * 40 + [9] * 3)
+    weights = tune_weights([a, b], truth, groups, min_queries=10)
+    overall = tune_weights([a, b], truth, np.zeros(len(truth), dtype=np.int64), min_queries=10)[0]
+    assert weights[1, 0] > 0                     # title-only queries keep the title model
+    np.testing.assert_array_equal(weights[9], overall)
+    np.testing.assert_array_equal(weights[0], overall)   # no queries at all
 
 
 def _lists(rows: list[dict[int, float]], n_tracks: int = 10) -> sp.csr_matrix:
@@ -78,7 +122,7 @@ def test_tuning_finds_the_component_that_is_right_for_each_group():
     truth = [np.array([1, 2]), np.array([3]), np.array([4, 5]), np.array([6])]
     a = _lists([{1: 1.0, 2: 0.9, 7: 0.5}, {3: 1.0, 8: 0.4}, {8: 1.0, 9: 0.9}, {7: 1.0, 9: 0.5}])
     b = _lists([{8: 1.0, 9: 0.9}, {9: 1.0, 7: 0.3}, {4: 1.0, 5: 0.8, 9: 0.2}, {6: 1.0}])
-    weights = tune_weights([a, b], truth, np.array([1, 1, 5, 5]))
+    weights = tune_weights([a, b], truth, np.array([1, 1, 5, 5]), min_queries=1)
     assert weights.shape == (N_GROUPS, 2)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0)
     assert weights[1, 0] > weights[1, 1] and weights[5, 1] > weights[5, 0]
@@ -86,11 +130,6 @@ def test_tuning_finds_the_component_that_is_right_for_each_group():
     for q, g in ((0, 1), (2, 5)):
         fused = weights[g, 0] * a[q].toarray()[0] + weights[g, 1] * b[q].toarray()[0]
         assert set(np.argsort(-fused, kind="stable")[:2].tolist()) == set(truth[q].tolist())
-    # Groups without validation queries borrow from the nearest tuned group: the untitled
-    # 0-seed group (0) from group 1, the 100-seed groups (10, 11) from group 5.
-    np.testing.assert_array_equal(weights[0], weights[1])
-    np.testing.assert_array_equal(weights[11], weights[5])
-    np.testing.assert_array_equal(weights[10], weights[5])
 
 
 def test_scaled_lists_drop_seeds_padding_repeats_and_cut_at_depth():
@@ -158,7 +197,7 @@ def test_save_load_keeps_components_and_weights(model, tmp_path):
 
 def test_component_params_reach_the_components(data):
     config = HybridConfig(components="itemknn,als", component_params="als.factors=8;itemknn.n_neighbors=5",
-                          validation_per_category=10)
+                          validation_per_group=10)
     fitted = HybridRecommender(config).fit(data)
     assert fitted.components[1].item_factors.shape[1] == 8
     assert np.diff(fitted.components[0].similarity.indptr).max() <= 5
@@ -184,13 +223,13 @@ def test_registered():
 
 
 def test_fit_from_fitted_components_equals_fit(data, model):
-    fitted = [get_model_class(n)(c).fit(data) for n, c in SMALL.component_configs().items()]
+    fitted = [get_model_class(n)(c).fit(data) for n, c in HybridRecommender(SMALL).component_configs().items()]
     reused = HybridRecommender(SMALL).fit_from(data, fitted)
     np.testing.assert_array_equal(reused.weights, model.weights)
     np.testing.assert_array_equal(reused.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
     with pytest.raises(SegueError, match="expected components"):
         HybridRecommender(SMALL).fit_from(data, fitted[:2])
-    other = [get_model_class(n)(c).fit(planted_data(seed=5)) for n, c in SMALL.component_configs().items()]
+    other = [get_model_class(n)(c).fit(planted_data(seed=5)) for n, c in HybridRecommender(SMALL).component_configs().items()]
     other[0].trained_on = {"path": "elsewhere", "n_playlists": 1}
     with pytest.raises(SegueError, match="was trained on elsewhere"):
         HybridRecommender(SMALL).fit_from(data, other)

@@ -189,58 +189,101 @@ def part_paths(split: Path, part: str) -> tuple[Path, Path, Path]:
     return train, split / part / schema.CHALLENGE_FILE, split / part / schema.CHALLENGE_TRUTH_FILE
 
 
+# Query groups: whether a title is shown and how many distinct seed tracks (the challenge's
+# counts 0, 1, 5, 10, 25, 100). Any query falls in the group of its title flag and its nearest
+# seed-count class (2–7 seeds count as 5, 8–17 as 10, 18–62 as 25, 63+ as 100), so per-group
+# settings apply to any continuation request, not only to challenge entries.
+SEED_CLASSES = (0, 1, 5, 10, 25, 100)
+_CLASS_EDGES = np.array([1, 2, 8, 18, 63])   # seed counts where the next class starts
+N_GROUPS = 2 * len(SEED_CLASSES)
+MIN_HELD_OUT = 5   # a carved query keeps at least this many tracks to be found
+
+
+def seed_groups(distinct_seeds: np.ndarray, titled: np.ndarray) -> np.ndarray:
+    """int64 [q]: ``2 · seed-count class + titled`` from distinct seed counts and title flags.
+
+    >>> seed_groups(np.array([0, 1, 3, 30, 70]), np.array([True, False, True, False, True])).tolist()
+    [1, 2, 5, 8, 11]
+    """
+    seed_class = np.searchsorted(_CLASS_EDGES, np.asarray(distinct_seeds), side="right")
+    return 2 * seed_class + np.asarray(titled, dtype=np.int64)
+
+
+def group_label(group: int) -> str:
+    """'title, 5 seeds', 'no title, 0 seeds', …
+
+    >>> group_label(5), group_label(0)
+    ('title, 5 seeds', 'no title, 0 seeds')
+    """
+    seeds = SEED_CLASSES[group // 2]
+    return f"{'title' if group % 2 else 'no title'}, {seeds} seed{'s' if seeds != 1 else ''}"
+
+
 @dataclass
 class HeldOutQueries:
     """A validation set carved from an in-memory dataset (see :func:`hold_out_queries`).
 
     ``train``: the dataset without the held-out playlists (same track ids and catalog);
     ``queries``: their seeds and titles; ``truth``: q int64 arrays of held-out track ids;
-    ``categories``: int8 [q], the challenge category each query imitates.
+    ``groups``: int64 [q], each query's group (see :func:`seed_groups`).
     """
 
     train: object        # PlaylistData
     queries: object      # Queries
     truth: list[np.ndarray]
-    categories: np.ndarray
+    groups: np.ndarray
+
+    def counts(self) -> np.ndarray:
+        """int64 [N_GROUPS]: carved queries per group."""
+        return np.bincount(self.groups, minlength=N_GROUPS).astype(np.int64)
 
 
-def hold_out_queries(data, per_category: int, rng: np.random.Generator,
+def hold_out_queries(data, per_group: int, rng: np.random.Generator,
                      max_share: float = 0.2) -> HeldOutQueries:
-    """Challenge-style validation queries carved from ``data`` (a ``PlaylistData``) in memory.
+    """Validation queries of every query group, carved from ``data`` (a ``PlaylistData``) in memory.
 
-    Like :func:`hold_out`, but lenient, because it serves tuning inside ``fit`` on whatever data
-    a model gets: a category takes ``per_category`` playlists or as many as are eligible, and all
-    categories together take at most ``max_share`` of the playlists. ``PlaylistData`` keeps a
-    playlist's tracks as a set (its CSR rows are sorted by id), so seeds are drawn at random
-    positions in every category; a "first N" category differs only in its seed count here.
+    It serves tuning inside ``fit`` on whatever data a model gets, so it adapts to the lengths
+    that exist instead of excluding groups: every group but the empty one (no title, no seed:
+    nothing to tune, popularity answers it) takes ``per_group`` playlists, or an equal share of
+    the ``max_share`` budget, or as many as are eligible, whichever is least. A playlist is
+    eligible for a group when it has ``n_seeds + MIN_HELD_OUT`` tracks (and a title, for the titled
+    groups); the most demanding groups choose first so short playlists are left to the others.
+    (Taking a whole challenge category's quota for the longest categories first would spend the
+    budget on 25 and 100 seeds when playlists are long, as real curated ones are, and leave the
+    title-only queries untuned.) ``PlaylistData`` keeps a playlist's tracks as a set (its CSR rows
+    are sorted by id), so seeds are drawn at random positions.
     """
-    from segue.data.challenge import CATEGORIES
     from segue.data.dataset import PlaylistData
     from segue.models.base import Queries
 
+    if per_group < 1:
+        raise SegueError(f"validation queries per group must be at least 1, got {per_group}")
     matrix = data.matrix
     lengths = np.diff(matrix.indptr)
     has_title = np.array([bool(n.strip()) for n in data.names], dtype=bool)
     budget = int(max_share * data.n_playlists)
-    category = np.zeros(data.n_playlists, dtype=np.int8)
-    for cat in sorted(CATEGORIES, key=lambda c: (-c.min_tracks, -c.with_title)):
-        eligible = np.flatnonzero((category == 0) & (lengths >= cat.min_tracks) & (has_title | (not cat.with_title)))
-        take = min(per_category, len(eligible), budget - int((category > 0).sum()))
+    tunable = list(range(1, N_GROUPS))
+    quota = min(per_group, max(1, budget // len(tunable)))
+    group = np.full(data.n_playlists, -1, dtype=np.int64)
+    for g in sorted(tunable, key=lambda g: (-SEED_CLASSES[g // 2], -(g % 2))):
+        n_seeds, titled = SEED_CLASSES[g // 2], bool(g % 2)
+        eligible = np.flatnonzero((group < 0) & (lengths >= n_seeds + MIN_HELD_OUT) & (has_title | (not titled)))
+        take = min(quota, len(eligible), budget - int((group >= 0).sum()))
         if take > 0:
-            category[rng.choice(eligible, take, replace=False)] = cat.number
-    chosen = np.flatnonzero(category)
-    chosen = chosen[np.argsort(category[chosen], kind="stable")]
+            group[rng.choice(eligible, take, replace=False)] = g
+    chosen = np.flatnonzero(group >= 0)
+    chosen = chosen[np.argsort(group[chosen], kind="stable")]
     seeds, truth, titles = [], [], []
-    for row in chosen:  # ≤ 10 × per_category held-out playlists, not a loop over entries
-        cat = CATEGORY_BY_NUMBER[int(category[row])]
+    for row in chosen:  # ≤ N_GROUPS × per_group held-out playlists, not a loop over entries
+        g = int(group[row])
         tracks = matrix.indices[matrix.indptr[row]:matrix.indptr[row + 1]]
         shown = np.zeros(len(tracks), dtype=bool)
-        shown[rng.choice(len(tracks), cat.n_seeds, replace=False)] = True
+        shown[rng.choice(len(tracks), SEED_CLASSES[g // 2], replace=False)] = True
         seeds.append(rng.permutation(tracks[shown]).tolist())
         truth.append(tracks[~shown].astype(np.int64))
-        titles.append(data.names[row] if cat.with_title else "")
-    keep = category == 0
+        titles.append(data.names[row] if g % 2 else "")
+    keep = group < 0
     train = PlaylistData(matrix[keep], data.pids[keep], [n for n, k in zip(data.names, keep, strict=True) if k],
                          data.track_artist, data.track_album, None)
     queries = Queries.from_lists(seeds, titles, data.pids[chosen].tolist())
-    return HeldOutQueries(train, queries, truth, category[chosen])
+    return HeldOutQueries(train, queries, truth, group[chosen])

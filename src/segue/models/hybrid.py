@@ -4,19 +4,21 @@
 tracks it shows (0, 1, 5, 10, 25 or 100), and the best mix differs between them: a title-only
 playlist can only lean on ``title``, a playlist with 100 seeds on the neighbourhood and factor
 models. Any query is put in the group of its title flag and its nearest seed-count class
-(2–7 seeds count as 5, 8–17 as 10, 18–62 as 25, 63+ as 100), so the weights apply to any
-continuation request, not only to challenge entries.
+(:func:`segue.evaluation.split.seed_groups`), so the weights apply to any continuation request,
+not only to challenge entries.
 
 **Fit.** (1) A validation set is carved from the training data itself
-(:func:`segue.evaluation.split.hold_out_queries`: up to ``validation_per_category`` playlists per
-challenge category, some tracks shown as seeds and the rest held out, the playlists removed from
-a tuning copy of the training data) — so the weights never see a test playlist, whatever data
-``fit`` is given. (2) Every component is fitted on the tuning copy and answers the validation
+(:func:`segue.evaluation.split.hold_out_queries`: up to ``validation_per_group`` playlists for
+every group, whatever the playlists' lengths, some tracks shown as seeds and the rest held out,
+the playlists removed from a tuning copy of the training data) — so the weights never see a test
+playlist, whatever data ``fit`` is given. (2) Every component is fitted on the tuning copy and answers the validation
 queries. (3) Per group, weights are tuned by coordinate search (each weight scaled by a few
 factors in turn, the best kept, until nothing improves) to maximise mean R-precision + mean NDCG
 (the common variant, IDCG over min(|G|, 500)) of the fused top 500; groups are tuned starting
-from the weights tuned on all queries together, and a group without validation queries takes
-the weights of the nearest group that has some. (4) The components are refitted on all the data.
+from the weights tuned on all queries together. A group with fewer than ``MIN_GROUP_QUERIES``
+validation queries (only on tiny data) keeps those overall weights, and the log and
+:meth:`describe_weights` say so: no group borrows another group's weights. (4) The components
+are refitted on all the data.
 
 **Scoring.** Each component's list for a query is its first ``depth`` tracks that are not seeds;
 its scores are divided by the list's top score (negative scores count 0), so every component
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -42,16 +43,16 @@ import scipy.sparse as sp
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.evaluation import metrics as M
-from segue.models.base import Explanation, Queries, Recommender, parse_params
+from segue.evaluation.split import N_GROUPS, group_label, hold_out_queries, seed_groups
+from segue.models.base import Explanation, Queries
+from segue.models.ensemble import Ensemble, component_configs
 from segue.models.explain import popularity_explanation, shares
 from segue.models.registry import get_model_class, register
 from segue.models.topn import seed_matrix, top_n_sparse
 
 log = logging.getLogger(__name__)
 
-SEED_CLASSES = (0, 1, 5, 10, 25, 100)
-_CLASS_EDGES = np.array([1, 2, 8, 18, 63])   # seed counts where the next class starts
-N_GROUPS = 2 * len(SEED_CLASSES)
+MIN_GROUP_QUERIES = 10                        # fewer: a group keeps the overall weights
 _SCALES = (0.0, 0.25, 0.5, 2.0, 4.0)          # coordinate-search moves of one weight
 _TUNE_LENGTH = 500                            # list length the weights are tuned for (the challenge's)
 
@@ -63,119 +64,50 @@ def query_groups(queries: Queries) -> np.ndarray:
     [1, 2, 5, 8]
     """
     distinct = np.diff(seed_matrix(queries, int(queries.seed_ids.max(initial=-1)) + 1).indptr)
-    seed_class = np.searchsorted(_CLASS_EDGES, distinct, side="right")
-    titled = np.array([bool((t or "").strip()) for t in queries.titles], dtype=np.int64)
-    return 2 * seed_class + titled
-
-
-def group_label(group: int) -> str:
-    """'title + 5 seeds', 'no title, 0 seeds', …"""
-    seeds = SEED_CLASSES[group // 2]
-    return f"{'title' if group % 2 else 'no title'}, {seeds} seed{'s' if seeds != 1 else ''}"
+    return seed_groups(distinct, [bool((t or "").strip()) for t in queries.titles])
 
 
 @dataclass(frozen=True)
 class HybridConfig:
     """``components``: comma-separated model names (each with its defaults unless
     ``component_params`` says otherwise: ``"als.factors=128;itemknn.n_neighbors=100"``).
-    ``depth``: tracks taken from each component per query. ``validation_per_category``:
-    playlists per challenge category carved from the training data to tune the weights.
+    ``depth``: tracks taken from each component per query. ``validation_per_group``:
+    playlists per query group carved from the training data to tune the weights.
     ``seed``: the carve's random seed."""
 
     components: str = "title,playlistknn,itemknn,als,svd"
     component_params: str = ""
     depth: int = 1000
-    validation_per_category: int = 300
+    validation_per_group: int = 300
     seed: int = 0
-
-    def names(self) -> list[str]:
-        names = [n.strip() for n in self.components.split(",") if n.strip()]
-        if not names:
-            raise SegueError("hybrid: components is empty")
-        if len(set(names)) != len(names):
-            raise SegueError(f"hybrid: a component is listed twice in {self.components!r}")
-        for name in names:
-            if name == "hybrid":
-                raise SegueError("hybrid: a hybrid cannot contain a hybrid")
-            get_model_class(name)   # unknown names are refused with the list of models
-        return names
-
-    def component_configs(self) -> dict[str, object]:
-        """Each component's config, from ``component_params`` (unknown keys refused)."""
-        names = self.names()
-        pairs: dict[str, list[str]] = {name: [] for name in names}
-        for item in (p.strip() for p in self.component_params.split(";")):
-            if not item:
-                continue
-            model, dot, rest = item.partition(".")
-            if not dot or model not in pairs:
-                raise SegueError(f"hybrid: component_params item {item!r} must read MODEL.key=value "
-                                 f"with MODEL one of {', '.join(names)}")
-            pairs[model].append(rest)
-        return {name: parse_params(get_model_class(name).Config, pairs[name]) for name in names}
 
     def __post_init__(self):
         if self.depth < 1:
             raise SegueError(f"hybrid: depth must be at least 1, got {self.depth}")
-        if self.validation_per_category < 1:
-            raise SegueError(f"hybrid: validation_per_category must be at least 1, got {self.validation_per_category}")
-        self.component_configs()
+        if self.validation_per_group < 1:
+            raise SegueError(f"hybrid: validation_per_group must be at least 1, got {self.validation_per_group}")
+        component_configs(self.components, self.component_params, "hybrid")
 
 
 @register
-class HybridRecommender(Recommender):
+class HybridRecommender(Ensemble):
     name = "hybrid"
     description = "Weighted fusion of title, kNN and factor models; weights tuned per query kind on held-out playlists."
     Config = HybridConfig
-    batch_size = 256
-
-    # --- fit -----------------------------------------------------------------------------------
-    def _fit(self, data: PlaylistData) -> None:
-        configs = self.config.component_configs()
-        self._tune(data, configs)
-        self.components = []
-        for name, config in configs.items():
-            log.info("hybrid: fitting %s on all %s playlists", name, f"{data.n_playlists:,}")
-            self.components.append(get_model_class(name)(config).fit(data))
-
-    def fit_from(self, data: PlaylistData, fitted: list[Recommender]) -> HybridRecommender:
-        """Fit reusing components already fitted on ``data`` (step 4 of the fit is their fit):
-        only the tuning runs. ``fitted`` must be the configured components, in order, with their
-        configured parameters, each trained on ``data`` (checked by the data's description)."""
-        from segue.models.base import _describe
-
-        configs = self.config.component_configs()
-        given = [(m.name, m.config) for m in fitted]
-        if given != list(configs.items()):
-            raise SegueError(f"hybrid.fit_from: expected components {list(configs.items())}, got {given}")
-        described = _describe(data)
-        for model in fitted:
-            if model.trained_on != described:
-                raise SegueError(f"hybrid.fit_from: the {model.name} model was trained on "
-                                 f"{model.trained_on.get('path', 'other data')}, not on {described.get('path', 'this data')}")
-        self._adopt(data.track_popularity.copy(), described, data_path=data.path)
-        self._tune(data, configs)
-        self.components = list(fitted)
-        return self
-
-    def load_components(self, directory: Path) -> list[Recommender]:
-        """The configured components as trained under ``directory`` (``DIR/<name>``), in order,
-        for :meth:`fit_from`; raises :class:`SegueError` naming every directory that holds none."""
-        paths = [Path(directory) / name for name in self.config.names()]
-        missing = [str(p) for p in paths if not (p / "params.json").exists()]
-        if missing:
-            raise SegueError(f"no trained model in {', '.join(missing)}")
-        return [Recommender.load(p) for p in paths]
 
     def _tune(self, data: PlaylistData, configs: dict) -> None:
         """Steps 1–3 of the fit: the validation carve, the components fitted on the rest, the weights."""
-        from segue.evaluation.split import hold_out_queries
-
-        held = hold_out_queries(data, self.config.validation_per_category,
+        held = hold_out_queries(data, self.config.validation_per_group,
                                 np.random.default_rng([self.config.seed, 5151]))
         groups = query_groups(held.queries)
+        counts = np.bincount(groups, minlength=N_GROUPS)
         log.info("hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
-                 "playlists", len(configs), len(held.queries), f"{data.n_playlists:,}")
+                 "playlists (%s)", len(configs), len(held.queries), f"{data.n_playlists:,}",
+                 "; ".join(f"{group_label(g)}: {counts[g]}" for g in range(N_GROUPS)))
+        thin = [group_label(g) for g in range(N_GROUPS) if counts[g] < MIN_GROUP_QUERIES]
+        if thin:
+            log.warning("hybrid: fewer than %d validation queries for %s: these groups keep the weights tuned on "
+                        "all queries", MIN_GROUP_QUERIES, ", ".join(thin))
         lists = []
         for name, config in configs.items():
             component = get_model_class(name)(config).fit(held.train)
@@ -184,48 +116,18 @@ class HybridRecommender(Recommender):
         self.weights = tune_weights(lists, held.truth, groups)
         self.tuned_groups = np.bincount(groups, minlength=N_GROUPS).astype(np.int64)
 
-    # --- persistence ---------------------------------------------------------------------------
-    def _arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"weights": self.weights, "tuned_groups": self.tuned_groups}
-        for component in self.components:
-            for key, value in component._arrays().items():
-                arrays[f"{component.name}/{key}"] = value
-        return arrays
+    def _own_arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self.weights, "tuned_groups": self.tuned_groups}
 
-    def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+    def _load_own_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.weights = arrays["weights"]
         self.tuned_groups = arrays["tuned_groups"]
-        configs = self.config.component_configs()
-        if self.weights.shape != (N_GROUPS, len(configs)):
+        names = list(self.component_configs())
+        if self.weights.shape != (N_GROUPS, len(names)):
             raise SegueError(f"hybrid: saved weights have shape {self.weights.shape}, expected "
-                             f"{(N_GROUPS, len(configs))} for components {', '.join(configs)}")
-        self.components = []
-        for name, config in configs.items():
-            component = get_model_class(name)(config)
-            component._adopt(self.popularity, self.trained_on, model_dir=self.model_dir)
-            prefix = f"{name}/"
-            component._load_arrays({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
-            self.components.append(component)
-
-    def _adopt(self, popularity, trained_on, *, data_path=None, model_dir=None) -> None:
-        super()._adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
-        for component in getattr(self, "components", []):   # so explanations find the catalog
-            component._adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
+                             f"{(N_GROUPS, len(names))} for components {', '.join(names)}")
 
     # --- scoring -------------------------------------------------------------------------------
-    def _component_lists(self, component: Recommender, queries: Queries) -> sp.csr_matrix:
-        """CSR float32 [q, n_tracks]: the component's first ``depth`` non-seed tracks per query,
-        scores divided by the query's top score (negative scores dropped)."""
-        depth = self.config.depth
-        out = []
-        for start in range(0, len(queries), self.batch_size):
-            batch = queries.slice(start, min(start + self.batch_size, len(queries)))
-            longest = int(batch.lengths().max(initial=0))
-            ids, scores = component._candidates(batch, min(depth + longest, component.n_tracks))
-            out.append(_scaled_lists(batch, np.asarray(ids, dtype=np.int64), np.asarray(scores, dtype=np.float32),
-                                     depth, component.n_tracks))
-        return sp.vstack(out, format="csr") if out else sp.csr_matrix((0, self.n_tracks), dtype=np.float32)
-
     def _fused(self, queries: Queries) -> tuple[sp.csr_matrix, list[sp.csr_matrix], np.ndarray]:
         """Fused scores [q, n_tracks] CSR, each component's scaled lists, and the weights [q, C]."""
         lists = [self._component_lists(c, queries) for c in self.components]
@@ -267,36 +169,13 @@ class HybridRecommender(Recommender):
                  int(self.tuned_groups[g])) for g in range(N_GROUPS)]
 
 
-def _scaled_lists(batch: Queries, ids: np.ndarray, scores: np.ndarray, depth: int, n_tracks: int) -> sp.csr_matrix:
-    """A component's candidates → CSR [b, n_tracks]: padding, seeds and repeats dropped, the first
-    ``depth`` left per row, divided by the row's top score, non-positive scores dropped."""
-    b = ids.shape[0]
-    stride = np.int64(n_tracks + 1)
-    keys = np.arange(b, dtype=np.int64)[:, None] * stride + ids
-    seed_keys = np.repeat(np.arange(b, dtype=np.int64), batch.lengths()) * stride + batch.seed_ids
-    valid = (ids >= 0) & ~np.isin(keys, seed_keys) & np.isfinite(scores)
-    # A repeated id keeps its first (best) place.
-    order = np.argsort(keys, axis=1, kind="stable")
-    sorted_keys = np.take_along_axis(keys, order, axis=1)
-    repeat = np.zeros_like(valid)
-    np.put_along_axis(repeat, order, np.c_[np.zeros((b, 1), bool), sorted_keys[:, 1:] == sorted_keys[:, :-1]], axis=1)
-    valid &= ~repeat
-    valid &= np.cumsum(valid, axis=1) <= depth
-    top = np.where(valid, scores, -np.inf).max(axis=1, initial=-np.inf)
-    scale = np.where(top > 0, top, 1).astype(np.float32)
-    values = np.where(valid, scores / scale[:, None], 0)
-    valid &= values > 0
-    rows = np.repeat(np.arange(b), valid.sum(axis=1))
-    matrix = sp.csr_matrix((values[valid].astype(np.float32), (rows, ids[valid])), shape=(b, n_tracks))
-    matrix.sum_duplicates()
-    return matrix
-
-
-def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np.ndarray) -> np.ndarray:
+def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np.ndarray,
+                 min_queries: int = MIN_GROUP_QUERIES) -> np.ndarray:
     """Weights float64 [N_GROUPS, C] (each row sums to 1) maximising mean R-precision + mean NDCG.
 
     ``lists``: per component, CSR [q, n_tracks] of scaled scores (see :func:`_scaled_lists`);
-    ``truth``: q int arrays of held-out ids; ``groups`` int [q] (see :func:`query_groups`).
+    ``truth``: q int arrays of held-out ids; ``groups`` int [q] (see :func:`query_groups`). A group
+    with fewer than ``min_queries`` queries gets the weights tuned on all queries.
     """
     n_components = len(lists)
     union = lists[0].copy()
@@ -360,19 +239,10 @@ def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np
     overall = search(np.full(n_components, 1.0 / n_components), everyone) if len(truth) else \
         np.full(n_components, 1.0 / n_components)
     weights = np.empty((N_GROUPS, n_components))
-    tuned = np.zeros(N_GROUPS, dtype=bool)
     for g in range(N_GROUPS):
         members = np.flatnonzero(groups == g)
-        if len(members):
-            weights[g], tuned[g] = search(overall, members), True
-    for g in np.flatnonzero(~tuned):
-        candidates = np.flatnonzero(tuned)
-        if len(candidates) == 0:
-            weights[g] = overall
-            continue
-        # Nearest seed-count class first, then the same title flag.
-        distance = np.abs(candidates // 2 - g // 2) * 2 + (candidates % 2 != g % 2)
-        weights[g] = weights[candidates[np.argmin(distance)]]
+        # Too few queries to tune on: the weights tuned on all queries (logged by the caller).
+        weights[g] = search(overall, members) if len(members) >= min_queries else overall
     return weights
 
 
