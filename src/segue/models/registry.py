@@ -11,7 +11,7 @@ _MODELS: dict[str, type] = {}
 _MODULES = ("segue.models.popular", "segue.models.title", "segue.models.itemknn",
             "segue.models.playlistknn", "segue.models.factor", "segue.models.embed",
             "segue.models.hybrid", "segue.models.rules", "segue.models.sequence",
-            "segue.models.gnn.lightgcn", "segue.models.gnn.playlist_gat")
+            "segue.models.gnn.lightgcn", "segue.models.gnn.playlist_gat", "segue.models.rp3beta")
 
 
 def register(cls: type) -> type:
