@@ -312,17 +312,19 @@ def train(
     data: Annotated[Path, typer.Argument(help="Training dataset directory (e.g. SPLIT/train).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")] = None,
+    config_file: Annotated[Path | None, typer.Option(
+        "--config", help="A JSON object of parameters (e.g. best.json of `segue tune`); --param wins.")] = None,
     components_from: Annotated[Path | None, typer.Option(
         help="hybrid only: a directory holding the components already trained on DATA (DIR/<name>), "
              "so only the tuning runs.")] = None,
 ) -> None:
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
     from segue.data.dataset import PlaylistData
-    from segue.models.base import parse_params
     from segue.models.registry import get_model_class
+    from segue.tuning import read_config
 
     cls = get_model_class(model)
-    config = parse_params(cls.Config, param or [])
+    config = read_config(cls.Config, config_file, param or [])
     start = time.perf_counter()
     if components_from is None:
         fitted = cls(config).fit(PlaylistData.load(data))
@@ -342,6 +344,38 @@ def train(
         for label, weights, tuned in fitted.describe_weights():
             _echo(f"  {label:<20} " + "  ".join(f"{k} {v:.2f}" for k, v in weights.items())
                   + (f"  ({tuned})" if tuned else "  (borrowed from the nearest tuned group)"))
+
+
+@app.command()
+def tune(
+    model: Annotated[str, typer.Argument(help="Model name (see `segue models`).")],
+    split_dir: Annotated[Path, typer.Argument(help="Split directory from `segue split` (its validation part is used).")],
+    trials: Annotated[int, typer.Option(help="New trials to run (added to the study in --out if any).")] = 20,
+    metric: Annotated[str, typer.Option(help="r_precision, ndcg, or clicks (minimised).")] = "r_precision",
+    timeout: Annotated[float | None, typer.Option(help="Start no new trial after this many seconds.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: tuning/MODEL).")] = None,
+    space: Annotated[Path | None, typer.Option(help="Search space JSON file (default: the model's built-in one).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value fixed in every trial, repeatable.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampler seed: the same seed gives the same trials.")] = 0,
+) -> None:
+    """Tune a model's parameters with Optuna on the split's validation part (never the test part)."""
+    from segue.models.registry import get_model_class
+    from segue.tuning import params_from_pairs
+    from segue.tuning import tune as run_tuning
+
+    out = out if out is not None else Path("tuning") / model
+    fixed = params_from_pairs(get_model_class(model).Config, param or [])
+    result = run_tuning(model, split_dir, out, trials=trials, metric=metric, timeout=timeout, seed=seed,
+                        space=space, fixed_params=fixed)
+    _echo(f"best {metric} {result['best_value']:.4f} (trial {result['best_trial']} of {result['n_trials']}; "
+          f"{result['new_trials']} run now, {result['n_skipped']} skipped in all)")
+    _echo("  " + "  ".join(f"{k}={v}" for k, v in result["best_params"].items()))
+    if result["importances"]:
+        _echo("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in result["importances"].items()))
+    paths = result["paths"]
+    _echo(f"wrote {paths['best.json']}, {paths['trials.csv']}, {paths['history.png']}, {paths['importance.png']}; "
+          f"study in {paths['study.db']} (run again to add trials)")
+    _echo(f"train it: segue train {model} {Path(split_dir) / 'train'} --config {paths['best.json']} --out ...")
 
 
 @app.command()
