@@ -490,6 +490,9 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for evaluation.md/.json and figures.")] = Path("evaluation"),
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals.", min=100)] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and permutation tests.")] = 0,
+    comparisons: Annotated[str, typer.Option(
+        help="Pairs to test: best-and-popular (each model against the best and against popular) "
+             "or all-pairs.")] = "best-and-popular",
 ) -> None:
     """Score models and submissions on a split: every metric per category, 95% CIs, paired tests."""
     from segue.data.challenge import read_challenge  # noqa: F401  (validates through load_part)
@@ -501,6 +504,8 @@ def evaluate(
 
     if not model_dirs and not submission:
         raise SegueError("nothing to evaluate: give model directories and/or --submission files")
+    if comparisons not in ("best-and-popular", "all-pairs"):
+        raise SegueError(f"--comparisons must be best-and-popular or all-pairs, not {comparisons!r}")
     loaded = load_part(split_dir, part)
     rankings = {}
     train_digest = _manifest_digest(loaded.train_dir)
@@ -519,7 +524,8 @@ def evaluate(
         rankings[_unique_name(rankings, path.name.split(".")[0])] = ranking_from_submission(
             rows, loaded.task.pids, loaded.eval_ids)
     start = time.perf_counter()
-    result = run_evaluation(loaded.task, rankings, n_bootstrap=bootstrap, seed=seed)
+    result = run_evaluation(loaded.task, rankings, n_bootstrap=bootstrap, seed=seed,
+                            comparisons=comparisons.replace("-", "_"))
     write_report(result, out, title=f"Evaluation on {split_dir} ({part})")
     _echo(f"scored {len(rankings)} ranking{'s' if len(rankings) > 1 else ''} on {len(loaded.entries):,} "
           f"playlists in {time.perf_counter() - start:.1f} s; report in {out}/evaluation.md")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from scipy import special
+from scipy.stats import binom
 
 from segue.data.challenge import CATEGORY_BY_NUMBER
 from segue.errors import SegueError
@@ -13,6 +15,7 @@ from segue.evaluation.runner import (
     HEADLINE_METRICS,
     EvaluationResult,
     EvaluationTask,
+    _sign_flip_p_values,
     evaluate,
     holm,
     write_report,
@@ -252,10 +255,14 @@ def test_strictly_better_model_is_significant():
     clicks = rows[("B", "A", "clicks")]
     assert clicks["diff"] == pytest.approx(2.0)  # B: 1, 2, 3 clicks; A: 0
     assert clicks["ci_low"] > 0
+    # 60 queries, all of one sign: the exact p is 2 / 2**60, so no flip is as extreme and the
+    # Monte Carlo p is its floor. 3 comparisons in the 'all' family: ceil(20 * 3 / 0.05) flips.
+    assert res.settings["n_permutations"] == {"all": 1200, "category": 2400}
     for c in rows.values():
         assert c["better"] == "A"  # clicks: the lower value wins
-        assert c["p_value"] == pytest.approx(1 / 2001)
-        assert c["p_adjusted"] == pytest.approx(3 / 2001)
+        assert c["test"] == "permutation"  # 60 queries: below the normal approximation's 100
+        assert c["p_value"] == pytest.approx(1 / 1201)
+        assert c["p_adjusted"] == pytest.approx(3 / 1201)
         assert c["significant"] is True
     for c in _rows(res, "1").values():  # 30 queries per category: still clear
         assert c["family"] == "category" and c["significant"] and c["better"] == "A"
@@ -265,14 +272,16 @@ def test_identical_models_are_not_different(tiny):
     res = evaluate(_task(), {"x": PARTIAL, "y": PARTIAL.copy()}, n_bootstrap=100)
     for c in res.comparisons:
         assert (c["diff"], c["ci_low"], c["ci_high"]) == (0.0, 0.0, 0.0)
-        assert c["p_value"] == 1.0 and c["p_adjusted"] == 1.0
+        assert c["p_value"] == 1.0 and c["p_adjusted"] == 1.0 and c["test"] == "none"
         assert c["significant"] is False and c["better"] is None
 
 
 def test_comparison_rows_and_holm_families(tiny):
-    pairs = {("perfect", "nothing"), ("perfect", "partial"), ("nothing", "partial")}
+    # No model named popular: only the best (perfect) against each other model.
+    pairs = {("perfect", "nothing"), ("perfect", "partial")}
     assert {(c["model_a"], c["model_b"]) for c in tiny.comparisons} == pairs
-    assert len(tiny.comparisons) == 3 * 3 * 3  # pairs x headline metrics x groups
+    assert len(tiny.comparisons) == 2 * 3 * 3  # pairs x headline metrics x groups
+    assert tiny.settings["family_sizes"] == {"all": 6, "category": 12}
     for family, groups in [("all", {"all"}), ("category", {"1", "2"})]:
         rows = [c for c in tiny.comparisons if c["family"] == family]
         assert {c["group"] for c in rows} == groups
@@ -282,6 +291,153 @@ def test_comparison_rows_and_holm_families(tiny):
     assert clicks["diff"] == -51.0 and clicks["better"] == "perfect"
     # 6 queries: the smallest attainable sign-flip p is 2/64, too weak after Holm.
     assert clicks["p_value"] > 0.02 and clicks["significant"] is False
+
+
+def _planted(q: int, hit_rates: dict[str, float], seed: int):
+    """One truth track per query (id i), 10 categories; each model ranks it first with its own
+    probability, independently per model and query, else ranks id q (nobody's truth) first.
+
+    Per query, R-precision and NDCG are 1 (hit) or 0, clicks 0 or 51.
+    """
+    rng = np.random.default_rng(seed)
+    task = EvaluationTask(
+        pids=np.arange(q), categories=np.resize(np.arange(1, 11), q),
+        truth=[np.array([i]) for i in range(q)], track_artist=np.zeros(q + 1, dtype=np.int32),
+        item_popularity=np.ones(q + 1, dtype=np.int64), n_playlists=10, n_items=q + 1,
+    )
+    rankings = {}
+    for name, rate in hit_rates.items():
+        first = np.where(rng.random(q) < rate, np.arange(q), q)
+        rankings[name] = np.column_stack([first, np.full(q, PAD)])
+    return task, rankings
+
+
+def test_planted_large_difference_is_significant_after_holm():
+    task, rankings = _planted(1000, {"B": 0.30, "A": 0.45}, seed=5)
+    res = evaluate(task, rankings, n_bootstrap=50)
+    rows = _rows(res)
+    assert set(rows) == {("B", "A", m) for m in HEADLINE_METRICS}
+    d = (rankings["B"][:, 0] < 1000).astype(float) - (rankings["A"][:, 0] < 1000)
+    assert d.mean() < -0.1  # the planted gap, as drawn
+    # Differences are -1, 0 or 1 (clicks: -51, 0, 51); ~480 non-zero ones: the normal
+    # approximation, continuity-corrected by one step, sum(d) over all 10 categories.
+    expected = special.erfc((abs(d.sum()) - 1) / np.sqrt(2 * np.square(d).sum()))
+    for metric in HEADLINE_METRICS:
+        c = rows[("B", "A", metric)]
+        assert c["test"] == "normal"
+        assert c["p_value"] == pytest.approx(expected, rel=1e-9)
+        assert c["family"] == "all" and c["p_adjusted"] < 0.01 and c["significant"] is True
+        assert c["better"] == "A"
+    assert res.settings["family_sizes"] == {"all": 3, "category": 30}
+    assert res.settings["n_permutations"] == {"all": 1200, "category": 12000}
+
+
+def test_identical_models_on_many_queries_have_p_one():
+    task, rankings = _planted(1000, {"A": 0.4, "B": 0.2}, seed=6)
+    rankings["A2"] = rankings["A"].copy()
+    res = evaluate(task, rankings, n_bootstrap=20, comparisons="all_pairs")
+    same = [c for c in res.comparisons if (c["model_a"], c["model_b"]) == ("A", "A2")]
+    assert len(same) == 3 * 11  # headline metrics x (all + 10 categories)
+    for c in same:
+        assert (c["diff"], c["p_value"], c["p_adjusted"], c["test"]) == (0.0, 1.0, 1.0, "none")
+        assert c["significant"] is False and c["better"] is None
+    assert all(c["significant"] for c in _rows(res).values() if c["model_b"] == "B")
+
+
+def test_models_differing_only_by_noise_are_not_significant():
+    task, rankings = _planted(1000, {"A": 0.3, "B": 0.3}, seed=11)
+    res = evaluate(task, rankings, n_bootstrap=20)
+    assert len(res.comparisons) == 3 * 11
+    for c in res.comparisons:
+        assert c["p_adjusted"] >= 0.05 and c["significant"] is False
+
+
+def test_sign_flip_p_values_are_calibrated():
+    # Under the null (random signs on fixed sizes) P(p <= alpha) must be about alpha: both the
+    # normal approximation (300 queries, integer sizes 1..10) and the Monte Carlo flips (30
+    # queries, a few of them large, like clicks).
+    rng = np.random.default_rng(0)
+    for m, c, method in [(300, 4000, "normal"), (30, 1000, "permutation")]:
+        if method == "normal":
+            sizes = rng.integers(1, 11, (m, c)).astype(float)
+        else:
+            sizes = np.where(rng.random((m, c)) < 0.15, rng.integers(10, 52, (m, c)), 1.0)
+        diffs = sizes * rng.choice([-1.0, 1.0], size=(m, c))
+        p, methods = _sign_flip_p_values(diffs, 2000, np.random.default_rng(1))
+        assert set(methods) == {method}
+        for alpha in (0.05, 0.01):
+            se = np.sqrt(alpha * (1 - alpha) / c)
+            assert alpha - 4 * se < np.mean(p <= alpha) < alpha + 4 * se, (method, alpha)
+
+
+def test_sign_flip_p_values_match_exact_answers():
+    # 30 differences of +-1, 22 positive: T = 14; exact p = P(|Binomial(30, 1/2) - 15| >= 7).
+    exact = 2 * binom.sf(21, 30, 0.5)
+    d = np.array([1.0] * 22 + [-1.0] * 8)[:, None]
+    p, methods = _sign_flip_p_values(d, 200_000, np.random.default_rng(2))
+    assert methods == ["permutation"]
+    assert exact / 1.6 < p[0] < exact * 1.6  # sequential: stops at 20 exceedances (~22% error)
+    # 400 of them, 240 positive: T = 80, far in the normal regime; corrected z = 79 / 20.
+    d = np.array([1.0] * 240 + [-1.0] * 160)[:, None]
+    p, methods = _sign_flip_p_values(d, 10, np.random.default_rng(2))
+    assert methods == ["normal"]
+    assert p[0] == pytest.approx(special.erfc(79 / 20 / np.sqrt(2)))
+    assert p[0] == pytest.approx(2 * binom.sf(239, 400, 0.5), rel=0.1)  # exact, to 10%
+    p, methods = _sign_flip_p_values(np.zeros((50, 2)), 10, np.random.default_rng(2))
+    assert p.tolist() == [1.0, 1.0] and methods == ["none", "none"]
+
+
+@pytest.fixture(scope="module")
+def four() -> EvaluationResult:
+    rates = {"popular": 0.10, "B": 0.30, "A": 0.45, "C": 0.20}  # A best, B and C in between
+    task, rankings = _planted(1000, rates, seed=8)
+    return evaluate(task, rankings, n_bootstrap=20)
+
+
+def test_default_comparisons_are_best_and_popular_against_each(four):
+    assert four.settings["comparisons"] == "best_and_popular"
+    assert four.settings["best_model"] == "A"
+    assert four.settings["reference_models"] == ["A", "popular"]
+    expected = {("popular", "B"), ("popular", "A"), ("popular", "C"), ("B", "A"), ("A", "C")}
+    for g in four.groups:  # every pair once per metric and group (A vs popular not twice)
+        rows = [(c["model_a"], c["model_b"], c["metric"]) for c in four.comparisons
+                if c["group"] == g]
+        assert sorted(rows) == sorted((a, b, m) for a, b in expected for m in HEADLINE_METRICS)
+    assert four.settings["family_sizes"] == {"all": 15, "category": 150}
+
+
+def test_popular_best_and_single_model():
+    task, rankings = _planted(200, {"x": 0.1, "popular": 0.5, "y": 0.2}, seed=9)
+    res = evaluate(task, rankings, n_bootstrap=20)
+    assert res.settings["reference_models"] == ["popular"]
+    assert {(c["model_a"], c["model_b"]) for c in res.comparisons} == {("x", "popular"),
+                                                                        ("popular", "y")}
+    alone = evaluate(task, {"x": rankings["x"]}, n_bootstrap=20)
+    assert alone.comparisons == []
+    assert alone.settings["family_sizes"] == {"all": 0, "category": 0}
+
+
+def test_all_pairs_compares_every_pair(four):
+    task, rankings = _planted(1000, {"popular": 0.10, "B": 0.30, "A": 0.45, "C": 0.20}, seed=8)
+    res = evaluate(task, rankings, n_bootstrap=20, comparisons="all_pairs")
+    pairs = {(c["model_a"], c["model_b"]) for c in res.comparisons}
+    assert pairs == {("popular", "B"), ("popular", "A"), ("popular", "C"), ("B", "A"),
+                     ("B", "C"), ("A", "C")}
+    assert len(res.comparisons) == 6 * 3 * 11
+    assert res.settings["comparisons"] == "all_pairs" and res.settings["reference_models"] is None
+    # The rows both modes share are the same test; only Holm's family size differs.
+    default = {(c["model_a"], c["model_b"], c["metric"], c["group"]): c for c in four.comparisons}
+    for c in res.comparisons:
+        key = (c["model_a"], c["model_b"], c["metric"], c["group"])
+        if key in default and c["test"] == "normal":
+            assert c["p_value"] == default[key]["p_value"]
+            assert c["p_adjusted"] >= default[key]["p_adjusted"]
+
+
+@pytest.mark.parametrize("value", ["all-pairs", "best", "", None])
+def test_unknown_comparisons_value(value):
+    with pytest.raises(ValueError, match="comparisons must be one of 'best_and_popular'"):
+        evaluate(_task(), {"a": PARTIAL, "b": NOTHING}, n_bootstrap=10, comparisons=value)
 
 
 def test_holm_hand_example():
@@ -315,10 +471,21 @@ def test_write_report(tiny, tmp_path):
         assert CATEGORY_BY_NUMBER[number].label in md
     assert "lower is better" in md.lower() and "ndcg_common" in md and "bootstrap" in md
     assert "1.0000 [1.0000, 1.0000]" in md  # perfect R-precision
+    assert "each model against the best by R-precision (`perfect`)" in md
+    # 6 queries: no normal approximation; 6 comparisons: ceil(20 * 6 / 0.05) flips at most.
+    assert "6 by up to 2,400 Monte Carlo sign flips" in md
     loaded = orjson.loads((out / "evaluation.json").read_bytes())
     assert loaded == tiny.to_json()
     assert loaded["table"]["partial"]["all"]["r_precision"]["mean"] == pytest.approx(17 / 36)
     assert loaded["group_labels"]["1"].endswith("title only")
+
+
+def test_report_says_how_each_p_was_computed(four, tmp_path):
+    write_report(four, tmp_path, title="Planted")
+    md = (tmp_path / "evaluation.md").read_text()
+    assert "against the best by R-precision (`A`) and against `popular`" in md
+    assert "15 comparisons" in md and "normal approximation" in md
+    assert "< 0.0001" in md and "0.0000 |" not in md  # a p-value is never 0
 
 
 def test_to_json_is_plain_python(tiny):

@@ -20,13 +20,49 @@ Statistics (all seeded, so a result is reproducible bit for bit):
 * **Paired bootstrap**: the resamples do not depend on the models, so every model sees the same
   ones, and the CI of a difference ``a - b`` is the percentile interval of the replicate
   differences. A model's CIs do not change when other models are added.
-* **p-values**: two-sided paired sign-flip permutation test of the mean per-query difference,
-  ``n_permutations`` random sign vectors (``np.random.default_rng((seed, 1))``, drawn per
-  category; the ``"all"`` statistic sums the categories'), ``p = (1 + #{|T*| >= |T|}) /
-  (1 + n_permutations)`` -- never 0, and exactly 1.0 for two identical models.
+* **Comparisons** (``comparisons``): by default (``"best_and_popular"``) each model against the
+  best one (highest mean R-precision over all queries; the first in ``rankings`` on a tie) and
+  against ``popular`` when a model of that name is present, each pair once; ``"all_pairs"``
+  compares every pair. A pair is oriented as the models come in ``rankings``: ``diff`` is
+  ``model_a - model_b``. Every pair is tested on the three headline metrics, over all queries
+  and in every category.
+* **p-values**: two-sided paired sign-flip test of the per-query differences ``d``. Conditional on
+  ``|d|`` the statistic ``T = sum(d)`` flips to ``sum(e_i |d_i|)`` with independent random signs
+  ``e_i``: mean 0, variance ``V = sum(d^2)``. The ``"all"`` test is the stratified one: ``T`` and
+  ``V`` are the sums of the categories' (signs are drawn per query, so stratifying by category
+  changes neither). Which p is computed depends on the effective number of queries
+  ``n_eff = V^2 / sum(d^4)`` (the number of equal differences that would give the same
+  kurtosis; zeros do not count):
+
+  - ``n_eff >= 100``: the normal approximation ``p = erfc(max(|T| - c, 0) / sqrt(2 V))``, with
+    the continuity correction ``c`` = the smallest non-zero ``|d|`` (exactly half the lattice
+    step when all differences share one size, the worst case for the normal; negligible when the
+    sizes vary). Checked against exact sign-flip distributions (by convolution) of equal,
+    two-level, R-precision-like and clicks-like differences at p from 0.05 down to 1e-5: never
+    below the exact p, and above it by at most 1.5x at ``n_eff`` = 100 and 1.15x from 400 (the
+    uncorrected normal is up to 25% too small on a lattice). One constructed case, equal
+    differences plus a single tiny one, comes out up to 9% too small. The approximation costs
+    nothing per comparison and resolves any p, so Holm over hundreds of comparisons can still
+    reach significance, which a fixed number of flips cannot (below).
+  - ``n_eff < 100`` (small categories, clicks differences dominated by a few queries), where the
+    normal tail is several times too large (3-4x at ``n_eff`` = 20 and p = 3e-5): Monte Carlo sign
+    flips of the queries with a non-zero difference, drawn from
+    ``np.random.default_rng((seed, 1))``, at most ``n_permutations`` of them, and sequential
+    (Besag & Clifford 1991): a comparison stops at the draw ``L`` that makes 20 flipped
+    statistics ``|T*| >= |T|``, with ``p = 20 / L``; one that never does gets ``p = (1 +
+    #{|T*| >= |T|}) / (1 + n_permutations)``. Unless given, ``n_permutations`` is
+    ``min(200_000, ceil(20 m / alpha))`` for the size ``m`` of the row's Holm family, so the
+    smallest attainable adjusted p is ``alpha / 20`` (families up to 500 comparisons); stopping
+    spends the draws on the comparisons with small p, where they decide something. A
+    fixed number of flips cannot serve every family size: with 2,000 flips the smallest p is
+    1/2001, and Holm over 200 comparisons lifts it to about 0.1, above alpha, so nothing could
+    ever be significant.
+  - every ``d`` is 0 (identical models on the group): ``p = 1.0`` exactly.
+
+  Each comparison row says which in ``test`` (``"normal"``, ``"permutation"`` or ``"none"``).
 * **Multiple comparisons**: Holm-Bonferroni (:func:`holm`) over two separate families: the
-  ``"all"`` rows (every model pair x headline metric: the primary, confirmatory family) and the
-  per-category rows (every pair x metric x category, together). ``significant`` is
+  ``"all"`` rows (the compared pairs x headline metrics: the primary, confirmatory family) and the
+  per-category rows (pairs x metrics x categories, together). ``significant`` is
   ``p_adjusted < 0.05`` within the row's family.
 
 Headline metrics are ``r_precision``, ``ndcg`` (the rules-text variant) and ``clicks`` (lower
@@ -45,6 +81,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 from segue.data.challenge import CATEGORY_BY_NUMBER
 from segue.errors import SegueError
@@ -73,6 +110,19 @@ CHALLENGE_NO_HIT_CLICKS = 51
 """Clicks of a ranking without any hit: the challenge's value for its 500-track lists."""
 
 _CHUNK = 4_000_000  # elements per resampling block: bounds memory, never changes a result
+
+COMPARISONS: tuple[str, ...] = ("best_and_popular", "all_pairs")
+"""Values of ``evaluate(comparisons=...)``: which model pairs are tested (see the module doc)."""
+
+POPULAR = "popular"
+"""The model every other one is compared with under ``"best_and_popular"``, when present."""
+
+NORMAL_MIN_EFFECTIVE_QUERIES = 100
+"""From this effective number of queries ``sum(d^2)^2 / sum(d^4)`` a p-value is the normal one."""
+
+_RESOLUTION = 20  # Monte Carlo flips per unit of m / alpha: smallest adjusted p = alpha / 20
+_STOP_EXCEEDANCES = 20  # a column stops after this many |T*| >= |T|: p to 1/sqrt(20) = 22%
+_MAX_PERMUTATIONS = 200_000  # beyond, flips cost more time than the few small groups are worth
 
 METRIC_LABELS: dict[str, str] = {
     "r_precision": "R-precision",
@@ -288,25 +338,73 @@ def _bootstrap_sums(values: FloatArray, n_bootstrap: int, rng: np.random.Generat
     return sums
 
 
-def _sign_flip_stats(diffs: FloatArray, n_perm: int, rng: np.random.Generator) -> FloatArray:
-    """Sums of ``diffs [m, c]`` under ``n_perm`` random sign vectors: ``[n_perm, c]``."""
-    m, c = diffs.shape
-    stats = np.empty((n_perm, c), dtype=np.float64)
-    block = max(1, _CHUNK // m)
-    for start in range(0, n_perm, block):
-        b = min(block, n_perm - start)
-        signs = rng.integers(0, 2, size=(b, m), dtype=np.int8).astype(np.float64)
-        signs *= 2.0
-        signs -= 1.0
-        stats[start : start + b] = signs @ diffs
-    return stats
+def _n_permutations(family_size: int) -> int:
+    """Monte Carlo sign flips so that Holm over ``family_size`` tests can reach ``alpha / 20``."""
+    return min(_MAX_PERMUTATIONS, math.ceil(_RESOLUTION * family_size / ALPHA))
 
 
-def _p_values(observed: FloatArray, stats: FloatArray, scale: FloatArray) -> FloatArray:
-    """Two-sided Monte Carlo p-values, ``(1 + #{|T*| >= |T|}) / (1 + n)``."""
-    tol = 1e-9 * (scale + 1e-300)  # summation-order noise must not turn a tie into a miss
-    extreme = np.abs(stats) >= np.abs(observed) - tol
-    return (1.0 + extreme.sum(axis=0)) / (1.0 + stats.shape[0])
+def _sign_flip_p_values(
+    diffs: FloatArray, n_perm: int, rng: np.random.Generator
+) -> tuple[FloatArray, list[str]]:
+    """Two-sided paired sign-flip p-values of the column sums of ``diffs [m, c]`` (float64).
+
+    Returns ``p`` (float64 ``[c]``) and the method per column: ``"normal"``, ``"permutation"``
+    (at most ``n_perm`` sequential Monte Carlo flips drawn from ``rng``) or ``"none"`` (all
+    zero: ``p = 1.0``).
+    """
+    c = diffs.shape[1]
+    total = diffs.sum(axis=0)
+    var = np.square(diffs).sum(axis=0)
+    fourth = np.square(np.square(diffs)).sum(axis=0)
+    n_eff = np.divide(np.square(var), fourth, out=np.zeros(c), where=fourth > 0)
+    p = np.ones(c, dtype=np.float64)
+    method = np.where(var > 0, "permutation", "none").astype(object)
+    normal = (var > 0) & (n_eff >= NORMAL_MIN_EFFECTIVE_QUERIES)
+    if normal.any():
+        # Continuity correction: the smallest step a single flip can take |T| by, halved.
+        step = np.where(diffs[:, normal] != 0, np.abs(diffs[:, normal]), np.inf).min(axis=0)
+        z = np.maximum(np.abs(total[normal]) - step, 0.0) / np.sqrt(2.0 * var[normal])
+        p[normal] = special.erfc(z)
+        method[normal] = "normal"
+    flip = np.flatnonzero((var > 0) & ~normal)
+    if flip.size:
+        p[flip] = _monte_carlo_p(diffs[:, flip], n_perm, rng)
+    return p, list(method)
+
+
+def _monte_carlo_p(diffs: FloatArray, n_perm: int, rng: np.random.Generator) -> FloatArray:
+    """Sequential Monte Carlo sign-flip p-values per column of ``diffs [m, c]``: float64 ``[c]``.
+
+    Sign vectors are drawn in blocks ``[b, rows]`` (never a ``[n_perm, c]`` array), over the rows
+    where a still running column is non-zero. A column stops at the draw ``L`` that brings its
+    count of ``|T*| >= |T|`` to ``_STOP_EXCEEDANCES``, with ``p = _STOP_EXCEEDANCES / L``; one
+    that never gets there has ``p = (1 + count) / (1 + n_perm)``. Both are valid p-values
+    (Besag & Clifford 1991, "Sequential Monte Carlo p-values", Biometrika 78: 301-304).
+    """
+    c = diffs.shape[1]
+    # Summation-order noise must not turn a tie into a miss.
+    threshold = np.abs(diffs.sum(axis=0)) - 1e-9 * (np.abs(diffs).sum(axis=0) + 1e-300)
+    p = np.empty(c, dtype=np.float64)
+    count = np.zeros(c, dtype=np.int64)
+    active = np.arange(c)
+    done_draws, block = 0, 1024  # small first blocks: most columns stop within them
+    while done_draws < n_perm and active.size:
+        d = diffs[:, active]
+        d = d[(d != 0).any(axis=1)]  # a zero difference adds nothing under either sign
+        b = min(block, n_perm - done_draws, max(1, _CHUNK // d.shape[0]))
+        bits = rng.integers(0, 2, size=(b, d.shape[0]), dtype=np.int8).astype(np.float64)
+        flipped = 2.0 * (bits @ d) - d.sum(axis=0)  # signs 2 bits - 1, without a pass over them
+        hits = np.abs(flipped) >= threshold[active]
+        running = count[active] + np.cumsum(hits, axis=0, dtype=np.int64)  # [b, active]
+        stop = running[-1] >= _STOP_EXCEEDANCES
+        at = np.argmax(running[:, stop] >= _STOP_EXCEEDANCES, axis=0)  # first such draw
+        p[active[stop]] = _STOP_EXCEEDANCES / (done_draws + at + 1.0)
+        count[active] = running[-1]
+        active = active[~stop]
+        done_draws += b
+        block *= 2
+    p[active] = (1.0 + count[active]) / (1.0 + n_perm)
+    return p
 
 
 def _better(metric: str, diff: float, a: str, b: str) -> str | None:
@@ -329,7 +427,8 @@ class EvaluationResult:
     in the group); ``catalog_coverage`` is a set statistic, not a per-query mean, and has
     ``ci_low = ci_high = None``. Each entry of ``comparisons`` holds ``model_a``, ``model_b``,
     ``metric``, ``group``, ``family`` (``"all"`` or ``"category"``: the Holm family), ``n``,
-    ``diff`` (mean of ``a - b``), ``ci_low``, ``ci_high``, ``p_value``, ``p_adjusted``,
+    ``diff`` (mean of ``a - b``), ``ci_low``, ``ci_high``, ``test`` (how ``p_value`` was
+    computed: ``"normal"``, ``"permutation"`` or ``"none"``), ``p_value``, ``p_adjusted``,
     ``significant`` and ``better`` (the model with the better mean, direction-aware; None on a
     tie -- read it together with ``significant``).
     """
@@ -385,21 +484,29 @@ def evaluate(
     n_bootstrap: int = 1000,
     seed: int = 0,
     k_values: tuple[int, ...] = (10, 100),
-    n_permutations: int = 2000,
+    comparisons: str = "best_and_popular",
+    n_permutations: int | None = None,
 ) -> EvaluationResult:
     """Score every model's ranking against ``task``; see the module doc for the statistics.
 
     ``rankings[name]`` is an int array ``[q, n]`` of catalog track ids (``< task.n_items``),
     row ``i`` answering ``task.pids[i]``, ``-1`` = padding. ``clicks`` of a row without any hit
     is 51, the challenge's value, whatever ``n`` (shorter lists are not rewarded).
+    ``comparisons`` is ``"best_and_popular"`` or ``"all_pairs"``; ``n_permutations`` (Monte
+    Carlo sign flips, for the comparisons too small for the normal approximation) is chosen from
+    the Holm family size when None.
 
     Raises :class:`SegueError` when ``rankings`` is empty and ``ValueError`` (naming the model)
     when a ranking is not a 2-D integer array, has the wrong number of rows, or holds ids below
-    -1 or outside the catalog.
+    -1 or outside the catalog, and on an unknown ``comparisons``.
     """
     if not rankings:
         raise SegueError("no rankings to evaluate")
-    if n_bootstrap < 1 or n_permutations < 1:
+    if comparisons not in COMPARISONS:
+        raise ValueError(
+            f"comparisons must be one of {', '.join(map(repr, COMPARISONS))}, got {comparisons!r}"
+        )
+    if n_bootstrap < 1 or (n_permutations is not None and n_permutations < 1):
         raise ValueError("n_bootstrap and n_permutations must be positive")
     k_values = tuple(int(k) for k in k_values)
     if any(k < 1 for k in k_values) or len(set(k_values)) != len(k_values):
@@ -463,27 +570,56 @@ def evaluate(
                 "n": int(sizes[g]),
             }
 
-    comparisons = _compare(
-        models, names, values, members, groups, means, reps, n_permutations, seed
-    )
+    rp = means["all"][np.arange(len(models)) * n_met + names.index("r_precision")]
+    best = models[int(np.argmax(rp))]  # argmax: the first of tied models
+    references = [best, *([POPULAR] if POPULAR in models and best != POPULAR else [])]
+    pairs = [
+        (a, b)
+        for a, b in itertools.combinations(range(len(models)), 2)
+        if comparisons == "all_pairs" or models[a] in references or models[b] in references
+    ]
+    family_sizes = {
+        "all": len(pairs) * len(HEADLINE_METRICS),
+        "category": len(pairs) * len(HEADLINE_METRICS) * len(members),
+    }
+    n_perm = {f: n_permutations or _n_permutations(m) for f, m in family_sizes.items()}
+    rows = _compare(models, names, values, members, groups, means, reps, pairs, n_perm, seed)
     settings = {
         "n_queries": q,
         "n_bootstrap": n_bootstrap,
-        "n_permutations": n_permutations,
         "seed": seed,
         "confidence": CONFIDENCE,
         "alpha": ALPHA,
         "k_values": list(k_values),
         "ranking_lengths": {m: int(checked[m].shape[1]) for m in models},
         "bootstrap": "stratified by category, percentile interval, paired across models",
-        "test": "two-sided paired sign-flip permutation test of the mean difference",
+        "comparisons": comparisons,
+        "best_model": best,
+        "reference_models": references if comparisons == "best_and_popular" else None,
+        "family_sizes": family_sizes,
+        "test": "two-sided paired sign-flip test of the mean difference, stratified by category",
+        "p_value": (
+            "normal approximation with continuity correction where the effective number of "
+            f"queries sum(d^2)^2 / sum(d^4) >= {NORMAL_MIN_EFFECTIVE_QUERIES}, otherwise "
+            "at most n_permutations sequential Monte Carlo sign flips; 1 where every "
+            "difference is 0"
+        ),
+        "normal_min_effective_queries": NORMAL_MIN_EFFECTIVE_QUERIES,
+        "n_permutations": n_perm,
+        "tests_used": {
+            family: {
+                t: sum(r["family"] == family and r["test"] == t for r in rows)
+                for t in ("normal", "permutation", "none")
+            }
+            for family in ("all", "category")
+        },
         "correction": "Holm-Bonferroni within the 'all' family and within the category family",
     }
     return EvaluationResult(
         models=models,
         groups=groups,
         table=table,
-        comparisons=comparisons,
+        comparisons=rows,
         metrics=[*names, "catalog_coverage"],
         settings=settings,
     )
@@ -497,15 +633,12 @@ def _compare(
     groups: list[str],
     means: dict[str, FloatArray],
     reps: dict[str, FloatArray],
-    n_perm: int,
+    model_pairs: list[tuple[int, int]],
+    n_perm: dict[str, int],
     seed: int,
 ) -> list[dict[str, Any]]:
     n_met = len(names)
-    pairs = [
-        (a, b, metric)
-        for a, b in itertools.combinations(range(len(models)), 2)
-        for metric in HEADLINE_METRICS
-    ]
+    pairs = [(a, b, metric) for a, b in model_pairs for metric in HEADLINE_METRICS]
     if not pairs:
         return []
     col_a = np.array([a * n_met + names.index(m) for a, _, m in pairs])
@@ -513,14 +646,12 @@ def _compare(
     diffs = values[:, col_a] - values[:, col_b]  # [q, comparisons]
 
     perm_rng = np.random.default_rng((seed, 1))
-    p_vals: dict[str, FloatArray] = {}
-    total_stats = np.zeros((n_perm, len(pairs)), dtype=np.float64)
-    for g, idx in members.items():
-        d = diffs[idx]
-        stats = _sign_flip_stats(d, n_perm, perm_rng)
-        total_stats += stats
-        p_vals[g] = _p_values(d.sum(axis=0), stats, np.abs(d).sum(axis=0))
-    p_vals["all"] = _p_values(diffs.sum(axis=0), total_stats, np.abs(diffs).sum(axis=0))
+    tests = {
+        g: _sign_flip_p_values(diffs, n_perm["all"], perm_rng)
+        if g == "all"
+        else _sign_flip_p_values(diffs[members[g]], n_perm["category"], perm_rng)
+        for g in groups
+    }
 
     q_lo, q_hi = 50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)
     rows: list[dict[str, Any]] = []
@@ -528,6 +659,7 @@ def _compare(
         point = means[g][col_a] - means[g][col_b]
         lo, hi = np.percentile(reps[g][:, col_a] - reps[g][:, col_b], [q_lo, q_hi], axis=0)
         n = int(values.shape[0] if g == "all" else members[g].size)
+        p_vals, methods = tests[g]
         for c, (a, b, metric) in enumerate(pairs):
             diff = float(point[c])
             rows.append(
@@ -541,7 +673,8 @@ def _compare(
                     "diff": diff,
                     "ci_low": float(lo[c]),
                     "ci_high": float(hi[c]),
-                    "p_value": float(p_vals[g][c]),
+                    "test": methods[c],
+                    "p_value": float(p_vals[c]),
                     "p_adjusted": None,
                     "significant": False,
                     "better": _better(metric, diff, models[a], models[b]),
@@ -590,6 +723,41 @@ def _best(result: EvaluationResult, group: str, metric: str) -> set[str]:
     pick = min if metric in LOWER_IS_BETTER else max
     top = pick(vals.values())
     return {m for m, v in vals.items() if v == top}
+
+
+def _fmt_p(p: float) -> str:
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"  # never "0.0000": no p-value is 0
+
+
+def _significance_text(s: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """What the significance table of ``rows`` (the ``"all"`` comparisons) tested, and how."""
+    if s["comparisons"] == "all_pairs":
+        scope = "every pair of models"
+    else:
+        scope = "each model against the best by R-precision (`" + s["reference_models"][0] + "`)"
+        if len(s["reference_models"]) > 1:
+            scope += " and against `" + s["reference_models"][1] + "`"
+    used = {t: sum(r["test"] == t for r in rows) for t in ("normal", "permutation", "none")}
+    how = []
+    if used["normal"]:
+        how.append(
+            f"{used['normal']} by the normal approximation of the sign-flip distribution "
+            f"(continuity-corrected; at least {s['normal_min_effective_queries']} effective "
+            "queries)"
+        )
+    if used["permutation"]:
+        how.append(
+            f"{used['permutation']} by up to {s['n_permutations']['all']:,} Monte Carlo sign "
+            "flips (sequential: each stops at its 20th flip as extreme as the observed)"
+        )
+    if used["none"]:
+        how.append(f"{used['none']} with p = 1 (the models agree on every query)")
+    return (
+        f"Two-sided paired sign-flip test of the mean difference, {scope}, on the headline "
+        f"metrics: {len(rows)} comparisons, p-values of " + "; ".join(how) + ". "
+        f"Holm-Bonferroni over these {len(rows)}; significant = adjusted p < {s['alpha']}. "
+        "Per-category comparisons (Holm within their own family) are in `evaluation.json`."
+    )
 
 
 def _md_row(cells: list[str]) -> str:
@@ -642,10 +810,7 @@ def _markdown(result: EvaluationResult, title: str) -> str:
     rows = [c for c in result.comparisons if c["group"] == "all"]
     if rows:
         lines += [
-            f"Paired sign-flip permutation test ({s['n_permutations']:,} flips), "
-            f"Holm-Bonferroni over these {len(rows)} comparisons; significant = adjusted "
-            f"p < {s['alpha']}. Per-category comparisons (Holm within their own family) are in "
-            "`evaluation.json`.",
+            _significance_text(s, rows),
             "",
             _md_row(
                 ["A", "B", "metric", "A − B [95% CI]", "p", "p (Holm)", "significant", "better"]
@@ -662,8 +827,8 @@ def _markdown(result: EvaluationResult, title: str) -> str:
                         f"`{c['model_b']}`",
                         _label(m),
                         diff,
-                        f"{c['p_value']:.4f}",
-                        f"{c['p_adjusted']:.4f}",
+                        _fmt_p(c["p_value"]),
+                        _fmt_p(c["p_adjusted"]),
                         "yes" if c["significant"] else "no",
                         f"`{c['better']}`" if c["better"] is not None else "–",
                     ]

@@ -217,7 +217,8 @@ class _Builder:
                 sign = 1 if c["model_a"] == best else -1
                 low, high = sorted((sign * c["ci_low"], sign * c["ci_high"]))
                 self.lines.append(f"| {other} | {sign * c['diff']:+.4f} [{low:+.4f}, {high:+.4f}] | "
-                                  f"{c['p_adjusted']:.4f} | {'yes' if c['significant'] else 'no'} |")
+                                  f"{'< 0.0001' if c['p_adjusted'] < 1e-4 else format(c['p_adjusted'], '.4f')} | "
+                                  f"{'yes' if c['significant'] else 'no'} |")   # a p-value is never 0.0000
         self.lines.append("")
         for metric, label in HEADLINE:
             self.figure(f"evaluation/fig_{metric}.png", f"{label} per category with 95% CIs")
