@@ -340,10 +340,17 @@ def train(
     fitted.save(out)
     _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
     if hasattr(fitted, "describe_weights"):
+        from segue.models.hybrid import MIN_GROUP_QUERIES
+
         _echo("weights per query group (validation playlists tuned on):")
         for label, weights, tuned in fitted.describe_weights():
             _echo(f"  {label:<20} " + "  ".join(f"{k} {v:.2f}" for k, v in weights.items())
-                  + (f"  ({tuned})" if tuned else "  (borrowed from the nearest tuned group)"))
+                  + (f"  ({tuned})" if tuned >= MIN_GROUP_QUERIES
+                     else f"  ({tuned}: too few to tune, the weights tuned on all queries)"))
+    if hasattr(fitted, "candidate_recall"):
+        _echo(f"ranker: {len(fitted.curve)} trees run, best {int(np.argmax(fitted.curve)) + 1} kept "
+              f"(validation NDCG@100 {fitted.curve.max():.4f}); recall of held-out tracks among the candidates: "
+              + ", ".join(f"{r:.3f} at {n:,}" for n, r in zip((500, 1000, 2000), fitted.candidate_recall, strict=True)))
 
 
 @app.command()

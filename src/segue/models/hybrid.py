@@ -104,7 +104,7 @@ class HybridRecommender(Ensemble):
         log.info("hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
                  "playlists (%s)", len(configs), len(held.queries), f"{data.n_playlists:,}",
                  "; ".join(f"{group_label(g)}: {counts[g]}" for g in range(N_GROUPS)))
-        thin = [group_label(g) for g in range(N_GROUPS) if counts[g] < MIN_GROUP_QUERIES]
+        thin = [f"'{group_label(g)}'" for g in range(N_GROUPS) if counts[g] < MIN_GROUP_QUERIES]
         if thin:
             log.warning("hybrid: fewer than %d validation queries for %s: these groups keep the weights tuned on "
                         "all queries", MIN_GROUP_QUERIES, ", ".join(thin))
