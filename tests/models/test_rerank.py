@@ -19,7 +19,6 @@ from segue.models.rerank import (
     RerankRecommender,
     _labels,
     _pool_recall,
-    _threads,
     _top_per_query,
 )
 from tests.models.test_contract import QUERIES, planted_data
@@ -147,10 +146,6 @@ def test_candidate_recall_is_recorded_and_saved(model, tmp_path):
     loaded = Recommender.load(tmp_path / "rerank")
     np.testing.assert_array_equal(loaded.candidate_recall, model.candidate_recall)
     np.testing.assert_array_equal(loaded.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
-
-
-def test_lightgbm_threads_follow_the_input_size():
-    assert _threads(10_000) == 1 and _threads(5_000_000) == 0
 
 
 @pytest.mark.parametrize(("params", "message"), [
