@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from segue.features.ranking import candidate_features, feature_names, lookup, pool, row_ranks
+from segue.features.ranking import (
+    Cooccurrence,
+    candidate_features,
+    feature_names,
+    lookup,
+    pool,
+    row_ranks,
+)
 from segue.models.base import Queries
 
 
@@ -32,8 +39,11 @@ def test_features_of_a_hand_made_query():
     album = np.array([0, 1, 2, 0, 3, 4, 5, 6], dtype=np.int32)
     popularity = np.array([10, 4, 1, 8, 2, 1, 1, 1], dtype=np.int64)
     # Co-occurrence counts: seed 0 with track 3 (6 playlists) and 4 (2); seed 1 with track 3 (2).
-    cooc = sp.csr_matrix((np.array([6.0, 2.0, 2.0], np.float32), (np.array([0, 0, 1]), np.array([3, 4, 3]))),
-                         shape=(8, 8))
+    tracks = sp.csr_matrix((np.array([6.0, 2.0, 2.0], np.float32), (np.array([0, 0, 1]), np.array([3, 4, 3]))),
+                           shape=(8, 8))
+    # Artists 0 and 1 share 3 playlists; artist 0 is in 5 playlists, artist 1 in 4.
+    artists = sp.csr_matrix(np.array([[0.0, 3.0], [3.0, 0.0]], np.float32))
+    cooc = Cooccurrence(tracks, artists, np.array([5, 4]))
     queries = Queries.from_lists([[0, 1]], ["x"])
     a = _lists([{3: 1.0, 4: 0.5}])                   # component a lists 3 then 4
     b = _lists([{4: 1.0, 2: 0.25}])                  # component b lists 4 then 2
@@ -55,6 +65,10 @@ def test_features_of_a_hand_made_query():
     np.testing.assert_allclose(f["cooc_mean"], [0.1, 0.55, 0.0], rtol=1e-6)
     assert f["cooc_share"] == [0.5, 1.0, 0.0]
     np.testing.assert_allclose(f["cooc_log_count"], np.log1p([2, 6, 0]), rtol=1e-6)
+    # The seeds' only artist (0) meets artist 1 in 3 of its 5 playlists; track 3 is by artist 0 itself.
+    np.testing.assert_allclose(f["artist_cooc_max"], [0.6, 0.0, 0.6], rtol=1e-6)
+    np.testing.assert_allclose(f["artist_cooc_mean"], [0.6, 0.0, 0.6], rtol=1e-6)
+    assert f["artist_cooc_share"] == [1.0, 0.0, 1.0]
     assert f["seed_count"] == [2, 2, 2] and f["has_title"] == [1, 1, 1] and f["group"] == [5, 5, 5]
 
 
@@ -64,9 +78,11 @@ def test_features_of_a_batch_equal_those_of_each_query_alone():
     lists = [sp.random(6, n, density=0.3, random_state=s, format="csr", dtype=np.float32) for s in (1, 2)]
     queries = Queries.from_lists([rng.choice(n, k, replace=False).tolist() for k in (0, 1, 3, 5, 2, 4)],
                                  ["a", "", "b", "", "c", ""])
-    cooc = sp.random(n, n, density=0.2, random_state=3, format="csr", dtype=np.float32)
     popularity = rng.integers(1, 20, n)
     artist, album = (np.arange(n) % 7).astype(np.int32), (np.arange(n) % 11).astype(np.int32)
+    cooc = Cooccurrence(sp.random(n, n, density=0.2, random_state=3, format="csr", dtype=np.float32),
+                        sp.random(7, 7, density=0.5, random_state=4, format="csr", dtype=np.float32),
+                        rng.integers(1, 9, 7))
     groups = np.arange(6)
     whole = candidate_features(lists, queries, groups, popularity, artist, album, cooc, 8, 30)
     for r in range(6):
@@ -75,6 +91,16 @@ def test_features_of_a_batch_equal_those_of_each_query_alone():
         lo, hi = whole.indptr[r], whole.indptr[r + 1]
         np.testing.assert_array_equal(one.track_ids, whole.track_ids[lo:hi])
         np.testing.assert_array_equal(one.features, whole.features[lo:hi])
+
+
+def test_cooccurrence_of_tracks_and_artists_from_a_matrix():
+    # Three playlists over four tracks; tracks 0, 1 by artist 0, tracks 2, 3 by artist 1.
+    matrix = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1]], dtype=np.float32))
+    cooc = Cooccurrence.build(matrix, np.array([0, 0, 1, 1], dtype=np.int32), k=5)
+    assert cooc.tracks.toarray().tolist() == [[0, 1, 1, 0], [1, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 0]]
+    # Artist 0 is in playlists 0 and 1, artist 1 in 1 and 2: they share playlist 1.
+    assert cooc.artists.toarray().tolist() == [[0, 1], [1, 0]]
+    assert cooc.artist_popularity.tolist() == [2, 2]
 
 
 def test_lookup_and_row_ranks():

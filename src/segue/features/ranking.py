@@ -22,6 +22,9 @@ Features (float32, one column each, in this order; ``C`` components):
   largest co-occurrence count). ``co`` is read from each seed's ``k`` most co-occurring tracks
   (:func:`segue.features.cooccurrence.top_k_cooccurrence`), so memory stays ``k`` per track;
   a pair outside a seed's top ``k`` counts 0;
+* ``artist_cooc_max``, ``artist_cooc_mean``, ``artist_cooc_share`` — the same confidences one
+  level up, between the track's artist and the seeds' distinct artists (playlists × artists
+  membership): on sparse data two tracks rarely share a playlist while their artists often do;
 * the query's ``seed_count`` (distinct seeds), ``has_title`` and ``group`` (see
   :func:`segue.evaluation.split.seed_groups`).
 """
@@ -47,7 +50,8 @@ def feature_names(components: list[str]) -> list[str]:
     """
     per_component = [f"{c}:{kind}" for c in components for kind in ("score", "rank")]
     return [*per_component, "lists", "blend", "blend_rank", "log_popularity", "artist_share", "album_share",
-            "cooc_max", "cooc_mean", "cooc_share", "cooc_log_count", *QUERY_FEATURES]
+            "cooc_max", "cooc_mean", "cooc_share", "cooc_log_count", "artist_cooc_max", "artist_cooc_mean",
+            "artist_cooc_share", *QUERY_FEATURES]
 
 
 @dataclass
@@ -115,14 +119,39 @@ def pool(lists: list[sp.csr_matrix], n_candidates: int) -> tuple[np.ndarray, np.
     return indptr, ids[valid].astype(np.int64), blend[valid].astype(np.float32)
 
 
+@dataclass
+class Cooccurrence:
+    """What the co-occurrence features read: each track's and each artist's most co-occurring
+    tracks / artists with their counts (CSR float32, square), and how many playlists hold each
+    artist (int64 [n_artists])."""
+
+    tracks: sp.csr_matrix
+    artists: sp.csr_matrix
+    artist_popularity: np.ndarray
+
+    @classmethod
+    def build(cls, matrix: sp.csr_matrix, track_artist: np.ndarray, k: int) -> Cooccurrence:
+        """From a playlists × tracks CSR matrix and each track's artist (int32 [n_tracks])."""
+        from segue.features.cooccurrence import top_k_cooccurrence
+
+        n_artists = max(int(track_artist.max(initial=-1)) + 1, 1)
+        to_artist = sp.csr_matrix((np.ones(len(track_artist), np.float32), (np.arange(len(track_artist)), track_artist)),
+                                  shape=(len(track_artist), n_artists))
+        by_artist = sp.csr_matrix(matrix @ to_artist)
+        by_artist.data[:] = 1
+        return cls(top_k_cooccurrence(matrix, k, description="co-occurring tracks"),
+                   top_k_cooccurrence(by_artist, k, description="co-occurring artists"),
+                   np.diff(sp.csc_matrix(by_artist).indptr).astype(np.int64))
+
+
 def candidate_features(lists: list[sp.csr_matrix], queries, groups: np.ndarray, popularity: np.ndarray,
-                       track_artist: np.ndarray, track_album: np.ndarray, cooccurrence: sp.csr_matrix,
+                       track_artist: np.ndarray, track_album: np.ndarray, cooccurrence: Cooccurrence,
                        n_candidates: int, depth: int) -> Candidates:
     """The pool of a batch and its features (see the module docstring).
 
     ``lists``: per component CSR float32 [b, n_tracks] scaled lists; ``queries``: the batch
     (``Queries``); ``groups`` int64 [b]; ``popularity`` int [n_tracks]; ``track_artist``,
-    ``track_album`` int32 [n_tracks]; ``cooccurrence`` CSR float32 [n_tracks, n_tracks] of counts.
+    ``track_album`` int32 [n_tracks].
     """
     indptr, track_ids, blend = pool(lists, n_candidates)
     rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
@@ -138,19 +167,37 @@ def candidate_features(lists: list[sp.csr_matrix], queries, groups: np.ndarray, 
     per_seed = 1.0 / np.maximum(seed_count, 1)
     artist_counts = _grouped_counts(seeds, track_artist)
     album_counts = _grouped_counts(seeds, track_album)
-    cooc = _cooccurrence_stats(cooccurrence.indptr.astype(np.int64), cooccurrence.indices.astype(np.int64),
-                               cooccurrence.data.astype(np.float64), popularity.astype(np.float64),
-                               seeds.indptr.astype(np.int64), seeds.indices.astype(np.int64), indptr, track_ids)
+    cooc = _stats(cooccurrence.tracks, popularity, seeds, indptr, track_ids)
+    # Artists: each query's distinct seed artists against its candidates' distinct artists.
+    n_artists = np.int64(len(cooccurrence.artist_popularity))
+    seed_artists = sp.csr_matrix(artist_counts[:, :n_artists])
+    seed_artists.data[:] = 1
+    pairs, inverse = np.unique(rows.astype(np.int64) * n_artists + track_artist[track_ids], return_inverse=True)
+    pair_indptr = np.searchsorted(pairs // n_artists, np.arange(len(indptr)))
+    artist_cooc = _stats(cooccurrence.artists, cooccurrence.artist_popularity, seed_artists, pair_indptr,
+                         pairs % n_artists)[inverse.reshape(-1)]
+    per_seed_artist = 1.0 / np.maximum(np.diff(seed_artists.indptr), 1)
     titled = np.array([bool((t or "").strip()) for t in queries.titles], dtype=np.float64)
     columns += [in_lists, blend, np.arange(len(track_ids)) - indptr[rows] + 1.0,
                 np.log1p(popularity[track_ids].astype(np.float64)),
                 lookup(artist_counts, rows, track_artist[track_ids]) * per_seed[rows],
                 lookup(album_counts, rows, track_album[track_ids]) * per_seed[rows],
                 cooc[:, 0], cooc[:, 1] * per_seed[rows], cooc[:, 2] * per_seed[rows], np.log1p(cooc[:, 3]),
+                artist_cooc[:, 0], artist_cooc[:, 1] * per_seed_artist[rows], artist_cooc[:, 2] * per_seed_artist[rows],
                 seed_count[rows], titled[rows], np.asarray(groups, dtype=np.float64)[rows]]
     features = np.column_stack(columns).astype(np.float32) if len(track_ids) else \
         np.zeros((0, len(columns)), dtype=np.float32)
     return Candidates(indptr, track_ids, features)
+
+
+def _stats(cooccurrence: sp.csr_matrix, popularity: np.ndarray, seeds: sp.csr_matrix, indptr: np.ndarray,
+           ids: np.ndarray) -> np.ndarray:
+    """float64 [m, 4] of :func:`_cooccurrence_stats` for CSR ``seeds`` [b, n] and pooled ``ids``
+    grouped by ``indptr``."""
+    return _cooccurrence_stats(cooccurrence.indptr.astype(np.int64), cooccurrence.indices.astype(np.int64),
+                               cooccurrence.data.astype(np.float64), np.asarray(popularity, dtype=np.float64),
+                               seeds.indptr.astype(np.int64), seeds.indices.astype(np.int64),
+                               np.asarray(indptr, dtype=np.int64), np.asarray(ids, dtype=np.int64))
 
 
 def _grouped_counts(seeds: sp.csr_matrix, key: np.ndarray) -> sp.csr_matrix:

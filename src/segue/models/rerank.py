@@ -43,8 +43,13 @@ import numpy as np
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.evaluation.split import hold_out_queries, seed_groups
-from segue.features.cooccurrence import top_k_cooccurrence
-from segue.features.ranking import QUERY_FEATURES, Candidates, candidate_features, feature_names
+from segue.features.ranking import (
+    QUERY_FEATURES,
+    Candidates,
+    Cooccurrence,
+    candidate_features,
+    feature_names,
+)
 from segue.models.base import Explanation, Queries
 from segue.models.ensemble import Ensemble, component_configs
 from segue.models.explain import popularity_explanation
@@ -148,8 +153,8 @@ class RerankRecommender(Ensemble):
                                         self.config.n_candidates, self.config.depth)
         return candidates, held.truth, held.counts()
 
-    def _cooccurrence(self, data: PlaylistData):
-        return top_k_cooccurrence(data.matrix, self.config.cooccurrence_k, description="rerank co-occurrence")
+    def _cooccurrence(self, data: PlaylistData) -> Cooccurrence:
+        return Cooccurrence.build(data.matrix, data.track_artist, self.config.cooccurrence_k)
 
     def _train_booster(self, candidates: Candidates, labels: np.ndarray, names: list[str]) -> tuple[str, np.ndarray]:
         """Train the ranking model on 80% of the queries, early-stopped on NDCG@100 of the rest.
@@ -200,19 +205,16 @@ class RerankRecommender(Ensemble):
         return {"booster": np.frombuffer(self.booster_text.encode(), dtype=np.uint8),
                 "curve": self.curve, "candidate_recall": np.asarray(self.candidate_recall, dtype=np.float64),
                 "tuned_groups": self.tuned_groups, "track_artist": self.track_artist,
-                "track_album": self.track_album, "cooccurrence_indptr": self.cooccurrence.indptr,
-                "cooccurrence_indices": self.cooccurrence.indices, "cooccurrence_data": self.cooccurrence.data}
+                "track_album": self.track_album, "artist_popularity": self.cooccurrence.artist_popularity,
+                **_csr_arrays("tracks", self.cooccurrence.tracks), **_csr_arrays("artists", self.cooccurrence.artists)}
 
     def _load_own_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        import scipy.sparse as sp
-
         self.booster_text = arrays["booster"].tobytes().decode()
         self.curve, self.candidate_recall = arrays["curve"], arrays["candidate_recall"]
         self.tuned_groups = arrays["tuned_groups"]
         self.track_artist, self.track_album = arrays["track_artist"], arrays["track_album"]
-        n = len(arrays["cooccurrence_indptr"]) - 1
-        self.cooccurrence = sp.csr_matrix((arrays["cooccurrence_data"], arrays["cooccurrence_indices"],
-                                           arrays["cooccurrence_indptr"]), shape=(n, n))
+        self.cooccurrence = Cooccurrence(_csr_from("tracks", arrays), _csr_from("artists", arrays),
+                                         arrays["artist_popularity"])
         self._booster = None
 
     @property
@@ -315,7 +317,9 @@ def _sources(components: list[str]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {c: [] for c in components}
     extra = {"lists": "agreement of the components", "blend": "agreement of the components",
              "blend_rank": "agreement of the components", "log_popularity": "popularity",
-             "artist_share": "the seeds' artists", "album_share": "the seeds' albums"}
+             "artist_share": "the seeds' artists", "album_share": "the seeds' albums",
+             "artist_cooc_max": "the seeds' artists", "artist_cooc_mean": "the seeds' artists",
+             "artist_cooc_share": "the seeds' artists"}
     for i, name in enumerate(names):
         if name in QUERY_FEATURES:
             continue
@@ -326,6 +330,19 @@ def _sources(components: list[str]) -> dict[str, list[int]]:
         else:
             groups.setdefault(extra[name], []).append(i)
     return groups
+
+
+def _csr_arrays(name: str, matrix) -> dict[str, np.ndarray]:
+    """A square CSR matrix as three arrays named ``<name>_indptr``, ``_indices``, ``_data``."""
+    return {f"{name}_indptr": matrix.indptr, f"{name}_indices": matrix.indices, f"{name}_data": matrix.data}
+
+
+def _csr_from(name: str, arrays: dict[str, np.ndarray]):
+    """The square CSR matrix :func:`_csr_arrays` stored under ``name``."""
+    import scipy.sparse as sp
+
+    n = len(arrays[f"{name}_indptr"]) - 1
+    return sp.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]), shape=(n, n))
 
 
 def _concatenate(parts: list[Candidates]) -> Candidates:
