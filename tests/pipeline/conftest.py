@@ -7,7 +7,7 @@ the fixture runs the same stages the way a user with real data would, through th
 
 1. ``segue generate mpd`` (2,000 playlists, a 10×5 challenge set),
 2. ``segue pipeline phase1`` and ``segue pipeline phase2`` (verify, ingest, EDA, co-occurrence,
-   split, rules, clusters, five neighbourhood models, then the finish: evaluation, diversity,
+   split, rules, clusters, six neighbourhood models, then the finish: evaluation, diversity,
    examples, submission, report),
 3. ``segue train playlistgat`` in the ``mini`` mode into the run's ``models/`` (the notebook's
    attention heatmap needs a graph model), and ``segue pipeline phase2`` once more: the finish
@@ -29,7 +29,7 @@ from segue.cli import main
 PLAYLISTS = 2_000
 PER_CATEGORY = 5
 GRAPH_PARAMS = ["mode=mini", "factors=16", "heads=2", "validation_playlists=50"]
-MODELS = ("popular", "title", "itemknn", "playlistknn", "rules", "playlistgat")
+MODELS = ("popular", "title", "itemknn", "playlistknn", "rp3beta", "rules", "playlistgat")
 
 
 @dataclass

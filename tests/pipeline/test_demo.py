@@ -18,7 +18,7 @@ from segue.pipeline.runner import LOGS, RECORDS
 from tests.pipeline.conftest import MODELS, PER_CATEGORY, run_cli
 
 PHASE1 = ["verify", "ingest", "eda", "cooccurrence"]
-PHASE2 = ["split", "rules", "clusters", "train popular", "train title", "train itemknn", "train playlistknn",
+PHASE2 = ["split", "rules", "clusters", "train popular", "train title", "train itemknn", "train playlistknn", "train rp3beta",
           "train rules"]
 FINISH = ["evaluate", "diversity", "examples", "submission", "report"]
 

@@ -83,7 +83,7 @@ def test_phase2_runs_the_mining_beside_the_split_and_its_models(tmp_path):
     for stage in stages:
         lanes.setdefault(stage.lane, []).append(stage.name)
     assert lanes == {"models": ["split", "train popular", "train title", "train itemknn", "train playlistknn",
-                                "train rules"],
+                                "train rp3beta", "train rules"],
                      "mining": ["rules", "clusters"]}
     # Every stage builds only on its own lane (run_lanes' rule).
     for stage in stages:

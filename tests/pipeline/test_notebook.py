@@ -55,7 +55,7 @@ def test_the_notebook_runs_against_a_run_and_shows_table_explanations_and_heatma
     assert len(charts) == 2 and all(img[:8] == b"\x89PNG\r\n\x1a\n" for img in charts)
 
     # Continuations with their explanations: ten lines with "because", for the best model and PlaylistGAT.
-    assert "models: itemknn, playlistgat, playlistknn, popular, rules, title" in text
+    assert "models: itemknn, playlistgat, playlistknn, popular, rp3beta, rules, title" in text
     assert text.count("because: ") == 10 + 8
     assert "playlistgat: top 8" in text
     # The heatmap cell wrote its figure into the run and displayed it.

@@ -4,9 +4,9 @@ Like the source design's master pipelines, in three phases plus the finish:
 
 * **phase1 — data**: (demo: generate) → verify → ingest → EDA → co-occurrence.
 * **phase2 — mining and neighbourhood models**: challenge-style split → popular, title, itemknn,
-  playlistknn and rules models, beside association rules → playlist clusters (two lanes).
-* **phase3 — factors, ensemble, graphs, listening**: svd, als, bpr and embed → the hybrid (from the
-  fitted components) → LightGCN and PlaylistGAT (quick mode) → the track-popularity model →
+  playlistknn, rp3beta and rules models, beside association rules → playlist clusters (two lanes).
+* **phase3 — factors, ensemble, graphs, listening**: svd, als, bpr and embed → the hybrid and the
+  two-stage ranker (from the fitted components) → LightGCN and PlaylistGAT (quick mode) → the track-popularity model →
   listening data (demo: generated; real runs: ``--sessions``), its split, and the session models
   (popularity, item-kNN, ALS, the listening GATs, session-kNN, GRU).
 * **finish** (after the last phase asked for): evaluation of every trained model on the held-out
@@ -37,9 +37,11 @@ from segue.pipeline.runner import Runner, Stage
 log = logging.getLogger("segue")
 
 PHASES = ("phase1", "phase2", "phase3")
-NEIGHBOURHOOD_MODELS = ("popular", "title", "itemknn", "playlistknn", "rules")
+NEIGHBOURHOOD_MODELS = ("popular", "title", "itemknn", "playlistknn", "rp3beta", "rules")
 FACTOR_MODELS = ("svd", "als", "bpr", "embed")
 GRAPH_MODELS = ("lightgcn", "playlistgat")
+# Models built on the others' training stages; the last one trained is the headline model.
+ENSEMBLE_MODELS = ("hybrid", "rerank")
 RANKINGS_FILE = "rankings.npz"    # the evaluation's lists, int32 [queries, 500] per model
 EXAMPLE_CATEGORIES = (1, 3, 7)    # title only; title + 5 seeds; title + 25 seeds
 
@@ -138,14 +140,16 @@ class _Stages:
 
     def trained_models(self) -> list[Path]:
         """Model directories present now, in a fixed order (all the phases' models)."""
-        names = [*NEIGHBOURHOOD_MODELS, *FACTOR_MODELS, "hybrid", *GRAPH_MODELS]
+        names = [*NEIGHBOURHOOD_MODELS, *FACTOR_MODELS, *ENSEMBLE_MODELS, *GRAPH_MODELS]
         return [self.p.models / n for n in names if (self.p.models / n / "params.json").exists()]
 
     def best_model(self) -> Path:
-        """The hybrid when it was trained; before phase 3, the model with the best R-precision
-        in the evaluation (what answers the challenge set and shows the examples)."""
-        if (self.p.models / "hybrid" / "params.json").exists():
-            return self.p.models / "hybrid"
+        """The two-stage ranker (else the hybrid) when it was trained; before phase 3, the model
+        with the best R-precision in the evaluation (what answers the challenge set and shows the
+        examples)."""
+        for name in reversed(ENSEMBLE_MODELS):
+            if (self.p.models / name / "params.json").exists():
+                return self.p.models / name
         models = self.trained_models()
         table = (self.evaluation_result().table if (self.p.evaluation / "evaluation.json").exists() else {})
         scored = [m for m in models if m.name in table]
@@ -265,14 +269,11 @@ class _Stages:
     # --- phase 3 -----------------------------------------------------------------------------------
     def phase3(self) -> list[Stage]:
         s, p = self.s, self.p
-        # Two lanes that run side by side (Settings.jobs): the factor models and the hybrid (BLAS,
+        # Two lanes that run side by side (Settings.jobs): the factor models and the ensembles (BLAS,
         # implicit; two threads each), and the graph, popularity and session models (torch on
         # one thread, scikit-learn). Neither lane builds on the other.
         stages = [self._train(name) for name in FACTOR_MODELS]
-        components = ("title", "playlistknn", "itemknn", "als", "svd")
-        stages.append(Stage("train hybrid", self._hybrid, inputs=[p.split / "train"],
-                            outputs=[p.models / "hybrid" / "params.json"], params=self.params("hybrid"),
-                            after=[f"train {c}" for c in components]))
+        stages += [self._ensemble(name) for name in ENSEMBLE_MODELS]
         for stage in stages:
             stage.lane = "factors"
         graphs = [self._graph(name) for name in GRAPH_MODELS]
@@ -297,25 +298,38 @@ class _Stages:
             stage.lane = "graphs"
         return stages + graphs
 
-    def _hybrid(self) -> dict:
+    def _ensemble(self, name: str) -> Stage:
+        """Train a model built on other models (hybrid, rerank), reusing its trained components."""
         from segue.models.base import parse_params
-        from segue.models.hybrid import HybridRecommender
+        from segue.models.registry import get_model_class
 
-        config = parse_params(HybridRecommender.Config, [f"{k}={v}" for k, v in self.params("hybrid").items()])
-        data = _load_playlists(self.p.split / "train")
-        model = HybridRecommender(config)
-        try:
-            fitted = model.load_components(self.p.models)
-        except SegueError as exc:
-            raise SegueError(f"the hybrid reuses the trained components: {exc}; run their training stages "
-                             f"first") from None
-        try:
-            model.fit_from(data, fitted)
-        except SegueError as exc:   # components trained with other parameters: fit them afresh
-            log.info("hybrid: %s; fitting its components afresh", exc)
-            model = HybridRecommender(config).fit(data)
-        model.save(self.p.models / "hybrid")
-        return {"weights": model.describe_weights()}
+        cls = get_model_class(name)
+        config = parse_params(cls.Config, [f"{k}={v}" for k, v in self.params(name).items()])
+        components = list(cls(config).component_configs())
+
+        def run() -> dict:
+            data = _load_playlists(self.p.split / "train")
+            model = cls(config)
+            try:
+                fitted = model.load_components(self.p.models)
+            except SegueError as exc:
+                raise SegueError(f"the {name} reuses the trained components: {exc}; run their training stages "
+                                 f"first") from None
+            try:
+                model.fit_from(data, fitted)
+            except SegueError as exc:   # components trained with other parameters: fit them afresh
+                log.info("%s: %s; fitting its components afresh", name, exc)
+                model = cls(config).fit(data)
+            model.save(self.p.models / name)
+            if hasattr(model, "describe_weights"):
+                return {"weights": model.describe_weights()}
+            return {"candidate_recall": dict(zip(("500", "1000", "2000"), map(float, model.candidate_recall),
+                                                 strict=True)),
+                    "trees": len(model.curve), "validation_ndcg_at_100": model.curve.tolist()}
+
+        return Stage(f"train {name}", run, inputs=[self.p.split / "train"],
+                     outputs=[self.p.models / name / "params.json"], params=self.params(name),
+                     after=[f"train {c}" for c in components])
 
     def _graph(self, name: str) -> Stage:
         params = {"mode": self.s.graph_mode, "seed": self.s.seed, **self.params(name)}

@@ -226,6 +226,11 @@ class _Builder:
         if hybrid:
             self.lines += ["The hybrid's weights were tuned per kind of query on validation playlists carved from the "
                            "training part (never the test part).", ""]
+        if self.json("models/rerank/params.json"):
+            self.lines += ["The two-stage ranker (`rerank`) pools the candidates of its components and orders them "
+                           "with gradient-boosted trees trained on validation playlists carved from the training part "
+                           "(never the test part); its training record (candidate recall, validation curve) is in "
+                           "the pipeline's record of the `train rerank` stage.", ""]
 
     def diversity_section(self) -> None:
         self.section("Diversity and popularity bias", "diversity")
