@@ -74,7 +74,9 @@ SIMILARITIES = ("cosine", "bm25")
 
 @dataclass(frozen=True)
 class ItemKNNConfig:
-    n_neighbors: int = 200          # neighbours kept per track (memory: 8 bytes each)
+    # Neighbours kept per track (memory: 8 bytes each); tuned on real MPD playlists
+    # (R-precision 0.123 → 0.125; 1000 only reached 0.126 at twice the memory).
+    n_neighbors: int = 500
     similarity: str = "cosine"      # "cosine" (asymmetric by alpha) or "bm25"
     alpha: float = 0.9              # cosine's asymmetry: 0.5 = plain cosine, → 1 = P(candidate | seed)
     normalize_rows: bool = True     # each track's best neighbour scores 1

@@ -66,10 +66,13 @@ class TitleConfig:
     """Parameters of :class:`TitleRecommender` (see the module docstring for the formula)."""
 
     n_neighbors: int = 10             # similar training titles besides the exact match
-    min_similarity: float = 0.3       # cosine of char n-gram TF-IDF vectors, in (0, 1]
-    neighbor_weight: float = 0.5      # most the neighbours weigh together (exact match: 1)
+    # Cosine of char n-gram TF-IDF vectors, in (0, 1]; min_similarity, neighbor_weight and
+    # shrinkage were tuned together on real MPD playlists (R-precision 0.049 → 0.051; 0.3, 0.5
+    # and 20 before; a neighbour weight above 1 scored no better and would outvote the exact match).
+    min_similarity: float = 0.5
+    neighbor_weight: float = 1.0      # most the neighbours weigh together (exact match: 1)
     similarity_power: float = 2.0     # sharpens the neighbours' similarities
-    shrinkage: float = 20.0           # pseudo-playlists (at popularity rates) added per title
+    shrinkage: float = 10.0           # pseudo-playlists (at popularity rates) added per title
     max_tracks_per_title: int = 1000  # tracks kept per title, most frequent first
 
     def __post_init__(self):
