@@ -98,9 +98,11 @@ def test_the_ranker_trains_its_components_without_the_carved_playlists(data, mon
     RerankRecommender(SMALL).fit(data)
     held = hold_out_queries(data, SMALL.validation_per_group, np.random.default_rng([SMALL.seed, 6161, 0]),
                             max_share=SMALL.max_share)
-    tuning, final = seen[1:4], seen[4:]       # seen[0] is the ranker's own fit
-    assert len(tuning) == len(final) == 3
-    for pids in tuning:
+    # seen[0] is the ranker's own fit; then 3 components per carve, 3 carves (30 queries each on
+    # 300 playlists: fewer than training_queries), then the final fits on everything.
+    tuning, final = seen[1:10], seen[10:]
+    assert len(tuning) == 9 and len(final) == 3
+    for pids in tuning[:3]:
         assert not np.isin(pids, held.queries.pids).any()
         assert len(pids) == data.n_playlists - len(held.queries)
     for pids in final:
@@ -155,6 +157,7 @@ def test_candidate_recall_is_recorded_and_saved(model, tmp_path):
     ({"leaves": 1}, "leaves must be at least 2"),
     ({"learning_rate": 0.0}, "learning_rate must be in"),
     ({"max_share": 1.0}, "max_share must be in"),
+    ({"max_folds": 0}, "max_folds must be at least 1"),
     ({"objective": "xgb"}, "objective must be"),
 ])
 def test_bad_parameters_are_refused(params, message):

@@ -73,7 +73,8 @@ class RerankConfig:
     from each component. ``n_candidates``: pool size per query. ``cooccurrence_k``: co-occurring
     tracks kept per track for the co-occurrence features. ``validation_per_group``: playlists per
     query group carved from the training data to train the ranker; ``max_share``: at most this
-    share of the playlists carved. ``trees``, ``learning_rate``, ``leaves``, ``min_child``:
+    share of the playlists carved at once; ``training_queries``: carves are repeated (each with
+    its own components, up to ``max_folds``) until this many queries are carved. ``trees``, ``learning_rate``, ``leaves``, ``min_child``:
     LightGBM's ``num_iterations`` (upper bound), ``learning_rate``, ``num_leaves``,
     ``min_data_in_leaf``; ``early_stopping``: rounds without NDCG@100 gain on the 20% of carved
     queries held back. ``seed``: the carve's and LightGBM's seed."""
@@ -84,8 +85,9 @@ class RerankConfig:
     n_candidates: int = 1000
     cooccurrence_k: int = 200
     validation_per_group: int = 300
-    max_share: float = 0.2
-    folds: int = 1
+    max_share: float = 0.1
+    training_queries: int = 3000
+    max_folds: int = 3
     objective: str = "rank_xendcg"
     trees: int = 600
     learning_rate: float = 0.05
@@ -95,7 +97,8 @@ class RerankConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for field in ("depth", "n_candidates", "cooccurrence_k", "validation_per_group", "folds", "trees", "leaves",
+        for field in ("depth", "n_candidates", "cooccurrence_k", "validation_per_group", "training_queries",
+                      "max_folds", "trees", "leaves",
                       "min_child", "early_stopping"):
             if getattr(self, field) < 1:
                 raise SegueError(f"rerank: {field} must be at least 1, got {getattr(self, field)}")
@@ -118,12 +121,22 @@ class RerankRecommender(Ensemble):
 
     # --- fit -----------------------------------------------------------------------------------
     def _tune(self, data: PlaylistData, configs: dict) -> None:
+        # Small data yields few queries per carve: carve again (other playlists held out, the
+        # components refitted) until there are enough. On the real dev split three carves of 10%
+        # beat one of 20% (validation R-precision 0.1451 vs 0.1437); at 1M playlists one carve
+        # holds 3,300 queries and is enough.
         parts, truth, self.tuned_groups = [], [], 0
-        for fold in range(self.config.folds):
+        fold = 0
+        while fold < self.config.max_folds and len(truth) < self.config.training_queries:
             candidates, fold_truth, counts = self._carve(data, configs, fold)
+            if not fold_truth:
+                break
             parts.append(candidates)
             truth += fold_truth
             self.tuned_groups = self.tuned_groups + counts
+            fold += 1
+        if not parts:
+            raise SegueError(f"rerank: {data.n_playlists} training playlists leave no validation queries to carve")
         candidates = _concatenate(parts)
         labels = _labels(candidates, truth)
         self.booster_text, self.curve = self._train_booster(candidates, labels, list(configs))
@@ -138,8 +151,8 @@ class RerankRecommender(Ensemble):
 
         held = hold_out_queries(data, self.config.validation_per_group,
                                 np.random.default_rng([self.config.seed, 6161, fold]), max_share=self.config.max_share)
-        log.info("rerank: carve %d of %d: %d validation playlists from %s training playlists", fold + 1,
-                 self.config.folds, len(held.queries), f"{data.n_playlists:,}")
+        log.info("rerank: carve %d: %d validation playlists from %s training playlists", fold + 1,
+                 len(held.queries), f"{data.n_playlists:,}")
         components = [get_model_class(name)(config).fit(held.train) for name, config in configs.items()]
         cooccurrence = self._cooccurrence(held.train)
         lists = [self._component_lists(c, held.queries) for c in components]
