@@ -329,7 +329,7 @@ def train(
     if components_from is None:
         fitted = cls(config).fit(PlaylistData.load(data))
     elif not hasattr(cls, "fit_from"):
-        raise SegueError(f"--components-from: {model} has no components (only hybrid does)")
+        raise SegueError(f"--components-from: {model} has no components (only hybrid and rerank do)")
     else:
         fitted = cls(config)
         try:
