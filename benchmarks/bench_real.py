@@ -51,7 +51,7 @@ def reference_blend(split: Path, work: Path) -> Path:
     from segue.data.challenge import read_challenge
     from segue.data.dataset import PlaylistData
     from segue.evaluation.submission import write_submission
-    from segue.models.base import Queries, Recommender
+    from segue.models.base import Queries
     from segue.models.registry import get_model_class
 
     out = work / "reference_blend.csv.gz"
@@ -60,8 +60,8 @@ def reference_blend(split: Path, work: Path) -> Path:
     data = PlaylistData.load(split / "train")
     als_cls = get_model_class("als")
     models = {"als": als_cls(als_cls.Config(factors=128, alpha=20.0)).fit(data),
-              "itemknn": Recommender.load(work / "models" / "itemknn"), "title": Recommender.load(work / "models" / "title")}
-    uris = models["title"].catalog().column("track_uri").to_pylist()
+              "itemknn": get_model_class("itemknn")().fit(data), "title": get_model_class("title")().fit(data)}
+    uris = models["title"].catalog().column("track_uri").to_pylist()   # the training data's catalog
     entries = read_challenge(split / "test" / "challenge_set.json")
     queries, _ = Queries.from_challenge(entries, {u: i for i, u in enumerate(uris)})
     rankings = {name: models[name].recommend(queries, 1000) for name in models}
