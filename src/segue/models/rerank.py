@@ -272,25 +272,45 @@ class RerankRecommender(Ensemble):
         lift = contributions - contributions.mean(axis=0, keepdims=True)
         names = [c.name for c in self.components]
         sources = _sources(names)
+        labels = list(sources)
+        membership = np.zeros((lift.shape[1], len(labels)))
+        for j, columns in enumerate(sources.values()):
+            membership[columns, j] = 1.0
         where = {int(t): i for i, t in enumerate(candidates.track_ids.tolist())}
+        at = np.array([where.get(t, -1) for t in track_ids.tolist()], dtype=np.int64)
+        by_source = np.where(at[:, None] >= 0, lift[np.maximum(at, 0)] @ membership, 0.0)   # [t, sources]
+        # The sentence quotes the leading component's own explanation: one call per component.
+        component_of = {label: i for i, label in enumerate(labels) if label in names}
+        leading = np.full(len(track_ids), -1)
+        for k in range(len(track_ids)):
+            order = [j for j in np.argsort(-by_source[k], kind="stable") if by_source[k, j] > 0]
+            leading[k] = next((names.index(labels[j]) for j in order if labels[j] in component_of), -1)
+        quoted: dict[int, str] = {}
+        for c in np.unique(leading[leading >= 0]).tolist():
+            tracks = track_ids[leading == c]
+            try:
+                texts = [e.text for e in self.components[c].explain(one, 0, tracks)]
+            except NotImplementedError:
+                texts = [f"Ranked high by {names[c]}."] * len(tracks)
+            quoted.update(zip(tracks.tolist(), texts, strict=True))
         out = []
-        for track in track_ids.tolist():
-            at = where.get(track)
-            if at is None:
+        for k, track in enumerate(track_ids.tolist()):
+            if at[k] < 0:
                 out.append(popularity_explanation(self, track, "Not among the ranker's candidates: "
                                                   f"a popular track, in {int(self.popularity[track]):,} training playlists."))
                 continue
-            by_source = {label: float(lift[at, columns].sum()) for label, columns in sources.items()}
-            positive = {k: v for k, v in by_source.items() if v > 0}
-            if not positive:
+            ordered = sorted(((labels[j], float(by_source[k, j])) for j in range(len(labels)) if by_source[k, j] > 0),
+                             key=lambda kv: (-kv[1], kv[0]))
+            if not ordered:
                 out.append(popularity_explanation(self, track, "Ranked by the ranker without a signal above "
                                                   "the other candidates'; a popular track."))
                 continue
-            total = sum(positive.values())
-            ordered = sorted(positive.items(), key=lambda kv: (-kv[1], kv[0]))
+            total = sum(v for _, v in ordered)
             evidence = [{"kind": "feature", "source": label, "contribution": value, "share": value / total}
                         for label, value in ordered]
-            out.append(Explanation(track, evidence, self._sentence(one, track, ordered)))
+            tail = f"the ranker weighed most: {' and '.join(label for label, _ in ordered[:2])}."
+            text = f"{quoted[track].rstrip('.')}; {tail}" if track in quoted else f"Ranked by the seeds' statistics; {tail}"
+            out.append(Explanation(track, evidence, text))
         return out
 
     def _explain_unseeded(self, one: Queries, track_ids: np.ndarray) -> list[Explanation]:
@@ -307,21 +327,6 @@ class RerankRecommender(Ensemble):
             out.append(Explanation(track, [{"kind": "component", "component": component.name, "share": 1.0,
                                             "text": own.text, "evidence": own.evidence}], own.text))
         return out
-
-    def _sentence(self, one: Queries, track: int, ordered: list[tuple[str, float]]) -> str:
-        """The leading component's own sentence, then the ranker's leading signals."""
-        signals = [label for label, _ in ordered[:2]]
-        leading = next((label for label, _ in ordered if label in {c.name for c in self.components}), None)
-        tail = f"the ranker weighed most: {' and '.join(signals)}."
-        if leading is None:
-            return f"Ranked by the seeds' statistics; {tail}"
-        component = next(c for c in self.components if c.name == leading)
-        try:
-            text = component.explain(one, 0, [track])[0].text
-        except NotImplementedError:
-            return f"Ranked high by {leading}; {tail}"
-        return f"{text.rstrip('.')}; {tail}"
-
 
 def _sources(components: list[str]) -> dict[str, list[int]]:
     """Feature columns grouped by what they say (query-level columns left out: they are the
