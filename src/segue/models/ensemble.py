@@ -24,10 +24,23 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
+from segue.evaluation.split import seed_groups
 from segue.models.base import Queries, Recommender, parse_params
 from segue.models.registry import get_model_class
+from segue.models.topn import seed_matrix
 
 log = logging.getLogger(__name__)
+
+
+def query_groups(queries: Queries) -> np.ndarray:
+    """int64 [q]: each query's group, ``2 · seed-count class + has_title``
+    (:func:`segue.evaluation.split.seed_groups`; a repeated seed counts once).
+
+    >>> query_groups(Queries.from_lists([[], [1], [1, 2, 3], list(range(30))], ["a", "", "b", ""])).tolist()
+    [1, 2, 5, 8]
+    """
+    distinct = np.diff(seed_matrix(queries, int(queries.seed_ids.max(initial=-1)) + 1).indptr)
+    return seed_groups(distinct, [bool((t or "").strip()) for t in queries.titles])
 
 
 def component_names(components: str, owner: str) -> list[str]:

@@ -43,28 +43,18 @@ import scipy.sparse as sp
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.evaluation import metrics as M
-from segue.evaluation.split import N_GROUPS, group_label, hold_out_queries, seed_groups
+from segue.evaluation.split import N_GROUPS, group_label, hold_out_queries
 from segue.models.base import Explanation, Queries
-from segue.models.ensemble import Ensemble, component_configs
+from segue.models.ensemble import Ensemble, component_configs, query_groups
 from segue.models.explain import popularity_explanation, shares
 from segue.models.registry import get_model_class, register
-from segue.models.topn import seed_matrix, top_n_sparse
+from segue.models.topn import top_n_sparse
 
 log = logging.getLogger(__name__)
 
 MIN_GROUP_QUERIES = 10                        # fewer: a group keeps the overall weights
 _SCALES = (0.0, 0.25, 0.5, 2.0, 4.0)          # coordinate-search moves of one weight
 _TUNE_LENGTH = 500                            # list length the weights are tuned for (the challenge's)
-
-
-def query_groups(queries: Queries) -> np.ndarray:
-    """int64 [q]: ``2 · seed-count class + has_title`` of each query (see the module docstring).
-
-    >>> query_groups(Queries.from_lists([[], [1], [1, 2, 3], list(range(30))], ["a", "", "b", ""])).tolist()
-    [1, 2, 5, 8]
-    """
-    distinct = np.diff(seed_matrix(queries, int(queries.seed_ids.max(initial=-1)) + 1).indptr)
-    return seed_groups(distinct, [bool((t or "").strip()) for t in queries.titles])
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ import numpy as np
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.evaluation.split import hold_out_queries, seed_groups
+from segue.evaluation.split import hold_out_queries
 from segue.features.ranking import (
     QUERY_FEATURES,
     Candidates,
@@ -51,10 +51,9 @@ from segue.features.ranking import (
     feature_names,
 )
 from segue.models.base import Explanation, Queries
-from segue.models.ensemble import Ensemble, component_configs
+from segue.models.ensemble import Ensemble, component_configs, query_groups
 from segue.models.explain import popularity_explanation
 from segue.models.registry import register
-from segue.models.topn import seed_matrix
 
 log = logging.getLogger(__name__)
 
@@ -241,9 +240,7 @@ class RerankRecommender(Ensemble):
     # --- scoring -------------------------------------------------------------------------------
     def _pool(self, queries: Queries) -> Candidates:
         lists = [self._component_lists(c, queries) for c in self.components]
-        distinct = np.diff(seed_matrix(queries, self.n_tracks).indptr)
-        groups = seed_groups(distinct, [bool((t or "").strip()) for t in queries.titles])
-        return candidate_features(lists, queries, groups, self.popularity, self.track_artist, self.track_album,
+        return candidate_features(lists, queries, query_groups(queries), self.popularity, self.track_artist, self.track_album,
                                   self.cooccurrence, self.config.n_candidates, self.config.depth)
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
