@@ -269,14 +269,17 @@ class _Stages:
     # --- phase 3 -----------------------------------------------------------------------------------
     def phase3(self) -> list[Stage]:
         s, p = self.s, self.p
-        # Two lanes that run side by side (Settings.jobs): the factor models and the ensembles (BLAS,
-        # implicit; two threads each), and the graph, popularity and session models (torch on
-        # one thread, scikit-learn). Neither lane builds on the other.
-        stages = [self._train(name) for name in FACTOR_MODELS]
-        stages += [self._ensemble(name) for name in ENSEMBLE_MODELS]
+        # Two lanes that run side by side (Settings.jobs): the ensembles and the factor models they
+        # are built on (BLAS, implicit; two threads each), and the other factor models, the graph,
+        # popularity and session models (torch on one thread, scikit-learn). Neither lane builds
+        # on the other; the factor models no ensemble uses (BPR, embed) balance the lanes.
+        ensembles = [self._ensemble(name) for name in ENSEMBLE_MODELS]
+        used = {dep.removeprefix("train ") for stage in ensembles for dep in stage.after}
+        stages = [self._train(name) for name in FACTOR_MODELS if name in used] + ensembles
         for stage in stages:
             stage.lane = "factors"
-        graphs = [self._graph(name) for name in GRAPH_MODELS]
+        graphs = [self._train(name) for name in FACTOR_MODELS if name not in used]
+        graphs += [self._graph(name) for name in GRAPH_MODELS]
         graphs.append(Stage("popularity model", self._popularity, inputs=[p.data],
                             outputs=[p.popularity / "popularity.json"],
                             params={"seed": s.seed, **self.params("popularity")}))
