@@ -89,8 +89,7 @@ class HybridRecommender(Ensemble):
         """Steps 1–3 of the fit: the validation carve, the components fitted on the rest, the weights."""
         held = hold_out_queries(data, self.config.validation_per_group,
                                 np.random.default_rng([self.config.seed, 5151]))
-        groups = query_groups(held.queries)
-        counts = np.bincount(groups, minlength=N_GROUPS)
+        groups, counts = held.groups, held.counts()
         log.info("hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
                  "playlists (%s)", len(configs), len(held.queries), f"{data.n_playlists:,}",
                  "; ".join(f"{group_label(g)}: {counts[g]}" for g in range(N_GROUPS)))
@@ -104,7 +103,7 @@ class HybridRecommender(Ensemble):
             lists.append(self._component_lists(component, held.queries))
             del component
         self.weights = tune_weights(lists, held.truth, groups)
-        self.tuned_groups = np.bincount(groups, minlength=N_GROUPS).astype(np.int64)
+        self.tuned_groups = counts
 
     def _own_arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights, "tuned_groups": self.tuned_groups}
