@@ -35,6 +35,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True, help="where the models and results go")
     parser.add_argument("--param", action="append", default=[], help="MODEL.key=value (components or rerank)")
     parser.add_argument("--scratch", action="store_true", help="also time `segue train rerank` from nothing")
+    parser.add_argument("--reuse", action="store_true", help="keep components already trained under --work")
     args = parser.parse_args()
     from segue.models.registry import get_model_class
 
@@ -59,6 +60,8 @@ def main() -> int:
             raise SystemExit(f"{name} failed:\n{m.output[-3000:]}")
 
     for name in components:
+        if args.reuse and (models / name / "params.json").exists():
+            continue
         train(name, [p.split(".", 1)[1] for p in args.param if p.startswith(name + ".")], models / name)
     train("rerank", rerank_params, models / "rerank", ["--components-from", str(models)])
     if args.scratch:
@@ -71,7 +74,7 @@ def main() -> int:
     table = json.loads((args.work / "evaluation" / "evaluation.json").read_text())["table"] if not m_eval.returncode else {}
     params = " ".join(f"--param {p}" for p in args.param)
     lines = [f"Command: `.venv/bin/python benchmarks/bench_rerank.py --split {args.split} --work {args.work} {params}"
-             + (" --scratch" if args.scratch else "") + "`  ", f"Machine: {machine()}  ",
+             + (" --scratch" if args.scratch else "") + (" --reuse" if args.reuse else "") + "`  ", f"Machine: {machine()}  ",
              f"Date: {datetime.date.today().isoformat()}  ", "", "| step | wall | peak RSS |", "|---|---|---|"]
     lines += [f"| `{r['step']}` | {r['wall_s']:.0f} s | {r['peak_gib']:.2f} GiB |" for r in rows]
     lines += [f"| answers: {speed['queries']:,} test queries × 500 | {speed['seconds']:.1f} s "

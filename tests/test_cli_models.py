@@ -100,10 +100,10 @@ def test_hybrid_reuses_trained_components(itemknn_dir, small_data, tmp_path, cap
     bad = ["--param", "components=title,itemknn", "--param", "validation_per_group=20"]
     assert main(["train", "hybrid", str(small_data), "--out", str(tmp_path / "h2"), *bad,
                  "--components-from", str(components)]) == 2
-    assert "expected components" in capsys.readouterr().err and not (tmp_path / "h2").exists()
+    assert "trained with other parameters" in capsys.readouterr().err and not (tmp_path / "h2").exists()
     assert main(["train", "hybrid", str(small_data), "--out", str(tmp_path / "h3"),
                  "--components-from", str(tmp_path / "nowhere")]) == 2
     assert "no trained model in" in capsys.readouterr().err
     assert main(["train", "itemknn", str(small_data), "--out", str(tmp_path / "h4"),
                  "--components-from", str(components)]) == 2
-    assert "only hybrid" in capsys.readouterr().err
+    assert "only hybrid and rerank" in capsys.readouterr().err

@@ -333,10 +333,9 @@ def train(
     else:
         fitted = cls(config)
         try:
-            components = fitted.load_components(components_from)
+            fitted.fit_from_directory(PlaylistData.load(data), components_from)
         except SegueError as exc:
             raise SegueError(f"--components-from: {exc}") from None
-        fitted.fit_from(PlaylistData.load(data), components)
     fitted.save(out)
     _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
     if hasattr(fitted, "describe_weights"):

@@ -233,3 +233,17 @@ def test_fit_from_fitted_components_equals_fit(data, model):
     other[0].trained_on = {"path": "elsewhere", "n_playlists": 1}
     with pytest.raises(SegueError, match="was trained on elsewhere"):
         HybridRecommender(SMALL).fit_from(data, other)
+
+
+def test_fit_from_a_directory_loads_the_components_after_tuning_and_checks_them(data, model, tmp_path):
+    for component in model.components:
+        component.save(tmp_path / component.name)
+    reused = HybridRecommender(SMALL).fit_from_directory(data, tmp_path)
+    np.testing.assert_array_equal(reused.weights, model.weights)
+    np.testing.assert_array_equal(reused.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
+    # A component saved with other parameters, or none at all, is refused by name.
+    other = HybridConfig(components="title,itemknn,als", component_params="als.factors=8", validation_per_group=20)
+    with pytest.raises(SegueError, match=r"als model in .* trained with other parameters: factors=128 \(configured 8\)"):
+        HybridRecommender(other).fit_from_directory(data, tmp_path)
+    with pytest.raises(SegueError, match="no trained model in"):
+        HybridRecommender(SMALL).fit_from_directory(data, tmp_path / "nowhere")

@@ -152,10 +152,12 @@ class RerankRecommender(Ensemble):
                                 np.random.default_rng([self.config.seed, 6161, fold]), max_share=self.config.max_share)
         log.info("rerank: carve %d: %d validation playlists from %s training playlists", fold + 1,
                  len(held.queries), f"{data.n_playlists:,}")
-        components = [get_model_class(name)(config).fit(held.train) for name, config in configs.items()]
+        lists = []
+        for name, config in configs.items():   # one component in memory at a time
+            component = get_model_class(name)(config).fit(held.train)
+            lists.append(self._component_lists(component, held.queries))
+            del component
         cooccurrence = self._cooccurrence(held.train)
-        lists = [self._component_lists(c, held.queries) for c in components]
-        del components
         if fold == 0:   # the pool's recall at several sizes, from one pool as large as the largest
             self.candidate_recall = _pool_recall(lists, held.truth, RECALL_AT)
             log.info("rerank: recall of the held-out tracks among the candidates: %s", ", ".join(

@@ -314,12 +314,12 @@ class _Stages:
             data = _load_playlists(self.p.split / "train")
             model = cls(config)
             try:
-                fitted = model.load_components(self.p.models)
+                model.component_paths(self.p.models)
             except SegueError as exc:
                 raise SegueError(f"the {name} reuses the trained components: {exc}; run their training stages "
                                  f"first") from None
             try:
-                model.fit_from(data, fitted)
+                model.fit_from_directory(data, self.p.models)
             except SegueError as exc:   # components trained with other parameters: fit them afresh
                 log.info("%s: %s; fitting its components afresh", name, exc)
                 model = cls(config).fit(data)
