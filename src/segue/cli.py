@@ -339,12 +339,14 @@ def train(
     fitted.save(out)
     _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
     if hasattr(fitted, "describe_weights"):
+        from segue.evaluation.split import group_label
         from segue.models.hybrid import MIN_GROUP_QUERIES
 
         _echo("weights per query group (validation playlists tuned on):")
         for label, weights, tuned in fitted.describe_weights():
             _echo(f"  {label:<20} " + "  ".join(f"{k} {v:.2f}" for k, v in weights.items())
                   + (f"  ({tuned})" if tuned >= MIN_GROUP_QUERIES
+                     else "  (no title and no seed: popular tracks answer)" if label == group_label(0)
                      else f"  ({tuned}: too few to tune, the weights tuned on all queries)"))
     if hasattr(fitted, "candidate_recall"):
         _echo(f"ranker: {len(fitted.curve)} trees run, best {int(np.argmax(fitted.curve)) + 1} kept "

@@ -93,7 +93,8 @@ class HybridRecommender(Ensemble):
         log.info("hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
                  "playlists (%s)", len(configs), len(held.queries), f"{data.n_playlists:,}",
                  "; ".join(f"{group_label(g)}: {counts[g]}" for g in range(N_GROUPS)))
-        thin = [f"'{group_label(g)}'" for g in range(N_GROUPS) if counts[g] < MIN_GROUP_QUERIES]
+        # Group 0 (no title, no seed) is never carved: no component has anything to say there.
+        thin = [f"'{group_label(g)}'" for g in range(1, N_GROUPS) if counts[g] < MIN_GROUP_QUERIES]
         if thin:
             log.warning("hybrid: fewer than %d validation queries for %s: these groups keep the weights tuned on "
                         "all queries", MIN_GROUP_QUERIES, ", ".join(thin))
