@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from segue.models.base import Queries, Recommender
+from segue.models.itemknn import ItemKNNConfig
 from tests.serve.conftest import GENRES, planted_data, run_concurrently, uri
 
 ROCK = set(map(uri, GENRES["rock"]))
@@ -35,7 +36,7 @@ def test_health_and_models(api):
     assert list(models) == ["itemknn", "popular", "playlistknn", "title"]
     assert models["itemknn"]["kind"] == "itemknn" and models["itemknn"]["trained_on"]["n_playlists"] == 300
     assert len(models["itemknn"]["fingerprint"]) == 16 and models["itemknn"]["segue_version"]
-    assert models["itemknn"]["config"]["n_neighbors"] == 200
+    assert models["itemknn"]["config"]["n_neighbors"] == ItemKNNConfig().n_neighbors   # the trained default
     assert [models[m]["learns_live"] for m in models] == [True, True, True, False]
     assert models["itemknn"]["metrics"]["values"]["r_precision"] == {"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
     assert models["popular"]["metrics"] is None
