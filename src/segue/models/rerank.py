@@ -5,9 +5,10 @@ generation by several recommenders, then gradient-boosted trees over their score
 track and seed statistics), built on segue's components.
 
 **Fit.** (1) Validation queries of every query group are carved from the training data
-(:func:`segue.evaluation.split.hold_out_queries`, the same carve as the hybrid's); the test
-playlists of a split are never in ``fit``'s data, so they reach no step. (2) Every component is
-fitted on the rest and answers the carved queries; their lists are pooled and described by
+(:func:`segue.evaluation.split.hold_out_queries`, the same carve as the hybrid's, ``max_share``
+of the playlists at a time, repeated on other playlists up to ``max_folds`` times until
+``training_queries`` are carved); the test playlists of a split are never in ``fit``'s data, so
+they reach no step. (2) Every component is fitted on the rest and answers the carved queries; their lists are pooled and described by
 :func:`segue.features.ranking.candidate_features`; a candidate's label is 1 when it is one of the
 query's held-out tracks. The recall of the held-out tracks in the pool at 500, 1,000 and 2,000
 candidates is recorded (``candidate_recall``): the ceiling of what stage two can find. (3) A
@@ -21,7 +22,9 @@ remains available.
 (4) The components are refitted on all the data (:class:`segue.models.ensemble.Ensemble`).
 
 **Scoring.** A query's pool (``n_candidates`` tracks) is scored by the trees; tracks outside the
-pool are not candidates (the base back-fills with popular tracks if a pool is short).
+pool are not candidates (the base back-fills with popular tracks if a pool is short). A query
+without seeds keeps its pool order, the title components' blend: its only evidence is the title,
+and the trees learn from seeded queries (which is why they are trained on those alone).
 
 **Explanations.** LightGBM's per-feature contributions (``pred_contrib``, TreeSHAP) of the
 track's score, grouped by source (each component; the seeds' artists and albums; co-occurrence
