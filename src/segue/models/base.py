@@ -381,6 +381,27 @@ def _read_params(path: Path) -> dict:
     return params
 
 
+def csr_arrays(name: str, matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as the arrays ``<name>_indptr``, ``<name>_indices``, ``<name>_data`` of
+    ``arrays.npz`` (the one way models persist a sparse matrix; :func:`csr_from_arrays` reads it)."""
+    return {f"{name}_indptr": matrix.indptr, f"{name}_indices": matrix.indices, f"{name}_data": matrix.data}
+
+
+def csr_from_arrays(name: str, arrays: dict[str, np.ndarray], n_columns: int | None = None):
+    """The CSR matrix :func:`csr_arrays` stored under ``name``; square unless ``n_columns`` is given.
+
+    >>> import scipy.sparse as sp
+    >>> m = sp.csr_matrix(np.array([[0.0, 2.0], [3.0, 0.0]]))
+    >>> (csr_from_arrays("m", csr_arrays("m", m)) != m).nnz
+    0
+    """
+    import scipy.sparse as sp
+
+    n = len(arrays[f"{name}_indptr"]) - 1
+    return sp.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
+                         shape=(n, n if n_columns is None else n_columns))
+
+
 def _describe(data: PlaylistData) -> dict:
     info = {"n_playlists": data.n_playlists, "n_tracks": data.n_tracks}
     if data.path is not None:

@@ -61,6 +61,8 @@ from segue.models.base import (
     LiveUpdateUnsupported,
     Queries,
     Recommender,
+    csr_arrays,
+    csr_from_arrays,
     sorted_unique,
 )
 from segue.models.explain import from_seed_contributions
@@ -143,12 +145,10 @@ class ItemKNNRecommender(Recommender):
         s = self.similarity
         if self._delta is not None:   # live updates are saved as if trained
             s = self._rows(np.arange(self.n_tracks))
-        return {"sim_indptr": s.indptr, "sim_indices": s.indices, "sim_data": s.data, "row_scale": self.row_scale}
+        return {**csr_arrays("sim", s), "row_scale": self.row_scale}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        n = len(self.popularity)
-        self.similarity = sp.csr_matrix((arrays["sim_data"], arrays["sim_indices"], arrays["sim_indptr"]),
-                                        shape=(n, n))
+        self.similarity = csr_from_arrays("sim", arrays)
         self.row_scale = arrays["row_scale"].astype(np.float32)
         self._delta = None
 

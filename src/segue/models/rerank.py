@@ -53,10 +53,10 @@ from segue.features.ranking import (
     candidate_features,
     feature_names,
 )
-from segue.models.base import Explanation, Queries
+from segue.models.base import Explanation, Queries, csr_arrays, csr_from_arrays
 from segue.models.ensemble import Ensemble, component_configs, query_groups
 from segue.models.explain import popularity_explanation
-from segue.models.registry import register
+from segue.models.registry import get_model_class, register
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,6 @@ class RerankRecommender(Ensemble):
     def _carve(self, data: PlaylistData, configs: dict, fold: int) -> tuple[Candidates, list[np.ndarray], np.ndarray]:
         """One carve of validation queries: components fitted on the rest, the queries' pools and
         features, their held-out tracks, and how many queries each group got."""
-        from segue.models.registry import get_model_class
-
         held = hold_out_queries(data, self.config.validation_per_group,
                                 np.random.default_rng([self.config.seed, 6161, fold]), max_share=self.config.max_share)
         log.info("rerank: carve %d: %d validation playlists from %s training playlists", fold + 1,
@@ -223,14 +221,14 @@ class RerankRecommender(Ensemble):
                 "curve": self.curve, "candidate_recall": np.asarray(self.candidate_recall, dtype=np.float64),
                 "tuned_groups": self.tuned_groups, "track_artist": self.track_artist,
                 "track_album": self.track_album, "artist_popularity": self.cooccurrence.artist_popularity,
-                **_csr_arrays("tracks", self.cooccurrence.tracks), **_csr_arrays("artists", self.cooccurrence.artists)}
+                **csr_arrays("tracks", self.cooccurrence.tracks), **csr_arrays("artists", self.cooccurrence.artists)}
 
     def _load_own_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.booster_text = arrays["booster"].tobytes().decode()
         self.curve, self.candidate_recall = arrays["curve"], arrays["candidate_recall"]
         self.tuned_groups = arrays["tuned_groups"]
         self.track_artist, self.track_album = arrays["track_artist"], arrays["track_album"]
-        self.cooccurrence = Cooccurrence(_csr_from("tracks", arrays), _csr_from("artists", arrays),
+        self.cooccurrence = Cooccurrence(csr_from_arrays("tracks", arrays), csr_from_arrays("artists", arrays),
                                          arrays["artist_popularity"])
         self._booster = None
 
@@ -350,19 +348,6 @@ def _sources(components: list[str]) -> dict[str, list[int]]:
         else:
             groups.setdefault(extra[name], []).append(i)
     return groups
-
-
-def _csr_arrays(name: str, matrix) -> dict[str, np.ndarray]:
-    """A square CSR matrix as three arrays named ``<name>_indptr``, ``_indices``, ``_data``."""
-    return {f"{name}_indptr": matrix.indptr, f"{name}_indices": matrix.indices, f"{name}_data": matrix.data}
-
-
-def _csr_from(name: str, arrays: dict[str, np.ndarray]):
-    """The square CSR matrix :func:`_csr_arrays` stored under ``name``."""
-    import scipy.sparse as sp
-
-    n = len(arrays[f"{name}_indptr"]) - 1
-    return sp.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]), shape=(n, n))
 
 
 def _concatenate(parts: list[Candidates]) -> Candidates:

@@ -56,7 +56,7 @@ import scipy.sparse as sp
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.features.cooccurrence import top_k_cooccurrence
-from segue.models.base import Explanation, Queries, Recommender
+from segue.models.base import Explanation, Queries, Recommender, csr_arrays, csr_from_arrays
 from segue.models.explain import from_seed_contributions
 from segue.models.registry import register
 from segue.models.topn import dense_columns, seed_matrix, top_n_sparse
@@ -140,18 +140,10 @@ class RP3betaRecommender(Recommender):
 
     def _arrays(self) -> dict[str, np.ndarray]:
         s = self.similarity
-        return {
-            "sim_indptr": s.indptr,
-            "sim_indices": s.indices,
-            "sim_data": s.data,
-            "row_scale": self.row_scale,
-        }
+        return {**csr_arrays("sim", s), "row_scale": self.row_scale}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        n = len(self.popularity)
-        self.similarity = sp.csr_matrix(
-            (arrays["sim_data"], arrays["sim_indices"], arrays["sim_indptr"]), shape=(n, n)
-        )
+        self.similarity = csr_from_arrays("sim", arrays)
         self.row_scale = arrays["row_scale"].astype(np.float32)
 
     def _scores(self, queries: Queries) -> sp.csr_matrix:
