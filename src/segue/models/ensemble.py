@@ -198,6 +198,16 @@ class Ensemble(Recommender):
             component._adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
 
     # --- the components' answers -----------------------------------------------------------------
+    def _carved_lists(self, held, configs: dict[str, object]) -> list[sp.csr_matrix]:
+        """Each configured component fitted on a carve's rest (``held.train``) and its scaled lists
+        for the carved queries (``held``: a ``HeldOutQueries``), one component in memory at a time."""
+        lists = []
+        for name, config in configs.items():
+            component = get_model_class(name)(config).fit(held.train)
+            lists.append(self._component_lists(component, held.queries))
+            del component
+        return lists
+
     def _component_lists(self, component: Recommender, queries: Queries) -> sp.csr_matrix:
         """CSR float32 [q, n_tracks]: the component's first ``depth`` non-seed tracks per query,
         scores divided by the query's top score (non-positive scores dropped)."""

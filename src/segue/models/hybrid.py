@@ -47,7 +47,7 @@ from segue.evaluation.split import N_GROUPS, group_label, hold_out_queries
 from segue.models.base import Explanation, Queries
 from segue.models.ensemble import Ensemble, component_configs, query_groups
 from segue.models.explain import popularity_explanation, shares
-from segue.models.registry import get_model_class, register
+from segue.models.registry import register
 from segue.models.topn import top_n_sparse
 
 log = logging.getLogger(__name__)
@@ -98,11 +98,7 @@ class HybridRecommender(Ensemble):
         if thin:
             log.warning("hybrid: fewer than %d validation queries for %s: these groups keep the weights tuned on "
                         "all queries", MIN_GROUP_QUERIES, ", ".join(thin))
-        lists = []
-        for name, config in configs.items():
-            component = get_model_class(name)(config).fit(held.train)
-            lists.append(self._component_lists(component, held.queries))
-            del component
+        lists = self._carved_lists(held, configs)
         self.weights = tune_weights(lists, held.truth, groups)
         self.tuned_groups = counts
 

@@ -56,7 +56,7 @@ from segue.features.ranking import (
 from segue.models.base import Explanation, Queries, csr_arrays, csr_from_arrays
 from segue.models.ensemble import Ensemble, component_configs, query_groups
 from segue.models.explain import popularity_explanation
-from segue.models.registry import get_model_class, register
+from segue.models.registry import register
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +153,7 @@ class RerankRecommender(Ensemble):
                                 np.random.default_rng([self.config.seed, 6161, fold]), max_share=self.config.max_share)
         log.info("rerank: carve %d: %d validation playlists from %s training playlists", fold + 1,
                  len(held.queries), f"{data.n_playlists:,}")
-        lists = []
-        for name, config in configs.items():   # one component in memory at a time
-            component = get_model_class(name)(config).fit(held.train)
-            lists.append(self._component_lists(component, held.queries))
-            del component
+        lists = self._carved_lists(held, configs)
         cooccurrence = self._cooccurrence(held.train)
         if fold == 0:   # the pool's recall at several sizes, from one pool as large as the largest
             self.candidate_recall = _pool_recall(lists, held.truth, RECALL_AT)
