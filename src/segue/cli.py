@@ -155,18 +155,36 @@ def ingest_sessions_cmd(
     artist_col: Annotated[str | None, typer.Option(help="Table: artist column.")] = None,
     name_col: Annotated[str | None, typer.Option(help="Table: track name column.")] = None,
     time_format: Annotated[str | None, typer.Option(help="Table: strftime format of the times (default: inferred).")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="Table: the text tables' delimiter: one character, or tab, "
+                                                       "comma, semicolon, pipe (default: sniffed per file).")] = None,
+    genres: Annotated[Path | None, typer.Option(help="Table: a second table giving items genres or tags, one row "
+                                                     "per (item, genre) application, e.g. user_taggedartists.dat.")] = None,
+    genre_item_col: Annotated[str | None, typer.Option(help="Genres table: item column (default: --item-col).")] = None,
+    genre_col: Annotated[str | None, typer.Option(help="Genres table: genre/tag column (default genre).")] = None,
+    genre_names: Annotated[Path | None, typer.Option(help="Genres table: id → name table when --genre-col holds "
+                                                          "ids (e.g. tags.dat: tagID, tagValue).")] = None,
+    genre_top: Annotated[int | None, typer.Option(help="Genres kept per item, most applied first (default 3).",
+                                                  min=1)] = None,
+    genre_min_count: Annotated[int | None, typer.Option(help="Drop genres applied fewer times overall (default 3).",
+                                                        min=1)] = None,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed lines/records (counted) instead of stopping.")] = False,
 ) -> None:
     """Load listening logs: plays, 30-minute sessions, user–track edges (play count, completion, weight)."""
+    from segue.data.delimited import parse_delimiter
     from segue.data.listening_exports import ingest_sessions
 
     start = time.perf_counter()
     s = ingest_sessions(source, out, format=format, user=user, skip_bad=skip_bad, user_col=user_col,
                         item_col=item_col, timestamp_col=timestamp_col, count_col=count_col,
                         ms_played_col=ms_played_col, duration_col=duration_col, artist_col=artist_col,
-                        name_col=name_col, time_format=time_format)
+                        name_col=name_col, time_format=time_format,
+                        delimiter=parse_delimiter(delimiter) if delimiter is not None else None, genres=genres,
+                        genre_item_col=genre_item_col, genre_col=genre_col, genre_names=genre_names,
+                        genre_top=genre_top, genre_min_count=genre_min_count)
     _echo(f"ingested {s.n_events:,} plays ({s.format}) of {s.n_users:,} users and {s.n_tracks:,} tracks: "
           f"{s.n_sessions:,} sessions, {s.n_edges:,} user–track edges into {s.out} [{time.perf_counter() - start:.1f} s]")
+    if genres is not None:
+        _echo(f"{s.n_genres:,} genres from {genres}")
     if not s.has_durations:
         _echo("no track durations in this source: completion is unknown and edge weights use play counts alone")
     if s.skipped_rows:

@@ -211,3 +211,57 @@ def test_parts_give_the_same_dataset_as_one_pass(tmp_path):
     np.testing.assert_array_equal(a.events.session, b.events.session)
     np.testing.assert_array_equal(a.first_event, b.first_event)
     assert user_parts(np.array([400, 400, 400]), 500) == [(0, 2), (2, 3)]
+
+
+@pytest.mark.parametrize(("name", "delimiter"), [("plays.dat", "\t"), ("plays.tsv", "\t"), ("plays.csv", ";"),
+                                                 ("plays.csv", "|"), ("plays.csv", ",")])
+def test_generic_table_delimiter_is_sniffed(tmp_path, name, delimiter):
+    rows = [("user", "artist", "plays"), ("u1", "x", "3"), ("u1", "y", "1"), ("u2", "x", "10"), ("u1", "x", "2")]
+    (tmp_path / name).write_text("".join(delimiter.join(r) + "\n" for r in rows))
+    ingest_sessions(tmp_path / name, tmp_path / "d", user_col="user", item_col="artist", count_col="plays")
+    assert ListeningData.load(tmp_path / "d").play_count.toarray().tolist() == [[5, 1], [10, 0]]
+
+
+def test_generic_table_delimiter_override_and_its_error(tmp_path):
+    path = tmp_path / "plays.txt"
+    path.write_text("user\tartist;label\tplays\nu1\tx;a\t3\nu2\ty;b\t1\n")
+    with pytest.raises(InputFileError, match=r"plays\.txt: has no column 'artist' \(columns: user, artist;label, "
+                                             r"plays\); read as tab-separated; give --delimiter if that is wrong"):
+        ingest_sessions(path, tmp_path / "d", user_col="user", item_col="artist", count_col="plays")
+    with pytest.raises(InputFileError, match=r"has no columns 'user', 'plays' \(columns: user\tartist, "
+                                             r"label\tplays\); read as semicolon-separated"):
+        ingest_sessions(path, tmp_path / "d", user_col="user", item_col="label\tplays", count_col="plays",
+                        delimiter=";")
+    ingest_sessions(path, tmp_path / "d", user_col="user", item_col="artist;label", count_col="plays", delimiter="\t")
+    data = ListeningData.load(tmp_path / "d")
+    assert data.play_count.toarray().tolist() == [[3, 0], [0, 1]]
+
+
+def test_genres_table_gives_known_items_their_genres(tmp_path):
+    """hetrec2011's layout: artists' play counts, tag applications and tag names, all tab-separated."""
+    (tmp_path / "user_artists.dat").write_text("userID\tartistID\tweight\n1\t10\t5\n1\t11\t3\n2\t10\t7\n2\t12\t1\n")
+    tagged = [(10, 1)] * 3 + [(10, 2)] + [(11, 2)] * 3 + [(12, 3)] + [(99, 1)]   # 99: never played
+    (tmp_path / "user_taggedartists.dat").write_text(
+        "userID\tartistID\ttagID\n" + "".join(f"{u}\t{a}\t{t}\n" for u, (a, t) in enumerate(tagged)))
+    (tmp_path / "tags.dat").write_text("tagID\ttagValue\n1\trock\n2\tjazz\n3\tpolka\n")
+    summary = ingest_sessions(tmp_path / "user_artists.dat", tmp_path / "d", user_col="userID", item_col="artistID",
+                              count_col="weight", genres=tmp_path / "user_taggedartists.dat", genre_col="tagID",
+                              genre_names=tmp_path / "tags.dat")
+    data = ListeningData.load(tmp_path / "d")
+    # rock and jazz applied 4 times each (ids: ties by name), polka once: dropped
+    assert data.genre_names == ["jazz", "rock"] and summary.n_genres == 2
+    genres = {key: {data.genre_names[g] for g in data.track_genres[i].indices}
+              for i, key in enumerate(pl.read_parquet(tmp_path / "d" / "tracks.parquet")["track_key"])}
+    assert genres == {"10": {"rock", "jazz"}, "11": {"jazz"}, "12": set()}
+    assert any("genres of 1 of 3 items ignored, not in the listening table (e.g. '99')" in w for w in summary.warnings)
+    with pytest.raises(InputFileError, match=r"user_taggedartists\.dat: none of its \d+ items is in the listening table"):
+        ingest_sessions(tmp_path / "user_artists.dat", tmp_path / "e", user_col="userID", item_col="artistID",
+                        count_col="weight", genres=tmp_path / "user_taggedartists.dat", genre_item_col="userID",
+                        genre_col="tagID")
+    with pytest.raises(InputFileError, match=r"user_taggedartists\.dat: has no column 'tag' \(columns: userID, "
+                                             r"artistID, tagID\); read as tab-separated"):
+        ingest_sessions(tmp_path / "user_artists.dat", tmp_path / "e", user_col="userID", item_col="artistID",
+                        count_col="weight", genres=tmp_path / "user_taggedartists.dat", genre_col="tag")
+    with pytest.raises(SegueError, match="need --genres FILE"):
+        ingest_sessions(tmp_path / "user_artists.dat", tmp_path / "e", user_col="userID", item_col="artistID",
+                        genre_col="tagID")

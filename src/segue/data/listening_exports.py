@@ -20,11 +20,15 @@ Formats (``segue ingest sessions SOURCE --format …``; ``auto`` picks by what S
     recognised and skipped), no quoting (names may contain quotes). MBIDs identify tracks and
     artists when present, else the names do. No ms_played, no durations.
 ``table``
-    A generic interactions table, CSV (with a header) or Parquet: ``--user-col`` and
+    A generic interactions table, delimited text with a header (``.csv``, ``.dat``, …; the
+    delimiter — comma, tab, ``;`` or ``|`` — is sniffed from the first lines unless
+    ``--delimiter`` names it; see :mod:`segue.data.delimited`) or Parquet: ``--user-col`` and
     ``--item-col`` name the key columns; ``--timestamp-col`` makes every row one play at that time
     (ISO strings, or numbers: seconds if below 10^11, else milliseconds); without it the table is
     counts only (``--count-col``, else one per row) and has no sessions. Optional:
-    ``--ms-played-col``, ``--duration-col``, ``--artist-col``, ``--name-col``.
+    ``--ms-played-col``, ``--duration-col``, ``--artist-col``, ``--name-col``, and ``--genres``:
+    a second table giving the items genres (e.g. Last.fm hetrec2011's ``user_taggedartists.dat``
+    with ``--genre-col tagID --genre-names tags.dat``; see :mod:`segue.data.item_genres`).
 
 Every reader streams (CSV in blocks, Parquet by row group, JSON file by file) and reports bad
 input as one :class:`InputFileError` naming the file, the line or record, and the field. With
@@ -46,6 +50,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from segue.data import schema
+from segue.data.delimited import (
+    PARQUET_SUFFIXES,
+    delimiter_name,
+    header_columns,
+    quote_char,
+    sniff_delimiter,
+)
+from segue.data.item_genres import MIN_APPLICATIONS, TOP_GENRES, item_genres
 from segue.data.listening_ingest import (
     PLAY_COLUMNS,
     ListeningIngestSummary,
@@ -140,11 +152,12 @@ class DelimitedFile:
                 raise InputFileError(self.path, f"unreadable as delimited text ({exc})") from None
 
 
-def require_columns(path: Path, present: list[str], wanted: list[str]) -> None:
+def require_columns(path: Path, present: list[str], wanted: list[str], *, note: str | None = None) -> None:
+    """An error naming ``path``, the ``wanted`` columns it lacks, those it has, and ``note``."""
     missing = [c for c in wanted if c not in present]
     if missing:
         raise InputFileError(path, f"has no column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-                                   f"(columns: {', '.join(present)})")
+                                   f"(columns: {', '.join(present)})" + (f"; {note}" if note else ""))
 
 
 def parse_int(path: Path, frame: pl.DataFrame, column: str, lines: np.ndarray, *, required: bool) -> pl.Series:
@@ -471,22 +484,43 @@ def lastfm_source(path: Path, *, skip_bad: bool = False) -> ListeningSource:
 def table_source(path: Path, *, user_col: str = "user_id", item_col: str = "item_id", count_col: str | None = None,
                  timestamp_col: str | None = None, ms_played_col: str | None = None, duration_col: str | None = None,
                  artist_col: str | None = None, name_col: str | None = None, time_format: str | None = None,
-                 delimiter: str = ",", skip_bad: bool = False) -> ListeningSource:
-    """A CSV (with a header) or Parquet interactions table; columns named by the arguments."""
+                 delimiter: str | None = None, skip_bad: bool = False, genres: Path | None = None,
+                 genre_item_col: str | None = None, genre_col: str | None = None, genre_names: Path | None = None,
+                 genre_top: int = TOP_GENRES, genre_min_count: int = MIN_APPLICATIONS) -> ListeningSource:
+    """A delimited text (with a header) or Parquet interactions table; columns named by the
+    arguments. ``delimiter``: sniffed from the first lines unless given (``,``, tab, ``;``, ``|``).
+    ``genres``: a table of (``genre_item_col``, default ``item_col``; ``genre_col``, default
+    ``genre``) rows giving the items genres (:func:`segue.data.item_genres.item_genres`)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "no such file")
     if count_col and timestamp_col:
         raise SegueError("give --timestamp-col (one play per row) or --count-col (counts without times), not both")
-    parquet = path.suffix.lower() in (".parquet", ".pq")
+    if genres is None and (genre_item_col or genre_col or genre_names):
+        raise SegueError("--genre-item-col, --genre-col and --genre-names need --genres FILE")
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
     counts_only = timestamp_col is None
     source = ListeningSource(f"interactions table {path}", "table", lambda: iter(()), path.stat().st_size,
                              counts_only=counts_only)
     wanted = [c for c in (user_col, item_col, count_col, timestamp_col, ms_played_col, duration_col, artist_col, name_col) if c]
+    given_delimiter = delimiter   # the genre tables are sniffed on their own unless one is given
+    if not parquet:
+        delimiter = delimiter or sniff_delimiter(path)
+        # Checked before the first block is parsed: with the wrong delimiter the header is one
+        # column, and the message should say how the file was read.
+        require_columns(path, header_columns(path, delimiter), wanted,
+                        note=f"read as {delimiter_name(delimiter)}-separated; give --delimiter if that is wrong")
+    if genres is not None:
+        found = item_genres(genres, item_col=genre_item_col or item_col, genre_col=genre_col or "genre",
+                            names=genre_names, top=genre_top, min_count=genre_min_count, delimiter=given_delimiter)
+        source.track_genres = found.pairs.rename({"item_key": "track_key"})
+        source.genre_names, source.genre_file = found.names, found.file
+        source.warnings += found.ignored
 
     def frames() -> Iterator[tuple[np.ndarray, pl.DataFrame, int]]:
         if not parquet:
-            yield from DelimitedFile(path, source, delimiter=delimiter, skip_bad=skip_bad)
+            yield from DelimitedFile(path, source, delimiter=delimiter, quote_char=quote_char(delimiter) or False,
+                                     skip_bad=skip_bad)
             return
         try:
             handle = pq.ParquetFile(path)
@@ -563,7 +597,7 @@ def detect_format(path: Path) -> str:
         return "spotify"
     if suffix == ".tsv":
         return "lastfm"
-    if suffix in (".csv", ".parquet", ".pq"):
+    if suffix in (".csv", ".dat", ".txt", ".parquet", ".pq"):
         return "table"
     raise InputFileError(path, f"cannot tell the format of a {suffix or 'suffix-less'} file; give --format")
 
@@ -574,12 +608,15 @@ def ingest_sessions(source: Path, out: Path, *, format: str = "auto", user: str 
 
     ``table_options`` (format ``table`` only): ``user_col``, ``item_col``, ``count_col``,
     ``timestamp_col``, ``ms_played_col``, ``duration_col``, ``artist_col``, ``name_col``,
-    ``time_format``, ``delimiter``.
+    ``time_format``, ``delimiter``, and the genres table's ``genres``, ``genre_item_col``,
+    ``genre_col``, ``genre_names``, ``genre_top``, ``genre_min_count`` (see :func:`table_source`).
     """
     if format not in FORMATS:
         raise SegueError(f"--format must be one of {', '.join(FORMATS)}, got {format!r}")
-    kind = detect_format(source) if format == "auto" else format
     given = {k: v for k, v in table_options.items() if v is not None}
+    # Naming a table's columns says what the file is, whatever its suffix (a .tsv need not be Last.fm's).
+    table_file = format == "auto" and given and Path(source).is_file()
+    kind = "table" if table_file else detect_format(source) if format == "auto" else format
     if given and kind != "table":
         raise SegueError(f"{', '.join('--' + k.replace('_', '-') for k in given)} only apply to --format table "
                          f"(this source is read as {kind})")

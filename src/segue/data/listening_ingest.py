@@ -97,6 +97,7 @@ class ListeningSource:
     warnings: list[str] = field(default_factory=list)
     skipped_rows: int = 0
     catalog_file: Path | None = None   # where `tracks` came from (for error messages)
+    genre_file: Path | None = None     # where `track_genres` came from, when a user gave it
 
 
 @dataclass
@@ -231,6 +232,7 @@ def ingest_listening(source: ListeningSource, out: Path, *, gap_ms: int = SESSIO
         work = tmp / ".chunks"
         work.mkdir()
         chunks, per_user, n_rows = _pass_one(source, catalog, work)
+        _check_genre_items(source, catalog)
         n_users = len(catalog.users)
         per_user = np.pad(per_user, (0, max(0, n_users - len(per_user))))
         durations = catalog.durations()
@@ -285,6 +287,23 @@ def _pass_one(source: ListeningSource, catalog: _Catalog, work: Path) -> tuple[l
                 n_rows += frame.height
             bar.advance(batch.bytes_read)
     return chunks, per_user, n_rows
+
+
+def _check_genre_items(source: ListeningSource, catalog: _Catalog) -> None:
+    """Refuse a genres table none of whose items were played (the wrong item column, most
+    likely); count and note the items it has that were never played (they are left out)."""
+    if source.genre_file is None or source.track_genres is None:
+        return
+    items = source.track_genres["track_key"].unique(maintain_order=True)
+    played = catalog.tracks.lookup(items).is_not_null()
+    if not played.any():
+        raise InputFileError(source.genre_file, f"none of its {len(items):,} items is in the listening table "
+                                                f"(e.g. {items[0]!r}); do --genre-item-col and --item-col hold the same ids?")
+    if not played.all():
+        note = (f"{source.genre_file.name}: genres of {int((~played).sum()):,} of {len(items):,} items ignored, "
+                f"not in the listening table (e.g. {items.filter(~played)[0]!r})")
+        log.warning(note)
+        source.warnings.append(note)
 
 
 def _check_columns(frame: pl.DataFrame) -> None:
