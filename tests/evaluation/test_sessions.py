@@ -188,3 +188,22 @@ def test_cli_split_and_evaluate_sessions(tmp_path, capsys):
     assert result["next_track"]["table"]["sknn"]["all"]["hit_rate"] > result["next_track"]["table"]["popular"]["all"]["hit_rate"]
     assert main(["sessions", "evaluate", str(tmp_path / "d"), "--out", str(tmp_path / "e2")]) == 2
     assert "split.json: missing" in capsys.readouterr().err
+
+
+def test_figures_that_do_not_apply_show_a_dash_not_zero():
+    """Without genres the genre columns are NaN (null in JSON) and printed "–"; the rest are numbers."""
+    data = listening_from_plays([0] * 4 + [1] * 2 + [2] * 2, [0, 1, 2, 3, 4, 5, 8, 9], np.arange(8) * MIN,
+                                [1] * 8, [10] * 10, n_tracks=10)
+    task = split_listening(data, validation_share=0.0, test_share=0.5, min_user_tracks=2, seed=0).test
+    result = evaluate_listening(task, {"m": np.array([[3, 2, 7], [5, 6, 7], [9, 1, 2]])}, k=3)
+    values = result.table["m"]["all"]
+    assert np.isnan(values["genre_diversity"]) and np.isnan(values["genre_coverage"])
+    assert values["recall"] == pytest.approx(1.0) and values["coverage"] == pytest.approx(0.7)
+    row = next(line for line in result.to_markdown().splitlines() if line.startswith("| m | all |"))
+    assert row == "| m | all | 1.0000 | 1.0000 | 1.0000 | 0.7000 | – | – |"
+    assert "–: does not apply to this data (the data has no genres)." in result.to_markdown()
+    import orjson
+
+    assert orjson.loads(orjson.dumps(result.to_dict()))["users"]["table"]["m"]["all"]["genre_diversity"] is None
+    # with genres the same columns are numbers
+    assert "| – |" not in evaluate_listening(hand_task(), {"m": np.zeros((3, 3), np.int64)}, k=3).to_markdown()

@@ -26,7 +26,9 @@ validation part): they are known listens, so a model is neither rewarded nor pun
 and "all items ranked, training items excluded" holds whatever the model did. Then at ``k``:
 Recall, NDCG, HitRate, catalog coverage, genre diversity (distinct genres in a list) and genre
 coverage (share of all genres in any list); next-track HitRate and MRR. Each overall and by user
-type (casual / regular / power, when known).
+type (casual / regular / power, when known). A figure that does not apply to the data — the genre
+columns when it has no genres, a group without rows — is NaN (``null`` in JSON) and printed as
+"–", never as a 0 that reads like a measured failure.
 """
 
 from __future__ import annotations
@@ -56,6 +58,19 @@ TARGET = "target"
 
 USER_METRICS = ("recall", "ndcg", "hit_rate", "coverage", "genre_diversity", "genre_coverage")
 NEXT_TRACK_METRICS = ("hit_rate", "mrr")
+NOT_APPLICABLE = "–"
+
+
+def cell(value, digits: int = 4) -> str:
+    """A table cell: the number to ``digits`` places, or "–" for a figure that does not apply
+    (``None`` or NaN).
+
+    >>> [cell(0.5), cell(float("nan")), cell(None), cell(1.25, 1)]
+    ['0.5000', '–', '–', '1.2']
+    """
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return NOT_APPLICABLE
+    return f"{value:.{digits}f}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +371,12 @@ class ListeningEvaluation:
                       "| model | group | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
             for model, groups in self.table.items():
                 for group, values in groups.items():
-                    lines.append(f"| {model} | {group} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |")
+                    lines.append(f"| {model} | {group} | " + " | ".join(cell(values[m]) for m in metrics) + " |")
+            missing = {m for groups in self.table.values() for values in groups.values() for m, v in values.items()
+                       if cell(v) == NOT_APPLICABLE}
+            if missing:
+                why = " (the data has no genres)" if missing <= {"genre_diversity", "genre_coverage"} else ""
+                lines += ["", f"{NOT_APPLICABLE}: does not apply to this data{why}."]
             lines.append("")
         if self.next_track_table:
             metrics = list(next(iter(next(iter(self.next_track_table.values())).values())))
@@ -365,7 +385,7 @@ class ListeningEvaluation:
                       "| model | group | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
             for model, groups in self.next_track_table.items():
                 for group, values in groups.items():
-                    lines.append(f"| {model} | {group} | " + " | ".join(f"{values[m]:.4f}" for m in metrics) + " |")
+                    lines.append(f"| {model} | {group} | " + " | ".join(cell(values[m]) for m in metrics) + " |")
             lines.append("")
         return "\n".join(lines)
 
@@ -395,13 +415,15 @@ def evaluate_listening(task: ListeningTask, rankings: dict[str, np.ndarray] | No
                 raise SegueError(f"{name}: ranking must be [{len(task)}, n], got {ranking.shape}")
             top = without_excluded(ranking, task.exclude, k)
             per_row = user_metrics(top, task.truth, k)
+            has_genres = task.track_genres.shape[1] > 0 and task.track_genres.nnz > 0
             diversity = genre_diversity(top, task.track_genres)
             result.table[name] = {}
             for group, mask in groups.items():
-                values = {m: float(per_row[m][mask].mean()) if mask.any() else 0.0 for m in per_row}
-                values["coverage"] = M.catalog_coverage(top[mask], task.n_tracks) if mask.any() else 0.0
-                values["genre_diversity"] = float(diversity[mask].mean()) if mask.any() else 0.0
-                values["genre_coverage"] = genre_coverage(top[mask], task.track_genres)
+                some = bool(mask.any())
+                values = {m: float(per_row[m][mask].mean()) if some else np.nan for m in per_row}
+                values["coverage"] = M.catalog_coverage(top[mask], task.n_tracks) if some else np.nan
+                values["genre_diversity"] = float(diversity[mask].mean()) if some and has_genres else np.nan
+                values["genre_coverage"] = genre_coverage(top[mask], task.track_genres) if some and has_genres else np.nan
                 result.table[name][group] = values
     if next_track:
         nt = task.next_track
@@ -416,7 +438,7 @@ def evaluate_listening(task: ListeningTask, rankings: dict[str, np.ndarray] | No
             hits = M.hit_matrix(top, truth)
             per_row = {"hit_rate": M.hit_rate_at_k(top, truth, k, hits=hits), "mrr": M.mrr(top, truth, k, hits=hits)}
             result.next_track_table[name] = {
-                group: {m: float(v[mask].mean()) if mask.any() else 0.0 for m, v in per_row.items()}
+                group: {m: float(v[mask].mean()) if mask.any() else np.nan for m, v in per_row.items()}
                 for group, mask in groups.items()}
     return result
 
