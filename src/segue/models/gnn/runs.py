@@ -9,6 +9,9 @@ by the main pipeline).
   the listening GATs, LightGCN and PlaylistGAT (users as playlists, asked with their training
   tracks, like the baselines), popularity, item-kNN and ALS, all by the same harness, by user
   type, plus the genre-aware model's genre influence and each model's inference time per user.
+  A model that cannot run on the data (``genre_gat`` without genres, or one whose training
+  refuses the data) is skipped with its reason, named in the log and the report; the rest are
+  evaluated.
 """
 
 from __future__ import annotations
@@ -140,17 +143,23 @@ class ListeningReport:
     single_user_ms: dict = field(default_factory=dict)
     genre: dict = field(default_factory=dict)
     histories: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)   # model name → why it could not run on the data
 
     def to_markdown(self) -> str:
+        from segue.evaluation.sessions import cell
+
         lines = [self.evaluation.to_markdown(), "| model | training s | inference ms/user (batch) | "
                  "inference ms (one user) |", "|---|---|---|---|"]
         for name, seconds in self.train_seconds.items():
-            lines.append(f"| {name} | {seconds:.1f} | {self.inference_ms_per_user.get(name, float('nan')):.3f} | "
-                         f"{self.single_user_ms.get(name, float('nan')):.2f} |")
+            lines.append(f"| {name} | {cell(seconds, 1)} | {cell(self.inference_ms_per_user.get(name), 3)} | "
+                         f"{cell(self.single_user_ms.get(name), 2)} |")
+        if self.skipped:
+            lines += ["", "Skipped (cannot run on this data):", ""]
+            lines += [f"- {name}: {why}" for name, why in self.skipped.items()]
         if self.genre:
             lines += ["", "Genre term of the genre-aware model (α = 0.8):", ""]
             for key, value in self.genre.items():
-                lines.append(f"- {key}: {value:.4f}" if isinstance(value, float) else f"- {key}: {value}")
+                lines.append(f"- {key}: {cell(value)}" if isinstance(value, float) else f"- {key}: {value}")
         return "\n".join(lines) + "\n"
 
     def write(self, out: Path) -> None:
@@ -159,7 +168,7 @@ class ListeningReport:
         write_json(out / "graph_report.json", {"evaluation": self.evaluation.to_dict(), "train_seconds": self.train_seconds,
                                                "inference_ms_per_user": self.inference_ms_per_user,
                                                "single_user_ms": self.single_user_ms, "genre": self.genre,
-                                               "histories": self.histories})
+                                               "histories": self.histories, "skipped": self.skipped})
         write_text(out / "graph_report.md", self.to_markdown())
 
 
@@ -189,7 +198,7 @@ def genre_influence(model, users: np.ndarray, k: int = 10) -> dict:
         total = np.abs(parts["collaborative"]) + np.abs(parts["genre"])
         genre_share.append(float(np.mean(np.divide(np.abs(parts["genre"]), total, out=np.zeros_like(total),
                                                    where=total > 0))))
-    return {"top_k_changed_share": float(changed), "mean_rank_shift_of_kept": float(np.mean(shifts)) if shifts else 0.0,
+    return {"top_k_changed_share": float(changed), "mean_rank_shift_of_kept": float(np.mean(shifts)) if shifts else np.nan,
             "genre_share_of_score": float(np.mean(genre_share))}
 
 
@@ -206,23 +215,36 @@ def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES
                               seed: int = 0, k: int = 10, n: int = 100, part: str = "test") -> ListeningReport:
     """Train and score every model on a listening split's ``part`` (see the module docstring)."""
     from segue.evaluation.sessions import evaluate_listening
+    from segue.models.registry import get_model_class
 
     task = split.part(part)
     # The harness drops training (and, for test, validation) tracks before cutting at k: ask for
     # a margin, within what a small catalog can give besides a user's seeds.
     n = max(k, min(n, task.n_tracks - int(task.seeds.lengths().max(initial=0))))
+    for name in (*baselines, *models):   # a misspelt name is the user's, not the data's: refuse it
+        if name not in LISTENING_GRAPH_MODELS:
+            get_model_class(name)
     playlists = split.train.to_playlist_data()
     rankings, report = {}, ListeningReport(None)
     for name in (*baselines, *models):
+        why = cannot_run(name, split)
         start = time.perf_counter()
+        if why is None:
+            try:
+                model = (train_listening_model(name, split, mode=mode, seed=seed) if name in LISTENING_GRAPH_MODELS
+                         else fit_playlist_model(name, playlists, mode=mode, seed=seed))
+            except SegueError as exc:   # the model refuses this data; the others may still run
+                why = str(exc)
+        if why is not None:
+            report.skipped[name] = why
+            log.warning("skipped %s: %s", name, why)
+            continue
         if name in LISTENING_GRAPH_MODELS:
-            model = train_listening_model(name, split, mode=mode, seed=seed)
             report.histories[name] = model.history.to_dict()
 
             def recommend(users, model=model):
                 return model.recommend_users(users, n)
         else:
-            model = fit_playlist_model(name, playlists, mode=mode, seed=seed)
             if getattr(model, "history", None) is not None:
                 report.histories[name] = model.history.to_dict()
 
@@ -238,5 +260,19 @@ def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES
         if name == "genre_gat":
             report.genre = genre_influence(model, task.users, k)
         log.info("%s: trained in %.1f s", name, report.train_seconds[name])
+    if not rankings:
+        raise SegueError("no model could run on this data: "
+                         + "; ".join(f"{name}: {why}" for name, why in report.skipped.items()))
     report.evaluation = evaluate_listening(task, rankings, k=k)
     return report
+
+
+def cannot_run(name: str, split) -> str | None:
+    """Why model ``name`` cannot run on the listening split, or ``None`` when it can. Checked
+    before training so the reason says what the data lacks rather than where training stopped;
+    an unknown name is not a property of the data and is left to fail loudly."""
+    train = split.train
+    if name == "genre_gat" and (not train.genre_names or (train.track_genres.nnz == 0 and train.artist_genres.nnz == 0)):
+        return ("the data has no genres (give the items genres at ingest: `segue ingest sessions … "
+                "--genres FILE --genre-col COL`)")
+    return None
