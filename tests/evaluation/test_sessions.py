@@ -207,3 +207,13 @@ def test_figures_that_do_not_apply_show_a_dash_not_zero():
     assert orjson.loads(orjson.dumps(result.to_dict()))["users"]["table"]["m"]["all"]["genre_diversity"] is None
     # with genres the same columns are numbers
     assert "| – |" not in evaluate_listening(hand_task(), {"m": np.zeros((3, 3), np.int64)}, k=3).to_markdown()
+
+
+def test_one_listener_gets_a_sentence_not_a_table_of_zeros():
+    """With one listener every held-out track is new to the training part: no model can find it."""
+    data = listening_from_plays([0] * 10, [0, 1, 2, 3, 0, 4, 5, 6, 7, 8], np.arange(10) * MIN, n_tracks=10)
+    task = split_listening(data, validation_share=0.0, test_share=0.4, min_user_tracks=2, seed=0).test
+    result = evaluate_listening(task, {"popular": np.array([[0, 1, 2, 3, 4, 9]])}, k=3)   # what any model can list
+    assert result.counts["all"] == 1 and result.table["popular"]["all"]["recall"] == 0
+    text = result.to_markdown()
+    assert "one listener" in text and "| popular |" not in text

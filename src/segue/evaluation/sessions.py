@@ -364,7 +364,14 @@ class ListeningEvaluation:
 
     def to_markdown(self) -> str:
         lines = []
-        if self.table:
+        if self.table and self.counts.get("all") == 1 and not any(
+                values.get(m, 0) > 0 for groups in self.table.values() for values in groups.values()
+                for m in ("recall", "ndcg", "hit_rate")):
+            # One listener: the held-out tracks are ones they had not played before the cut, and
+            # with no other listener nobody had, so no model trained on listens can rank them.
+            lines += ["Users: one listener, so every held-out track is new to the whole training part and "
+                      "no model can find it (all user metrics 0); the next-track table is the one that applies.", ""]
+        elif self.table:
             metrics = list(next(iter(next(iter(self.table.values())).values())))
             lines += [f"Users ({', '.join(f'{g} {n:,}' for g, n in self.counts.items())}); @{self.k}, all tracks ranked, "
                       "training tracks excluded.", "",
