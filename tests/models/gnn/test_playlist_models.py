@@ -18,6 +18,7 @@ from segue.models.gnn.lightgcn import (
     LightGCNRecommender,
     LightGCNTask,
     exact_embeddings,
+    split_playlists,
 )
 from segue.models.gnn.playlist_gat import PlaylistGATConfig, PlaylistGATRecommender
 from tests.models.test_contract import planted_data
@@ -40,28 +41,72 @@ def lightgcn(data) -> LightGCNRecommender:
     return LightGCNRecommender(LightGCNConfig(**FAST)).fit(data)
 
 
-def test_sampled_propagation_is_exact_with_every_neighbour_and_skips_the_query_playlist(data):
-    """With a fanout above every degree, the training-time estimate of (E0 + ÂᵀÂE0)/2 equals a
-    brute-force sum over the graph without the example's own playlist."""
+def test_full_graph_propagation_removes_the_training_playlists_own_path(data):
+    """The training-time ê of a track of playlist p equals a brute-force (E0 + ÂᵀÂE0)/2 over the
+    graph without p's walks (degrees as in the training graph), and the inference embeddings
+    are the exact (E0 + ÂᵀÂE0)/2."""
     graph = PlaylistGraph.from_playlist_data(data)
-    task = LightGCNTask(graph, LightGCNConfig(fanout=1_000), None, None)
-    task.device = "cpu"
+    task = LightGCNTask(graph, LightGCNConfig(), None, None)
+    task.to("cpu")
     ego = task.module.embedding.weight.detach().numpy().astype(np.float64)
     dense = graph.playlist_tracks.toarray()
     d_track, d_playlist = dense.sum(0), dense.sum(1)
     rng = np.random.default_rng(0)
-    tracks, excluded = rng.integers(0, 100, 40), rng.integers(0, 300, 40)
-    excluded[:10] = np.flatnonzero(dense[:, tracks[0]])[:10]     # pairs where the track is in it
-    tracks[:10] = tracks[0]
-    final, _ = task.final_embeddings(tracks, excluded)
-    for i, (t, p) in enumerate(zip(tracks, excluded, strict=True)):
-        degree = d_track[t] - dense[p, t]
-        expected = sum(ego[u] / (np.sqrt(degree) * d_playlist[q] * np.sqrt(d_track[u]))
+    playlists = rng.integers(0, graph.n_playlists, 30)
+    tracks = np.array([rng.choice(np.flatnonzero(dense[p])) for p in playlists])
+    final, messages = task.propagate()
+    got = task.without_own_playlist(final, messages, tracks, playlists).detach().numpy()
+    for i, (t, p) in enumerate(zip(tracks, playlists, strict=True)):
+        expected = sum(ego[u] / (np.sqrt(d_track[t]) * d_playlist[q] * np.sqrt(d_track[u]))
                        for q in np.flatnonzero(dense[:, t]) if q != p for u in np.flatnonzero(dense[q]))
-        np.testing.assert_allclose(final[i].detach().numpy(), (ego[t] + expected) / 2, atol=1e-5)
+        np.testing.assert_allclose(got[i], (ego[t] + expected) / 2, atol=1e-5)
     normalized = dense / np.sqrt(d_playlist[:, None] * d_track[None, :])
     two_hop = normalized.T @ normalized @ ego
+    np.testing.assert_allclose(final.detach().numpy(), (ego + two_hop) / 2, atol=1e-5)
     np.testing.assert_allclose(exact_embeddings(ego.astype(np.float32), graph, 3), (ego + two_hop) / 2, atol=1e-5)
+
+
+def test_training_split_keeps_targets_out_of_the_context(data):
+    """Each training playlist is split into a context of 1 … min(d − 1, max_context) of its own
+    tracks and the rest as targets: disjoint, together the whole playlist."""
+    matrix = PlaylistGraph.from_playlist_data(data).playlist_tracks
+    playlists = np.arange(50)
+    batch = split_playlists(matrix, playlists, max_context=4, rng=np.random.default_rng(1))
+    for i, p in enumerate(playlists):
+        own = set(matrix.indices[matrix.indptr[p]:matrix.indptr[p + 1]].tolist())
+        context = set(batch.context_track[batch.context_owner == i].tolist())
+        target = set(batch.target_track[batch.target_owner == i].tolist())
+        assert 1 <= len(context) == batch.context_size[i] <= min(len(own) - 1, 4)
+        assert context.isdisjoint(target) and context | target == own
+
+
+def test_lightgcn_recovers_planted_communities():
+    """Playlists drawn from 4 disjoint communities of tracks: after training, a query of one
+    community's tracks is answered with that community's tracks (a known answer), well above
+    what untrained embeddings give."""
+    rng = np.random.default_rng(0)
+    n_tracks, communities = 200, 4
+    rows, cols = [], []
+    for p in range(800):
+        community = p % communities
+        members = np.arange(community, n_tracks, communities)
+        tracks = rng.choice(members, size=12, replace=False)
+        rows += [p] * len(tracks)
+        cols += tracks.tolist()
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(800, n_tracks))
+    data = PlaylistData(matrix, np.arange(800, dtype=np.int32), [""] * 800,
+                        np.arange(n_tracks, dtype=np.int32), np.arange(n_tracks, dtype=np.int32))
+    queries = Queries.from_lists([[c, c + 4, c + 8] for c in range(communities)])
+
+    def purity(model):
+        ids = model.recommend(queries, 20).ids
+        return np.mean([(ids[c] % communities == c).mean() for c in range(communities)])
+
+    untrained = LightGCNRecommender(LightGCNConfig(mode="mini", epochs=1, learning_rate=1e-9,
+                                                   validation_playlists=20)).fit(data)
+    trained = LightGCNRecommender(LightGCNConfig(mode="quick", epochs=15, validation_playlists=40)).fit(data)
+    assert purity(trained) == 1.0
+    assert purity(untrained) < 0.6
 
 
 def test_lightgcn_query_is_the_normalised_sum_of_its_seeds_and_explains_exactly(lightgcn):

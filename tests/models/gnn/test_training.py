@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from segue.models.gnn.training import (
     TrainerConfig,
     TrainingTask,
     load_best_state,
+    parse_duration,
     resolve_device,
 )
 from tests.models.test_contract import planted_data
@@ -54,6 +56,7 @@ def test_early_stopping_restores_the_best_epoch_and_lowers_the_learning_rate(tmp
     history = AdvancedTrainer(config).fit(task)
     assert history.best_epoch == 1 and history.best_metric == 0.3
     assert len(history.epochs) == 5 and history.stopped.startswith("early stop")   # 0.9 never reached
+    assert history.early_stopped and all(e["complete"] for e in history.epochs)
     assert float(task.module.weight.detach()) == pytest.approx(task.weights_at[1])       # best weights restored
     rates = [e["learning_rate"] for e in history.epochs]
     assert rates[0] == 0.01 and rates[-1] < rates[0]                              # ReduceLROnPlateau
@@ -61,6 +64,36 @@ def test_early_stopping_restores_the_best_epoch_and_lowers_the_learning_rate(tmp
     last = torch.load(tmp_path / LAST_FILE, weights_only=True)
     assert best["epoch"] == 1 and last["epoch"] == 4
     assert float(load_best_state(tmp_path)["weight"]) == pytest.approx(task.weights_at[1])
+
+
+class SlowTask(ScriptedTask):
+    """Batches that take 50 ms each, 40 per epoch (2 s), and a validation that keeps improving."""
+
+    def __init__(self):
+        super().__init__([i / 1000 for i in range(1000)])
+
+    def batches(self, rng, n_examples, batch_size):
+        for _ in range(40):
+            time.sleep(0.05)
+            yield torch.ones((2, 1))
+
+
+def test_a_time_budget_stops_training_on_time_even_mid_epoch():
+    task = SlowTask()
+    began = time.perf_counter()
+    history = AdvancedTrainer(TrainerConfig(mode="quick", budget_seconds=5, device="cpu")).fit(task)
+    elapsed = time.perf_counter() - began
+    assert 5 <= elapsed < 6.5
+    assert history.stopped == "time budget of 5 s reached" and not history.early_stopped
+    assert [e["complete"] for e in history.epochs] == [True, True, False]   # 2 s epochs: cut in the third
+    assert history.best_epoch == 2 and history.budget_seconds == 5
+
+
+def test_durations_are_read_with_units():
+    assert [parse_duration(t) for t in ("90", "90s", "10m", "1.5h")] == [90, 90, 600, 5400]
+    for bad in ("", "ten minutes", "-5m", "0", "nan"):
+        with pytest.raises(SegueError, match="duration"):
+            parse_duration(bad)
 
 
 def test_simple_trainer_runs_every_epoch_without_validation():

@@ -18,6 +18,8 @@ graph_app = typer.Typer(no_args_is_help=True, help="Graph models: build graphs, 
 
 Mode = Annotated[str, typer.Option(help="Training budget: mini, quick, balanced or full.")]
 Seed = Annotated[int, typer.Option(help="Random seed (same seed, same model).")]
+Budget = Annotated[str, typer.Option(help="Wall-clock training budget per model (90s, 10m, 1h), "
+                                     "overriding the mode's (mini 10s, quick 1m, balanced 5m, full 30m).")]
 
 
 def _echo(text: str) -> None:
@@ -57,6 +59,7 @@ def train_cmd(
     data: Annotated[Path, typer.Argument(help="Listening data or split (gat, genre_gat); playlist training data (lightgcn, playlistgat).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     mode: Mode = "quick",
+    budget: Budget = "",
     seed: Seed = 0,
     checkpoint_dir: Annotated[Path | None, typer.Option(help="Write best.pt/last.pt here (resumable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from --checkpoint-dir/last.pt.")] = False,
@@ -70,8 +73,11 @@ def train_cmd(
         load_listening_split,
         train_listening_model,
     )
+    from segue.models.gnn.training import parse_duration
 
     extra = {"checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else "", "resume": resume}
+    if budget:
+        extra["budget_seconds"] = parse_duration(budget)
     start = time.perf_counter()
     if model in LISTENING_GRAPH_MODELS:
         from segue.models.gnn.listening import ListeningGATConfig
@@ -92,8 +98,11 @@ def train_cmd(
     _echo(f"trained {model} ({mode}) on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
     if history is not None and history.epochs:
         best = history.best_epoch
-        _echo(f"  {len(history.epochs)} epochs, {history.stopped}"
-              + (f"; best validation recall@10 {history.best_metric:.4f} (epoch {best + 1})" if best >= 0 else ""))
+        curve = [e["validation_recall"] for e in history.epochs if "validation_recall" in e]
+        _echo(f"  {len(history.epochs)} epochs in {history.seconds:.0f} s of a {history.budget_seconds:g} s budget, "
+              f"{history.stopped}"
+              + (f"; best validation recall@10 {history.best_metric:.4f} (epoch {best + 1})" if best >= 0 else "")
+              + (f"; validation recall@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}" if curve else ""))
 
 
 def dataclass_values(config, pairs: list[str] | None) -> dict:
@@ -109,6 +118,7 @@ def evaluate_cmd(
     models: Annotated[str, typer.Option(help="Graph models, comma-separated.")] = "",
     baselines: Annotated[str, typer.Option(help="Baselines, comma-separated.")] = "",
     mode: Mode = "quick",
+    budget: Budget = "",
     seed: Seed = 0,
     part: Annotated[str, typer.Option(help="test, or validation.")] = "test",
 ) -> None:
@@ -118,19 +128,21 @@ def evaluate_cmd(
     genre figures, training time and inference time per user. Playlist split: the Evaluation
     harness (challenge metrics per category, CIs, paired tests)."""
     from segue.models.gnn import runs
+    from segue.models.gnn.training import parse_duration
 
+    seconds = parse_duration(budget) if budget else 0.0
     start = time.perf_counter()
     if runs.is_listening_dir(data):
         chosen = _names(models, runs.GRAPH_MODELS)
         report = runs.evaluate_listening_models(runs.load_listening_split(data, seed), models=chosen,
                                                 baselines=_names(baselines, runs.BASELINES), mode=mode, seed=seed,
-                                                part=part)
+                                                part=part, budget_seconds=seconds)
         report.write(out)
         _echo(report.to_markdown())
     else:
         result, timings = runs.evaluate_playlist_split(data, out, models=_names(models, runs.PLAYLIST_GRAPH_MODELS),
                                                        baselines=_names(baselines, ("als",)), mode=mode,
-                                                       part=part, seed=seed)
+                                                       part=part, seed=seed, budget_seconds=seconds)
         from segue.cli import _headline
 
         _echo(_headline(result))

@@ -92,6 +92,7 @@ class ListeningGATConfig:
     init_std: float = 0.1
     user_genres: str = "none"
     mode: str = "quick"
+    budget_seconds: float = 0.0
     epochs: int = 0
     patience: int = 0
     batch_size: int = 512
@@ -344,7 +345,7 @@ class ListeningGATTask(TrainingTask):
         return float(user_metrics(top, self.validation.truth, k)["recall"].mean())
 
 
-_TRAINER_FIELDS = ("mode", "epochs", "patience", "batch_size", "learning_rate", "seed", "device",
+_TRAINER_FIELDS = ("mode", "budget_seconds", "epochs", "patience", "batch_size", "learning_rate", "seed", "device",
                    "checkpoint_dir", "resume", "num_threads")
 
 

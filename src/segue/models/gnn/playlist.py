@@ -193,7 +193,7 @@ def distinct_seeds(queries: Queries, n_tracks: int, known: np.ndarray | None = N
 # The base Recommender
 # ------------------------------------------------------------------------------------------------
 
-TRAINER_FIELDS = ("mode", "epochs", "patience", "batch_size", "learning_rate", "seed", "device",
+TRAINER_FIELDS = ("mode", "budget_seconds", "epochs", "patience", "batch_size", "learning_rate", "seed", "device",
                   "checkpoint_dir", "resume", "num_threads")
 
 
@@ -223,6 +223,11 @@ class PlaylistGraphRecommender(Recommender):
         task = self._task(graph, held)
         trainer_cls = AdvancedTrainer if len(held) else SimpleTrainer
         self.history = trainer_cls(self.trainer_config()).fit(task)
+        # Saved in params.json: how many epochs ran, the validation curve, why training stopped.
+        h = self.history
+        self.training_log = {"epochs_run": len(h.epochs), "stopped": h.stopped, "early_stopped": h.early_stopped,
+                             "best_epoch": h.best_epoch, "budget_seconds": h.budget_seconds,
+                             "seconds": round(h.seconds, 1), "history": h.epochs}
         self._set_inference(task.inference_arrays(graph))
 
     def _graph(self, data: PlaylistData) -> PlaylistGraph:

@@ -37,7 +37,7 @@ from segue.errors import SegueError
 from segue.models.base import Explanation, Queries
 from segue.models.explain import popularity_explanation, shares
 from segue.models.gnn.graph import PlaylistGraph
-from segue.models.gnn.lightgcn import exact_two_hop, propagation_plan, sampled_two_hop
+from segue.models.gnn.lightgcn import exact_two_hop
 from segue.models.gnn.playlist import (
     HeldOut,
     PlaylistBatch,
@@ -48,6 +48,7 @@ from segue.models.gnn.playlist import (
     mean_recall,
     segment_sum,
 )
+from segue.models.gnn.sampling import sample_neighbors
 from segue.models.gnn.training import TrainingTask, bpr_loss, seeded_module
 from segue.models.registry import register
 
@@ -78,6 +79,7 @@ class PlaylistGATConfig:
     validation_playlists: int = 500
     validation_share: float = 0.3
     mode: str = "quick"
+    budget_seconds: float = 0.0
     epochs: int = 0
     patience: int = 0
     batch_size: int = 512
@@ -235,6 +237,91 @@ def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
             return self.playlist_layer((h_context, mean), edges, return_attention_weights=return_attention)
 
     return PlaylistGATNet()
+
+
+@dataclass
+class PropagationPlan:
+    """Sampled two-hop walks for a batch (see :func:`propagation_plan`).
+
+    Walks start at the ``distinct`` tracks (int64 [u]); hop 1 picks playlists
+    (``hop1_track`` [h]: index into ``distinct``; ``hop1_playlist`` [h]), hop 2 tracks
+    (``walk_hop1`` [w]: index into hop 1; ``walk_source`` [w]; ``walk_coef`` float32 [w] =
+    1 / (n2 · sqrt(d_source))). For each (track, excluded playlist) pair of the batch:
+    ``pair_track`` (index into ``distinct``), ``pair_scale`` float32 (``sqrt(d) / n1`` with the
+    degree and the hop-1 count taken without the excluded playlist; 0 when nothing is left) and
+    ``pair_group`` (the hop-1 group of walks through the excluded playlist, -1 when none), with
+    ``hop1_group`` [h] numbering the distinct (track, playlist) hop-1 pairs.
+    """
+
+    distinct: np.ndarray
+    hop1_track: np.ndarray
+    hop1_group: np.ndarray
+    n_groups: int
+    walk_hop1: np.ndarray
+    walk_source: np.ndarray
+    walk_coef: np.ndarray
+    pair_track: np.ndarray
+    pair_scale: np.ndarray
+    pair_group: np.ndarray
+
+
+def propagation_plan(graph: PlaylistGraph, tracks: np.ndarray, excluded_playlist: np.ndarray, fanout: int,
+                     rng: np.random.Generator) -> PropagationPlan:
+    """A sampled, unbiased estimate of ``E2 = Âᵀ Â E0`` for each of ``tracks`` (int64 [m]) in
+    the graph **without** ``excluded_playlist[i]`` (int64 [m]: the example's own playlist).
+
+    ``E2_t = Σ_p Σ_t' E0_t' / (sqrt(d_t d_p) sqrt(d_p d_t'))``; with ``n1`` of the ``d_t``
+    playlists and ``n2`` of each playlist's ``d_p`` tracks drawn, the rescaled estimate is
+    ``sqrt(d_t) / n1 · Σ_p 1/n2 Σ_t' E0_t' / sqrt(d_t')`` — exact when every neighbour is taken.
+    Walks are drawn once per distinct track of the batch; for each pair the walks through the
+    excluded playlist are subtracted and ``d_t``, ``n1`` counted without it.
+    """
+    t_degree, p_degree = graph.track_degree, graph.playlist_degree
+    distinct, pair_track = np.unique(tracks, return_inverse=True)
+    pair_track = pair_track.ravel()
+    hop1_track, hop1_playlist = sample_neighbors(graph.track_playlists.indptr, graph.track_playlists.indices,
+                                                 distinct, fanout, rng)
+    walk_hop1, walk_source = sample_neighbors(graph.playlist_tracks.indptr, graph.playlist_tracks.indices,
+                                              hop1_playlist, fanout, rng)
+    n2 = np.minimum(p_degree[hop1_playlist], fanout)[walk_hop1].astype(np.float64)
+    walk_coef = 1.0 / (n2 * np.sqrt(np.maximum(t_degree[walk_source], 1)))
+    # Group hop-1 draws by (track, playlist) so a pair can subtract its excluded playlist's walks.
+    n_playlists = np.int64(graph.n_playlists)
+    group_keys, hop1_group, group_size = np.unique(hop1_track * n_playlists + hop1_playlist,
+                                                   return_inverse=True, return_counts=True)
+    pair_keys = pair_track * n_playlists + excluded_playlist
+    at = np.minimum(np.searchsorted(group_keys, pair_keys), max(len(group_keys) - 1, 0))
+    found = (group_keys[at] == pair_keys) if len(group_keys) else np.zeros(len(pair_keys), dtype=bool)
+    pair_group = np.where(found, at, -1)
+    n1 = np.bincount(hop1_track, minlength=len(distinct))[pair_track] - np.where(found, group_size[at], 0)
+    degree = t_degree[tracks] - graph.holds(excluded_playlist, tracks)
+    scale = np.divide(np.sqrt(np.maximum(degree, 0)), n1, out=np.zeros(len(tracks)), where=n1 > 0)
+    return PropagationPlan(distinct, hop1_track, hop1_group.ravel(), len(group_keys), walk_hop1, walk_source,
+                           walk_coef.astype(np.float32), pair_track, scale.astype(np.float32), pair_group)
+
+
+def sampled_two_hop(embedding, plan: PropagationPlan, device):
+    """(``E0`` [m, d], sampled ``E2`` [m, d]) of a plan's (track, excluded playlist) pairs, from
+    the embedding table ``embedding`` (a ``torch.nn.Embedding``). Each distinct track is looked
+    up once, so a sparse gradient has no repeated rows (SparseAdam would sort every repeat)."""
+    import torch
+
+    def tensor(array):
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    needed, inverse = np.unique(np.concatenate((plan.distinct, plan.walk_source)), return_inverse=True)
+    rows = embedding(tensor(needed))
+    inverse = inverse.ravel()
+    ego_distinct = rows[tensor(inverse[:len(plan.distinct)])]
+    messages = rows[tensor(inverse[len(plan.distinct):])] * tensor(plan.walk_coef)[:, None]
+    d = rows.shape[1]
+    hop1 = torch.zeros((len(plan.hop1_track), d), device=device).index_add_(0, tensor(plan.walk_hop1), messages)
+    per_track = torch.zeros((len(plan.distinct), d), device=device).index_add_(0, tensor(plan.hop1_track), hop1)
+    per_group = torch.zeros((plan.n_groups + 1, d), device=device).index_add_(
+        0, tensor(plan.hop1_group), hop1)                      # the last row stays 0 ("no group")
+    group = np.where(plan.pair_group >= 0, plan.pair_group, plan.n_groups)
+    two_hop = (per_track[tensor(plan.pair_track)] - per_group[tensor(group)]) * tensor(plan.pair_scale)[:, None]
+    return ego_distinct[tensor(plan.pair_track)], two_hop
 
 
 class PlaylistGATTask(TrainingTask):

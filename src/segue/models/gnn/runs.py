@@ -61,15 +61,16 @@ def load_listening_split(path: Path, seed: int = 0):
     return harness.split_listening(ListeningData.load(path), seed=seed)
 
 
-def fit_playlist_model(name: str, data, *, mode: str = "quick", seed: int = 0, params: dict | None = None):
-    """A fitted ``lightgcn`` / ``playlistgat`` (or any registered model; ``mode``/``seed`` are
-    passed only to models that take them)."""
+def fit_playlist_model(name: str, data, *, mode: str = "quick", seed: int = 0, params: dict | None = None,
+                       budget_seconds: float = 0.0):
+    """A fitted ``lightgcn`` / ``playlistgat`` (or any registered model; ``mode``/``seed``/
+    ``budget_seconds`` (0: the mode's) are passed only to models that take them)."""
     from segue.models.base import config_from_dict
     from segue.models.registry import get_model_class
 
     cls = get_model_class(name)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
-    values = {k: v for k, v in (("mode", mode), ("seed", seed)) if k in fields}
+    values = {k: v for k, v in (("mode", mode), ("seed", seed), ("budget_seconds", budget_seconds)) if k in fields}
     values.update(params or {})
     return cls(config_from_dict(cls.Config, values, where=f"{name} parameters")).fit(data)
 
@@ -96,7 +97,7 @@ def train_playlist_models(train_dir: Path, out_dir: Path, *, models=PLAYLIST_GRA
 
 def evaluate_playlist_split(split: Path, out: Path | None = None, *, models=PLAYLIST_GRAPH_MODELS,
                             baselines=("als",), mode: str = "quick", part: str = "test", seed: int = 0,
-                            bootstrap: int = 1000):
+                            bootstrap: int = 1000, budget_seconds: float = 0.0):
     """Train graph models and baselines on ``split/train`` and score them on ``part`` with the
     Evaluation harness (CIs, paired tests); write the report under ``out`` when given. Returns
     ``(EvaluationResult, timings {name: {train_s, ms_per_query_batch, ms_single_query}})``
@@ -110,8 +111,10 @@ def evaluate_playlist_split(split: Path, out: Path | None = None, *, models=PLAY
     rankings, timings = {}, {}
     for name in (*baselines, *models):
         start = time.perf_counter()
-        model = fit_playlist_model(name, loaded.train, mode=mode, seed=seed)
+        model = fit_playlist_model(name, loaded.train, mode=mode, seed=seed, budget_seconds=budget_seconds)
         timings[name] = {"train_s": time.perf_counter() - start}
+        if getattr(model, "history", None) is not None:
+            timings[name]["training"] = model.history.to_dict()
         start = time.perf_counter()
         rankings[name] = model.recommend(queries, 500).ids
         timings[name]["ms_per_query_batch"] = 1000 * (time.perf_counter() - start) / max(len(queries), 1)
@@ -172,14 +175,15 @@ class ListeningReport:
         write_text(out / "graph_report.md", self.to_markdown())
 
 
-def train_listening_model(name: str, split, *, mode: str = "quick", seed: int = 0, overrides: dict | None = None):
+def train_listening_model(name: str, split, *, mode: str = "quick", seed: int = 0, overrides: dict | None = None,
+                          budget_seconds: float = 0.0):
     """A fitted ``gat`` / ``genre_gat`` on the split's training part, early-stopped on its
-    validation part."""
+    validation part, within ``budget_seconds`` (0: the mode's)."""
     from segue.models.gnn.listening import MODEL_CONFIGS, ListeningGATRecommender
 
     if name not in MODEL_CONFIGS:
         raise SegueError(f"unknown listening graph model {name!r}; available: {', '.join(MODEL_CONFIGS)}")
-    config = MODEL_CONFIGS[name](mode=mode, seed=seed, **(overrides or {}))
+    config = MODEL_CONFIGS[name](mode=mode, seed=seed, **{"budget_seconds": budget_seconds, **(overrides or {})})
     return ListeningGATRecommender(config, name).fit(split.train, split.validation)
 
 
@@ -212,7 +216,8 @@ def _timed_single(recommend, users: np.ndarray, repeats: int = 50) -> float:
 
 
 def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES, mode: str = "quick",
-                              seed: int = 0, k: int = 10, n: int = 100, part: str = "test") -> ListeningReport:
+                              seed: int = 0, k: int = 10, n: int = 100, part: str = "test",
+                              budget_seconds: float = 0.0) -> ListeningReport:
     """Train and score every model on a listening split's ``part`` (see the module docstring)."""
     from segue.evaluation.sessions import evaluate_listening
     from segue.models.registry import get_model_class
@@ -231,8 +236,9 @@ def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES
         start = time.perf_counter()
         if why is None:
             try:
-                model = (train_listening_model(name, split, mode=mode, seed=seed) if name in LISTENING_GRAPH_MODELS
-                         else fit_playlist_model(name, playlists, mode=mode, seed=seed))
+                model = (train_listening_model(name, split, mode=mode, seed=seed, budget_seconds=budget_seconds)
+                         if name in LISTENING_GRAPH_MODELS
+                         else fit_playlist_model(name, playlists, mode=mode, seed=seed, budget_seconds=budget_seconds))
             except SegueError as exc:   # the model refuses this data; the others may still run
                 why = str(exc)
         if why is not None:

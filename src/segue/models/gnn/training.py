@@ -52,22 +52,24 @@ CHECKPOINT_FORMAT = 1
 
 @dataclass(frozen=True)
 class Mode:
-    """A training budget: ``epochs``; examples per epoch = the number of training edges clamped
-    to [``min_examples``, ``max_examples``] (small data is revisited, large data sampled);
-    ``patience`` epochs without a better validation score before stopping."""
+    """A training budget: ``seconds`` of wall-clock time (checked after every batch, so a large
+    graph stops mid-epoch when its time is up), at most ``epochs`` epochs, and ``patience``
+    epochs without a better validation score before stopping early. An epoch visits every
+    training example once (at least ``min_examples``: tiny data is revisited), so the same mode
+    is sensible at 5,000 and at 1,000,000 playlists: the clock, not an example count, decides."""
 
     name: str
+    seconds: float
     epochs: int
-    min_examples: int
-    max_examples: int | None
     patience: int
+    min_examples: int = 5_000
 
 
 MODES: dict[str, Mode] = {m.name: m for m in (
-    Mode("mini", epochs=2, min_examples=5_000, max_examples=10_000, patience=1),
-    Mode("quick", epochs=5, min_examples=6_000, max_examples=150_000, patience=2),
-    Mode("balanced", epochs=10, min_examples=60_000, max_examples=1_000_000, patience=3),
-    Mode("full", epochs=30, min_examples=100_000, max_examples=None, patience=4),
+    Mode("mini", seconds=10, epochs=2, patience=1),
+    Mode("quick", seconds=60, epochs=100, patience=3),
+    Mode("balanced", seconds=300, epochs=300, patience=4),
+    Mode("full", seconds=1800, epochs=1000, patience=5),
 )}
 
 
@@ -92,8 +94,8 @@ def resolve_device(device: str):
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """``mode`` (budget, see :data:`MODES`); ``epochs``/``patience`` override the mode's when
-    positive; ``batch_size``; ``learning_rate`` (Adam for dense weights, SparseAdam for the
+    """``mode`` (budget, see :data:`MODES`); ``budget_seconds``/``epochs``/``patience``
+    override the mode's when positive; ``batch_size``; ``learning_rate`` (Adam for dense weights, SparseAdam for the
     embedding tables); ``k`` of the validation Recall@K; ``lr_factor``/``lr_patience`` of
     ReduceLROnPlateau; ``seed``; ``device``; ``checkpoint_dir`` ("" = keep checkpoints in
     memory only); ``resume`` (continue from ``checkpoint_dir/last.pt``); ``num_threads``: torch
@@ -101,6 +103,7 @@ class TrainerConfig:
     torch's intra-op threads measured 80× slower than one thread on a [8000, 64] index_add)."""
 
     mode: str = "quick"
+    budget_seconds: float = 0.0
     epochs: int = 0
     patience: int = 0
     batch_size: int = 512
@@ -119,21 +122,50 @@ class TrainerConfig:
         return (self.epochs if self.epochs > 0 else mode.epochs,
                 self.patience if self.patience > 0 else mode.patience)
 
+    def seconds(self) -> float:
+        if self.budget_seconds < 0:
+            raise SegueError(f"budget_seconds must be ≥ 0 (0: the mode's), got {self.budget_seconds}")
+        return self.budget_seconds if self.budget_seconds > 0 else get_mode(self.mode).seconds
+
     def examples_per_epoch(self, n_edges: int) -> int:
-        mode = get_mode(self.mode)
-        n = max(n_edges, mode.min_examples)
-        return n if mode.max_examples is None else min(n, mode.max_examples)
+        return max(n_edges, get_mode(self.mode).min_examples)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration written ``90``, ``90s``, ``10m``, ``1.5h``.
+
+    >>> parse_duration("10m"), parse_duration("45"), parse_duration("1.5h")
+    (600.0, 45.0, 5400.0)
+    """
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    value = text.strip().lower()
+    scale = units.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise SegueError(f"a duration is a number with an optional unit s, m or h (90s, 10m, 1h), got {text!r}") from None
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise SegueError(f"a duration must be positive, got {text!r}")
+    return seconds
 
 
 @dataclass
 class TrainingHistory:
-    """Per-epoch records (``epoch``, ``loss``, ``seconds``, ``learning_rate``, and
-    ``validation_recall`` for the advanced trainer), the best epoch and why training stopped."""
+    """Per-epoch records (``epoch``, ``loss``, ``seconds``, ``learning_rate``, ``complete``
+    (False for an epoch the time budget cut short), and ``validation_recall`` (Recall@``k``) for
+    the advanced trainer), the best epoch, why training stopped (``stopped``; ``early_stopped`` when
+    validation stopped improving, rather than the budget or the epoch cap), the budget and the
+    seconds spent."""
 
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int = -1
     best_metric: float = float("-inf")
     stopped: str = ""
+    early_stopped: bool = False
+    budget_seconds: float = 0.0
+    seconds: float = 0.0
+    k: int = 10
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -245,10 +277,13 @@ class SimpleTrainer:
                 log.info("checkpoint %s: training had already finished (%s)", folder / LAST_FILE, history.stopped)
                 start_epoch = epochs
         n_examples = c.examples_per_epoch(task.n_edges)
+        budget = c.seconds()
+        history.budget_seconds, history.k = budget, c.k
+        clock = time.perf_counter() - history.seconds   # a resumed run keeps the time it spent
         for epoch in range(start_epoch, epochs):
             began = time.perf_counter()
             task.module.train()
-            total, steps = 0.0, 0
+            total, steps, out_of_time = 0.0, 0, False
             with progress(f"epoch {epoch + 1}/{epochs}", n_examples, "examples") as bar:
                 for batch in task.batches(rng, n_examples, c.batch_size):
                     for opt in optimizers:
@@ -261,15 +296,18 @@ class SimpleTrainer:
                     steps += 1
                     size = getattr(batch, "size", None)
                     bar.advance(size if isinstance(size, int) else c.batch_size)
+                    if time.perf_counter() - clock >= budget:
+                        out_of_time = True
+                        break
             record = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - began,
-                      "learning_rate": optimizers[0].param_groups[0]["lr"]}
+                      "learning_rate": optimizers[0].param_groups[0]["lr"], "complete": not out_of_time}
             improved = False
             if self.validates:
                 task.module.eval()
                 with torch.no_grad():
                     metric = task.validate(c.k)
                 if metric is not None:
-                    record[f"validation_recall@{c.k}"] = metric
+                    record["validation_recall"] = metric
                     for sch in schedulers:
                         sch.step(metric)
                     improved = metric > history.best_metric
@@ -282,9 +320,15 @@ class SimpleTrainer:
             log.info("epoch %d/%d: loss %.4f%s (%.1f s)", epoch + 1, epochs, record["loss"],
                      "".join(f", {k} {v:.4f}" for k, v in record.items() if k.startswith("validation")),
                      record["seconds"])
-            stop = self.validates and history.best_epoch >= 0 and bad_epochs >= patience
-            if stop:
+            early = self.validates and history.best_epoch >= 0 and bad_epochs >= patience
+            out_of_time = out_of_time or time.perf_counter() - clock >= budget
+            stop = early or out_of_time
+            history.seconds = time.perf_counter() - clock
+            if early:
                 history.stopped = f"early stop: no better validation recall for {patience} epochs"
+                history.early_stopped = True
+            elif out_of_time:
+                history.stopped = f"time budget of {budget:g} s reached"
             elif epoch == epochs - 1:
                 history.stopped = f"finished {epochs} epochs"
             if folder is not None:
