@@ -356,6 +356,11 @@ def train(
             raise SegueError(f"--components-from: {exc}") from None
     fitted.save(out)
     _echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
+    training = getattr(fitted, "training_log", None) or {}
+    if training.get("epochs_run"):
+        curve = [r["validation_hit_rate"] for r in training["history"] if "validation_hit_rate" in r]
+        _echo(f"{training['epochs_run']} epochs ({training['stopped']}); best epoch {training['best_epoch']}"
+              + (f"; validation HitRate@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}" if curve else ""))
     if hasattr(fitted, "describe_weights"):
         from segue.evaluation.split import group_label
         from segue.models.hybrid import MIN_GROUP_QUERIES

@@ -82,19 +82,23 @@ def test_sknn_samples_the_same_sessions_for_every_track():
             assert s in index[t].indices or len(holders) > 2
 
 
-def test_gru_numpy_inference_equals_torch():
+@pytest.mark.parametrize("embedding_dim", [8, 0])     # 0: tied input and output embeddings
+def test_gru_numpy_inference_equals_torch(embedding_dim):
     import torch
 
     from segue.models.sequence import _GRUNet
 
     rng = np.random.default_rng(1)
     sequences = [rng.integers(0, 30, rng.integers(2, 12)).tolist() for _ in range(80)]
-    model = GRURecommender(GRUConfig(min_steps=5, epochs=1, hidden_size=16, embedding_dim=8, max_length=6)).fit(
-        session_data(sequences, 30))
-    net = _GRUNet(30, 8, 16, 0.0)
-    state = {"embedding.weight": model.embedding, "gru.weight_ih_l0": model.w_ih, "gru.weight_hh_l0": model.w_hh,
-             "gru.bias_ih_l0": model.b_ih, "gru.bias_hh_l0": model.b_hh, "output.weight": model.output,
-             "output_bias.weight": model.output_bias[:, None]}
+    model = GRURecommender(GRUConfig(min_steps=5, epochs=1, hidden_size=16, embedding_dim=embedding_dim,
+                                     max_length=6)).fit(session_data(sequences, 30))
+    net = _GRUNet(30, embedding_dim, 16, 0.0)
+    state = {"gru.weight_ih_l0": model.w_ih, "gru.weight_hh_l0": model.w_hh, "gru.bias_ih_l0": model.b_ih,
+             "gru.bias_hh_l0": model.b_hh, "items.weight": model.output, "item_bias.weight": model.output_bias[:, None]}
+    if embedding_dim:
+        state["inputs.weight"] = model.embedding[:-1]
+    else:
+        np.testing.assert_array_equal(model.embedding[:-1], model.output)
     net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
     net.eval()
     queries = [rng.integers(0, 30, n).tolist() for n in (1, 3, 6, 9)]   # 9 > max_length: the last 6 count
@@ -140,3 +144,23 @@ def test_next_track_models_beat_popularity_on_generated_sessions(generated_split
     hit = {name: table[name]["all"]["hit_rate"] for name in rankings}
     assert hit["sknn"] > 2.5 * hit["popular"] and hit["gru4rec"] > 2.5 * hit["popular"], hit
     print(hit)
+
+
+def test_gru_stops_early_keeps_its_best_epoch_and_saves_its_training_log(tmp_path):
+    rng = np.random.default_rng(3)
+    sequences = [rng.integers(0, 40, rng.integers(3, 10)).tolist() for _ in range(300)]
+    data = session_data(sequences, 40)
+    model = GRURecommender(GRUConfig(epochs=30, patience=1, hidden_size=16, validation_queries=200)).fit(data)
+    log = model.training_log
+    curve = [r["validation_hit_rate"] for r in log["history"]]
+    assert log["epochs_run"] == len(curve) and log["validation_sequences"] == 30
+    assert log["best_epoch"] == 1 + int(np.argmax(curve))
+    assert log["early_stopped"] == (log["epochs_run"] < 30) and log["stopped"].startswith(("early stop", "ran all"))
+    model.save(tmp_path / "m")
+    again = GRURecommender.load(tmp_path / "m")
+    assert again.training_log == log
+    queries = Queries.from_lists([[1, 2, 3]])
+    np.testing.assert_array_equal(again.recommend(queries, 5).ids, model.recommend(queries, 5).ids)
+    # the wall-clock budget ends training after the epoch it runs out in, and says so
+    cut = GRURecommender(GRUConfig(epochs=30, hidden_size=16, budget_seconds=1e-6)).fit(data).training_log
+    assert cut["epochs_run"] == 1 and cut["stopped"].startswith("time budget") and cut["history"][0]["steps"] == 1

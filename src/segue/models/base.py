@@ -290,6 +290,8 @@ class Recommender(abc.ABC):
                 "model": self.name, "config": dataclasses.asdict(self.config),
                 "segue_version": __version__, "trained_on": self.trained_on,
                 "n_tracks": self.n_tracks,
+                # How training went (epochs, validation curve, why it stopped), for models that keep it.
+                **({"training": self.training_log} if getattr(self, "training_log", None) else {}),
             })
             arrays = {"popularity": self.popularity, **self._arrays()}
             with open(tmp / ARRAYS_FILE, "wb") as handle:
@@ -318,6 +320,8 @@ class Recommender(abc.ABC):
         if "popularity" not in arrays or len(arrays["popularity"]) != params.get("n_tracks"):
             raise InputFileError(path / ARRAYS_FILE, "popularity array missing or of the wrong size")
         model._adopt(arrays.pop("popularity"), params.get("trained_on", {}), model_dir=path)
+        if "training" in params:
+            model.training_log = params["training"]
         try:
             model._load_arrays(arrays)
         except KeyError as exc:
