@@ -107,6 +107,21 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "vocabulary_size": {"type": "int", "low": 1000, "high": 50000, "log": True},
         "n_components": {"type": "int", "low": 16, "high": 256, "log": True},
     },
+    # The graph models train within their mode's time budget: tune with --param mode=full (or a
+    # fixed epochs=) so that every trial gets the same training, not whatever a busy machine allows.
+    "lightgcn": {
+        "factors": {"type": "int", "low": 32, "high": 256, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "max_context": {"type": "int", "low": 10, "high": 100, "log": True},
+    },
+    "playlistgat": {
+        "factors": {"type": "categorical", "choices": [32, 64, 128]},
+        "heads": {"type": "categorical", "choices": [1, 2, 4]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+    },
 }
 """Built-in search spaces by model name, in the ``--space`` file's form."""
 

@@ -384,7 +384,7 @@ class _Stages:
         report = evaluate_listening_models(split, models=LISTENING_GRAPH_MODELS, mode=self.s.graph_mode,
                                            seed=self.s.seed)
         report.write(self.p.sessions_eval)
-        next_eval, timings = evaluate_sessions(split, user_models=())
+        next_eval, timings = evaluate_sessions(split, user_models=(), params={"gru4rec": self.params("gru4rec")})
         next_eval.write(self.p.sessions_eval / "next_track")
         return {"users": report.evaluation.to_dict(), "next_track": next_eval.to_dict(), "timings": timings,
                 "train_seconds": report.train_seconds, "inference_ms_per_user": report.inference_ms_per_user}

@@ -45,7 +45,6 @@ terms, over the query node's actual neighbours (its seeds).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -190,7 +189,8 @@ class PlaylistSplitBatch:
     """A step's playlists (int64 [B]) and each one's random split: ``context_owner``/
     ``context_track`` and ``target_owner``/``target_track`` (int64, owner = index into the
     batch) and ``context_size`` int64 [B] (≥ 1); ``negatives`` int64 [K] the sampled softmax's
-    shared tracks (empty for the exact softmax)."""
+    shared tracks (empty for the exact softmax); ``masked_owner``/``masked_track`` the cells
+    kept out of the exact softmax (the context by default)."""
 
     size: int
     playlist: np.ndarray
@@ -200,6 +200,14 @@ class PlaylistSplitBatch:
     target_track: np.ndarray
     context_size: np.ndarray
     negatives: np.ndarray
+    masked_owner: np.ndarray | None = None
+    masked_track: np.ndarray | None = None
+
+    def __post_init__(self):
+        # Cells kept out of the exact softmax: the context (seeds are never recommended), and
+        # whatever a model adds.
+        if self.masked_owner is None:
+            self.masked_owner, self.masked_track = self.context_owner, self.context_track
 
 
 def split_playlists(matrix: sp.csr_matrix, playlists: np.ndarray, max_context: int,
@@ -224,8 +232,9 @@ def split_playlists(matrix: sp.csr_matrix, playlists: np.ndarray, max_context: i
 
 class LightGCNTask(TrainingTask):
     def __init__(self, graph: PlaylistGraph, config: LightGCNConfig, held: HeldOut, owner: LightGCNRecommender):
-        if config.layers not in (1, 3):
-            raise SegueError(f"lightgcn: layers must be 1 or 3, got {config.layers}")
+        layers = getattr(config, "layers", 3)   # PlaylistGAT's configs have no layers: always two hops
+        if layers not in (1, 3):
+            raise SegueError(f"lightgcn: layers must be 1 or 3, got {layers}")
         if config.factors < 1 or config.max_context < 1 or config.negatives < 0 or config.batch_size < 0:
             raise SegueError("lightgcn: factors and max_context must be ≥ 1, negatives and batch_size ≥ 0")
         self.graph = graph
@@ -307,15 +316,25 @@ class LightGCNTask(TrainingTask):
         query = torch.zeros((b, ego.shape[1]), device=self.device, dtype=ego.dtype).index_add_(
             0, self._tensor(batch.context_owner), context * self._tensor(norm.astype(np.float32))[:, None])
         targets = without_own_playlist(batch.target_track, batch.target_owner)
+        return self.softmax_loss(batch, query, targets, final, ego)
+
+    def softmax_loss(self, batch: PlaylistSplitBatch, query, targets, final, ego):
+        """Mean over the batch's targets of ``−log softmax``: ``query`` [B, d] against its targets'
+        representations ``targets`` [n, d] (without the own playlist) over the catalogue's
+        ``final`` [T, d] (exact) or the batch's sampled negatives (log-Q corrected), contexts
+        masked out; plus L2 on the rows of ``ego`` (layer 0) the batch touched."""
+        import torch
+
+        b = batch.size
         target_owner = self._tensor(batch.target_owner)
         target_score = (query[target_owner] * targets).sum(1)                 # [targets]
         if self.exact:
             logits = query @ final.T                                           # [B, T]
-            # The targets' and contexts' logits with the own-playlist path removed, contexts out.
+            # The targets' logits with the own-playlist path removed; the contexts masked out.
             n = logits.shape[1]
             flat = logits.reshape(-1)
             target_cell = self._tensor(batch.target_owner * n + batch.target_track)
-            context_cell = self._tensor(batch.context_owner * n + batch.context_track)
+            context_cell = self._tensor(batch.masked_owner * n + batch.masked_track)
             flat = flat.index_put((target_cell,), target_score).index_fill(0, context_cell, float("-inf"))
             normaliser = torch.logsumexp(flat.reshape(b, n), dim=1)[target_owner]
         else:
@@ -372,10 +391,6 @@ class LightGCNRecommender(PlaylistGraphRecommender):
 
     def _task(self, graph: PlaylistGraph, held: HeldOut) -> LightGCNTask:
         return LightGCNTask(graph, self.config, held, self)
-
-    def trainer_config(self):
-        # The task sizes its own batches (0: by the graph); the trainer only needs a valid number.
-        return dataclasses.replace(super().trainer_config(), batch_size=max(self.config.batch_size, 1))
 
     def _set_inference(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_vectors = np.ascontiguousarray(arrays["track_embeddings"], dtype=np.float32)

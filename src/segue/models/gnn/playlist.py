@@ -234,7 +234,9 @@ class PlaylistGraphRecommender(Recommender):
         return PlaylistGraph.from_playlist_data(data, audio=False)
 
     def trainer_config(self) -> TrainerConfig:
-        return TrainerConfig(**{f: getattr(self.config, f) for f in TRAINER_FIELDS})
+        config = TrainerConfig(**{f: getattr(self.config, f) for f in TRAINER_FIELDS})
+        # The tasks size their own batches (0: by the graph); the trainer needs a valid number.
+        return dataclasses.replace(config, batch_size=max(config.batch_size, 1))
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         vectors, has = self.query_vectors(queries)

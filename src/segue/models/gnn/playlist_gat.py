@@ -13,8 +13,11 @@ Two attention layers (PyG ``GATConv``, Veličković et al. 2018), one per side o
    tracks, see :mod:`segue.models.gnn.playlist`) attends over its tracks; its own input is the
    mean of its tracks. ``heads`` attention heads, concatenated.
 
-Score ``z_q · h_t``: the playlist's representation against the track's. Trained with BPR on
-sampled examples whose target track is never among the context the playlist attends over.
+Score ``z_q · h_t``: the playlist's representation against the track's. Trained as LightGCN is
+(:class:`~segue.models.gnn.lightgcn.LightGCNTask`: full-graph steps, a softmax over the
+catalogue, a training playlist split into the context it attends over and the targets, its own
+path removed from the two-hop context of its tracks), so the two models differ only in what
+attention adds.
 
 Inference precomputes, for every track, its representation ``h_t``, the playlist layer's message
 ``W h_t`` and the two attention terms, so a query needs only gathers and per-query softmaxes in
@@ -37,19 +40,14 @@ from segue.errors import SegueError
 from segue.models.base import Explanation, Queries
 from segue.models.explain import popularity_explanation, shares
 from segue.models.gnn.graph import PlaylistGraph
-from segue.models.gnn.lightgcn import exact_two_hop
+from segue.models.gnn.lightgcn import LightGCNTask, PlaylistSplitBatch, Propagation, exact_two_hop
 from segue.models.gnn.playlist import (
     HeldOut,
-    PlaylistBatch,
-    PlaylistExamples,
     PlaylistGraphRecommender,
-    base_task_fingerprint,
     distinct_seeds,
-    mean_recall,
     segment_sum,
 )
-from segue.models.gnn.sampling import sample_neighbors
-from segue.models.gnn.training import TrainingTask, bpr_loss, seeded_module
+from segue.models.gnn.training import seeded_module
 from segue.models.registry import register
 
 SOURCE_KINDS = ("self", "artist", "album", "genre", "playlists")
@@ -60,8 +58,9 @@ _CHUNK = 65_536   # tracks per chunk when precomputing every track's representat
 class PlaylistGATConfig:
     """``factors`` (embedding and output size, divisible by ``heads``); ``heads``; ``dropout``
     (on the playlist layer's attention while training); ``max_context`` (most context tracks per
-    example); ``playlist_context`` (the track layer also attends over the track's playlists,
-    sampled ``fanout`` per hop while training); ``residual`` (add LightGCN's representation of the
+    training playlist); ``negatives`` and ``batch_size`` (as LightGCN's: 0 = chosen by the
+    graph's size); ``playlist_context`` (the track layer also attends over the track's exact
+    two-hop context ``E2``); ``residual`` (add LightGCN's representation of the
     track, (own + playlist context) / 2, to the track layer's output); ``regularization`` (L2 on the batch's track embeddings); ``audio`` (use
     ``track_features.parquet`` when present); ``validation_playlists``/``validation_share``;
     and the trainer's settings (:class:`~segue.models.gnn.training.TrainerConfig`)."""
@@ -69,8 +68,8 @@ class PlaylistGATConfig:
     factors: int = 64
     heads: int = 4
     dropout: float = 0.1
-    max_context: int = 10
-    fanout: int = 3
+    max_context: int = 100
+    negatives: int = 0
     playlist_context: bool = True
     residual: bool = False
     regularization: float = 1e-4
@@ -82,7 +81,7 @@ class PlaylistGATConfig:
     budget_seconds: float = 0.0
     epochs: int = 0
     patience: int = 0
-    batch_size: int = 512
+    batch_size: int = 0
     learning_rate: float = 0.01
     seed: int = 0
     device: str = "auto"
@@ -180,7 +179,7 @@ def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
 
         def __init__(self):
             super().__init__()
-            self.track = torch.nn.Embedding(n_tracks, d, sparse=True)
+            self.track = torch.nn.Embedding(n_tracks, d)   # dense: every step propagates every row
             self.artist = torch.nn.Embedding(max(sides.n_artists, 1), d, sparse=True)
             self.album = torch.nn.Embedding(max(sides.n_albums, 1), d, sparse=True)
             self.genre = torch.nn.Embedding(max(sides.n_genres, 1), d)
@@ -239,134 +238,72 @@ def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
     return PlaylistGATNet()
 
 
-@dataclass
-class PropagationPlan:
-    """Sampled two-hop walks for a batch (see :func:`propagation_plan`).
+class PlaylistGATTask(LightGCNTask):
+    """LightGCN's full-graph training (batches, the own-playlist removal, the softmax; see
+    :mod:`segue.models.gnn.lightgcn`) with the two attention layers in place of LightGCN's fixed
+    weights: every track's ``h`` comes from the track layer over its own embedding, artist,
+    album, genres and exact two-hop context ``E2``; a training playlist's tracks are re-encoded
+    with ``E2 − m_p / sqrt(d)`` (the graph without it) and the playlist layer attends over its
+    context."""
 
-    Walks start at the ``distinct`` tracks (int64 [u]); hop 1 picks playlists
-    (``hop1_track`` [h]: index into ``distinct``; ``hop1_playlist`` [h]), hop 2 tracks
-    (``walk_hop1`` [w]: index into hop 1; ``walk_source`` [w]; ``walk_coef`` float32 [w] =
-    1 / (n2 · sqrt(d_source))). For each (track, excluded playlist) pair of the batch:
-    ``pair_track`` (index into ``distinct``), ``pair_scale`` float32 (``sqrt(d) / n1`` with the
-    degree and the hop-1 count taken without the excluded playlist; 0 when nothing is left) and
-    ``pair_group`` (the hop-1 group of walks through the excluded playlist, -1 when none), with
-    ``hop1_group`` [h] numbering the distinct (track, playlist) hop-1 pairs.
-    """
-
-    distinct: np.ndarray
-    hop1_track: np.ndarray
-    hop1_group: np.ndarray
-    n_groups: int
-    walk_hop1: np.ndarray
-    walk_source: np.ndarray
-    walk_coef: np.ndarray
-    pair_track: np.ndarray
-    pair_scale: np.ndarray
-    pair_group: np.ndarray
-
-
-def propagation_plan(graph: PlaylistGraph, tracks: np.ndarray, excluded_playlist: np.ndarray, fanout: int,
-                     rng: np.random.Generator) -> PropagationPlan:
-    """A sampled, unbiased estimate of ``E2 = Âᵀ Â E0`` for each of ``tracks`` (int64 [m]) in
-    the graph **without** ``excluded_playlist[i]`` (int64 [m]: the example's own playlist).
-
-    ``E2_t = Σ_p Σ_t' E0_t' / (sqrt(d_t d_p) sqrt(d_p d_t'))``; with ``n1`` of the ``d_t``
-    playlists and ``n2`` of each playlist's ``d_p`` tracks drawn, the rescaled estimate is
-    ``sqrt(d_t) / n1 · Σ_p 1/n2 Σ_t' E0_t' / sqrt(d_t')`` — exact when every neighbour is taken.
-    Walks are drawn once per distinct track of the batch; for each pair the walks through the
-    excluded playlist are subtracted and ``d_t``, ``n1`` counted without it.
-    """
-    t_degree, p_degree = graph.track_degree, graph.playlist_degree
-    distinct, pair_track = np.unique(tracks, return_inverse=True)
-    pair_track = pair_track.ravel()
-    hop1_track, hop1_playlist = sample_neighbors(graph.track_playlists.indptr, graph.track_playlists.indices,
-                                                 distinct, fanout, rng)
-    walk_hop1, walk_source = sample_neighbors(graph.playlist_tracks.indptr, graph.playlist_tracks.indices,
-                                              hop1_playlist, fanout, rng)
-    n2 = np.minimum(p_degree[hop1_playlist], fanout)[walk_hop1].astype(np.float64)
-    walk_coef = 1.0 / (n2 * np.sqrt(np.maximum(t_degree[walk_source], 1)))
-    # Group hop-1 draws by (track, playlist) so a pair can subtract its excluded playlist's walks.
-    n_playlists = np.int64(graph.n_playlists)
-    group_keys, hop1_group, group_size = np.unique(hop1_track * n_playlists + hop1_playlist,
-                                                   return_inverse=True, return_counts=True)
-    pair_keys = pair_track * n_playlists + excluded_playlist
-    at = np.minimum(np.searchsorted(group_keys, pair_keys), max(len(group_keys) - 1, 0))
-    found = (group_keys[at] == pair_keys) if len(group_keys) else np.zeros(len(pair_keys), dtype=bool)
-    pair_group = np.where(found, at, -1)
-    n1 = np.bincount(hop1_track, minlength=len(distinct))[pair_track] - np.where(found, group_size[at], 0)
-    degree = t_degree[tracks] - graph.holds(excluded_playlist, tracks)
-    scale = np.divide(np.sqrt(np.maximum(degree, 0)), n1, out=np.zeros(len(tracks)), where=n1 > 0)
-    return PropagationPlan(distinct, hop1_track, hop1_group.ravel(), len(group_keys), walk_hop1, walk_source,
-                           walk_coef.astype(np.float32), pair_track, scale.astype(np.float32), pair_group)
-
-
-def sampled_two_hop(embedding, plan: PropagationPlan, device):
-    """(``E0`` [m, d], sampled ``E2`` [m, d]) of a plan's (track, excluded playlist) pairs, from
-    the embedding table ``embedding`` (a ``torch.nn.Embedding``). Each distinct track is looked
-    up once, so a sparse gradient has no repeated rows (SparseAdam would sort every repeat)."""
-    import torch
-
-    def tensor(array):
-        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
-
-    needed, inverse = np.unique(np.concatenate((plan.distinct, plan.walk_source)), return_inverse=True)
-    rows = embedding(tensor(needed))
-    inverse = inverse.ravel()
-    ego_distinct = rows[tensor(inverse[:len(plan.distinct)])]
-    messages = rows[tensor(inverse[len(plan.distinct):])] * tensor(plan.walk_coef)[:, None]
-    d = rows.shape[1]
-    hop1 = torch.zeros((len(plan.hop1_track), d), device=device).index_add_(0, tensor(plan.walk_hop1), messages)
-    per_track = torch.zeros((len(plan.distinct), d), device=device).index_add_(0, tensor(plan.hop1_track), hop1)
-    per_group = torch.zeros((plan.n_groups + 1, d), device=device).index_add_(
-        0, tensor(plan.hop1_group), hop1)                      # the last row stays 0 ("no group")
-    group = np.where(plan.pair_group >= 0, plan.pair_group, plan.n_groups)
-    two_hop = (per_track[tensor(plan.pair_track)] - per_group[tensor(group)]) * tensor(plan.pair_scale)[:, None]
-    return ego_distinct[tensor(plan.pair_track)], two_hop
-
-
-class PlaylistGATTask(TrainingTask):
     def __init__(self, graph: PlaylistGraph, sides: TrackSides, config: PlaylistGATConfig, held: HeldOut,
                  owner: PlaylistGATRecommender):
-        self.graph = graph
-        self.config = config
-        self.held = held
-        self.owner = owner
+        super().__init__(graph, config, held, owner)
         self.sides = sides
-        self.examples = PlaylistExamples(graph.playlist_tracks, config.max_context)
-        self.n_edges = self.examples.n_edges
         self.module = seeded_module(config.seed, lambda: _net(sides, graph.n_tracks, config))
-        self.device = None
-        self._rng = np.random.default_rng(config.seed + 1)
+        self.all_tracks = np.arange(graph.n_tracks, dtype=np.int64)
+        self.seen = graph.track_degree > 0
 
-    def fingerprint(self) -> dict:
-        return {**base_task_fingerprint(self, self.config), "tracks": self.graph.n_tracks}
+    def to(self, device) -> None:
+        self.device = device
+        self.module.to(device)
+        if self.config.playlist_context:
+            self.propagation = Propagation(self.graph, device)
 
-    def batches(self, rng, n_examples, batch_size):
-        self._rng = rng
-        return self.examples.epoch(rng, n_examples, batch_size)
-
-    def loss(self, batch: PlaylistBatch):
+    def loss(self, batch: PlaylistSplitBatch):
         import torch
 
-        b, m = batch.size, len(batch.context_track)
-        tracks = np.concatenate((batch.context_track, batch.positive, batch.negative))
-        # Each (track, example) pair sees the graph without the example's playlist.
-        example = np.concatenate((batch.context_owner, np.arange(b), np.arange(b)))
-        degree = self.graph.track_degree[tracks] - self.graph.holds(batch.playlist[example], tracks)
-        if self.config.playlist_context:
-            plan = propagation_plan(self.graph, tracks, batch.playlist[example], self.config.fanout, self._rng)
-            own, context = sampled_two_hop(self.module.track, plan, self.device)
-            h = self.module.encode_tracks(tracks, self.device, own=own, context=context,
-                                          has_context=plan.pair_scale > 0, degree=degree)
+        own = self.module.track.weight
+        degree = self.graph.track_degree
+        if self.propagation is not None:
+            messages = self.propagation.messages(own)
+            two_hop = self.propagation.two_hop(messages)
+            h_all = self.module.encode_tracks(self.all_tracks, self.device, own=own, context=two_hop,
+                                              has_context=self.seen, degree=degree)
         else:
-            distinct, inverse = np.unique(tracks, return_inverse=True)
-            own = self.module.track(torch.from_numpy(distinct).to(self.device))[torch.from_numpy(inverse.ravel()).to(self.device)]
-            h = self.module.encode_tracks(tracks, self.device, own=own, degree=degree)
-        owner = torch.from_numpy(batch.context_owner).to(self.device)
-        query = self.module.encode_queries(h[:m], owner, b)
-        positive, negative = h[m:m + b], h[m + b:]
-        loss = bpr_loss((query * positive).sum(1), (query * negative).sum(1))
-        return loss + self.config.regularization * own.pow(2).sum() / b
+            messages = two_hop = None
+            h_all = self.module.encode_tracks(self.all_tracks, self.device, own=own, degree=degree)
+
+        def without_own_playlist(tracks, owners):
+            """h of a training playlist's tracks without its walks in their two-hop context. Their
+            degree input and which of them have a context stay as in ``h_all``: a target the
+            softmax could tell from the other tracks by a lower degree (a track only this playlist
+            holds would look new) would teach the model that new-looking tracks are the answer,
+            a signal no query has (measured: validation Recall@10 0.007 after 3 epochs, against
+            LightGCN's 0.05)."""
+            rows = self._tensor(tracks)
+            if messages is None:
+                return self.module.encode_tracks(tracks, self.device, own=own[rows], degree=degree[tracks])
+            scale = self._tensor(self.propagation.inv_sqrt_track[tracks].astype(np.float32))
+            context = two_hop[rows] - scale[:, None] * messages[self._tensor(batch.playlist[owners])]
+            return self.module.encode_tracks(tracks, self.device, own=own[rows], context=context,
+                                             has_context=self.seen[tracks], degree=degree[tracks])
+
+        # A track only this playlist holds has no walk left once the playlist is out: its
+        # zero context would mark it as an answer, a sign the attention picks up (validation
+        # Recall@10 fell from epoch 3 as the loss dropped) and no query shows. It is neither a
+        # target nor a rival in the softmax (masked as the context is).
+        only_here = degree[batch.target_track] <= 1
+        if only_here.any():
+            batch = dataclasses.replace(
+                batch, target_owner=batch.target_owner[~only_here], target_track=batch.target_track[~only_here],
+                masked_owner=np.concatenate((batch.masked_owner, batch.target_owner[only_here])),
+                masked_track=np.concatenate((batch.masked_track, batch.target_track[only_here])))
+        b = batch.size
+        h_context = without_own_playlist(batch.context_track, batch.context_owner)
+        query = self.module.encode_queries(h_context, self._tensor(batch.context_owner), b)
+        targets = without_own_playlist(batch.target_track, batch.target_owner)
+        return self.softmax_loss(batch, query, targets, h_all, own)
 
     def inference_arrays(self, graph: PlaylistGraph) -> dict[str, np.ndarray]:
         state = {f"state.{k}": v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
@@ -378,10 +315,6 @@ class PlaylistGATTask(TrainingTask):
         if self.config.playlist_context:
             sides = dataclasses.replace(sides, two_hop=exact_two_hop(state["state.track.weight"], graph))
         return {**state, **side_arrays(sides)}
-
-    def validate(self, k: int) -> float:
-        self.owner._set_inference(self.inference_arrays(self.graph))
-        return mean_recall(self.owner._rank_ids, self.held, k)
 
 
 def side_arrays(sides: TrackSides) -> dict[str, np.ndarray]:
