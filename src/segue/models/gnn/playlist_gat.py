@@ -261,7 +261,6 @@ class PlaylistGATTask(LightGCNTask):
             self.propagation = Propagation(self.graph, device)
 
     def loss(self, batch: PlaylistSplitBatch):
-        import torch
 
         own = self.module.track.weight
         degree = self.graph.track_degree
