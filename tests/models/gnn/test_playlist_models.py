@@ -207,3 +207,23 @@ def test_playlist_attention_heatmap(gat, tmp_path):
     tracks = gat.recommend(queries, n=4).ids[0]
     png = playlist_heatmap(gat, queries, 0, tracks, tmp_path / "query.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+def test_validation_edges_stay_out_of_message_passing(data):
+    """The edges carved for early stopping are in no operator the training propagates over."""
+    seen = {}
+
+    class Spy(LightGCNRecommender):
+        def _task(self, graph, held):
+            task = super()._task(graph, held)
+            seen.update(graph=graph, held=held, task=task)
+            return task
+
+    Spy(LightGCNConfig(**FAST)).fit(data)
+    graph, held, task = seen["graph"], seen["held"], seen["task"]
+    assert len(held) > 0
+    to_playlists = task.propagation.to_playlists.to_dense().numpy()
+    for i, (row, truth) in enumerate(zip(held.queries.pids.tolist(), held.truth, strict=True)):
+        assert not graph.playlist_tracks[row, truth].toarray().any()
+        assert not to_playlists[row, truth].any()
+        assert to_playlists[row, held.queries.seeds(i)].all()          # the rest of the playlist is there

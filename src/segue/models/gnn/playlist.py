@@ -38,7 +38,7 @@ from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.evaluation import metrics as M
 from segue.models.base import Queries, Recommender
-from segue.models.factor import top_k_factors
+from segue.models.factor import NormHead, top_k_factors
 from segue.models.gnn.graph import PlaylistGraph
 from segue.models.gnn.sampling import (
     sample_negatives,
@@ -238,9 +238,21 @@ class PlaylistGraphRecommender(Recommender):
         # The tasks size their own batches (0: by the graph); the trainer needs a valid number.
         return dataclasses.replace(config, batch_size=max(config.batch_size, 1))
 
+    @property
+    def _norm_head(self) -> NormHead:
+        """The track vectors' :class:`~segue.models.factor.NormHead` (the longest first), built at
+        the first query after the vectors were set: the exact scan then stops early for most
+        queries, as ALS's does (LightGCN's popular tracks have the longest vectors)."""
+        head = getattr(self, "_head", None)
+        if head is None or head.position.shape[0] != len(self.item_vectors) or self._head_of is not self.item_vectors:
+            head = self._head = NormHead.build(self.item_vectors)
+            self._head_of = self.item_vectors
+        return head
+
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         vectors, has = self.query_vectors(queries)
-        ids, scores = top_k_factors(self.item_vectors, vectors, n, seed_matrix(queries, self.n_tracks))
+        ids, scores = top_k_factors(self.item_vectors, vectors, n, seed_matrix(queries, self.n_tracks),
+                                    head=self._norm_head)
         ids[~has] = -1   # no evidence: the base back-fills by popularity
         return ids, scores
 
