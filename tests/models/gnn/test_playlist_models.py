@@ -62,7 +62,13 @@ def test_full_graph_propagation_removes_the_training_playlists_own_path(data):
         np.testing.assert_allclose(got[i], (ego[t] + expected) / 2, atol=1e-5)
     normalized = dense / np.sqrt(d_playlist[:, None] * d_track[None, :])
     two_hop = normalized.T @ normalized @ ego
-    np.testing.assert_allclose(final.detach().numpy(), (ego + two_hop) / 2, atol=1e-5)
+    np.testing.assert_allclose(final.table.detach().numpy(), (ego + two_hop) / 2, atol=1e-5)
+    # The same for a few rows only (the sampled softmax's step): E2 from a row slice of Rᵀ.
+    rows = np.unique(tracks)
+    part, _ = task.propagate(rows)
+    np.testing.assert_allclose(part.table.detach().numpy(), ((ego + two_hop) / 2)[rows], atol=1e-5)
+    got_part = task.without_own_playlist(part, messages, tracks, playlists).detach().numpy()
+    np.testing.assert_allclose(got_part, got, atol=1e-5)
     np.testing.assert_allclose(exact_embeddings(ego.astype(np.float32), graph, 3), (ego + two_hop) / 2, atol=1e-5)
 
 

@@ -49,7 +49,7 @@ from segue.errors import SegueError
 from segue.models.base import Explanation, Queries
 from segue.models.explain import popularity_explanation, shares
 from segue.models.gnn.graph import PlaylistGraph
-from segue.models.gnn.lightgcn import LightGCNTask, PlaylistSplitBatch, Propagation, exact_two_hop
+from segue.models.gnn.lightgcn import LightGCNTask, PlaylistSplitBatch, Propagation, TrackTable, exact_two_hop
 from segue.models.gnn.playlist import (
     HeldOut,
     PlaylistGraphRecommender,
@@ -291,10 +291,11 @@ class PlaylistGATTask(LightGCNTask):
             LightGCN's 0.05)."""
             rows = self._tensor(tracks)
             if messages is None:
-                return self.module.encode_tracks(tracks, self.device, own=own[rows], degree=degree[tracks])
+                return self.module.encode_tracks(tracks, self.device, own=own.index_select(0, rows), degree=degree[tracks])
             scale = self._tensor(self.propagation.inv_sqrt_track[tracks].astype(np.float32))
-            context = two_hop[rows] - scale[:, None] * messages[self._tensor(batch.playlist[owners])]
-            return self.module.encode_tracks(tracks, self.device, own=own[rows], context=context,
+            context = (two_hop.index_select(0, rows)
+                       - scale[:, None] * messages.index_select(0, self._tensor(batch.playlist[owners])))
+            return self.module.encode_tracks(tracks, self.device, own=own.index_select(0, rows), context=context,
                                              has_context=self.seen[tracks], degree=degree[tracks])
 
         # A track only this playlist holds has no walk left once the playlist is out: its
@@ -311,7 +312,7 @@ class PlaylistGATTask(LightGCNTask):
         h_context = without_own_playlist(batch.context_track, batch.context_owner)
         query = self.module.encode_queries(h_context, self._tensor(batch.context_owner), b)
         targets = without_own_playlist(batch.target_track, batch.target_owner)
-        return self.softmax_loss(batch, query, targets, h_all, own)
+        return self.softmax_loss(batch, query, targets, TrackTable(h_all, None), own)
 
     def inference_arrays(self, graph: PlaylistGraph) -> dict[str, np.ndarray]:
         state = {f"state.{k}": v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
