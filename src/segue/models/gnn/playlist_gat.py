@@ -49,7 +49,13 @@ from segue.errors import SegueError
 from segue.models.base import Explanation, Queries
 from segue.models.explain import popularity_explanation, shares
 from segue.models.gnn.graph import PlaylistGraph
-from segue.models.gnn.lightgcn import LightGCNTask, PlaylistSplitBatch, Propagation, TrackTable, exact_two_hop
+from segue.models.gnn.lightgcn import (
+    LightGCNTask,
+    PlaylistSplitBatch,
+    Propagation,
+    TrackTable,
+    exact_two_hop,
+)
 from segue.models.gnn.playlist import (
     HeldOut,
     PlaylistGraphRecommender,
