@@ -97,7 +97,11 @@ def test_the_demo_settings_reach_the_stages_that_use_them(tmp_path):
     stages = {s.name: s for s in _Stages(demo_settings(tmp_path)).phase3()}
     assert stages["popularity model"].params == {"seed": 0, "n_estimators": 50}
     assert stages["train bpr"].params == {"iterations": 30, "factors": 64}
-    assert stages["train playlistgat"].params["epochs"] == 2
+    # The graph models train within a budget, not an epoch count.
+    assert stages["train lightgcn"].params["budget_seconds"] == 120
+    assert "epochs" not in stages["train playlistgat"].params
+    assert stages["session models"].params["gat"] == {"budget_seconds": 30}
+    assert stages["session models"].params["gru4rec"] == {"budget_seconds": 60}
     assert stages["train als"].params == {"factors": 64}
     # The ensembles ask for the ALS the demo trains, so they reuse it instead of fitting their own.
     for name in ("hybrid", "rerank"):

@@ -24,9 +24,12 @@ DEMO_USERS = 1_000
 # on real playlists, gained 0.0007 R-precision on generated data (ALS) at 1.7–2× the fit time,
 # and with it the demo ran 10 min 19 s.
 DEMO_ALS = "als.factors=64"
-# The demo's budgets: GRU4Rec's default of 10 minutes is for real data (on the demo's 2,000
-# generated users it early-stops after about 4.5 minutes); one minute keeps the demo within its ten.
+# The demo's training budgets (the quick mode's minute otherwise): LightGCN two minutes (an
+# epoch over the demo's 50,000 playlists and 729,000 tracks takes about 40 s), the listening
+# GATs half a minute each (same budget for gat and genre_gat), GRU4Rec one minute (its default
+# ten are for real data; on the demo's 2,000 users it early-stops after about 4.5 minutes).
 DEMO_MODEL_PARAMS = {"popularity": {"n_estimators": 50}, "gru4rec": {"budget_seconds": 60},
+                     "lightgcn": {"budget_seconds": 120}, "gat": {"budget_seconds": 30},
                      "bpr": {"iterations": 30, "factors": 64}, "als": {"factors": 64},
                      "hybrid": {"component_params": DEMO_ALS},
                      "rerank": {"validation_per_group": 100, "max_folds": 1, "component_params": DEMO_ALS}}

@@ -295,7 +295,8 @@ class _Stages:
                       outputs=[p.sessions_split / "split.json"], params={"seed": s.seed}, after=["ingest sessions"]),
                 Stage("session models", self._session_models, inputs=[p.sessions_split],
                       outputs=[p.sessions_eval / "graph_report.json", p.sessions_eval / "next_track" / "evaluation.json"],
-                      params={"mode": s.graph_mode, "seed": s.seed}, after=["split sessions"]),
+                      params={"mode": s.graph_mode, "seed": s.seed, "gat": self.params("gat"),
+                              "gru4rec": self.params("gru4rec")}, after=["split sessions"]),
             ]
         for stage in graphs:
             stage.lane = "graphs"
@@ -382,7 +383,8 @@ class _Stages:
         split = load_listening_split(self.p.sessions_split)
         # The listening graphs' own models; LightGCN and PlaylistGAT are the playlist split's.
         report = evaluate_listening_models(split, models=LISTENING_GRAPH_MODELS, mode=self.s.graph_mode,
-                                           seed=self.s.seed)
+                                           seed=self.s.seed,
+                                           budget_seconds=float(self.params("gat").get("budget_seconds", 0)))
         report.write(self.p.sessions_eval)
         next_eval, timings = evaluate_sessions(split, user_models=(), params={"gru4rec": self.params("gru4rec")})
         next_eval.write(self.p.sessions_eval / "next_track")
