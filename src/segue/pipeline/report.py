@@ -52,6 +52,26 @@ def write_report(settings, out: Path) -> dict:
     return {"sections": builder.sections, "figures": len(builder.figures)}
 
 
+
+def training_status(history: dict) -> str:
+    """How a graph model's training ended, for the report: converged when early stopping fired;
+    **undertrained** when its budget or epoch cap stopped it while validation was still at its best
+    in the last epoch (more training would likely help); else stopped after its best epoch.
+
+    >>> training_status({"epochs": [{}, {}], "best_epoch": 1, "early_stopped": False})
+    'undertrained: validation still improving when training stopped'
+    >>> training_status({"epochs": [{}, {}, {}], "best_epoch": 0, "early_stopped": True})
+    'converged (early stopping kept epoch 1)'
+    """
+    epochs, best = len(history.get("epochs", [])), history.get("best_epoch", -1)
+    if history.get("early_stopped"):
+        return f"converged (early stopping kept epoch {best + 1})"
+    if best < 0:
+        return "not validated"
+    if best == epochs - 1:
+        return "undertrained: validation still improving when training stopped"
+    return f"stopped after its best epoch ({best + 1} of {epochs})"
+
 class _Builder:
     def __init__(self, root: Path):
         self.root = root
@@ -263,6 +283,9 @@ class _Builder:
         curves = self._training_curves()
         if curves:
             self.figure(curves, "Training curves of the graph models (loss; validation recall@10)")
+            rows = [f"| {name} | {len(h['epochs'])} | {h.get('stopped', '')} | {training_status(h)} |"
+                    for name, h in self._histories().items()]
+            self.lines += ["| model | epochs | stopped | status |", "|---|---|---|---|", *rows, ""]
         report = self.root / "sessions-evaluation" / "graph_report.md"
         if report.exists():
             self.lines += ["### Listening sessions: users' next tracks and their held-out listens", ""]
@@ -272,7 +295,7 @@ class _Builder:
         elif not curves:
             self.missing("The graph and session stages")
 
-    def _training_curves(self) -> str | None:
+    def _histories(self) -> dict[str, dict]:
         histories = {}
         for path in sorted((self.root / "models").glob("*.history.json")) if (self.root / "models").exists() else []:
             doc = self.json(f"models/{path.name}") or {}
@@ -282,6 +305,10 @@ class _Builder:
         for name, history in (graph.get("histories") or {}).items():
             if history:
                 histories.setdefault(f"{name} (sessions)", history)
+        return histories
+
+    def _training_curves(self) -> str | None:
+        histories = self._histories()
         if not histories:
             return None
         import matplotlib
@@ -297,7 +324,7 @@ class _Builder:
                       if e.get("validation_recall") is not None]
             if recall:
                 recall_ax.plot(*zip(*recall, strict=True), marker="o", label=name)
-        loss_ax.set(title="training loss (BPR)", xlabel="epoch")
+        loss_ax.set(title="training loss", xlabel="epoch")
         recall_ax.set(title="validation recall@10", xlabel="epoch")
         for ax in (loss_ax, recall_ax):
             ax.grid(alpha=0.3)
