@@ -358,4 +358,4 @@ def test_built_in_spaces_fit_their_models():
 
     for name in SPACES:
         assert space_for(name, get_model_class(name).Config)  # names real fields, valid ranges
-    assert set(SPACES) == {"als", "svd", "bpr", "itemknn", "playlistknn", "title", "embed"}
+    assert set(SPACES) == {"als", "svd", "bpr", "itemknn", "playlistknn", "title", "embed", "lightgcn", "playlistgat"}
