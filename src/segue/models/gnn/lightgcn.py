@@ -290,9 +290,12 @@ class LightGCNTask(TrainingTask):
         self.exact = self.negatives >= n_tracks
         weights = graph.track_degree.astype(np.float64) ** NEGATIVE_POWER
         self.proposal = weights / weights.sum()
-        self.module = seeded_module(config.seed, lambda: _net(n_tracks, config.factors, config.init_std))
+        self.module = seeded_module(config.seed, self._build_module)
         self.device = None
         self.propagation = None
+
+    def _build_module(self):
+        return _net(self.graph.n_tracks, self.config.factors, self.config.init_std)
 
     def fingerprint(self) -> dict:
         return {**base_task_fingerprint(self, self.config), "tracks": self.graph.n_tracks}

@@ -10,13 +10,11 @@ step at query time (an optimisation per query, measured worse than a closed form
 :mod:`segue.models.factor`), while this way the model is trained on the very operation it is
 evaluated on.
 
-**Training examples mimic queries.** A BPR example is a training edge (playlist ``p``, track
-``t⁺``) with a negative ``t⁻`` (uniform, never one of ``p``'s tracks) and a *context*: a random
-subset of ``p``'s other tracks, of a random size between 1 and ``max_context`` (challenge
-queries have 1 to 100 seeds). ``p`` is represented only through its context, so ``t⁺`` is
-never in the message passing that scores it — the supervision edge is invisible, as a held-out
-track is at test time — and, for LightGCN's deeper propagation, the walks that would pass
-through ``p`` itself are dropped (``p`` is absent from the graph, as a query is).
+**Training mimics queries.** A training step takes a set of training playlists and splits each at
+random into a *context* (1 to ``max_context`` of its tracks; challenge queries have 0 to 100 seeds)
+and *targets* (the rest); the playlist is represented only through its context, and its own walks
+are removed from the graph it is scored in, so no target is in the message passing that scores it —
+as a held-out track is at test time (see :mod:`segue.models.gnn.lightgcn`).
 
 **Held-out edges.** Before training, the model holds out ``validation_share`` of the edges of
 ``validation_playlists`` playlists (:func:`~segue.models.gnn.sampling.split_edges`); message
@@ -28,7 +26,6 @@ the training data.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,78 +37,9 @@ from segue.evaluation import metrics as M
 from segue.models.base import Queries, Recommender
 from segue.models.factor import NormHead, top_k_factors
 from segue.models.gnn.graph import PlaylistGraph
-from segue.models.gnn.sampling import (
-    sample_negatives,
-    sample_within_rows,
-    split_edges,
-)
+from segue.models.gnn.sampling import split_edges
 from segue.models.gnn.training import AdvancedTrainer, SimpleTrainer, TrainerConfig, TrainingTask
 from segue.models.topn import seed_matrix
-
-
-@dataclass
-class PlaylistBatch:
-    """A batch of BPR examples (``size`` = B): ``playlist``, ``positive``, ``negative`` int64 [B];
-    the context tracks ``context_track`` int64 [m] of example ``context_owner`` int64 [m];
-    ``context_size`` int64 [B] (≥ 1)."""
-
-    size: int
-    playlist: np.ndarray
-    positive: np.ndarray
-    negative: np.ndarray
-    context_owner: np.ndarray
-    context_track: np.ndarray
-    context_size: np.ndarray
-
-
-class PlaylistExamples:
-    """Draws :class:`PlaylistBatch` es from a training playlist × track matrix (see the module
-    docstring). Only playlists with at least two tracks give examples (one is the target, the
-    rest the context)."""
-
-    def __init__(self, matrix: sp.csr_matrix, max_context: int):
-        if max_context < 1:
-            raise SegueError(f"max_context must be ≥ 1, got {max_context}")
-        if not matrix.has_sorted_indices:
-            raise SegueError("the training matrix must have sorted indices")
-        self.indptr = matrix.indptr.astype(np.int64)
-        self.indices = matrix.indices          # shared, not copied (66M entries at full scale)
-        self.n_items = matrix.shape[1]
-        self.degree = np.diff(self.indptr)
-        self.max_context = max_context
-        # Positions (in ``indices``) of the edges of playlists with at least two tracks; kept
-        # explicitly only when some playlist has fewer (never in the MPD: 5 tracks at least).
-        short = self.degree < 2
-        self.eligible = np.flatnonzero(np.repeat(short, self.degree) == 0) if short.any() else None
-        self.n_edges = int(matrix.nnz) if self.eligible is None else len(self.eligible)
-
-    def epoch(self, rng: np.random.Generator, n_examples: int, batch_size: int) -> Iterator[PlaylistBatch]:
-        """``n_examples`` training edges in random order: a sample without replacement when the
-        budget is below the number of edges (no permutation of all of them is built), else whole
-        shuffled passes."""
-        if self.n_edges == 0:
-            raise SegueError("no training playlist has two tracks: nothing to learn from")
-        if n_examples <= self.n_edges:
-            order = rng.choice(self.n_edges, size=n_examples, replace=False)
-        else:
-            rounds = -(-n_examples // self.n_edges)
-            order = np.concatenate([rng.permutation(self.n_edges) for _ in range(rounds)])[:n_examples]
-        if self.eligible is not None:
-            order = self.eligible[order]
-        for start in range(0, len(order), batch_size):
-            yield self.batch(order[start:start + batch_size], rng)
-
-    def batch(self, positions: np.ndarray, rng: np.random.Generator) -> PlaylistBatch:
-        positions = np.asarray(positions, dtype=np.int64)
-        playlist = np.searchsorted(self.indptr, positions, side="right") - 1
-        positive = self.indices[positions]
-        limit = np.minimum(self.degree[playlist] - 1, self.max_context)
-        size = 1 + np.floor(rng.random(len(positions)) * limit).astype(np.int64)
-        owner, context = sample_within_rows(self.indptr, playlist, size, rng, skip=positions)
-        negative = sample_negatives(playlist, self.indptr, self.indices, self.n_items, rng)
-        return PlaylistBatch(len(positions), playlist, positive.astype(np.int64), negative, owner,
-                             self.indices[context].astype(np.int64), size)
-
 
 # ------------------------------------------------------------------------------------------------
 # Held-out edges and validation

@@ -62,7 +62,6 @@ from segue.models.gnn.playlist import (
     distinct_seeds,
     segment_sum,
 )
-from segue.models.gnn.training import seeded_module
 from segue.models.registry import register
 
 SOURCE_KINDS = ("self", "artist", "album", "genre", "playlists")
@@ -263,11 +262,13 @@ class PlaylistGATTask(LightGCNTask):
 
     def __init__(self, graph: PlaylistGraph, sides: TrackSides, config: PlaylistGATConfig, held: HeldOut,
                  owner: PlaylistGATRecommender):
-        super().__init__(graph, config, held, owner)
         self.sides = sides
-        self.module = seeded_module(config.seed, lambda: _net(sides, graph.n_tracks, config))
+        super().__init__(graph, config, held, owner)
         self.all_tracks = np.arange(graph.n_tracks, dtype=np.int64)
         self.seen = graph.track_degree > 0
+
+    def _build_module(self):
+        return _net(self.sides, self.graph.n_tracks, self.config)
 
     def to(self, device) -> None:
         self.device = device

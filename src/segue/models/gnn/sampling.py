@@ -1,14 +1,10 @@
-"""Sampling for graph training, in numpy, vectorised: neighbours, negatives, edge splits.
+"""Sampling for graph training, in numpy, vectorised: negatives, edge membership, edge splits.
 
-PyG's ``NeighborLoader`` needs ``pyg-lib`` or ``torch-sparse``, and neither is built for
-torch 2.13 (the version segue pins); the samplers here need neither and do exactly what the
-trainers need: a bounded number of neighbours per node (so a batch's memory does not depend on
-how popular its tracks are), edges that must stay invisible (the batch's own supervision edges)
-masked out, and negatives that are never positives of their row.
+Negatives are never positives of their row; edge splits hold out edges per row (at random or by
+time) so that validation and test edges stay out of the graph the models propagate over.
 
-Every function takes an explicit ``numpy.random.Generator``; nothing here loops over rows in
-Python.
-"""
+Every function takes an explicit ``numpy.random.Generator`` where it draws; nothing here loops
+over rows in Python."""
 
 from __future__ import annotations
 
@@ -33,38 +29,6 @@ def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
     return offsets + np.arange(total, dtype=np.int64)
-
-
-def sample_neighbors(indptr: np.ndarray, indices: np.ndarray, nodes: np.ndarray, fanout: int,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``fanout`` neighbours of each of ``nodes`` in a CSR adjacency (row = node).
-
-    A node with at most ``fanout`` neighbours gets all of them; a node with more gets ``fanout``
-    drawn uniformly **with replacement** (vectorised; for a popular track with thousands of
-    playlists a repeat is rare, and an estimate that averages the draws stays unbiased).
-    ``fanout < 0`` means all neighbours.
-
-    Returns ``(owner, neighbor)``: int64 arrays [m], ``owner`` the position in ``nodes`` each
-    neighbour was drawn for, in order of ``nodes``.
-
-    >>> indptr, indices = np.array([0, 2, 2, 5]), np.array([7, 8, 1, 2, 3])
-    >>> owner, nbr = sample_neighbors(indptr, indices, np.array([0, 1, 2]), 5, np.random.default_rng(0))
-    >>> owner.tolist(), nbr.tolist()
-    ([0, 0, 2, 2, 2], [7, 8, 1, 2, 3])
-    """
-    nodes = np.asarray(nodes, dtype=np.int64)
-    start = indptr[nodes].astype(np.int64)
-    degree = indptr[nodes + 1].astype(np.int64) - start
-    if fanout < 0:
-        owner = np.repeat(np.arange(len(nodes), dtype=np.int64), degree)
-        return owner, indices[ranges(start, degree)].astype(np.int64)
-    full = degree <= fanout
-    take = np.where(full, degree, fanout)
-    owner = np.repeat(np.arange(len(nodes), dtype=np.int64), take)
-    offset = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(take) - take, take)
-    drawn = ~full[owner]
-    offset[drawn] = (rng.random(int(drawn.sum())) * degree[owner[drawn]]).astype(np.int64)
-    return owner, indices[start[owner] + offset].astype(np.int64)
 
 
 def edge_keys(matrix: sp.csr_matrix) -> np.ndarray:
@@ -147,35 +111,6 @@ def sample_negatives(rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray, 
             return out
     raise SegueError(f"could not draw negatives for {len(todo)} rows in {max_rounds} rounds "
                      "(rows that hold nearly every item)")
-
-
-def sample_within_rows(indptr: np.ndarray, rows: np.ndarray, sizes: np.ndarray, rng: np.random.Generator,
-                       skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """For each ``rows[i]``, ``sizes[i]`` distinct entry positions of that CSR row drawn without
-    replacement, never position ``skip[i]`` (an absolute position in ``indices``, or -1).
-
-    Returns ``(owner, position)``: int64 arrays, owner = i, positions absolute in ``indices``.
-    Cost is linear in the total length of the rows (random keys, one sort), so callers bound
-    the rows' lengths (playlists are ≤ 250 tracks; longer rows are truncated by the caller).
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    start = indptr[rows].astype(np.int64)
-    length = indptr[rows + 1].astype(np.int64) - start
-    owner = np.repeat(np.arange(len(rows), dtype=np.int64), length)
-    position = ranges(start, length)
-    key = rng.random(len(position))
-    if skip is not None:
-        key[position == np.asarray(skip, dtype=np.int64)[owner]] = 2.0  # sorted last, never taken
-    order = np.lexsort((key, owner))
-    owner, position = owner[order], position[order]
-    rank = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(length) - length, length)
-    keep = rank < np.asarray(sizes, dtype=np.int64)[owner]
-    return owner[keep], position[keep]
-
-
-# --------------------------------------------------------------------------------------------
-# Held-out edges
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass
