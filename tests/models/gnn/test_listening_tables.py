@@ -58,6 +58,25 @@ def ingest(tables, out, *extra) -> int:
     )
 
 
+def graph_evaluate(data, out, models: str) -> int:
+    """``segue graph evaluate`` of ``models`` against popularity, mini mode; the exit status."""
+    return main(
+        [
+            "graph",
+            "evaluate",
+            str(data),
+            "--out",
+            str(out),
+            "--models",
+            models,
+            "--baselines",
+            "popular",
+            "--mode",
+            "mini",
+        ]
+    )
+
+
 def test_genre_gat_runs_on_listening_data_given_a_genres_table(tables, tmp_path, capsys):
     data = tmp_path / "data"
     assert (
@@ -76,24 +95,7 @@ def test_genre_gat_runs_on_listening_data_given_a_genres_table(tables, tmp_path,
     assert "3 genres from" in capsys.readouterr().out
     manifest = orjson.loads((data / "manifest.json").read_bytes())
     assert manifest["counts"]["genres"] == 3
-    assert (
-        main(
-            [
-                "graph",
-                "evaluate",
-                str(data),
-                "--out",
-                str(tmp_path / "eval"),
-                "--models",
-                "genre_gat",
-                "--baselines",
-                "popular",
-                "--mode",
-                "mini",
-            ]
-        )
-        == 0
-    )
+    assert graph_evaluate(data, tmp_path / "eval", "genre_gat") == 0
     report = orjson.loads((tmp_path / "eval" / "graph_report.json").read_bytes())
     table = report["evaluation"]["users"]["table"]
     assert set(table) == {"popular", "genre_gat"} and report["skipped"] == {}
@@ -106,24 +108,7 @@ def test_a_model_that_cannot_run_is_skipped_and_named(tables, tmp_path, capsys, 
     data = tmp_path / "data"
     assert ingest(tables, data) == 0
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "graph",
-                "evaluate",
-                str(data),
-                "--out",
-                str(tmp_path / "eval"),
-                "--models",
-                "genre_gat,gat",
-                "--baselines",
-                "popular",
-                "--mode",
-                "mini",
-            ]
-        )
-        == 0
-    )
+    assert graph_evaluate(data, tmp_path / "eval", "genre_gat,gat") == 0
     captured = capsys.readouterr()
     report = orjson.loads((tmp_path / "eval" / "graph_report.json").read_bytes())
     assert set(report["evaluation"]["users"]["table"]) == {"popular", "gat"}

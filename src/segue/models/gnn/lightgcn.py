@@ -192,15 +192,13 @@ class Propagation:
     def two_hop_rows(self, track_playlists: sp.csr_matrix, rows: np.ndarray, messages):
         """``E2`` of ``rows`` only ([r, d]): the row slice of ``Rᵀ`` (``track_playlists``, the
         training graph's) and its transpose, built for this step."""
-        import torch
-
         part = track_playlists[rows]
         values = np.repeat(self.inv_sqrt_track[rows].astype(np.float32), np.diff(part.indptr))
         part = sp.csr_matrix((values, part.indices, part.indptr), shape=part.shape)
         device = messages.device
         with_t = part.T.tocsr()
         return self.product.apply(_torch_csr(part, part.data, device), _torch_csr(with_t, with_t.data, device),
-                                  messages).to(torch.float32)
+                                  messages)
 
 
 @dataclass

@@ -171,11 +171,10 @@ class PlaylistGraphRecommender(Recommender):
         """The track vectors' :class:`~segue.models.factor.NormHead` (the longest first), built at
         the first query after the vectors were set: the exact scan then stops early for most
         queries, as ALS's does (LightGCN's popular tracks have the longest vectors)."""
-        head = getattr(self, "_head", None)
-        if head is None or head.position.shape[0] != len(self.item_vectors) or self._head_of is not self.item_vectors:
-            head = self._head = NormHead.build(self.item_vectors)
+        if getattr(self, "_head_of", None) is not self.item_vectors:   # new vectors: a new head
+            self._head = NormHead.build(self.item_vectors)
             self._head_of = self.item_vectors
-        return head
+        return self._head
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         vectors, has = self.query_vectors(queries)
