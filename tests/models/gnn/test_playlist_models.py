@@ -3,6 +3,8 @@ neighbours, cold tracks, and that a query's score decomposes over its seeds."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -149,50 +151,72 @@ def test_gat_explanations_name_the_querys_real_neighbours_and_add_up_to_the_scor
     queries = Queries.from_lists([[64, 0, 61, 62]])
     ranking = gat.recommend(queries, n=6)
     vectors, _ = gat.query_vectors(queries)
-    layer = gat.layer_attention(np.array([0, 61, 62, 64]))
+    seeds = [0, 61, 62, 64]
+    layer = gat.layer_attention(np.array(seeds))
+    degree = gat.track_degree[seeds].astype(np.float64)
+    total = (1 / np.sqrt(4 * degree)).sum()
     for track, e in zip(ranking.ids[0], gat.explain(queries, 0, ranking.ids[0]), strict=True):
         named = [item for item in e.evidence if item["kind"] == "seed"]
-        assert named and {item["track_id"] for item in named} <= {0, 61, 62, 64}
-        for item in named:   # the attention reported is the layer's, for that very seed
-            assert item["attention"] == pytest.approx(float(layer[[0, 61, 62, 64].index(item["track_id"])].mean()),
-                                                      abs=1e-6)
+        assert named and {item["track_id"] for item in named} <= set(seeds)
+        for item in named:   # the attention reported is the module's, for that very seed
+            assert item["attention"] == pytest.approx(float(layer[seeds.index(item["track_id"])].mean()), abs=1e-6)
         assert sum(item["share"] for item in e.evidence) == pytest.approx(1.0)
-        # The parts the shares come from sum to the score itself.
-        heads = gat.config.heads
-        target = gat.item_vectors[track].astype(np.float64).reshape(heads, -1)
-        parts = [(layer[i][:, None] * gat.messages[s].astype(np.float64) * target).sum()
-                 for i, s in enumerate([0, 61, 62, 64])]
-        score = float(vectors[0] @ gat.item_vectors[track].astype(np.float64))
-        assert sum(parts) + float(gat.item_vectors[track] @ gat.bias) == pytest.approx(score, rel=1e-4, abs=1e-4)
+        # The parts, computed by hand from the module's attention, sum to the score itself.
+        target = gat.item_vectors[track].astype(np.float64)
+        parts = [total * layer[i].mean() * gat.item_vectors[s].astype(np.float64) @ target for i, s in enumerate(seeds)]
+        score = float(vectors[0] @ target)
+        assert sum(parts) == pytest.approx(score, rel=1e-4, abs=1e-6)
+        positive = np.clip(parts, 0, None)
+        for item in named:
+            assert item["share"] == pytest.approx(positive[seeds.index(item["track_id"])] / positive.sum(), abs=1e-5)
     # The text names seeds of this playlist, in words.
     assert "attention" in gat.explain(queries, 0, ranking.ids[0, :1])[0].text
 
 
-def test_gat_track_layer_attends_over_the_tracks_own_artist_and_album(gat, data):
-    sources = gat.track_sources(42)
-    assert [(kind, ident) for kind, ident, _ in sources] == [
-        ("self", 42), ("artist", int(data.track_artist[42])), ("album", int(data.track_album[42])),
-        ("playlists", -1)]
-    assert sum(a for _, _, a in sources) == pytest.approx(1.0, abs=1e-5)
+def test_untrained_attention_is_lightgcn_and_training_moves_it(gat):
+    """At its starting point (a = 0, c = −½) the attention gives each seed LightGCN's own weight
+    1 / sqrt(|S| d_s): the query vector equals LightGCN's on the same track vectors. Trained, the
+    attention departs from it (it is a learned layer, not a fixed weighting)."""
+    queries = Queries.from_lists([[0, 5, 9, 91], [60, 61], [30, 31, 32, 33, 34, 35, 36]])
+    trained = gat.attention(queries)[1]
+    heads, d = gat.config.heads, gat.config.factors
+    start = copy.copy(gat)
+    start._set_inference({**gat._arrays(), "attention.att_src": np.zeros((heads, d), np.float32),
+                          "attention.att_dst": np.zeros((heads, d), np.float32),
+                          "attention.degree": np.full(heads, -0.5, np.float32)})
+    vectors, degree = gat.item_vectors.astype(np.float64), gat.track_degree
+    lightgcn = np.array([sum(vectors[s] / np.sqrt(len(q) * degree[s]) for s in q)
+                         for q in ([0, 5, 9, 91], [60, 61], [30, 31, 32, 33, 34, 35, 36])])
+    np.testing.assert_allclose(start.query_vectors(queries)[0], lightgcn, rtol=1e-9)
+    assert not np.allclose(trained, start.attention(queries)[1], atol=1e-4)
+
+
+def test_gat_track_sources_say_what_a_track_vector_is_made_of(gat):
+    assert gat.track_sources(42) == [("self", 42, 0.5), ("playlists", -1, 0.5)]
 
 
 def test_cold_track_is_represented_by_its_artist_and_album(data):
-    """A catalog track no training playlist holds gets no trained embedding of its own: two such
-    tracks of the same artist and album are represented identically, from those alone."""
+    """A catalog track no training playlist holds gets no trained embedding of its own: it is the
+    mean of its album's and its artist's known tracks, so two such tracks of the same artist and
+    album are represented identically, and a query about that artist ranks them high."""
     matrix = sp.csr_matrix(data.matrix.toarray()[:, :100])
     wide = sp.hstack([matrix, sp.csr_matrix((300, 2), dtype=np.float32)]).tocsr()
     cold = PlaylistData(wide, data.pids, data.names, np.r_[data.track_artist, 0, 0].astype(np.int32),
                         np.r_[data.track_album, 0, 0].astype(np.int32))
     model = PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(cold)
     np.testing.assert_array_equal(model.item_vectors[100], model.item_vectors[101])
-    assert np.abs(model.item_vectors[100]).sum() > 0
+    album = np.flatnonzero(cold.track_album[:100] == 0)
+    artist = np.flatnonzero(cold.track_artist[:100] == 0)
+    expected = (model.item_vectors[album].astype(np.float64).mean(0) + model.item_vectors[artist].mean(0)) / 2
+    np.testing.assert_allclose(model.item_vectors[100], expected, rtol=1e-5, atol=1e-6)
+    assert model.track_sources(100) == [("album", 0, 0.5), ("artist", 0, 0.5)]
     # …and a query about the artist's genre (tracks 0-4 are artist 0) ranks them above the other genres' tracks.
     scores = model.item_vectors @ model.query_vectors(Queries.from_lists([[0, 1, 2, 3]]))[0][0]
     assert scores[100] > np.median(scores[30:90])
 
 
-def test_audio_features_are_used_when_present(tmp_path, data):
-    from segue.models.gnn.playlist_gat import PlaylistGATTask, TrackSides
+def test_audio_features_are_read_by_the_attention_when_present(tmp_path, data):
+    from segue.models.gnn.playlist_gat import PlaylistGATTask
 
     path = tmp_path / "data"
     path.mkdir()
@@ -200,8 +224,10 @@ def test_audio_features_are_used_when_present(tmp_path, data):
                              "energy": np.linspace(0, 1, 100)}), path / schema.TRACK_FEATURES_FILE)
     with_audio = PlaylistData(data.matrix, data.pids, data.names, data.track_artist, data.track_album, path)
     graph = PlaylistGraph.from_playlist_data(with_audio)
-    task = PlaylistGATTask(graph, TrackSides.from_graph(graph), PlaylistGATConfig(), None, None)
-    assert task.module.audio is not None and task.module.audio.in_features == 2
+    task = PlaylistGATTask(graph, PlaylistGATConfig(), None, None)
+    assert task.module.attention.audio is not None and task.module.attention.audio.shape[1] == 2
+    model = PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(with_audio)
+    assert model.audio_weight is not None and model.audio_weight.shape == (model.config.heads, 2)
     ignored = PlaylistGraph.from_playlist_data(with_audio, audio=False)
     assert ignored.audio is None
 
@@ -215,8 +241,10 @@ def test_playlist_attention_heatmap(gat, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
 
 
-def test_validation_edges_stay_out_of_message_passing(data):
-    """The edges carved for early stopping are in no operator the training propagates over."""
+def test_validation_playlists_are_queries_outside_the_graph(data):
+    """The playlists carved for early stopping are new nodes, as challenge queries are: none of
+    their edges (held out or seed) is in the operators training propagates over; their seeds
+    rejoin the graph for the final arrays, the held-out edges do not."""
     seen = {}
 
     class Spy(LightGCNRecommender):
@@ -225,11 +253,45 @@ def test_validation_edges_stay_out_of_message_passing(data):
             seen.update(graph=graph, held=held, task=task)
             return task
 
+        def _set_inference(self, arrays):
+            task = seen["task"]
+            if task.propagation is not None and "to_playlists" not in seen:
+                seen["to_playlists"] = task.propagation.to_playlists.to_dense().numpy()
+            seen["last_degree"] = arrays["track_degree"]
+            super()._set_inference(arrays)
+
     Spy(LightGCNConfig(**FAST)).fit(data)
-    graph, held, task = seen["graph"], seen["held"], seen["task"]
+    graph, held, to_playlists = seen["graph"], seen["held"], seen["to_playlists"]
     assert len(held) > 0
-    to_playlists = task.propagation.to_playlists.to_dense().numpy()
-    for i, (row, truth) in enumerate(zip(held.queries.pids.tolist(), held.truth, strict=True)):
-        assert not graph.playlist_tracks[row, truth].toarray().any()
-        assert not to_playlists[row, truth].any()
-        assert to_playlists[row, held.queries.seeds(i)].all()          # the rest of the playlist is there
+    rows = held.queries.pids
+    assert graph.playlist_tracks[rows].nnz == 0 and not to_playlists[rows].any()
+    assert to_playlists.any(axis=1).sum() == graph.n_playlists - len(rows)
+    # The final arrays: every training edge but the held-out ones.
+    full = data.matrix.astype(bool).astype(np.int64)
+    held_out_per_track = np.zeros(full.shape[1], dtype=np.int64)
+    np.add.at(held_out_per_track, np.concatenate(held.truth), 1)
+    np.testing.assert_array_equal(seen["last_degree"], np.asarray(full.sum(0)).ravel() - held_out_per_track)
+
+
+def test_attention_trains_on_lightgcns_vectors_without_reshaping_them(data):
+    """PlaylistGAT's loss gives the track embeddings exactly LightGCN's gradient (its attention
+    term is computed on detached vectors) and gives the attention a gradient of its own."""
+    import torch
+
+    from segue.models.gnn.playlist_gat import PlaylistGATTask
+
+    graph = PlaylistGraph.from_playlist_data(data)
+    lightgcn = LightGCNTask(graph, LightGCNConfig(), None, None)
+    gat = PlaylistGATTask(graph, PlaylistGATConfig(dropout=0.0), None, None)
+    with torch.no_grad():
+        gat.module.embedding.weight.copy_(lightgcn.module.embedding.weight)
+        for parameter in (gat.module.attention.att_src, gat.module.attention.att_dst):
+            parameter.normal_(std=1.0)
+    for task in (lightgcn, gat):
+        task.to("cpu")
+        batch = split_playlists(graph.playlist_tracks, np.arange(60), 100, np.random.default_rng(3))
+        task.loss(batch).backward()
+    np.testing.assert_allclose(gat.module.embedding.weight.grad.numpy(), lightgcn.module.embedding.weight.grad.numpy(),
+                               rtol=1e-5, atol=1e-8)
+    assert gat.module.attention.att_src.grad.abs().sum() > 0
+    assert gat.module.attention.degree.grad.abs().sum() > 0

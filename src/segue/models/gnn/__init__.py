@@ -1,4 +1,4 @@
-"""Graph models (issue 6, the second source design): graphs, GAT / genre-aware GAT / LightGCN /
+"""Graph models (the second source design): graphs, GAT / genre-aware GAT / LightGCN /
 PlaylistGAT, BPR trainers, explanations, cold start.
 
 Modules, in the order data flows through them:
@@ -12,7 +12,8 @@ Modules, in the order data flows through them:
 ``training``     BPR, the simple and advanced trainers, modes, checkpoints, resume, device choice.
 ``playlist``     what the playlist models share: examples that mimic queries, inductive scoring.
 ``lightgcn``     ``lightgcn`` (registered Recommender): LightGCN with playlists as new nodes.
-``playlist_gat`` ``playlistgat`` (registered Recommender): heterogeneous GAT over the playlist graph.
+``playlist_gat`` ``playlistgat`` (registered Recommender): attention over a query's seeds on
+                 LightGCN's track vectors; new tracks through their album and artist.
 ``listening``    ``gat`` and ``genre_gat``: GATs over the listening graph (users are nodes).
 ``explain``      attention read from the layers, genre evidence, multi-factor text, heatmaps.
 ``coldstart``    new users (stated genres), new tracks (artist embedding + noise), sparse users.

@@ -234,14 +234,8 @@ def listening_heatmap(model, user: int, track_ids, out: Path, labels=None, max_n
 
 def playlist_heatmap(model, queries, row: int, track_ids, out: Path) -> Path:
     """The heatmap for a PlaylistGAT query: attention over its seeds and the score shares."""
-    from segue.models.gnn.playlist import distinct_seeds
-
     track_ids = np.asarray(track_ids, dtype=np.int64)
-    seeds = distinct_seeds(queries.slice(row, row + 1), model.n_tracks).indices.astype(np.int64)
-    alpha = model.layer_attention(seeds).astype(np.float64)
-    heads = model.config.heads
-    targets = model.item_vectors[track_ids].astype(np.float64).reshape(len(track_ids), heads, -1)
-    parts = (np.einsum("shc,thc->tsh", model.messages[seeds].astype(np.float64), targets) * alpha[None]).sum(2)
+    seeds, alpha, parts = model.seed_parts(queries, row, track_ids)
     positive = np.clip(parts, 0, None)
     totals = positive.sum(1, keepdims=True)
     contributions = np.divide(positive, totals, out=np.zeros_like(positive), where=totals > 0)

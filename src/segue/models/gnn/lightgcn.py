@@ -235,6 +235,7 @@ class PlaylistSplitBatch:
     negatives: np.ndarray
     masked_owner: np.ndarray | None = None
     masked_track: np.ndarray | None = None
+    sampled: np.ndarray | None = None    # tracks a model's second, sampled softmax uses (PlaylistGAT's)
 
     def __post_init__(self):
         # Cells kept out of the exact softmax: the context (seeds are never recommended), and
@@ -270,6 +271,7 @@ class LightGCNTask(TrainingTask):
             raise SegueError(f"lightgcn: layers must be 1 or 3, got {layers}")
         if config.factors < 1 or config.max_context < 1 or config.negatives < 0 or config.batch_size < 0:
             raise SegueError("lightgcn: factors and max_context must be ≥ 1, negatives and batch_size ≥ 0")
+        self.layers = layers
         self.graph = graph
         self.config = config
         self.held = held
@@ -300,7 +302,7 @@ class LightGCNTask(TrainingTask):
 
     def to(self, device) -> None:
         super().to(device)
-        if self.config.layers == 3:
+        if self.layers == 3:
             self.propagation = Propagation(self.graph, device)
 
     def batches(self, rng, n_examples, batch_size):
@@ -344,8 +346,6 @@ class LightGCNTask(TrainingTask):
         return rows - scale[:, None] * messages.index_select(0, self._tensor(playlists))
 
     def loss(self, batch: PlaylistSplitBatch):
-        import torch
-
         ego = self.module.embedding.weight
         needed = None if self.exact else np.unique(
             np.concatenate((batch.context_track, batch.target_track, batch.negatives)))
@@ -354,26 +354,39 @@ class LightGCNTask(TrainingTask):
         def without_own_playlist(tracks, owners):
             return self.without_own_playlist(final, messages, tracks, batch.playlist[owners])
 
-        b = batch.size
-        degree = np.maximum(self.graph.track_degree[batch.context_track] - 1, 1)  # without the playlist
-        norm = 1.0 / np.sqrt(batch.context_size[batch.context_owner] * degree)
         context = without_own_playlist(batch.context_track, batch.context_owner)
-        query = torch.zeros((b, ego.shape[1]), device=self.device, dtype=ego.dtype).index_add_(
-            0, self._tensor(batch.context_owner), context * self._tensor(norm.astype(np.float32))[:, None])
+        query = self.query(batch, context)
         targets = without_own_playlist(batch.target_track, batch.target_owner)
         return self.softmax_loss(batch, query, targets, final, ego)
 
-    def softmax_loss(self, batch: PlaylistSplitBatch, query, targets, final: TrackTable, ego):
+    def seed_weights(self, batch: PlaylistSplitBatch) -> np.ndarray:
+        """float32 [context]: LightGCN's weight ``1 / sqrt(|S| d_s)`` of each context track, its
+        degree counted without the playlist (as a query is not in the graph)."""
+        degree = np.maximum(self.graph.track_degree[batch.context_track] - 1, 1)
+        return (1.0 / np.sqrt(batch.context_size[batch.context_owner] * degree)).astype(np.float32)
+
+    def query(self, batch: PlaylistSplitBatch, context):
+        """[B, d]: each training playlist's representation from its context tracks' ``context``
+        [m, d] (rows of ``batch.context_track``): LightGCN's weighted sum."""
+        import torch
+
+        weights = self._tensor(self.seed_weights(batch))
+        return torch.zeros((batch.size, context.shape[1]), device=self.device, dtype=context.dtype).index_add_(
+            0, self._tensor(batch.context_owner), context * weights[:, None])
+
+    def softmax_loss(self, batch: PlaylistSplitBatch, query, targets, final: TrackTable, ego, *,
+                     negatives: np.ndarray | None = None, regularize: bool = True):
         """Mean over the batch's targets of ``−log softmax``: ``query`` [B, d] against its targets'
         representations ``targets`` [n, d] (without the own playlist) over the catalogue's
-        ``final`` (every track: exact) or the batch's sampled negatives (log-Q corrected), contexts
-        masked out; plus L2 on the rows of ``ego`` (layer 0) the batch touched."""
+        ``final`` (every track: exact) or sampled negatives (the batch's, or ``negatives`` int64
+        [K] when given; log-Q corrected), contexts masked out; plus (``regularize``) L2 on the
+        rows of ``ego`` (layer 0) the batch touched."""
         import torch
 
         b = batch.size
         target_owner = self._tensor(batch.target_owner)
         target_score = (query[target_owner] * targets).sum(1)                 # [targets]
-        if self.exact:
+        if negatives is None and self.exact:
             logits = query @ final.table.T                                     # [B, T]
             # The targets' logits with the own-playlist path removed; the contexts masked out.
             n = logits.shape[1]
@@ -383,12 +396,14 @@ class LightGCNTask(TrainingTask):
             flat = flat.index_put((target_cell,), target_score).index_fill(0, context_cell, float("-inf"))
             normaliser = torch.logsumexp(flat.reshape(b, n), dim=1)[target_owner]
         else:
-            negatives = batch.negatives
+            negatives = batch.negatives if negatives is None else negatives
             correction = self._tensor(np.log(len(negatives) * self.proposal[negatives]).astype(np.float32))
             sampled = query @ final.take(negatives, self._tensor).T - correction[None, :]  # [B, K]
             # The target against the batch's shared sample: one log-sum-exp per playlist.
             normaliser = torch.logaddexp(target_score, torch.logsumexp(sampled, dim=1)[target_owner])
         loss = (normaliser - target_score).mean()
+        if not regularize:
+            return loss
         used = np.concatenate((batch.context_track, batch.target_track, batch.negatives))
         rows = self._tensor(np.unique(used))
         return loss + self.config.regularization * ego.index_select(0, rows).pow(2).sum() / b

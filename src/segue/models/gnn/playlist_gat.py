@@ -1,44 +1,37 @@
-"""``playlistgat``: a heterogeneous graph attention network over the playlist graph (the source design's PlaylistGAT).
+"""``playlistgat``: graph attention over a query's seeds, on top of LightGCN's propagation.
 
-Two attention layers (PyG ``GATConv``, Veličković et al. 2018), one per side of the graph:
+The source design's PlaylistGAT is a heterogeneous attention network over playlists, tracks,
+artists and genres. Built literally (an attention layer from a track to its own embedding,
+artist, album and genres, and one from a playlist to its tracks, every input a free embedding)
+and trained exactly as LightGCN is, it stayed far below LightGCN on the real dev playlists
+(validation R-precision 0.041 against 0.122 after five minutes each: the free artist, album
+and attention parameters fit the training playlists without generalising). So segue keeps
+**LightGCN's scorer and puts the attention on top of it**:
 
-1. **Track layer** — each track attends over its own embedding, its artist, its album and its
-   genres (when the data has them), typed by a one-hot edge attribute, so the network learns
-   how much a track is "itself" and how much it is its artist or album. A track in few
-   playlists has a weak embedding of its own and leans on its artist and album; a track no
-   training playlist holds is represented by them alone (its own embedding is zeroed: the cold
-   start of a new track). With audio features (``track_features.parquet``), a linear projection
-   of them is added to the track's own input.
-2. **Playlist layer** — a playlist (or a query: a new playlist node attached to its seed
-   tracks, see :mod:`segue.models.gnn.playlist`) attends over its tracks; its own input is the
-   mean of its tracks. ``heads`` attention heads, concatenated.
+* **Tracks** are LightGCN's ``ê_t = (E0_t + E2_t) / 2`` (:mod:`segue.models.gnn.lightgcn`,
+  trained on the full graph). A track no training playlist holds (cold start of a new track)
+  is represented through the heterogeneous graph instead: the mean ``ê`` of its album's and of
+  its artist's tracks that the graph knows, averaged (:func:`cold_track_vectors`).
+* **A playlist or a query** is a new node attending over its seeds (Veličković et al., "Graph
+  attention networks", ICLR 2018), ``heads`` heads averaged:
+  ``logit_s = LeakyReLU(a_src · ê_s + a_dst · mean_S ê) + c · log d_s (+ w · audio_s)`` and
+  ``α_s = softmax_S(logit_s)``; ``z = N_S Σ_s ᾱ_s ê_s`` with ``N_S = Σ_s 1 / sqrt(|S| d_s)``.
+  The attention starts at ``a = 0, c = −½``, where ``z`` is exactly LightGCN's query
+  ``Σ_s ê_s / sqrt(|S| d_s)``, and is trained with the same full-graph steps and softmax on the
+  vectors as LightGCN trains them (its gradient does not reach ``E0``: see
+  :meth:`PlaylistGATTask.loss`), so the track vectors are LightGCN's and the attention moves a
+  seed's weight only where that ranks the training playlists' held-out tracks better.
+* **Score** ``z · ê_t``. It is a sum of per-seed terms ``N_S ᾱ_s ê_s · ê_t``, so the attention is
+  a faithful explanation: :meth:`PlaylistGATRecommender.explain` reports these terms (they add
+  up to the score) with the attention each seed got, read from the torch module itself.
 
-Score ``z_q · h_t``: the playlist's representation against the track's. Trained as LightGCN is
-(:class:`~segue.models.gnn.lightgcn.LightGCNTask`: full-graph steps, a softmax over the
-catalogue, a training playlist split into the context it attends over and the targets, its own
-path removed from the two-hop context of its tracks), so the two models differ only in what
-attention adds.
-
-**What it adds, measured.** On the real dev playlists (validation part of a ``segue split``,
-five minutes of training each) PlaylistGAT reaches validation Recall@10 0.008 at its best epoch
-and R-precision 0.041, against LightGCN's 0.058 and 0.122: the free artist, album and attention
-parameters fit the training playlists (the loss falls below LightGCN's) without generalising. So
-**LightGCN is segue's graph scorer** — the one offered to the hybrid and the ranker — and
-PlaylistGAT is kept for what only it gives: attention explanations (over the seeds, and over a
-track's own embedding, artist, album and genres) and tracks no training playlist holds, reached
-through their artist and album. It does not yet put its attention on top of LightGCN's scores.
-
-Inference precomputes, for every track, its representation ``h_t``, the playlist layer's message
-``W h_t`` and the two attention terms, so a query needs only gathers and per-query softmaxes in
-numpy (float64; a query's result does not depend on its batch) and the shared top-k scorer.
-:meth:`PlaylistGATRecommender.explain` runs the playlist layer itself on the query node and its
-seeds (``return_attention_weights=True``) and reports, for each seed, the attention the layer
-gave it and its exact part of the score: ``score = Σ_s Σ_heads α_s (W h_s) · h_t + b · h_t``.
+Inference keeps ``ê`` (float32 [T, d]), the training degrees and the attention's few
+parameters; a query's attention is a per-query softmax in numpy (float64; independent of its
+batch) and the scan is the shared top-k scorer.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,42 +43,33 @@ from segue.models.base import Explanation, Queries
 from segue.models.explain import popularity_explanation, shares
 from segue.models.gnn.graph import PlaylistGraph
 from segue.models.gnn.lightgcn import (
+    SAMPLED_NEGATIVES,
     LightGCNTask,
     PlaylistSplitBatch,
-    Propagation,
     TrackTable,
-    exact_two_hop,
+    exact_embeddings,
 )
-from segue.models.gnn.playlist import (
-    HeldOut,
-    PlaylistGraphRecommender,
-    distinct_seeds,
-    segment_sum,
-)
+from segue.models.gnn.playlist import HeldOut, PlaylistGraphRecommender, distinct_seeds, segment_sum
 from segue.models.registry import register
 
-SOURCE_KINDS = ("self", "artist", "album", "genre", "playlists")
-_CHUNK = 65_536   # tracks per chunk when precomputing every track's representation
+NEGATIVE_SLOPE = 0.2      # LeakyReLU of the attention logits, as in GAT
+DEGREE_PRIOR = -0.5       # c at the start: α_s ∝ d_s^(-1/2), LightGCN's own weights
 
 
 @dataclass(frozen=True)
 class PlaylistGATConfig:
-    """``factors`` (embedding and output size, divisible by ``heads``); ``heads``; ``dropout``
-    (on the playlist layer's attention while training); ``max_context`` (most context tracks per
-    training playlist); ``negatives`` and ``batch_size`` (as LightGCN's: 0 = chosen by the
-    graph's size); ``playlist_context`` (the track layer also attends over the track's exact
-    two-hop context ``E2``); ``residual`` (add LightGCN's representation of the
-    track, (own + playlist context) / 2, to the track layer's output); ``regularization`` (L2 on the batch's track embeddings); ``audio`` (use
-    ``track_features.parquet`` when present); ``validation_playlists``/``validation_share``;
-    and the trainer's settings (:class:`~segue.models.gnn.training.TrainerConfig`)."""
+    """``factors`` (embedding size); ``heads`` (attention heads over the seeds, averaged);
+    ``dropout`` (on the attention while training); ``max_context``, ``negatives``,
+    ``regularization``, ``init_std``, ``batch_size`` as LightGCN's; ``audio`` (seed attention
+    also reads ``track_features.parquet`` when present); ``validation_playlists``/
+    ``validation_share``; and the trainer's settings
+    (:class:`~segue.models.gnn.training.TrainerConfig`)."""
 
     factors: int = 64
     heads: int = 4
     dropout: float = 0.1
     max_context: int = 100
     negatives: int = 0
-    playlist_context: bool = True
-    residual: bool = False
     regularization: float = 1e-4
     init_std: float = 0.1
     audio: bool = True
@@ -104,410 +88,323 @@ class PlaylistGATConfig:
     num_threads: int = 1
 
 
-@dataclass
-class TrackSides:
-    """What the track layer reads besides the embeddings: ``track_artist``/``track_album`` int64
-    [n_tracks] (-1 when the model does not use that side: every track its own artist or album
-    says nothing), ``track_genres`` csr or ``None``, ``audio`` float32 [n_tracks, f] or ``None``;
-    at inference, ``two_hop`` float32 [n_tracks, d]: every track's exact playlist context
-    ``ÂᵀÂE`` (``None`` while training, where it is sampled per example); ``degree`` int64
-    [n_tracks]: training playlists per track (a feature of the track's own input: how much
-    evidence its embedding has; per example it is counted without the example's playlist)."""
-
-    track_artist: np.ndarray
-    track_album: np.ndarray
-    track_genres: sp.csr_matrix | None
-    audio: np.ndarray | None
-    two_hop: np.ndarray | None = None
-    degree: np.ndarray | None = None
-
-    @classmethod
-    def from_graph(cls, graph: PlaylistGraph) -> TrackSides:
-        def side(ids: np.ndarray) -> np.ndarray:
-            ids = ids.astype(np.int64)
-            informative = len(ids) and len(np.unique(ids)) < len(ids)
-            return ids if informative else np.full(len(ids), -1, dtype=np.int64)
-
-        return cls(side(graph.track_artist), side(graph.track_album), graph.track_genres, graph.audio,
-                   degree=graph.track_degree)
-
-    @property
-    def n_artists(self) -> int:
-        return int(self.track_artist.max(initial=-1)) + 1
-
-    @property
-    def n_albums(self) -> int:
-        return int(self.track_album.max(initial=-1)) + 1
-
-    @property
-    def n_genres(self) -> int:
-        return 0 if self.track_genres is None else self.track_genres.shape[1]
-
-    def local_graph(self, tracks: np.ndarray, has_context: np.ndarray | None = None):
-        """The track layer's bipartite graph for ``tracks`` (int64 [m], repeats allowed: one row
-        per (track, example) pair): source nodes are the m rows themselves, then their distinct
-        artists, albums and genres, then one playlist-context node per row where ``has_context``
-        (bool [m]). Returns ``(artists, albums, genres, source int64 [e], target int64 [e],
-        kind int64 [e])``; the context nodes follow the genres, in row order."""
-        m = len(tracks)
-        parts_src, parts_dst, parts_kind = [np.arange(m)], [np.arange(m)], [np.zeros(m, np.int64)]
-        offset = m
-        found = []
-        for kind, ids in ((1, self.track_artist[tracks]), (2, self.track_album[tracks])):
-            have = np.flatnonzero(ids >= 0)
-            distinct, inverse = np.unique(ids[have], return_inverse=True)
-            parts_src.append(offset + inverse.ravel())
-            parts_dst.append(have)
-            parts_kind.append(np.full(len(have), kind, np.int64))
-            offset += len(distinct)
-            found.append(distinct)
-        genres = np.zeros(0, np.int64)
-        if self.track_genres is not None:
-            rows = self.track_genres[tracks]
-            owner = np.repeat(np.arange(m), np.diff(rows.indptr))
-            genres, inverse = np.unique(rows.indices.astype(np.int64), return_inverse=True)
-            parts_src.append(offset + inverse.ravel())
-            parts_dst.append(owner)
-            parts_kind.append(np.full(len(owner), 3, np.int64))
-            offset += len(genres)
-        if has_context is not None:
-            rows = np.flatnonzero(has_context)
-            parts_src.append(offset + np.arange(len(rows)))
-            parts_dst.append(rows)
-            parts_kind.append(np.full(len(rows), 4, np.int64))
-        return (found[0], found[1], genres, np.concatenate(parts_src), np.concatenate(parts_dst),
-                np.concatenate(parts_kind))
-
-
-def _net(sides: TrackSides, n_tracks: int, config: PlaylistGATConfig):
+def _attention_module(factors: int, heads: int, n_audio: int, dropout: float):
     import torch
-    from torch_geometric.nn import GATConv
 
-    d, heads = config.factors, config.heads
-    if d % heads:
-        raise SegueError(f"playlistgat: factors ({d}) must be divisible by heads ({heads})")
-
-    class PlaylistGATNet(torch.nn.Module):
-        """Embeddings of tracks, artists, albums (and genres, audio); the track layer and the
-        playlist layer (see the module docstring)."""
+    class SeedAttention(torch.nn.Module):
+        """The query node's attention over its seeds (see the module docstring): ``att_src``,
+        ``att_dst`` [heads, d], ``degree`` [heads] (c), ``audio`` [heads, f] (w) or absent."""
 
         def __init__(self):
             super().__init__()
-            self.track = torch.nn.Embedding(n_tracks, d)   # dense: every step propagates every row
-            self.artist = torch.nn.Embedding(max(sides.n_artists, 1), d, sparse=True)
-            self.album = torch.nn.Embedding(max(sides.n_albums, 1), d, sparse=True)
-            self.genre = torch.nn.Embedding(max(sides.n_genres, 1), d)
-            for table in (self.track, self.artist, self.album, self.genre):
-                torch.nn.init.normal_(table.weight, std=config.init_std)
-            self.audio = torch.nn.Linear(sides.audio.shape[1], d) if sides.audio is not None else None
-            self.popularity = torch.nn.Linear(1, d)
-            self.track_layer = GATConv(d, d // heads, heads=heads, edge_dim=len(SOURCE_KINDS), add_self_loops=False)
-            self.playlist_layer = GATConv(d, d // heads, heads=heads, add_self_loops=False, dropout=config.dropout)
+            self.att_src = torch.nn.Parameter(torch.zeros(heads, factors))
+            self.att_dst = torch.nn.Parameter(torch.zeros(heads, factors))
+            self.degree = torch.nn.Parameter(torch.full((heads,), DEGREE_PRIOR))
+            self.audio = torch.nn.Parameter(torch.zeros(heads, n_audio)) if n_audio else None
 
-        def encode_tracks(self, tracks: np.ndarray, device, own=None, context=None, has_context=None,
-                          degree=None, return_attention: bool = False):
-            """h [m, d] of ``tracks`` (int64 [m]) through the track layer. ``own``: their
-            embedding rows when already looked up; ``context`` [m, d] and ``has_context`` bool
-            [m]: each row's playlist context (rows without one get no such edge). At inference
-            both come from ``sides.two_hop`` and the tracks' degrees."""
-            def t(a):
-                return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        def forward(self, seeds, owner, n_queries: int, log_degree, weight, audio=None):
+            """``(z [b, d], α [m, heads])`` for ``seeds`` [m, d] (ê of each query's seeds, ``owner``
+            long [m] says whose), ``log_degree`` [m], ``weight`` [m] (``1 / sqrt(|S| d_s)``,
+            summed into ``N_S``), ``audio`` [m, f] or None."""
+            from torch_geometric.utils import softmax
 
-            if context is None and sides.two_hop is not None:
-                context = t(sides.two_hop[tracks])
-                has_context = np.abs(sides.two_hop[tracks]).sum(1) > 0
-            if context is None:
-                has_context = None
-            artists, albums, genres, src, dst, kind = sides.local_graph(tracks, has_context)
-            if own is None:
-                own = self.track(t(tracks))
-            if self.audio is not None:
-                own = own + self.audio(t(sides.audio[tracks]))
-            if degree is None:
-                degree = sides.degree[tracks]
-            own = own + self.popularity(t(np.log1p(degree).astype(np.float32)[:, None]))
-            parts = [own, self.artist(t(artists)), self.album(t(albums)), self.genre(t(genres))]
-            if has_context is not None:
-                parts.append(context[t(np.flatnonzero(has_context))])
-            sources = torch.cat(parts)
-            edge_attr = torch.nn.functional.one_hot(t(kind), len(SOURCE_KINDS)).to(own.dtype)
-            out = self.track_layer((sources, own), t(np.stack([src, dst])), edge_attr=edge_attr,
-                                   return_attention_weights=return_attention)
-            if not config.residual:
-                return out
-            # LightGCN's track representation, (own + playlist context) / 2, as a residual.
-            base = own if context is None else (own + context) / 2
-            return (out[0] + base, out[1]) if return_attention else out + base
+            count = torch.zeros(n_queries, device=seeds.device).index_add_(0, owner, torch.ones_like(log_degree))
+            mean = torch.zeros((n_queries, seeds.shape[1]), device=seeds.device).index_add_(0, owner, seeds)
+            mean = mean / count.clamp(min=1)[:, None]
+            logits = torch.nn.functional.leaky_relu(seeds @ self.att_src.T + (mean @ self.att_dst.T)[owner],
+                                                    NEGATIVE_SLOPE) + log_degree[:, None] * self.degree
+            if self.audio is not None and audio is not None:
+                logits = logits + audio @ self.audio.T
+            alpha = softmax(logits, owner, num_nodes=n_queries)                    # [m, heads]
+            kept = torch.nn.functional.dropout(alpha, dropout, self.training)
+            total = torch.zeros(n_queries, device=seeds.device).index_add_(0, owner, weight)   # N_S
+            z = torch.zeros_like(mean).index_add_(0, owner, kept.mean(1, keepdim=True) * seeds)
+            return z * total[:, None], alpha
 
-        def encode_queries(self, h_context, owner, n_queries: int, return_attention: bool = False):
-            """z [b, d]: each query node attends over its context tracks ``h_context`` [m, d]
-            (``owner`` long [m] says whose); its own input is their mean."""
-            counts = torch.zeros(n_queries, device=h_context.device).index_add_(
-                0, owner, torch.ones(len(owner), device=h_context.device))
-            mean = torch.zeros((n_queries, h_context.shape[1]), device=h_context.device).index_add_(
-                0, owner, h_context) / counts.clamp(min=1)[:, None]
-            edges = torch.stack([torch.arange(len(owner), device=h_context.device), owner])
-            return self.playlist_layer((h_context, mean), edges, return_attention_weights=return_attention)
+    return SeedAttention()
+
+
+def _net(n_tracks: int, config: PlaylistGATConfig, n_audio: int):
+    import torch
+
+    class PlaylistGATNet(torch.nn.Module):
+        """LightGCN's layer-0 track embeddings (``embedding``, dense: every step propagates every
+        row) and the seed attention (``attention``)."""
+
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(n_tracks, config.factors)
+            torch.nn.init.normal_(self.embedding.weight, std=config.init_std)
+            self.attention = _attention_module(config.factors, config.heads, n_audio, config.dropout)
 
     return PlaylistGATNet()
 
 
+def _check(config: PlaylistGATConfig) -> None:
+    if config.heads < 1 or not 0 <= config.dropout < 1:
+        raise SegueError(f"playlistgat: heads must be ≥ 1 and dropout within [0, 1), got heads={config.heads}, "
+                         f"dropout={config.dropout}")
+
+
 class PlaylistGATTask(LightGCNTask):
     """LightGCN's full-graph training (batches, the own-playlist removal, the softmax; see
-    :mod:`segue.models.gnn.lightgcn`) with the two attention layers in place of LightGCN's fixed
-    weights: every track's ``h`` comes from the track layer over its own embedding, artist,
-    album, genres and exact two-hop context ``E2``; a training playlist's tracks are re-encoded
-    with ``E2 − m_p / sqrt(d)`` (the graph without it) and the playlist layer attends over its
-    context."""
+    :mod:`segue.models.gnn.lightgcn`) with the seed attention in place of LightGCN's fixed
+    weights when a training playlist is represented by its context."""
 
-    def __init__(self, graph: PlaylistGraph, sides: TrackSides, config: PlaylistGATConfig, held: HeldOut,
+    def __init__(self, graph: PlaylistGraph, config: PlaylistGATConfig, held: HeldOut,
                  owner: PlaylistGATRecommender):
-        self.sides = sides
+        _check(config)
+        self.audio = graph.audio if config.audio else None
         super().__init__(graph, config, held, owner)
-        self.all_tracks = np.arange(graph.n_tracks, dtype=np.int64)
-        self.seen = graph.track_degree > 0
 
     def _build_module(self):
-        return _net(self.sides, self.graph.n_tracks, self.config)
-
-    def to(self, device) -> None:
-        self.device = device
-        self.module.to(device)
-        if self.config.playlist_context:
-            self.propagation = Propagation(self.graph, device)
+        return _net(self.graph.n_tracks, self.config, 0 if self.audio is None else self.audio.shape[1])
 
     def loss(self, batch: PlaylistSplitBatch):
+        """LightGCN's own loss, which alone trains ``E0``, plus the same softmax for the attention's
+        query over the vectors detached (it trains the attention only). Trained jointly, ``E0``
+        learned to please the attention, a free per-track signal that fits the training
+        playlists: on the real dev playlists validation Recall@10 fell to 0.045 against
+        LightGCN's 0.059, and resetting the attention did not recover it."""
+        ego = self.module.embedding.weight
+        needed = None if self.exact else np.unique(
+            np.concatenate((batch.context_track, batch.target_track, batch.negatives)))
+        final, messages = self.propagate(needed)
+        context = self.without_own_playlist(final, messages, batch.context_track, batch.playlist[batch.context_owner])
+        targets = self.without_own_playlist(final, messages, batch.target_track, batch.playlist[batch.target_owner])
+        vectors = self.softmax_loss(batch, super().query(batch, context), targets, final, ego)
+        attention = self.softmax_loss(batch, self.query(batch, context.detach()), targets.detach(),
+                                      TrackTable(final.table.detach(), final.ids), ego,
+                                      negatives=batch.sampled, regularize=False)
+        return vectors + attention
 
-        own = self.module.track.weight
-        degree = self.graph.track_degree
-        if self.propagation is not None:
-            messages = self.propagation.messages(own)
-            two_hop = self.propagation.two_hop(messages)
-            h_all = self.module.encode_tracks(self.all_tracks, self.device, own=own, context=two_hop,
-                                              has_context=self.seen, degree=degree)
-        else:
-            messages = two_hop = None
-            h_all = self.module.encode_tracks(self.all_tracks, self.device, own=own, degree=degree)
+    def batches(self, rng, n_examples, batch_size):
+        """LightGCN's batches, each with the tracks the attention's softmax samples: the batch's
+        own when LightGCN samples too, else :data:`SAMPLED_NEGATIVES` drawn as LightGCN draws
+        them (the attention has a few hundred parameters: the exact softmax over the catalogue,
+        most of a step's time on the real dev set, bought it nothing)."""
+        for batch in super().batches(rng, n_examples, batch_size):
+            batch.sampled = (batch.negatives if len(batch.negatives)
+                             else rng.choice(len(self.proposal), size=min(SAMPLED_NEGATIVES, len(self.proposal)),
+                                             p=self.proposal))
+            yield batch
 
-        def without_own_playlist(tracks, owners):
-            """h of a training playlist's tracks without its walks in their two-hop context. Their
-            degree input and which of them have a context stay as in ``h_all``: a target the
-            softmax could tell from the other tracks by a lower degree (a track only this playlist
-            holds would look new) would teach the model that new-looking tracks are the answer,
-            a signal no query has (measured: validation Recall@10 0.007 after 3 epochs, against
-            LightGCN's 0.05)."""
-            rows = self._tensor(tracks)
-            if messages is None:
-                return self.module.encode_tracks(tracks, self.device, own=own.index_select(0, rows), degree=degree[tracks])
-            scale = self._tensor(self.propagation.inv_sqrt_track[tracks].astype(np.float32))
-            context = (two_hop.index_select(0, rows)
-                       - scale[:, None] * messages.index_select(0, self._tensor(batch.playlist[owners])))
-            return self.module.encode_tracks(tracks, self.device, own=own.index_select(0, rows), context=context,
-                                             has_context=self.seen[tracks], degree=degree[tracks])
-
-        # A track only this playlist holds has no walk left once the playlist is out: its
-        # zero context would mark it as an answer, a sign the attention picks up (validation
-        # Recall@10 fell from epoch 3 as the loss dropped) and no query shows. It is neither a
-        # target nor a rival in the softmax (masked as the context is).
-        only_here = degree[batch.target_track] <= 1
-        if only_here.any():
-            batch = dataclasses.replace(
-                batch, target_owner=batch.target_owner[~only_here], target_track=batch.target_track[~only_here],
-                masked_owner=np.concatenate((batch.masked_owner, batch.target_owner[only_here])),
-                masked_track=np.concatenate((batch.masked_track, batch.target_track[only_here])))
-        b = batch.size
-        h_context = without_own_playlist(batch.context_track, batch.context_owner)
-        query = self.module.encode_queries(h_context, self._tensor(batch.context_owner), b)
-        targets = without_own_playlist(batch.target_track, batch.target_owner)
-        return self.softmax_loss(batch, query, targets, TrackTable(h_all, None), own)
+    def query(self, batch: PlaylistSplitBatch, context):
+        degree = np.maximum(self.graph.track_degree[batch.context_track] - 1, 1)   # without the playlist
+        audio = None if self.audio is None else self._tensor(self.audio[batch.context_track])
+        z, _ = self.module.attention(context, self._tensor(batch.context_owner), batch.size,
+                                     self._tensor(np.log(degree).astype(np.float32)),
+                                     self._tensor(self.seed_weights(batch)), audio)
+        return z
 
     def inference_arrays(self, graph: PlaylistGraph) -> dict[str, np.ndarray]:
-        state = {f"state.{k}": v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
-        # A track no training playlist holds: its own embedding was never trained, so it is
-        # represented by its artist, album (and genres) only (cold start of a new track).
-        unseen = graph.track_degree == 0
-        state["state.track.weight"] = np.where(unseen[:, None], 0, state["state.track.weight"]).astype(np.float32)
-        sides = dataclasses.replace(self.sides, degree=graph.track_degree)
-        if self.config.playlist_context:
-            sides = dataclasses.replace(sides, two_hop=exact_two_hop(state["state.track.weight"], graph))
-        return {**state, **side_arrays(sides)}
+        ego = self.module.embedding.weight.detach().cpu().numpy().astype(np.float32)
+        vectors = exact_embeddings(ego, graph, 3)
+        arrays = {"track_embeddings": cold_track_vectors(vectors, graph), "track_degree": graph.track_degree,
+                  "track_album": np.asarray(graph.track_album, dtype=np.int64),
+                  "track_artist": np.asarray(graph.track_artist, dtype=np.int64)}
+        arrays |= {f"attention.{k}": v.detach().cpu().numpy() for k, v in self.module.attention.state_dict().items()}
+        if self.audio is not None:
+            arrays["audio"] = self.audio
+        return arrays
 
 
-def side_arrays(sides: TrackSides) -> dict[str, np.ndarray]:
-    out = {"side.track_artist": sides.track_artist, "side.track_album": sides.track_album}
-    if sides.track_genres is not None:
-        g = sides.track_genres
-        out |= {"side.genres.indptr": g.indptr, "side.genres.indices": g.indices,
-                "side.genres.shape": np.array(g.shape, dtype=np.int64)}
-    if sides.audio is not None:
-        out["side.audio"] = sides.audio
-    if sides.two_hop is not None:
-        out["side.two_hop"] = sides.two_hop
-    out["side.degree"] = sides.degree
+def cold_track_vectors(vectors: np.ndarray, graph: PlaylistGraph) -> np.ndarray:
+    """``vectors`` (float32 [T, d], 0 for tracks no training playlist holds) with each such cold
+    track given the mean vector of the known tracks of its album and of its artist, averaged
+    over the two that have any (a track alone on its album and artist stays 0). Two sparse
+    products over a track × album and a track × artist indicator: no loop over tracks."""
+    seen = graph.track_degree > 0
+    cold = np.flatnonzero(~seen)
+    if len(cold) == 0:
+        return vectors
+    n = len(vectors)
+    total = np.zeros((len(cold), vectors.shape[1]), dtype=np.float64)
+    sides = np.zeros(len(cold), dtype=np.float64)
+    for ids in (graph.track_album, graph.track_artist):
+        ids = np.asarray(ids, dtype=np.int64)
+        valid = ids >= 0
+        groups = int(ids.max(initial=-1)) + 1
+        if groups == 0:
+            continue
+        member = sp.csr_matrix((np.ones(int(valid.sum())), (np.flatnonzero(valid), ids[valid])), shape=(n, groups))
+        known = sp.diags(seen.astype(np.float64)) @ member                  # known tracks only
+        count = np.asarray(known.sum(0)).ravel()
+        means = (known.T @ vectors.astype(np.float64)) / np.maximum(count, 1)[:, None]   # [groups, d]
+        mine = np.where(valid[cold], ids[cold].clip(0), 0)
+        has = valid[cold] & (count[mine] > 0)
+        total[has] += means[mine[has]]
+        sides += has
+    out = vectors.copy()
+    out[cold] = np.divide(total, np.maximum(sides, 1)[:, None]).astype(np.float32)
     return out
-
-
-def sides_from_arrays(arrays: dict[str, np.ndarray]) -> TrackSides:
-    genres = None
-    if "side.genres.indptr" in arrays:
-        indices = arrays["side.genres.indices"]
-        genres = sp.csr_matrix((np.ones(len(indices), np.float32), indices, arrays["side.genres.indptr"]),
-                               shape=tuple(arrays["side.genres.shape"]))
-    return TrackSides(arrays["side.track_artist"].astype(np.int64), arrays["side.track_album"].astype(np.int64),
-                      genres, arrays.get("side.audio"), arrays.get("side.two_hop"), arrays["side.degree"])
 
 
 @register
 class PlaylistGATRecommender(PlaylistGraphRecommender):
-    """Heterogeneous GAT over playlists, tracks, artists, albums (genres, audio when present)."""
+    """Attention over a query's seeds on top of LightGCN's track vectors; cold tracks through
+    their album and artist."""
 
     name = "playlistgat"
-    description = ("Heterogeneous graph attention (tracks ← artist/album/genre, playlist ← tracks), BPR; "
-                   "a query is a new playlist node attending over its seeds.")
+    description = ("Graph attention over a query's seeds on LightGCN's propagated track vectors (softmax over "
+                   "the catalogue); new tracks through their album and artist.")
     Config = PlaylistGATConfig
-    verb = "the graph attention links them to this track"
+    verb = "the attention over the playlist's tracks links them to this track"
 
     def _graph(self, data: PlaylistData) -> PlaylistGraph:
         return PlaylistGraph.from_playlist_data(data, audio=self.config.audio)
 
     def _task(self, graph: PlaylistGraph, held: HeldOut) -> PlaylistGATTask:
-        return PlaylistGATTask(graph, TrackSides.from_graph(graph), self.config, held, self)
+        return PlaylistGATTask(graph, self.config, held, self)
 
     # --- inference arrays ----------------------------------------------------------------------
     def _set_inference(self, arrays: dict[str, np.ndarray]) -> None:
-        import torch
+        _check(self.config)
+        src = arrays.get("attention.att_src")
+        if src is None or "track_album" not in arrays or src.shape != (self.config.heads, self.config.factors):
+            raise SegueError("playlistgat: the saved arrays are not this version's (attention over LightGCN); "
+                             "retrain the model with `segue train playlistgat`")
+        self.item_vectors = np.ascontiguousarray(arrays["track_embeddings"], dtype=np.float32)
+        self.track_degree = np.asarray(arrays["track_degree"], dtype=np.int64)
+        self.track_album = np.asarray(arrays["track_album"], dtype=np.int64)
+        self.track_artist = np.asarray(arrays["track_artist"], dtype=np.int64)
+        self.audio = arrays.get("audio")
+        self._attention_arrays = {k: np.asarray(v) for k, v in arrays.items() if k.startswith("attention.")}
+        a = self._attention_arrays
+        self.att_src = a["attention.att_src"].astype(np.float64)
+        self.att_dst = a["attention.att_dst"].astype(np.float64)
+        self.degree_prior = a["attention.degree"].astype(np.float64)
+        self.audio_weight = a["attention.audio"].astype(np.float64) if "attention.audio" in a else None
 
-        self._state_arrays = {k: v for k, v in arrays.items() if k.startswith(("state.", "side."))}
-        self.sides = sides_from_arrays(arrays)
-        n_tracks = arrays["state.track.weight"].shape[0]
-        self.net = _net(self.sides, n_tracks, self.config)
-        self.net.load_state_dict({k[len("state."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
-                                  if k.startswith("state.")})
-        self.net.eval()
-        heads, d = self.config.heads, self.config.factors
-        with torch.no_grad():
-            h = np.concatenate([self.net.encode_tracks(np.arange(s, min(s + _CHUNK, n_tracks)), "cpu").numpy()
-                                for s in range(0, n_tracks, _CHUNK)]) if n_tracks else np.zeros((0, d), np.float32)
-            layer = self.net.playlist_layer
-            messages = layer.lin(torch.from_numpy(h)).view(-1, heads, d // heads)
-            self.src_logit = (messages * layer.att_src).sum(-1).numpy()           # [T, heads]
-            self.dst_logit = (messages * layer.att_dst).sum(-1).numpy()           # [T, heads]
-            self.messages = messages.numpy()                                       # [T, heads, d/heads]
-            self.bias = layer.bias.numpy().astype(np.float64)                      # [d]
-        self.item_vectors = np.ascontiguousarray(h, dtype=np.float32)
-        self.negative_slope = float(layer.negative_slope)
+    def _seed_weights(self, queries: Queries) -> sp.csr_matrix:
+        """csr [q, n_tracks] float64: LightGCN's ``1 / sqrt(|S| d_s)`` for each distinct seed the
+        graph knows (its entries are the seeds the attention runs over)."""
+        matrix = distinct_seeds(queries, self.n_tracks, known=self.track_degree > 0)
+        size = np.diff(matrix.indptr)
+        matrix.data = 1.0 / np.sqrt(np.repeat(size, size) * self.track_degree[matrix.indices])
+        return matrix
 
     def attention(self, queries: Queries) -> tuple[sp.csr_matrix, np.ndarray]:
-        """Each query's distinct seeds (csr [q, n_tracks]) and the playlist layer's attention
-        over them: float64 [nnz, heads], rows aligned with the csr's entries, summing to 1 per
-        query and head."""
-        seeds = distinct_seeds(queries, self.n_tracks)
+        """Each query's distinct known seeds (csr [q, n_tracks] of LightGCN's weights) and the
+        attention over them: float64 [nnz, heads], rows aligned with the csr's entries, summing
+        to 1 per query and head."""
+        seeds = self._seed_weights(queries)
         indptr, tracks = seeds.indptr, seeds.indices
         owner = np.repeat(np.arange(len(queries)), np.diff(indptr))
-        size = np.maximum(np.diff(indptr), 1)[:, None]
-        dst = segment_sum(self.dst_logit[tracks], indptr) / size                  # [q, heads]
-        logits = self.src_logit[tracks].astype(np.float64) + dst[owner]
-        logits = np.where(logits > 0, logits, self.negative_slope * logits)
+        vectors = self.item_vectors[tracks].astype(np.float64)
+        mean = segment_sum(vectors, indptr) / np.maximum(np.diff(indptr), 1)[:, None]
+        logits = vectors @ self.att_src.T + (mean @ self.att_dst.T)[owner]              # [nnz, heads]
+        logits = np.where(logits > 0, logits, NEGATIVE_SLOPE * logits)
+        logits += np.log(self.track_degree[tracks])[:, None] * self.degree_prior
+        if self.audio_weight is not None and self.audio is not None:
+            logits += self.audio[tracks].astype(np.float64) @ self.audio_weight.T
         if len(tracks):
-            top = np.maximum.reduceat(logits, indptr[:-1][np.diff(indptr) > 0], axis=0)
+            nonempty = np.diff(indptr) > 0
             peak = np.zeros((len(queries), logits.shape[1]))
-            peak[np.diff(indptr) > 0] = top
+            peak[nonempty] = np.maximum.reduceat(logits, indptr[:-1][nonempty], axis=0)
             logits -= peak[owner]
         weights = np.exp(logits)
         return seeds, weights / segment_sum(weights, indptr)[owner]
 
-    def query_vectors(self, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
+    def seed_terms(self, queries: Queries) -> tuple[sp.csr_matrix, np.ndarray]:
+        """(the seeds as in :meth:`attention`, float64 [nnz]: each seed's weight ``N_S ᾱ_s`` in
+        ``z = Σ_s N_S ᾱ_s ê_s``)."""
         seeds, alpha = self.attention(queries)
-        values = (alpha[:, :, None] * self.messages[seeds.indices]).reshape(len(seeds.indices), self.config.factors)
-        vectors = segment_sum(values, seeds.indptr) + self.bias
-        has = np.diff(seeds.indptr) > 0
-        vectors[~has] = 0
-        return vectors, has
+        total = segment_sum(seeds.data, seeds.indptr)                                   # N_S
+        owner = np.repeat(np.arange(len(queries)), np.diff(seeds.indptr))
+        return seeds, total[owner] * alpha.mean(1)
+
+    def query_vectors(self, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
+        seeds, weight = self.seed_terms(queries)
+        values = self.item_vectors[seeds.indices].astype(np.float64) * weight[:, None]
+        return segment_sum(values, seeds.indptr), np.diff(seeds.indptr) > 0
 
     # --- explanations ----------------------------------------------------------------------------
     def layer_attention(self, seeds: np.ndarray) -> np.ndarray:
-        """float32 [len(seeds), heads]: the attention the playlist layer (the torch module itself,
-        ``return_attention_weights=True``) gives each of a query's distinct ``seeds`` (int64)."""
+        """float32 [len(seeds), heads]: the attention the torch module itself gives each of a
+        query's distinct known ``seeds`` (int64, sorted)."""
         import torch
 
+        module = _attention_module(self.config.factors, self.config.heads,
+                                   0 if self.audio_weight is None else self.audio_weight.shape[1], self.config.dropout)
+        module.load_state_dict({k[len("attention."):]: torch.from_numpy(np.array(v))
+                                for k, v in self._attention_arrays.items()})
+        module.eval()
+        degree = self.track_degree[seeds]
         with torch.no_grad():
-            h = torch.from_numpy(self.item_vectors[seeds])
-            owner = torch.zeros(len(seeds), dtype=torch.long)
-            _, (edges, alpha) = self.net.encode_queries(h, owner, 1, return_attention=True)
-        order = np.argsort(edges[0].numpy(), kind="stable")    # rows back in seed order
-        return alpha.numpy()[order]
+            _, alpha = module(torch.from_numpy(self.item_vectors[seeds]), torch.zeros(len(seeds), dtype=torch.long), 1,
+                              torch.from_numpy(np.log(degree).astype(np.float32)),
+                              torch.from_numpy((1 / np.sqrt(len(seeds) * degree)).astype(np.float32)),
+                              None if self.audio is None else torch.from_numpy(self.audio[seeds]))
+        return alpha.numpy()
 
-    def track_sources(self, track_id: int) -> list[tuple[str, int, float]]:
-        """How the track layer sees ``track_id``: (kind, id, attention averaged over heads) for
-        its own embedding (``"self"``, the track id), its artist, its album, its genres and its
-        playlists (``"playlists"``, id -1: the two-hop context over training playlists), read
-        from the layer (``return_attention_weights=True``)."""
-        import torch
-
-        track = np.array([track_id], dtype=np.int64)
-        two_hop = self.sides.two_hop
-        has_context = None if two_hop is None else np.abs(two_hop[track]).sum(1) > 0
-        artists, albums, genres, src, _, kind = self.sides.local_graph(track, has_context)
-        with torch.no_grad():
-            _, (edges, alpha) = self.net.encode_tracks(track, "cpu", return_attention=True)
-        # The layer returns its edges as given (no self-loops added), so rows match ``kind``.
-        assert np.array_equal(edges[0].numpy(), src)
-        ids = np.concatenate((track, artists, albums, genres, [-1] * int(has_context.sum() if has_context is not None else 0)))
-        return [(SOURCE_KINDS[k], int(ids[j]), float(a))
-                for k, j, a in zip(kind.tolist(), src.tolist(), alpha.mean(1).numpy().tolist(), strict=True)]
-
-    def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
-        """Per-seed parts of each score, ``Σ_heads α_s (W h_s)·h_t`` (they and the bias part
-        ``b·h_t`` sum to the score), with the attention the layer gave each seed."""
-        self._check_fitted()
-        track_ids = np.asarray(track_ids, dtype=np.int64)
+    def seed_parts(self, queries: Queries, row: int, track_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For query ``row``: its distinct known seeds (int64 [s], in first-seen order), the
+        attention the module gave them (float64 [s, heads]) and each seed's exact part of the
+        score of each of ``track_ids``: float64 [t, s], ``N_S ᾱ_s ê_s · ê_t`` (rows sum to the score)."""
         one = queries.slice(row, row + 1)
-        seeds = distinct_seeds(one, self.n_tracks).indices.astype(np.int64)
-        if len(seeds) == 0:
-            return [popularity_explanation(self, int(t), "A popular track: the playlist has no seed tracks.")
-                    for t in track_ids]
-        alpha = self.layer_attention(seeds).astype(np.float64)                 # [s, heads]
-        heads = self.config.heads
-        targets = self.item_vectors[track_ids].astype(np.float64).reshape(len(track_ids), heads, -1)
-        per_head = np.einsum("shc,thc->tsh", self.messages[seeds].astype(np.float64), targets)  # [t, s, heads]
-        contributions = (per_head * alpha[None]).sum(2)                         # [t, s]
-        bias_part = self.item_vectors[track_ids].astype(np.float64) @ self.bias  # [t]
-        labels = self.track_labels(seeds)
+        seeds, weight = self.seed_terms(one)
+        tracks = seeds.indices.astype(np.int64)
+        if len(tracks) == 0:
+            return tracks, np.zeros((0, self.config.heads)), np.zeros((len(track_ids), 0))
+        alpha = self.layer_attention(tracks).astype(np.float64)
+        targets = self.item_vectors[np.asarray(track_ids, dtype=np.int64)].astype(np.float64)
+        parts = targets @ (self.item_vectors[tracks].astype(np.float64) * weight[:, None]).T
         first = {}
         for position, t in enumerate(one.seed_ids.tolist()):
             first.setdefault(t, position)
-        order = np.argsort([first[s] for s in seeds.tolist()], kind="stable")
+        order = np.argsort([first[s] for s in tracks.tolist()], kind="stable")
+        return tracks[order], alpha[order], parts[:, order]
+
+    def track_sources(self, track_id: int) -> list[tuple[str, int, float]]:
+        """What ``track_id``'s vector is made of, as (kind, id, weight): a track the graph knows is
+        LightGCN's ``(own embedding + playlist context) / 2`` (``"self"`` and ``"playlists"``, id
+        -1); a cold one the mean of its album's and its artist's known tracks (see
+        :func:`cold_track_vectors`)."""
+        if self.track_degree[track_id] > 0:
+            return [("self", int(track_id), 0.5), ("playlists", -1, 0.5)]
+        known = self.track_degree > 0
+        out = []
+        for kind, ids in (("album", self.track_album), ("artist", self.track_artist)):
+            group = int(ids[track_id])
+            if group >= 0 and (known & (ids == group)).any():
+                out.append((kind, group, 1.0))
+        return [(kind, group, 1.0 / len(out)) for kind, group, _ in out]
+
+    def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
+        """Per-seed parts of each score, ``N_S ᾱ_s ê_s · ê_t`` (they sum to it), with the attention
+        the module gave each seed."""
+        self._check_fitted()
+        track_ids = np.asarray(track_ids, dtype=np.int64)
+        seeds, alpha, parts = self.seed_parts(queries, row, track_ids)
+        if len(seeds) == 0:
+            return [popularity_explanation(self, int(t), "A popular track: the playlist has no seed track "
+                                           "the graph knows.") for t in track_ids]
+        labels = self.track_labels(seeds)
         out = []
         for i, track in enumerate(track_ids.tolist()):
-            parts = np.concatenate((contributions[i, order], [bias_part[i]]))
-            share = shares(parts)
+            share = shares(parts[i])
             if share.sum() == 0:
                 out.append(popularity_explanation(self, track))
                 continue
-            evidence = []
-            for j in np.argsort(-share[:-1], kind="stable")[:5]:
-                if share[j] > 0:
-                    s = order[j]
-                    evidence.append({"kind": "seed", "track_id": int(seeds[s]), "label": labels[s],
-                                     "share": float(share[j]), "attention": float(alpha[s].mean()),
-                                     "attention_heads": [float(a) for a in alpha[s]]})
-            if share[-1] > 0:
-                evidence.append({"kind": "popularity", "playlists": int(self.popularity[track]),
-                                 "share": float(share[-1])})
+            evidence = [{"kind": "seed", "track_id": int(seeds[j]), "label": labels[j], "share": float(share[j]),
+                         "attention": float(alpha[j].mean()), "attention_heads": [float(a) for a in alpha[j]]}
+                        for j in np.argsort(-share, kind="stable")[:5] if share[j] > 0]
             rest = 1.0 - sum(e["share"] for e in evidence)
             if rest > 1e-9:
                 evidence.append({"kind": "other", "share": rest})
-            named = [e for e in evidence if e["kind"] == "seed"][:2]
+            named = [e for e in evidence[:2] if e["kind"] == "seed"]
             reason = " and ".join(f"{e['label']} (attention {e['attention']:.2f})" for e in named)
-            text = (f"Because the playlist has {reason}, and {self.verb}." if named
-                    else f"A track the model scores well for any playlist (in {int(self.popularity[track]):,} "
-                         "training playlists).")
-            out.append(Explanation(track, evidence, text))
+            out.append(Explanation(track, evidence, f"Because the playlist has {reason}, and {self.verb}."))
         return out
 
     # --- persistence -----------------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
-        return dict(self._state_arrays)
+        arrays = {"track_embeddings": self.item_vectors, "track_degree": self.track_degree,
+                  "track_album": self.track_album, "track_artist": self.track_artist, **self._attention_arrays}
+        if self.audio is not None:
+            arrays["audio"] = self.audio
+        return arrays
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self._set_inference(arrays)
