@@ -14,9 +14,7 @@ __all__ = ["PHASES", "PipelineResult", "Settings", "demo_settings", "run_demo", 
 
 DEMO_PLAYLISTS = 50_000
 DEMO_USERS = 1_000
-# Quick mode everywhere, and PlaylistGAT stopped after 2 epochs: on the demo's 50K playlists its
-# validation recall peaked at epoch 2 of 5 (0.0003, 0.0033, 0.0009, 0.0018) while each epoch
-# cost ~50 s, a quarter of the demo's budget for nothing. The track-popularity model grows 50
+# Quick mode everywhere. The track-popularity model grows 50
 # trees per forest, not 100, and BPR (the weakest factor model, not in the hybrid) runs 30 epochs,
 # not 50: those stages took 97 s and 133 s of the demo's 10 minutes. The two-stage ranker trains
 # its trees on 1,100 carved queries (100 per query group, one carve) instead of 3,300. ALS and BPR
@@ -24,12 +22,14 @@ DEMO_USERS = 1_000
 # on real playlists, gained 0.0007 R-precision on generated data (ALS) at 1.7–2× the fit time,
 # and with it the demo ran 10 min 19 s.
 DEMO_ALS = "als.factors=64"
-# The demo's training budgets (the quick mode's minute otherwise): LightGCN two minutes (an
-# epoch over the demo's 50,000 playlists and 729,000 tracks takes about 40 s), the listening
-# GATs half a minute each (same budget for gat and genre_gat), GRU4Rec one minute (its default
-# ten are for real data; on the demo's 2,000 users it early-stops after about 4.5 minutes).
+# The demo's training budgets (the quick mode's minute otherwise): LightGCN and PlaylistGAT two
+# minutes each (an epoch over the demo's 50,000 playlists and 729,000 tracks takes 30–40 s;
+# LightGCN's validation Recall@10 is flat from the third), the listening GATs half a minute each
+# (same budget for gat and genre_gat), GRU4Rec one minute (its default ten are for real data;
+# on the demo's 2,000 users it early-stops after about 4.5 minutes).
 DEMO_MODEL_PARAMS = {"popularity": {"n_estimators": 50}, "gru4rec": {"budget_seconds": 60},
-                     "lightgcn": {"budget_seconds": 120}, "gat": {"budget_seconds": 30},
+                     "lightgcn": {"budget_seconds": 120}, "playlistgat": {"budget_seconds": 120},
+                     "gat": {"budget_seconds": 30},
                      "bpr": {"iterations": 30, "factors": 64}, "als": {"factors": 64},
                      "hybrid": {"component_params": DEMO_ALS},
                      "rerank": {"validation_per_group": 100, "max_folds": 1, "component_params": DEMO_ALS}}

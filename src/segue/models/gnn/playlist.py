@@ -17,11 +17,10 @@ are removed from the graph it is scored in, so no target is in the message passi
 as a held-out track is at test time (see :mod:`segue.models.gnn.lightgcn`).
 
 **Held-out edges.** Before training, the model holds out ``validation_share`` of the edges of
-``validation_playlists`` playlists (:func:`~segue.models.gnn.sampling.split_edges`) and takes
-those playlists out of the graph: each is a query (its remaining tracks as seeds, a new node as a
-challenge playlist is), and validation Recall@K on its held-out edges drives early stopping and
-the learning-rate schedule. The final inference arrays are computed over all the training data
-but the held-out edges.
+``validation_playlists`` playlists (:func:`~segue.models.gnn.sampling.split_edges`); message
+passing and examples use only the rest, and validation Recall@K on the held-out edges drives
+early stopping and the learning-rate schedule. The final inference arrays are computed over all
+the training data.
 """
 
 from __future__ import annotations
@@ -76,20 +75,6 @@ def carve_validation(matrix: sp.csr_matrix, n_playlists: int, share: float, seed
     take = min(n_playlists, len(candidates) // 10)
     rows = np.sort(rng.choice(candidates, size=take, replace=False)) if take > 0 else np.zeros(0, np.int64)
     return split_edges(matrix, (1 - share, share, 0.0), rows=rows, min_edges=4, seed=seed)
-
-
-def _without_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """``matrix`` with the edges of ``rows`` (int64) removed (same shape).
-
-    >>> _without_rows(sp.csr_matrix(np.ones((3, 2))), np.array([1])).toarray().tolist()
-    [[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
-    """
-    keep = np.ones(matrix.shape[0], dtype=bool)
-    keep[rows] = False
-    degree = np.diff(matrix.indptr)
-    mask = np.repeat(keep, degree)
-    indptr = np.concatenate(([0], np.cumsum(np.where(keep, degree, 0)))).astype(matrix.indptr.dtype)
-    return sp.csr_matrix((matrix.data[mask], matrix.indices[mask], indptr), shape=matrix.shape)
 
 
 def mean_recall(rank, held: HeldOut, k: int) -> float:
@@ -158,19 +143,11 @@ class PlaylistGraphRecommender(Recommender):
         graph = self._graph(data)
         split = carve_validation(graph.playlist_tracks, c.validation_playlists, c.validation_share, c.seed)
         held = held_out(split.train, split.validation)
-        # The validation playlists are queries, as challenge playlists are: new nodes, absent from
-        # the graph the model trains and is validated on. Left in it with their seeds, each
-        # one's walks carry its seeds to each other, a signal no query has, and early stopping
-        # then ranks checkpoints by it (measured on the real dev playlists: PlaylistGAT's
-        # attention scored Recall@10 0.094 against LightGCN's 0.058 on such rows, while it
-        # lowered R-precision on the challenge-style validation queries, 0.113 against 0.120).
-        # They rejoin the graph for the final inference arrays; the carved edges stay out (≤ 30%
-        # of ≤ 500 playlists), rather than keep a second copy of a 66M-edge graph in memory.
-        rows = held.queries.pids
-        seeds = split.train[rows]
-        training = _without_rows(split.train, rows)
+        # Message passing and examples use only the training edges; the full graph is dropped
+        # (the carved edges are ≤ 30% of ≤ 500 playlists: the final propagation goes without them
+        # rather than keep a second copy of a 66M-edge graph in memory).
+        graph = dataclasses.replace(graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T))
         del split
-        graph = dataclasses.replace(graph, playlist_tracks=training, track_playlists=sp.csr_matrix(training.T))
         task = self._task(graph, held)
         trainer_cls = AdvancedTrainer if len(held) else SimpleTrainer
         self.history = trainer_cls(self.trainer_config()).fit(task)
@@ -179,11 +156,6 @@ class PlaylistGraphRecommender(Recommender):
         self.training_log = {"epochs_run": len(h.epochs), "stopped": h.stopped, "early_stopped": h.early_stopped,
                              "best_epoch": h.best_epoch, "budget_seconds": h.budget_seconds,
                              "seconds": round(h.seconds, 1), "history": h.epochs}
-        task.propagation = None   # the training operators: freed before the final graph is built
-        final = training + sp.csr_matrix((seeds.data, (np.repeat(rows, np.diff(seeds.indptr)), seeds.indices)),
-                                         shape=training.shape)
-        del training
-        graph = dataclasses.replace(graph, playlist_tracks=final, track_playlists=sp.csr_matrix(final.T))
         self._set_inference(task.inference_arrays(graph))
 
     def _graph(self, data: PlaylistData) -> PlaylistGraph:

@@ -162,10 +162,10 @@ class PlaylistGATTask(LightGCNTask):
 
     def loss(self, batch: PlaylistSplitBatch):
         """LightGCN's own loss, which alone trains ``E0``, plus the same softmax for the attention's
-        query over the vectors detached (it trains the attention only). Trained jointly, ``E0``
-        learned to please the attention, a free per-track signal that fits the training
-        playlists: on the real dev playlists validation Recall@10 fell to 0.045 against
-        LightGCN's 0.059, and resetting the attention did not recover it."""
+        query over the vectors detached (it trains the attention only). Trained jointly (one
+        loss through both), the model fitted the training playlists better and ranked held-out
+        ones worse: on the real dev playlists' validation queries R-precision 0.113 against
+        LightGCN's 0.122 after the same five minutes; this way 0.1214 against 0.1213."""
         ego = self.module.embedding.weight
         needed = None if self.exact else np.unique(
             np.concatenate((batch.context_track, batch.target_track, batch.negatives)))
