@@ -98,7 +98,8 @@ def test_the_demo_settings_reach_the_stages_that_use_them(tmp_path):
     assert stages["popularity model"].params == {"seed": 0, "n_estimators": 50}
     assert stages["train bpr"].params == {"iterations": 30, "factors": 64}
     # The graph models train within a budget, not an epoch count.
-    assert stages["train lightgcn"].params["budget_seconds"] == 120
+    assert stages["train lightgcn"].params["budget_seconds"] == 90
+    assert stages["train playlistgat"].params["budget_seconds"] == 90
     assert "epochs" not in stages["train playlistgat"].params
     assert stages["session models"].params["gat"] == {"budget_seconds": 30}
     assert stages["session models"].params["gru4rec"] == {"budget_seconds": 60}
