@@ -345,19 +345,20 @@ class LightGCNTask(TrainingTask):
         scale = self._tensor((0.5 * self.propagation.inv_sqrt_track[tracks]).astype(np.float32))
         return rows - scale[:, None] * messages.index_select(0, self._tensor(playlists))
 
-    def loss(self, batch: PlaylistSplitBatch):
-        ego = self.module.embedding.weight
+    def encode(self, batch: PlaylistSplitBatch):
+        """``(final, context [m, d], targets [n, d])`` for a step: ``ê`` of the tracks the step
+        needs (every track for the exact softmax) as a :class:`TrackTable`, and ``ê`` of the
+        batch's context and target tracks in the graph without their own playlist."""
         needed = None if self.exact else np.unique(
             np.concatenate((batch.context_track, batch.target_track, batch.negatives)))
         final, messages = self.propagate(needed)
+        context = self.without_own_playlist(final, messages, batch.context_track, batch.playlist[batch.context_owner])
+        targets = self.without_own_playlist(final, messages, batch.target_track, batch.playlist[batch.target_owner])
+        return final, context, targets
 
-        def without_own_playlist(tracks, owners):
-            return self.without_own_playlist(final, messages, tracks, batch.playlist[owners])
-
-        context = without_own_playlist(batch.context_track, batch.context_owner)
-        query = self.query(batch, context)
-        targets = without_own_playlist(batch.target_track, batch.target_owner)
-        return self.softmax_loss(batch, query, targets, final, ego)
+    def loss(self, batch: PlaylistSplitBatch):
+        final, context, targets = self.encode(batch)
+        return self.softmax_loss(batch, self.query(batch, context), targets, final, self.module.embedding.weight)
 
     def seed_weights(self, batch: PlaylistSplitBatch) -> np.ndarray:
         """float32 [context]: LightGCN's weight ``1 / sqrt(|S| d_s)`` of each context track, its
@@ -418,6 +419,19 @@ class LightGCNTask(TrainingTask):
         return mean_recall(self.owner._rank_ids, self.held, k)
 
 
+def seed_weights(queries: Queries, n_tracks: int, degree: np.ndarray) -> sp.csr_matrix:
+    """csr [q, n_tracks] float64: LightGCN's ``1 / sqrt(|S| d_s)`` for each distinct seed the graph
+    knows (``degree`` int64 [n_tracks], the training degrees; ``|S|`` counts the known seeds).
+
+    >>> seed_weights(Queries.from_lists([[0, 1, 2]]), 3, np.array([4, 0, 1])).toarray().round(3).tolist()
+    [[0.354, 0.0, 0.707]]
+    """
+    matrix = distinct_seeds(queries, n_tracks, known=degree > 0)
+    size = np.diff(matrix.indptr)
+    matrix.data = 1.0 / np.sqrt(np.repeat(size, size) * degree[matrix.indices])
+    return matrix
+
+
 def exact_two_hop(ego: np.ndarray, graph: PlaylistGraph) -> np.ndarray:
     """float32 [n_tracks, d]: ``Âᵀ Â E0`` by two sparse products (O(edges × d), no dense
     playlist × track array); 0 for tracks no training playlist holds."""
@@ -457,11 +471,7 @@ class LightGCNRecommender(PlaylistGraphRecommender):
         self.track_degree = np.asarray(arrays["track_degree"], dtype=np.int64)
 
     def _seed_weights(self, queries: Queries) -> sp.csr_matrix:
-        """csr [q, n_tracks] float64: ``1 / sqrt(|S| d_s)`` for each distinct seed the graph knows."""
-        matrix = distinct_seeds(queries, self.n_tracks, known=self.track_degree > 0)
-        size = np.diff(matrix.indptr)
-        matrix.data = 1.0 / np.sqrt(np.repeat(size, size) * self.track_degree[matrix.indices])
-        return matrix
+        return seed_weights(queries, self.n_tracks, self.track_degree)
 
     def query_vectors(self, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
         weights = self._seed_weights(queries)

@@ -48,8 +48,9 @@ from segue.models.gnn.lightgcn import (
     PlaylistSplitBatch,
     TrackTable,
     exact_embeddings,
+    seed_weights,
 )
-from segue.models.gnn.playlist import HeldOut, PlaylistGraphRecommender, distinct_seeds, segment_sum
+from segue.models.gnn.playlist import HeldOut, PlaylistGraphRecommender, segment_sum
 from segue.models.registry import register
 
 NEGATIVE_SLOPE = 0.2      # LeakyReLU of the attention logits, as in GAT
@@ -167,11 +168,7 @@ class PlaylistGATTask(LightGCNTask):
         ones worse: on the real dev playlists' validation queries R-precision 0.113 against
         LightGCN's 0.122 after the same five minutes; this way 0.1214 against 0.1213."""
         ego = self.module.embedding.weight
-        needed = None if self.exact else np.unique(
-            np.concatenate((batch.context_track, batch.target_track, batch.negatives)))
-        final, messages = self.propagate(needed)
-        context = self.without_own_playlist(final, messages, batch.context_track, batch.playlist[batch.context_owner])
-        targets = self.without_own_playlist(final, messages, batch.target_track, batch.playlist[batch.target_owner])
+        final, context, targets = self.encode(batch)
         vectors = self.softmax_loss(batch, super().query(batch, context), targets, final, ego)
         attention = self.softmax_loss(batch, self.query(batch, context.detach()), targets.detach(),
                                       TrackTable(final.table.detach(), final.ids), ego,
@@ -276,19 +273,12 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
         self.degree_prior = a["attention.degree"].astype(np.float64)
         self.audio_weight = a["attention.audio"].astype(np.float64) if "attention.audio" in a else None
 
-    def _seed_weights(self, queries: Queries) -> sp.csr_matrix:
-        """csr [q, n_tracks] float64: LightGCN's ``1 / sqrt(|S| d_s)`` for each distinct seed the
-        graph knows (its entries are the seeds the attention runs over)."""
-        matrix = distinct_seeds(queries, self.n_tracks, known=self.track_degree > 0)
-        size = np.diff(matrix.indptr)
-        matrix.data = 1.0 / np.sqrt(np.repeat(size, size) * self.track_degree[matrix.indices])
-        return matrix
-
     def attention(self, queries: Queries) -> tuple[sp.csr_matrix, np.ndarray]:
-        """Each query's distinct known seeds (csr [q, n_tracks] of LightGCN's weights) and the
+        """Each query's distinct known seeds (csr [q, n_tracks] of LightGCN's weights,
+        :func:`~segue.models.gnn.lightgcn.seed_weights`) and the
         attention over them: float64 [nnz, heads], rows aligned with the csr's entries, summing
         to 1 per query and head."""
-        seeds = self._seed_weights(queries)
+        seeds = seed_weights(queries, self.n_tracks, self.track_degree)
         indptr, tracks = seeds.indptr, seeds.indices
         owner = np.repeat(np.arange(len(queries)), np.diff(indptr))
         vectors = self.item_vectors[tracks].astype(np.float64)
