@@ -360,7 +360,7 @@ class LightGCNTask(TrainingTask):
         final, context, targets = self.encode(batch)
         return self.softmax_loss(batch, self.query(batch, context), targets, final, self.module.embedding.weight)
 
-    def seed_weights(self, batch: PlaylistSplitBatch) -> np.ndarray:
+    def context_weights(self, batch: PlaylistSplitBatch) -> np.ndarray:
         """float32 [context]: LightGCN's weight ``1 / sqrt(|S| d_s)`` of each context track, its
         degree counted without the playlist (as a query is not in the graph)."""
         degree = np.maximum(self.graph.track_degree[batch.context_track] - 1, 1)
@@ -371,7 +371,7 @@ class LightGCNTask(TrainingTask):
         [m, d] (rows of ``batch.context_track``): LightGCN's weighted sum."""
         import torch
 
-        weights = self._tensor(self.seed_weights(batch))
+        weights = self._tensor(self.context_weights(batch))
         return torch.zeros((batch.size, context.shape[1]), device=self.device, dtype=context.dtype).index_add_(
             0, self._tensor(batch.context_owner), context * weights[:, None])
 
@@ -470,11 +470,8 @@ class LightGCNRecommender(PlaylistGraphRecommender):
         self.item_vectors = np.ascontiguousarray(arrays["track_embeddings"], dtype=np.float32)
         self.track_degree = np.asarray(arrays["track_degree"], dtype=np.int64)
 
-    def _seed_weights(self, queries: Queries) -> sp.csr_matrix:
-        return seed_weights(queries, self.n_tracks, self.track_degree)
-
     def query_vectors(self, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
-        weights = self._seed_weights(queries)
+        weights = seed_weights(queries, self.n_tracks, self.track_degree)
         values = self.item_vectors[weights.indices].astype(np.float64) * weights.data[:, None]
         return segment_sum(values, weights.indptr), np.diff(weights.indptr) > 0
 
@@ -482,7 +479,7 @@ class LightGCNRecommender(PlaylistGraphRecommender):
         """Per-seed terms ``ê_s · ê_t / sqrt(|S| d_s)`` of each track's score (they sum to it)."""
         self._check_fitted()
         track_ids = np.asarray(track_ids, dtype=np.int64)
-        weights = self._seed_weights(queries.slice(row, row + 1))
+        weights = seed_weights(queries.slice(row, row + 1), self.n_tracks, self.track_degree)
         if weights.nnz == 0:
             return [popularity_explanation(self, int(t), "A popular track: the playlist has no seed track "
                                            "the graph knows.") for t in track_ids]

@@ -191,7 +191,7 @@ class PlaylistGATTask(LightGCNTask):
         audio = None if self.audio is None else self._tensor(self.audio[batch.context_track])
         z, _ = self.module.attention(context, self._tensor(batch.context_owner), batch.size,
                                      self._tensor(np.log(degree).astype(np.float32)),
-                                     self._tensor(self.seed_weights(batch)), audio)
+                                     self._tensor(self.context_weights(batch)), audio)
         return z
 
     def inference_arrays(self, graph: PlaylistGraph) -> dict[str, np.ndarray]:
