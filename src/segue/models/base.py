@@ -417,18 +417,52 @@ def _describe(data: PlaylistData) -> dict:
 
 
 def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters"):
-    """Build a frozen config dataclass from a dict, refusing unknown keys (named)."""
+    """Build a frozen config dataclass from a dict, refusing unknown keys (named). A tuple field
+    (``hidden: tuple[int, ...]``) also takes a list or a comma-separated string.
+
+    >>> from segue.models.gnn.listening import ListeningGATConfig
+    >>> config_from_dict(ListeningGATConfig, {"heads": "8,4", "hidden": [16, 32]}).heads
+    (8, 4)
+    """
     fields = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - fields)
     if unknown:
         allowed = ", ".join(sorted(fields)) or "none"
         raise SegueError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} "
                          f"{', '.join(unknown)} (this model takes: {allowed})")
+    hints = typing.get_type_hints(config_cls)
+    values = {key: _as_tuple(hints.get(key), value, f"{where}: {key}") for key, value in values.items()}
     return config_cls(**values)
 
 
+def _as_tuple(kind, value, where: str):
+    """``value`` for a field of type ``kind``: a list or ``"a,b"`` string made a tuple of the
+    element type when ``kind`` is ``tuple[X, ...]``; anything else unchanged."""
+    if typing.get_origin(kind) is not tuple or isinstance(value, tuple):
+        return value
+    element = typing.get_args(kind)[0]
+    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise SegueError(f"{where}: expected a list such as 8,4, got {value!r}")
+    out = []
+    for item in items:
+        try:
+            if element is bool:
+                if str(item).lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(item)
+                out.append(str(item).lower() in ("true", "1", "yes"))
+            elif element is int and (isinstance(item, bool) or isinstance(item, float)):
+                raise ValueError(item)
+            else:
+                out.append(element(item))
+        except (TypeError, ValueError):
+            raise SegueError(f"{where}: {item!r} is not a valid {element.__name__}") from None
+    return tuple(out)
+
+
 def parse_params(config_cls: type, pairs: list[str]):
-    """``["key=value", …]`` from the CLI → a config, values converted to the fields' types."""
+    """``["key=value", …]`` from the CLI → a config, values converted to the fields' types
+    (``key=8,4`` for a tuple field)."""
     hints = typing.get_type_hints(config_cls)
     values = {}
     for pair in pairs:
@@ -437,8 +471,8 @@ def parse_params(config_cls: type, pairs: list[str]):
         if not sep:
             raise SegueError(f"--param {pair!r}: expected key=value")
         kind = hints.get(key)
-        if kind is None:
-            values[key] = raw  # refused below with the list of known keys
+        if kind is None or typing.get_origin(kind) is tuple:
+            values[key] = raw  # unknown keys refused below with the list of known ones; tuples parsed there
             continue
         try:
             if kind is bool:
