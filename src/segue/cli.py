@@ -380,9 +380,11 @@ def train(
 @app.command()
 def tune(
     model: Annotated[str, typer.Argument(help="Model name (see `segue models`).")],
-    split_dir: Annotated[Path, typer.Argument(help="Split directory from `segue split` (its validation part is used).")],
+    split_dir: Annotated[Path, typer.Argument(help="Split directory from `segue split` (its validation part is used); "
+                                                   "for gat and genre_gat, listening data or a listening split.")],
     trials: Annotated[int, typer.Option(help="New trials to run (added to the study in --out if any).")] = 20,
-    metric: Annotated[str, typer.Option(help="r_precision, ndcg, or clicks (minimised).")] = "r_precision",
+    metric: Annotated[str | None, typer.Option(help="Playlist models: r_precision (default), ndcg, or clicks "
+                                                    "(minimised); listening models: recall (default) or ndcg, at 10.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Start no new trial after this many seconds.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output directory (default: tuning/MODEL).")] = None,
     space: Annotated[Path | None, typer.Option(help="Search space JSON file (default: the model's built-in one).")] = None,
@@ -390,15 +392,14 @@ def tune(
     seed: Annotated[int, typer.Option(help="Sampler seed: the same seed gives the same trials.")] = 0,
 ) -> None:
     """Tune a model's parameters with Optuna on the split's validation part (never the test part)."""
-    from segue.models.registry import get_model_class
-    from segue.tuning import params_from_pairs
+    from segue.tuning import LISTENING_MODELS, config_class, params_from_pairs
     from segue.tuning import tune as run_tuning
 
     out = out if out is not None else Path("tuning") / model
-    fixed = params_from_pairs(get_model_class(model).Config, param or [])
+    fixed = params_from_pairs(config_class(model), param or [])
     result = run_tuning(model, split_dir, out, trials=trials, metric=metric, timeout=timeout, seed=seed,
                         space=space, fixed_params=fixed)
-    _echo(f"best {metric} {result['best_value']:.4f} (trial {result['best_trial']} of {result['n_trials']}; "
+    _echo(f"best {result['metric']} {result['best_value']:.4f} (trial {result['best_trial']} of {result['n_trials']}; "
           f"{result['new_trials']} run now, {result['n_skipped']} skipped in all)")
     _echo("  " + "  ".join(f"{k}={v}" for k, v in result["best_params"].items()))
     if result["importances"]:
@@ -406,7 +407,10 @@ def tune(
     paths = result["paths"]
     _echo(f"wrote {paths['best.json']}, {paths['trials.csv']}, {paths['history.png']}, {paths['importance.png']}; "
           f"study in {paths['study.db']} (run again to add trials)")
-    _echo(f"train it: segue train {model} {Path(split_dir) / 'train'} --config {paths['best.json']} --out ...")
+    if model in LISTENING_MODELS:
+        _echo(f"train it: segue graph train {model} {split_dir} --config {paths['best.json']} --out ...")
+    else:
+        _echo(f"train it: segue train {model} {Path(split_dir) / 'train'} --config {paths['best.json']} --out ...")
 
 
 @app.command()

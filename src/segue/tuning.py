@@ -7,6 +7,13 @@ the trial's parameters, fits, recommends 500 tracks per query and scores one met
 over queries of ``r_precision``, ``ndcg`` or ``clicks``, as :mod:`segue.evaluation.metrics`
 computes them for ``segue evaluate``; clicks is minimised).
 
+The listening-data graph models (``gat``, ``genre_gat``) are tuned the same way on a listening
+split (``segue graph evaluate``'s, or one made from an ingested listening directory, by time,
+70/15/15): each trial trains on the training part, early-stopped on the validation part, and is
+scored on that validation part by the listening harness (:mod:`segue.evaluation.sessions`:
+``recall`` or ``ndcg`` at 10 over every user with held-out tracks, training tracks excluded);
+the test part is never read. Their ``best.json`` is read by ``segue graph train … --config``.
+
 The search is Optuna's TPE sampler, seeded: the same command on the same split gives the same
 trials. A **search space** maps parameter names of the model's config to distributions, in the
 same JSON form whether built in (:data:`SPACES`) or given as ``--space FILE.json``::
@@ -63,7 +70,11 @@ IMPORTANCE_FIGURE = "importance.png"
 RECOMMENDATIONS = 500  # per query, as in the challenge and `segue evaluate`
 
 METRICS = ("r_precision", "ndcg", "clicks")
-"""Metrics a study can optimise (the challenge's three; ``clicks`` is minimised)."""
+"""Metrics a study of a playlist model can optimise (the challenge's three; ``clicks`` is minimised)."""
+LISTENING_METRICS = ("recall", "ndcg")
+"""Metrics a study of a listening graph model can optimise (at :data:`LISTENING_K`)."""
+LISTENING_K = 10
+LISTENING_MODELS = ("gat", "genre_gat")  # the models of segue.models.gnn.listening
 
 SPACES: dict[str, dict[str, dict[str, Any]]] = {
     # Ranges around the defaults each Config documents as measured on the 100k validation split.
@@ -122,6 +133,24 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
         "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
     },
+    # The listening GATs (tuple fields take "a,b" choices: one entry per layer).
+    "gat": {
+        "factors": {"type": "int", "low": 16, "high": 128, "log": True},
+        "heads": {"type": "categorical", "choices": ["1", "2", "4", "8"]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "temperature": {"type": "float", "low": 0.03, "high": 1.0, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+    },
+    "genre_gat": {
+        "factors": {"type": "int", "low": 16, "high": 128, "log": True},
+        "heads": {"type": "categorical", "choices": ["2,1", "4,2", "8,4"]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "alpha": {"type": "float", "low": 0.5, "high": 1.0},
+        "temperature": {"type": "float", "low": 0.03, "high": 1.0, "log": True},
+        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+    },
 }
 """Built-in search spaces by model name, in the ``--space`` file's form."""
 
@@ -147,10 +176,14 @@ def _fits(field_type: Any, value: Any) -> bool:
         return _is_number(value)
     if field_type is str:
         return isinstance(value, str)
+    if typing.get_origin(field_type) is tuple:  # "8,4" or [8, 4]: converted by config_from_dict
+        return isinstance(value, str | list)
     return True  # a type this check does not know: the config's own validation decides
 
 
 def _type_name(field_type: Any) -> str:
+    if typing.get_origin(field_type) is tuple:
+        return 'a list, one entry per layer ("8,4" or [8, 4])'
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
         field_type, getattr(field_type, "__name__", str(field_type))
     )
@@ -390,11 +423,11 @@ def _suggest(trial, name: str, spec: dict[str, Any]) -> Any:
     return suggest(name, spec["low"], spec["high"], log=spec["log"], **step)
 
 
-def _check_arguments(trials: int, metric: str, timeout: float | None) -> None:
+def _check_arguments(trials: int, metric: str, timeout: float | None, allowed=METRICS) -> None:
     if trials < 1:
         raise SegueError(f"--trials must be at least 1, got {trials}")
-    if metric not in METRICS:
-        raise SegueError(f"--metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric not in allowed:
+        raise SegueError(f"--metric must be one of {', '.join(allowed)}, got {metric!r}")
     if timeout is not None and not timeout > 0:
         raise SegueError(f"--timeout must be a positive number of seconds, got {timeout}")
 
@@ -428,7 +461,10 @@ def _open_study(model_name: str, out_dir: Path, metric: str, space: dict, fixed:
             study.set_user_attr(key, value)
     else:
         for key, value in started.items():
-            if study.user_attrs.get(key) != value:
+            same = orjson.OPT_SORT_KEYS
+            if orjson.dumps(study.user_attrs.get(key), option=same) != orjson.dumps(
+                value, option=same
+            ):
                 storage.engine.dispose()
                 raise InputFileError(
                     db,
@@ -439,13 +475,103 @@ def _open_study(model_name: str, out_dir: Path, metric: str, space: dict, fixed:
     return study, storage
 
 
+def config_class(model_name: str) -> type:
+    """The config dataclass of ``model_name``: a registered model's ``Config``, or the listening
+    GATs' :class:`~segue.models.gnn.listening.ListeningGATConfig`."""
+    if model_name in LISTENING_MODELS:
+        from segue.models.gnn.listening import ListeningGATConfig
+
+        return ListeningGATConfig
+    from segue.models.registry import get_model_class
+
+    return get_model_class(model_name).Config
+
+
+@dataclass
+class _Target:
+    """What a study trains and scores: ``fit_score(params, metric)`` → (value, fit s, recommend s)."""
+
+    config_cls: type
+    metrics: tuple[str, ...]
+    describe: str
+    fit_score: Any
+
+
+def _playlist_target(model_name: str, split_dir: Path) -> _Target:
+    from segue.models.base import config_from_dict
+    from segue.models.gnn.runs import is_listening_dir
+    from segue.models.registry import get_model_class
+
+    model_cls = get_model_class(model_name)
+    if is_listening_dir(split_dir):
+        raise SegueError(
+            f"{split_dir} is listening data; {model_name} is tuned on a playlist split "
+            f"(`segue split`); on listening data tune {' or '.join(LISTENING_MODELS)}"
+        )
+    data = _load_validation(Path(split_dir))
+
+    def fit_score(params: dict, metric: str) -> tuple[float, float, float]:
+        start = time.perf_counter()
+        model = model_cls(config_from_dict(model_cls.Config, params, where="trial")).fit(data.train)
+        fitted = time.perf_counter()
+        ranking = model.recommend(data.queries, RECOMMENDATIONS).ids
+        return score(metric, ranking, data.truth), fitted - start, time.perf_counter() - fitted
+
+    return _Target(
+        model_cls.Config,
+        METRICS,
+        f"validation: {data.train.n_playlists} playlists to train on, {len(data.queries)} queries",
+        fit_score,
+    )
+
+
+def _listening_target(model_name: str, split_dir: Path, seed: int) -> _Target:
+    from segue.evaluation.sessions import evaluate_listening
+    from segue.models.base import config_from_dict
+    from segue.models.gnn.listening import (
+        MODEL_CONFIGS,
+        ListeningGATConfig,
+        ListeningGATRecommender,
+    )
+    from segue.models.gnn.runs import is_listening_dir, load_listening_split
+
+    if not is_listening_dir(split_dir):
+        raise SegueError(
+            f"{model_name} is tuned on listening data (`segue ingest sessions`, or a listening "
+            f"split); {split_dir} is not"
+        )
+    split = load_listening_split(Path(split_dir), seed)
+    task = split.validation
+    if len(task) == 0:
+        raise SegueError(f"{split_dir}: the validation part has no user with held-out tracks")
+    # As `segue graph evaluate` asks: a margin past k for the training tracks the harness drops.
+    n = max(LISTENING_K, min(100, task.n_tracks - int(task.seeds.lengths().max(initial=0))))
+
+    def fit_score(params: dict, metric: str) -> tuple[float, float, float]:
+        given = config_from_dict(ListeningGATConfig, params, where="trial")
+        config = MODEL_CONFIGS[model_name](**{key: getattr(given, key) for key in params})
+        start = time.perf_counter()
+        model = ListeningGATRecommender(config, model_name).fit(split.train, split.validation)
+        fitted = time.perf_counter()
+        ranking = model.recommend_users(task.users, n)
+        table = evaluate_listening(task, {model_name: ranking}, k=LISTENING_K).table[model_name]
+        return table["all"][metric], fitted - start, time.perf_counter() - fitted
+
+    return _Target(
+        ListeningGATConfig,
+        LISTENING_METRICS,
+        f"listening validation: {split.train.n_users} users to train on, {len(task)} users scored",
+        fit_score,
+    )
+
+
 def tune(
     model_name: str,
     split_dir: Path,
     out_dir: Path,
     *,
     trials: int,
-    metric: str = "r_precision",
+    metric: str | None = None,
     timeout: float | None = None,
     seed: int = 0,
     space: Path | dict | None = None,
@@ -454,27 +580,33 @@ def tune(
     """Tune ``model_name`` on the validation part of ``split_dir``; write the outputs to ``out_dir``.
 
     Runs ``trials`` new trials (fewer if ``timeout`` seconds pass first: the running trial is
-    finished, no new one starts), adding to the study already in ``out_dir`` if any. Returns a
+    finished, no new one starts), adding to the study already in ``out_dir`` if any. ``metric``
+    defaults to ``r_precision`` (playlist models) or ``recall`` (listening models). Returns a
     summary: best value, params and trial, trial counts, importances and the output paths.
     """
     import optuna
 
     from segue.models.base import config_from_dict
-    from segue.models.registry import get_model_class
     from segue.progress import progress
 
-    _check_arguments(trials, metric, timeout)
-    model_cls = get_model_class(model_name)
+    listening = model_name in LISTENING_MODELS
+    metric = metric or ("recall" if listening else "r_precision")
+    _check_arguments(trials, metric, timeout, LISTENING_METRICS if listening else METRICS)
+    config_cls = config_class(model_name)
     fixed = dict(fixed_params or {})
-    config_from_dict(model_cls.Config, fixed, where="--param")  # unknown keys, invalid values
-    full_space = space_for(model_name, model_cls.Config, space)
+    config_from_dict(config_cls, fixed, where="--param")  # unknown keys, invalid values
+    full_space = space_for(model_name, config_cls, space)
     search = {name: spec for name, spec in full_space.items() if name not in fixed}
     if not search:
         raise SegueError(
             f"nothing left to tune: --param fixes every parameter of the search space "
             f"({', '.join(full_space)})"
         )
-    data = _load_validation(Path(split_dir))
+    target = (
+        _listening_target(model_name, Path(split_dir), seed)
+        if listening
+        else _playlist_target(model_name, Path(split_dir))
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # segue's log says what happens
@@ -489,26 +621,20 @@ def tune(
                 **fixed,
                 **{name: _suggest(trial, name, spec) for name, spec in search.items()},
             }
-            start = time.perf_counter()
             try:
-                config = config_from_dict(model_cls.Config, params, where=f"trial {trial.number}")
-                model = model_cls(config).fit(data.train)
-                trial.set_user_attr("fit_s", round(time.perf_counter() - start, 3))
-                start = time.perf_counter()
-                ranking = model.recommend(data.queries, RECOMMENDATIONS).ids
+                value, fit_s, recommend_s = target.fit_score(params, metric)
             except SegueError as exc:  # a combination the model refuses: skip it, go on
                 trial.set_user_attr("error", str(exc))
                 raise optuna.TrialPruned(str(exc)) from None
-            trial.set_user_attr("recommend_s", round(time.perf_counter() - start, 3))
-            return score(metric, ranking, data.truth)
+            trial.set_user_attr("fit_s", round(fit_s, 3))
+            trial.set_user_attr("recommend_s", round(recommend_s, 3))
+            return value
 
         log.info(
-            "tuning %s on %s (validation: %d playlists to train on, %d queries): %d trials%s, "
-            "%s, study %s",
+            "tuning %s on %s (%s): %d trials%s, %s, study %s",
             model_name,
             split_dir,
-            data.train.n_playlists,
-            len(data.queries),
+            target.describe,
             trials,
             f" or {timeout:g} s" if timeout else "",
             metric,
@@ -523,7 +649,8 @@ def tune(
             study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[report])
         return _write_outputs(
             study,
-            model_cls,
+            model_name,
+            config_cls,
             Path(split_dir),
             out_dir,
             metric,
@@ -573,7 +700,8 @@ def _best_trial(study):
 
 def _write_outputs(
     study,
-    model_cls: type,
+    model_name: str,
+    config_cls: type,
     split_dir: Path,
     out_dir: Path,
     metric: str,
@@ -583,7 +711,6 @@ def _write_outputs(
 ) -> dict[str, Any]:
     import optuna
 
-    model_name = model_cls.name
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     _write_trials(study, out_dir / TRIALS_FILE)
     _history_figure(study, model_name, metric, out_dir / HISTORY_FIGURE)
@@ -596,7 +723,7 @@ def _write_outputs(
             f"no trial of {model_name} completed"
             + (f"; the model refused every configuration, e.g. {errors[0]}" if errors else "")
         )
-    field_order = {f.name: i for i, f in enumerate(dataclasses.fields(model_cls.Config))}
+    field_order = {f.name: i for i, f in enumerate(dataclasses.fields(config_cls))}
     best_params = dict(
         sorted({**fixed, **best.params}.items(), key=lambda kv: field_order.get(kv[0], 0))
     )

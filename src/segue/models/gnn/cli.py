@@ -64,9 +64,9 @@ def train_cmd(
     checkpoint_dir: Annotated[Path | None, typer.Option(help="Write best.pt/last.pt here (resumable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from --checkpoint-dir/last.pt.")] = False,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON parameters (e.g. `segue tune`'s best.json); --param wins.")] = None,
 ) -> None:
-    """Train a graph model (BPR, early stopping on validation Recall@10) and save it."""
-    from segue.models.base import parse_params
+    """Train a graph model (early stopping on validation Recall@10) and save it."""
     from segue.models.gnn.runs import (
         LISTENING_GRAPH_MODELS,
         fit_playlist_model,
@@ -74,15 +74,14 @@ def train_cmd(
         train_listening_model,
     )
     from segue.models.gnn.training import parse_duration
+    from segue.tuning import config_class
 
     extra = {"checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else "", "resume": resume}
     if budget:
         extra["budget_seconds"] = parse_duration(budget)
     start = time.perf_counter()
     if model in LISTENING_GRAPH_MODELS:
-        from segue.models.gnn.listening import ListeningGATConfig
-
-        overrides = dataclass_values(parse_params(ListeningGATConfig, param or []), param)
+        overrides = chosen(config_class(model), config, param)
         split = load_listening_split(data, seed)
         fitted = train_listening_model(model, split, mode=mode, seed=seed, overrides={**overrides, **extra})
         fitted.save(out)
@@ -90,8 +89,7 @@ def train_cmd(
         from segue.data.dataset import PlaylistData
         from segue.models.registry import get_model_class
 
-        cls = get_model_class(model)
-        overrides = dataclass_values(parse_params(cls.Config, param or []), param)
+        overrides = chosen(get_model_class(model).Config, config, param)
         fitted = fit_playlist_model(model, PlaylistData.load(data), mode=mode, seed=seed, params={**overrides, **extra})
         fitted.save(out)
     history = getattr(fitted, "history", None)
@@ -105,10 +103,16 @@ def train_cmd(
               + (f"; validation recall@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}" if curve else ""))
 
 
-def dataclass_values(config, pairs: list[str] | None) -> dict:
-    """Only the fields the user set with --param (so the mode's and model's defaults stay)."""
-    keys = {p.partition("=")[0].strip().replace("-", "_") for p in pairs or []}
-    return {k: getattr(config, k) for k in keys}
+def chosen(config_cls: type, config_file: Path | None, pairs: list[str] | None) -> dict:
+    """Only the fields the user set, in ``--config FILE`` then ``--param`` (which win), so the
+    mode's and the model's own defaults stay for the rest."""
+    from segue.models.base import config_from_dict
+    from segue.tuning import params_from_pairs, read_params_file
+
+    values = {**(read_params_file(config_file, config_cls) if config_file else {}),
+              **params_from_pairs(config_cls, pairs or [])}
+    config_from_dict(config_cls, values, where=str(config_file) if config_file else "--param")
+    return values
 
 
 @graph_app.command("evaluate")
