@@ -90,6 +90,23 @@ def test_phase2_runs_the_mining_beside_the_split_and_its_models(tmp_path):
         assert all(dep in lanes[stage.lane] for dep in stage.after)
 
 
+def test_phase3_balances_the_ensembles_against_the_graph_and_session_models(tmp_path):
+    from segue.pipeline import demo_settings
+    from segue.pipeline.phases import _Stages
+
+    stages = _Stages(demo_settings(tmp_path)).phase3()
+    lanes = {}
+    for stage in stages:
+        lanes.setdefault(stage.lane, []).append(stage.name)
+    assert lanes == {"factors": ["train svd", "train als", "train hybrid", "train rerank", "train embed",
+                                 "popularity model"],
+                     "graphs": ["train bpr", "train lightgcn", "train playlistgat", "generate sessions",
+                                "ingest sessions", "split sessions", "session models"]}
+    here = {stage.name for stage in stages}
+    for stage in stages:   # a stage builds on its own lane or on what earlier phases ran
+        assert all(dep in lanes[stage.lane] or dep not in here for dep in stage.after), stage.name
+
+
 def test_the_demo_settings_reach_the_stages_that_use_them(tmp_path):
     from segue.pipeline import demo_settings
     from segue.pipeline.phases import _Stages
