@@ -38,6 +38,27 @@ class Tables:
             tables.append(table)
         return cls(*tables)
 
+    def keep(self, keep_playlist: np.ndarray) -> Tables:
+        """The dataset of the playlists where ``keep_playlist`` (bool [n_playlists], in the
+        playlists table's order) is set: their entries, and only the tracks they hold, with track,
+        artist and album ids renumbered densely in order of first appearance."""
+        playlists, tracks, entries = self.playlists, self.tracks, self.entries
+        lengths = playlists.column(schema.NUM_TRACKS).to_numpy().astype(np.int64)
+        track_id = entries.column(schema.TRACK_ID).to_numpy()
+        owner = np.repeat(np.arange(len(lengths)), lengths)
+        keep_entry = np.asarray(keep_playlist, dtype=bool)[owner]
+        new_ids, old_ids = first_appearance_codes(track_id[keep_entry])
+        kept = tracks.take(pa.array(old_ids))
+        artist_codes, _ = first_appearance_codes(kept.column(schema.ARTIST_ID).to_numpy())
+        album_codes, _ = first_appearance_codes(kept.column(schema.ALBUM_ID).to_numpy())
+        for column, values in ((schema.TRACK_ID, np.arange(len(old_ids), dtype=np.int32)),
+                               (schema.ARTIST_ID, artist_codes), (schema.ALBUM_ID, album_codes)):
+            kept = kept.set_column(kept.schema.get_field_index(column), column, pa.array(values))
+        kept_entries = entries.filter(pa.array(keep_entry)).set_column(
+            entries.schema.get_field_index(schema.TRACK_ID), schema.TRACK_ID, pa.array(new_ids))
+        return Tables(playlists.filter(pa.array(np.asarray(keep_playlist, dtype=bool))),
+                      kept.cast(schema.TRACKS_SCHEMA), kept_entries.cast(schema.PLAYLIST_TRACKS_SCHEMA))
+
     def write(self, path: Path, *, source: str, extra: dict | None = None) -> None:
         """Write the tables and a manifest into the (temporary) directory ``path``."""
         path.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ from segue.data.challenge import (
     write_challenge,
     write_truth,
 )
-from segue.data.tables import Tables, first_appearance_codes
+from segue.data.tables import Tables
 from segue.errors import SegueError
 from segue.io import atomic_dir, write_json
 
@@ -115,25 +115,7 @@ def hold_out(tables: Tables, per_category: int, rng: np.random.Generator) -> Hel
                       "holdout_tracks": hold_uris[hold_start[i]:hold_start[i + 1]],
                       "holdout_artists": hold_artists[hold_start[i]:hold_start[i + 1]]})
 
-    keep_playlist = category == 0
-    owner = np.repeat(np.arange(len(lengths)), lengths)
-    keep_entry = keep_playlist[owner]
-    new_ids, old_ids = first_appearance_codes(track_id[keep_entry])
-    train_tracks = tracks.take(pa.array(old_ids))
-    artist_codes, _ = first_appearance_codes(train_tracks.column(schema.ARTIST_ID).to_numpy())
-    album_codes, _ = first_appearance_codes(train_tracks.column(schema.ALBUM_ID).to_numpy())
-    train_tracks = (train_tracks
-                    .set_column(train_tracks.schema.get_field_index(schema.TRACK_ID), schema.TRACK_ID,
-                                pa.array(np.arange(len(old_ids), dtype=np.int32)))
-                    .set_column(train_tracks.schema.get_field_index(schema.ARTIST_ID), schema.ARTIST_ID,
-                                pa.array(artist_codes))
-                    .set_column(train_tracks.schema.get_field_index(schema.ALBUM_ID), schema.ALBUM_ID,
-                                pa.array(album_codes)))
-    mask = pa.array(keep_entry)
-    train_entries = entries.filter(mask).set_column(
-        entries.schema.get_field_index(schema.TRACK_ID), schema.TRACK_ID, pa.array(new_ids))
-    train = Tables(playlists.filter(pa.array(keep_playlist)), train_tracks.cast(schema.TRACKS_SCHEMA),
-                   train_entries.cast(schema.PLAYLIST_TRACKS_SCHEMA))
+    train = tables.keep(category == 0)
     return HeldOut(train, challenge, truth)
 
 
