@@ -17,7 +17,7 @@ import typer
 from typer.core import TyperGroup
 
 from segue import __version__
-from segue.errors import SegueError
+from segue.errors import InputFileError, SegueError
 
 app = typer.Typer(
     name="segue", add_completion=False, pretty_exceptions_enable=False,
@@ -77,10 +77,19 @@ def generate_mpd_cmd(
         min=0)] = 0,
     workers: Workers = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it already holds files.")] = False,
+    report: Annotated[bool, typer.Option(help="Also measure the slices against the MPD's published figures and on "
+                                              "structure (co-occurrence, rules, artist runs, titles): "
+                                              "generation_report.md/.json in --out.")] = False,
+    compare: Annotated[Path | None, typer.Option(help="With --report: real playlists to put beside them "
+                                                      "(MPD slices or a `segue ingest` directory).")] = None,
 ) -> None:
     """Write MPD-format slices (1,000 playlists per file) calibrated to the real dataset."""
     from segue.data.synthetic.mpd import generate_mpd
 
+    if compare is not None and not report:
+        raise SegueError("--compare goes with --report")
+    if compare is not None and not compare.is_dir():
+        raise InputFileError(compare, "not a directory of MPD slices or of `segue ingest` tables")
     start = time.perf_counter()
     s = generate_mpd(out, playlists, seed=seed, challenge_per_category=challenge_per_category,
                      workers=workers, overwrite=overwrite)
@@ -88,6 +97,14 @@ def generate_mpd_cmd(
           f"in {s.n_slices:,} slices to {s.out}"
           + (f", and a challenge set of {s.n_challenge:,} playlists" if s.n_challenge else "")
           + f" [{time.perf_counter() - start:.1f} s]")
+    if report:
+        from segue.data.synthetic.calibration import REPORT_FILE, generation_report
+
+        doc = generation_report(s.out, compare_with=compare, workers=workers)
+        off = [r["figure"] for r in doc["published"]
+               if r["reference"] is not None and abs(r["generated"] / r["reference"] - 1) > 0.15]
+        _echo(f"report: {s.out / REPORT_FILE}"
+              + (f"; outside ±15% of the MPD: {', '.join(off)}" if off else "; published figures within ±15%"))
 
 
 @generate_app.command("sessions")

@@ -154,3 +154,37 @@ def test_structure_is_learnable_cooccurrence_and_titles_beat_popularity(small_da
             title_hits += hits(title_scores + 1e-9 * popularity, seeds, held)
     assert co_hits > 1.5 * pop_hits, (co_hits, pop_hits)
     assert title_hits > 1.2 * pop_title_hits, (title_hits, pop_title_hits)
+
+
+def test_report_measures_the_slices_as_the_library_does_beside_a_real_set(small_data, tmp_path, capsys):
+    from segue.analysis.structure import structure_stats
+    from segue.cli import main
+    from segue.data.ingest import ingest_mpd
+
+    out = tmp_path / "gen"
+    argv = ["generate", "mpd", "-n", "1500", "--out", str(out), "--report", "--compare", str(small_data)]
+    assert main(argv) == 0
+    assert "report:" in capsys.readouterr().out
+    doc = orjson.loads((out / "generation_report.json").read_bytes())
+    ingest_mpd(out, tmp_path / "data")
+    assert doc["structure"]["generated"] == pytest.approx(structure_stats(tmp_path / "data"))
+    assert doc["structure"]["real"] == pytest.approx(structure_stats(small_data))
+    lengths = [len(p["tracks"]) for f in _slices(out) for p in orjson.loads(f.read_bytes())["playlists"]]
+    published = {r["figure"]: r for r in doc["published"]}
+    assert published["average playlist length"]["generated"] == pytest.approx(np.mean(lengths))
+    assert published["unique tracks"]["reference"] is None          # a count, compared only at 1M
+    text = (out / "generation_report.md").read_text()
+    assert "| pair rules per 1,000 playlists |" in text and "generated / real" in text
+
+
+def test_report_options_refused_before_anything_is_written(tmp_path, capsys):
+    from segue.cli import main
+
+    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "a"), "--compare", str(tmp_path)]) == 2
+    assert "--compare goes with --report" in capsys.readouterr().err
+    missing = tmp_path / "nowhere"
+    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "b"), "--report", "--compare",
+                 str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "not a directory" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

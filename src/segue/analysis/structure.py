@@ -243,3 +243,35 @@ def structure_stats(
     out.update(artist_runs(data_dir, data))
     out.update(title_stats([n for n in data.names if n]))
     return out
+
+
+def length_matched(lengths: np.ndarray, reference: np.ndarray, n: int, rng: np.random.Generator,
+                   bins: int = 20) -> np.ndarray:
+    """bool [len(lengths)]: ``n`` playlists of a pool whose length histogram follows
+    ``reference``'s (int arrays of playlist lengths): the reference's ``bins`` quantile bands,
+    each filled in proportion from the pool's playlists of that band, at random.
+
+    A population is how a generated collection is made comparable with a selected real one (the
+    dev set keeps playlists with ≥ 10 followers: longer and more curated than the MPD's average).
+    Raises :class:`SegueError` when a band of the pool is too small.
+
+    >>> pool = np.array([5, 5, 5, 5, 50, 50, 50, 50])
+    >>> chosen = length_matched(pool, np.array([50, 50, 50, 5]), 4, np.random.default_rng(0), bins=2)
+    >>> int(chosen[:4].sum()), int(chosen[4:].sum())      # one short, three long, as the reference
+    (1, 3)
+    """
+    lengths, reference = np.asarray(lengths), np.asarray(reference)
+    top = max(int(reference.max()), int(lengths.max(initial=0))) + 1
+    edges = np.unique(np.concatenate((np.quantile(reference, np.linspace(0, 1, bins + 1))[:-1], [top])))
+    band_ref = np.clip(np.searchsorted(edges, reference, side="right") - 1, 0, len(edges) - 2)
+    band_pool = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, len(edges) - 2)
+    quota = np.floor(np.bincount(band_ref, minlength=len(edges) - 1) / len(reference) * n).astype(np.int64)
+    quota[np.argmax(quota)] += n - quota.sum()           # the rounding's remainder to the largest band
+    chosen = np.zeros(len(lengths), dtype=bool)
+    for band, want in enumerate(quota.tolist()):         # ≤ bins bands, not a loop over playlists
+        members = np.flatnonzero(band_pool == band)
+        if want > len(members):
+            raise SegueError(f"the pool has {len(members)} playlists of {int(edges[band])}–{int(edges[band + 1]) - 1} "
+                             f"tracks, {want} are needed: generate more playlists")
+        chosen[rng.choice(members, size=want, replace=False)] = True
+    return chosen

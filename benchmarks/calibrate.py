@@ -1,0 +1,197 @@
+"""Generated playlists beside real ones: structure and model behaviour, side by side.
+
+    .venv/bin/python benchmarks/calibrate.py --work /work/scratch/calib
+    .venv/bin/python benchmarks/calibrate.py --work W --generate 100000 --seed 1
+
+Steps: ingest the real dev set (``../shared/data/real-mpd-dev`` beside the checkout, or
+``--real``); generate ``--generate`` MPD-format playlists (``segue.data.synthetic``) and ingest
+them; draw from them as many playlists as the real set has, with the real set's length histogram
+(:func:`segue.analysis.structure.length_matched`: the dev set keeps playlists with ≥ 10
+followers, longer than the MPD's average, and the generator's followers do not depend on
+content, so length is the population's visible trait); then on both, with the same code:
+
+* the structure figures of :mod:`segue.analysis.structure` (pair co-occurrence, companions,
+  rules, artist runs, titles, popularity);
+* model behaviour: each collection split as ``segue split`` does (``--per-category`` test and
+  validation playlists per challenge category, same seed), popular, title, item-kNN,
+  playlist-kNN, ALS and SVD trained with their defaults on the training part and scored by
+  R-precision on the test queries (seeds excluded), and the Spearman correlation of the two
+  rankings of models.
+
+Writes ``<work>/calibration.md`` (and ``calibration.json``, ``calibration.png``) and prints the
+Markdown. When the real data is absent it says so and exits 0: it is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from measure import machine  # noqa: E402
+
+REAL_MPD = HERE.parent.parent / "shared" / "data" / "real-mpd-dev"
+MODELS = ("popular", "title", "itemknn", "playlistknn", "als", "svd")
+
+
+def ingest(source: Path, out: Path) -> Path:
+    from segue.data.ingest import ingest_mpd
+
+    if not (out / "manifest.json").exists():
+        ingest_mpd(source, out)
+    return out
+
+
+def generated_population(work: Path, n_generate: int, reference: Path, seed: int) -> Path:
+    """``work/generated/data``: a length-matched draw, as large as ``reference``, from
+    ``n_generate`` generated playlists."""
+    from segue.analysis.structure import length_matched
+    from segue.data import schema
+    from segue.data.synthetic.mpd import generate_mpd
+    from segue.data.tables import Tables
+    from segue.io import atomic_dir
+
+    out = work / "generated" / "data"
+    if (out / "manifest.json").exists():
+        return out
+    slices = work / "generated" / "mpd"
+    if not slices.exists():
+        generate_mpd(slices, n_generate, seed=seed)
+    pool = Tables.read(ingest(slices, work / "generated" / "all"))
+    real = Tables.read(reference)
+    lengths = pool.playlists.column(schema.NUM_TRACKS).to_numpy()
+    wanted = real.playlists.column(schema.NUM_TRACKS).to_numpy()
+    chosen = length_matched(lengths, wanted, len(wanted), np.random.default_rng(seed))
+    with atomic_dir(out) as tmp:
+        pool.keep(chosen).write(tmp, source=f"{len(wanted)} length-matched of {n_generate} generated (seed {seed})")
+    return out
+
+
+def model_behaviour(data: Path, work: Path, per_category: int, seed: int) -> dict[str, dict[str, float]]:
+    """R-precision (test queries) and fit seconds of each of :data:`MODELS` on a split of ``data``."""
+    from segue.evaluation.split import split_dataset
+    from segue.evaluation.task import load_part
+    from segue.models.base import Queries
+    from segue.models.registry import get_model_class
+    from segue.tuning import score
+
+    split = work / "split"
+    if not (split / "split.json").exists():
+        split_dataset(data, split, per_category=per_category, seed=seed)
+    part = load_part(split, "test")
+    queries, _ = Queries.from_challenge(part.entries, part.train.uri_to_id)
+    out = {}
+    for name in MODELS:
+        cls = get_model_class(name)
+        start = time.perf_counter()
+        model = cls(cls.Config()).fit(part.train)
+        fit = time.perf_counter() - start
+        ranking = model.recommend(queries, 500).ids
+        out[name] = {"r_precision": score("r_precision", ranking, part.task.truth), "fit_s": fit}
+        print(f"  {data.parent.name}: {name} R-precision {out[name]['r_precision']:.4f} ({fit:.1f} s)", flush=True)
+    return out
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def figure(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), dpi=110, layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(1, 1.4))
+    x = np.arange(len(MODELS))
+    for offset, side in ((-0.2, "real"), (0.2, "generated")):
+        left.bar(x + offset, [doc["models"][side][m]["r_precision"] for m in MODELS], width=0.4, label=side)
+    left.set_xticks(x, MODELS, rotation=30)
+    left.set_ylabel("R-precision (test queries)")
+    left.set_title(f"Models (Spearman {doc['spearman']:.2f})")
+    left.legend(fontsize=8)
+    names = [k for k in doc["structure"]["real"] if k not in ("playlists",)]
+    ratio = [doc["structure"]["generated"][k] / doc["structure"]["real"][k] if doc["structure"]["real"][k] else np.nan
+             for k in names]
+    right.barh(np.arange(len(names)), np.log2(np.clip(np.nan_to_num(ratio, nan=1.0), 1e-4, None)), color="C2")
+    right.axvline(0, color="k", lw=0.8)
+    right.set_yticks(np.arange(len(names)), names, fontsize=7)
+    right.invert_yaxis()
+    right.set_xlabel("log2(generated / real)")
+    right.set_title("Structure")
+    with path.open("wb") as handle:
+        fig.savefig(handle, format="png")
+
+
+def markdown(doc: dict, command: str) -> str:
+    real, gen = doc["structure"]["real"], doc["structure"]["generated"]
+    lines = [
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Date: {datetime.date.today().isoformat()}  ",
+        f"Real: {doc['real']} ({int(real['playlists']):,} playlists). Generated: {doc['generate']:,} playlists "
+        f"(seed {doc['seed']}), {int(gen['playlists']):,} of them drawn with the real set's length histogram.",
+        "",
+        "| structure | real | generated | generated / real |",
+        "|---|---|---|---|",
+    ]
+    for key, value in real.items():
+        ratio = gen[key] / value if value else float("nan")
+        lines.append(f"| {key} | {value:.4g} | {gen[key]:.4g} | {ratio:.2f} |")
+    lines += ["", f"| model (R-precision, {doc['queries']} test queries each) | real | generated | generated / real |",
+              "|---|---|---|---|"]
+    for name in MODELS:
+        r, g = doc["models"]["real"][name]["r_precision"], doc["models"]["generated"][name]["r_precision"]
+        lines.append(f"| {name} | {r:.4f} | {g:.4f} | {g / r if r else float('nan'):.2f} |")
+    lines += ["", f"Spearman correlation of the two rankings of models: **{doc['spearman']:.2f}**"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--real", type=Path, default=REAL_MPD, help="real MPD slices (default: %(default)s)")
+    parser.add_argument("--work", type=Path, required=True, help="where data, splits and results go")
+    parser.add_argument("--generate", type=int, default=60_000, help="playlists to generate (a pool to draw from)")
+    parser.add_argument("--per-category", type=int, default=100, help="test playlists per challenge category")
+    parser.add_argument("--seed", type=int, default=0, help="generator, draw and split seed")
+    args = parser.parse_args()
+    if not args.real.is_dir():
+        print(f"calibrate: no real MPD playlists at {args.real}; skipped (pass --real DIR)")
+        return 0
+    from segue.analysis.structure import structure_stats
+
+    work = args.work
+    real = ingest(args.real, work / "real" / "data")
+    generated = generated_population(work, args.generate, real, args.seed)
+    doc = {"real": args.real.name, "generate": args.generate, "seed": args.seed, "structure": {}, "models": {}}
+    for side, data in (("real", real), ("generated", generated)):
+        doc["structure"][side] = structure_stats(data)
+        doc["models"][side] = model_behaviour(data, data.parent, args.per_category, args.seed)
+    doc["queries"] = 10 * args.per_category
+    doc["spearman"] = spearman([doc["models"]["real"][m]["r_precision"] for m in MODELS],
+                               [doc["models"]["generated"][m]["r_precision"] for m in MODELS])
+    command = (f".venv/bin/python benchmarks/calibrate.py --work {work}"
+               + (f" --generate {args.generate}" if args.generate != 60_000 else "")
+               + (f" --seed {args.seed}" if args.seed else "")
+               + (f" --per-category {args.per_category}" if args.per_category != 100 else ""))
+    text = markdown(doc, command)
+    (work / "calibration.json").write_text(json.dumps(doc, indent=2))
+    (work / "calibration.md").write_text(text)
+    figure(doc, work / "calibration.png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
