@@ -116,3 +116,19 @@ def test_structure_stats_tell_a_co_listened_world_from_a_random_one(tmp_path):
     assert 1_500 < planted["pair rules per 1,000 playlists"] <= 1_650
     assert uniform["pair rules per 1,000 playlists"] < 10
     assert planted["distinct normalised titles per playlist"] == pytest.approx(5 / 400)
+
+
+def test_a_sample_is_measured_as_the_same_playlists_written_alone(small_data, tmp_path):
+    from segue.data.tables import Tables
+
+    settings = StructureSettings(pairs=5_000, companion_playlists=100)
+    n = PlaylistData.load(small_data).n_playlists
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.random.default_rng(settings.seed).choice(n, size=300, replace=False)] = True
+    Tables.read(small_data).keep(chosen).write(tmp_path / "part", source="test")
+    sampled = structure_stats(small_data, settings, sample=300)
+    assert sampled["playlists"] == 300
+    assert sampled == pytest.approx(structure_stats(tmp_path / "part", settings))
+    assert (
+        structure_stats(small_data, settings, sample=n + 1)["playlists"] == n
+    )  # smaller: all of it

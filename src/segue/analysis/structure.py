@@ -204,9 +204,29 @@ def title_stats(names: list[str]) -> dict[str, float]:
 
 
 def structure_stats(
-    data_dir: Path, settings: StructureSettings = StructureSettings()
+    data_dir: Path, settings: StructureSettings = StructureSettings(), *, sample: int | None = None
 ) -> dict[str, float]:
-    """Every figure of the module docstring for the ingested dataset ``data_dir``, by name."""
+    """Every figure of the module docstring for the ingested dataset ``data_dir``, by name; on
+    ``sample`` playlists drawn at random (seeded) when it holds more. Co-occurrence figures
+    depend on the number of playlists, so collections are compared at equal size; sampling also
+    bounds the cost (the companions' and pair counts' products grow with the popular tracks'
+    playlist counts, which grow with the collection)."""
+    import tempfile
+
+    from segue.data.tables import Tables
+
+    data_dir = Path(data_dir)
+    n = pq.read_metadata(data_dir / schema.PLAYLISTS_FILE).num_rows
+    if sample is not None and n > sample:
+        chosen = np.zeros(n, dtype=bool)
+        chosen[np.random.default_rng(settings.seed).choice(n, size=sample, replace=False)] = True
+        with tempfile.TemporaryDirectory(prefix="segue-structure-") as tmp:
+            Tables.read(data_dir).keep(chosen).write(Path(tmp), source=f"{sample} of {data_dir}")
+            return structure_stats(Path(tmp), settings)
+    return _structure_stats(data_dir, settings)
+
+
+def _structure_stats(data_dir: Path, settings: StructureSettings) -> dict[str, float]:
     from segue.mining.rules import RuleThresholds, find_rules
 
     data = PlaylistData.load(Path(data_dir))
@@ -245,8 +265,9 @@ def structure_stats(
     return out
 
 
-def length_matched(lengths: np.ndarray, reference: np.ndarray, n: int, rng: np.random.Generator,
-                   bins: int = 20) -> np.ndarray:
+def length_matched(
+    lengths: np.ndarray, reference: np.ndarray, n: int, rng: np.random.Generator, bins: int = 20
+) -> np.ndarray:
     """bool [len(lengths)]: ``n`` playlists of a pool whose length histogram follows
     ``reference``'s (int arrays of playlist lengths): the reference's ``bins`` quantile bands,
     each filled in proportion from the pool's playlists of that band, at random.
@@ -262,16 +283,22 @@ def length_matched(lengths: np.ndarray, reference: np.ndarray, n: int, rng: np.r
     """
     lengths, reference = np.asarray(lengths), np.asarray(reference)
     top = max(int(reference.max()), int(lengths.max(initial=0))) + 1
-    edges = np.unique(np.concatenate((np.quantile(reference, np.linspace(0, 1, bins + 1))[:-1], [top])))
+    edges = np.unique(
+        np.concatenate((np.quantile(reference, np.linspace(0, 1, bins + 1))[:-1], [top]))
+    )
     band_ref = np.clip(np.searchsorted(edges, reference, side="right") - 1, 0, len(edges) - 2)
     band_pool = np.clip(np.searchsorted(edges, lengths, side="right") - 1, 0, len(edges) - 2)
-    quota = np.floor(np.bincount(band_ref, minlength=len(edges) - 1) / len(reference) * n).astype(np.int64)
-    quota[np.argmax(quota)] += n - quota.sum()           # the rounding's remainder to the largest band
+    quota = np.floor(np.bincount(band_ref, minlength=len(edges) - 1) / len(reference) * n).astype(
+        np.int64
+    )
+    quota[np.argmax(quota)] += n - quota.sum()  # the rounding's remainder to the largest band
     chosen = np.zeros(len(lengths), dtype=bool)
-    for band, want in enumerate(quota.tolist()):         # ≤ bins bands, not a loop over playlists
+    for band, want in enumerate(quota.tolist()):  # ≤ bins bands, not a loop over playlists
         members = np.flatnonzero(band_pool == band)
         if want > len(members):
-            raise SegueError(f"the pool has {len(members)} playlists of {int(edges[band])}–{int(edges[band + 1]) - 1} "
-                             f"tracks, {want} are needed: generate more playlists")
+            raise SegueError(
+                f"the pool has {len(members)} playlists of {int(edges[band])}–{int(edges[band + 1]) - 1} "
+                f"tracks, {want} are needed: generate more playlists"
+            )
         chosen[rng.choice(members, size=want, replace=False)] = True
     return chosen
