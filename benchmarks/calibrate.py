@@ -1,14 +1,15 @@
 """Generated playlists beside real ones: structure and model behaviour, side by side.
 
     .venv/bin/python benchmarks/calibrate.py --work /work/scratch/calib
-    .venv/bin/python benchmarks/calibrate.py --work W --generate 100000 --seed 1
+    .venv/bin/python benchmarks/calibrate.py --work W --seed 1
+    .venv/bin/python benchmarks/calibrate.py --work W --population length --generate 100000
 
 Steps: ingest the real dev set (``../shared/data/real-mpd-dev`` beside the checkout, or
-``--real``); generate ``--generate`` MPD-format playlists (``segue.data.synthetic``) and ingest
-them; draw from them as many playlists as the real set has, with the real set's length histogram
-(:func:`segue.analysis.structure.length_matched`: the dev set keeps playlists with ≥ 10
-followers, longer than the MPD's average, and the generator's followers do not depend on
-content, so length is the population's visible trait); then on both, with the same code:
+``--real``); generate as many MPD-format playlists with ≥ 10 followers (the rule the dev set was
+selected by; the generator makes followed playlists longer, richer in popular tracks and more
+individually titled: ``PlaylistConfig``'s curation settings) and ingest them — or, with
+``--population length``, draw that many from ``--generate`` generated playlists with the real set's
+length histogram (:func:`segue.analysis.structure.length_matched`); then on both, with the same code:
 
 * the structure figures of :mod:`segue.analysis.structure` (pair co-occurrence, companions,
   rules, artist runs, titles, popularity);
@@ -40,6 +41,7 @@ from measure import machine  # noqa: E402
 
 REAL_MPD = HERE.parent.parent / "shared" / "data" / "real-mpd-dev"
 MODELS = ("popular", "title", "itemknn", "playlistknn", "als", "svd")
+MIN_FOLLOWERS = 10   # the dev set's rule
 
 
 def ingest(source: Path, out: Path) -> Path:
@@ -50,23 +52,31 @@ def ingest(source: Path, out: Path) -> Path:
     return out
 
 
-def generated_population(work: Path, n_generate: int, reference: Path, seed: int) -> Path:
-    """``work/generated/data``: a length-matched draw, as large as ``reference``, from
-    ``n_generate`` generated playlists."""
+def generated_population(work: Path, n_generate: int, reference: Path, seed: int, population: str) -> Path:
+    """``work/generated/data``, as many playlists as ``reference``: generated with ≥ 10 followers
+    (``population="followers"``, the dev set's own rule), or a length-matched draw from
+    ``n_generate`` generated playlists (``"length"``)."""
     from segue.analysis.structure import length_matched
     from segue.data import schema
-    from segue.data.synthetic.mpd import generate_mpd
+    from segue.data.synthetic.mpd import MPDConfig, generate_mpd
+    from segue.data.synthetic.playlists import PlaylistConfig
     from segue.data.tables import Tables
     from segue.io import atomic_dir
 
     out = work / "generated" / "data"
     if (out / "manifest.json").exists():
         return out
+    real = Tables.read(reference)
+    if population == "followers":
+        slices = work / "generated" / "mpd"
+        if not slices.exists():
+            config = MPDConfig(playlists=PlaylistConfig(min_followers=MIN_FOLLOWERS))
+            generate_mpd(slices, real.playlists.num_rows, seed=seed, config=config)
+        return ingest(slices, out)
     slices = work / "generated" / "mpd"
     if not slices.exists():
         generate_mpd(slices, n_generate, seed=seed)
     pool = Tables.read(ingest(slices, work / "generated" / "all"))
-    real = Tables.read(reference)
     lengths = pool.playlists.column(schema.NUM_TRACKS).to_numpy()
     wanted = real.playlists.column(schema.NUM_TRACKS).to_numpy()
     chosen = length_matched(lengths, wanted, len(wanted), np.random.default_rng(seed))
@@ -140,8 +150,10 @@ def markdown(doc: dict, command: str) -> str:
         f"Command: `{command}`  ",
         f"Machine: {machine()}  ",
         f"Date: {datetime.date.today().isoformat()}  ",
-        f"Real: {doc['real']} ({int(real['playlists']):,} playlists). Generated: {doc['generate']:,} playlists "
-        f"(seed {doc['seed']}), {int(gen['playlists']):,} of them drawn with the real set's length histogram.",
+        f"Real: {doc['real']} ({int(real['playlists']):,} playlists). Generated (seed {doc['seed']}): "
+        + (f"{int(gen['playlists']):,} playlists with ≥ {MIN_FOLLOWERS} followers, the dev set's rule."
+           if doc["population"] == "followers" else
+           f"{int(gen['playlists']):,} of {doc['generate']:,} drawn with the real set's length histogram."),
         "",
         "| structure | real | generated | generated / real |",
         "|---|---|---|---|",
@@ -162,7 +174,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real", type=Path, default=REAL_MPD, help="real MPD slices (default: %(default)s)")
     parser.add_argument("--work", type=Path, required=True, help="where data, splits and results go")
-    parser.add_argument("--generate", type=int, default=60_000, help="playlists to generate (a pool to draw from)")
+    parser.add_argument("--population", choices=("followers", "length"), default="followers",
+                        help="followers: generate playlists with >= 10 followers, as the dev set kept; "
+                        "length: draw from --generate playlists with the real set's length histogram")
+    parser.add_argument("--generate", type=int, default=60_000, help="with --population length: the pool's size")
     parser.add_argument("--per-category", type=int, default=100, help="test playlists per challenge category")
     parser.add_argument("--seed", type=int, default=0, help="generator, draw and split seed")
     args = parser.parse_args()
@@ -173,8 +188,9 @@ def main() -> int:
 
     work = args.work
     real = ingest(args.real, work / "real" / "data")
-    generated = generated_population(work, args.generate, real, args.seed)
-    doc = {"real": args.real.name, "generate": args.generate, "seed": args.seed, "structure": {}, "models": {}}
+    generated = generated_population(work, args.generate, real, args.seed, args.population)
+    doc = {"real": args.real.name, "generate": args.generate, "population": args.population, "seed": args.seed,
+           "structure": {}, "models": {}}
     for side, data in (("real", real), ("generated", generated)):
         doc["structure"][side] = structure_stats(data)
         doc["models"][side] = model_behaviour(data, data.parent, args.per_category, args.seed)
@@ -182,6 +198,7 @@ def main() -> int:
     doc["spearman"] = spearman([doc["models"]["real"][m]["r_precision"] for m in MODELS],
                                [doc["models"]["generated"][m]["r_precision"] for m in MODELS])
     command = (f".venv/bin/python benchmarks/calibrate.py --work {work}"
+               + (f" --population {args.population}" if args.population != "followers" else "")
                + (f" --generate {args.generate}" if args.generate != 60_000 else "")
                + (f" --seed {args.seed}" if args.seed else "")
                + (f" --per-category {args.per_category}" if args.per_category != 100 else ""))

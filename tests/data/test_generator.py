@@ -188,3 +188,28 @@ def test_report_options_refused_before_anything_is_written(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(missing) in err and "not a directory" in err and "Traceback" not in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_followers_mark_curated_playlists_and_the_dev_sets_population_can_be_generated():
+    """With min_followers=10 every playlist has ≥ 10 followers, with the MPD's k^-3 shape beyond
+    (10 followers 1.331 times as common as 11); followed playlists are longer and draw more of the
+    heads of their (genre, mood) blocks than the average one, and only through the curation
+    settings (set to 0, the population is drawn like any other)."""
+    from segue.data.synthetic.playlists import PlaylistConfig, sample_playlists
+    from segue.data.synthetic.world import WorldConfig, get_world
+
+    world = get_world(WorldConfig(n_artists=3000, head_size=20), 0)   # heads well inside the blocks
+    head = np.isin(np.arange(world.n_tracks), world.genre_mood_head.items)
+
+    def draw(config, seed):
+        batch = sample_playlists(world, config, np.arange(20_000), np.random.default_rng(seed))
+        return batch, float(np.median(batch.lengths)), float(head[batch.tracks].mean())
+
+    followed, followed_len, followed_head = draw(PlaylistConfig(min_followers=10), 1)
+    f = followed.num_followers
+    assert f.min() == 10 and (f == 10).sum() / (f == 11).sum() == pytest.approx((11 / 10) ** 3, rel=0.1)
+    _, average_len, average_head = draw(PlaylistConfig(), 2)
+    assert followed_len > 1.4 * average_len and followed_head > 1.5 * average_head
+    plain = PlaylistConfig(min_followers=10, curation_head=0.0, curation_titles=0.0, curation_length=0.0)
+    _, plain_len, plain_head = draw(plain, 3)
+    assert plain_len == pytest.approx(average_len, rel=0.06) and plain_head == pytest.approx(average_head, rel=0.1)

@@ -60,6 +60,21 @@ class PlaylistConfig:
     tail_title_prob: float = 0.05      # personal long-tail titles
     artist_title_prob: float = 0.015   # titled after the owner's favourite artist
     tail_exponent: float = 1.05
+    # Followers as the sign of a curated playlist: the real playlists with ≥ 10 followers are
+    # longer, built more from the popular tracks *of their taste* and more individually titled
+    # than the average one (benchmarks/CALIBRATION.md). Curation c = log10(max(followers, 3) / 3):
+    # 0 for the 95% of playlists with ≤ 3 followers, 0.5 at 10, 1 at 30. A playlist draws a share
+    # min(curation_head·c, 0.8) of its genre slots from its (genre, mood) block's head
+    # (WorldConfig.head_size tracks), has a personal title 1 + curation_titles·c times as often,
+    # short lengths exp(curation_length·c) times less often and long ones exp(0.1·curation_length·c)
+    # times longer. The MPD's averages, set by 1-follower playlists, barely move.
+    curation_head: float = 1.2
+    curation_titles: float = 10.0
+    curation_length: float = 3.5
+    min_followers: int = 1             # > 1: only playlists with at least this many (a population)
+    # Artist runs: each playlist moves a share ~ Beta(mean ``artist_grouping``) of its tracks
+    # right after the first track of the same artist (people add an artist's songs together).
+    artist_grouping: float = 0.5
 
 
 @dataclass
@@ -91,15 +106,22 @@ class PlaylistBatch:
         return len(self.pid)
 
 
-def _sample_lengths(cfg: PlaylistConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    lengths = np.empty(0, dtype=np.int64)
-    while len(lengths) < n:  # rejection into [min, max]; accepts ~95% per round
-        short = rng.random(2 * n) < cfg.short_share
-        log_len = np.where(short, rng.normal(cfg.short_log_mean, cfg.short_log_sd, 2 * n),
-                           rng.normal(cfg.long_log_mean, cfg.long_log_sd, 2 * n))
+def _sample_lengths(cfg: PlaylistConfig, n: int, rng: np.random.Generator,
+                    curation: np.ndarray | None = None) -> np.ndarray:
+    curation = np.zeros(n) if curation is None else curation
+    short_share = cfg.short_share * np.exp(-cfg.curation_length * curation)
+    long_mean = cfg.long_log_mean + 0.1 * cfg.curation_length * curation
+    lengths = np.zeros(n, dtype=np.int64)
+    todo = np.arange(n)
+    while len(todo):  # rejection into [min, max], per playlist; accepts ~95% per round
+        short = rng.random(len(todo)) < short_share[todo]
+        log_len = np.where(short, rng.normal(cfg.short_log_mean, cfg.short_log_sd, len(todo)),
+                           rng.normal(long_mean[todo], cfg.long_log_sd))
         draw = np.round(np.exp(log_len)).astype(np.int64)
-        lengths = np.concatenate((lengths, draw[(draw >= cfg.min_tracks) & (draw <= cfg.max_tracks)]))
-    return lengths[:n]
+        ok = (draw >= cfg.min_tracks) & (draw <= cfg.max_tracks)
+        lengths[todo[ok]] = draw[ok]
+        todo = todo[~ok]
+    return lengths
 
 
 # Followers: P(1)=.754, P(2)=.150 and k^-3 beyond (MPD stats: 754,219 / 149,600 / 46,939 ...).
@@ -108,8 +130,21 @@ _FOLLOWER_P = np.concatenate(([0.754, 0.150], 0.096 * (_FOLLOWER_K[2:] ** -3.0) 
 _FOLLOWER_CDF = np.cumsum(_FOLLOWER_P / _FOLLOWER_P.sum())
 
 
-def _sample_followers(n: int, rng: np.random.Generator) -> np.ndarray:
-    return _FOLLOWER_K[np.searchsorted(_FOLLOWER_CDF, rng.random(n))].astype(np.int64)
+def _sample_followers(n: int, rng: np.random.Generator, at_least: int = 1) -> np.ndarray:
+    """Followers from the MPD's histogram, conditioned on ``≥ at_least`` (drawn above the CDF
+    of ``at_least − 1``, so the shape beyond it is the MPD's)."""
+    low = _FOLLOWER_CDF[at_least - 2] if at_least > 1 else 0.0
+    u = low + (1.0 - low) * rng.random(n)
+    return _FOLLOWER_K[np.minimum(np.searchsorted(_FOLLOWER_CDF, u), len(_FOLLOWER_K) - 1)].astype(np.int64)
+
+
+def curation(followers: np.ndarray) -> np.ndarray:
+    """float64: ``log10(max(followers, 3) / 3)`` (see :class:`PlaylistConfig`).
+
+    >>> curation(np.array([1, 3, 30])).round(3).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    return np.log10(np.maximum(followers, 3) / 3.0)
 
 
 def _sample_edits(lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -145,8 +180,9 @@ class TitleModel:
         self.tail_cdf = np.cumsum(zipf_weights(N_TAIL_TITLES, cfg.tail_exponent, offset=30.0))
 
     def sample(self, genre: np.ndarray, context: np.ndarray, artist_names: np.ndarray,
-               rng: np.random.Generator) -> list[str]:
-        """One title per playlist; ``artist_names`` (object, [n]) is each owner's favourite artist."""
+               rng: np.random.Generator, tail_prob: np.ndarray | None = None) -> list[str]:
+        """One title per playlist; ``artist_names`` (object, [n]) is each owner's favourite artist;
+        ``tail_prob`` (float [n]) each playlist's chance of a personal title (default: the config's)."""
         n = len(genre)
         u = rng.random(n)
         has_ctx = context >= 0
@@ -154,7 +190,7 @@ class TitleModel:
         source = np.where(has_ctx, np.where(u < 0.72, 0, np.where(u < 0.90, 1, 2)),
                           np.where(u < 0.88, 1, 2))
         v = rng.random(n)
-        source[v < self.cfg.tail_title_prob] = 3
+        source[v < (self.cfg.tail_title_prob if tail_prob is None else tail_prob)] = 3
         source[v > 1.0 - self.cfg.artist_title_prob] = 4
         titles = np.empty(n, dtype=object)
         for c in range(len(CONTEXTS)):
@@ -218,6 +254,30 @@ def _sample_descriptions(genre: np.ndarray, context: np.ndarray, cfg: PlaylistCo
     return out
 
 
+def _group_artists(tracks: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, track_artist: np.ndarray,
+                   share: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``tracks`` (int32, playlist after playlist) with, in playlist ``p``, each track but an
+    artist's first moved right after that first one with probability ``share[p]`` (kept in
+    their order): artist runs, as real playlists have them.
+
+    >>> artist = np.array([0, 1, 0, 2, 0])
+    >>> _group_artists(np.arange(5, dtype=np.int32), np.array([5]), np.array([0, 5]), artist,
+    ...                np.array([1.0]), np.random.default_rng(0)).tolist()
+    [0, 2, 4, 1, 3]
+    """
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(len(tracks)) - offsets[owner]
+    key = owner.astype(np.int64) * (int(track_artist.max()) + 1) + track_artist[tracks]
+    by_artist = np.lexsort((pos, key))
+    start = np.ones(len(key), dtype=bool)
+    start[1:] = key[by_artist][1:] != key[by_artist][:-1]
+    first = np.empty(len(key), dtype=np.int64)
+    first[by_artist] = pos[by_artist][np.maximum.accumulate(np.where(start, np.arange(len(key)), 0))]
+    moved = (pos != first) & (rng.random(len(tracks)) < share[owner])
+    place = np.where(moved, first + 0.5 + 0.5 * pos / (lengths[owner] + 1.0), pos)
+    return tracks[np.lexsort((place, owner))]
+
+
 def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
                      rng: np.random.Generator, titles: TitleModel | None = None) -> PlaylistBatch:
     """Sample ``len(pids)`` playlists. Deterministic given ``rng``'s state."""
@@ -244,7 +304,9 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
         mood_mix[context == c] = row
     mood_cdf = np.cumsum(mood_mix / mood_mix.sum(1, keepdims=True), axis=1)
 
-    lengths = _sample_lengths(cfg, n, rng)
+    followers = _sample_followers(n, rng, cfg.min_followers)
+    curated = curation(followers)
+    lengths = _sample_lengths(cfg, n, rng, curated)
     slots = np.ceil(lengths * 1.3).astype(np.int64) + 6      # oversample: duplicates are dropped
     slot_offsets = np.concatenate(([0], np.cumsum(slots)))
     owner = np.repeat(np.arange(n), slots)
@@ -273,6 +335,10 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     mood = (rng.random(len(g_owner))[:, None] > mood_cdf[g_owner]).sum(1)
     mood = np.minimum(mood, N_MOODS - 1)
     tracks[from_genre] = world.genre_mood_tracks.sample(world.mood_block(g, mood), rng)
+    if cfg.curation_head > 0:   # curated playlists: part of their genre slots from the block's head
+        in_head = rng.random(len(g_owner)) < np.minimum(cfg.curation_head * curated, 0.8)[g_owner]
+        genre_slots = np.flatnonzero(from_genre)
+        tracks[genre_slots[in_head]] = world.genre_mood_head.sample(world.mood_block(g[in_head], mood[in_head]), rng)
 
     # Album runs: overwrite a window with consecutive tracks of the album of the window's first track.
     run = (rng.random(n) < cfg.album_run_prob) & (lengths >= 8)
@@ -300,17 +366,21 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     final_tracks = tracks[keep]
     final_lengths = np.bincount(owner[keep], minlength=n)
     offsets = np.concatenate(([0], np.cumsum(final_lengths))).astype(np.int64)
+    if cfg.artist_grouping > 0:
+        share = rng.beta(2.0, 2.0 * (1 - cfg.artist_grouping) / cfg.artist_grouping, n)
+        final_tracks = _group_artists(final_tracks, final_lengths, offsets, world.track_artist, share, rng)
 
     from segue.data.synthetic.names import artist_names
 
     favourite = np.asarray(artist_names(world.seed, anchors[:, 0].astype(np.int64)), dtype=object)
     return PlaylistBatch(
         pid=np.asarray(pids, dtype=np.int64),
-        name=titles.sample(genre, context, favourite, rng),
+        name=titles.sample(genre, context, favourite, rng,
+                           np.minimum(cfg.tail_title_prob * (1 + cfg.curation_titles * curated), 0.9)),
         description=_sample_descriptions(genre, context, cfg, rng),
         collaborative=rng.random(n) < cfg.collaborative_prob,
         modified_at=_sample_modified(n, rng),
-        num_followers=_sample_followers(n, rng),
+        num_followers=followers,
         num_edits=_sample_edits(final_lengths, rng),
         offsets=offsets,
         tracks=final_tracks,

@@ -194,6 +194,7 @@ class WorldConfig:
     hit_offset: float = 120.0             # hits layer weights ∝ (rank + offset) ** -hit_exponent
     hit_exponent: float = 1.3
     mean_duration_s: float = 225.0
+    head_size: int = 200                  # tracks of a (genre, mood) block's head (curated playlists)
 
 
 class World:
@@ -304,6 +305,15 @@ class World:
         n_blocks = N_GENRES * (N_MOODS + 1)
         offsets = np.searchsorted(blocks[order], np.arange(n_blocks + 1))
         self.genre_mood_tracks = BlockSampler(items[order], weights[order], offsets)
+        # Each block's head: its ``head_size`` heaviest tracks, drawn by weight. Curated playlists
+        # draw part of their genre slots here (the popular tracks *of their taste*, not the
+        # global hits: on real followed playlists popularity alone scores a quarter of item-kNN).
+        b_sorted, i_sorted, w_sorted = blocks[order], items[order], weights[order]
+        by_weight = np.lexsort((-w_sorted, b_sorted))
+        rank = np.arange(len(by_weight)) - offsets[b_sorted[by_weight]]
+        head = by_weight[rank < c.head_size]
+        head_offsets = np.searchsorted(b_sorted[head], np.arange(n_blocks + 1))
+        self.genre_mood_head = BlockSampler(i_sorted[head], w_sorted[head], head_offsets)
         # Hits: the most-played tracks across genres, with a flat head (MPD: the top track is in
         # 4.7% of playlists and the 20th still in 3.0%).
         global_w = np.bincount(items[blocks % (N_MOODS + 1) == ANY_MOOD],
