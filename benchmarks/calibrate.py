@@ -67,13 +67,12 @@ def generated_population(work: Path, n_generate: int, reference: Path, seed: int
     if (out / "manifest.json").exists():
         return out
     real = Tables.read(reference)
+    slices = work / "generated" / "mpd"
     if population == "followers":
-        slices = work / "generated" / "mpd"
         if not slices.exists():
             config = MPDConfig(playlists=PlaylistConfig(min_followers=MIN_FOLLOWERS))
             generate_mpd(slices, real.playlists.num_rows, seed=seed, config=config)
         return ingest(slices, out)
-    slices = work / "generated" / "mpd"
     if not slices.exists():
         generate_mpd(slices, n_generate, seed=seed)
     pool = Tables.read(ingest(slices, work / "generated" / "all"))
