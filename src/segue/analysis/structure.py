@@ -26,7 +26,6 @@ cost is bounded at any size.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 
 LENGTH_BANDS = ((5, 20), (20, 50), (50, 100), (100, 251))
-_EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\U0001f000-\U0001f2ff]")
+_EMOJI_CLASS = "[\U0001f300-\U0001faff\u2600-\u27bf\U0001f000-\U0001f2ff]"  # emoji and symbols
 
 
 @dataclass(frozen=True)
@@ -195,11 +194,13 @@ def title_stats(names: list[str]) -> dict[str, float]:
     """Distinct normalised titles per playlist; shares of titles with an emoji, an upper-case letter."""
     if not names:
         return {}
-    normalised = normalize_names_mpd(pl.Series(list(names), dtype=pl.String))
+    series = pl.Series(list(names), dtype=pl.String)
     return {
-        "distinct normalised titles per playlist": float(normalised.n_unique() / len(names)),
-        "titles with an emoji": float(np.mean([bool(_EMOJI.search(n)) for n in names])),
-        "titles with an upper-case letter": float(np.mean([n != n.lower() for n in names])),
+        "distinct normalised titles per playlist": float(
+            normalize_names_mpd(series).n_unique() / len(names)
+        ),
+        "titles with an emoji": float(series.str.contains(_EMOJI_CLASS).mean()),
+        "titles with an upper-case letter": float((series != series.str.to_lowercase()).mean()),
     }
 
 
