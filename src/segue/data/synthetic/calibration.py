@@ -123,8 +123,8 @@ def format_markdown(rows: list[Comparison]) -> str:
 
 
 REPORT_FILE = "generation_report.md"
-STRUCTURE_SAMPLE = 20_000   # playlists the structure figures are measured on (equal sizes compare)
 REPORT_JSON = "generation_report.json"
+STRUCTURE_SAMPLE = 20_000   # playlists the structure figures are measured on (equal sizes compare)
 
 
 def generation_report(slices: Path, *, compare_with: Path | None = None, workers: int | None = None) -> dict:
@@ -171,8 +171,8 @@ def generation_report(slices: Path, *, compare_with: Path | None = None, workers
             ratio = value / real[key] if real[key] else float("nan")
             lines.append(f"| {key} | {value:.4g} | {real[key]:.4g} | {ratio:.2f} |")
         lines += ["", "A real collection of another size or population (the dev set keeps playlists with "
-                  "≥ 10 followers) differs for that reason too; `benchmarks/calibrate.py` draws a "
-                  "length-matched sample of the same size and compares model behaviour as well."]
+                  "≥ 10 followers) differs for that reason too; `benchmarks/calibrate.py` generates that "
+                  "population at the real set's size and compares model behaviour as well."]
     write_text(slices / REPORT_FILE, "\n".join(lines) + "\n")
     write_json(slices / REPORT_JSON, doc)
     return doc
