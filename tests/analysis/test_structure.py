@@ -62,7 +62,7 @@ def test_artist_runs_and_titles_by_hand(tmp_path):
         [playlist(0, [0, 3, 6, 1], name="Chill 🌊"), playlist(1, [1, 2, 4], name="chill")],
     )
     ingest_mpd(tmp_path / "mpd", tmp_path / "data")
-    runs = artist_runs(tmp_path / "data", PlaylistData.load(tmp_path / "data"))
+    runs = artist_runs(PlaylistData.load(tmp_path / "data"))
     assert runs["same-artist adjacent share"] == pytest.approx(2 / 5)
     assert runs["distinct artists per track"] == pytest.approx((2 / 4 + 2 / 3) / 2)
     assert (

@@ -156,20 +156,15 @@ def companion_share(
     return float(found.mean())
 
 
-def artist_runs(data_dir: Path, data: PlaylistData) -> dict[str, float]:
-    """Share of consecutive tracks (by ``pos``) by the same artist, and distinct artists per
-    track of a playlist (mean, overall and by length band)."""
-    table = pq.read_table(
-        Path(data_dir) / schema.PLAYLIST_TRACKS_FILE,
-        columns=[schema.PID, schema.POS, schema.TRACK_ID],
-    )
-    pid = table.column(schema.PID).to_numpy()
-    pos = table.column(schema.POS).to_numpy()
-    track = table.column(schema.TRACK_ID).to_numpy()
-    order = np.lexsort((pos, pid))
-    pid, track = pid[order], track[order]
-    artist = data.track_artist[track]
-    same_playlist = pid[1:] == pid[:-1]
+def artist_runs(data: PlaylistData) -> dict[str, float]:
+    """Share of consecutive tracks (in playlist order) by the same artist, and distinct artists
+    per track of a playlist (mean, overall and by length band)."""
+    from segue.models.sequence import training_sequences
+
+    indptr, ids = training_sequences(data)  # each playlist's tracks in order
+    owner = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    artist = data.track_artist[ids]
+    same_playlist = owner[1:] == owner[:-1]
     same_artist = (artist[1:] == artist[:-1]) & same_playlist
     out = {"same-artist adjacent share": float(same_artist.sum() / max(same_playlist.sum(), 1))}
     # Distinct artists per playlist from the incidence matrix's columns mapped to artists.
@@ -261,7 +256,7 @@ def _structure_stats(data_dir: Path, settings: StructureSettings) -> dict[str, f
         ),
         "pair rules per 1,000 playlists": float(1000 * len(rules) / data.n_playlists),
     }
-    out.update(artist_runs(data_dir, data))
+    out.update(artist_runs(data))
     out.update(title_stats([n for n in data.names if n]))
     return out
 
