@@ -361,14 +361,29 @@ def params_from_pairs(config_cls: type, pairs: list[str]) -> dict[str, Any]:
     return {key: getattr(config, key) for key in keys}
 
 
-def read_config(config_cls: type, config_file: Path | None, pairs: list[str]):
-    """The config of ``segue train``: ``--config FILE`` values, then ``--param`` pairs (which win)."""
-    from segue.models.base import config_from_dict, parse_params
+def read_params(
+    config_cls: type, config_file: Path | None, pairs: list[str] | None
+) -> dict[str, Any]:
+    """Only the fields the user set: ``--config FILE`` values, then ``--param`` pairs (which
+    win), checked against ``config_cls``; the rest keep whatever defaults the caller applies."""
+    from segue.models.base import config_from_dict
 
-    if config_file is None:
-        return parse_params(config_cls, pairs)
-    values = {**read_params_file(config_file, config_cls), **params_from_pairs(config_cls, pairs)}
-    return config_from_dict(config_cls, values, where=str(config_file))
+    values = {
+        **(read_params_file(config_file, config_cls) if config_file is not None else {}),
+        **params_from_pairs(config_cls, pairs or []),
+    }
+    config_from_dict(config_cls, values, where=str(config_file) if config_file else "--param")
+    return values
+
+
+def read_config(config_cls: type, config_file: Path | None, pairs: list[str]):
+    """The config of ``segue train``: :func:`read_params` over ``config_cls``'s defaults."""
+    from segue.models.base import config_from_dict
+
+    values = read_params(config_cls, config_file, pairs)
+    return config_from_dict(
+        config_cls, values, where=str(config_file) if config_file else "--param"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -533,7 +548,7 @@ def _listening_target(model_name: str, split_dir: Path, seed: int) -> _Target:
         ListeningGATConfig,
         ListeningGATRecommender,
     )
-    from segue.models.gnn.runs import is_listening_dir, load_listening_split
+    from segue.models.gnn.runs import is_listening_dir, load_listening_split, ranking_depth
 
     if not is_listening_dir(split_dir):
         raise SegueError(
@@ -544,8 +559,7 @@ def _listening_target(model_name: str, split_dir: Path, seed: int) -> _Target:
     task = split.validation
     if len(task) == 0:
         raise SegueError(f"{split_dir}: the validation part has no user with held-out tracks")
-    # As `segue graph evaluate` asks: a margin past k for the training tracks the harness drops.
-    n = max(LISTENING_K, min(100, task.n_tracks - int(task.seeds.lengths().max(initial=0))))
+    n = ranking_depth(task, LISTENING_K)
 
     def fit_score(params: dict, metric: str) -> tuple[float, float, float]:
         given = config_from_dict(ListeningGATConfig, params, where="trial")

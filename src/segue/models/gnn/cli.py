@@ -74,14 +74,14 @@ def train_cmd(
         train_listening_model,
     )
     from segue.models.gnn.training import parse_duration
-    from segue.tuning import config_class
+    from segue.tuning import config_class, read_params
 
     extra = {"checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else "", "resume": resume}
     if budget:
         extra["budget_seconds"] = parse_duration(budget)
     start = time.perf_counter()
     if model in LISTENING_GRAPH_MODELS:
-        overrides = chosen(config_class(model), config, param)
+        overrides = read_params(config_class(model), config, param)
         split = load_listening_split(data, seed)
         fitted = train_listening_model(model, split, mode=mode, seed=seed, overrides={**overrides, **extra})
         fitted.save(out)
@@ -89,7 +89,7 @@ def train_cmd(
         from segue.data.dataset import PlaylistData
         from segue.models.registry import get_model_class
 
-        overrides = chosen(get_model_class(model).Config, config, param)
+        overrides = read_params(get_model_class(model).Config, config, param)
         fitted = fit_playlist_model(model, PlaylistData.load(data), mode=mode, seed=seed, params={**overrides, **extra})
         fitted.save(out)
     history = getattr(fitted, "history", None)
@@ -101,18 +101,6 @@ def train_cmd(
               f"{history.stopped}"
               + (f"; best validation recall@10 {history.best_metric:.4f} (epoch {best + 1})" if best >= 0 else "")
               + (f"; validation recall@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}" if curve else ""))
-
-
-def chosen(config_cls: type, config_file: Path | None, pairs: list[str] | None) -> dict:
-    """Only the fields the user set, in ``--config FILE`` then ``--param`` (which win), so the
-    mode's and the model's own defaults stay for the rest."""
-    from segue.models.base import config_from_dict
-    from segue.tuning import params_from_pairs, read_params_file
-
-    values = {**(read_params_file(config_file, config_cls) if config_file else {}),
-              **params_from_pairs(config_cls, pairs or [])}
-    config_from_dict(config_cls, values, where=str(config_file) if config_file else "--param")
-    return values
 
 
 @graph_app.command("evaluate")

@@ -223,9 +223,7 @@ def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES
     from segue.models.registry import get_model_class
 
     task = split.part(part)
-    # The harness drops training (and, for test, validation) tracks before cutting at k: ask for
-    # a margin, within what a small catalog can give besides a user's seeds.
-    n = max(k, min(n, task.n_tracks - int(task.seeds.lengths().max(initial=0))))
+    n = ranking_depth(task, k, n)
     for name in (*baselines, *models):   # a misspelt name is the user's, not the data's: refuse it
         if name not in LISTENING_GRAPH_MODELS:
             get_model_class(name)
@@ -271,6 +269,13 @@ def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES
                          + "; ".join(f"{name}: {why}" for name, why in report.skipped.items()))
     report.evaluation = evaluate_listening(task, rankings, k=k)
     return report
+
+
+def ranking_depth(task, k: int, n: int = 100) -> int:
+    """How many tracks to ask per user of a listening ``task``: the harness drops training (and,
+    for test, validation) tracks before cutting at ``k``, so a margin up to ``n``, within what a
+    small catalog can give besides a user's seeds."""
+    return max(k, min(n, task.n_tracks - int(task.seeds.lengths().max(initial=0))))
 
 
 def cannot_run(name: str, split) -> str | None:
