@@ -76,6 +76,9 @@ def generate_mpd_cmd(
         help="Also write challenge_set.json (+ challenge_truth.json) with this many playlists per category.",
         min=0)] = 0,
     workers: Workers = None,
+    min_followers: Annotated[int, typer.Option(
+        help="Only playlists with at least this many followers (10: the population of the real dev set, "
+             "whose playlists are longer and more curated than the MPD's average).", min=1)] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it already holds files.")] = False,
     report: Annotated[bool, typer.Option(help="Also measure the slices against the MPD's published figures and on "
                                               "structure (co-occurrence, rules, artist runs, titles): "
@@ -92,7 +95,7 @@ def generate_mpd_cmd(
         raise InputFileError(compare, "not a directory of MPD slices or of `segue ingest` tables")
     start = time.perf_counter()
     s = generate_mpd(out, playlists, seed=seed, challenge_per_category=challenge_per_category,
-                     workers=workers, overwrite=overwrite)
+                     workers=workers, min_followers=min_followers, overwrite=overwrite)
     _echo(f"wrote {s.n_playlists:,} playlists ({s.n_entries:,} track entries, {s.n_unique_tracks:,} unique tracks) "
           f"in {s.n_slices:,} slices to {s.out}"
           + (f", and a challenge set of {s.n_challenge:,} playlists" if s.n_challenge else "")
@@ -736,7 +739,10 @@ def popularity_model_cmd(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")] = Path("demo"),
-    playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 50_000,
+    playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 35_000,
+    min_followers: Annotated[int, typer.Option(
+        help="Generate only playlists with this many followers or more (10: the real dev set's population; "
+             "1: the MPD's average playlist).", min=1)] = 10,
     users: Annotated[int, typer.Option(help="Generated listeners for the session models (0: none).", min=0)] = 1_000,
     per_category: Annotated[int, typer.Option(help="Challenge and test playlists per category.", min=1)] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -748,7 +754,7 @@ def demo(
     from segue.pipeline import run_demo
 
     result = run_demo(out, playlists=playlists, users=users, per_category=per_category, seed=seed,
-                      workers=workers, echo=_echo, force=force, jobs=jobs)
+                      workers=workers, echo=_echo, force=force, jobs=jobs, min_followers=min_followers)
     _finish_message(result)
 
 

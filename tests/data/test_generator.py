@@ -198,7 +198,7 @@ def test_followers_mark_curated_playlists_and_the_dev_sets_population_can_be_gen
     from segue.data.synthetic.playlists import PlaylistConfig, sample_playlists
     from segue.data.synthetic.world import WorldConfig, get_world
 
-    world = get_world(WorldConfig(n_artists=3000, head_size=20), 0)   # heads well inside the blocks
+    world = get_world(WorldConfig(n_artists=3000, scene_size=5), 0)   # heads well inside the blocks
     head = np.isin(np.arange(world.n_tracks), world.genre_mood_head.items)
 
     def draw(config, seed):
@@ -210,6 +210,68 @@ def test_followers_mark_curated_playlists_and_the_dev_sets_population_can_be_gen
     assert f.min() == 10 and (f == 10).sum() / (f == 11).sum() == pytest.approx((11 / 10) ** 3, rel=0.1)
     _, average_len, average_head = draw(PlaylistConfig(), 2)
     assert followed_len > 1.4 * average_len and followed_head > 1.5 * average_head
-    plain = PlaylistConfig(min_followers=10, curation_head=0.0, curation_titles=0.0, curation_length=0.0)
+    plain = PlaylistConfig(min_followers=10, curation_head=0.0, curation_titles=0.0, curation_length=0.0,
+                           curation_hits=0.0)
     _, plain_len, plain_head = draw(plain, 3)
     assert plain_len == pytest.approx(average_len, rel=0.06) and plain_head == pytest.approx(average_head, rel=0.1)
+
+
+def test_scenes_are_recoverable_from_titles_and_tracks():
+    """Followed playlists given the same vocabulary title share a head scene more often than chance:
+    two playlists with one title hold far more common head tracks than two with different titles
+    of the same genre; with title_scene=0 the title tells only the context's moods, not the scene."""
+    from segue.data.synthetic.playlists import PlaylistConfig, TitleModel, sample_playlists
+    from segue.data.synthetic.world import WorldConfig, get_world
+
+    world = get_world(WorldConfig(n_artists=3000, scene_size=5, scenes=240), 0)   # several per genre
+    head = np.zeros(world.n_tracks, dtype=bool)
+    head[world.genre_mood_head.items] = True
+
+    def overlap(title_scene: float) -> tuple[float, float]:
+        config = PlaylistConfig(min_followers=30, title_scene=title_scene, tail_title_prob=0.0, artist_title_prob=0.0)
+        batch = sample_playlists(world, config, np.arange(4_000), np.random.default_rng(5), TitleModel(config))
+        owner = np.repeat(np.arange(len(batch.lengths)), batch.lengths)
+        keep = head[batch.tracks]
+        m = sp.csr_matrix((np.ones(keep.sum()), (owner[keep], batch.tracks[keep])), shape=(len(batch.lengths), world.n_tracks))
+        m.data[:] = 1.0
+        shared = (m @ m.T).toarray()
+        name = np.asarray([n.lower().strip(" !.:)✨0123456789") for n in batch.name])
+        same_genre = batch.genre[:, None] == batch.genre[None, :]
+        same_title = (name[:, None] == name[None, :]) & same_genre
+        off_diagonal = ~np.eye(len(name), dtype=bool)
+        return (float(shared[same_title & off_diagonal].mean()),
+                float(shared[same_genre & ~same_title].mean()))
+
+    bound_same, bound_other = overlap(1.0)
+    free_same, free_other = overlap(0.0)
+    assert bound_same / bound_other > 2.0 * (free_same / free_other)
+
+
+def test_min_followers_generates_the_followed_population_and_names_each_scene(tmp_path, capsys):
+    """`--min-followers 10` writes only playlists with ≥ 10 followers, every one with a head scene in
+    latent_themes.parquet (null for none, as no playlist below 4 followers is curated); 0 is refused
+    before anything is written."""
+    import pyarrow.parquet as pq
+
+    from segue.cli import main
+    from segue.data.synthetic.mpd import generate_mpd
+
+    out = tmp_path / "followed"
+    assert main(["generate", "mpd", "-n", "1000", "--out", str(out), "--min-followers", "10", "--workers", "1"]) == 0
+    playlists = orjson.loads((out / "mpd.slice.0-999.json").read_bytes())["playlists"]
+    assert min(p["num_followers"] for p in playlists) >= 10
+    themes = pq.read_table(out / "latent_themes.parquet")
+    assert themes.column("scene").null_count == 0
+    scenes = themes.column("scene").to_numpy()
+    assert scenes.min() >= 0 and len(np.unique(scenes)) > 1
+
+    average = generate_mpd(tmp_path / "average", 1000, seed=0, workers=1)
+    followers = np.array([p["num_followers"] for p in
+                          orjson.loads((average.out / "mpd.slice.0-999.json").read_bytes())["playlists"]])
+    scene = pq.read_table(average.out / "latent_themes.parquet").column("scene")
+    assert scene.null_count == int((followers <= 3).sum()) > 900   # curation starts above 3 followers
+
+    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "none"), "--min-followers", "0"]) == 2
+    assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "none").exists()
+    with pytest.raises(SegueError, match="--min-followers must be at least 1, got 0"):
+        generate_mpd(tmp_path / "none", 10, min_followers=0)

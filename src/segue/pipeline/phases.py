@@ -81,6 +81,7 @@ class Settings:
     graph_mode: str = "quick"
     jobs: int = 2                        # the lanes of phases 2 and 3 run side by side (1: one stage at a time)
     generate_playlists: int = 0          # > 0: the demo generates this many playlists first
+    generate_min_followers: int = 1      # ... with at least this many followers each
     generate_users: int = 0              # > 0: the demo generates this many listeners first
     model_params: dict = field(default_factory=dict)   # {model: {key: value}}; "popularity": PopularitySettings fields
 
@@ -167,6 +168,7 @@ class _Stages:
         if s.generate_playlists:
             stages.append(Stage("generate", self._generate, outputs=[Path(s.mpd)],
                                 params={"playlists": s.generate_playlists, "seed": s.seed,
+                                        "min_followers": s.generate_min_followers,
                                         "challenge_per_category": s.per_category}))
         stages += [
             Stage("verify", self._verify, inputs=[Path(s.mpd)], after=["generate"] if s.generate_playlists else []),
@@ -182,7 +184,8 @@ class _Stages:
         from segue.data.synthetic.mpd import generate_mpd
 
         g = generate_mpd(self.s.mpd, self.s.generate_playlists, seed=self.s.seed,
-                         challenge_per_category=self.s.per_category, workers=self.s.workers, overwrite=True)
+                         challenge_per_category=self.s.per_category, workers=self.s.workers,
+                         min_followers=self.s.generate_min_followers, overwrite=True)
         return {"playlists": g.n_playlists, "entries": g.n_entries, "unique_tracks": g.n_unique_tracks,
                 "slices": g.n_slices, "challenge_playlists": g.n_challenge}
 

@@ -12,6 +12,7 @@ Outputs are written into a temporary directory renamed into place at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import operator
 import os
@@ -186,8 +187,12 @@ def _map(func, items, workers: int, bar) -> list:
 
 def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_category: int = 0,
                  workers: int | None = None, config: MPDConfig | None = None,
-                 overwrite: bool = False) -> GenerateSummary:
+                 min_followers: int | None = None, overwrite: bool = False) -> GenerateSummary:
     """Write ``n_playlists`` playlists as MPD slices into ``out`` (and a challenge set).
+
+    ``min_followers`` (default: the config's, 1) > 1 generates only playlists with at least that
+    many followers, a population like the real dev set's (followed playlists are curated: see
+    ``PlaylistConfig``).
 
     Raises :class:`SegueError` for a bad size or an output directory that holds other files.
     """
@@ -199,6 +204,10 @@ def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_ca
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise SegueError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
     config = config or MPDConfig()
+    if min_followers is not None:
+        if min_followers < 1:
+            raise SegueError(f"--min-followers must be at least 1, got {min_followers}")
+        config = dataclasses.replace(config, playlists=dataclasses.replace(config.playlists, min_followers=min_followers))
     workers = max(1, workers or min(os.cpu_count() or 1, 8))
     world = get_world(config.world, seed)
     titles = TitleModel(config.playlists)
@@ -259,6 +268,7 @@ def _concat(batches: list[PlaylistBatch]) -> PlaylistBatch:
         genre=np.concatenate([b.genre for b in batches]),
         genre2=np.concatenate([b.genre2 for b in batches]),
         context=np.concatenate([b.context for b in batches]),
+        scene=np.concatenate([b.scene for b in batches]),
     )
 
 
@@ -304,10 +314,12 @@ def _write_latent_themes(path: Path, batches: list[PlaylistBatch]) -> None:
     genre = np.concatenate([b.genre for b in batches])
     genre2 = np.concatenate([b.genre2 for b in batches])
     context = np.concatenate([b.context for b in batches])
+    scene = np.concatenate([b.scene for b in batches])
     table = pa.table({
         "pid": pa.array(pid, pa.int32()),
         "genre": pa.array(genre_names[genre]),
         "genre2": pa.array(genre_names[genre2]),   # index -1 maps to None
         "context": pa.array(context_names[context]),
+        "scene": pa.array(scene, pa.int16(), mask=scene < 0),   # followed playlists' head scene
     })
     pq.write_table(table, path)

@@ -5,8 +5,11 @@ Its tracks come from four layers, mixed per slot:
 
 * genre draws — a (genre, mood) block, the mood drawn from the context's mixture;
 * anchor artists — one to three artists the playlist's owner loves, drawn repeatedly;
-* global hits — a flat-headed pool of the most-played tracks;
-* album runs — a stretch of consecutive tracks from one album, as people add whole albums.
+* hits — the most-played tracks, a flat-headed pool, mostly those of the playlist's own genre;
+* album runs — a stretch of consecutive tracks from one album, as people add whole albums;
+* for followed ("curated") playlists, scenes — a few heavy tracks of each (genre, mood) block that
+  playlists of one scene share, mostly chosen by their title: the tight mid-popular clusters that
+  give real followed playlists their association rules without making popularity strong.
 
 Titles come from the theme's vocabulary with realistic noise. The result is columnar
 (:class:`PlaylistBatch`), rendered to JSON elsewhere.
@@ -51,30 +54,35 @@ class PlaylistConfig:
     second_genre_prob: float = 0.35
     second_genre_slot_share: float = 0.35
     context_prob_scale: float = 1.0    # scales every context's share
-    hit_share_mean: float = 0.04       # mean share of slots from the hits layer
+    hit_share_mean: float = 0.07       # mean share of slots from the hits layer
     anchor_share_max: float = 0.35     # share of slots from anchor artists ~ U(0, max)
     album_run_prob: float = 0.25
     collaborative_prob: float = 0.023
     description_prob: float = 0.019
     title_exponent: float = 0.5        # Zipf inside each vocabulary
     tail_title_prob: float = 0.05      # personal long-tail titles
-    artist_title_prob: float = 0.015   # titled after the owner's favourite artist
+    artist_title_prob: float = 0.012   # titled after the owner's favourite artist
     tail_exponent: float = 1.05
     # Followers as the sign of a curated playlist: the real playlists with ≥ 10 followers are
     # longer, built more from the popular tracks *of their taste* and more individually titled
     # than the average one (benchmarks/CALIBRATION.md). Curation c = log10(max(followers, 3) / 3):
     # 0 for the 95% of playlists with ≤ 3 followers, 0.5 at 10, 1 at 30. A playlist draws a share
-    # min(curation_head·c, 0.8) of its genre slots from its (genre, mood) block's head
-    # (WorldConfig.head_size tracks), has a personal title 1 + curation_titles·c times as often,
-    # short lengths exp(curation_length·c) times less often and long ones exp(0.1·curation_length·c)
-    # times longer. The MPD's averages, set by 1-follower playlists, barely move.
-    curation_head: float = 1.2
+    # min(curation_head·c, 0.8) of its genre slots from one scene of its (genre, mood) block's
+    # head (WorldConfig.scenes, scene_size; the same scene in every block, and for a title from a
+    # shared vocabulary, with chance title_scene, the title's scene: a title names content), has
+    # a personal title 1 + curation_titles·c times as often (picked from the whole personal
+    # vocabulary with chance min(c, 1)), short lengths exp(curation_length·c) times less often and
+    # long ones exp(0.1·curation_length·c) times longer, and exp(-curation_hits·c) times the
+    # average share of global hits. The MPD's averages, set by 1-follower playlists, barely move.
+    curation_head: float = 0.375
     curation_titles: float = 10.0
     curation_length: float = 3.5
+    curation_hits: float = 1.5         # a curated playlist's share of global hits × exp(-this·c)
+    title_scene: float = 0.7           # chance a vocabulary title picks the playlist's head scene
     min_followers: int = 1             # > 1: only playlists with at least this many (a population)
     # Artist runs: each playlist moves a share ~ Beta(mean ``artist_grouping``) of its tracks
     # right after the first track of the same artist (people add an artist's songs together).
-    artist_grouping: float = 0.5
+    artist_grouping: float = 0.7
 
 
 @dataclass
@@ -82,7 +90,8 @@ class PlaylistBatch:
     """Columnar playlists. Track indices are world track indices.
 
     ``offsets`` (int64, [n+1]) delimits each playlist's slice of ``tracks`` (int32, [m]).
-    ``genre``/``genre2``/``context`` (int16, [n]; -1 when absent) are the latent theme.
+    ``genre``/``genre2``/``context`` (int16, [n]; -1 when absent) are the latent theme; ``scene``
+    (int16, [n]) the head scene inside the primary genre of a followed playlist, -1 for the others.
     """
 
     pid: np.ndarray
@@ -97,6 +106,7 @@ class PlaylistBatch:
     genre: np.ndarray
     genre2: np.ndarray
     context: np.ndarray
+    scene: np.ndarray
 
     @property
     def lengths(self) -> np.ndarray:
@@ -180,9 +190,26 @@ class TitleModel:
         self.tail_cdf = np.cumsum(zipf_weights(N_TAIL_TITLES, cfg.tail_exponent, offset=30.0))
 
     def sample(self, genre: np.ndarray, context: np.ndarray, artist_names: np.ndarray,
-               rng: np.random.Generator, tail_prob: np.ndarray | None = None) -> list[str]:
+               rng: np.random.Generator, curated: np.ndarray | None = None) -> list[str]:
         """One title per playlist; ``artist_names`` (object, [n]) is each owner's favourite artist;
-        ``tail_prob`` (float [n]) each playlist's chance of a personal title (default: the config's)."""
+        ``curated`` (float [n], default 0) each playlist's curation (see :class:`PlaylistConfig`)."""
+        return self.sample_keyed(genre, context, artist_names, rng, curated)[0]
+
+    def sample_keyed(self, genre: np.ndarray, context: np.ndarray, artist_names: np.ndarray,
+                     rng: np.random.Generator, curated: np.ndarray | None = None
+                     ) -> tuple[list[str], np.ndarray]:
+        """``sample``'s titles and each one's vocabulary key (int64 [n]: the same for every
+        playlist given that title from the context, genre or generic vocabulary; -1 for personal
+        and artist titles), which binds a title to content (see ``sample_playlists``' scenes).
+
+        A curated playlist has a personal title 1 + curation_titles·c times as often, and picks
+        it from the whole personal vocabulary with chance min(c, 1) rather than by its Zipf
+        weights: followed playlists' titles are more varied than the average one's (0.59
+        distinct normalised titles per playlist on the real dev set), while the MPD's count of
+        distinct titles, bounded by the vocabulary, barely moves.
+        """
+        curated = np.zeros(len(genre)) if curated is None else curated
+        tail_prob = np.minimum(self.cfg.tail_title_prob * (1 + self.cfg.curation_titles * curated), 0.9)
         n = len(genre)
         u = rng.random(n)
         has_ctx = context >= 0
@@ -190,22 +217,29 @@ class TitleModel:
         source = np.where(has_ctx, np.where(u < 0.72, 0, np.where(u < 0.90, 1, 2)),
                           np.where(u < 0.88, 1, 2))
         v = rng.random(n)
-        source[v < (self.cfg.tail_title_prob if tail_prob is None else tail_prob)] = 3
+        source[v < tail_prob] = 3
         source[v > 1.0 - self.cfg.artist_title_prob] = 4
         titles = np.empty(n, dtype=object)
+        key = np.full(n, -1, dtype=np.int64)
         for c in range(len(CONTEXTS)):
             m = (source == 0) & (context == c)
-            titles[m] = rng.choice(self.context_titles[c], m.sum(), p=self.context_w[c])
+            idx = rng.choice(len(self.context_titles[c]), m.sum(), p=self.context_w[c])
+            titles[m], key[m] = self.context_titles[c][idx], (1 << 20) + (c << 10) + idx
         for g in range(N_GENRES):
             m = (source == 1) & (genre == g)
-            titles[m] = rng.choice(self.genre_titles[g], m.sum(), p=self.genre_w[g])
+            idx = rng.choice(len(self.genre_titles[g]), m.sum(), p=self.genre_w[g])
+            titles[m], key[m] = self.genre_titles[g][idx], (2 << 20) + (g << 10) + idx
         m = source == 2
-        titles[m] = rng.choice(self.generic, m.sum(), p=self.generic_w)
+        idx = rng.choice(len(self.generic), m.sum(), p=self.generic_w)
+        titles[m], key[m] = self.generic[idx], (3 << 20) + idx
         m = source == 3
-        titles[m] = tail_title(np.searchsorted(self.tail_cdf, rng.random(m.sum())))
+        index = np.searchsorted(self.tail_cdf, rng.random(m.sum()))
+        own = rng.random(m.sum()) < np.minimum(curated[m], 1.0)
+        index[own] = rng.integers(0, N_TAIL_TITLES, own.sum())
+        titles[m] = tail_title(index)
         m = source == 4
         titles[m] = np.char.lower(artist_names[m].astype(str)).astype(object)
-        return _add_noise(titles, context, rng)
+        return _add_noise(titles, context, rng), key
 
 
 def _add_noise(titles: np.ndarray, context: np.ndarray, rng: np.random.Generator) -> list[str]:
@@ -314,10 +348,22 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     position = np.arange(m) - slot_offsets[owner]
 
     boost = np.array([c.hit_boost for c in CONTEXTS] + [1.0])[context]
+    # Curated playlists are longer but hold the charts' hits no more often than others (real
+    # playlists with ≥ 10 followers: the top track in 4.9% of them, 4.7% of all playlists).
+    boost = boost * np.exp(-cfg.curation_hits * curated)
     hit_share = np.clip(rng.beta(2.0, 2.0 / cfg.hit_share_mean - 2.0, n) * boost, 0, 0.8)
     n_anchor = rng.integers(0, 4, n)
     anchor_share = np.where(n_anchor > 0, rng.random(n) * cfg.anchor_share_max, 0.0)
     anchors = world.genre_artists.sample(np.repeat(genre, 3), rng).reshape(n, 3)
+    from segue.data.synthetic.names import artist_names
+
+    favourite = np.asarray(artist_names(world.seed, anchors[:, 0].astype(np.int64)), dtype=object)
+    names, title_key = titles.sample_keyed(genre, context, favourite, rng, curated)
+    # A curated playlist's scene: mostly fixed by its title when the title comes from a shared
+    # vocabulary (everyone's "throwback jams" draw on the same throwbacks), else its own.
+    scene = rng.integers(0, 1 << 30, n)
+    bound = (title_key >= 0) & (rng.random(n) < cfg.title_scene)
+    scene[bound] = (title_key[bound] * 0x9E3779B1) % (1 << 30)
 
     u = rng.random(m)
     from_hits = u < hit_share[owner]
@@ -325,6 +371,9 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     from_genre = ~(from_hits | from_anchor)
     tracks = np.empty(m, dtype=np.int32)
     tracks[from_hits] = world.hits.sample(np.zeros(from_hits.sum(), dtype=np.int64), rng)
+    h_genre = genre[owner[from_hits]]
+    own = world.genre_has_hits[h_genre] & (rng.random(len(h_genre)) < world.config.hit_genre_affinity)
+    tracks[np.flatnonzero(from_hits)[own]] = world.genre_hits.sample(h_genre[own].astype(np.int64), rng)
     a_owner = owner[from_anchor]
     which = rng.integers(0, 1 << 30, len(a_owner)) % n_anchor[a_owner]
     tracks[from_anchor] = world.artist_tracks.sample(anchors[a_owner, which].astype(np.int64), rng)
@@ -338,7 +387,8 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     if cfg.curation_head > 0:   # curated playlists: part of their genre slots from the block's head
         in_head = rng.random(len(g_owner)) < np.minimum(cfg.curation_head * curated, 0.8)[g_owner]
         genre_slots = np.flatnonzero(from_genre)
-        tracks[genre_slots[in_head]] = world.genre_mood_head.sample(world.mood_block(g[in_head], mood[in_head]), rng)
+        block = world.head_block(world.mood_block(g[in_head], mood[in_head]), scene[g_owner[in_head]])
+        tracks[genre_slots[in_head]] = world.genre_mood_head.sample(block, rng)
 
     # Album runs: overwrite a window with consecutive tracks of the album of the window's first track.
     run = (rng.random(n) < cfg.album_run_prob) & (lengths >= 8)
@@ -370,13 +420,9 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
         share = rng.beta(2.0, 2.0 * (1 - cfg.artist_grouping) / cfg.artist_grouping, n)
         final_tracks = _group_artists(final_tracks, final_lengths, offsets, world.track_artist, share, rng)
 
-    from segue.data.synthetic.names import artist_names
-
-    favourite = np.asarray(artist_names(world.seed, anchors[:, 0].astype(np.int64)), dtype=object)
     return PlaylistBatch(
         pid=np.asarray(pids, dtype=np.int64),
-        name=titles.sample(genre, context, favourite, rng,
-                           np.minimum(cfg.tail_title_prob * (1 + cfg.curation_titles * curated), 0.9)),
+        name=names,
         description=_sample_descriptions(genre, context, cfg, rng),
         collaborative=rng.random(n) < cfg.collaborative_prob,
         modified_at=_sample_modified(n, rng),
@@ -387,4 +433,6 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
         genre=genre.astype(np.int16),
         genre2=genre2.astype(np.int16),
         context=context.astype(np.int16),
+        scene=np.where(curated > 0, scene % world.head_scene_count[world.mood_block(genre, np.full(n, N_MOODS))],
+                       -1).astype(np.int16),
     )

@@ -181,7 +181,8 @@ class WorldConfig:
     n_artists: int = 310_000
     genre_exponent: float = 0.85          # Zipf over GENRES order
     artists_per_genre_power: float = 0.6  # share of artists ∝ genre popularity ** this
-    artist_exponent: float = 1.0          # Zipf of artists inside their genre
+    artist_exponent: float = 0.98         # Zipf of artists inside their genre ...
+    artist_offset: float = 0.15           # ... ∝ (rank + artist_offset) ** -artist_exponent
     second_genre_prob: float = 0.3
     third_genre_prob: float = 0.08
     secondary_genre_weight: float = 0.35
@@ -191,10 +192,15 @@ class WorldConfig:
     album_mood_keep: float = 0.7          # a track shares its album's mood with this probability
     christmas_album_share: float = 0.006
     n_hits: int = 3000
-    hit_offset: float = 120.0             # hits layer weights ∝ (rank + offset) ** -hit_exponent
-    hit_exponent: float = 1.3
+    hit_offset: float = 40.0              # hits layer weights ∝ (rank + offset) ** -hit_exponent
+    hit_exponent: float = 1.5
+    hit_plateau: int = 40                 # the top hits' weights: that of this rank ...
+    hit_plateau_slope: float = 0.15       # ... times (hit_plateau / rank) ** this
+    hit_genre_affinity: float = 0.7       # share of a playlist's hits drawn from its genre's hits
     mean_duration_s: float = 225.0
-    head_size: int = 200                  # tracks of a (genre, mood) block's head (curated playlists)
+    scene_size: int = 15                  # tracks in one scene of a (genre, mood) block's head
+    scenes: int = 24                      # scenes over all genres, dealt in proportion to genre_pop
+    head_flatness: float = 0.75           # head weights are the block's weights ** this (0: uniform)
 
 
 class World:
@@ -217,7 +223,7 @@ class World:
         weight = np.empty(self.n_artists)
         start = 0
         for n in per_genre:  # 30 genres, not a row loop
-            weight[start:start + n] = rng.permutation(zipf_weights(int(n), c.artist_exponent))
+            weight[start:start + n] = rng.permutation(zipf_weights(int(n), c.artist_exponent, c.artist_offset))
             start += n
         self.artist_weight = weight
         u = rng.random(self.n_artists)
@@ -305,24 +311,48 @@ class World:
         n_blocks = N_GENRES * (N_MOODS + 1)
         offsets = np.searchsorted(blocks[order], np.arange(n_blocks + 1))
         self.genre_mood_tracks = BlockSampler(items[order], weights[order], offsets)
-        # Each block's head: its ``head_size`` heaviest tracks, drawn by weight. Curated playlists
-        # draw part of their genre slots here (the popular tracks *of their taste*, not the
-        # global hits: on real followed playlists popularity alone scores a quarter of item-kNN).
+        # Each block's head, in scenes: a curated playlist draws part of its genre slots from one
+        # scene of a block, a few of the block's heaviest tracks (the popular tracks *of its
+        # taste*, not the global hits: on real followed playlists popularity alone scores a
+        # quarter of item-kNN, and their pair rules join mid-popular tracks in tight clusters).
+        # A genre has scenes in proportion to its popularity, so each scene is shared by about as
+        # many playlists: the heaviest ``scenes·scene_size`` tracks of the block are dealt
+        # round-robin by weight into its scenes.
         b_sorted, i_sorted, w_sorted = blocks[order], items[order], weights[order]
         by_weight = np.lexsort((-w_sorted, b_sorted))
         rank = np.arange(len(by_weight)) - offsets[b_sorted[by_weight]]
-        head = by_weight[rank < c.head_size]
-        head_offsets = np.searchsorted(b_sorted[head], np.arange(n_blocks + 1))
-        self.genre_mood_head = BlockSampler(i_sorted[head], w_sorted[head], head_offsets)
-        # Hits: the most-played tracks across genres, with a flat head (MPD: the top track is in
-        # 4.7% of playlists and the 20th still in 3.0%).
+        genre_scenes = np.maximum(np.round(c.scenes * self.genre_pop), 1).astype(np.int64)
+        self.max_scenes = int(genre_scenes.max())
+        block_size = np.diff(offsets)
+        self.head_scene_count = np.clip(np.minimum(np.repeat(genre_scenes, N_MOODS + 1), block_size), 1, None)
+        count = self.head_scene_count[b_sorted[by_weight]]
+        in_head = rank < count * c.scene_size
+        head = by_weight[in_head]
+        head_block = b_sorted[head] * self.max_scenes + rank[in_head] % count[in_head]
+        head_order = np.argsort(head_block, kind="stable")
+        head_offsets = np.searchsorted(head_block[head_order], np.arange(n_blocks * self.max_scenes + 1))
+        self.genre_mood_head = BlockSampler(i_sorted[head][head_order],
+                                            w_sorted[head][head_order] ** c.head_flatness, head_offsets)
+        # Hits: the most-played tracks across genres, the first ``hit_plateau`` of them equally
+        # weighted: the genre draws alone make the head too steep (MPD: the top track is in 4.7%
+        # of playlists and the 20th still in 3.0%; without the plateau, 4.9% and 2.2%).
         global_w = np.bincount(items[blocks % (N_MOODS + 1) == ANY_MOOD],
                                weights=(weights * self.genre_pop[blocks // (N_MOODS + 1)])[blocks % (N_MOODS + 1) == ANY_MOOD],
                                minlength=self.n_tracks)
         global_w[self.track_mood == CHRISTMAS] = 0
         hits = np.argsort(-global_w, kind="stable")[: c.n_hits]
-        self.hits = BlockSampler(hits, zipf_weights(len(hits), c.hit_exponent, c.hit_offset),
+        hit_w = zipf_weights(len(hits), c.hit_exponent, c.hit_offset)
+        top = np.arange(1, min(c.hit_plateau, len(hits)) + 1)
+        hit_w[: len(top)] = hit_w[len(top) - 1] * (len(top) / top) ** c.hit_plateau_slope
+        self.hits = BlockSampler(hits, hit_w,
                                  np.array([0, len(hits)]))
+        # The same hits by genre: a playlist draws part of its hits from its own genre's (people
+        # who play country add the country hits), so the charts co-occur by genre.
+        hit_genre = self.artist_genre[self.track_artist[hits]].astype(np.int64)
+        by_genre = np.argsort(hit_genre, kind="stable")
+        self.genre_hits = BlockSampler(hits[by_genre], hit_w[by_genre],
+                                       np.searchsorted(hit_genre[by_genre], np.arange(N_GENRES + 1)))
+        self.genre_has_hits = np.diff(self.genre_hits.offsets) > 0
         self.christmas_tracks_by_genre_empty = self.genre_mood_tracks.sizes.reshape(N_GENRES, N_MOODS + 1) == 0
 
     def mood_block(self, genre: np.ndarray, mood: np.ndarray) -> np.ndarray:
@@ -330,6 +360,10 @@ class World:
         empty = self.christmas_tracks_by_genre_empty[genre, mood]
         mood = np.where(empty, ANY_MOOD, mood)
         return genre.astype(np.int64) * (N_MOODS + 1) + mood
+
+    def head_block(self, block: np.ndarray, scene: np.ndarray) -> np.ndarray:
+        """Head-sampler block of scene ``scene`` (any int ≥ 0) of ``block`` (from ``mood_block``)."""
+        return block * self.max_scenes + scene % self.head_scene_count[block]
 
 
 @functools.lru_cache(maxsize=2)
