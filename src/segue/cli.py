@@ -739,7 +739,7 @@ def popularity_model_cmd(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")] = Path("demo"),
-    playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 35_000,
+    playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 30_000,
     min_followers: Annotated[int, typer.Option(
         help="Generate only playlists with this many followers or more (10: the real dev set's population; "
              "1: the MPD's average playlist).", min=1)] = 10,
