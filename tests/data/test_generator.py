@@ -249,12 +249,18 @@ def test_scenes_are_recoverable_from_titles_and_tracks():
 
 def test_min_followers_generates_the_followed_population_and_names_each_scene(tmp_path, capsys):
     """`--min-followers 10` writes only playlists with ≥ 10 followers, every one with a head scene in
-    latent_themes.parquet (null for none, as no playlist below 4 followers is curated); 0 is refused
-    before anything is written."""
+    latent_themes.parquet (the average population: null for the playlists below 4 followers, not
+    curated); 0 is refused before anything is written."""
     import pyarrow.parquet as pq
 
     from segue.cli import main
     from segue.data.synthetic.mpd import generate_mpd
+
+    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "none"), "--min-followers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--min-followers" in err and "Traceback" not in err and not (tmp_path / "none").exists()
+    with pytest.raises(SegueError, match="--min-followers must be at least 1, got 0"):
+        generate_mpd(tmp_path / "none", 10, min_followers=0)
 
     out = tmp_path / "followed"
     assert main(["generate", "mpd", "-n", "1000", "--out", str(out), "--min-followers", "10", "--workers", "1"]) == 0
@@ -270,8 +276,3 @@ def test_min_followers_generates_the_followed_population_and_names_each_scene(tm
                           orjson.loads((average.out / "mpd.slice.0-999.json").read_bytes())["playlists"]])
     scene = pq.read_table(average.out / "latent_themes.parquet").column("scene")
     assert scene.null_count == int((followers <= 3).sum()) > 900   # curation starts above 3 followers
-
-    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "none"), "--min-followers", "0"]) == 2
-    assert "Traceback" not in capsys.readouterr().err and not (tmp_path / "none").exists()
-    with pytest.raises(SegueError, match="--min-followers must be at least 1, got 0"):
-        generate_mpd(tmp_path / "none", 10, min_followers=0)
