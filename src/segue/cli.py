@@ -448,8 +448,7 @@ def recommend(
     explain_tracks: Annotated[int, typer.Option(help="With --challenge --explain: tracks explained per playlist.", min=1)] = 5,
 ) -> None:
     """Answer a challenge set (a submission file), or continue one playlist given by --title/--track."""
-    from segue.data.challenge import read_challenge
-    from segue.evaluation.submission import write_submission
+    from segue.evaluation.rankings import answer_challenge
     from segue.models.base import Queries, Recommender
 
     single = title is not None or bool(track)
@@ -458,9 +457,8 @@ def recommend(
     if challenge is not None and out is None:
         raise SegueError("--challenge needs --out, the submission file to write")
     model = Recommender.load(model_dir)
-    uris = model.catalog().column("track_uri").to_pylist()
-    lookup = {u: i for i, u in enumerate(uris)}
     if single:
+        lookup = {u: i for i, u in enumerate(model.catalog().column("track_uri").to_pylist())}
         unknown = [u for u in track or [] if u not in lookup]
         if unknown:
             raise SegueError(f"--track: {len(unknown)} URI{'s are' if len(unknown) > 1 else ' is'} not in the "
@@ -469,16 +467,12 @@ def recommend(
         ranking = model.recommend(queries, n or 10)
         _print_ranking(model, queries, 0, ranking, explain, len(ranking.ids[0]))
         return
-    entries = read_challenge(challenge)
-    queries, unknown = Queries.from_challenge(entries, lookup)
-    n = n or 500
-    start = time.perf_counter()
-    ranking = model.recommend(queries, n)
-    elapsed = time.perf_counter() - start
-    rows = [[uris[i] for i in row] for row in ranking.ids.tolist()]
-    write_submission(out, queries.pids.tolist(), rows, team=team, email=email, n=n)
-    _echo(f"wrote {out}: {len(entries):,} playlists × {n} tracks with {model.name} [{elapsed:.1f} s]"
-          + (f"; {unknown:,} seed tracks were unknown to the model" if unknown else ""))
+    answer = answer_challenge(model, challenge, out, n=n or 500, team=team, email=email)
+    queries, ranking = answer.queries, answer.ranking
+    _echo(f"wrote {out}: {answer.playlists:,} playlists × {answer.n} tracks with {model.name} "
+          f"[{answer.seconds:.1f} s]"
+          + (f"; {answer.unknown_seed_tracks:,} seed tracks were unknown to the model"
+             if answer.unknown_seed_tracks else ""))
     if explain:
         for row in range(min(explain_playlists, len(queries))):
             seeds = ", ".join(model.track_labels(queries.seeds(row)[:3]))
@@ -550,68 +544,24 @@ def evaluate(
              "or all-pairs.")] = "best-and-popular",
 ) -> None:
     """Score models and submissions on a split: every metric per category, 95% CIs, paired tests."""
-    from segue.data.challenge import read_challenge  # noqa: F401  (validates through load_part)
+    from segue.evaluation.rankings import part_rankings
     from segue.evaluation.runner import evaluate as run_evaluation
     from segue.evaluation.runner import write_report
-    from segue.evaluation.submission import read_submission
-    from segue.evaluation.task import load_part, ranking_from_submission
-    from segue.models.base import Queries, Recommender
+    from segue.evaluation.task import load_part
 
     if not model_dirs and not submission:
         raise SegueError("nothing to evaluate: give model directories and/or --submission files")
     if comparisons not in ("best-and-popular", "all-pairs"):
         raise SegueError(f"--comparisons must be best-and-popular or all-pairs, not {comparisons!r}")
     loaded = load_part(split_dir, part)
-    rankings = {}
-    train_digest = _manifest_digest(loaded.train_dir)
-    for model_dir in model_dirs or []:
-        model = Recommender.load(model_dir)
-        if model.trained_on.get("manifest_sha256") != train_digest:
-            raise SegueError(
-                f"{model_dir}: this model was not trained on {loaded.train_dir} "
-                f"(trained on {model.trained_on.get('path', 'unknown data')}); evaluating it on this "
-                f"split's {part} part could leak held-out playlists. Train it with "
-                f"`segue train {model.name} {loaded.train_dir} --out ...`")
-        queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
-        rankings[_unique_name(rankings, model_dir.name or model.name)] = model.recommend(queries, 500).ids
-    for path in submission or []:
-        rows = read_submission(path, loaded.entries)
-        rankings[_unique_name(rankings, path.name.split(".")[0])] = ranking_from_submission(
-            rows, loaded.task.pids, loaded.eval_ids)
+    rankings = part_rankings(loaded, model_dirs or [], submission or [])
     start = time.perf_counter()
     result = run_evaluation(loaded.task, rankings, n_bootstrap=bootstrap, seed=seed,
                             comparisons=comparisons.replace("-", "_"))
     write_report(result, out, title=f"Evaluation on {split_dir} ({part})")
     _echo(f"scored {len(rankings)} ranking{'s' if len(rankings) > 1 else ''} on {len(loaded.entries):,} "
           f"playlists in {time.perf_counter() - start:.1f} s; report in {out}/evaluation.md")
-    _echo(_headline(result))
-
-
-def _manifest_digest(path: Path) -> str:
-    import hashlib
-
-    from segue.data import schema
-
-    return hashlib.sha256((path / schema.MANIFEST_FILE).read_bytes()).hexdigest()
-
-
-def _unique_name(existing: dict, name: str) -> str:
-    candidate, k = name, 2
-    while candidate in existing:
-        candidate, k = f"{name}-{k}", k + 1
-    return candidate
-
-
-def _headline(result) -> str:
-    rows = [f"{'model':<20} {'R-precision':>22} {'NDCG':>22} {'clicks':>22}"]
-    for model in result.models:
-        cells = []
-        for metric in ("r_precision", "ndcg", "clicks"):
-            c = result.table[model]["all"][metric]
-            cells.append(f"{c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]")
-        rows.append(f"{model:<20} " + " ".join(f"{cell:>22}" for cell in cells))
-    return "\n".join(rows)
-
+    _echo(result.headline())
 
 
 @app.command()
@@ -796,7 +746,7 @@ def _finish_message(result) -> None:
     if result.evaluation is not None:
         _echo("")
         _echo(f"Held-out evaluation ({out}/evaluation/evaluation.md):")
-        _echo(_headline(result.evaluation))
+        _echo(result.evaluation.headline())
     _echo("")
     _echo(f"Report: {out}/report/index.html (and report.md); logs: {out}/logs/")
 

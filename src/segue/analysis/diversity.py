@@ -18,7 +18,7 @@ the whole held-out set, so shown under every ``k``), and writes ``diversity.json
 ``diversity.csv``, ``diversity.md``, one figure per cut-off and a popularity profile
 (which share of each model's recommendations falls in each training-popularity band).
 
-Rankings come from models exactly as ``segue evaluate`` makes them (a model not trained on the
+Rankings come from models exactly as ``segue evaluate`` makes them (:func:`segue.evaluation.rankings.part_rankings`: a model not trained on the
 split's training part is refused: its track ids would not be the split's). A submission may name
 held-out tracks that training never saw: they count as tracks of popularity 0, and not in the
 catalog coverage (which is of the training catalog).
@@ -27,7 +27,6 @@ catalog coverage (which is of the training catalog).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import itertools
 import sys
@@ -38,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 
-from segue.data import schema
 from segue.data.challenge import CATEGORY_BY_NUMBER
 from segue.errors import SegueError
 from segue.evaluation import metrics as M
@@ -155,43 +153,6 @@ def popularity_profile(task: EvaluationTask, rankings: dict[str, np.ndarray], k:
 
 # --- the `segue diversity` stage ------------------------------------------------------------------
 
-def _manifest_digest(path: Path) -> str:
-    return hashlib.sha256((path / schema.MANIFEST_FILE).read_bytes()).hexdigest()
-
-
-def split_rankings(loaded, model_dirs: Sequence[Path], submissions: Sequence[Path], n: int) -> dict[str, np.ndarray]:
-    """Rankings [q, n] of models (refused unless trained on the part's training data) and
-    submission files for a loaded split part (:func:`segue.evaluation.task.load_part`)."""
-    from segue.evaluation.submission import read_submission
-    from segue.evaluation.task import ranking_from_submission
-    from segue.models.base import Queries, Recommender
-
-    rankings: dict[str, np.ndarray] = {}
-
-    def unique(name: str) -> str:
-        candidate, i = name, 2
-        while candidate in rankings or candidate == REFERENCE:
-            candidate, i = f"{name}-{i}", i + 1
-        return candidate
-
-    digest = _manifest_digest(loaded.train_dir)
-    queries = None
-    for model_dir in model_dirs:
-        model = Recommender.load(Path(model_dir))
-        if model.trained_on.get("manifest_sha256") != digest:
-            raise SegueError(f"{model_dir}: this model was not trained on {loaded.train_dir} (trained on "
-                             f"{model.trained_on.get('path', 'unknown data')}): its track ids are not this split's. "
-                             f"Train it with `segue train {model.name} {loaded.train_dir} --out ...`")
-        if queries is None:
-            queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
-        rankings[unique(Path(model_dir).name or model.name)] = model.recommend(queries, n).ids.astype(np.int64)
-    for path in submissions:
-        rows = read_submission(path, loaded.entries, n=n)
-        rankings[unique(Path(path).name.split(".")[0])] = ranking_from_submission(rows, loaded.task.pids,
-                                                                                  loaded.eval_ids, n)
-    return rankings
-
-
 def analyse_diversity(split_dir: Path, out_dir: Path, *, model_dirs: Sequence[Path] = (),
                       submissions: Sequence[Path] = (), part: str = "test", cutoffs: Sequence[int] = (10, 500),
                       n: int = 500, head_share: float = 0.8,
@@ -202,6 +163,7 @@ def analyse_diversity(split_dir: Path, out_dir: Path, *, model_dirs: Sequence[Pa
     pipeline passes the evaluation's, so no model recommends twice. Writes ``diversity.json``, ``diversity.csv``, ``diversity.md``,
     ``diversity_at_<k>.png`` per cut-off and ``popularity_profile.png`` (all or nothing) and
     returns the JSON document."""
+    from segue.evaluation.rankings import part_rankings
     from segue.evaluation.task import load_part
 
     if not model_dirs and not submissions and not rankings:
@@ -217,7 +179,7 @@ def analyse_diversity(split_dir: Path, out_dir: Path, *, model_dirs: Sequence[Pa
     for name, ids in given.items():
         if ids.shape != (len(loaded.task.pids), n):
             raise SegueError(f"rankings of {name}: shape {ids.shape}, expected {(len(loaded.task.pids), n)}")
-    rankings = {**given, **split_rankings(loaded, model_dirs, submissions, n)}
+    rankings = {**given, **part_rankings(loaded, model_dirs, submissions, n=n, reserved={REFERENCE, *given})}
     result = diversity_table(loaded.task, rankings, cutoffs, head_share)
     document = {
         "split": str(split_dir), "part": part, "n_queries": len(loaded.task.pids),

@@ -207,3 +207,12 @@ PLAYLIST_OWNERS_SCHEMA = pa.schema([
     pa.field(PID, pa.int32(), nullable=False),
     pa.field(USER_KEY, pa.string(), nullable=False),
 ])
+
+
+def manifest_digest(data_dir) -> str:
+    """SHA-256 (hex) of a dataset directory's manifest: what a trained model records as the data
+    it was trained on, and what a split records for each of its training parts."""
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256((Path(data_dir) / MANIFEST_FILE).read_bytes()).hexdigest()

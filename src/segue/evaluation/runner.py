@@ -75,6 +75,7 @@ import itertools
 import math
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -439,6 +440,26 @@ class EvaluationResult:
     comparisons: list[dict[str, Any]]
     metrics: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> EvaluationResult:
+        """The result :meth:`to_json` wrote (``evaluation.json``), read back."""
+        return cls(models=list(document["models"]), groups=list(document["groups"]), table=document["table"],
+                   comparisons=list(document.get("comparisons", [])), metrics=list(document.get("metrics", [])),
+                   settings=dict(document.get("settings", {})))
+
+    def headline(self, metrics: Sequence[str] = ("r_precision", "ndcg", "clicks")) -> str:
+        """A plain-text table: one row per model, each metric's mean over all queries with its
+        95% CI (what ``segue evaluate`` and ``segue demo`` print)."""
+        labels = {"r_precision": "R-precision", "ndcg": "NDCG", "clicks": "clicks"}
+        rows = [f"{'model':<20} " + " ".join(f"{labels.get(m, m):>22}" for m in metrics)]
+        for model in self.models:
+            cells = []
+            for metric in metrics:
+                c = self.table[model]["all"][metric]
+                cells.append(f"{c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]")
+            rows.append(f"{model:<20} " + " ".join(f"{cell:>22}" for cell in cells))
+        return "\n".join(rows)
 
     def to_json(self) -> dict[str, Any]:
         """The result as plain Python types (str, int, float, bool, None, list, dict)."""

@@ -19,7 +19,6 @@ Held-out tracks unknown to training still count in |G|; they simply cannot be re
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,10 +118,6 @@ def hold_out(tables: Tables, per_category: int, rng: np.random.Generator) -> Hel
     return HeldOut(train, challenge, truth)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256((path / schema.MANIFEST_FILE).read_bytes()).hexdigest()
-
-
 def split_dataset(data: Path, out: Path, *, per_category: int = 1000,
                   validation_per_category: int | None = None, seed: int = 0) -> dict:
     """Write a split of the ingested dataset ``data`` into ``out`` (whole or not at all)."""
@@ -145,7 +140,7 @@ def split_dataset(data: Path, out: Path, *, per_category: int = 1000,
                             description=f"segue split ({part}) of {data.name}, seed {seed}")
             write_truth(tmp / part / schema.CHALLENGE_TRUTH_FILE, held.truth)
         info = {
-            "source": str(data), "source_manifest_sha256": _digest(data), "seed": seed,
+            "source": str(data), "source_manifest_sha256": schema.manifest_digest(data), "seed": seed,
             "per_category": per_category, "validation_per_category": validation_per_category,
             "counts": {
                 "train_playlists": test.train.playlists.num_rows,
@@ -153,8 +148,8 @@ def split_dataset(data: Path, out: Path, *, per_category: int = 1000,
                 "validation_train_playlists": validation.train.playlists.num_rows,
                 "validation_playlists": len(validation.entries),
             },
-            "train_manifest_sha256": {TEST_DIR: _digest(tmp / TRAIN_DIR),
-                                      VALIDATION_DIR: _digest(tmp / VALIDATION_DIR / TRAIN_DIR)},
+            "train_manifest_sha256": {TEST_DIR: schema.manifest_digest(tmp / TRAIN_DIR),
+                                      VALIDATION_DIR: schema.manifest_digest(tmp / VALIDATION_DIR / TRAIN_DIR)},
         }
         write_json(tmp / SPLIT_FILE, info)
     return info

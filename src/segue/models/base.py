@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import hashlib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -412,7 +411,7 @@ def _describe(data: PlaylistData) -> dict:
         manifest = data.path / schema.MANIFEST_FILE
         info["path"] = str(data.path)
         if manifest.exists():
-            info["manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+            info["manifest_sha256"] = schema.manifest_digest(data.path)
     return info
 
 

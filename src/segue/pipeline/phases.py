@@ -422,25 +422,19 @@ class _Stages:
         return stages
 
     def _evaluate(self) -> dict:
+        from segue.evaluation.rankings import part_rankings
         from segue.evaluation.runner import evaluate, write_report
         from segue.evaluation.task import load_part
-        from segue.models.base import Queries, Recommender
 
         loaded = load_part(self.p.split, "test")
-        queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
-        rankings = {}
-        for path in self.trained_models():
-            model = Recommender.load(path)
-            if model.trained_on.get("manifest_sha256") != _digest(loaded.train_dir):
-                raise SegueError(f"{path} was not trained on {loaded.train_dir}; re-run its training stage")
-            rankings[path.name] = model.recommend(queries, 500).ids
+        rankings = part_rankings(loaded, self.trained_models())
         result = evaluate(loaded.task, rankings, n_bootstrap=1000, seed=self.s.seed)
         write_report(result, self.p.evaluation, title="Evaluation on the held-out test part")
         # The lists themselves, for the diversity stage (each model recommends once per run).
         with atomic_file(self.p.evaluation / RANKINGS_FILE) as handle:
             np.savez_compressed(handle, **rankings)
         self._evaluation = result
-        return {"models": list(rankings), "queries": len(queries),
+        return {"models": list(rankings), "queries": len(loaded.entries),
                 "all": {m: {k: result.table[m]["all"][k]["mean"] for k in ("r_precision", "ndcg", "clicks")}
                         for m in rankings}}
 
@@ -450,7 +444,9 @@ class _Stages:
         if result is None and (self.p.evaluation / "evaluation.json").exists():
             import orjson
 
-            result = _TableOnly(orjson.loads((self.p.evaluation / "evaluation.json").read_bytes()))
+            from segue.evaluation.runner import EvaluationResult
+
+            result = EvaluationResult.from_json(orjson.loads((self.p.evaluation / "evaluation.json").read_bytes()))
         return result
 
     def _diversity(self) -> dict:
@@ -468,23 +464,14 @@ class _Stages:
         return write_examples(self.p.split, best, self.p.examples, categories=EXAMPLE_CATEGORIES, seed=self.s.seed)
 
     def _submission(self) -> dict:
-        from segue.data.challenge import read_challenge
-        from segue.evaluation.submission import check_submission, write_submission
-        from segue.models.base import Queries, Recommender
+        from segue.evaluation.rankings import answer_challenge
+        from segue.models.base import Recommender
 
         best = self.best_model()
-        model = Recommender.load(best)
-        uris = model.catalog().column(schema.TRACK_URI).to_pylist()
-        entries = read_challenge(self.challenge)
-        queries, unknown = Queries.from_challenge(entries, {u: i for i, u in enumerate(uris)})
-        ranking = model.recommend(queries, 500)
-        path = self.p.submissions / "challenge.csv.gz"
-        write_submission(path, queries.pids.tolist(), [[uris[i] for i in row] for row in ranking.ids.tolist()],
-                         team="segue", email="segue@example.org")
-        report = check_submission(path, entries)
-        if not report.ok:
-            raise SegueError(f"{path}: the submission failed its own check:\n{report.format_text()}")
-        return {"model": best.name, "playlists": len(entries), "unknown_seed_tracks": unknown, "path": str(path)}
+        answer = answer_challenge(Recommender.load(best), self.challenge, self.p.submissions / "challenge.csv.gz",
+                                  check=True)
+        return {"model": best.name, "playlists": answer.playlists, "unknown_seed_tracks": answer.unknown_seed_tracks,
+                "path": str(answer.path)}
 
     def _report(self) -> Stage:
         def run() -> dict:
@@ -497,21 +484,6 @@ class _Stages:
                      params={"always": __import__("time").time()})
 
 
-@dataclass
-class _TableOnly:
-    """An evaluation read back from evaluation.json: what the CLI's headline needs."""
-
-    document: dict
-
-    @property
-    def models(self) -> list[str]:
-        return self.document["models"]
-
-    @property
-    def table(self) -> dict:
-        return self.document["table"]
-
-
 def _eda(data: Path, out: Path) -> dict:
     from segue.analysis.eda import run_eda
 
@@ -522,7 +494,7 @@ def _eda(data: Path, out: Path) -> dict:
 def _load_playlists(path: Path):
     """PlaylistData of a directory, loaded once per run and dataset version (every model stage
     trains on the same training part)."""
-    return _load_cached(Path(path), _digest(path))
+    return _load_cached(Path(path), schema.manifest_digest(path))
 
 
 @functools.lru_cache(maxsize=2)
@@ -532,7 +504,3 @@ def _load_cached(path: Path, digest: str):
     return PlaylistData.load(path)
 
 
-def _digest(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256((Path(path) / schema.MANIFEST_FILE).read_bytes()).hexdigest()

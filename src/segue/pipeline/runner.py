@@ -37,6 +37,7 @@ from pathlib import Path
 
 import orjson
 
+from segue.data import schema
 from segue.errors import SegueError
 from segue.io import write_json
 from segue.progress import rss_gib
@@ -303,9 +304,8 @@ def _describe_path(path: Path) -> object:
     if path.is_file():
         stat = path.stat()
         return [str(path), stat.st_size, stat.st_mtime_ns]
-    manifest = path / "manifest.json"
-    if manifest.exists():
-        return [str(path), hashlib.sha256(manifest.read_bytes()).hexdigest()]
+    if (path / schema.MANIFEST_FILE).exists():
+        return [str(path), schema.manifest_digest(path)]
     entries = []
     for child in sorted(path.rglob("*")):
         if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
