@@ -27,11 +27,16 @@ $(CHROMIUM):
 demo: $(STAMP)
 	$(PY) -m segue demo --out demo
 
+# The code's shape is part of the tests: ruff's lint rules and its formatter (pinned in pyproject.toml,
+# so every machine formats alike) before the suite.
 test: $(STAMP) $(CHROMIUM)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_foundation.py --playlists 1000000 --work /tmp/segue-bench

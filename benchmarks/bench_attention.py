@@ -26,7 +26,9 @@ BUCKETS = (("0", 0, 0), ("1", 1, 1), ("2-9", 2, 9), ("10-49", 10, 49), ("50+", 5
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, required=True, help="a split directory (segue split)")
-    parser.add_argument("--param", action="append", default=[], help="key=value for both models, repeatable")
+    parser.add_argument(
+        "--param", action="append", default=[], help="key=value for both models, repeatable"
+    )
     args = parser.parse_args(argv)
 
     from segue.evaluation import metrics
@@ -41,8 +43,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def score(label: str, model, fit: float) -> None:
         r = metrics.r_precision(model.recommend(queries, 500).ids, truth)
-        parts = [f"{r[(seeds >= lo) & (seeds <= hi)].mean():.4f}" if ((seeds >= lo) & (seeds <= hi)).any() else "–"
-                 for _, lo, hi in BUCKETS]
+        parts = [
+            f"{r[(seeds >= lo) & (seeds <= hi)].mean():.4f}"
+            if ((seeds >= lo) & (seeds <= hi)).any()
+            else "–"
+            for _, lo, hi in BUCKETS
+        ]
         rows.append(f"| {label} | {fit:.0f} s | {r.mean():.4f} | " + " | ".join(parts) + " |")
 
     for name in ("lightgcn", "playlistgat"):
@@ -54,11 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         if name == "playlistgat":
             heads, d = model.config.heads, model.config.factors
             reset = copy.copy(model)
-            reset._set_inference({**model._arrays(), "attention.att_src": np.zeros((heads, d), np.float32),
-                                  "attention.att_dst": np.zeros((heads, d), np.float32),
-                                  "attention.degree": np.full(heads, -0.5, np.float32)})
+            reset._set_inference(
+                {
+                    **model._arrays(),
+                    "attention.att_src": np.zeros((heads, d), np.float32),
+                    "attention.att_dst": np.zeros((heads, d), np.float32),
+                    "attention.degree": np.full(heads, -0.5, np.float32),
+                }
+            )
             score("playlistgat, attention reset to LightGCN's weights", reset, fit)
-    counts = " | ".join(f"{label} ({int(((seeds >= lo) & (seeds <= hi)).sum())})" for label, lo, hi in BUCKETS)
+    counts = " | ".join(
+        f"{label} ({int(((seeds >= lo) & (seeds <= hi)).sum())})" for label, lo, hi in BUCKETS
+    )
     print(f"| model | fit | R-precision | seeds: {counts} |")
     print("|---|---|---|" + "---|" * len(BUCKETS))
     print("\n".join(rows))

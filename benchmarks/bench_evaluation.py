@@ -31,7 +31,9 @@ def peak_gib() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/segue-bench"))
     parser.add_argument("--per-category", type=int, default=1000)
@@ -53,20 +55,29 @@ def main() -> int:
         timings.append((name, time.perf_counter() - start, peak_gib()))
         return result
 
-    timed("split (test + validation)", lambda: split_dataset(args.data, split, per_category=args.per_category, seed=0))
+    timed(
+        "split (test + validation)",
+        lambda: split_dataset(args.data, split, per_category=args.per_category, seed=0),
+    )
     loaded = timed("load test part (PlaylistData + truth)", lambda: load_part(split, "test"))
     model = timed("train popular", lambda: PopularRecommender().fit(loaded.train))
     queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
     ranking = timed(f"recommend {len(queries):,} × 500", lambda: model.recommend(queries, 500))
     task = loaded.task
-    timed("challenge metrics (R-prec, NDCG×2, clicks, artist R-prec)",
-          lambda: challenge_metrics(ranking.ids, task.truth, task.track_artist))
+    timed(
+        "challenge metrics (R-prec, NDCG×2, clicks, artist R-prec)",
+        lambda: challenge_metrics(ranking.ids, task.truth, task.track_artist),
+    )
     # Two rankings so the paired comparison is exercised too.
     second = ranking.ids.copy()
     second[:, :250] = ranking.ids[:, 250:]
     second[:, 250:] = ranking.ids[:, :250]
-    result = timed("evaluate: all metrics, 1,000 bootstrap, paired tests (2 models)",
-                   lambda: evaluate(task, {"popular": ranking.ids, "popular-shuffled": second}, n_bootstrap=1000))
+    result = timed(
+        "evaluate: all metrics, 1,000 bootstrap, paired tests (2 models)",
+        lambda: evaluate(
+            task, {"popular": ranking.ids, "popular-shuffled": second}, n_bootstrap=1000
+        ),
+    )
     overall = result.table["popular"]["all"]
     lines = [
         f"### Evaluation at {loaded.train.n_playlists + len(queries):,} playlists ({len(queries):,} test playlists)",

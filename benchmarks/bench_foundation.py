@@ -44,35 +44,66 @@ def throughput(mpd: Path, n_files: int = 20) -> dict[str, float]:
     for f in files:
         parse_slice(f)
     segue_s = time.perf_counter() - start
-    return {"orjson_mb_s": size / 1e6 / orjson_s, "segue_mb_s": size / 1e6 / segue_s,
-            "mb_per_slice": size / 1e6 / len(files)}
+    return {
+        "orjson_mb_s": size / 1e6 / orjson_s,
+        "segue_mb_s": size / 1e6 / segue_s,
+        "mb_per_slice": size / 1e6 / len(files),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--playlists", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=Path("/tmp/segue-bench"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
-    parser.add_argument("--reuse", action="store_true",
-                        help="skip stages whose output exists (reuse generated slices / ingested data)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="skip stages whose output exists (reuse generated slices / ingested data)",
+    )
     args = parser.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     mpd, data, eda = work / "mpd", work / "data", work / "eda"
     stages = [
-        ("generate", [*SEGUE, "generate", "mpd", "--playlists", str(args.playlists), "--out", str(mpd),
-                      "--seed", str(args.seed), "--challenge-per-category", "1000", "--overwrite"]),
+        (
+            "generate",
+            [
+                *SEGUE,
+                "generate",
+                "mpd",
+                "--playlists",
+                str(args.playlists),
+                "--out",
+                str(mpd),
+                "--seed",
+                str(args.seed),
+                "--challenge-per-category",
+                "1000",
+                "--overwrite",
+            ],
+        ),
         ("verify", [*SEGUE, "verify", str(mpd)]),
         ("ingest", [*SEGUE, "ingest", str(mpd), "--out", str(data)]),
         ("eda", [*SEGUE, "eda", str(data), "--out", str(eda)]),
-        ("PlaylistData.load", [sys.executable, "-c",
-                               f"from segue.data.dataset import PlaylistData; d = PlaylistData.load({str(data)!r}); "
-                               "print(d.matrix.shape, d.matrix.nnz)"]),
+        (
+            "PlaylistData.load",
+            [
+                sys.executable,
+                "-c",
+                f"from segue.data.dataset import PlaylistData; d = PlaylistData.load({str(data)!r}); "
+                "print(d.matrix.shape, d.matrix.nnz)",
+            ],
+        ),
     ]
     rows = []
     for name, command in stages:
-        if args.reuse and ((name == "generate" and mpd.exists()) or (name == "ingest" and data.exists())):
+        if args.reuse and (
+            (name == "generate" and mpd.exists()) or (name == "ingest" and data.exists())
+        ):
             print(f"reusing {name} output", file=sys.stderr)
             continue
         m = measure(command)

@@ -23,11 +23,15 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="an ingested dataset (segue ingest)")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="an ingested dataset (segue ingest)"
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--param", action="append", default=[], help="lightgcn key=value, repeatable")
+    parser.add_argument(
+        "--param", action="append", default=[], help="lightgcn key=value, repeatable"
+    )
     args = parser.parse_args(argv)
 
     from segue.data.dataset import PlaylistData
@@ -40,8 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     data = PlaylistData.load(args.data)
     load_s = time.perf_counter() - start
-    params = [f"epochs={args.epochs}", "budget_seconds=86400", "mode=full", f"num_threads={args.threads}",
-              *args.param]
+    params = [
+        f"epochs={args.epochs}",
+        "budget_seconds=86400",
+        "mode=full",
+        f"num_threads={args.threads}",
+        *args.param,
+    ]
     config = parse_params(LightGCNRecommender.Config, params)
     start = time.perf_counter()
     model = LightGCNRecommender(config).fit(data)
@@ -52,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     rows = rng.choice(data.n_playlists, size=args.queries, replace=False)
     matrix = data.matrix
-    seeds = [matrix.indices[matrix.indptr[r]:matrix.indptr[r + 1]][:25].tolist() for r in rows]
+    seeds = [matrix.indices[matrix.indptr[r] : matrix.indptr[r + 1]][:25].tolist() for r in rows]
     queries = Queries.from_lists(seeds)
     start = time.perf_counter()
     model.recommend(queries, 500)
@@ -63,16 +72,22 @@ def main(argv: list[str] | None = None) -> int:
         model.recommend(queries.slice(row, row + 1), 500)
         single.append(1000 * (time.perf_counter() - began))
 
-    print(f"data: {args.data} ({data.n_playlists:,} playlists, {data.n_tracks:,} tracks, "
-          f"{matrix.nnz:,} edges; loaded in {load_s:.1f} s); config: {' '.join(params)}")
+    print(
+        f"data: {args.data} ({data.n_playlists:,} playlists, {data.n_tracks:,} tracks, "
+        f"{matrix.nnz:,} edges; loaded in {load_s:.1f} s); config: {' '.join(params)}"
+    )
     print("| epoch | wall | loss | complete |")
     print("|---|---|---|---|")
     for e in epochs:
         print(f"| {e['epoch'] + 1} | {e['seconds']:.1f} s | {e['loss']:.4f} | {e['complete']} |")
-    print(f"\nfit (graph build, {len(epochs)} epoch(s), validation, final propagation): {fit_s:.1f} s; "
-          f"peak RSS after training {train_peak:.2f} GiB; after inference {peak_gib():.2f} GiB")
-    print(f"inference at 500 tracks: {batch_qps:.0f} queries/s batched ({len(seeds):,} queries of 25 seeds); "
-          f"single query median {np.median(single):.1f} ms, p95 {np.percentile(single, 95):.1f} ms")
+    print(
+        f"\nfit (graph build, {len(epochs)} epoch(s), validation, final propagation): {fit_s:.1f} s; "
+        f"peak RSS after training {train_peak:.2f} GiB; after inference {peak_gib():.2f} GiB"
+    )
+    print(
+        f"inference at 500 tracks: {batch_qps:.0f} queries/s batched ({len(seeds):,} queries of 25 seeds); "
+        f"single query median {np.median(single):.1f} ms, p95 {np.percentile(single, 95):.1f} ms"
+    )
     return 0
 
 

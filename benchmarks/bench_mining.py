@@ -52,10 +52,18 @@ def write_transactions(data: Path, out: Path, n_playlists: int) -> dict:
     codes = code[matrix.indices]
     keep = codes >= 0
     indptr = np.concatenate(([0], np.cumsum(keep)))[matrix.indptr]
-    np.savez(out, flat=codes[keep].astype(np.int32), indptr=indptr.astype(np.int64),
-             meta=np.array([matrix.shape[0], min_count, len(frequent)]))
-    return {"playlists": matrix.shape[0], "min_count": min_count, "frequent_tracks": len(frequent),
-            "entries": int(keep.sum())}
+    np.savez(
+        out,
+        flat=codes[keep].astype(np.int32),
+        indptr=indptr.astype(np.int64),
+        meta=np.array([matrix.shape[0], min_count, len(frequent)]),
+    )
+    return {
+        "playlists": matrix.shape[0],
+        "min_count": min_count,
+        "frequent_tracks": len(frequent),
+        "entries": int(keep.sum()),
+    }
 
 
 def run_miner(name: str, path: Path) -> None:
@@ -72,16 +80,30 @@ def run_miner(name: str, path: Path) -> None:
         items = flat.tolist()
         transactions = [items[a:b] for a, b in itertools.pairwise(bounds)]
         miner = getattr(fim, name.split(".")[1])
-        rules = miner(transactions, target="r", supp=-int(min_count), zmin=2, zmax=3, conf=10, report="abh",
-                      mode="o", eval="l", thresh=120)
+        rules = miner(
+            transactions,
+            target="r",
+            supp=-int(min_count),
+            zmin=2,
+            zmax=3,
+            conf=10,
+            report="abh",
+            mode="o",
+            eval="l",
+            thresh=120,
+        )
         n_rules = len(rules)
     else:
         import pandas as pd
         import scipy.sparse as sp
         from mlxtend.frequent_patterns import association_rules, fpgrowth
 
-        matrix = sp.csr_matrix((np.ones(len(flat), dtype=bool), flat, indptr), shape=(int(n), int(n_items)))
-        frame = pd.DataFrame.sparse.from_spmatrix(matrix, columns=[str(i) for i in range(int(n_items))])
+        matrix = sp.csr_matrix(
+            (np.ones(len(flat), dtype=bool), flat, indptr), shape=(int(n), int(n_items))
+        )
+        frame = pd.DataFrame.sparse.from_spmatrix(
+            matrix, columns=[str(i) for i in range(int(n_items))]
+        )
         itemsets = fpgrowth(frame, min_support=float(min_count) / float(n), max_len=3)
         rules = association_rules(itemsets, metric="confidence", min_threshold=0.1)
         # mlxtend also lists rules with 2-track consequents; count those with one, as segue keeps.
@@ -90,8 +112,14 @@ def run_miner(name: str, path: Path) -> None:
     print(json.dumps({"miner": name, "rules": n_rules, "seconds": time.perf_counter() - start}))
 
 
-def compare_miners(data: Path, work: Path, sizes: list[int], timeout_s: int, extra_path: str | None,
-                   mlxtend_max: int) -> list[dict]:
+def compare_miners(
+    data: Path,
+    work: Path,
+    sizes: list[int],
+    timeout_s: int,
+    extra_path: str | None,
+    mlxtend_max: int,
+) -> list[dict]:
     rows = []
     env = dict(os.environ)
     if extra_path:
@@ -101,36 +129,82 @@ def compare_miners(data: Path, work: Path, sizes: list[int], timeout_s: int, ext
         info = write_transactions(data, path, size)
         for name in MINERS:
             if name.startswith("mlxtend") and size > mlxtend_max:
-                rows.append({**info, "miner": name, "status": f"skipped (> {mlxtend_max:,} playlists)"})
+                rows.append(
+                    {**info, "miner": name, "status": f"skipped (> {mlxtend_max:,} playlists)"}
+                )
                 continue
             if name.startswith("mlxtend"):
-                probe = measure(["env", f"PYTHONPATH={env.get('PYTHONPATH', '')}", sys.executable, "-c", "import mlxtend, pandas"])
+                probe = measure(
+                    [
+                        "env",
+                        f"PYTHONPATH={env.get('PYTHONPATH', '')}",
+                        sys.executable,
+                        "-c",
+                        "import mlxtend, pandas",
+                    ]
+                )
                 if probe.returncode != 0:
                     rows.append({**info, "miner": name, "status": "not installed"})
                     continue
-            m = measure(["timeout", str(timeout_s), "env", f"PYTHONPATH={env.get('PYTHONPATH', '')}",
-                         sys.executable, __file__, "--miner", name, "--transactions", str(path)])
+            m = measure(
+                [
+                    "timeout",
+                    str(timeout_s),
+                    "env",
+                    f"PYTHONPATH={env.get('PYTHONPATH', '')}",
+                    sys.executable,
+                    __file__,
+                    "--miner",
+                    name,
+                    "--transactions",
+                    str(path),
+                ]
+            )
             result = {}
             for line in m.output.splitlines():
                 if line.startswith("{"):
                     result = json.loads(line)
-            status = "ok" if m.returncode == 0 else ("timed out" if m.returncode == 124 else f"failed ({m.returncode})")
-            rows.append({**info, "miner": name, "status": status, "wall_s": m.wall_s, "peak_rss_gib": m.peak_rss_gib,
-                         **({"rules": result["rules"], "mine_s": result["seconds"]} if result else {})})
+            status = (
+                "ok"
+                if m.returncode == 0
+                else ("timed out" if m.returncode == 124 else f"failed ({m.returncode})")
+            )
+            rows.append(
+                {
+                    **info,
+                    "miner": name,
+                    "status": status,
+                    "wall_s": m.wall_s,
+                    "peak_rss_gib": m.peak_rss_gib,
+                    **({"rules": result["rules"], "mine_s": result["seconds"]} if result else {}),
+                }
+            )
         path.unlink()
     return rows
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("/work/data1m/data"), help="an ingested dataset")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path("/work/data1m/data"), help="an ingested dataset"
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/segue-bench-mining"))
-    parser.add_argument("--stages", default="rules,cluster,popularity", help="comma-separated; '' for none")
+    parser.add_argument(
+        "--stages", default="rules,cluster,popularity", help="comma-separated; '' for none"
+    )
     parser.add_argument("--compare-miners", action="store_true")
-    parser.add_argument("--sizes", default="100000,1000000", help="playlists for the miner comparison")
+    parser.add_argument(
+        "--sizes", default="100000,1000000", help="playlists for the miner comparison"
+    )
     parser.add_argument("--timeout", type=int, default=900, help="seconds per miner run")
-    parser.add_argument("--mlxtend-max", type=int, default=100_000, help="largest size given to mlxtend")
-    parser.add_argument("--extra-path", default=None, help="PYTHONPATH entry holding mlxtend + pandas")
+    parser.add_argument(
+        "--mlxtend-max", type=int, default=100_000, help="largest size given to mlxtend"
+    )
+    parser.add_argument(
+        "--extra-path", default=None, help="PYTHONPATH entry holding mlxtend + pandas"
+    )
     parser.add_argument("--miner", help=argparse.SUPPRESS)
     parser.add_argument("--transactions", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -164,29 +238,45 @@ def main() -> int:
         "",
     ]
     if rows:
-        lines += ["| stage (default settings) | wall time | peak RSS (process tree) | load average at start |",
-                  "|---|---|---|---|"]
-        lines += [f"| `segue {m.command[3]}` | {m.wall_s:.1f} s | {m.peak_rss_gib:.2f} GiB | {load:.1f} |"
-                  for _, m, load in rows]
+        lines += [
+            "| stage (default settings) | wall time | peak RSS (process tree) | load average at start |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `segue {m.command[3]}` | {m.wall_s:.1f} s | {m.peak_rss_gib:.2f} GiB | {load:.1f} |"
+            for _, m, load in rows
+        ]
         lines.append("")
         for name, m, _ in rows:
             tail = [line for line in m.output.splitlines() if " INFO " not in line]
             lines += [f"`{name}` said:", "", "```", *tail[-6:], "```", ""]
     if args.compare_miners:
-        table = compare_miners(data, work, [int(s) for s in args.sizes.split(",")], args.timeout, args.extra_path,
-                               args.mlxtend_max)
-        lines += ["Miners on the same transactions (playlists cut to tracks in ≥ 0.1% of them; rules with ≤ 3 "
-                  "tracks, confidence ≥ 0.1, lift ≥ 1.2; one process each, wall time includes building the "
-                  f"miner's input; timeout {args.timeout} s):", "",
-                  "| playlists | frequent tracks | miner | status | rules | mining | wall time | peak RSS |",
-                  "|---:|---:|---|---|---:|---:|---:|---:|"]
+        table = compare_miners(
+            data,
+            work,
+            [int(s) for s in args.sizes.split(",")],
+            args.timeout,
+            args.extra_path,
+            args.mlxtend_max,
+        )
+        lines += [
+            "Miners on the same transactions (playlists cut to tracks in ≥ 0.1% of them; rules with ≤ 3 "
+            "tracks, confidence ≥ 0.1, lift ≥ 1.2; one process each, wall time includes building the "
+            f"miner's input; timeout {args.timeout} s):",
+            "",
+            "| playlists | frequent tracks | miner | status | rules | mining | wall time | peak RSS |",
+            "|---:|---:|---|---|---:|---:|---:|---:|",
+        ]
         for r in table:
+
             def cell(key: str, fmt: str, r: dict = r) -> str:
                 return format(r[key], fmt) if key in r else "–"
 
-            lines.append(f"| {r['playlists']:,} | {r['frequent_tracks']:,} | {r['miner']} | {r['status']} | "
-                         f"{cell('rules', ',')} | {cell('mine_s', '.1f')} s | {cell('wall_s', '.1f')} s | "
-                         f"{cell('peak_rss_gib', '.2f')} GiB |")
+            lines.append(
+                f"| {r['playlists']:,} | {r['frequent_tracks']:,} | {r['miner']} | {r['status']} | "
+                f"{cell('rules', ',')} | {cell('mine_s', '.1f')} s | {cell('wall_s', '.1f')} s | "
+                f"{cell('peak_rss_gib', '.2f')} GiB |"
+            )
         lines.append("")
     text = "\n".join(lines)
     (work / "results.md").write_text(text)

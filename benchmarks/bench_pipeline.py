@@ -31,10 +31,16 @@ SEGUE = [sys.executable, "-m", "segue"]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mpd", type=Path, required=True, help="directory of MPD slices (+ challenge_set.json)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--mpd", type=Path, required=True, help="directory of MPD slices (+ challenge_set.json)"
+    )
     parser.add_argument("--work", type=Path, required=True, help="the pipeline's --out")
-    parser.add_argument("--phases", default="phase1,phase2", help="comma-separated phases, run in order")
+    parser.add_argument(
+        "--phases", default="phase1,phase2", help="comma-separated phases, run in order"
+    )
     parser.add_argument("--per-category", type=int, default=1000)
     parser.add_argument("--fresh", action="store_true", help="delete --work first")
     args = parser.parse_args()
@@ -42,8 +48,17 @@ def main() -> int:
         shutil.rmtree(args.work)
     runs = []
     for phase in args.phases.split(","):
-        command = [*SEGUE, "pipeline", phase, "--data", str(args.mpd), "--out", str(args.work),
-                   "--per-category", str(args.per_category)]
+        command = [
+            *SEGUE,
+            "pipeline",
+            phase,
+            "--data",
+            str(args.mpd),
+            "--out",
+            str(args.work),
+            "--per-category",
+            str(args.per_category),
+        ]
         m = measure(command)
         if m.returncode != 0:
             print(f"{phase} failed with exit status {m.returncode}", file=sys.stderr)
@@ -60,14 +75,19 @@ def main() -> int:
         "",
         "| phase (CLI process) | wall time | peak RSS (process tree) |",
         "|---|---|---|",
-        *(f"| {phase} | {m.wall_s:.0f} s ({m.wall_s / 60:.1f} min) | {m.peak_rss_gib:.2f} GiB |" for phase, m in runs),
+        *(
+            f"| {phase} | {m.wall_s:.0f} s ({m.wall_s / 60:.1f} min) | {m.peak_rss_gib:.2f} GiB |"
+            for phase, m in runs
+        ),
         f"| **total** | **{sum(m.wall_s for _, m in runs) / 60:.1f} min** | "
         f"**{max(m.peak_rss_gib for _, m in runs):.2f} GiB** |",
         "",
         "| stage | phase | status | seconds | peak RSS |",
         "|---|---|---|---|---|",
-        *(f"| {r['name']} | {r['phase']} | {r['status']} | {r['seconds']:.1f} | {r['peak_rss_gib']:.2f} GiB |"
-          for r in records),
+        *(
+            f"| {r['name']} | {r['phase']} | {r['status']} | {r['seconds']:.1f} | {r['peak_rss_gib']:.2f} GiB |"
+            for r in records
+        ),
     ]
     text = "\n".join(lines) + "\n"
     print(text)

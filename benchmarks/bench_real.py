@@ -59,27 +59,41 @@ def reference_blend(split: Path, work: Path) -> Path:
         return out
     data = PlaylistData.load(split / "train")
     als_cls = get_model_class("als")
-    models = {"als": als_cls(als_cls.Config(factors=128, alpha=20.0)).fit(data),
-              "itemknn": get_model_class("itemknn")().fit(data), "title": get_model_class("title")().fit(data)}
-    uris = models["title"].catalog().column("track_uri").to_pylist()   # the training data's catalog
+    models = {
+        "als": als_cls(als_cls.Config(factors=128, alpha=20.0)).fit(data),
+        "itemknn": get_model_class("itemknn")().fit(data),
+        "title": get_model_class("title")().fit(data),
+    }
+    uris = models["title"].catalog().column("track_uri").to_pylist()  # the training data's catalog
     entries = read_challenge(split / "test" / "challenge_set.json")
     queries, _ = Queries.from_challenge(entries, {u: i for i, u in enumerate(uris)})
     rankings = {name: models[name].recommend(queries, 1000) for name in models}
     top = []
-    for start in range(0, len(queries), 100):   # 100 dense rows of the catalog at a time
+    for start in range(0, len(queries), 100):  # 100 dense rows of the catalog at a time
         batch = queries.slice(start, min(start + 100, len(queries)))
         fused = np.zeros((len(batch), len(uris)), dtype=np.float64)
         for name, weight in (("als", 0.5), ("itemknn", 0.4), ("title", 0.1)):
-            ids = rankings[name].ids[start:start + len(batch)]
-            scores = np.nan_to_num(rankings[name].scores[start:start + len(batch)].astype(np.float64), nan=0.0)
+            ids = rankings[name].ids[start : start + len(batch)]
+            scores = np.nan_to_num(
+                rankings[name].scores[start : start + len(batch)].astype(np.float64), nan=0.0
+            )
             low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
             scaled = np.where(high > low, (scores - low) / np.where(high > low, high - low, 1), 0.0)
-            np.add.at(fused, (np.repeat(np.arange(len(batch)), ids.shape[1]), ids.reshape(-1)), weight * scaled.reshape(-1))
+            np.add.at(
+                fused,
+                (np.repeat(np.arange(len(batch)), ids.shape[1]), ids.reshape(-1)),
+                weight * scaled.reshape(-1),
+            )
         fused[np.repeat(np.arange(len(batch)), batch.lengths()), batch.seed_ids] = -np.inf
         top.append(np.argsort(-fused, axis=1, kind="stable")[:, :500])
     top = np.concatenate(top)
-    write_submission(out, queries.pids.tolist(), [[uris[i] for i in row] for row in top.tolist()],
-                     team="reference blend", email="bench@example.org")
+    write_submission(
+        out,
+        queries.pids.tolist(),
+        [[uris[i] for i in row] for row in top.tolist()],
+        team="reference blend",
+        email="bench@example.org",
+    )
     return out
 
 
@@ -139,9 +153,14 @@ def main() -> int:
             ],
             check=True,
         )
-    submissions = [reference_blend(split, work)] if args.part == "test" and {"itemknn", "title"} <= set(names) else []
-    rows, document = run_models(split, work, names, args.param, reuse=args.reuse, part=args.part,
-                                submissions=submissions)
+    submissions = (
+        [reference_blend(split, work)]
+        if args.part == "test" and {"itemknn", "title"} <= set(names)
+        else []
+    )
+    rows, document = run_models(
+        split, work, names, args.param, reuse=args.reuse, part=args.part, submissions=submissions
+    )
     command = (
         f".venv/bin/python benchmarks/bench_real.py --work {work}"
         + (f" --seed {args.seed}" if args.seed else "")

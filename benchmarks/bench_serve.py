@@ -53,22 +53,43 @@ def request_bodies(queries: Path, n: int, count: int, seed: int) -> list[bytes]:
     bodies = []
     for i in order[:count]:
         e = entries[int(i)]
-        bodies.append(orjson.dumps({"title": e.get("name") or "", "tracks": [t["track_uri"] for t in e["tracks"]],
-                                    "n": n, "explain": True}))
+        bodies.append(
+            orjson.dumps(
+                {
+                    "title": e.get("name") or "",
+                    "tracks": [t["track_uri"] for t in e["tracks"]],
+                    "n": n,
+                    "explain": True,
+                }
+            )
+        )
     return bodies
 
 
 def http_request(host: str, port: int, body: bytes) -> bytes:
-    return (f"POST /v1/recommendations HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST /v1/recommendations HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
-async def one_connection(host: str, port: int, requests: list[bytes], n: int, deadline: float | None,
-                         latencies: list[float], errors: list[str], start_index: int, stride: int) -> None:
+async def one_connection(
+    host: str,
+    port: int,
+    requests: list[bytes],
+    n: int,
+    deadline: float | None,
+    latencies: list[float],
+    errors: list[str],
+    start_index: int,
+    stride: int,
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = start_index
     try:
-        while (deadline is None and i < len(requests)) or (deadline is not None and time.perf_counter() < deadline):
+        while (deadline is None and i < len(requests)) or (
+            deadline is not None and time.perf_counter() < deadline
+        ):
             payload = requests[i % len(requests)]
             i += stride
             started = time.perf_counter()
@@ -89,8 +110,12 @@ async def one_connection(host: str, port: int, requests: list[bytes], n: int, de
                     continue
                 if len(latencies) % 10 == 0:
                     items = orjson.loads(body)["items"]
-                    if len(items) != n or not all(item.get("because") and item.get("evidence") for item in items):
-                        errors.append(f"{len(items)} items, or an item without 'because' or evidence")
+                    if len(items) != n or not all(
+                        item.get("because") and item.get("evidence") for item in items
+                    ):
+                        errors.append(
+                            f"{len(items)} items, or an item without 'because' or evidence"
+                        )
                         continue
                 latencies.append(elapsed)
             except (OSError, asyncio.IncompleteReadError, ValueError, AttributeError) as exc:
@@ -117,23 +142,25 @@ def other_paths(args) -> dict:
         words = t["track_name"].split()
         typed.append(words[0] + (" " + words[1][:2] if len(words) > 1 else ""))
         w = words[0]
-        typos.append(w[:1] + w[2:3] + w[1:2] + w[3:] if len(w) > 3 else w + "x")   # swap two letters
+        typos.append(w[:1] + w[2:3] + w[1:2] + w[3:] if len(w) > 3 else w + "x")  # swap two letters
     paths = {
         "search, as typed": [f"/v1/tracks?q={urllib.parse.quote(q)}&limit=20" for q in typed],
         "search, with a typo": [f"/v1/tracks?q={urllib.parse.quote(q)}&limit=20" for q in typos],
-        "similar (n=10)": [f"/v1/tracks/{urllib.parse.quote(t['track_uri'])}/similar?n=10" for t in picks],
+        "similar (n=10)": [
+            f"/v1/tracks/{urllib.parse.quote(t['track_uri'])}/similar?n=10" for t in picks
+        ],
         "models": ["/v1/models"] * 50,
     }
     out = {}
     for name, urls in paths.items():
         times, errors, not_found = [], 0, 0
-        for url in urls[:5] + urls:           # the first five again as warm-up
+        for url in urls[:5] + urls:  # the first five again as warm-up
             started = time.perf_counter()
             try:
                 with urllib.request.urlopen(args.url + url, timeout=30) as answer:
                     answer.read()
                     ok = answer.status == 200
-            except urllib.error.HTTPError as exc:   # 404: a held-out track the training never saw
+            except urllib.error.HTTPError as exc:  # 404: a held-out track the training never saw
                 exc.read()
                 ok = exc.code == 404
                 not_found += exc.code == 404
@@ -142,8 +169,14 @@ def other_paths(args) -> dict:
             times.append(time.perf_counter() - started)
             errors += not ok
         ms = np.array(times[5:]) * 1000
-        out[name] = {"requests": len(ms), "errors": errors, "not_found": not_found, "p50_ms": float(np.percentile(ms, 50)),
-                     "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+        out[name] = {
+            "requests": len(ms),
+            "errors": errors,
+            "not_found": not_found,
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max()),
+        }
     return out
 
 
@@ -162,29 +195,59 @@ def client_main(args) -> None:
     async def run() -> float:
         try:
             import uvloop
+
             uvloop.install()
         except ImportError:
             pass
         # Warm-up (not counted): each connection's first requests.
-        await asyncio.gather(*(one_connection(host, port, requests[:args.concurrency * 2], args.n, None, [], [],
-                                              c, args.concurrency) for c in range(args.concurrency)))
+        await asyncio.gather(
+            *(
+                one_connection(
+                    host,
+                    port,
+                    requests[: args.concurrency * 2],
+                    args.n,
+                    None,
+                    [],
+                    [],
+                    c,
+                    args.concurrency,
+                )
+                for c in range(args.concurrency)
+            )
+        )
         started = time.perf_counter()
         deadline = started + args.duration if args.duration else None
-        await asyncio.gather(*(one_connection(host, port, requests, args.n, deadline, latencies, errors, c,
-                                              args.concurrency) for c in range(args.concurrency)))
+        await asyncio.gather(
+            *(
+                one_connection(
+                    host, port, requests, args.n, deadline, latencies, errors, c, args.concurrency
+                )
+                for c in range(args.concurrency)
+            )
+        )
         return time.perf_counter() - started
 
     asyncio.set_event_loop(asyncio.new_event_loop())
     wall = asyncio.get_event_loop().run_until_complete(run())
     ms = np.array(latencies) * 1000
-    print(json.dumps({
-        "requests": len(latencies) + len(errors), "ok": len(latencies), "errors": len(errors),
-        "error_examples": errors[:5], "seconds": wall, "throughput": len(latencies) / wall,
-        "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
-        "p90_ms": float(np.percentile(ms, 90)) if len(ms) else None,
-        "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
-        "max_ms": float(ms.max()) if len(ms) else None, "mean_ms": float(ms.mean()) if len(ms) else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "requests": len(latencies) + len(errors),
+                "ok": len(latencies),
+                "errors": len(errors),
+                "error_examples": errors[:5],
+                "seconds": wall,
+                "throughput": len(latencies) / wall,
+                "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+                "p90_ms": float(np.percentile(ms, 90)) if len(ms) else None,
+                "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+                "max_ms": float(ms.max()) if len(ms) else None,
+                "mean_ms": float(ms.mean()) if len(ms) else None,
+            }
+        )
+    )
 
 
 # --- the driver ------------------------------------------------------------------------------------
@@ -229,13 +292,30 @@ class PeakMemory:
         self._thread.join()
 
 
-def start_server(models: list[Path], workers: int, state: Path) -> tuple[subprocess.Popen, str, float, Path]:
+def start_server(
+    models: list[Path], workers: int, state: Path
+) -> tuple[subprocess.Popen, str, float, Path]:
     log = state / "server.log"
     handle = open(log, "w")  # the child writes it
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "segue", "serve", *map(str, models), "--port", "0",
-                                "--workers", str(workers), "--state", str(state / "live")],
-                               stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "segue",
+            "serve",
+            *map(str, models),
+            "--port",
+            "0",
+            "--workers",
+            str(workers),
+            "--state",
+            str(state / "live"),
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     handle.close()
     import urllib.request
 
@@ -253,17 +333,43 @@ def start_server(models: list[Path], workers: int, state: Path) -> tuple[subproc
         time.sleep(0.2)
 
 
-def run_client(url: str, args, *, concurrency: int = 1, duration: float = 0, requests: int = 0,
-               paths: bool = False) -> dict:
-    command = [sys.executable, __file__, "client", "--url", url, "--queries", str(args.queries), "--n", str(args.n),
-               "--concurrency", str(concurrency), "--duration", str(duration), "--requests", str(requests),
-               "--seed", str(args.seed), *(["--paths"] if paths else [])]
+def run_client(
+    url: str,
+    args,
+    *,
+    concurrency: int = 1,
+    duration: float = 0,
+    requests: int = 0,
+    paths: bool = False,
+) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "client",
+        "--url",
+        url,
+        "--queries",
+        str(args.queries),
+        "--n",
+        str(args.n),
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+        "--requests",
+        str(requests),
+        "--seed",
+        str(args.seed),
+        *(["--paths"] if paths else []),
+    ]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="mode")
     client = sub.add_parser("client")
     client.add_argument("--url", required=True)
@@ -275,8 +381,15 @@ def main() -> int:
     client.add_argument("--duration", type=float, default=0)
     client.add_argument("--requests", type=int, default=1000)
     client.add_argument("--paths", action="store_true", help="time the other endpoints instead")
-    parser.add_argument("--model", type=Path, action="append", required=False, help="model directory (repeatable)")
-    parser.add_argument("--workers", type=int, action="append", help="server worker processes (repeatable: one run each)")
+    parser.add_argument(
+        "--model", type=Path, action="append", required=False, help="model directory (repeatable)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        action="append",
+        help="server worker processes (repeatable: one run each)",
+    )
     parser.add_argument("--latency-requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60)
@@ -295,23 +408,47 @@ def main() -> int:
             try:
                 time.sleep(2)
                 rest = tree_memory(process.pid)
-                print(f"[{workers} worker(s)] up in {start_s:.1f} s at {url}; at rest RSS {rest[0]:.2f} GiB, "
-                      f"PSS {rest[1]:.2f} GiB", file=sys.stderr)
-                latency = run_client(url, args, concurrency=1, duration=0, requests=args.latency_requests)
+                print(
+                    f"[{workers} worker(s)] up in {start_s:.1f} s at {url}; at rest RSS {rest[0]:.2f} GiB, "
+                    f"PSS {rest[1]:.2f} GiB",
+                    file=sys.stderr,
+                )
+                latency = run_client(
+                    url, args, concurrency=1, duration=0, requests=args.latency_requests
+                )
                 print(f"  latency (1 client): {latency}", file=sys.stderr)
                 others = run_client(url, args, paths=True)
                 print(f"  other endpoints (1 client): {others}", file=sys.stderr)
                 with PeakMemory(process.pid) as peak:
-                    load = run_client(url, args, concurrency=args.concurrency, duration=args.duration,
-                                      requests=10_000)
-                print(f"  load ({args.concurrency} clients, {args.duration:.0f} s): {load}", file=sys.stderr)
+                    load = run_client(
+                        url,
+                        args,
+                        concurrency=args.concurrency,
+                        duration=args.duration,
+                        requests=10_000,
+                    )
+                print(
+                    f"  load ({args.concurrency} clients, {args.duration:.0f} s): {load}",
+                    file=sys.stderr,
+                )
             finally:
                 process.terminate()
                 process.wait(timeout=60)
             server_log = log.read_text()
-            runs.append({"workers": workers, "start_s": start_s, "rest_rss_gib": rest[0], "rest_pss_gib": rest[1],
-                         "load_rss_gib": peak.rss, "load_pss_gib": peak.pss, "latency": latency, "load": load, "others": others,
-                         "server_tracebacks": server_log.count("Traceback")})
+            runs.append(
+                {
+                    "workers": workers,
+                    "start_s": start_s,
+                    "rest_rss_gib": rest[0],
+                    "rest_pss_gib": rest[1],
+                    "load_rss_gib": peak.rss,
+                    "load_pss_gib": peak.pss,
+                    "latency": latency,
+                    "load": load,
+                    "others": others,
+                    "server_tracebacks": server_log.count("Traceback"),
+                }
+            )
     text = report(args, runs)
     print(text)
     (args.out / "results.md").write_text(text)
@@ -321,8 +458,11 @@ def main() -> int:
 
 def report(args, runs: list[dict]) -> str:
     params = [json.loads((m / "params.json").read_text()) for m in args.model]
-    described = "; ".join(f"{p['model']} {p['config']} trained on {p['trained_on'].get('n_playlists', '?'):,} "
-                          f"playlists, {p['n_tracks']:,} tracks" for p in params)
+    described = "; ".join(
+        f"{p['model']} {p['config']} trained on {p['trained_on'].get('n_playlists', '?'):,} "
+        f"playlists, {p['n_tracks']:,} tracks"
+        for p in params
+    )
     lines = [
         "### Service (`segue serve`) under load",
         "",
@@ -347,12 +487,20 @@ def report(args, runs: list[dict]) -> str:
             f"{lat['p50_ms']:.1f} / {lat['p90_ms']:.1f} / {lat['p99_ms']:.1f} / {lat['max_ms']:.0f} ms | "
             f"{load['throughput']:.0f} ({load['ok']:,} in {load['seconds']:.0f} s) | "
             f"{load['p50_ms']:.0f} / {load['p99_ms']:.0f} ms | {load['errors'] + lat['errors']} | "
-            f"{r['load_pss_gib']:.2f} / {r['load_rss_gib']:.2f} GiB |")
-    lines += ["", "Other endpoints, one client, one request at a time (p50 / p99 / max; errors):", ""]
+            f"{r['load_pss_gib']:.2f} / {r['load_rss_gib']:.2f} GiB |"
+        )
+    lines += [
+        "",
+        "Other endpoints, one client, one request at a time (p50 / p99 / max; errors):",
+        "",
+    ]
     for r in runs:
-        cells = [f"{name} {v['p50_ms']:.1f} / {v['p99_ms']:.1f} / {v['max_ms']:.0f} ms ({v['errors']}"
-                 + (f"; {v['not_found']} tracks not in the catalog: 404" if v["not_found"] else "") + ")"
-                 for name, v in r["others"].items()]
+        cells = [
+            f"{name} {v['p50_ms']:.1f} / {v['p99_ms']:.1f} / {v['max_ms']:.0f} ms ({v['errors']}"
+            + (f"; {v['not_found']} tracks not in the catalog: 404" if v["not_found"] else "")
+            + ")"
+            for name, v in r["others"].items()
+        ]
         lines.append(f"- {r['workers']} worker(s): " + "; ".join(cells))
     return "\n".join(lines) + "\n"
 

@@ -31,8 +31,8 @@ sys.path.insert(0, str(HERE))
 from measure import machine, measure  # noqa: E402
 
 SEGUE = [sys.executable, "-m", "segue"]
-USER_MODELS = ("popular", "itemknn", "als")          # trained on train.to_playlist_data()
-NEXT_MODELS = ("popular", "sknn", "gru4rec")         # trained on train.to_session_data()
+USER_MODELS = ("popular", "itemknn", "als")  # trained on train.to_playlist_data()
+NEXT_MODELS = ("popular", "sknn", "gru4rec")  # trained on train.to_session_data()
 
 
 def data_stage(args) -> str:
@@ -40,11 +40,31 @@ def data_stage(args) -> str:
     gen, data = work / f"gen-{args.users}", work / f"data-{args.users}"
     rows = []
     for name, command in (
-        ("generate sessions", [*SEGUE, "generate", "sessions", "--users", str(args.users), "--out", str(gen),
-                               "--seed", str(args.seed), "--overwrite"]),
+        (
+            "generate sessions",
+            [
+                *SEGUE,
+                "generate",
+                "sessions",
+                "--users",
+                str(args.users),
+                "--out",
+                str(gen),
+                "--seed",
+                str(args.seed),
+                "--overwrite",
+            ],
+        ),
         ("ingest sessions", [*SEGUE, "ingest", "sessions", str(gen), "--out", str(data)]),
-        ("ListeningData.load", [sys.executable, "-c", f"from segue.data.sessions import ListeningData; "
-                                f"d = ListeningData.load({str(data)!r}); print(d.counts())"]),
+        (
+            "ListeningData.load",
+            [
+                sys.executable,
+                "-c",
+                f"from segue.data.sessions import ListeningData; "
+                f"d = ListeningData.load({str(data)!r}); print(d.counts())",
+            ],
+        ),
     ):
         m = measure(command)
         if m.returncode != 0:
@@ -65,8 +85,10 @@ def data_stage(args) -> str:
         "",
         "| stage | wall time | plays/s | peak RSS (process tree) |",
         "|---|---|---|---|",
-        *[f"| {name} | {m.wall_s:.1f} s | {counts['events'] / m.wall_s:,.0f} | {m.peak_rss_gib:.2f} GiB |"
-          for name, m in rows],
+        *[
+            f"| {name} | {m.wall_s:.1f} s | {counts['events'] / m.wall_s:,.0f} | {m.peak_rss_gib:.2f} GiB |"
+            for name, m in rows
+        ],
         "",
     ]
     if not args.keep:
@@ -93,11 +115,23 @@ def worker(args) -> None:
     model = cls(config).fit(data)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
-    ids = recommend_next(model, split.test, 10) if args.task == "next" else recommend_users(model, split.test, 50)
+    ids = (
+        recommend_next(model, split.test, 10)
+        if args.task == "next"
+        else recommend_users(model, split.test, 50)
+    )
     answer_s = time.perf_counter() - start
     np.save(out.with_suffix(".npy"), ids)
-    out.write_text(json.dumps({"fit_s": fit_s, "answer_s": answer_s, "queries": len(ids),
-                               "training_log": getattr(model, "training_log", None)}))
+    out.write_text(
+        json.dumps(
+            {
+                "fit_s": fit_s,
+                "answer_s": answer_s,
+                "queries": len(ids),
+                "training_log": getattr(model, "training_log", None),
+            }
+        )
+    )
 
 
 def models_stage(args) -> str:
@@ -110,25 +144,60 @@ def models_stage(args) -> str:
     )
 
     work: Path = args.work
-    gen, data, split_dir = work / f"gen-{args.users}", work / f"data-{args.users}", work / f"split-{args.users}"
+    gen, data, split_dir = (
+        work / f"gen-{args.users}",
+        work / f"data-{args.users}",
+        work / f"split-{args.users}",
+    )
     if not (data / "manifest.json").exists():
-        for command in ([*SEGUE, "generate", "sessions", "--users", str(args.users), "--out", str(gen), "--seed",
-                         str(args.seed), "--overwrite"], [*SEGUE, "ingest", "sessions", str(gen), "--out", str(data)]):
+        for command in (
+            [
+                *SEGUE,
+                "generate",
+                "sessions",
+                "--users",
+                str(args.users),
+                "--out",
+                str(gen),
+                "--seed",
+                str(args.seed),
+                "--overwrite",
+            ],
+            [*SEGUE, "ingest", "sessions", str(gen), "--out", str(data)],
+        ):
             m = measure(command)
             if m.returncode != 0:
                 raise SystemExit(m.output[-2000:])
     start = time.perf_counter()
-    split = split_listening(ListeningData.load(data), seed=args.seed, max_next_track=args.next_queries)
+    split = split_listening(
+        ListeningData.load(data), seed=args.seed, max_next_track=args.next_queries
+    )
     write_listening_split(split, split_dir, catalog_from=data)
     split_s = time.perf_counter() - start
     split = load_listening_split(split_dir)
-    runs = [("next", "load", [])] + [("users", m, []) for m in USER_MODELS] + [("next", m, []) for m in NEXT_MODELS]
+    runs = (
+        [("next", "load", [])]
+        + [("users", m, []) for m in USER_MODELS]
+        + [("next", m, []) for m in NEXT_MODELS]
+    )
     runs += [("next", "gru4rec", p.split(",")) for p in args.gru_variant]
     results, user_rankings, next_rankings = [], {}, {}
     for task, model, params in runs:
         result = work / f"result-{task}-{model}-{len(results)}.json"
-        command = [sys.executable, str(Path(__file__).resolve()), "worker", "--split", str(split_dir), "--task", task,
-                   "--model", model, "--result", str(result), *[a for p in params for a in ("--param", p)]]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "worker",
+            "--split",
+            str(split_dir),
+            "--task",
+            task,
+            "--model",
+            model,
+            "--result",
+            str(result),
+            *[a for p in params for a in ("--param", p)],
+        ]
         m = measure(command)
         if m.returncode != 0:
             raise SystemExit(f"{model} failed:\n{m.output[-3000:]}")
@@ -145,7 +214,8 @@ def models_stage(args) -> str:
         f"### Session-side models at {args.users:,} generated users",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_sessions.py models --users {args.users} --work {work}`"
-        + "".join(f" --gru-variant {v}" for v in args.gru_variant) + "  ",
+        + "".join(f" --gru-variant {v}" for v in args.gru_variant)
+        + "  ",
         f"Machine: {machine()}  ",
         f"Date: {datetime.date.today().isoformat()}  ",
         f"Split (seed {args.seed}, {split_s:.1f} s): {c['held_out_users']:,} of {c['users']:,} users with held-out "
@@ -157,8 +227,11 @@ def models_stage(args) -> str:
         "",
         "| task | model | fit | answer | peak RSS |",
         "|---|---|---|---|---|",
-        *[f"| {task} | {label} | {info['fit_s']:.1f} s | {info.get('answer_s', 0):.1f} s for "
-          f"{info.get('queries', 0):,} | {m.peak_rss_gib:.2f} GiB |" for task, label, m, info in results],
+        *[
+            f"| {task} | {label} | {info['fit_s']:.1f} s | {info.get('answer_s', 0):.1f} s for "
+            f"{info.get('queries', 0):,} | {m.peak_rss_gib:.2f} GiB |"
+            for task, label, m, info in results
+        ],
         "",
     ]
     for _, label, _, info in results:
@@ -168,7 +241,9 @@ def models_stage(args) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="stage", required=True)
     for name in ("data", "models"):
         p = sub.add_parser(name)
@@ -178,8 +253,12 @@ def main() -> int:
         p.add_argument("--keep", action="store_true", help="keep the generated CSV files")
         if name == "models":
             p.add_argument("--next-queries", type=int, default=20_000)
-            p.add_argument("--gru-variant", action="append", default=[],
-                           help="extra gru4rec run, comma-separated key=value params (repeatable)")
+            p.add_argument(
+                "--gru-variant",
+                action="append",
+                default=[],
+                help="extra gru4rec run, comma-separated key=value params (repeatable)",
+            )
     w = sub.add_parser("worker")
     w.add_argument("--split", type=Path, required=True)
     w.add_argument("--task", choices=("users", "next"), required=True)

@@ -59,7 +59,9 @@ def measure(command: list[str], interval: float = 0.1) -> Measurement:
         peak = max(peak, tree_rss(ps))
         time.sleep(interval)
     thread.join()
-    return Measurement(command, time.perf_counter() - start, peak / 2**30, proc.returncode, "".join(chunks))
+    return Measurement(
+        command, time.perf_counter() - start, peak / 2**30, proc.returncode, "".join(chunks)
+    )
 
 
 def machine() -> str:
@@ -74,4 +76,6 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return f"{psutil.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+    return (
+        f"{psutil.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+    )

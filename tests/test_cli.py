@@ -9,8 +9,23 @@ from segue.cli import main
 
 def test_generate_verify_ingest_eda(tmp_path, capsys):
     mpd, data, eda = tmp_path / "mpd", tmp_path / "data", tmp_path / "eda"
-    assert main(["generate", "mpd", "--playlists", "1200", "--out", str(mpd), "--seed", "3",
-                 "--challenge-per-category", "5"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "mpd",
+                "--playlists",
+                "1200",
+                "--out",
+                str(mpd),
+                "--seed",
+                "3",
+                "--challenge-per-category",
+                "5",
+            ]
+        )
+        == 0
+    )
     assert "wrote 1,200 playlists" in capsys.readouterr().out
     assert main(["verify", str(mpd)]) == 0
     assert "RESULT: OK" in capsys.readouterr().out

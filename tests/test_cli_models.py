@@ -13,17 +13,24 @@ from segue.data import schema
 @pytest.fixture(scope="module")
 def itemknn_dir(small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "itemknn"
-    assert main(["train", "itemknn", str(small_data), "--out", str(out), "--param", "n_neighbors=50"]) == 0
+    assert (
+        main(["train", "itemknn", str(small_data), "--out", str(out), "--param", "n_neighbors=50"])
+        == 0
+    )
     return out
 
 
 def _popular_uri(small_data) -> tuple[str, str]:
-    tracks = pq.read_table(small_data / schema.TRACKS_FILE, columns=[schema.TRACK_URI, schema.TRACK_NAME])
+    tracks = pq.read_table(
+        small_data / schema.TRACKS_FILE, columns=[schema.TRACK_URI, schema.TRACK_NAME]
+    )
     entries = pq.read_table(small_data / schema.PLAYLIST_TRACKS_FILE, columns=[schema.TRACK_ID])
     import numpy as np
 
     top = int(np.bincount(entries.column(schema.TRACK_ID).to_numpy()).argmax())
-    return tracks.column(schema.TRACK_URI)[top].as_py(), tracks.column(schema.TRACK_NAME)[top].as_py()
+    return tracks.column(schema.TRACK_URI)[top].as_py(), tracks.column(schema.TRACK_NAME)[
+        top
+    ].as_py()
 
 
 def test_params_are_applied_and_saved(itemknn_dir):
@@ -34,9 +41,35 @@ def test_params_are_applied_and_saved(itemknn_dir):
 
 
 def test_unknown_or_bad_params_exit_2(small_data, tmp_path, capsys):
-    assert main(["train", "itemknn", str(small_data), "--out", str(tmp_path / "m"), "--param", "neighbours=5"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "itemknn",
+                str(small_data),
+                "--out",
+                str(tmp_path / "m"),
+                "--param",
+                "neighbours=5",
+            ]
+        )
+        == 2
+    )
     assert "unknown parameter neighbours" in capsys.readouterr().err
-    assert main(["train", "als", str(small_data), "--out", str(tmp_path / "m"), "--param", "factors=lots"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "als",
+                str(small_data),
+                "--out",
+                str(tmp_path / "m"),
+                "--param",
+                "factors=lots",
+            ]
+        )
+        == 2
+    )
     assert "'lots' is not a valid int" in capsys.readouterr().err
     assert main(["train", "nope", str(small_data), "--out", str(tmp_path / "m")]) == 2
     assert not (tmp_path / "m").exists()
@@ -49,13 +82,29 @@ def test_one_playlist_with_explanations(itemknn_dir, small_data, capsys):
     ranked = [line for line in lines if line.strip()[:2].rstrip(".").isdigit()]
     assert len(ranked) == 5 and ranked[0].strip().startswith("1.")
     because = [line for line in lines if line.strip().startswith("Because the playlist has")]
-    assert len(because) == 5 and all(name in line for line in because)   # the only seed is named
+    assert len(because) == 5 and all(name in line for line in because)  # the only seed is named
 
 
 def test_challenge_set_with_explain(itemknn_dir, small_mpd, tmp_path, capsys):
     out = tmp_path / "sub.csv.gz"
-    assert main(["recommend", str(itemknn_dir), "--challenge", str(small_mpd / "challenge_set.json"),
-                 "--out", str(out), "--explain", "--explain-playlists", "2", "--explain-tracks", "3"]) == 0
+    assert (
+        main(
+            [
+                "recommend",
+                str(itemknn_dir),
+                "--challenge",
+                str(small_mpd / "challenge_set.json"),
+                "--out",
+                str(out),
+                "--explain",
+                "--explain-playlists",
+                "2",
+                "--explain-tracks",
+                "3",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert out.exists() and text.count("\npid ") == 2
     assert text.count("   1. ") == 2 and text.count("   3. ") == 2
@@ -76,7 +125,10 @@ def test_bad_inputs_name_the_problem(itemknn_dir, small_mpd, tmp_path, capsys):
     assert "not in the model's catalog: spotify:track:doesnotexist" in capsys.readouterr().err
     assert main(["recommend", str(itemknn_dir)]) == 2
     assert "give either --challenge" in capsys.readouterr().err
-    assert main(["recommend", str(itemknn_dir), "--challenge", str(small_mpd / "challenge_set.json")]) == 2
+    assert (
+        main(["recommend", str(itemknn_dir), "--challenge", str(small_mpd / "challenge_set.json")])
+        == 2
+    )
     assert "needs --out" in capsys.readouterr().err
     assert main(["similar", str(tmp_path), "spotify:track:x"]) == 2
     assert "Traceback" not in capsys.readouterr().err
@@ -89,21 +141,80 @@ def test_hybrid_reuses_trained_components(itemknn_dir, small_data, tmp_path, cap
 
     components = itemknn_dir.parent
     assert main(["train", "title", str(small_data), "--out", str(components / "title")]) == 0
-    config = ["--param", "components=title,itemknn", "--param", "component_params=itemknn.n_neighbors=50",
-              "--param", "validation_per_group=20"]
+    config = [
+        "--param",
+        "components=title,itemknn",
+        "--param",
+        "component_params=itemknn.n_neighbors=50",
+        "--param",
+        "validation_per_group=20",
+    ]
     out = tmp_path / "hybrid"
-    assert main(["train", "hybrid", str(small_data), "--out", str(out), *config,
-                 "--components-from", str(components)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "hybrid",
+                str(small_data),
+                "--out",
+                str(out),
+                *config,
+                "--components-from",
+                str(components),
+            ]
+        )
+        == 0
+    )
     assert "weights per query group" in capsys.readouterr().out
     assert json.loads((out / "params.json").read_text())["config"]["components"] == "title,itemknn"
     # A component trained with other parameters is not the configured one: refused, nothing written.
     bad = ["--param", "components=title,itemknn", "--param", "validation_per_group=20"]
-    assert main(["train", "hybrid", str(small_data), "--out", str(tmp_path / "h2"), *bad,
-                 "--components-from", str(components)]) == 2
-    assert "trained with other parameters" in capsys.readouterr().err and not (tmp_path / "h2").exists()
-    assert main(["train", "hybrid", str(small_data), "--out", str(tmp_path / "h3"),
-                 "--components-from", str(tmp_path / "nowhere")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "hybrid",
+                str(small_data),
+                "--out",
+                str(tmp_path / "h2"),
+                *bad,
+                "--components-from",
+                str(components),
+            ]
+        )
+        == 2
+    )
+    assert (
+        "trained with other parameters" in capsys.readouterr().err
+        and not (tmp_path / "h2").exists()
+    )
+    assert (
+        main(
+            [
+                "train",
+                "hybrid",
+                str(small_data),
+                "--out",
+                str(tmp_path / "h3"),
+                "--components-from",
+                str(tmp_path / "nowhere"),
+            ]
+        )
+        == 2
+    )
     assert "no trained model in" in capsys.readouterr().err
-    assert main(["train", "itemknn", str(small_data), "--out", str(tmp_path / "h4"),
-                 "--components-from", str(components)]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "itemknn",
+                str(small_data),
+                "--out",
+                str(tmp_path / "h4"),
+                "--components-from",
+                str(components),
+            ]
+        )
+        == 2
+    )
     assert "only hybrid and rerank" in capsys.readouterr().err

@@ -29,9 +29,12 @@ def test_lines_are_logged_under_a_bar_and_marked(monkeypatch):
         with progress_module.progress("counting", 10, "things") as bar:
             bar.every_s = 0.0
             bar.advance(4)
-            assert bar._bar is not None            # the rich bar is shown
+            assert bar._bar is not None  # the rich bar is shown
         lines = [r for r in collect.records if r.getMessage().startswith("counting:")]
-        assert [r.getMessage().split(" (")[0] for r in lines] == ["counting: 4/10 things", "counting: 4/10 things"]
+        assert [r.getMessage().split(" (")[0] for r in lines] == [
+            "counting: 4/10 things",
+            "counting: 4/10 things",
+        ]
         assert all(r.segue_bar for r in lines) and "ETA" in lines[0].getMessage()
 
         monkeypatch.setattr(progress_module, "_interactive", lambda: False)
@@ -48,7 +51,7 @@ def test_lines_are_logged_under_a_bar_and_marked(monkeypatch):
 def test_cli_terminal_handler_drops_bar_lines():
     logger = logging.getLogger("segue")
     saved = (list(logger.handlers), logger.level, logger.propagate)
-    logger.handlers.clear()         # as in a fresh process: the CLI installs its handler
+    logger.handlers.clear()  # as in a fresh process: the CLI installs its handler
     try:
         _configure_logging()
         handlers = [h for h in logger.handlers if _not_a_bar_line in h.filters]
@@ -58,6 +61,8 @@ def test_cli_terminal_handler_drops_bar_lines():
         logger.propagate = saved[2]
     assert len(handlers) == 1, "the CLI's terminal handler carries the filter"
     make = logging.getLogger("segue").makeRecord
-    bar_line = make("segue", logging.INFO, __file__, 0, "x: 1/2", (), None, extra={"segue_bar": True})
+    bar_line = make(
+        "segue", logging.INFO, __file__, 0, "x: 1/2", (), None, extra={"segue_bar": True}
+    )
     plain = make("segue", logging.INFO, __file__, 0, "x: 1/2", (), None, extra={"segue_bar": False})
     assert not handlers[0].filter(bar_line) and handlers[0].filter(plain)

@@ -459,7 +459,9 @@ def test_listening_gat_planted_best_is_found_and_scored_like_the_harness(
     )
     trained = ListeningGATRecommender.load(tmp_path / "model")
     assert trained.config.learning_rate == 0.03 and trained.config.heads == (2,)
-    assert trained.config.temperature == basic_config().temperature  # the preset's own default stays
+    assert (
+        trained.config.temperature == basic_config().temperature
+    )  # the preset's own default stays
 
 
 def test_listening_tuning_refuses_what_does_not_fit(listening_dir, split, tmp_path, capsys):

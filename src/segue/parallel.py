@@ -21,8 +21,12 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def ordered_map(func: Callable[[T], R], items: Iterable[T], workers: int | None = None,
-                window: int | None = None) -> Iterator[R]:
+def ordered_map(
+    func: Callable[[T], R],
+    items: Iterable[T],
+    workers: int | None = None,
+    window: int | None = None,
+) -> Iterator[R]:
     """Yield ``func(item)`` for each item, in order, computed in ``workers`` forked processes.
 
     ``func`` must be a module-level function. With ``workers == 1`` everything runs inline

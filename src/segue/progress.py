@@ -57,8 +57,12 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
             )
             self._bar.start()
             self._task = self._bar.add_task(description, total=self.total)
@@ -81,7 +85,15 @@ class Progress:
         pct = 100.0 * self.done / self.total if self.total else 100.0
         log.info(
             "%s: %d/%d %s (%.1f%%), %.1f %s/s, ETA %.0f s, RSS %.2f GiB",
-            self.description, self.done, self.total, self.unit, pct, rate, self.unit, eta, rss_gib(),
+            self.description,
+            self.done,
+            self.total,
+            self.unit,
+            pct,
+            rate,
+            self.unit,
+            eta,
+            rss_gib(),
             extra={"segue_bar": self._bar is not None},
         )
 

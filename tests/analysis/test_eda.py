@@ -54,41 +54,57 @@ def _ts(y: int, m: int, d: int, h: int = 12) -> int:
 MODIFIED = [_ts(2017, 1, 2, 9), _ts(2017, 1, 2, 20), _ts(2016, 5, 5), _ts(2017, 10, 31)]
 
 
-def _write(data_dir: Path, *, followers=FOLLOWERS, edits=EDITS, modified=MODIFIED,
-           titles=TITLES, playlist_tracks=PLAYLIST_TRACKS) -> Path:
+def _write(
+    data_dir: Path,
+    *,
+    followers=FOLLOWERS,
+    edits=EDITS,
+    modified=MODIFIED,
+    titles=TITLES,
+    playlist_tracks=PLAYLIST_TRACKS,
+) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     n = len(playlist_tracks)
-    playlists = pa.Table.from_pydict({
-        schema.PID: list(range(n)),
-        schema.NAME: titles,
-        schema.DESCRIPTION: [None, "", "nice", None][:n],
-        schema.COLLABORATIVE: [False, True, False, False][:n],
-        schema.MODIFIED_AT: modified,
-        schema.NUM_TRACKS: [len(p) for p in playlist_tracks],
-        schema.NUM_ALBUMS: [None] * n,
-        schema.NUM_FOLLOWERS: followers,
-        schema.NUM_EDITS: edits,
-        schema.DURATION_MS: [None] * n,
-        schema.NUM_ARTISTS: [None] * n,
-    }, schema=schema.PLAYLISTS_SCHEMA)
-    tracks = pa.Table.from_pydict({
-        schema.TRACK_ID: list(range(len(TRACKS))),
-        schema.TRACK_URI: [f"spotify:track:{i}" for i in range(len(TRACKS))],
-        schema.TRACK_NAME: [t[0] for t in TRACKS],
-        schema.ARTIST_ID: [t[1] for t in TRACKS],
-        schema.ARTIST_URI: [f"spotify:artist:{t[1]}" for t in TRACKS],
-        schema.ARTIST_NAME: [t[2] for t in TRACKS],
-        schema.ALBUM_ID: [t[3] for t in TRACKS],
-        schema.ALBUM_URI: [f"spotify:album:{t[3]}" for t in TRACKS],
-        schema.ALBUM_NAME: [t[4] for t in TRACKS],
-        schema.DURATION_MS: [200_000] * len(TRACKS),
-    }, schema=schema.TRACKS_SCHEMA)
+    playlists = pa.Table.from_pydict(
+        {
+            schema.PID: list(range(n)),
+            schema.NAME: titles,
+            schema.DESCRIPTION: [None, "", "nice", None][:n],
+            schema.COLLABORATIVE: [False, True, False, False][:n],
+            schema.MODIFIED_AT: modified,
+            schema.NUM_TRACKS: [len(p) for p in playlist_tracks],
+            schema.NUM_ALBUMS: [None] * n,
+            schema.NUM_FOLLOWERS: followers,
+            schema.NUM_EDITS: edits,
+            schema.DURATION_MS: [None] * n,
+            schema.NUM_ARTISTS: [None] * n,
+        },
+        schema=schema.PLAYLISTS_SCHEMA,
+    )
+    tracks = pa.Table.from_pydict(
+        {
+            schema.TRACK_ID: list(range(len(TRACKS))),
+            schema.TRACK_URI: [f"spotify:track:{i}" for i in range(len(TRACKS))],
+            schema.TRACK_NAME: [t[0] for t in TRACKS],
+            schema.ARTIST_ID: [t[1] for t in TRACKS],
+            schema.ARTIST_URI: [f"spotify:artist:{t[1]}" for t in TRACKS],
+            schema.ARTIST_NAME: [t[2] for t in TRACKS],
+            schema.ALBUM_ID: [t[3] for t in TRACKS],
+            schema.ALBUM_URI: [f"spotify:album:{t[3]}" for t in TRACKS],
+            schema.ALBUM_NAME: [t[4] for t in TRACKS],
+            schema.DURATION_MS: [200_000] * len(TRACKS),
+        },
+        schema=schema.TRACKS_SCHEMA,
+    )
     rows = [(pid, pos, t) for pid, p in enumerate(playlist_tracks) for pos, t in enumerate(p)]
-    entries = pa.Table.from_pydict({
-        schema.PID: [r[0] for r in rows],
-        schema.POS: [r[1] for r in rows],
-        schema.TRACK_ID: [r[2] for r in rows],
-    }, schema=schema.PLAYLIST_TRACKS_SCHEMA)
+    entries = pa.Table.from_pydict(
+        {
+            schema.PID: [r[0] for r in rows],
+            schema.POS: [r[1] for r in rows],
+            schema.TRACK_ID: [r[2] for r in rows],
+        },
+        schema=schema.PLAYLIST_TRACKS_SCHEMA,
+    )
     pq.write_table(playlists, data_dir / schema.PLAYLISTS_FILE)
     pq.write_table(tracks, data_dir / schema.TRACKS_FILE)
     pq.write_table(entries, data_dir / schema.PLAYLIST_TRACKS_FILE)
@@ -105,25 +121,42 @@ def result(tmp_path_factory):
 
 # --- normalization ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("Chill!!", "chill"),
-    ("  Work   Out ", "work out"),
-    ("R&B", "r&b"),
-    ("workout", "workout"),
-    ("rock/pop (2017)", "rock pop 2017"),
-    ("#throwback_thursday", "throwback thursday"),
-    ("a.b,c/d#e!f$g%h^i*j;k:l{m}n=o_p`q~r(s)t@u", "a b c d e f g h i j k l m n o p q r s t u"),
-    ("tab\tand\nnewline", "tab and newline"),
-    ("!!!", ""),
-    ("Çafé ΣΑΣ", "çafé σας"),
-])
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Chill!!", "chill"),
+        ("  Work   Out ", "work out"),
+        ("R&B", "r&b"),
+        ("workout", "workout"),
+        ("rock/pop (2017)", "rock pop 2017"),
+        ("#throwback_thursday", "throwback thursday"),
+        ("a.b,c/d#e!f$g%h^i*j;k:l{m}n=o_p`q~r(s)t@u", "a b c d e f g h i j k l m n o p q r s t u"),
+        ("tab\tand\nnewline", "tab and newline"),
+        ("!!!", ""),
+        ("Çafé ΣΑΣ", "çafé σας"),
+    ],
+)
 def test_normalize_name_mpd(raw, expected):
     assert normalize_name_mpd(raw) == expected
 
 
 def test_vectorized_normalization_matches_scalar():
-    samples = ["Chill!!", "  Work   Out ", "R&B", "x\u00a0y", "a\u3000b", "a\x1cb", " \x1f ",
-               "İstanbul", "ΣΑΣ ΟΔΟΣ", "(((  )))", "new\u2028line", "", "MiXeD cAsE 2000s"]
+    samples = [
+        "Chill!!",
+        "  Work   Out ",
+        "R&B",
+        "x\u00a0y",
+        "a\u3000b",
+        "a\x1cb",
+        " \x1f ",
+        "İstanbul",
+        "ΣΑΣ ΟΔΟΣ",
+        "(((  )))",
+        "new\u2028line",
+        "",
+        "MiXeD cAsE 2000s",
+    ]
     assert normalize_names_mpd(pl.Series(samples)).to_list() == [
         normalize_name_mpd(s) for s in samples
     ]
@@ -140,11 +173,17 @@ def test_helpers_known_answers():
 
 # --- statistics ---------------------------------------------------------------------------------
 
+
 def test_counts(result):
     stats, _ = result
     assert stats["counts"] == {
-        "playlists": 4, "entries": 20, "unique_tracks": 7, "unique_artists": 3,
-        "unique_albums": 4, "tracks_in_table": 7, "duplicate_entries": 2,
+        "playlists": 4,
+        "entries": 20,
+        "unique_tracks": 7,
+        "unique_artists": 3,
+        "unique_albums": 4,
+        "tracks_in_table": 7,
+        "duplicate_entries": 2,
         "entries_match_num_tracks": True,
     }
 
@@ -154,7 +193,8 @@ def test_playlist_length(result):
     assert (ln["mean"], ln["median"], ln["mode"], ln["min"], ln["max"]) == (5.0, 5.0, 5, 3, 7)
     assert ln["std"] == pytest.approx(math.sqrt(2))
     assert ln["top_values"] == [
-        {"length": 5, "playlists": 2}, {"length": 3, "playlists": 1},
+        {"length": 5, "playlists": 2},
+        {"length": 3, "playlists": 1},
         {"length": 7, "playlists": 1},
     ]
 
@@ -168,8 +208,12 @@ def test_track_popularity(result):
     assert [t["playlists"] for t in tp["top_tracks"]] == [4, 3, 3, 3, 2, 2, 1]
     assert [t["track_id"] for t in tp["top_tracks"]] == [0, 2, 3, 4, 1, 5, 6]
     # Top 1% of 7 tracks is one track (track 0), in every playlist.
-    assert tp["top_1pct"] == {"n_tracks": 1, "min_playlists": 4, "playlists_with_one": 4,
-                              "share_of_playlists": 1.0}
+    assert tp["top_1pct"] == {
+        "n_tracks": 1,
+        "min_playlists": 4,
+        "playlists_with_one": 4,
+        "share_of_playlists": 1.0,
+    }
     assert tp["long_tail"]["n_tracks"] == 7
     assert tp["long_tail"]["share_of_tracks"] == 1.0
     assert tp["power_law"]["fit_ranks"] == [1, 6]  # six tracks are in >= 2 playlists
@@ -182,11 +226,15 @@ def test_artists_and_albums(result):
     assert ar["share_of_entries_top"] == {"1": 11 / 20, "10": 1.0, "100": 1.0}
     assert ar["gini"] == pytest.approx(16 / 60)
     assert [(a["artist_name"], a["entries"]) for a in ar["top_artists"]] == [
-        ("Artist X", 11), ("Artist Y", 6), ("Artist Z", 3),
+        ("Artist X", 11),
+        ("Artist Y", 6),
+        ("Artist Z", 3),
     ]
     al = stats["albums"]
     assert [(a["album_name"], a["artist_name"], a["entries"]) for a in al["top_albums"]] == [
-        ("Album P", "Artist X", 7), ("Album R", "Artist Y", 6), ("Album Q", "Artist X", 4),
+        ("Album P", "Artist X", 7),
+        ("Album R", "Artist Y", 6),
+        ("Album Q", "Artist X", 4),
         ("Album S", "Artist Z", 3),
     ]
     assert al["entries_per_album"]["median"] == 5.0
@@ -228,6 +276,7 @@ def test_outputs_written(result):
 
 # --- errors and reduced copies --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("missing", schema.TABLE_FILES)
 def test_missing_table(tmp_path, missing):
     data = _write(tmp_path / "data")
@@ -243,8 +292,9 @@ def test_missing_directory(tmp_path):
 
 
 def test_empty_dataset(tmp_path):
-    data = _write(tmp_path / "data", followers=[], edits=[], modified=[], titles=[],
-                  playlist_tracks=[])
+    data = _write(
+        tmp_path / "data", followers=[], edits=[], modified=[], titles=[], playlist_tracks=[]
+    )
     with pytest.raises(SegueError, match="has no playlists"):
         run_eda(data, tmp_path / "out")
 
@@ -252,8 +302,9 @@ def test_empty_dataset(tmp_path):
 def test_unordered_playlist_tracks(tmp_path):
     data = _write(tmp_path / "data")
     table = pq.read_table(data / schema.PLAYLIST_TRACKS_FILE)
-    pq.write_table(table.take(pa.array(list(range(19, -1, -1)))),
-                   data / schema.PLAYLIST_TRACKS_FILE)
+    pq.write_table(
+        table.take(pa.array(list(range(19, -1, -1)))), data / schema.PLAYLIST_TRACKS_FILE
+    )
     with pytest.raises(InputFileError, match="not ordered by pid"):
         run_eda(data, tmp_path / "out")
 

@@ -30,7 +30,9 @@ def test_matrix_holds_each_playlists_tracks(tmp_path):
     assert data.track_popularity[data.uri_to_id[uri("track", 1)]] == 4
     assert data.names[2] == "Work Out"
     ids, unknown = data.track_ids([uri("track", 5), "spotify:track:nope", uri("track", 1)])
-    assert ids.tolist() == [data.uri_to_id[uri("track", 5)], 0] and unknown == ["spotify:track:nope"]
+    assert ids.tolist() == [data.uri_to_id[uri("track", 5)], 0] and unknown == [
+        "spotify:track:nope"
+    ]
     assert data.track_artist.tolist()[:3] == [0, 1, 2]
 
 
@@ -51,7 +53,7 @@ def test_missing_or_inconsistent_tables_are_named(tmp_path, small_data):
     pq.write_table(entries.slice(0, entries.num_rows - 1), copy / schema.PLAYLIST_TRACKS_FILE)
     with pytest.raises(InputFileError, match=r"rows but playlists.parquet counts"):
         PlaylistData.load(copy)
-    shuffled = entries.take(pa.array(np.r_[1:entries.num_rows, 0]))
+    shuffled = entries.take(pa.array(np.r_[1 : entries.num_rows, 0]))
     pq.write_table(shuffled, copy / schema.PLAYLIST_TRACKS_FILE)
     with pytest.raises(InputFileError, match="not in the order"):
         PlaylistData.load(copy)

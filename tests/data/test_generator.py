@@ -21,12 +21,16 @@ URI = re.compile(r"^spotify:(track|artist|album):[0-9A-Za-z]{22}$")
 
 
 def _slices(path):
-    return sorted(path.glob("mpd.slice.*.json"), key=lambda p: int(p.name.split(".")[2].split("-")[0]))
+    return sorted(
+        path.glob("mpd.slice.*.json"), key=lambda p: int(p.name.split(".")[2].split("-")[0])
+    )
 
 
 def test_files_have_the_real_names_and_fields(small_mpd):
     files = _slices(small_mpd)
-    assert [f.name for f in files] == [f"mpd.slice.{i}-{i + 999}.json" for i in range(0, SMALL_N, 1000)]
+    assert [f.name for f in files] == [
+        f"mpd.slice.{i}-{i + 999}.json" for i in range(0, SMALL_N, 1000)
+    ]
     doc = orjson.loads(files[1].read_bytes())
     assert doc["info"]["slice"] == "1000-1999"
     playlists = doc["playlists"]
@@ -74,11 +78,11 @@ def test_statistics_have_the_real_shapes(small_data):
     from segue.data.synthetic.calibration import dataset_figures
 
     f = dataset_figures(small_data)
-    assert 56 < f["average playlist length"] < 77          # MPD 66.3
-    assert 0.70 < f["share with 1 follower"] < 0.81        # MPD 0.754
-    assert 0.12 < f["share with 2 followers"] < 0.18       # MPD 0.150
+    assert 56 < f["average playlist length"] < 77  # MPD 66.3
+    assert 0.70 < f["share with 1 follower"] < 0.81  # MPD 0.754
+    assert 0.12 < f["share with 2 followers"] < 0.18  # MPD 0.150
     assert f["share with 2 edits"] > f["share with 5 edits"] > f["share with 10 edits"] > 0.015
-    assert 0.004 < f["share with a description"] < 0.04   # MPD 0.019
+    assert 0.004 < f["share with a description"] < 0.04  # MPD 0.019
     assert 0.02 < f["top track's share of playlists"] < 0.12  # MPD 0.047
     assert 0.005 < f["top artist's share of entries"] < 0.03  # MPD 0.013
     playlists = PlaylistData.load(small_data)
@@ -98,7 +102,10 @@ def test_titles_are_noisy_but_normalise_to_a_vocabulary(small_data):
 
 def test_challenge_set_layout_and_truth(small_mpd):
     entries = read_challenge(small_mpd / schema.CHALLENGE_FILE)
-    truth = {t["pid"]: t for t in orjson.loads((small_mpd / schema.CHALLENGE_TRUTH_FILE).read_bytes())["playlists"]}
+    truth = {
+        t["pid"]: t
+        for t in orjson.loads((small_mpd / schema.CHALLENGE_TRUTH_FILE).read_bytes())["playlists"]
+    }
     assert len(entries) == 200
     assert min(e["pid"] for e in entries) >= 1_000_000  # never an MPD pid
     counts = {}
@@ -126,7 +133,10 @@ def test_structure_is_learnable_cooccurrence_and_titles_beat_popularity(small_da
     data = PlaylistData.load(small_data)
     uri_to_id = data.uri_to_id
     entries = read_challenge(small_mpd / schema.CHALLENGE_FILE)
-    truth = {t["pid"]: t for t in orjson.loads((small_mpd / schema.CHALLENGE_TRUTH_FILE).read_bytes())["playlists"]}
+    truth = {
+        t["pid"]: t
+        for t in orjson.loads((small_mpd / schema.CHALLENGE_TRUTH_FILE).read_bytes())["playlists"]
+    }
     popularity = data.track_popularity.astype(float)
     cooc = (data.matrix.T @ data.matrix).tocsr()
     cooc.setdiag(0)
@@ -149,30 +159,46 @@ def test_structure_is_learnable_cooccurrence_and_titles_beat_popularity(small_da
             co_hits += hits(np.asarray(cooc[seeds].sum(0)).ravel() + 1e-9 * popularity, seeds, held)
         if e.get("name"):  # the title alone, for every titled query (160 of them here)
             rows = by_title.get(normalize_name_mpd(e["name"]), [])
-            title_scores = np.asarray(sp.csr_matrix(data.matrix[rows]).sum(0)).ravel() if rows else 0
+            title_scores = (
+                np.asarray(sp.csr_matrix(data.matrix[rows]).sum(0)).ravel() if rows else 0
+            )
             pop_title_hits += hits(popularity, seeds, held)
             title_hits += hits(title_scores + 1e-9 * popularity, seeds, held)
     assert co_hits > 1.5 * pop_hits, (co_hits, pop_hits)
     assert title_hits > 1.2 * pop_title_hits, (title_hits, pop_title_hits)
 
 
-def test_report_measures_the_slices_as_the_library_does_beside_a_real_set(small_data, tmp_path, capsys):
+def test_report_measures_the_slices_as_the_library_does_beside_a_real_set(
+    small_data, tmp_path, capsys
+):
     from segue.analysis.structure import structure_stats
     from segue.cli import main
     from segue.data.ingest import ingest_mpd
 
     out = tmp_path / "gen"
-    argv = ["generate", "mpd", "-n", "1500", "--out", str(out), "--report", "--compare", str(small_data)]
+    argv = [
+        "generate",
+        "mpd",
+        "-n",
+        "1500",
+        "--out",
+        str(out),
+        "--report",
+        "--compare",
+        str(small_data),
+    ]
     assert main(argv) == 0
     assert "report:" in capsys.readouterr().out
     doc = orjson.loads((out / "generation_report.json").read_bytes())
     ingest_mpd(out, tmp_path / "data")
     assert doc["structure"]["generated"] == pytest.approx(structure_stats(tmp_path / "data"))
     assert doc["structure"]["real"] == pytest.approx(structure_stats(small_data))
-    lengths = [len(p["tracks"]) for f in _slices(out) for p in orjson.loads(f.read_bytes())["playlists"]]
+    lengths = [
+        len(p["tracks"]) for f in _slices(out) for p in orjson.loads(f.read_bytes())["playlists"]
+    ]
     published = {r["figure"]: r for r in doc["published"]}
     assert published["average playlist length"]["generated"] == pytest.approx(np.mean(lengths))
-    assert published["unique tracks"]["reference"] is None          # a count, compared only at 1M
+    assert published["unique tracks"]["reference"] is None  # a count, compared only at 1M
     text = (out / "generation_report.md").read_text()
     assert "| pair rules per 1,000 playlists |" in text and "generated / real" in text
 
@@ -180,11 +206,39 @@ def test_report_measures_the_slices_as_the_library_does_beside_a_real_set(small_
 def test_report_options_refused_before_anything_is_written(tmp_path, capsys):
     from segue.cli import main
 
-    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "a"), "--compare", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "mpd",
+                "-n",
+                "10",
+                "--out",
+                str(tmp_path / "a"),
+                "--compare",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "--compare goes with --report" in capsys.readouterr().err
     missing = tmp_path / "nowhere"
-    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "b"), "--report", "--compare",
-                 str(missing)]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "mpd",
+                "-n",
+                "10",
+                "--out",
+                str(tmp_path / "b"),
+                "--report",
+                "--compare",
+                str(missing),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert str(missing) in err and "not a directory" in err and "Traceback" not in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
@@ -198,7 +252,7 @@ def test_followers_mark_curated_playlists_and_the_dev_sets_population_can_be_gen
     from segue.data.synthetic.playlists import PlaylistConfig, sample_playlists
     from segue.data.synthetic.world import WorldConfig, get_world
 
-    world = get_world(WorldConfig(n_artists=3000, scene_size=5), 0)   # heads well inside the blocks
+    world = get_world(WorldConfig(n_artists=3000, scene_size=5), 0)  # heads well inside the blocks
     head = np.isin(np.arange(world.n_tracks), world.genre_mood_head.items)
 
     def draw(config, seed):
@@ -207,13 +261,22 @@ def test_followers_mark_curated_playlists_and_the_dev_sets_population_can_be_gen
 
     followed, followed_len, followed_head = draw(PlaylistConfig(min_followers=10), 1)
     f = followed.num_followers
-    assert f.min() == 10 and (f == 10).sum() / (f == 11).sum() == pytest.approx((11 / 10) ** 3, rel=0.1)
+    assert f.min() == 10 and (f == 10).sum() / (f == 11).sum() == pytest.approx(
+        (11 / 10) ** 3, rel=0.1
+    )
     _, average_len, average_head = draw(PlaylistConfig(), 2)
     assert followed_len > 1.4 * average_len and followed_head > 1.5 * average_head
-    plain = PlaylistConfig(min_followers=10, curation_head=0.0, curation_titles=0.0, curation_length=0.0,
-                           curation_hits=0.0)
+    plain = PlaylistConfig(
+        min_followers=10,
+        curation_head=0.0,
+        curation_titles=0.0,
+        curation_length=0.0,
+        curation_hits=0.0,
+    )
     _, plain_len, plain_head = draw(plain, 3)
-    assert plain_len == pytest.approx(average_len, rel=0.06) and plain_head == pytest.approx(average_head, rel=0.1)
+    assert plain_len == pytest.approx(average_len, rel=0.06) and plain_head == pytest.approx(
+        average_head, rel=0.1
+    )
 
 
 def test_scenes_are_recoverable_from_titles_and_tracks():
@@ -223,24 +286,33 @@ def test_scenes_are_recoverable_from_titles_and_tracks():
     from segue.data.synthetic.playlists import PlaylistConfig, TitleModel, sample_playlists
     from segue.data.synthetic.world import WorldConfig, get_world
 
-    world = get_world(WorldConfig(n_artists=3000, scene_size=5, scenes=240), 0)   # several per genre
+    world = get_world(WorldConfig(n_artists=3000, scene_size=5, scenes=240), 0)  # several per genre
     head = np.zeros(world.n_tracks, dtype=bool)
     head[world.genre_mood_head.items] = True
 
     def overlap(title_scene: float) -> tuple[float, float]:
-        config = PlaylistConfig(min_followers=30, title_scene=title_scene, tail_title_prob=0.0, artist_title_prob=0.0)
-        batch = sample_playlists(world, config, np.arange(4_000), np.random.default_rng(5), TitleModel(config))
+        config = PlaylistConfig(
+            min_followers=30, title_scene=title_scene, tail_title_prob=0.0, artist_title_prob=0.0
+        )
+        batch = sample_playlists(
+            world, config, np.arange(4_000), np.random.default_rng(5), TitleModel(config)
+        )
         owner = np.repeat(np.arange(len(batch.lengths)), batch.lengths)
         keep = head[batch.tracks]
-        m = sp.csr_matrix((np.ones(keep.sum()), (owner[keep], batch.tracks[keep])), shape=(len(batch.lengths), world.n_tracks))
+        m = sp.csr_matrix(
+            (np.ones(keep.sum()), (owner[keep], batch.tracks[keep])),
+            shape=(len(batch.lengths), world.n_tracks),
+        )
         m.data[:] = 1.0
         shared = (m @ m.T).toarray()
         name = np.asarray([n.lower().strip(" !.:)✨0123456789") for n in batch.name])
         same_genre = batch.genre[:, None] == batch.genre[None, :]
         same_title = (name[:, None] == name[None, :]) & same_genre
         off_diagonal = ~np.eye(len(name), dtype=bool)
-        return (float(shared[same_title & off_diagonal].mean()),
-                float(shared[same_genre & ~same_title].mean()))
+        return (
+            float(shared[same_title & off_diagonal].mean()),
+            float(shared[same_genre & ~same_title].mean()),
+        )
 
     bound_same, bound_other = overlap(1.0)
     free_same, free_other = overlap(0.0)
@@ -256,14 +328,35 @@ def test_min_followers_generates_the_followed_population_and_names_each_scene(tm
     from segue.cli import main
     from segue.data.synthetic.mpd import generate_mpd
 
-    assert main(["generate", "mpd", "-n", "10", "--out", str(tmp_path / "none"), "--min-followers", "0"]) == 2
+    assert (
+        main(
+            ["generate", "mpd", "-n", "10", "--out", str(tmp_path / "none"), "--min-followers", "0"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--min-followers" in err and "Traceback" not in err and not (tmp_path / "none").exists()
     with pytest.raises(SegueError, match="--min-followers must be at least 1, got 0"):
         generate_mpd(tmp_path / "none", 10, min_followers=0)
 
     out = tmp_path / "followed"
-    assert main(["generate", "mpd", "-n", "1000", "--out", str(out), "--min-followers", "10", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "mpd",
+                "-n",
+                "1000",
+                "--out",
+                str(out),
+                "--min-followers",
+                "10",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     playlists = orjson.loads((out / "mpd.slice.0-999.json").read_bytes())["playlists"]
     assert min(p["num_followers"] for p in playlists) >= 10
     themes = pq.read_table(out / "latent_themes.parquet")
@@ -272,7 +365,13 @@ def test_min_followers_generates_the_followed_population_and_names_each_scene(tm
     assert scenes.min() >= 0 and len(np.unique(scenes)) > 1
 
     average = generate_mpd(tmp_path / "average", 1000, seed=0, workers=1)
-    followers = np.array([p["num_followers"] for p in
-                          orjson.loads((average.out / "mpd.slice.0-999.json").read_bytes())["playlists"]])
+    followers = np.array(
+        [
+            p["num_followers"]
+            for p in orjson.loads((average.out / "mpd.slice.0-999.json").read_bytes())["playlists"]
+        ]
+    )
     scene = pq.read_table(average.out / "latent_themes.parquet").column("scene")
-    assert scene.null_count == int((followers <= 3).sum()) > 900   # curation starts above 3 followers
+    assert (
+        scene.null_count == int((followers <= 3).sum()) > 900
+    )  # curation starts above 3 followers

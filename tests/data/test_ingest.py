@@ -18,8 +18,11 @@ from tests.data.helpers import playlist, two_slices, uri, write_slice
 
 
 def _tables(data):
-    return (pq.read_table(data / schema.PLAYLISTS_FILE), pq.read_table(data / schema.TRACKS_FILE),
-            pq.read_table(data / schema.PLAYLIST_TRACKS_FILE))
+    return (
+        pq.read_table(data / schema.PLAYLISTS_FILE),
+        pq.read_table(data / schema.TRACKS_FILE),
+        pq.read_table(data / schema.PLAYLIST_TRACKS_FILE),
+    )
 
 
 def test_round_trip_matches_the_json_exactly(small_mpd, small_data):
@@ -34,19 +37,25 @@ def test_round_trip_matches_the_json_exactly(small_mpd, small_data):
     tid_col = entries.column(schema.TRACK_ID).to_numpy()
     pos_col = entries.column(schema.POS).to_numpy()
     bounds = np.flatnonzero(np.diff(pid_col)) + 1
-    for chunk_p, chunk_t, chunk_pos in zip(np.split(pid_col, bounds), np.split(tid_col, bounds),
-                                           np.split(pos_col, bounds), strict=True):
+    for chunk_p, chunk_t, chunk_pos in zip(
+        np.split(pid_col, bounds), np.split(tid_col, bounds), np.split(pos_col, bounds), strict=True
+    ):
         assert np.array_equal(chunk_pos, np.arange(len(chunk_pos)))
         by_pid[int(chunk_p[0])] = [uris[t] for t in chunk_t]
     rows = {r["pid"]: r for r in playlists.to_pylist()}
     first_seen = []
-    for path in sorted(small_mpd.glob("mpd.slice.*.json"), key=lambda p: int(p.name.split(".")[2].split("-")[0])):
+    for path in sorted(
+        small_mpd.glob("mpd.slice.*.json"), key=lambda p: int(p.name.split(".")[2].split("-")[0])
+    ):
         for p in json.loads(path.read_text())["playlists"]:
             assert by_pid[p["pid"]] == [t["track_uri"] for t in p["tracks"]]
             row = rows[p["pid"]]
             assert row["name"] == p["name"] and row["num_tracks"] == p["num_tracks"]
             assert row["collaborative"] == (p["collaborative"] == "true")
-            assert row["num_followers"] == p["num_followers"] and row["modified_at"] == p["modified_at"]
+            assert (
+                row["num_followers"] == p["num_followers"]
+                and row["modified_at"] == p["modified_at"]
+            )
             assert row["description"] == p.get("description")
             first_seen += [t["track_uri"] for t in p["tracks"]]
     # ids are dense and in order of first appearance
@@ -76,8 +85,15 @@ def test_same_output_with_one_or_two_workers(tmp_path):
     manifest = (tmp_path / "a" / schema.MANIFEST_FILE).read_bytes()
     assert manifest == (tmp_path / "b" / schema.MANIFEST_FILE).read_bytes()
     tracks = pq.read_table(tmp_path / "a" / schema.TRACKS_FILE)
-    assert tracks.column(schema.TRACK_URI).to_pylist() == [uri("track", i) for i in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]]
-    assert tracks.column(schema.ARTIST_ID).to_pylist()[:4] == [0, 1, 2, 0]  # track i has artist i % 3
+    assert tracks.column(schema.TRACK_URI).to_pylist() == [
+        uri("track", i) for i in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    ]
+    assert tracks.column(schema.ARTIST_ID).to_pylist()[:4] == [
+        0,
+        1,
+        2,
+        0,
+    ]  # track i has artist i % 3
 
 
 def test_pretty_printed_and_boolean_collaborative(tmp_path):
@@ -92,14 +108,21 @@ def test_pretty_printed_and_boolean_collaborative(tmp_path):
 
 def test_partial_schema_is_accepted_and_reported(tmp_path):
     src = tmp_path / "src"
-    write_slice(src, 0, 1, [playlist(0, [1, 2, 3, 4, 5], reduced=True), playlist(1, [5, 4, 6, 7, 8], reduced=True)])
+    write_slice(
+        src,
+        0,
+        1,
+        [playlist(0, [1, 2, 3, 4, 5], reduced=True), playlist(1, [5, 4, 6, 7, 8], reduced=True)],
+    )
     summary = ingest_mpd(src, tmp_path / "out", workers=1)
     manifest = orjson.loads((tmp_path / "out" / schema.MANIFEST_FILE).read_bytes())
-    assert "track.album_uri" in manifest["absent_fields"] and "track.pos" in manifest["absent_fields"]
+    assert (
+        "track.album_uri" in manifest["absent_fields"] and "track.pos" in manifest["absent_fields"]
+    )
     assert "playlist.num_followers" in manifest["absent_fields"]
     assert summary.missing_fields["track.artist_uri"] == 10
     playlists, tracks, entries = _tables(tmp_path / "out")
-    assert entries.column(schema.POS).to_pylist() == [0, 1, 2, 3, 4] * 2   # order is position
+    assert entries.column(schema.POS).to_pylist() == [0, 1, 2, 3, 4] * 2  # order is position
     assert playlists.column(schema.NUM_TRACKS).to_pylist() == [5, 5]
     # artists keyed by name when there is no URI: tracks 1..8 by Artist 1, 2, 0, 1, … → ids 0, 1, 2, …
     assert tracks.column(schema.ARTIST_ID).to_pylist() == [0, 1, 2, 0, 1, 2, 0, 1]
@@ -112,7 +135,9 @@ def test_truncated_slice_is_named_with_position_and_nothing_is_written(tmp_path)
     with pytest.raises(SegueError) as info:
         ingest_mpd(src, tmp_path / "out", workers=1)
     message = str(info.value)
-    assert "mpd.slice.2-3.json" in message and "ends early" in message and "line 1, column" in message
+    assert (
+        "mpd.slice.2-3.json" in message and "ends early" in message and "line 1, column" in message
+    )
     assert not (tmp_path / "out").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temp dir left
 
@@ -128,14 +153,29 @@ def test_skip_bad_skips_and_lists(tmp_path):
     assert manifest["skipped"] == summary.skipped
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda d: d["playlists"][1].update(pid="7"), "playlist 1 (pid 7): field 'pid' should be an integer"),
-    (lambda d: d["playlists"][0]["tracks"][2].pop("track_uri"), "playlist 0 (pid 0), track 2: required field 'track_uri' is missing"),
-    (lambda d: d["playlists"][0].pop("tracks"), "playlist 0 (pid 0): required field 'tracks' is missing"),
-    (lambda d: d["playlists"][0]["tracks"][1].update(duration_ms="long"), "playlist 0 (pid 0), track 1: field 'duration_ms' should be an integer"),
-    (lambda d: d.pop("playlists"), "expected a JSON object with a 'playlists' list"),
-    (lambda d: d["playlists"][1].update(pid=0), "pid 0 appears 2 times"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda d: d["playlists"][1].update(pid="7"),
+            "playlist 1 (pid 7): field 'pid' should be an integer",
+        ),
+        (
+            lambda d: d["playlists"][0]["tracks"][2].pop("track_uri"),
+            "playlist 0 (pid 0), track 2: required field 'track_uri' is missing",
+        ),
+        (
+            lambda d: d["playlists"][0].pop("tracks"),
+            "playlist 0 (pid 0): required field 'tracks' is missing",
+        ),
+        (
+            lambda d: d["playlists"][0]["tracks"][1].update(duration_ms="long"),
+            "playlist 0 (pid 0), track 1: field 'duration_ms' should be an integer",
+        ),
+        (lambda d: d.pop("playlists"), "expected a JSON object with a 'playlists' list"),
+        (lambda d: d["playlists"][1].update(pid=0), "pid 0 appears 2 times"),
+    ],
+)
 def test_bad_records_are_named(tmp_path, mutate, expected):
     src = two_slices(tmp_path / "src")
     doc = json.loads((src / "mpd.slice.0-1.json").read_text())
@@ -177,4 +217,9 @@ def test_warnings_for_inconsistent_counts(tmp_path):
     (src / "mpd.slice.0-1.json").write_text(json.dumps(doc))
     summary = ingest_mpd(src, tmp_path / "out", workers=1)
     assert any("field 'num_tracks' is 9 but it has 5 tracks" in w for w in summary.warnings)
-    assert pq.read_table(tmp_path / "out" / schema.PLAYLISTS_FILE).column(schema.NUM_TRACKS).to_pylist()[0] == 5
+    assert (
+        pq.read_table(tmp_path / "out" / schema.PLAYLISTS_FILE)
+        .column(schema.NUM_TRACKS)
+        .to_pylist()[0]
+        == 5
+    )

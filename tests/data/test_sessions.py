@@ -51,8 +51,11 @@ def test_sessions_completion_and_edges_by_hand():
     assert data.matrix.shape == (2, 3)
     assert data.play_count.toarray().tolist() == [[2, 1, 1], [0, 2, 0]]
     np.testing.assert_allclose(data.completion.data, [0.75, 0.5, np.nan, 0.625])
-    np.testing.assert_allclose(data.matrix.data, [0.825, 0.35 + 0.3 * np.log(2) / np.log(3),
-                                                  np.log(2) / np.log(3), 0.7375], rtol=1e-6)
+    np.testing.assert_allclose(
+        data.matrix.data,
+        [0.825, 0.35 + 0.3 * np.log(2) / np.log(3), np.log(2) / np.log(3), 0.7375],
+        rtol=1e-6,
+    )
     assert data.first_event.tolist() == [0, 1, 3, 4]
     assert data.events.session_indptr().tolist() == [0, 2, 4, 6]
 
@@ -63,7 +66,9 @@ def test_a_source_without_durations_still_gets_weights():
     assert np.isnan(data.completion.data).all()
     weights = data.matrix.data
     assert np.all((weights > 0) & (weights <= 1)) and not np.isnan(weights).any()
-    np.testing.assert_allclose(weights, [1.0, np.log(2) / np.log(3), np.log(2) / np.log(3), 1.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        weights, [1.0, np.log(2) / np.log(3), np.log(2) / np.log(3), 1.0], rtol=1e-6
+    )
     # Without ms_played, sessions are cut on the gap between starts: 4 → 40 min is 36 min.
     assert data.events.session.tolist() == [0, 0, 1, 1, 2, 3]
 
@@ -93,14 +98,21 @@ def test_aggregation_matches_a_brute_force_count():
 
 
 def test_event_log_keeps_input_order_for_equal_times():
-    log = build_event_log(np.array([0, 0, 0]), np.array([5, 6, 7]), np.array([10, 10, 5]),
-                          np.full(3, -1), np.full(3, -1))
+    log = build_event_log(
+        np.array([0, 0, 0]),
+        np.array([5, 6, 7]),
+        np.array([10, 10, 5]),
+        np.full(3, -1),
+        np.full(3, -1),
+    )
     assert log.track.tolist() == [7, 5, 6]
 
 
 def test_round_trip_and_views(tmp_path):
     user, track, ts, ms, duration = hand_plays()
-    data = listening_from_plays(user, track, ts, ms, duration, user_type=np.array(["power", ""], dtype=object))
+    data = listening_from_plays(
+        user, track, ts, ms, duration, user_type=np.array(["power", ""], dtype=object)
+    )
     with atomic_dir(tmp_path / "d") as tmp:
         data.write(tmp, source="test")
     loaded = ListeningData.load(tmp_path / "d")
@@ -117,7 +129,7 @@ def test_round_trip_and_views(tmp_path):
     sessions = loaded.to_session_data(min_length=2)
     assert sessions.n_playlists == 3
     assert sessions.sequence_ids.tolist() == [0, 1, 0, 2, 1, 1]
-    assert sessions.matrix[2].indices.tolist() == [1]           # a repeat counts once in the matrix
+    assert sessions.matrix[2].indices.tolist() == [1]  # a repeat counts once in the matrix
     assert ListeningData.load(tmp_path / "d", events=False).events.user.size == 0
 
 

@@ -12,7 +12,9 @@ def test_generated_directory_passes(small_mpd):
     report = verify_mpd(small_mpd, workers=1)
     assert report.ok, report.format_text()
     assert report.n_playlists == 4000 and report.n_files == 4
-    assert report.challenge["ok"] and report.challenge["categories"] == {c: 20 for c in range(1, 11)}
+    assert report.challenge["ok"] and report.challenge["categories"] == {
+        c: 20 for c in range(1, 11)
+    }
     text = report.format_text()
     assert "RESULT: OK" in text and "category 10 (title + random 100 tracks): 20" in text
 
@@ -40,10 +42,21 @@ def test_truncated_and_inconsistent_slices(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-50])
     report = verify_mpd(src, workers=2)
     messages = [str(p) for p in report.errors]
-    assert any(m.startswith("mpd.slice.2-3.json: line 1, column") and "ends early" in m for m in messages), messages
-    assert "mpd.slice.0-1.json: playlist 1 (pid 1): field 'num_tracks' is 60 but it has 6 tracks" in messages
-    assert "mpd.slice.0-1.json: playlist 0 (pid 0): has 4 tracks; MPD playlists have 5 to 250" in messages
-    assert "mpd.slice.0-1.json: playlist 0 (pid 0): field 'pos' does not run 0, 1, 2, … in list order" in messages
+    assert any(
+        m.startswith("mpd.slice.2-3.json: line 1, column") and "ends early" in m for m in messages
+    ), messages
+    assert (
+        "mpd.slice.0-1.json: playlist 1 (pid 1): field 'num_tracks' is 60 but it has 6 tracks"
+        in messages
+    )
+    assert (
+        "mpd.slice.0-1.json: playlist 0 (pid 0): has 4 tracks; MPD playlists have 5 to 250"
+        in messages
+    )
+    assert (
+        "mpd.slice.0-1.json: playlist 0 (pid 0): field 'pos' does not run 0, 1, 2, … in list order"
+        in messages
+    )
 
 
 def test_slice_with_fewer_playlists_than_its_name(tmp_path):
@@ -58,4 +71,7 @@ def test_malformed_challenge_set(tmp_path):
     (src / "challenge_set.json").write_text(json.dumps({"playlists": [{"pid": "x", "tracks": []}]}))
     report = verify_mpd(src, workers=1)
     assert not report.ok
-    assert any("challenge_set.json" in str(p) and "field 'pid' must be an integer" in str(p) for p in report.errors)
+    assert any(
+        "challenge_set.json" in str(p) and "field 'pid' must be an integer" in str(p)
+        for p in report.errors
+    )

@@ -34,19 +34,28 @@ def trained(small_data, tmp_path_factory):
 
 def test_part_rankings_are_the_models_own_lists_under_unique_names(trained):
     base, loaded = trained
-    rankings = part_rankings(loaded, [base / "popular", base / "popular"], n=50, reserved={"popular-2"})
+    rankings = part_rankings(
+        loaded, [base / "popular", base / "popular"], n=50, reserved={"popular-2"}
+    )
     assert list(rankings) == ["popular", "popular-3"]
     queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
     expected = Recommender.load(base / "popular").recommend(queries, 50).ids
-    assert rankings["popular"].dtype == np.int64 and rankings["popular"].shape == (len(loaded.entries), 50)
+    assert rankings["popular"].dtype == np.int64 and rankings["popular"].shape == (
+        len(loaded.entries),
+        50,
+    )
     np.testing.assert_array_equal(rankings["popular"], expected)
     np.testing.assert_array_equal(rankings["popular-3"], expected)
 
 
 def test_a_model_trained_on_other_data_is_refused_before_any_recommends(trained):
     base, loaded = trained
-    assert Recommender.load(base / "whole").trained_on["manifest_sha256"] != schema.manifest_digest(loaded.train_dir)
-    with pytest.raises(SegueError, match=r"whole: this model was not trained on .*could leak held-out playlists"):
+    assert Recommender.load(base / "whole").trained_on["manifest_sha256"] != schema.manifest_digest(
+        loaded.train_dir
+    )
+    with pytest.raises(
+        SegueError, match=r"whole: this model was not trained on .*could leak held-out playlists"
+    ):
         part_rankings(loaded, [base / "popular", base / "whole"])
 
 
@@ -68,11 +77,15 @@ def test_answering_a_challenge_set_writes_a_submission_its_checker_accepts(train
 
 def test_an_evaluation_reads_back_from_its_json_with_the_same_headline(trained):
     base, loaded = trained
-    result = evaluate(loaded.task, part_rankings(loaded, [base / "popular"]), n_bootstrap=100, seed=0)
+    result = evaluate(
+        loaded.task, part_rankings(loaded, [base / "popular"]), n_bootstrap=100, seed=0
+    )
     again = EvaluationResult.from_json(result.to_json())
     assert again.headline() == result.headline()
     lines = result.headline().splitlines()
-    assert lines[0].split() == ["model", "R-precision", "NDCG", "clicks"] and lines[1].startswith("popular ")
+    assert lines[0].split() == ["model", "R-precision", "NDCG", "clicks"] and lines[1].startswith(
+        "popular "
+    )
     mean = result.table["popular"]["all"]["r_precision"]["mean"]
     assert f"{mean:.4f} [" in lines[1]
 

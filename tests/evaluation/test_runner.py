@@ -84,8 +84,18 @@ def test_groups_and_metrics(tiny):
     assert tiny.groups == ["all", "1", "2"]  # only categories holding queries
     cells = tiny.table["partial"]["all"]
     assert set(cells) == set(tiny.metrics)
-    for name in ("precision@10", "recall@100", "ndcg@10", "hit_rate@100", "mrr", "novelty",
-                 "artist_diversity", "popularity_bias", "long_tail_share", "catalog_coverage"):
+    for name in (
+        "precision@10",
+        "recall@100",
+        "ndcg@10",
+        "hit_rate@100",
+        "mrr",
+        "novelty",
+        "artist_diversity",
+        "popularity_bias",
+        "long_tail_share",
+        "catalog_coverage",
+    ):
         assert name in cells
     assert {c["n"] for c in tiny.table["partial"]["1"].values()} == {3}
     assert cells["r_precision"]["n"] == 6
@@ -94,14 +104,26 @@ def test_groups_and_metrics(tiny):
 @pytest.mark.parametrize("group", ["all", "1", "2"])
 def test_perfect_and_empty_models(tiny, group):
     perfect, nothing = tiny.table["perfect"][group], tiny.table["nothing"][group]
-    for metric, value in [("r_precision", 1.0), ("ndcg", 1.0), ("ndcg_common", 1.0),
-                          ("clicks", 0.0), ("mrr", 1.0)]:
-        assert perfect[metric] == {"mean": value, "ci_low": value, "ci_high": value,
-                                   "n": perfect[metric]["n"]}
+    for metric, value in [
+        ("r_precision", 1.0),
+        ("ndcg", 1.0),
+        ("ndcg_common", 1.0),
+        ("clicks", 0.0),
+        ("mrr", 1.0),
+    ]:
+        assert perfect[metric] == {
+            "mean": value,
+            "ci_low": value,
+            "ci_high": value,
+            "n": perfect[metric]["n"],
+        }
     for metric, value in [("r_precision", 0.0), ("ndcg", 0.0), ("clicks", 51.0)]:
         # clicks of a list without any hit is the challenge's 51 even for 12-track lists
-        assert (nothing[metric]["mean"], nothing[metric]["ci_low"],
-                nothing[metric]["ci_high"]) == (value, value, value)
+        assert (nothing[metric]["mean"], nothing[metric]["ci_low"], nothing[metric]["ci_high"]) == (
+            value,
+            value,
+            value,
+        )
 
 
 def test_means_match_hand_computation(tiny):
@@ -175,9 +197,13 @@ def _bernoulli_task(q: int, p: float, rng: np.random.Generator):
     first = np.where(rng.random(q) < p, np.arange(q), q)  # id q is a miss for everyone
     ranking = np.column_stack([first, np.full(q, PAD)])
     task = EvaluationTask(
-        pids=np.arange(q), categories=categories, truth=truth,
+        pids=np.arange(q),
+        categories=categories,
+        truth=truth,
         track_artist=np.zeros(q + 1, dtype=np.int32),
-        item_popularity=np.ones(q + 1, dtype=np.int64), n_playlists=10, n_items=q + 1,
+        item_popularity=np.ones(q + 1, dtype=np.int64),
+        n_playlists=10,
+        n_items=q + 1,
     )
     return task, {"model": ranking}
 
@@ -232,16 +258,23 @@ def _dominance_task(q: int = 60):
         b_rows.append(misses + g + [PAD] * (36 - len(misses)))  # R-prec 0, clicks 1/2/3
     n_items = 1000 + 4 * q
     task = EvaluationTask(
-        pids=np.arange(q), categories=np.resize(np.arange(1, 3), q), truth=truth,
+        pids=np.arange(q),
+        categories=np.resize(np.arange(1, 3), q),
+        truth=truth,
         track_artist=np.arange(n_items, dtype=np.int32),
-        item_popularity=np.ones(n_items, dtype=np.int64), n_playlists=5, n_items=n_items,
+        item_popularity=np.ones(n_items, dtype=np.int64),
+        n_playlists=5,
+        n_items=n_items,
     )
     return task, np.array(a_rows), np.array(b_rows)
 
 
 def _rows(result, group="all"):
-    return {(c["model_a"], c["model_b"], c["metric"]): c for c in result.comparisons
-            if c["group"] == group}
+    return {
+        (c["model_a"], c["model_b"], c["metric"]): c
+        for c in result.comparisons
+        if c["group"] == group
+    }
 
 
 def test_strictly_better_model_is_significant():
@@ -301,9 +334,13 @@ def _planted(q: int, hit_rates: dict[str, float], seed: int):
     """
     rng = np.random.default_rng(seed)
     task = EvaluationTask(
-        pids=np.arange(q), categories=np.resize(np.arange(1, 11), q),
-        truth=[np.array([i]) for i in range(q)], track_artist=np.zeros(q + 1, dtype=np.int32),
-        item_popularity=np.ones(q + 1, dtype=np.int64), n_playlists=10, n_items=q + 1,
+        pids=np.arange(q),
+        categories=np.resize(np.arange(1, 11), q),
+        truth=[np.array([i]) for i in range(q)],
+        track_artist=np.zeros(q + 1, dtype=np.int32),
+        item_popularity=np.ones(q + 1, dtype=np.int64),
+        n_playlists=10,
+        n_items=q + 1,
     )
     rankings = {}
     for name, rate in hit_rates.items():
@@ -400,8 +437,9 @@ def test_default_comparisons_are_best_and_popular_against_each(four):
     assert four.settings["reference_models"] == ["A", "popular"]
     expected = {("popular", "B"), ("popular", "A"), ("popular", "C"), ("B", "A"), ("A", "C")}
     for g in four.groups:  # every pair once per metric and group (A vs popular not twice)
-        rows = [(c["model_a"], c["model_b"], c["metric"]) for c in four.comparisons
-                if c["group"] == g]
+        rows = [
+            (c["model_a"], c["model_b"], c["metric"]) for c in four.comparisons if c["group"] == g
+        ]
         assert sorted(rows) == sorted((a, b, m) for a, b in expected for m in HEADLINE_METRICS)
     assert four.settings["family_sizes"] == {"all": 15, "category": 150}
 
@@ -410,8 +448,10 @@ def test_popular_best_and_single_model():
     task, rankings = _planted(200, {"x": 0.1, "popular": 0.5, "y": 0.2}, seed=9)
     res = evaluate(task, rankings, n_bootstrap=20)
     assert res.settings["reference_models"] == ["popular"]
-    assert {(c["model_a"], c["model_b"]) for c in res.comparisons} == {("x", "popular"),
-                                                                        ("popular", "y")}
+    assert {(c["model_a"], c["model_b"]) for c in res.comparisons} == {
+        ("x", "popular"),
+        ("popular", "y"),
+    }
     alone = evaluate(task, {"x": rankings["x"]}, n_bootstrap=20)
     assert alone.comparisons == []
     assert alone.settings["family_sizes"] == {"all": 0, "category": 0}
@@ -421,8 +461,14 @@ def test_all_pairs_compares_every_pair(four):
     task, rankings = _planted(1000, {"popular": 0.10, "B": 0.30, "A": 0.45, "C": 0.20}, seed=8)
     res = evaluate(task, rankings, n_bootstrap=20, comparisons="all_pairs")
     pairs = {(c["model_a"], c["model_b"]) for c in res.comparisons}
-    assert pairs == {("popular", "B"), ("popular", "A"), ("popular", "C"), ("B", "A"),
-                     ("B", "C"), ("A", "C")}
+    assert pairs == {
+        ("popular", "B"),
+        ("popular", "A"),
+        ("popular", "C"),
+        ("B", "A"),
+        ("B", "C"),
+        ("A", "C"),
+    }
     assert len(res.comparisons) == 6 * 3 * 11
     assert res.settings["comparisons"] == "all_pairs" and res.settings["reference_models"] is None
     # The rows both modes share are the same test; only Holm's family size differs.
@@ -456,8 +502,13 @@ def test_write_report(tiny, tmp_path):
     out = tmp_path / "report"
     paths = write_report(tiny, out, title="Tiny run")
     names = [p.name for p in paths]
-    assert names == ["evaluation.json", "evaluation.md", "fig_r_precision.png", "fig_ndcg.png",
-                     "fig_clicks.png"]
+    assert names == [
+        "evaluation.json",
+        "evaluation.md",
+        "fig_r_precision.png",
+        "fig_ndcg.png",
+        "fig_clicks.png",
+    ]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temp files left behind
     for p in paths[2:]:
         data = p.read_bytes()

@@ -41,9 +41,16 @@ SEEDS = {1000000: [uri(0), uri(1)], 1000001: [], 1000002: [uri(i) for i in range
 
 
 def _track(pos: int, track_uri: str) -> dict:
-    return {"pos": pos, "artist_name": "A", "track_uri": track_uri, "artist_uri": "spotify:artist:x",
-            "track_name": "T", "album_uri": "spotify:album:x", "duration_ms": 200000,
-            "album_name": "B"}
+    return {
+        "pos": pos,
+        "artist_name": "A",
+        "track_uri": track_uri,
+        "artist_uri": "spotify:artist:x",
+        "track_name": "T",
+        "album_uri": "spotify:album:x",
+        "duration_ms": 200000,
+        "album_name": "B",
+    }
 
 
 @pytest.fixture
@@ -51,15 +58,29 @@ def challenge(tmp_path):
     playlists = []
     for pid, name in zip(PIDS, ("chill", "road trip", None), strict=True):
         seeds = SEEDS[pid]
-        entry = {"pid": pid, "name": name, "num_tracks": 20, "num_samples": len(seeds),
-                 "num_holdouts": 20 - len(seeds),
-                 "tracks": [_track(k, u) for k, u in enumerate(seeds)]}
+        entry = {
+            "pid": pid,
+            "name": name,
+            "num_tracks": 20,
+            "num_samples": len(seeds),
+            "num_holdouts": 20 - len(seeds),
+            "tracks": [_track(k, u) for k, u in enumerate(seeds)],
+        }
         if name is None:
             del entry["name"]
         playlists.append(entry)
     path = tmp_path / "challenge_set.json"
-    path.write_bytes(orjson.dumps({"date": "2018-01-16", "version": "v1", "name": "challenge_set",
-                                   "description": "test", "playlists": playlists}))
+    path.write_bytes(
+        orjson.dumps(
+            {
+                "date": "2018-01-16",
+                "version": "v1",
+                "name": "challenge_set",
+                "description": "test",
+                "playlists": playlists,
+            }
+        )
+    )
     return read_challenge(path)
 
 
@@ -92,8 +113,9 @@ def test_uri_helper_makes_distinct_valid_uris():
 @pytest.mark.parametrize("name", ["submission.csv", "submission.csv.gz"])
 def test_round_trip(tmp_path, challenge, name):
     rows = {pid: ranked(pid) for pid in PIDS}
-    path = write_submission(tmp_path / name, list(rows), list(rows.values()),
-                            team=TEAM, email=EMAIL)
+    path = write_submission(
+        tmp_path / name, list(rows), list(rows.values()), team=TEAM, email=EMAIL
+    )
     assert path == tmp_path / name
     report = check_submission(path, challenge)
     assert report.ok, report.format_text()
@@ -107,8 +129,14 @@ def test_round_trip(tmp_path, challenge, name):
 
 
 def test_written_text_is_the_challenge_format(tmp_path):
-    path = write_submission(tmp_path / "s.csv", [7, 3], [["a", "b"], ("c", "d")],
-                            team=" my team ", email="me@example.org", n=2)
+    path = write_submission(
+        tmp_path / "s.csv",
+        [7, 3],
+        [["a", "b"], ("c", "d")],
+        team=" my team ",
+        email="me@example.org",
+        n=2,
+    )
     assert path.read_text() == "team_info,my team,me@example.org\n7,a,b\n3,c,d\n"
 
 
@@ -127,11 +155,9 @@ def test_large_gzip_output_is_multi_member_and_reads_back(tmp_path, monkeypatch)
 
     monkeypatch.setattr(sub, "_GZIP_CHUNK", 4096)  # force several members with a small file
     rows = [ranked(pid, 200) for pid in PIDS]
-    path = write_submission(tmp_path / "s.csv.gz", list(PIDS), rows, team=TEAM, email=EMAIL,
-                            n=200)
+    path = write_submission(tmp_path / "s.csv.gz", list(PIDS), rows, team=TEAM, email=EMAIL, n=200)
     assert path.read_bytes().count(b"\x1f\x8b\x08") > 3
-    again = write_submission(tmp_path / "t.csv.gz", list(PIDS), rows, team=TEAM, email=EMAIL,
-                             n=200)
+    again = write_submission(tmp_path / "t.csv.gz", list(PIDS), rows, team=TEAM, email=EMAIL, n=200)
     assert path.read_bytes() == again.read_bytes()
     assert read_submission(path, n=200) == dict(zip(PIDS, rows, strict=True))
 
@@ -139,8 +165,14 @@ def test_large_gzip_output_is_multi_member_and_reads_back(tmp_path, monkeypatch)
 def test_writer_accepts_generators_and_numpy(tmp_path):
     import numpy as np
 
-    path = write_submission(tmp_path / "s.csv", np.array([5, 6]),
-                            [iter(["x", "y"]), np.array(["z", "w"])], team=TEAM, email=EMAIL, n=2)
+    path = write_submission(
+        tmp_path / "s.csv",
+        np.array([5, 6]),
+        [iter(["x", "y"]), np.array(["z", "w"])],
+        team=TEAM,
+        email=EMAIL,
+        n=2,
+    )
     assert read_submission(path, n=2, strict_uris=False) == {5: ["x", "y"], 6: ["z", "w"]}
 
 
@@ -174,11 +206,11 @@ def mutate_pid_twice(lines):
 
 
 def mutate_unknown_pid(lines):
-    lines[2] = "999" + lines[2][len("1000001"):]
+    lines[2] = "999" + lines[2][len("1000001") :]
 
 
 def mutate_bad_pid(lines):
-    lines[2] = "abc" + lines[2][len("1000001"):]
+    lines[2] = "abc" + lines[2][len("1000001") :]
 
 
 def mutate_499(lines):
@@ -298,8 +330,14 @@ def test_all_violations_are_collected(tmp_path, challenge):
     ]
     assert report.n_rows == 4
     assert set(report.rows) == {1000000, 1000001}
-    assert report.counts() == {"bad_team_info": 1, "unknown_pid": 1, "duplicate_pid": 1,
-                               "missing_pid": 1, "wrong_count": 1, "seed_track": 2}
+    assert report.counts() == {
+        "bad_team_info": 1,
+        "unknown_pid": 1,
+        "duplicate_pid": 1,
+        "missing_pid": 1,
+        "wrong_count": 1,
+        "seed_track": 2,
+    }
     text = report.format_text()
     assert text.startswith(f"{tmp_path / 's.csv'}: 7 violation(s), 4 playlist rows")
     assert "  seed_track     2\n" in text
@@ -315,14 +353,28 @@ def test_many_faults_in_one_row_are_all_reported(tmp_path, challenge):
     lines[1] = "1000000," + ",".join(row)
     report = check_submission(write_text(tmp_path / "s.csv", lines), challenge)
     assert [v.kind for v in report.violations] == [
-        "wrong_count", "duplicate_track", "seed_track", "bad_uri"]
+        "wrong_count",
+        "duplicate_track",
+        "seed_track",
+        "bad_uri",
+    ]
 
 
 def test_comments_blank_lines_and_whitespace_are_ignored(tmp_path, challenge):
     lines = good_lines()
     lines[1] = " , ".join(lines[1].split(","))  # spaces around fields
-    lines = ["# made by segue", "", lines[0], "   ", "#  comment, with commas", lines[1],
-             lines[2] + "\r", "", lines[3], ""]
+    lines = [
+        "# made by segue",
+        "",
+        lines[0],
+        "   ",
+        "#  comment, with commas",
+        lines[1],
+        lines[2] + "\r",
+        "",
+        lines[3],
+        "",
+    ]
     path = write_text(tmp_path / "s.csv.gz", lines)
     report = check_submission(path, challenge)
     assert report.ok, report.format_text()
@@ -330,8 +382,7 @@ def test_comments_blank_lines_and_whitespace_are_ignored(tmp_path, challenge):
     # Line numbers count the ignored lines too.
     lines[8] = lines[8].rsplit(",", 1)[0]
     report = check_submission(write_text(tmp_path / "t.csv", lines), challenge)
-    assert [(v.kind, v.line, v.pid) for v in report.violations] == [
-        ("wrong_count", 9, 1000002)]
+    assert [(v.kind, v.line, v.pid) for v in report.violations] == [("wrong_count", 9, 1000002)]
 
 
 def test_team_info_must_come_first(tmp_path, challenge):
@@ -339,23 +390,29 @@ def test_team_info_must_come_first(tmp_path, challenge):
     lines = [*lines[1:2], lines[0], *lines[2:]]
     report = check_submission(write_text(tmp_path / "s.csv", lines), challenge)
     assert [(v.kind, v.line) for v in report.violations] == [
-        ("no_team_info", 1), ("bad_team_info", 2)]
+        ("no_team_info", 1),
+        ("bad_team_info", 2),
+    ]
 
 
 def test_empty_file(tmp_path, challenge):
     path = tmp_path / "s.csv"
     path.write_text("# nothing here\n\n")
     report = check_submission(path, challenge)
-    assert [(v.kind, v.pid) for v in report.violations] == [
-        ("no_team_info", None)] + [("missing_pid", pid) for pid in PIDS]
+    assert [(v.kind, v.pid) for v in report.violations] == [("no_team_info", None)] + [
+        ("missing_pid", pid) for pid in PIDS
+    ]
 
 
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
         ("s.csv.gz", b"this is not gzip at all", "not a valid gzip file"),
-        ("s.csv.gz", gzip.compress(b"team_info,a,b@c.de\n" * 100, mtime=0)[:-30],
-         "not a valid gzip file"),
+        (
+            "s.csv.gz",
+            gzip.compress(b"team_info,a,b@c.de\n" * 100, mtime=0)[:-30],
+            "not a valid gzip file",
+        ),
         ("s.csv", b"team_info,\xff\xfe,b@c.de\n", "not UTF-8"),
         ("s.csv", gzip.compress(b"\xff" * 10, mtime=0), "not UTF-8"),
     ],
@@ -395,22 +452,35 @@ def test_without_challenge_set_only_the_file_itself_is_checked(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"rows": [ranked(p) for p in PIDS[:2]] + [ranked(1000002, 499)]},
-         "pid 1000002: 499 track URIs, expected exactly 500"),
-        ({"rows": [ranked(p) for p in PIDS[:2]] + [ranked(1000002, 501)]},
-         "pid 1000002: 501 track URIs"),
-        ({"rows": [ranked(1000000)[:-1] + ranked(1000000)[:1]] + [ranked(p) for p in PIDS[1:]]},
-         "pid 1000000: duplicate track URIs"),
-        ({"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], "a,b"]]},
-         "pid 1000002: track URIs must be non-empty, without commas"),
-        ({"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], " x"]]},
-         "pid 1000002: .*surrounding whitespace"),
-        ({"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], "x\ny"]]},
-         "pid 1000002: .*line breaks"),
-        ({"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], ""]]},
-         "pid 1000002: "),
-        ({"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], 5]]},
-         "pid 1000002: track URIs must be strings"),
+        (
+            {"rows": [ranked(p) for p in PIDS[:2]] + [ranked(1000002, 499)]},
+            "pid 1000002: 499 track URIs, expected exactly 500",
+        ),
+        (
+            {"rows": [ranked(p) for p in PIDS[:2]] + [ranked(1000002, 501)]},
+            "pid 1000002: 501 track URIs",
+        ),
+        (
+            {"rows": [ranked(1000000)[:-1] + ranked(1000000)[:1]] + [ranked(p) for p in PIDS[1:]]},
+            "pid 1000000: duplicate track URIs",
+        ),
+        (
+            {"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], "a,b"]]},
+            "pid 1000002: track URIs must be non-empty, without commas",
+        ),
+        (
+            {"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], " x"]]},
+            "pid 1000002: .*surrounding whitespace",
+        ),
+        (
+            {"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], "x\ny"]]},
+            "pid 1000002: .*line breaks",
+        ),
+        ({"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], ""]]}, "pid 1000002: "),
+        (
+            {"rows": [ranked(p) for p in PIDS[:2]] + [[*ranked(1000002)[:-1], 5]]},
+            "pid 1000002: track URIs must be strings",
+        ),
         ({"team": "segue, inc."}, "team name 'segue, inc.' must not contain commas"),
         ({"team": "seg\nue"}, "team name .* line breaks"),
         ({"team": "  "}, "team name is empty"),
@@ -420,17 +490,33 @@ def test_without_challenge_set_only_the_file_itself_is_checked(tmp_path):
         ({"pids": [1000000, 1000001, 1000000]}, "pid 1000000 appears twice"),
         ({"pids": [1000000, 1000001, "1000002"]}, "pid '1000002' is not an integer"),
     ],
-    ids=["499", "501", "duplicate", "comma", "space", "newline", "empty", "not-str",
-         "team-comma", "team-newline", "team-empty", "email-empty", "email-bad", "lengths",
-         "pid-twice", "pid-str"],
+    ids=[
+        "499",
+        "501",
+        "duplicate",
+        "comma",
+        "space",
+        "newline",
+        "empty",
+        "not-str",
+        "team-comma",
+        "team-newline",
+        "team-empty",
+        "email-empty",
+        "email-bad",
+        "lengths",
+        "pid-twice",
+        "pid-str",
+    ],
 )
 @pytest.mark.parametrize("name", ["s.csv", "s.csv.gz"])
 def test_writer_refuses(tmp_path, kwargs, match, name):
     args = {"pids": list(PIDS), "rows": [ranked(p) for p in PIDS], "team": TEAM, "email": EMAIL}
     args.update(kwargs)
     with pytest.raises(SegueError, match=match):
-        write_submission(tmp_path / name, args["pids"], args["rows"], team=args["team"],
-                         email=args["email"])
+        write_submission(
+            tmp_path / name, args["pids"], args["rows"], team=args["team"], email=args["email"]
+        )
     assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left behind
 
 
@@ -440,8 +526,9 @@ _uri_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max
 
 @settings(max_examples=150, deadline=None)
 @given(
-    rows=st.dictionaries(st.integers(0, 10**7), st.lists(_uri_text, min_size=3, max_size=3,
-                                                        unique=True), max_size=4),
+    rows=st.dictionaries(
+        st.integers(0, 10**7), st.lists(_uri_text, min_size=3, max_size=3, unique=True), max_size=4
+    ),
     team=st.text(min_size=1, max_size=10),
     gz=st.booleans(),
 )

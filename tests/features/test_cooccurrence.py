@@ -11,7 +11,9 @@ import segue.features.cooccurrence as cooccurrence
 from segue.features.cooccurrence import top_k_cooccurrence
 
 
-def reference(w: np.ndarray, k: int, row_factor: np.ndarray, column_factor: np.ndarray) -> np.ndarray:
+def reference(
+    w: np.ndarray, k: int, row_factor: np.ndarray, column_factor: np.ndarray
+) -> np.ndarray:
     co = w.T @ w
     np.fill_diagonal(co, 0)
     key = co * column_factor[None, :]
@@ -28,9 +30,9 @@ def test_equals_the_dense_reference(k, weighted):
     rng = np.random.default_rng(k)
     w = (rng.random((60, 40)) < 0.15).astype(np.float64)
     if weighted:
-        w *= rng.integers(1, 4, size=w.shape)          # small integers: exact ties stay ties
+        w *= rng.integers(1, 4, size=w.shape)  # small integers: exact ties stay ties
     pop = np.maximum(w.astype(bool).sum(axis=0), 1).astype(np.float64)
-    factors = (pop ** -0.7, pop ** -0.3) if weighted else (np.ones(40), np.ones(40))
+    factors = (pop**-0.7, pop**-0.3) if weighted else (np.ones(40), np.ones(40))
     got = top_k_cooccurrence(sp.csr_matrix(w), k, row_factor=factors[0], column_factor=factors[1])
     assert got.has_sorted_indices and got.dtype == np.float32
     np.testing.assert_allclose(got.toarray(), reference(w, k, *factors), rtol=1e-6)
@@ -39,8 +41,18 @@ def test_equals_the_dense_reference(k, weighted):
 
 def test_ties_at_the_cut_go_to_the_lower_track():
     # Track 0 co-occurs once with each of 1..5: with k = 2 it keeps 1 and 2.
-    w = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0], [1, 0, 1, 0, 0, 0], [1, 0, 0, 1, 0, 0],
-                                [1, 0, 0, 0, 1, 0], [1, 0, 0, 0, 0, 1]], dtype=np.float32))
+    w = sp.csr_matrix(
+        np.array(
+            [
+                [1, 1, 0, 0, 0, 0],
+                [1, 0, 1, 0, 0, 0],
+                [1, 0, 0, 1, 0, 0],
+                [1, 0, 0, 0, 1, 0],
+                [1, 0, 0, 0, 0, 1],
+            ],
+            dtype=np.float32,
+        )
+    )
     assert top_k_cooccurrence(w, 2)[0].indices.tolist() == [1, 2]
 
 

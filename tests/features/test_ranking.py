@@ -39,19 +39,22 @@ def test_features_of_a_hand_made_query():
     album = np.array([0, 1, 2, 0, 3, 4, 5, 6], dtype=np.int32)
     popularity = np.array([10, 4, 1, 8, 2, 1, 1, 1], dtype=np.int64)
     # Co-occurrence counts: seed 0 with track 3 (6 playlists) and 4 (2); seed 1 with track 3 (2).
-    tracks = sp.csr_matrix((np.array([6.0, 2.0, 2.0], np.float32), (np.array([0, 0, 1]), np.array([3, 4, 3]))),
-                           shape=(8, 8))
+    tracks = sp.csr_matrix(
+        (np.array([6.0, 2.0, 2.0], np.float32), (np.array([0, 0, 1]), np.array([3, 4, 3]))),
+        shape=(8, 8),
+    )
     # Artists 0 and 1 share 3 playlists; artist 0 is in 5 playlists, artist 1 in 4.
     artists = sp.csr_matrix(np.array([[0.0, 3.0], [3.0, 0.0]], np.float32))
     cooc = Cooccurrence(tracks, artists, np.array([5, 4]))
     queries = Queries.from_lists([[0, 1]], ["x"])
-    a = _lists([{3: 1.0, 4: 0.5}])                   # component a lists 3 then 4
-    b = _lists([{4: 1.0, 2: 0.25}])                  # component b lists 4 then 2
-    out = candidate_features([a, b], queries, np.array([5]), popularity, artist, album, cooc,
-                             n_candidates=10, depth=20)
+    a = _lists([{3: 1.0, 4: 0.5}])  # component a lists 3 then 4
+    b = _lists([{4: 1.0, 2: 0.25}])  # component b lists 4 then 2
+    out = candidate_features(
+        [a, b], queries, np.array([5]), popularity, artist, album, cooc, n_candidates=10, depth=20
+    )
     names = feature_names(["a", "b"])
     assert out.indptr.tolist() == [0, 3]
-    assert out.track_ids.tolist() == [4, 3, 2]     # blends 1.5, 1.0, 0.25
+    assert out.track_ids.tolist() == [4, 3, 2]  # blends 1.5, 1.0, 0.25
     f = {name: out.features[:, i].tolist() for i, name in enumerate(names)}
     assert f["a:score"] == [0.5, 1.0, 0.0] and f["a:rank"] == [2, 1, 21]
     assert f["b:score"] == [1.0, 0.0, 0.25] and f["b:rank"] == [1, 21, 2]
@@ -75,19 +78,34 @@ def test_features_of_a_hand_made_query():
 def test_features_of_a_batch_equal_those_of_each_query_alone():
     rng = np.random.default_rng(0)
     n = 40
-    lists = [sp.random(6, n, density=0.3, random_state=s, format="csr", dtype=np.float32) for s in (1, 2)]
-    queries = Queries.from_lists([rng.choice(n, k, replace=False).tolist() for k in (0, 1, 3, 5, 2, 4)],
-                                 ["a", "", "b", "", "c", ""])
+    lists = [
+        sp.random(6, n, density=0.3, random_state=s, format="csr", dtype=np.float32) for s in (1, 2)
+    ]
+    queries = Queries.from_lists(
+        [rng.choice(n, k, replace=False).tolist() for k in (0, 1, 3, 5, 2, 4)],
+        ["a", "", "b", "", "c", ""],
+    )
     popularity = rng.integers(1, 20, n)
     artist, album = (np.arange(n) % 7).astype(np.int32), (np.arange(n) % 11).astype(np.int32)
-    cooc = Cooccurrence(sp.random(n, n, density=0.2, random_state=3, format="csr", dtype=np.float32),
-                        sp.random(7, 7, density=0.5, random_state=4, format="csr", dtype=np.float32),
-                        rng.integers(1, 9, 7))
+    cooc = Cooccurrence(
+        sp.random(n, n, density=0.2, random_state=3, format="csr", dtype=np.float32),
+        sp.random(7, 7, density=0.5, random_state=4, format="csr", dtype=np.float32),
+        rng.integers(1, 9, 7),
+    )
     groups = np.arange(6)
     whole = candidate_features(lists, queries, groups, popularity, artist, album, cooc, 8, 30)
     for r in range(6):
-        one = candidate_features([m[r] for m in lists], queries.slice(r, r + 1), groups[r:r + 1], popularity, artist,
-                                 album, cooc, 8, 30)
+        one = candidate_features(
+            [m[r] for m in lists],
+            queries.slice(r, r + 1),
+            groups[r : r + 1],
+            popularity,
+            artist,
+            album,
+            cooc,
+            8,
+            30,
+        )
         lo, hi = whole.indptr[r], whole.indptr[r + 1]
         np.testing.assert_array_equal(one.track_ids, whole.track_ids[lo:hi])
         np.testing.assert_array_equal(one.features, whole.features[lo:hi])
@@ -97,7 +115,12 @@ def test_cooccurrence_of_tracks_and_artists_from_a_matrix():
     # Three playlists over four tracks; tracks 0, 1 by artist 0, tracks 2, 3 by artist 1.
     matrix = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1]], dtype=np.float32))
     cooc = Cooccurrence.build(matrix, np.array([0, 0, 1, 1], dtype=np.int32), k=5)
-    assert cooc.tracks.toarray().tolist() == [[0, 1, 1, 0], [1, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 0]]
+    assert cooc.tracks.toarray().tolist() == [
+        [0, 1, 1, 0],
+        [1, 0, 0, 0],
+        [1, 0, 0, 1],
+        [0, 0, 1, 0],
+    ]
     # Artist 0 is in playlists 0 and 1, artist 1 in 1 and 2: they share playlist 1.
     assert cooc.artists.toarray().tolist() == [[0, 1], [1, 0]]
     assert cooc.artist_popularity.tolist() == [2, 2]
@@ -105,6 +128,11 @@ def test_cooccurrence_of_tracks_and_artists_from_a_matrix():
 
 def test_lookup_and_row_ranks():
     m = sp.csr_matrix(np.array([[0.0, 0.3, 0.9, 0.3], [0.5, 0.0, 0.0, 0.0]]))
-    assert lookup(m, np.array([0, 0, 1, 1]), np.array([2, 0, 0, 3])).tolist() == [0.9, 0.0, 0.5, 0.0]
+    assert lookup(m, np.array([0, 0, 1, 1]), np.array([2, 0, 0, 3])).tolist() == [
+        0.9,
+        0.0,
+        0.5,
+        0.0,
+    ]
     assert row_ranks(m).toarray().tolist() == [[0, 2, 1, 3], [1, 0, 0, 0]]
     assert lookup(sp.csr_matrix((2, 3)), np.array([0, 1]), np.array([1, 2])).tolist() == [0.0, 0.0]

@@ -12,35 +12,38 @@ from segue.analysis.eda import normalize_name_mpd
 from segue.features.text import factorize_titles, normalize_title, normalize_titles
 
 
-@pytest.mark.parametrize(("raw", "key"), [
-    ("Chill", "chill"),
-    ("  CHILL  ", "chill"),
-    ("Chiiill 😎", "chill sunglass"),           # stretch to one letter, emoji alias, stem
-    ("chiiiilll", "chil"),                      # a stretched double comes out short (documented)
-    ("Workouts", "workout"),
-    ("WORKOUT!!!", "workout"),
-    ("work-out", "work out"),
-    ("🔥", "fire"),
-    ("🔥🔥🔥", "fire"),                          # a repeated emoji is one word
-    ("🔥 🔥 lit", "fire lit"),
-    ("💪🏽 gym", "muscl gym"),                   # skin tone dropped, then stemmed
-    ("❤️ love songs", "heart love song"),       # variation selector dropped
-    ("90's", "90s"),
-    ("90’s hits", "90s hit"),
-    ("R&B", "r and b"),
-    ("r & b", "r and b"),
-    ("Música Latina", "musica latina"),
-    ("𝓬𝓱𝓲𝓵𝓵 𝓿𝓲𝓫𝓮𝓼", "chill vibe"),             # fancy-text letters
-    ("ＣＨＩＬＬ", "chill"),                      # full-width letters
-    ("Straße", "strass"),
-    ("2000s", "2000s"),
-    ("1000", "1000"),                           # digits are never collapsed
-    ("rock_pop/2017 (live)", "rock pop 2017 live"),
-    ("sooo good", "so good"),
-    ("", ""),
-    ("!!! ...", ""),
-    ("\t\n", ""),
-])
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("Chill", "chill"),
+        ("  CHILL  ", "chill"),
+        ("Chiiill 😎", "chill sunglass"),  # stretch to one letter, emoji alias, stem
+        ("chiiiilll", "chil"),  # a stretched double comes out short (documented)
+        ("Workouts", "workout"),
+        ("WORKOUT!!!", "workout"),
+        ("work-out", "work out"),
+        ("🔥", "fire"),
+        ("🔥🔥🔥", "fire"),  # a repeated emoji is one word
+        ("🔥 🔥 lit", "fire lit"),
+        ("💪🏽 gym", "muscl gym"),  # skin tone dropped, then stemmed
+        ("❤️ love songs", "heart love song"),  # variation selector dropped
+        ("90's", "90s"),
+        ("90’s hits", "90s hit"),
+        ("R&B", "r and b"),
+        ("r & b", "r and b"),
+        ("Música Latina", "musica latina"),
+        ("𝓬𝓱𝓲𝓵𝓵 𝓿𝓲𝓫𝓮𝓼", "chill vibe"),  # fancy-text letters
+        ("ＣＨＩＬＬ", "chill"),  # full-width letters
+        ("Straße", "strass"),
+        ("2000s", "2000s"),
+        ("1000", "1000"),  # digits are never collapsed
+        ("rock_pop/2017 (live)", "rock pop 2017 live"),
+        ("sooo good", "so good"),
+        ("", ""),
+        ("!!! ...", ""),
+        ("\t\n", ""),
+    ],
+)
 def test_hand_worked_titles(raw, key):
     assert normalize_title(raw) == key
 
@@ -49,17 +52,32 @@ def test_none_is_empty():
     assert normalize_title(None) == ""
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ("Chill!!", "chill"), ("Work   Out", "work out"), ("rock/pop (2017)", "Rock Pop 2017"),
-    ("#throwback", "throwback"), ("Road Trip", "road trip ")])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Chill!!", "chill"),
+        ("Work   Out", "work out"),
+        ("rock/pop (2017)", "Rock Pop 2017"),
+        ("#throwback", "throwback"),
+        ("Road Trip", "road trip "),
+    ],
+)
 def test_titles_the_mpd_counts_as_one_stay_one(a, b):
     assert normalize_name_mpd(a) == normalize_name_mpd(b)
     assert normalize_title(a) == normalize_title(b)
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ("workouts", "Workout"), ("chill vibes", "Chill  Vibes!"), ("90's", "90s"), ("rnb", "RNB!"),
-    ("summer 🔥🔥", "Summer 🔥"), ("party 🎉", "party 🎉🎉🎉")])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("workouts", "Workout"),
+        ("chill vibes", "Chill  Vibes!"),
+        ("90's", "90s"),
+        ("rnb", "RNB!"),
+        ("summer 🔥🔥", "Summer 🔥"),
+        ("party 🎉", "party 🎉🎉🎉"),
+    ],
+)
 def test_spellings_that_should_match_do(a, b):
     assert normalize_title(a) == normalize_title(b)
 
@@ -73,8 +91,12 @@ def test_output_is_words_of_letters_and_digits(raw):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(["Chill", "chill!", "", "Workouts", "R&B", "🔥🔥", "rock", "ROCK", "x"]),
-                max_size=30))
+@given(
+    st.lists(
+        st.sampled_from(["Chill", "chill!", "", "Workouts", "R&B", "🔥🔥", "rock", "ROCK", "x"]),
+        max_size=30,
+    )
+)
 def test_column_versions_agree_with_the_single_one(titles):
     keys = [normalize_title(t) for t in titles]
     assert normalize_titles(titles) == keys
@@ -92,7 +114,7 @@ def test_column_versions_agree_with_the_single_one(titles):
 def test_examples_are_the_most_common_spelling():
     factors = factorize_titles(["Chill", "chill!", "CHILL", "chill!", "Rock ", "rock", None])
     assert factors.uniques == ["chill", "rock"]
-    assert factors.examples == ["chill!", "Rock"]    # most common; a tie goes to the first seen
+    assert factors.examples == ["chill!", "Rock"]  # most common; a tie goes to the first seen
     assert factors.codes.tolist() == [0, 0, 0, 0, 1, 1, -1]
     assert factors.counts.tolist() == [4, 2]
 

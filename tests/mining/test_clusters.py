@@ -24,9 +24,16 @@ GROUPS = {  # title, artists, word in every track name
 def _track(i: int, group: str, pos: int) -> dict:
     _, artists, word = GROUPS[group]
     artist = artists[i % 2]
-    return {"pos": pos, "artist_name": artist, "track_uri": uri("track", i), "artist_uri": uri("artist", hash(artist) % 997),
-            "track_name": f"{word.title()} Song {i}", "album_uri": uri("album", i), "duration_ms": 200_000,
-            "album_name": f"Album {i}"}
+    return {
+        "pos": pos,
+        "artist_name": artist,
+        "track_uri": uri("track", i),
+        "artist_uri": uri("artist", hash(artist) % 997),
+        "track_name": f"{word.title()} Song {i}",
+        "album_uri": uri("album", i),
+        "duration_ms": 200_000,
+        "album_name": f"Album {i}",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +46,21 @@ def two_groups(tmp_path_factory):
         base = 0 if group == "rock" else 20
         ids = (base + rng.choice(20, size=5 + pid % 10, replace=False)).tolist()
         tracks = [_track(t, group, k) for k, t in enumerate(ids)]
-        playlists.append({"name": GROUPS[group][0], "collaborative": "false", "pid": pid, "modified_at": 1500000000,
-                          "num_tracks": len(tracks), "num_albums": len(tracks), "num_followers": 1, "num_edits": 1,
-                          "duration_ms": 200_000 * len(tracks), "num_artists": 2, "tracks": tracks})
+        playlists.append(
+            {
+                "name": GROUPS[group][0],
+                "collaborative": "false",
+                "pid": pid,
+                "modified_at": 1500000000,
+                "num_tracks": len(tracks),
+                "num_albums": len(tracks),
+                "num_followers": 1,
+                "num_edits": 1,
+                "duration_ms": 200_000 * len(tracks),
+                "num_artists": 2,
+                "tracks": tracks,
+            }
+        )
     root = tmp_path_factory.mktemp("groups")
     write_slice(root / "mpd", 0, 39, playlists)
     ingest_mpd(root / "mpd", root / "data", workers=1)
@@ -76,13 +95,34 @@ def test_two_hand_made_groups_are_found_with_their_profiles(two_groups, tmp_path
     again = cluster_playlists(two_groups, tmp_path / "d", settings=ClusterSettings(k=2, **SMALL))
     assert again["clusters"] == summary["clusters"]
     assert pq.read_table(tmp_path / "d" / "assignments.parquet").to_pydict() == table
-    auto = cluster_playlists(two_groups, tmp_path / "e", settings=ClusterSettings(k_min=2, k_max=6, **SMALL))
-    assert auto["k"] == 2 and len(auto["silhouette"]) == 5 and (tmp_path / "e" / "silhouette.png").exists()
+    auto = cluster_playlists(
+        two_groups, tmp_path / "e", settings=ClusterSettings(k_min=2, k_max=6, **SMALL)
+    )
+    assert (
+        auto["k"] == 2
+        and len(auto["silhouette"]) == 5
+        and (tmp_path / "e" / "silhouette.png").exists()
+    )
 
 
 def test_clusters_recover_the_generators_genres(small_data, tmp_path, capsys):
-    assert main(["cluster", str(small_data), "--out", str(tmp_path / "c"), "--k", "30", "--plot-sample", "300",
-                 "--sample-size", "2000"]) == 0
+    assert (
+        main(
+            [
+                "cluster",
+                str(small_data),
+                "--out",
+                str(tmp_path / "c"),
+                "--k",
+                "30",
+                "--plot-sample",
+                "300",
+                "--sample-size",
+                "2000",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "agreement with the generator's themes (AMI)" in out
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
@@ -101,19 +141,40 @@ def test_clusters_recover_the_generators_genres(small_data, tmp_path, capsys):
 def test_bad_settings_get_clear_errors(two_groups, small_data, tmp_path, capsys):
     with pytest.raises(SegueError, match="k = 50 is larger than the sample of 40 playlists"):
         cluster_playlists(two_groups, tmp_path / "x", settings=ClusterSettings(k=50, **SMALL))
-    with pytest.raises(SegueError, match="k_max = 45 is not smaller than the silhouette sample of 40"):
-        cluster_playlists(two_groups, tmp_path / "x", settings=ClusterSettings(k_min=2, k_max=45, **SMALL))
+    with pytest.raises(
+        SegueError, match="k_max = 45 is not smaller than the silhouette sample of 40"
+    ):
+        cluster_playlists(
+            two_groups, tmp_path / "x", settings=ClusterSettings(k_min=2, k_max=45, **SMALL)
+        )
     with pytest.raises(SegueError, match="k must be at least 2"):
         cluster_playlists(two_groups, tmp_path / "x", settings=ClusterSettings(k=1, **SMALL))
     with pytest.raises(SegueError, match="no term is in at least min_df = 1000 playlists"):
-        cluster_playlists(two_groups, tmp_path / "x", settings=ClusterSettings(k=2, **{**SMALL, "min_df": 1000}))
+        cluster_playlists(
+            two_groups, tmp_path / "x", settings=ClusterSettings(k=2, **{**SMALL, "min_df": 1000})
+        )
     assert not (tmp_path / "x").exists()
     assert main(["cluster", str(two_groups), "--out", str(tmp_path / "x"), "--k", "many"]) == 2
     assert "--k must be 'auto' or a whole number, got 'many'" in capsys.readouterr().err
     from tests.mining.test_rules import empty_dataset
 
-    assert main(["cluster", str(empty_dataset(tmp_path / "empty")), "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["cluster", str(empty_dataset(tmp_path / "empty")), "--out", str(tmp_path / "x")]) == 2
+    )
     assert "no playlists" in capsys.readouterr().err
-    assert main(["cluster", str(two_groups), "--out", str(tmp_path / "x"), "--k", "2",
-                 "--themes", str(tmp_path / "nope.parquet")]) == 2
+    assert (
+        main(
+            [
+                "cluster",
+                str(two_groups),
+                "--out",
+                str(tmp_path / "x"),
+                "--k",
+                "2",
+                "--themes",
+                str(tmp_path / "nope.parquet"),
+            ]
+        )
+        == 2
+    )
     assert "nope.parquet: missing" in capsys.readouterr().err and not (tmp_path / "x").exists()

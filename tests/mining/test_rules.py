@@ -22,7 +22,9 @@ from segue.mining.rules import RuleThresholds, find_rules, mine_rules
 def as_matrix(transactions: list[list[int]], n_items: int) -> sp.csr_matrix:
     indptr = np.concatenate(([0], np.cumsum([len(t) for t in transactions])))
     indices = np.array([i for t in transactions for i in t], dtype=np.int32)
-    return sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(transactions), n_items))
+    return sp.csr_matrix(
+        (np.ones(len(indices), np.float32), indices, indptr), shape=(len(transactions), n_items)
+    )
 
 
 def brute_force(transactions: list[list[int]], t: RuleThresholds) -> dict[tuple, tuple]:
@@ -62,26 +64,34 @@ def random_transactions(seed: int, n: int = 60, n_items: int = 14) -> list[list[
     return out
 
 
-@pytest.mark.parametrize(("seed", "thresholds"), [
-    (0, RuleThresholds(min_support=0.05, min_confidence=0.1, min_lift=1.2, max_len=3)),
-    (1, RuleThresholds(min_support=0.02, min_confidence=0.0, min_lift=0.0, max_len=3)),
-    (2, RuleThresholds(min_support=0.03, min_confidence=0.5, min_lift=1.0, max_len=4)),
-    (3, RuleThresholds(min_support=0.1, min_confidence=0.3, min_lift=2.0, max_len=2)),
-])
+@pytest.mark.parametrize(
+    ("seed", "thresholds"),
+    [
+        (0, RuleThresholds(min_support=0.05, min_confidence=0.1, min_lift=1.2, max_len=3)),
+        (1, RuleThresholds(min_support=0.02, min_confidence=0.0, min_lift=0.0, max_len=3)),
+        (2, RuleThresholds(min_support=0.03, min_confidence=0.5, min_lift=1.0, max_len=4)),
+        (3, RuleThresholds(min_support=0.1, min_confidence=0.3, min_lift=2.0, max_len=2)),
+    ],
+)
 def test_rules_equal_a_brute_force_count(seed, thresholds):
     transactions = random_transactions(seed)
     expected = brute_force(transactions, thresholds)
-    assert len(expected) > 5   # the case is not vacuous
+    assert len(expected) > 5  # the case is not vacuous
     rules = find_rules(as_matrix(transactions, 14), thresholds)
     got = {}
     for i in range(len(rules)):
         body = tuple(int(a) for a in rules.antecedents[i] if a >= 0)
-        got[(body, int(rules.consequents[i]))] = (int(rules.count[i]), int(rules.antecedent_count[i]),
-                                                 int(rules.consequent_count[i]))
+        got[(body, int(rules.consequents[i]))] = (
+            int(rules.count[i]),
+            int(rules.antecedent_count[i]),
+            int(rules.consequent_count[i]),
+        )
     assert got == expected
     n = len(transactions)
     for i in range(len(rules)):
-        c, body, head = got[(tuple(int(a) for a in rules.antecedents[i] if a >= 0), int(rules.consequents[i]))]
+        c, body, head = got[
+            (tuple(int(a) for a in rules.antecedents[i] if a >= 0), int(rules.consequents[i]))
+        ]
         assert rules.support[i] == pytest.approx(c / n)
         assert rules.confidence[i] == pytest.approx(c / body)
         assert rules.lift[i] == pytest.approx((c / body) / (head / n))
@@ -94,35 +104,48 @@ def test_rules_equal_a_brute_force_count(seed, thresholds):
 def test_hand_worked_measures():
     # 8 playlists; {1,2} together in 3, 1 in 4, 2 in 4; two empty playlists count in N.
     transactions = [[1, 2, 3], [1, 2], [1, 3], [2, 3], [1, 2, 3, 4], [4], [], []]
-    rules = find_rules(as_matrix(transactions, 5), RuleThresholds(min_support=0.25, min_confidence=0.7,
-                                                                  min_lift=1.0, max_len=3))
-    found = {(tuple(a for a in rules.antecedents[i].tolist() if a >= 0), int(rules.consequents[i])): i
-             for i in range(len(rules))}
+    rules = find_rules(
+        as_matrix(transactions, 5),
+        RuleThresholds(min_support=0.25, min_confidence=0.7, min_lift=1.0, max_len=3),
+    )
+    found = {
+        (tuple(a for a in rules.antecedents[i].tolist() if a >= 0), int(rules.consequents[i])): i
+        for i in range(len(rules))
+    }
     assert set(found) == {((1,), 2), ((2,), 1), ((1,), 3), ((3,), 1), ((2,), 3), ((3,), 2)}
     i = found[((1,), 2)]
     assert rules.support[i] == 3 / 8 and rules.confidence[i] == 0.75 and rules.lift[i] == 1.5
-    assert rules.leverage[i] == pytest.approx(3 / 8 - 0.5 * 0.5)           # 0.125
-    assert rules.conviction[i] == pytest.approx((1 - 0.5) / (1 - 0.75))    # 2.0
+    assert rules.leverage[i] == pytest.approx(3 / 8 - 0.5 * 0.5)  # 0.125
+    assert rules.conviction[i] == pytest.approx((1 - 0.5) / (1 - 0.75))  # 2.0
     # {1,2} → 3 has confidence 2/3 < 0.7: left out. At 0.6 it comes in, with lift (2/3)/(4/8).
     more = find_rules(as_matrix(transactions, 5), RuleThresholds(0.25, 0.6, 1.0, 3))
-    pair = [i for i in range(len(more)) if more.antecedents[i].tolist() == [1, 2] and more.consequents[i] == 3]
+    pair = [
+        i
+        for i in range(len(more))
+        if more.antecedents[i].tolist() == [1, 2] and more.consequents[i] == 3
+    ]
     assert len(pair) == 1 and more.lift[pair[0]] == pytest.approx(4 / 3)
 
 
 def test_a_rule_that_never_fails_has_infinite_conviction():
     rules = find_rules(as_matrix([[0, 1], [0, 1], [0], [2]], 3), RuleThresholds(0.5, 0.5, 1.0, 2))
-    i = next(k for k in range(len(rules)) if rules.antecedents[k, 0] == 1 and rules.consequents[k] == 0)
+    i = next(
+        k for k in range(len(rules)) if rules.antecedents[k, 0] == 1 and rules.consequents[k] == 0
+    )
     assert rules.confidence[i] == 1.0 and math.isinf(rules.conviction[i])
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"min_support": 0}, "min_support must be a share of playlists in \\(0, 1\\], got 0"),
-    ({"min_support": 1.5}, "min_support"),
-    ({"min_confidence": 1.2}, "min_confidence must be in \\[0, 1\\], got 1.2"),
-    ({"min_confidence": -0.1}, "min_confidence"),
-    ({"min_lift": -1}, "min_lift must be a finite number ≥ 0"),
-    ({"max_len": 1}, "max_len must be an integer from 2 to 10"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_support": 0}, "min_support must be a share of playlists in \\(0, 1\\], got 0"),
+        ({"min_support": 1.5}, "min_support"),
+        ({"min_confidence": 1.2}, "min_confidence must be in \\[0, 1\\], got 1.2"),
+        ({"min_confidence": -0.1}, "min_confidence"),
+        ({"min_lift": -1}, "min_lift must be a finite number ≥ 0"),
+        ({"max_len": 1}, "max_len must be an integer from 2 to 10"),
+    ],
+)
 def test_thresholds_out_of_range_are_refused(kwargs, message):
     with pytest.raises(SegueError, match=message):
         find_rules(as_matrix([[0, 1]], 2), RuleThresholds(**kwargs))
@@ -136,8 +159,27 @@ def test_no_playlists_is_an_error_and_no_frequent_pair_gives_no_rules():
 
 def test_mine_rules_writes_parquet_and_named_top_list(small_data, tmp_path, capsys):
     out = tmp_path / "rules"
-    assert main(["rules", str(small_data), "--min-support", "0.005", "--min-confidence", "0.1",
-                 "--min-lift", "1.2", "--max-len", "3", "--top", "5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "rules",
+                str(small_data),
+                "--min-support",
+                "0.005",
+                "--min-confidence",
+                "0.1",
+                "--min-lift",
+                "1.2",
+                "--max-len",
+                "3",
+                "--top",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "rules over" in capsys.readouterr().out
     table = pq.read_table(out / "rules.parquet")
     from segue.data.dataset import PlaylistData
@@ -148,22 +190,38 @@ def test_mine_rules_writes_parquet_and_named_top_list(small_data, tmp_path, caps
     assert table.column("consequent_id").to_numpy().tolist() == expected.consequents.tolist()
     np.testing.assert_allclose(table.column("lift").to_numpy(), expected.lift)
     first = table.slice(0, 1).to_pylist()[0]
-    uris = pq.read_table(small_data / schema.TRACKS_FILE, columns=[schema.TRACK_URI]).column(0).to_pylist()
+    uris = (
+        pq.read_table(small_data / schema.TRACKS_FILE, columns=[schema.TRACK_URI])
+        .column(0)
+        .to_pylist()
+    )
     assert first["consequent_uri"] == uris[first["consequent_id"]]
     assert first["antecedent_uris"] == [uris[i] for i in first["antecedent_ids"]]
     assert set(table.column_names) >= {"support", "confidence", "lift", "leverage", "conviction"}
     text = (out / "rules.md").read_text()
-    names = pq.read_table(small_data / schema.TRACKS_FILE, columns=[schema.TRACK_NAME, schema.ARTIST_NAME])
+    names = pq.read_table(
+        small_data / schema.TRACKS_FILE, columns=[schema.TRACK_NAME, schema.ARTIST_NAME]
+    )
     top = first["consequent_id"]
     assert f"{names.column(0)[top].as_py()} — {names.column(1)[top].as_py()}" in text
     assert "## Highest lift (top 5)" in text and "## Most supported" in text
 
 
 def empty_dataset(path: Path) -> Path:
-    Tables(pa.table({f.name: pa.array([], f.type) for f in schema.PLAYLISTS_SCHEMA}, schema=schema.PLAYLISTS_SCHEMA),
-           pa.table({f.name: pa.array([], f.type) for f in schema.TRACKS_SCHEMA}, schema=schema.TRACKS_SCHEMA),
-           pa.table({f.name: pa.array([], f.type) for f in schema.PLAYLIST_TRACKS_SCHEMA},
-                    schema=schema.PLAYLIST_TRACKS_SCHEMA)).write(path, source="test")
+    Tables(
+        pa.table(
+            {f.name: pa.array([], f.type) for f in schema.PLAYLISTS_SCHEMA},
+            schema=schema.PLAYLISTS_SCHEMA,
+        ),
+        pa.table(
+            {f.name: pa.array([], f.type) for f in schema.TRACKS_SCHEMA},
+            schema=schema.TRACKS_SCHEMA,
+        ),
+        pa.table(
+            {f.name: pa.array([], f.type) for f in schema.PLAYLIST_TRACKS_SCHEMA},
+            schema=schema.PLAYLIST_TRACKS_SCHEMA,
+        ),
+    ).write(path, source="test")
     return path
 
 

@@ -27,18 +27,30 @@ def planted_data(seed: int = 0) -> PlaylistData:
     for p in range(300):
         genre = p % 3
         weights = 1.0 / np.arange(1, 31)
-        own = genre * 30 + rng.choice(30, size=rng.integers(8, 13), replace=False, p=weights / weights.sum())
-        hits = 90 + rng.choice(10, size=rng.integers(1, 3), replace=False, p=np.r_[0.5, np.full(9, 0.5 / 9)])
+        own = genre * 30 + rng.choice(
+            30, size=rng.integers(8, 13), replace=False, p=weights / weights.sum()
+        )
+        hits = 90 + rng.choice(
+            10, size=rng.integers(1, 3), replace=False, p=np.r_[0.5, np.full(9, 0.5 / 9)]
+        )
         rows.append(np.unique(np.concatenate((own, hits))))
     indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    matrix = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr), shape=(300, 100))
+    matrix = sp.csr_matrix(
+        (np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr), shape=(300, 100)
+    )
     names = [("rock", "jazz", "country")[p % 3] for p in range(300)]
-    return PlaylistData(matrix, np.arange(300, dtype=np.int32), names, (np.arange(100) // 5).astype(np.int32),
-                        (np.arange(100) // 10).astype(np.int32))
+    return PlaylistData(
+        matrix,
+        np.arange(300, dtype=np.int32),
+        names,
+        (np.arange(100) // 5).astype(np.int32),
+        (np.arange(100) // 10).astype(np.int32),
+    )
 
 
-QUERIES = Queries.from_lists([[0, 1, 2], [30, 31], [], [60, 61, 62, 63, 64], [90]],
-                             ["rock", "jazz", "country", "", "rock"])
+QUERIES = Queries.from_lists(
+    [[0, 1, 2], [30, 31], [], [60, 61, 62, 63, 64], [90]], ["rock", "jazz", "country", "", "rock"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +123,15 @@ def test_backfill_is_marked_and_fills_short_candidate_lists(data):
             pass
 
         def _candidates(self, queries, n):
-            return np.tile([5, 5, -1, 7], (len(queries), 1)), np.tile([3.0, 3.0, 0.0, 1.0], (len(queries), 1))
+            return np.tile([5, 5, -1, 7], (len(queries), 1)), np.tile(
+                [3.0, 3.0, 0.0, 1.0], (len(queries), 1)
+            )
 
     ranking = Few().fit(data).recommend(Queries.from_lists([[7], []]), n=6)
-    assert ranking.ids[0, 0] == 5 and 7 not in ranking.ids[0]         # repeat dropped, seed dropped
+    assert ranking.ids[0, 0] == 5 and 7 not in ranking.ids[0]  # repeat dropped, seed dropped
     assert ranking.ids[1, :2].tolist() == [5, 7]
     assert np.isnan(ranking.scores[1, 2:]).all() and ranking.scores[1, 1] == 1.0
-    assert ranking.ids[1, 2] == 90                                     # back-fill by popularity
+    assert ranking.ids[1, 2] == 90  # back-fill by popularity
 
 
 def test_params_parse_and_unknown_keys_are_refused():
@@ -127,8 +141,12 @@ def test_params_parse_and_unknown_keys_are_refused():
         alpha: float = 0.5
         normalize: bool = True
 
-    assert parse_params(Config, ["n_neighbors=5", "alpha=0.25", "normalize=false"]) == Config(5, 0.25, False)
-    with pytest.raises(SegueError, match=r"unknown parameter n_factors .*takes: alpha, n_neighbors, normalize"):
+    assert parse_params(Config, ["n_neighbors=5", "alpha=0.25", "normalize=false"]) == Config(
+        5, 0.25, False
+    )
+    with pytest.raises(
+        SegueError, match=r"unknown parameter n_factors .*takes: alpha, n_neighbors, normalize"
+    ):
         parse_params(Config, ["n_factors=3"])
     with pytest.raises(SegueError, match="'many' is not a valid int"):
         parse_params(Config, ["n_neighbors=many"])
@@ -139,8 +157,14 @@ def test_params_parse_and_unknown_keys_are_refused():
 
 
 def test_queries_from_challenge_drop_unknown_seeds():
-    entries = [{"pid": 7, "name": "chill", "tracks": [{"track_uri": "a"}, {"track_uri": "zz"}, {"track_uri": "b"}]},
-               {"pid": 8, "tracks": []}]
+    entries = [
+        {
+            "pid": 7,
+            "name": "chill",
+            "tracks": [{"track_uri": "a"}, {"track_uri": "zz"}, {"track_uri": "b"}],
+        },
+        {"pid": 8, "tracks": []},
+    ]
     queries, unknown = Queries.from_challenge(entries, {"a": 3, "b": 1})
     assert unknown == 1 and queries.seeds(0).tolist() == [3, 1] and queries.seeds(1).tolist() == []
     assert queries.titles == ["chill", ""] and queries.pids.tolist() == [7, 8]
@@ -169,9 +193,9 @@ PERSONAL = [name for name in MODEL_NAMES if name != "popular"]
 def test_recommendations_keep_to_the_planted_genre(name, data):
     model = get_model_class(name)().fit(data)
     top = model.recommend(QUERIES, n=10).ids
-    assert np.sum((top[0] >= 30) & (top[0] < 90)) <= 1, top[0]          # rock seeds + "rock"
-    if name != "title":                                                  # title reads titles only
-        assert np.sum((top[3] < 60) | (top[3] >= 90)) <= 3, top[3]       # country seeds, no title
+    assert np.sum((top[0] >= 30) & (top[0] < 90)) <= 1, top[0]  # rock seeds + "rock"
+    if name != "title":  # title reads titles only
+        assert np.sum((top[3] < 60) | (top[3] >= 90)) <= 3, top[3]  # country seeds, no title
 
 
 def test_similar_is_the_one_track_continuation(data):

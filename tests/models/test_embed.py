@@ -14,10 +14,17 @@ from segue.models.embed import EmbedConfig, EmbedRecommender
 
 def make_data(rows: list[list[int]], n_tracks: int) -> PlaylistData:
     indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    matrix = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows).astype(np.int32), indptr),
-                           shape=(len(rows), n_tracks))
-    return PlaylistData(matrix, np.arange(len(rows), dtype=np.int32), [""] * len(rows),
-                        np.arange(n_tracks, dtype=np.int32), np.arange(n_tracks, dtype=np.int32))
+    matrix = sp.csr_matrix(
+        (np.ones(indptr[-1], np.float32), np.concatenate(rows).astype(np.int32), indptr),
+        shape=(len(rows), n_tracks),
+    )
+    return PlaylistData(
+        matrix,
+        np.arange(len(rows), dtype=np.int32),
+        [""] * len(rows),
+        np.arange(n_tracks, dtype=np.int32),
+        np.arange(n_tracks, dtype=np.int32),
+    )
 
 
 # Group A {0, 1, 2}: every pair together twice. Group B {3, 4, 5}: every pair once. Track 6 is
@@ -35,9 +42,9 @@ def model() -> EmbedRecommender:
 
 def test_vocabulary_is_the_played_tracks_by_popularity(model):
     assert model.vocabulary.tolist() == [6, 0, 1, 2, 3, 4, 5]
-    assert model.embeddings.shape == (7, 6)                     # components capped at v - 1
+    assert model.embeddings.shape == (7, 6)  # components capped at v - 1
     np.testing.assert_allclose(np.linalg.norm(model.embeddings[1:], axis=1), 1, rtol=1e-6)
-    assert not model.embeddings[0].any()                          # track 6 co-occurs with nothing
+    assert not model.embeddings[0].any()  # track 6 co-occurs with nothing
 
 
 def test_cosines_are_those_of_the_co_occurrence_rows(model):
@@ -50,7 +57,7 @@ def test_cosines_are_those_of_the_co_occurrence_rows(model):
 
 def test_one_seed_gets_its_group_at_cosine_one_half(model):
     ranking = model.recommend(Queries.from_lists([[0], [4]]), n=2)
-    assert [sorted(r) for r in ranking.ids.tolist()] == [[1, 2], [3, 5]]   # equal up to rounding
+    assert [sorted(r) for r in ranking.ids.tolist()] == [[1, 2], [3, 5]]  # equal up to rounding
     np.testing.assert_allclose(ranking.scores, 0.5, atol=1e-5)
 
 
@@ -92,7 +99,9 @@ def test_damping_is_log1p_of_the_counts():
     model = EmbedRecommender().fit(data)
     a, b = np.log(3), np.log(2)
     rows = np.array([[0, a, b], [a, 0, b], [b, b, 0]])
-    expected = (rows @ rows.T) / np.outer(np.linalg.norm(rows, axis=1), np.linalg.norm(rows, axis=1))
+    expected = (rows @ rows.T) / np.outer(
+        np.linalg.norm(rows, axis=1), np.linalg.norm(rows, axis=1)
+    )
     e = model.embeddings[model.position[[0, 1, 2]]].astype(np.float64)
     np.testing.assert_allclose(e @ e.T, expected, atol=1e-5)
 
@@ -109,9 +118,12 @@ def test_two_components_merge_each_group():
 def test_a_querys_ranking_does_not_depend_on_its_batch():
     rng = np.random.default_rng(5)
     rows = [rng.choice(300, size=rng.integers(3, 20), replace=False).tolist() for _ in range(400)]
-    model = EmbedRecommender(EmbedConfig(vocabulary_size=200, n_components=16)).fit(make_data(rows, 300))
-    queries = Queries.from_lists([rng.choice(300, size=rng.integers(1, 6), replace=False).tolist()
-                                  for _ in range(130)])
+    model = EmbedRecommender(EmbedConfig(vocabulary_size=200, n_components=16)).fit(
+        make_data(rows, 300)
+    )
+    queries = Queries.from_lists(
+        [rng.choice(300, size=rng.integers(1, 6), replace=False).tolist() for _ in range(130)]
+    )
     batch = model.recommend(queries, n=40)
     for row in range(0, 130, 9):
         single = model.recommend(queries.slice(row, row + 1), n=40)

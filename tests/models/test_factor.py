@@ -31,15 +31,22 @@ from tests.models.test_contract import planted_data
 
 def rows_of(data: PlaylistData) -> list[list[int]]:
     m = data.matrix
-    return [m.indices[m.indptr[i]:m.indptr[i + 1]].tolist() for i in range(m.shape[0])]
+    return [m.indices[m.indptr[i] : m.indptr[i + 1]].tolist() for i in range(m.shape[0])]
 
 
 def tiny_data(rows: list[list[int]], n_tracks: int) -> PlaylistData:
     indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    matrix = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows).astype(np.int32), indptr),
-                           shape=(len(rows), n_tracks))
-    return PlaylistData(matrix, np.arange(len(rows), dtype=np.int32), [""] * len(rows),
-                        np.arange(n_tracks, dtype=np.int32), np.arange(n_tracks, dtype=np.int32))
+    matrix = sp.csr_matrix(
+        (np.ones(indptr[-1], np.float32), np.concatenate(rows).astype(np.int32), indptr),
+        shape=(len(rows), n_tracks),
+    )
+    return PlaylistData(
+        matrix,
+        np.arange(len(rows), dtype=np.int32),
+        [""] * len(rows),
+        np.arange(n_tracks, dtype=np.int32),
+        np.arange(n_tracks, dtype=np.int32),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +57,24 @@ def data() -> PlaylistData:
 # --- ALS fold-in -------------------------------------------------------------------------------
 def test_als_fold_in_is_implicits_exact_user_step(data):
     """The fold-in of any playlist equals implicit's own Cholesky user solve on the same items."""
-    model = ALSRecommender(ALSConfig(factors=8, alpha=10.0, regularization=0.1, iterations=10)).fit(data)
+    model = ALSRecommender(ALSConfig(factors=8, alpha=10.0, regularization=0.1, iterations=10)).fit(
+        data
+    )
     rows = [*rows_of(data)[:40], [0, 1, 2], [60, 61, 62, 63, 64, 90]]
     folded, has = model.fold_in(Queries.from_lists(rows))
     with threadpool_limits(1, "blas"):
-        reference = AlternatingLeastSquares(factors=8, alpha=10.0, regularization=0.1, random_state=0)
+        reference = AlternatingLeastSquares(
+            factors=8, alpha=10.0, regularization=0.1, random_state=0
+        )
     reference.item_factors = model.item_factors
     user_items = Queries.from_lists(rows)
-    expected = reference.recalculate_user(np.arange(len(rows)),
-                                          sp.csr_matrix((np.ones(len(user_items.seed_ids), np.float32),
-                                                         user_items.seed_ids, user_items.indptr),
-                                                        shape=(len(rows), data.n_tracks)))
+    expected = reference.recalculate_user(
+        np.arange(len(rows)),
+        sp.csr_matrix(
+            (np.ones(len(user_items.seed_ids), np.float32), user_items.seed_ids, user_items.indptr),
+            shape=(len(rows), data.n_tracks),
+        ),
+    )
     assert has.all()
     np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-5)
 
@@ -80,7 +94,9 @@ def test_als_fold_in_equals_retraining(data):
     assert error.max() < 0.01, error.max()
 
     y = model.item_factors.astype(np.float64)
-    naive = (config.alpha * data.matrix @ y) @ np.linalg.inv(y.T @ y + config.regularization * np.eye(8))
+    naive = (config.alpha * data.matrix @ y) @ np.linalg.inv(
+        y.T @ y + config.regularization * np.eye(8)
+    )
     naive_error = np.linalg.norm(naive - trained, axis=1) / np.linalg.norm(trained, axis=1)
     assert naive_error.min() > 0.5
 
@@ -91,11 +107,14 @@ def test_als_fold_in_equals_retraining(data):
         assert len(set(top_folded) & set(top_trained)) >= 19
 
 
-@pytest.mark.parametrize(("cls", "config"), [
-    (ALSRecommender, ALSConfig(factors=16, iterations=5, num_threads=2)),
-    (BPRRecommender, BPRConfig(factors=16, iterations=10)),          # num_threads=1: reproducible
-    (SVDRecommender, SVDConfig(factors=16)),
-])
+@pytest.mark.parametrize(
+    ("cls", "config"),
+    [
+        (ALSRecommender, ALSConfig(factors=16, iterations=5, num_threads=2)),
+        (BPRRecommender, BPRConfig(factors=16, iterations=10)),  # num_threads=1: reproducible
+        (SVDRecommender, SVDConfig(factors=16)),
+    ],
+)
 def test_training_is_bit_for_bit_reproducible(cls, config, data):
     first, second = cls(config).fit(data), cls(config).fit(data)
     np.testing.assert_array_equal(first.item_factors, second.item_factors)
@@ -124,8 +143,10 @@ def weighted(data: PlaylistData, weighting: str, k1: float = 1.2, b: float = 0.7
 
 @pytest.mark.parametrize("weighting", ["none", "tfidf", "bm25"])
 def test_svd_fold_in_of_a_training_row_is_its_truncated_reconstruction(data, weighting):
-    k = 3   # the three genres; the 4th singular value is less than half the 3rd, a stable subspace
-    model = SVDRecommender(SVDConfig(factors=k, weighting=weighting, n_iter=10, oversamples=60)).fit(data)
+    k = 3  # the three genres; the 4th singular value is less than half the 3rd, a stable subspace
+    model = SVDRecommender(
+        SVDConfig(factors=k, weighting=weighting, n_iter=10, oversamples=60)
+    ).fit(data)
     matrix = weighted(data, weighting)
     u, s, vt = np.linalg.svd(matrix, full_matrices=False)
     reconstruction = (u[:, :k] * s[:k]) @ vt[:k]
@@ -158,16 +179,22 @@ def test_top_k_orders_ties_by_id_filters_and_pads():
 def brute_force(items, users, k, exclude):
     """Every score in float64 (summed as top_k_factors sums), rounded to the float32 it reports;
     equal float32 scores go to the lower id."""
-    scores = np.stack([(items.astype(np.float64) * u).sum(axis=1) for u in users]).astype(np.float32)
+    scores = np.stack([(items.astype(np.float64) * u).sum(axis=1) for u in users]).astype(
+        np.float32
+    )
     scores[exclude.toarray() > 0] = -np.inf
-    order = np.lexsort((np.broadcast_to(np.arange(len(items)), scores.shape), -scores), axis=1)[:, :k]
+    order = np.lexsort((np.broadcast_to(np.arange(len(items)), scores.shape), -scores), axis=1)[
+        :, :k
+    ]
     return order, np.take_along_axis(scores, order, axis=1)
 
 
 def random_exclusions(rng, q, n, most):
     rows = [rng.choice(n, size=rng.integers(0, most + 1), replace=False) for _ in range(q)]
     indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    return sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr), shape=(q, n))
+    return sp.csr_matrix(
+        (np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr), shape=(q, n)
+    )
 
 
 @pytest.mark.parametrize("case", ["random", "hot-sample", "ties"])
@@ -177,10 +204,10 @@ def test_top_k_equals_brute_force(case):
     n, f, q, k = 60_000, 16, 300, 150
     items = rng.standard_normal((n, f)).astype(np.float32)
     users = rng.standard_normal((q, f))
-    if case == "hot-sample":       # the sampled items are the best: the threshold is too high
+    if case == "hot-sample":  # the sampled items are the best: the threshold is too high
         items[::64] = 10 + np.abs(items[::64])
         users = np.abs(users)
-    if case == "ties":             # most items score exactly 0; only the lowest ids may fill
+    if case == "ties":  # most items score exactly 0; only the lowest ids may fill
         items[1000:] = 0
         k = 1200
     exclude = random_exclusions(rng, q, n, 40)
@@ -201,7 +228,9 @@ def test_top_k_scanning_the_norm_head_equals_brute_force(case, monkeypatch):
     n, f, q, k = 60_000, 16, 300, 150
     items = rng.standard_normal((n, f)).astype(np.float32)
     users = rng.standard_normal((q, f))
-    if case != "flat":    # a few long vectors, a long tail of short ones (what real factors look like)
+    if (
+        case != "flat"
+    ):  # a few long vectors, a long tail of short ones (what real factors look like)
         items *= (rng.pareto(0.5, n) + 0.01).astype(np.float32)[:, None]
     if case == "long-tail":
         items[:, 0] = np.abs(items[:, 0])
@@ -219,10 +248,13 @@ def test_top_k_scanning_the_norm_head_equals_brute_force(case, monkeypatch):
     exclude = random_exclusions(rng, q, n, 40)
     head = NormHead.build(items)
     assert len(head.ids) == n // 4 and (np.diff(head.norms) <= 0).all()
-    scans = []                 # True: a head scan, False: a full one
+    scans = []  # True: a head scan, False: a full one
     scan = factor._scan
-    monkeypatch.setattr(factor, "_scan", lambda *a, **kw: scans.append(kw.get("labels") is not None)
-                        or scan(*a, **kw))
+    monkeypatch.setattr(
+        factor,
+        "_scan",
+        lambda *a, **kw: scans.append(kw.get("labels") is not None) or scan(*a, **kw),
+    )
     ids, scores = top_k_factors(items, users, k, exclude, num_threads=2, head=head)
     expected_ids, expected_scores = brute_force(items, users, k, exclude)
     np.testing.assert_array_equal(ids, expected_ids)
@@ -234,11 +266,20 @@ def test_top_k_scanning_the_norm_head_equals_brute_force(case, monkeypatch):
 def test_the_models_rank_the_same_with_and_without_the_norm_head():
     rng = np.random.default_rng(5)
     popularity = 1.0 / np.arange(1, 3001) ** 0.9
-    rows = [np.unique(rng.choice(3000, size=rng.integers(5, 60), p=popularity / popularity.sum())).tolist()
-            for _ in range(2000)]
+    rows = [
+        np.unique(
+            rng.choice(3000, size=rng.integers(5, 60), p=popularity / popularity.sum())
+        ).tolist()
+        for _ in range(2000)
+    ]
     data = tiny_data(rows, 3000)
-    queries = Queries.from_lists([rng.choice(3000, size=rng.integers(1, 30)).tolist() for _ in range(200)])
-    for model in (SVDRecommender(SVDConfig(factors=32)).fit(data), ALSRecommender(QUICK_ALS).fit(data)):
+    queries = Queries.from_lists(
+        [rng.choice(3000, size=rng.integers(1, 30)).tolist() for _ in range(200)]
+    )
+    for model in (
+        SVDRecommender(SVDConfig(factors=32)).fit(data),
+        ALSRecommender(QUICK_ALS).fit(data),
+    ):
         u, _ = model.fold_in(queries)
         expected = top_k_factors(model.item_factors, u, 100, seed_matrix(queries, data.n_tracks))
         got = model._candidates(queries, 100)
@@ -255,18 +296,26 @@ def test_top_k_leaves_zero_queries_empty():
 QUICK_ALS = ALSConfig(factors=16, iterations=3)
 
 
-@pytest.mark.parametrize(("cls", "config", "q"), [
-    (ALSRecommender, QUICK_ALS, 1), (ALSRecommender, QUICK_ALS, 101), (ALSRecommender, QUICK_ALS, 150),
-    (SVDRecommender, SVDConfig(factors=16), 150), (BPRRecommender, BPRConfig(factors=16, iterations=20), 150),
-], ids=["als-1", "als-101", "als-150", "svd-150", "bpr-150"])
+@pytest.mark.parametrize(
+    ("cls", "config", "q"),
+    [
+        (ALSRecommender, QUICK_ALS, 1),
+        (ALSRecommender, QUICK_ALS, 101),
+        (ALSRecommender, QUICK_ALS, 150),
+        (SVDRecommender, SVDConfig(factors=16), 150),
+        (BPRRecommender, BPRConfig(factors=16, iterations=20), 150),
+    ],
+    ids=["als-1", "als-101", "als-150", "svd-150", "bpr-150"],
+)
 def test_a_querys_ranking_does_not_depend_on_its_batch(cls, config, q):
     """Scores and ids of a query are the same alone and in batches crossing implicit's 100-row
     blocks (OpenBLAS alone would round rows differently by their place in a block)."""
     rng = np.random.default_rng(3)
     rows = [rng.choice(400, size=rng.integers(5, 30), replace=False).tolist() for _ in range(500)]
     model = cls(config).fit(tiny_data(rows, 400))
-    queries = Queries.from_lists([rng.choice(400, size=rng.integers(1, 8), replace=False).tolist()
-                                  for _ in range(q)])
+    queries = Queries.from_lists(
+        [rng.choice(400, size=rng.integers(1, 8), replace=False).tolist() for _ in range(q)]
+    )
     batch = model.recommend(queries, n=50)
     for row in range(0, q, 7):
         single = model.recommend(queries.slice(row, row + 1), n=50)
@@ -275,7 +324,7 @@ def test_a_querys_ranking_does_not_depend_on_its_batch(cls, config, q):
 
 
 def test_queries_without_known_seeds_get_popularity():
-    data = tiny_data([[0, 1], [1, 2], [0, 2], [3, 0]], 6)       # tracks 4, 5 never played
+    data = tiny_data([[0, 1], [1, 2], [0, 2], [3, 0]], 6)  # tracks 4, 5 never played
     model = SVDRecommender(SVDConfig(factors=1)).fit(data)
     ranking = model.recommend(Queries.from_lists([[5], []]), n=3)
     assert ranking.ids.tolist() == [[0, 1, 2], [0, 1, 2]] and np.isnan(ranking.scores).all()
@@ -320,9 +369,11 @@ def test_bpr_explanation_by_hand_ignores_negative_terms():
 
 
 # --- persistence and parameters -----------------------------------------------------------------
-CASES = [(SVDRecommender, SVDConfig(factors=8, weighting="bm25")),
-         (ALSRecommender, ALSConfig(factors=8, alpha=5.0, iterations=5)),
-         (BPRRecommender, BPRConfig(factors=8, iterations=20))]
+CASES = [
+    (SVDRecommender, SVDConfig(factors=8, weighting="bm25")),
+    (ALSRecommender, ALSConfig(factors=8, alpha=5.0, iterations=5)),
+    (BPRRecommender, BPRConfig(factors=8, iterations=20)),
+]
 
 
 @pytest.mark.parametrize(("cls", "config"), CASES, ids=lambda c: getattr(c, "name", ""))
@@ -354,16 +405,23 @@ def test_unknown_parameters_are_refused(cls, data, tmp_path):
         Recommender.load(tmp_path / "m")
 
 
-@pytest.mark.parametrize(("cls", "config"), [
-    (SVDRecommender, SVDConfig(weighting="log")), (SVDRecommender, SVDConfig(factors=0)),
-    (SVDRecommender, SVDConfig(bm25_b=2.0)), (ALSRecommender, ALSConfig(alpha=0.0)),
-    (ALSRecommender, ALSConfig(num_threads=-1)), (BPRRecommender, BPRConfig(learning_rate=-1.0)),
-])
+@pytest.mark.parametrize(
+    ("cls", "config"),
+    [
+        (SVDRecommender, SVDConfig(weighting="log")),
+        (SVDRecommender, SVDConfig(factors=0)),
+        (SVDRecommender, SVDConfig(bm25_b=2.0)),
+        (ALSRecommender, ALSConfig(alpha=0.0)),
+        (ALSRecommender, ALSConfig(num_threads=-1)),
+        (BPRRecommender, BPRConfig(learning_rate=-1.0)),
+    ],
+)
 def test_bad_values_are_refused(cls, config, data):
     with pytest.raises(SegueError):
         cls(config).fit(data)
 
 
 def test_parameters_parse_from_the_command_line():
-    assert parse_params(ALSConfig, ["factors=16", "alpha=40", "num-threads=1"]) == \
-        ALSConfig(factors=16, alpha=40.0, num_threads=1)
+    assert parse_params(ALSConfig, ["factors=16", "alpha=40", "num-threads=1"]) == ALSConfig(
+        factors=16, alpha=40.0, num_threads=1
+    )

@@ -35,8 +35,19 @@ def model(data):
 
 
 def test_groups_follow_title_and_seed_count():
-    seeds = [[], [], [4], [1, 2], list(range(7)), list(range(8)), list(range(17)), list(range(18)),
-             list(range(62)), list(range(63)), [5, 5, 5]]
+    seeds = [
+        [],
+        [],
+        [4],
+        [1, 2],
+        list(range(7)),
+        list(range(8)),
+        list(range(17)),
+        list(range(18)),
+        list(range(62)),
+        list(range(63)),
+        [5, 5, 5],
+    ]
     titles = ["x", "", "x", "", "x", "x", "", "x", "", "x", "x"]
     groups = query_groups(Queries.from_lists(seeds, titles))
     # class 0: 0 seeds, 1: 1, 2: 2–7, 3: 8–17, 4: 18–62, 5: 63+; a repeated seed counts once.
@@ -68,10 +79,18 @@ def _long_playlists(n_playlists: int, length: int, titled: float, seed: int = 0)
     rng = np.random.default_rng(seed)
     cols = np.concatenate([rng.choice(2000, length, replace=False) for _ in range(n_playlists)])
     rows = np.repeat(np.arange(n_playlists), length)
-    matrix = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(n_playlists, 2000))
+    matrix = sp.csr_matrix(
+        (np.ones(len(cols), np.float32), (rows, cols)), shape=(n_playlists, 2000)
+    )
     names = [f"list {i}" if rng.random() < titled else "" for i in range(n_playlists)]
-    return PlaylistData(matrix, np.arange(n_playlists, dtype=np.int64), names,
-                        np.arange(2000, dtype=np.int32) % 50, np.arange(2000, dtype=np.int32) % 300, None)
+    return PlaylistData(
+        matrix,
+        np.arange(n_playlists, dtype=np.int64),
+        names,
+        np.arange(2000, dtype=np.int32) % 50,
+        np.arange(2000, dtype=np.int32) % 300,
+        None,
+    )
 
 
 def test_the_carve_fills_every_group_when_all_playlists_are_long():
@@ -84,13 +103,20 @@ def test_the_carve_fills_every_group_when_all_playlists_are_long():
     np.testing.assert_array_equal(held.groups, query_groups(held.queries))
     # Seed counts are the groups' own; the title is shown exactly in the titled groups.
     from segue.evaluation.split import SEED_CLASSES
-    np.testing.assert_array_equal(held.queries.lengths(), [SEED_CLASSES[g // 2] for g in held.groups])
-    assert all(bool(t) == bool(g % 2) for t, g in zip(held.queries.titles, held.groups, strict=True))
+
+    np.testing.assert_array_equal(
+        held.queries.lengths(), [SEED_CLASSES[g // 2] for g in held.groups]
+    )
+    assert all(
+        bool(t) == bool(g % 2) for t, g in zip(held.queries.titles, held.groups, strict=True)
+    )
 
 
 def test_the_carve_caps_seed_counts_by_length():
     # 60-track playlists leave no room for 100 seeds: those groups stay empty, the rest fill.
-    held = hold_out_queries(_long_playlists(600, 60, titled=1.0), per_group=5, rng=np.random.default_rng(2))
+    held = hold_out_queries(
+        _long_playlists(600, 60, titled=1.0), per_group=5, rng=np.random.default_rng(2)
+    )
     counts = held.counts()
     assert counts[10] == counts[11] == 0 and (counts[1:10] == 5).all()
 
@@ -104,9 +130,9 @@ def test_a_thin_group_keeps_the_overall_weights_and_title_rules_title_only_queri
     groups = np.array([1] * 10 + [7] * 40 + [9] * 3)
     weights = tune_weights([a, b], truth, groups, min_queries=10)
     overall = tune_weights([a, b], truth, np.zeros(len(truth), dtype=np.int64), min_queries=10)[0]
-    assert weights[1, 0] > 0                     # title-only queries keep the title model
+    assert weights[1, 0] > 0  # title-only queries keep the title model
     np.testing.assert_array_equal(weights[9], overall)
-    np.testing.assert_array_equal(weights[0], overall)   # no queries at all
+    np.testing.assert_array_equal(weights[0], overall)  # no queries at all
 
 
 def _lists(rows: list[dict[int, float]], n_tracks: int = 10) -> sp.csr_matrix:
@@ -135,7 +161,9 @@ def test_tuning_finds_the_component_that_is_right_for_each_group():
 def test_scaled_lists_drop_seeds_padding_repeats_and_cut_at_depth():
     batch = Queries.from_lists([[3], []])
     ids = np.array([[3, 5, 5, 7, -1, 2], [1, 2, 4, 6, 8, 9]])
-    scores = np.array([[9.0, 4.0, 4.0, 2.0, 0.0, -1.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.5]], dtype=np.float32)
+    scores = np.array(
+        [[9.0, 4.0, 4.0, 2.0, 0.0, -1.0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.5]], dtype=np.float32
+    )
     lists = _scaled_lists(batch, ids, scores, depth=3, n_tracks=10).toarray()
     # Row 0: seed 3 and the repeat of 5 dropped, the top score (5 → 4.0) scales to 1, track 2's
     # negative score is dropped. Row 1: only the first three tracks.
@@ -149,10 +177,14 @@ def test_scores_are_the_weighted_sum_of_the_components_scaled_lists(model):
     groups = query_groups(QUERIES)
     for row in range(len(QUERIES)):
         one = QUERIES.slice(row, row + 1)
-        expected = sum(model.weights[groups[row], c] * model._component_lists(comp, one).toarray()[0]
-                       for c, comp in enumerate(model.components))
+        expected = sum(
+            model.weights[groups[row], c] * model._component_lists(comp, one).toarray()[0]
+            for c, comp in enumerate(model.components)
+        )
         scored = ~np.isnan(ranking.scores[row])
-        np.testing.assert_allclose(ranking.scores[row][scored], expected[ranking.ids[row][scored]], rtol=1e-5)
+        np.testing.assert_allclose(
+            ranking.scores[row][scored], expected[ranking.ids[row][scored]], rtol=1e-5
+        )
         assert np.all(np.diff(ranking.scores[row][scored]) <= 1e-7)
 
 
@@ -177,7 +209,11 @@ def test_explanations_name_components_with_their_weights(model):
         components = [item for item in e.evidence if item["kind"] == "component"]
         assert sum(item["share"] for item in e.evidence) == pytest.approx(1.0)
         for item in components:
-            assert item["component"] in {"title", "itemknn", "als"} and item["weight"] > 0 and item["text"]
+            assert (
+                item["component"] in {"title", "itemknn", "als"}
+                and item["weight"] > 0
+                and item["text"]
+            )
             assert sum(sub["share"] for sub in item["evidence"]) == pytest.approx(1.0)
         assert e.text.startswith(components[0]["text"].rstrip("."))
     # The rock query has rock seeds and the title "rock": the leading explanation cites a seed or the title.
@@ -189,30 +225,38 @@ def test_save_load_keeps_components_and_weights(model, tmp_path):
     loaded = Recommender.load(tmp_path / "hybrid")
     np.testing.assert_array_equal(loaded.weights, model.weights)
     assert [c.name for c in loaded.components] == ["title", "itemknn", "als"]
-    np.testing.assert_array_equal(loaded.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
+    np.testing.assert_array_equal(
+        loaded.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids
+    )
     a = loaded.explain(QUERIES, 1, loaded.recommend(QUERIES, 3).ids[1])
     b = model.explain(QUERIES, 1, model.recommend(QUERIES, 3).ids[1])
     assert [e.text for e in a] == [e.text for e in b]
 
 
 def test_component_params_reach_the_components(data):
-    config = HybridConfig(components="itemknn,als", component_params="als.factors=8;itemknn.n_neighbors=5",
-                          validation_per_group=10)
+    config = HybridConfig(
+        components="itemknn,als",
+        component_params="als.factors=8;itemknn.n_neighbors=5",
+        validation_per_group=10,
+    )
     fitted = HybridRecommender(config).fit(data)
     assert fitted.components[1].item_factors.shape[1] == 8
     assert np.diff(fitted.components[0].similarity.indptr).max() <= 5
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"components": "title,nope"}, "unknown model 'nope'"),
-    ({"components": ""}, "components is empty"),
-    ({"components": "als,als"}, "listed twice"),
-    ({"components": "hybrid"}, "cannot contain a hybrid"),
-    ({"component_params": "svd.factors=3"}, "must read MODEL.key=value"),
-    ({"component_params": "als.nope=3"}, "unknown parameter nope"),
-    ({"component_params": "als.factors=many"}, "not a valid int"),
-    ({"depth": 0}, "depth must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"components": "title,nope"}, "unknown model 'nope'"),
+        ({"components": ""}, "components is empty"),
+        ({"components": "als,als"}, "listed twice"),
+        ({"components": "hybrid"}, "cannot contain a hybrid"),
+        ({"component_params": "svd.factors=3"}, "must read MODEL.key=value"),
+        ({"component_params": "als.nope=3"}, "unknown parameter nope"),
+        ({"component_params": "als.factors=many"}, "not a valid int"),
+        ({"depth": 0}, "depth must be at least 1"),
+    ],
+)
 def test_bad_parameters_are_refused(params, message):
     with pytest.raises(SegueError, match=message):
         HybridConfig(**{"components": "title,itemknn,als", **params})
@@ -223,27 +267,44 @@ def test_registered():
 
 
 def test_fit_from_fitted_components_equals_fit(data, model):
-    fitted = [get_model_class(n)(c).fit(data) for n, c in HybridRecommender(SMALL).component_configs().items()]
+    fitted = [
+        get_model_class(n)(c).fit(data)
+        for n, c in HybridRecommender(SMALL).component_configs().items()
+    ]
     reused = HybridRecommender(SMALL).fit_from(data, fitted)
     np.testing.assert_array_equal(reused.weights, model.weights)
-    np.testing.assert_array_equal(reused.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
+    np.testing.assert_array_equal(
+        reused.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids
+    )
     with pytest.raises(SegueError, match="expected components"):
         HybridRecommender(SMALL).fit_from(data, fitted[:2])
-    other = [get_model_class(n)(c).fit(planted_data(seed=5)) for n, c in HybridRecommender(SMALL).component_configs().items()]
+    other = [
+        get_model_class(n)(c).fit(planted_data(seed=5))
+        for n, c in HybridRecommender(SMALL).component_configs().items()
+    ]
     other[0].trained_on = {"path": "elsewhere", "n_playlists": 1}
     with pytest.raises(SegueError, match="was trained on elsewhere"):
         HybridRecommender(SMALL).fit_from(data, other)
 
 
-def test_fit_from_a_directory_loads_the_components_after_tuning_and_checks_them(data, model, tmp_path):
+def test_fit_from_a_directory_loads_the_components_after_tuning_and_checks_them(
+    data, model, tmp_path
+):
     for component in model.components:
         component.save(tmp_path / component.name)
     reused = HybridRecommender(SMALL).fit_from_directory(data, tmp_path)
     np.testing.assert_array_equal(reused.weights, model.weights)
-    np.testing.assert_array_equal(reused.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
+    np.testing.assert_array_equal(
+        reused.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids
+    )
     # A component saved with other parameters, or none at all, is refused by name.
-    other = HybridConfig(components="title,itemknn,als", component_params="als.factors=8", validation_per_group=20)
-    with pytest.raises(SegueError, match=r"als model in .* trained with other parameters: factors=128 \(configured 8\)"):
+    other = HybridConfig(
+        components="title,itemknn,als", component_params="als.factors=8", validation_per_group=20
+    )
+    with pytest.raises(
+        SegueError,
+        match=r"als model in .* trained with other parameters: factors=128 \(configured 8\)",
+    ):
         HybridRecommender(other).fit_from_directory(data, tmp_path)
     with pytest.raises(SegueError, match="no trained model in"):
         HybridRecommender(SMALL).fit_from_directory(data, tmp_path / "nowhere")

@@ -28,8 +28,8 @@ def brute_force(data, config: ItemKNNConfig) -> tuple[np.ndarray, np.ndarray]:
             sim = co / (pop[:, None] ** config.alpha * pop[None, :] ** (1 - config.alpha))
         sim = np.nan_to_num(sim)
     else:  # BM25 as implicit weighs the tracks × playlists matrix: tracks are the documents
-        idf = np.log(x.shape[1]) - np.log1p(x.sum(axis=1))                      # per playlist
-        norm = 1 - config.bm25_b + config.bm25_b * pop / pop.mean()              # per track
+        idf = np.log(x.shape[1]) - np.log1p(x.sum(axis=1))  # per playlist
+        norm = 1 - config.bm25_b + config.bm25_b * pop / pop.mean()  # per track
         w = x * ((config.bm25_k1 + 1) / (config.bm25_k1 * norm[None, :] + 1)) * idf[:, None]
         sim = w.T @ w
         np.fill_diagonal(sim, 0)
@@ -39,18 +39,28 @@ def brute_force(data, config: ItemKNNConfig) -> tuple[np.ndarray, np.ndarray]:
         top = [j for j in order[: config.n_neighbors] if sim[i, j] > 0]
         kept[i, top] = sim[i, top]
     best = kept.max(axis=1)
-    scale = np.where(best > 0, 1 / np.where(best > 0, best, 1), 1) if config.normalize_rows else np.ones(len(kept))
+    scale = (
+        np.where(best > 0, 1 / np.where(best > 0, best, 1), 1)
+        if config.normalize_rows
+        else np.ones(len(kept))
+    )
     return kept, scale
 
 
-CONFIGS = [ItemKNNConfig(n_neighbors=100, alpha=0.5, normalize_rows=False),
-           ItemKNNConfig(n_neighbors=100, alpha=0.9),
-           ItemKNNConfig(n_neighbors=15, alpha=0.9),
-           ItemKNNConfig(n_neighbors=7, alpha=0.7, normalize_rows=False),
-           ItemKNNConfig(n_neighbors=100, similarity="bm25")]
+CONFIGS = [
+    ItemKNNConfig(n_neighbors=100, alpha=0.5, normalize_rows=False),
+    ItemKNNConfig(n_neighbors=100, alpha=0.9),
+    ItemKNNConfig(n_neighbors=15, alpha=0.9),
+    ItemKNNConfig(n_neighbors=7, alpha=0.7, normalize_rows=False),
+    ItemKNNConfig(n_neighbors=100, similarity="bm25"),
+]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"{c.similarity}-a{c.alpha}-k{c.n_neighbors}-{c.normalize_rows}")
+@pytest.mark.parametrize(
+    "config",
+    CONFIGS,
+    ids=lambda c: f"{c.similarity}-a{c.alpha}-k{c.n_neighbors}-{c.normalize_rows}",
+)
 def test_neighbours_equal_the_brute_force_reference(data, config):
     model = ItemKNNRecommender(config).fit(data)
     expected, scale = brute_force(data, config)
@@ -94,7 +104,9 @@ def test_explanation_shares_are_the_seeds_terms(data):
     explanation = model.explain(QUERIES, 0, [track])[0]
     seeds = QUERIES.seeds(0)
     terms = scale[seeds] * sim[seeds, track]
-    by_seed = {item["track_id"]: item["share"] for item in explanation.evidence if item["kind"] == "seed"}
+    by_seed = {
+        item["track_id"]: item["share"] for item in explanation.evidence if item["kind"] == "seed"
+    }
     for seed, term in zip(seeds.tolist(), terms, strict=True):
         assert by_seed.get(seed, 0.0) == pytest.approx(term / terms.sum(), rel=1e-5)
 

@@ -27,7 +27,9 @@ def scipy_candidates(model: PlaylistKNNRecommender, queries: Queries, n: int):
     sims = (sims / query_norm[:, None]) ** model.config.power
     keep = ids >= 0
     rows = np.repeat(np.arange(len(queries)), keep.sum(axis=1))
-    weights = sp.csr_matrix((sims[keep], (rows, ids[keep])), shape=(len(queries), similarity.shape[1]))
+    weights = sp.csr_matrix(
+        (sims[keep], (rows, ids[keep])), shape=(len(queries), similarity.shape[1])
+    )
     if model._live_members is None:
         return top_n_sparse(weights @ model.members, n)
     p = model.members.shape[0]
@@ -44,7 +46,7 @@ def brute_force(data: PlaylistData, queries: Queries, config: PlaylistKNNConfig,
             continue
         cosine = x[:, seeds].sum(axis=1) / np.sqrt(x.sum(axis=1)) / np.sqrt(len(seeds))
         order = np.lexsort((np.arange(len(x)), -cosine))
-        near = [p for p in order[:config.n_neighbors] if cosine[p] > 0]
+        near = [p for p in order[: config.n_neighbors] if cosine[p] > 0]
         out[row] = (cosine[near] ** config.power) @ x[near]
     return out
 
@@ -54,13 +56,21 @@ def random_data(seed: int, playlists: int = 3000, tracks: int = 2000) -> Playlis
     (playlists of equal length sharing one seed) and hits reached by many playlists."""
     rng = np.random.default_rng(seed)
     weights = 1.0 / np.arange(1, tracks + 1) ** 0.8
-    rows = [np.unique(rng.choice(tracks, size=rng.integers(1, 61), p=weights / weights.sum()))
-            for _ in range(playlists)]
+    rows = [
+        np.unique(rng.choice(tracks, size=rng.integers(1, 61), p=weights / weights.sum()))
+        for _ in range(playlists)
+    ]
     indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    matrix = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr),
-                           shape=(playlists, tracks))
-    return PlaylistData(matrix, np.arange(playlists, dtype=np.int32), [""] * playlists,
-                        np.arange(tracks, dtype=np.int32), np.arange(tracks, dtype=np.int32))
+    matrix = sp.csr_matrix(
+        (np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr), shape=(playlists, tracks)
+    )
+    return PlaylistData(
+        matrix,
+        np.arange(playlists, dtype=np.int32),
+        [""] * playlists,
+        np.arange(tracks, dtype=np.int32),
+        np.arange(tracks, dtype=np.int32),
+    )
 
 
 def random_queries(seed: int, q: int, tracks: int) -> Queries:
@@ -69,9 +79,15 @@ def random_queries(seed: int, q: int, tracks: int) -> Queries:
     return Queries.from_lists([rng.choice(tracks, size=int(k)).tolist() for k in lengths])
 
 
-@pytest.mark.parametrize("config", [PlaylistKNNConfig(), PlaylistKNNConfig(n_neighbors=7, power=1.0),
-                                    PlaylistKNNConfig(n_neighbors=50, max_seed_playlists=40, seed=3)],
-                         ids=["default", "k7", "capped"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        PlaylistKNNConfig(),
+        PlaylistKNNConfig(n_neighbors=7, power=1.0),
+        PlaylistKNNConfig(n_neighbors=50, max_seed_playlists=40, seed=3),
+    ],
+    ids=["default", "k7", "capped"],
+)
 def test_kernel_gives_the_scipy_products_numbers(config):
     data = random_data(1)
     model = PlaylistKNNRecommender(config).fit(data)
@@ -96,10 +112,14 @@ def test_kernel_with_playlists_learned_live_gives_the_scipy_products_numbers():
     assert (ids >= 0).any()
 
 
-@pytest.mark.parametrize("config", [PlaylistKNNConfig(n_neighbors=20), PlaylistKNNConfig(n_neighbors=300, power=3.0)])
+@pytest.mark.parametrize(
+    "config", [PlaylistKNNConfig(n_neighbors=20), PlaylistKNNConfig(n_neighbors=300, power=3.0)]
+)
 def test_scores_equal_the_dense_definition(config):
     data = planted_data()
-    queries = Queries.from_lists([*(QUERIES.seeds(r).tolist() for r in range(len(QUERIES))), [0, 30, 60, 90, 91]])
+    queries = Queries.from_lists(
+        [*(QUERIES.seeds(r).tolist() for r in range(len(QUERIES))), [0, 30, 60, 90, 91]]
+    )
     model = PlaylistKNNRecommender(config).fit(data)
     ids, scores = model._candidates(queries, 100)
     expected = brute_force(data, queries, config, 100)

@@ -37,7 +37,9 @@ def model(data):
 
 
 def test_labels_mark_each_querys_own_held_out_tracks():
-    candidates = Candidates(np.array([0, 3, 5]), np.array([4, 7, 9, 4, 2]), np.zeros((5, 0), np.float32))
+    candidates = Candidates(
+        np.array([0, 3, 5]), np.array([4, 7, 9, 4, 2]), np.zeros((5, 0), np.float32)
+    )
     # Track 4 is held out for query 1 only; track 9 for query 0.
     assert _labels(candidates, [np.array([9, 11]), np.array([4])]).tolist() == [0, 0, 1, 1, 0]
 
@@ -59,11 +61,18 @@ def _random_data(seed: int, n_playlists: int) -> PlaylistData:
     rng = np.random.default_rng(seed)
     rows = [rng.choice(60, rng.integers(5, 40), replace=False) for _ in range(n_playlists)]
     indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    matrix = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr), shape=(n_playlists, 60))
+    matrix = sp.csr_matrix(
+        (np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr), shape=(n_playlists, 60)
+    )
     matrix.sort_indices()
     names = ["" if rng.random() < 0.3 else f"t{i % 5}" for i in range(n_playlists)]
-    return PlaylistData(matrix, np.arange(n_playlists, dtype=np.int32) * 7 + 3, names,
-                        (np.arange(60) % 9).astype(np.int32), (np.arange(60) % 13).astype(np.int32))
+    return PlaylistData(
+        matrix,
+        np.arange(n_playlists, dtype=np.int32) * 7 + 3,
+        names,
+        (np.arange(60) % 9).astype(np.int32),
+        (np.arange(60) % 13).astype(np.int32),
+    )
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,8 +105,12 @@ def test_the_ranker_trains_its_components_without_the_carved_playlists(data, mon
 
     monkeypatch.setattr(Recommender, "fit", spy)
     RerankRecommender(SMALL).fit(data)
-    held = hold_out_queries(data, SMALL.validation_per_group, np.random.default_rng([SMALL.seed, 6161, 0]),
-                            max_share=SMALL.max_share)
+    held = hold_out_queries(
+        data,
+        SMALL.validation_per_group,
+        np.random.default_rng([SMALL.seed, 6161, 0]),
+        max_share=SMALL.max_share,
+    )
     # seen[0] is the ranker's own fit; then 3 components per carve, 3 carves (30 queries each on
     # 300 playlists: fewer than training_queries), then the final fits on everything.
     tuning, final = seen[1:10], seen[10:]
@@ -112,7 +125,9 @@ def test_the_ranker_trains_its_components_without_the_carved_playlists(data, mon
 def test_title_only_queries_are_ranked_by_the_title_model(model, data):
     title = get_model_class("title")().fit(data)
     queries = Queries.from_lists([[], []], ["rock", "jazz"])
-    np.testing.assert_array_equal(model.recommend(queries, 20).ids, title.recommend(queries, 20).ids)
+    np.testing.assert_array_equal(
+        model.recommend(queries, 20).ids, title.recommend(queries, 20).ids
+    )
     explanation = model.explain(queries, 0, model.recommend(queries, 3).ids[0])
     assert all(e.evidence[0]["component"] == "title" for e in explanation)
 
@@ -143,23 +158,31 @@ def test_explanations_are_the_trees_own_contributions(model):
 
 
 def test_candidate_recall_is_recorded_and_saved(model, tmp_path):
-    assert len(model.candidate_recall) == 3 and 0 < model.candidate_recall[0] <= model.candidate_recall[-1] <= 1
+    assert (
+        len(model.candidate_recall) == 3
+        and 0 < model.candidate_recall[0] <= model.candidate_recall[-1] <= 1
+    )
     model.save(tmp_path / "rerank")
     loaded = Recommender.load(tmp_path / "rerank")
     np.testing.assert_array_equal(loaded.candidate_recall, model.candidate_recall)
-    np.testing.assert_array_equal(loaded.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids)
+    np.testing.assert_array_equal(
+        loaded.recommend(QUERIES, 30).ids, model.recommend(QUERIES, 30).ids
+    )
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"components": "title,hybrid"}, "cannot contain a hybrid"),
-    ({"components": "rerank"}, "cannot contain a rerank"),
-    ({"n_candidates": 0}, "n_candidates must be at least 1"),
-    ({"leaves": 1}, "leaves must be at least 2"),
-    ({"learning_rate": 0.0}, "learning_rate must be in"),
-    ({"max_share": 1.0}, "max_share must be in"),
-    ({"max_folds": 0}, "max_folds must be at least 1"),
-    ({"objective": "xgb"}, "objective must be"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"components": "title,hybrid"}, "cannot contain a hybrid"),
+        ({"components": "rerank"}, "cannot contain a rerank"),
+        ({"n_candidates": 0}, "n_candidates must be at least 1"),
+        ({"leaves": 1}, "leaves must be at least 2"),
+        ({"learning_rate": 0.0}, "learning_rate must be in"),
+        ({"max_share": 1.0}, "max_share must be in"),
+        ({"max_folds": 0}, "max_folds must be at least 1"),
+        ({"objective": "xgb"}, "objective must be"),
+    ],
+)
 def test_bad_parameters_are_refused(params, message):
     with pytest.raises(SegueError, match=message):
         RerankConfig(**params)

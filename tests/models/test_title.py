@@ -14,8 +14,8 @@ from segue.models.title import TitleConfig, TitleRecommender, _keep_top_per_row
 
 N_TRACKS = 40
 CHILL = {0, 1, 2, 3}
-WORKOUT = [10, 11, 12]      # in 20, 15 and 10 of the 20 workout playlists
-POPULAR = [30, 31, 32]      # in every untitled playlist: the most popular tracks overall
+WORKOUT = [10, 11, 12]  # in 20, 15 and 10 of the 20 workout playlists
+POPULAR = [30, 31, 32]  # in every untitled playlist: the most popular tracks overall
 
 
 def titled_data() -> PlaylistData:
@@ -38,11 +38,18 @@ def titled_data() -> PlaylistData:
     rows += [[0, 5]] * 10 + [[20, 21]] * 10 + [[25, 26]]
     names += ["chill vibes"] * 10 + ["rock"] * 10 + ["jams 2k17"]
     indptr = np.concatenate(([0], np.cumsum([len(r) for r in rows])))
-    matrix = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows).astype(np.int32), indptr),
-                           shape=(len(rows), N_TRACKS))
+    matrix = sp.csr_matrix(
+        (np.ones(indptr[-1], np.float32), np.concatenate(rows).astype(np.int32), indptr),
+        shape=(len(rows), N_TRACKS),
+    )
     matrix.sort_indices()
-    return PlaylistData(matrix, np.arange(len(rows), dtype=np.int32), names,
-                        np.arange(N_TRACKS, dtype=np.int32), np.arange(N_TRACKS, dtype=np.int32))
+    return PlaylistData(
+        matrix,
+        np.arange(len(rows), dtype=np.int32),
+        names,
+        np.arange(N_TRACKS, dtype=np.int32),
+        np.arange(N_TRACKS, dtype=np.int32),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +88,7 @@ def test_spelling_variants_find_the_workout_playlists(model, title):
 def test_stretched_and_emoji_titles_find_chill(model, title):
     ranking = rank(model, [title])
     assert set(ranking.ids[0, :3].tolist()) <= CHILL
-    assert ranking.ids[0, 0] == 0            # in "chill" and in the neighbour "chill vibes"
+    assert ranking.ids[0, 0] == 0  # in "chill" and in the neighbour "chill vibes"
     evidence = model.explain(Queries.from_lists([[]], [title]), 0, ranking.ids[0, :1])[0].evidence
     assert evidence[0]["kind"] == "title" and evidence[0]["title"] in ("chill", "chill vibes")
 
@@ -89,7 +96,7 @@ def test_stretched_and_emoji_titles_find_chill(model, title):
 def test_exact_match_dominates_and_neighbours_add(model):
     ranking = rank(model, ["chill"], n=12)
     ids = ranking.ids[0].tolist()
-    assert ids[:3] == [0, 1, 2]                           # chill's own tracks lead
+    assert ids[:3] == [0, 1, 2]  # chill's own tracks lead
     # Track 5 is only in "chill vibes", a neighbour: it gets a real score, below chill's track 3,
     # and above tracks more popular overall (10, 11) that no chill-like title holds.
     assert not np.isnan(ranking.scores[0, ids.index(5)])
@@ -111,9 +118,9 @@ def test_seeds_are_ignored_except_for_removal(model):
 
 def test_rarely_seen_title_defers_to_popularity_unless_shrinkage_is_off(data):
     shrunk = rank(TitleRecommender().fit(data), ["jams 2k17"], n=30).ids[0].tolist()
-    assert shrunk[:3] == POPULAR                  # one playlist is weak evidence...
+    assert shrunk[:3] == POPULAR  # one playlist is weak evidence...
     unplayed = [shrunk.index(t) for t in np.flatnonzero(data.track_popularity == 0) if t in shrunk]
-    assert max(shrunk.index(25), shrunk.index(26)) < min(unplayed)   # ...but it is evidence
+    assert max(shrunk.index(25), shrunk.index(26)) < min(unplayed)  # ...but it is evidence
     raw = rank(TitleRecommender(TitleConfig(shrinkage=0.0)).fit(data), ["jams 2k17"]).ids[0]
     assert raw[:2].tolist() == [25, 26]
 
@@ -128,17 +135,31 @@ def test_max_tracks_per_title_keeps_the_most_frequent(data):
 
 def test_keep_top_per_row_breaks_ties_by_lower_column():
     m = sp.csr_matrix(np.array([[2.0, 1, 2, 2, 0], [1, 1, 1, 0, 0], [0, 0, 0, 0, 7]]))
-    assert _keep_top_per_row(m, 2).toarray().tolist() == [[2, 0, 2, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 0, 7]]
+    assert _keep_top_per_row(m, 2).toarray().tolist() == [
+        [2, 0, 2, 0, 0],
+        [1, 1, 0, 0, 0],
+        [0, 0, 0, 0, 7],
+    ]
 
 
 def test_explanations_name_the_title_and_shares_add_up(model):
     queries = Queries.from_lists([[], [], []], ["Chill", "chiiill 😎", ""])
     explained = model.explain(queries, 0, [0, 5, 30])
     first = explained[0]
-    assert first.evidence[0] == {"kind": "title", "title": "chill", "share": pytest.approx(first.evidence[0]["share"]),
-                                 "playlists": 20, "title_playlists": 20, "similarity": 1.0, "exact": True}
+    assert first.evidence[0] == {
+        "kind": "title",
+        "title": "chill",
+        "share": pytest.approx(first.evidence[0]["share"]),
+        "playlists": 20,
+        "title_playlists": 20,
+        "similarity": 1.0,
+        "exact": True,
+    }
     assert "Playlists called 'Chill' often include it (20 of 20)" in first.text
-    assert any(e["kind"] == "title" and e["title"] == "chill vibes" and e["playlists"] == 10 for e in first.evidence)
+    assert any(
+        e["kind"] == "title" and e["title"] == "chill vibes" and e["playlists"] == 10
+        for e in first.evidence
+    )
     assert any(e["kind"] == "popularity" for e in first.evidence)
     neighbour_only = explained[1]
     assert [e["title"] for e in neighbour_only.evidence if e["kind"] == "title"] == ["chill vibes"]
@@ -163,8 +184,9 @@ def test_save_load_round_trip_is_identical_and_pickle_free(model, data, tmp_path
     np.testing.assert_array_equal(a.scores, b.scores)
     assert loaded._examples == model._examples and loaded._keys == model._keys
     queries = Queries.from_lists([[]], ["chill"])
-    assert [e.evidence for e in loaded.explain(queries, 0, [0, 5])] == \
-        [e.evidence for e in model.explain(queries, 0, [0, 5])]
+    assert [e.evidence for e in loaded.explain(queries, 0, [0, 5])] == [
+        e.evidence for e in model.explain(queries, 0, [0, 5])
+    ]
 
 
 def test_batch_of_repeated_titles_equals_single_queries(model):
@@ -175,7 +197,9 @@ def test_batch_of_repeated_titles_equals_single_queries(model):
 
 
 def test_no_titles_at_all_gives_popularity(data):
-    untitled = PlaylistData(data.matrix, data.pids, [""] * data.n_playlists, data.track_artist, data.track_album)
+    untitled = PlaylistData(
+        data.matrix, data.pids, [""] * data.n_playlists, data.track_artist, data.track_album
+    )
     model = TitleRecommender().fit(untitled)
     assert np.isnan(rank(model, ["chill"]).scores).all()
 
@@ -183,7 +207,10 @@ def test_no_titles_at_all_gives_popularity(data):
 def test_params_parse_and_unknown_or_bad_values_are_refused():
     config = parse_params(TitleConfig, ["n_neighbors=5", "min-similarity=0.5", "shrinkage=0"])
     assert config == TitleConfig(n_neighbors=5, min_similarity=0.5, shrinkage=0.0)
-    with pytest.raises(SegueError, match=r"unknown parameter n_factors .*takes: max_tracks_per_title, min_similarity"):
+    with pytest.raises(
+        SegueError,
+        match=r"unknown parameter n_factors .*takes: max_tracks_per_title, min_similarity",
+    ):
         parse_params(TitleConfig, ["n_factors=3"])
     with pytest.raises(SegueError, match="'many' is not a valid int"):
         parse_params(TitleConfig, ["n_neighbors=many"])

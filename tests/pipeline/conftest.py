@@ -42,8 +42,18 @@ class DemoRun:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def pipeline_args(self, phase: str) -> list[str]:
-        return ["pipeline", phase, "--data", str(self.mpd), "--out", str(self.out),
-                "--per-category", str(PER_CATEGORY), "--workers", "1"]
+        return [
+            "pipeline",
+            phase,
+            "--data",
+            str(self.mpd),
+            "--out",
+            str(self.out),
+            "--per-category",
+            str(PER_CATEGORY),
+            "--workers",
+            "1",
+        ]
 
 
 def run_cli(args: list[str]) -> tuple[int, str]:
@@ -59,12 +69,28 @@ def demo_run(tmp_path_factory) -> DemoRun:
     root = tmp_path_factory.mktemp("demo")
     run = DemoRun(mpd=root / "mpd", out=root / "run")
     steps = {
-        "generate": ["generate", "mpd", "--playlists", PLAYLISTS, "--out", run.mpd, "--challenge-per-category",
-                     PER_CATEGORY, "--workers", "1"],
+        "generate": [
+            "generate",
+            "mpd",
+            "--playlists",
+            PLAYLISTS,
+            "--out",
+            run.mpd,
+            "--challenge-per-category",
+            PER_CATEGORY,
+            "--workers",
+            "1",
+        ],
         "phase1": run.pipeline_args("phase1"),
         "phase2": run.pipeline_args("phase2"),
-        "train playlistgat": ["train", "playlistgat", run.out / "split" / "train", "--out",
-                              run.out / "models" / "playlistgat", *(a for p in GRAPH_PARAMS for a in ("-p", p))],
+        "train playlistgat": [
+            "train",
+            "playlistgat",
+            run.out / "split" / "train",
+            "--out",
+            run.out / "models" / "playlistgat",
+            *(a for p in GRAPH_PARAMS for a in ("-p", p)),
+        ],
         "finish again": run.pipeline_args("phase2"),
     }
     for name, args in steps.items():

@@ -18,8 +18,17 @@ from segue.pipeline.runner import LOGS, RECORDS
 from tests.pipeline.conftest import MODELS, PER_CATEGORY, run_cli
 
 PHASE1 = ["verify", "ingest", "eda", "cooccurrence"]
-PHASE2 = ["split", "rules", "clusters", "train popular", "train title", "train itemknn", "train playlistknn", "train rp3beta",
-          "train rules"]
+PHASE2 = [
+    "split",
+    "rules",
+    "clusters",
+    "train popular",
+    "train title",
+    "train itemknn",
+    "train playlistknn",
+    "train rp3beta",
+    "train rules",
+]
 FINISH = ["evaluate", "diversity", "examples", "submission", "report"]
 
 
@@ -27,7 +36,9 @@ def stage_lines(output: str) -> dict[str, str]:
     """{stage: "skipped" | "ran"} from the runner's lines ("[ 3] name   unchanged, skipped …")."""
     found = {}
     for match in re.finditer(r"^\[\s*\d+\] (.+?)\s{2,}(unchanged, skipped|…)", output, re.M):
-        found[match.group(1).strip()] = "skipped" if match.group(2).startswith("unchanged") else "ran"
+        found[match.group(1).strip()] = (
+            "skipped" if match.group(2).startswith("unchanged") else "ran"
+        )
     return found
 
 
@@ -67,33 +78,43 @@ def test_the_reported_r_precision_is_the_held_out_truth_recounted_by_hand(demo_r
             per_playlist = []
             for row, entry in enumerate(entries):
                 held = truth[entry["pid"]]["holdout_tracks"]
-                top = {uris[i] for i in ranking[row, :len(held)].tolist() if i >= 0}
+                top = {uris[i] for i in ranking[row, : len(held)].tolist() if i >= 0}
                 per_playlist.append(len(top & set(held)) / len(held))
             cell = table[model]["all"]["r_precision"]
             assert cell["n"] == len(entries)
             assert abs(cell["mean"] - float(np.mean(per_playlist))) < 1e-9, model
             # The report's table row: the model's name and its mean [CI] as evaluation.json has them.
             shown = f"{cell['mean']:.4f} [{cell['ci_low']:.4f}, {cell['ci_high']:.4f}]"
-            assert re.search(rf"^\| (\*\*)?{model}(\*\*)? \| {re.escape(shown)} \|", report_md, re.M), model
-            assert re.search(rf"<td>(<strong>)?{model}(</strong>)?</td>\s*<td>{re.escape(shown)}</td>", report_html), model
+            assert re.search(
+                rf"^\| (\*\*)?{model}(\*\*)? \| {re.escape(shown)} \|", report_md, re.M
+            ), model
+            assert re.search(
+                rf"<td>(<strong>)?{model}(</strong>)?</td>\s*<td>{re.escape(shown)}</td>",
+                report_html,
+            ), model
     # Not all zero: the run really recommends (title and neighbourhood models find held-out tracks).
     assert max(table[m]["all"]["r_precision"]["mean"] for m in MODELS) > 0.01
 
 
 def test_the_report_has_its_sections_figures_and_run_timings(demo_run):
     md = (demo_run.out / "report" / "report.md").read_text()
-    for title in ("Dataset and exploration", "Association rules and playlist clusters",
-                  "Evaluation on held-out playlists", "Diversity", "Example continuations"):
+    for title in (
+        "Dataset and exploration",
+        "Association rules and playlist clusters",
+        "Evaluation on held-out playlists",
+        "Diversity",
+        "Example continuations",
+    ):
         assert f"## {title}" in md
-    assert "| 2,000 |" in md                       # the dataset's playlists, from the EDA
+    assert "| 2,000 |" in md  # the dataset's playlists, from the EDA
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
     assert len(figures) >= 5
     for figure in figures:
         assert (demo_run.out / "report" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (demo_run.out / "report" / "index.html").read_text()
-    assert html.count("data:image/png;base64,") == len(figures)    # self-contained
+    assert html.count("data:image/png;base64,") == len(figures)  # self-contained
     assert 'src="figures/' not in html
-    for stage in ("clusters", "evaluate", "train playlistknn"):   # the run's timings per stage
+    for stage in ("clusters", "evaluate", "train playlistknn"):  # the run's timings per stage
         assert re.search(rf"\| {stage} \|", md), stage
 
 
@@ -125,12 +146,17 @@ def test_a_second_run_skips_every_stage(demo_run):
         assert code == 0, output
         # Each command ends with the finish (the split exists); the report is rebuilt on purpose
         # (it shows this run's timings); nothing else runs.
-        assert stage_lines(output) == {**dict.fromkeys(stages + FINISH[:-1], "skipped"), "report": "ran"}
+        assert stage_lines(output) == {
+            **dict.fromkeys(stages + FINISH[:-1], "skipped"),
+            "report": "ran",
+        }
         assert f"{len(stages) + len(FINISH)} stages: 1 ran" in output
     assert time.perf_counter() - start < 20
 
 
-def test_missing_or_corrupt_slices_exit_2_with_one_line_naming_the_file(demo_run, tmp_path, capsys, monkeypatch):
+def test_missing_or_corrupt_slices_exit_2_with_one_line_naming_the_file(
+    demo_run, tmp_path, capsys, monkeypatch
+):
     # The CLI's log handler writes to the stderr of the test that first configured it; a fresh
     # one here writes to this test's captured stderr, so all of stderr is checked.
     monkeypatch.setattr(logging.getLogger("segue"), "handlers", [])
@@ -143,22 +169,30 @@ def test_missing_or_corrupt_slices_exit_2_with_one_line_naming_the_file(demo_run
     assert line.startswith(f"error: stage 'verify' failed: {empty}: no MPD slice files")
     assert not (tmp_path / "run1" / RECORDS / "verify.json").exists()
 
-    code = run_cli(["pipeline", "phase1", "--data", tmp_path / "nowhere", "--out", tmp_path / "run2"])[0]
+    code = run_cli(
+        ["pipeline", "phase1", "--data", tmp_path / "nowhere", "--out", tmp_path / "run2"]
+    )[0]
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert [x for x in err.splitlines() if x.startswith("error:")] == [
-        f"error: --data {tmp_path / 'nowhere'}: not a directory of MPD slices"]
+        f"error: --data {tmp_path / 'nowhere'}: not a directory of MPD slices"
+    ]
 
     # A slice cut short: the error names the file and where its JSON ends; stderr stays one error line.
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     for source in sorted(demo_run.mpd.glob("mpd.slice.*.json")):
         data = source.read_bytes()
-        (corrupt / source.name).write_bytes(data if source.name.startswith("mpd.slice.0-") else data[: len(data) // 2])
+        (corrupt / source.name).write_bytes(
+            data if source.name.startswith("mpd.slice.0-") else data[: len(data) // 2]
+        )
     code = run_cli(["pipeline", "phase1", "--data", corrupt, "--out", tmp_path / "run3"])[0]
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     (line,) = [x for x in err.splitlines() if x.startswith("error:")]
-    assert re.match(rf"error: stage 'verify' failed: {re.escape(str(corrupt))}: verification failed: "
-                    r"mpd\.slice\.1000-1999\.json: line \d+, column \d+ .*invalid JSON", line), line
+    assert re.match(
+        rf"error: stage 'verify' failed: {re.escape(str(corrupt))}: verification failed: "
+        r"mpd\.slice\.1000-1999\.json: line \d+, column \d+ .*invalid JSON",
+        line,
+    ), line
     assert "(log: " in line and Path(line.split("(log: ")[1].split(")")[0]).exists()

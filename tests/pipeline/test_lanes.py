@@ -16,7 +16,9 @@ from segue.pipeline.runner import LOGS, RECORDS, Runner, Stage, StageError
 log = logging.getLogger("segue")
 
 
-def lane_stages(out, barrier: threading.Barrier | None, calls: list[str], fail: str = "") -> list[Stage]:
+def lane_stages(
+    out, barrier: threading.Barrier | None, calls: list[str], fail: str = ""
+) -> list[Stage]:
     """Lane A: a1 → a2; lane B: b1 → b2. a1 and b1 meet at ``barrier`` (both must be running at
     once, or the barrier times out). ``fail``: the stage that raises a SegueError."""
 
@@ -31,11 +33,19 @@ def lane_stages(out, barrier: threading.Barrier | None, calls: list[str], fail: 
             log.info("%s after the barrier", name)
             write_text(out / f"{name}.txt", name)
             return {"name": name}
+
         return run
 
-    return [Stage(name, make(name, name.endswith("1")), outputs=[out / f"{name}.txt"], lane=name[0].upper(),
-                  after=[f"{name[0]}1"] if name.endswith("2") else [])
-            for name in ("a1", "a2", "b1", "b2")]
+    return [
+        Stage(
+            name,
+            make(name, name.endswith("1")),
+            outputs=[out / f"{name}.txt"],
+            lane=name[0].upper(),
+            after=[f"{name[0]}1"] if name.endswith("2") else [],
+        )
+        for name in ("a1", "a2", "b1", "b2")
+    ]
 
 
 def test_lanes_overlap_and_each_log_holds_only_its_own_stage(tmp_path):
@@ -64,15 +74,17 @@ def test_a_failing_lane_stops_alone_and_the_failure_is_raised_after_the_others_f
     barrier = threading.Barrier(2, timeout=10)
     logger_level = log.level
     with pytest.raises(StageError, match=r"stage 'a1' failed: a1: planted failure"):
-        Runner(tmp_path, echo=lambda line: None).run_lanes(lane_stages(tmp_path, barrier, calls, fail="a1"), jobs=2)
-    assert sorted(calls) == ["a1", "b1", "b2"]                   # a2 never started; lane B finished
+        Runner(tmp_path, echo=lambda line: None).run_lanes(
+            lane_stages(tmp_path, barrier, calls, fail="a1"), jobs=2
+        )
+    assert sorted(calls) == ["a1", "b1", "b2"]  # a2 never started; lane B finished
     assert not (tmp_path / RECORDS / "a1.json").exists()
     assert (tmp_path / RECORDS / "b2.json").exists()
-    assert log.level == logger_level                             # the logger is given back
+    assert log.level == logger_level  # the logger is given back
 
     calls.clear()
     Runner(tmp_path, echo=lambda line: None).run_lanes(lane_stages(tmp_path, None, calls), jobs=2)
-    assert sorted(calls) == ["a1", "a2"]                         # the rerun resumes at the failed lane
+    assert sorted(calls) == ["a1", "a2"]  # the rerun resumes at the failed lane
 
 
 def test_phase2_runs_the_mining_beside_the_split_and_its_models(tmp_path):
@@ -82,9 +94,18 @@ def test_phase2_runs_the_mining_beside_the_split_and_its_models(tmp_path):
     lanes = {}
     for stage in stages:
         lanes.setdefault(stage.lane, []).append(stage.name)
-    assert lanes == {"models": ["split", "train popular", "train title", "train itemknn", "train playlistknn",
-                                "train rp3beta", "train rules"],
-                     "mining": ["rules", "clusters"]}
+    assert lanes == {
+        "models": [
+            "split",
+            "train popular",
+            "train title",
+            "train itemknn",
+            "train playlistknn",
+            "train rp3beta",
+            "train rules",
+        ],
+        "mining": ["rules", "clusters"],
+    }
     # Every stage builds only on its own lane (run_lanes' rule).
     for stage in stages:
         assert all(dep in lanes[stage.lane] for dep in stage.after)
@@ -98,12 +119,27 @@ def test_phase3_balances_the_ensembles_against_the_graph_and_session_models(tmp_
     lanes = {}
     for stage in stages:
         lanes.setdefault(stage.lane, []).append(stage.name)
-    assert lanes == {"factors": ["train svd", "train als", "train hybrid", "train rerank", "train embed",
-                                 "popularity model"],
-                     "graphs": ["train bpr", "train lightgcn", "train playlistgat", "generate sessions",
-                                "ingest sessions", "split sessions", "session models"]}
+    assert lanes == {
+        "factors": [
+            "train svd",
+            "train als",
+            "train hybrid",
+            "train rerank",
+            "train embed",
+            "popularity model",
+        ],
+        "graphs": [
+            "train bpr",
+            "train lightgcn",
+            "train playlistgat",
+            "generate sessions",
+            "ingest sessions",
+            "split sessions",
+            "session models",
+        ],
+    }
     here = {stage.name for stage in stages}
-    for stage in stages:   # a stage builds on its own lane or on what earlier phases ran
+    for stage in stages:  # a stage builds on its own lane or on what earlier phases ran
         assert all(dep in lanes[stage.lane] or dep not in here for dep in stage.after), stage.name
 
 

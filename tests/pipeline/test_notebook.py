@@ -36,13 +36,21 @@ def test_the_notebook_is_stored_without_outputs():
     assert "parameters" in code[0].metadata.get("tags", [])
 
 
-def test_the_notebook_runs_against_a_run_and_shows_table_explanations_and_heatmap(demo_run, tmp_path, monkeypatch):
+def test_the_notebook_runs_against_a_run_and_shows_table_explanations_and_heatmap(
+    demo_run, tmp_path, monkeypatch
+):
     monkeypatch.setenv("SEGUE_DEMO_DIR", str(demo_run.out))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()   # raises on any cell's error
+    NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()  # raises on any cell's error
     code = [c for c in notebook.cells if c.cell_type == "code"]
-    assert [o for c in code for o in c.outputs if o.get("name") == "stderr"] == []   # no warnings shown
+    assert [
+        o for c in code for o in c.outputs if o.get("name") == "stderr"
+    ] == []  # no warnings shown
     cells = [outputs_of(c) for c in code]
     text = "\n".join(t for t, _ in cells)
     assert f"run: {demo_run.out.resolve()}" in text

@@ -26,16 +26,23 @@ def test_the_report_renders_at_laptop_width(demo_run, browser_page, tmp_path):  
     expect(table.locator("th").first).to_have_text("model")
     rows = table.locator("tbody tr")
     expect(rows).to_have_count(len(MODELS))
-    shown = {rows.nth(i).locator("td").first.inner_text(): rows.nth(i).locator("td").nth(1).inner_text()
-             for i in range(len(MODELS))}
+    shown = {
+        rows.nth(i).locator("td").first.inner_text(): rows.nth(i).locator("td").nth(1).inner_text()
+        for i in range(len(MODELS))
+    }
     assert sorted(shown) == sorted(MODELS)
-    assert all(re.fullmatch(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", cell) for cell in shown.values()), shown
+    assert all(re.fullmatch(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", cell) for cell in shown.values()), (
+        shown
+    )
 
     # Every figure is inlined and decoded by the browser.
     images = page.locator("img").evaluate_all(
-        "imgs => imgs.map(i => ({src: i.src.slice(0, 22), complete: i.complete, width: i.naturalWidth}))")
+        "imgs => imgs.map(i => ({src: i.src.slice(0, 22), complete: i.complete, width: i.naturalWidth}))"
+    )
     assert len(images) >= 5
-    assert all(i["src"] == "data:image/png;base64," and i["complete"] and i["width"] > 0 for i in images), images
+    assert all(
+        i["src"] == "data:image/png;base64," and i["complete"] and i["width"] > 0 for i in images
+    ), images
     # Readable on a laptop: no horizontal scroll at 1280 px (wide tables scroll inside themselves),
     # and every figure and table stays inside the page's column.
     widths = page.evaluate("""() => {

@@ -52,7 +52,7 @@ class Plan:
             with atomic_dir(out / "count") as tmp:
                 (tmp / "part1.txt").write_text(str(len(text)))
                 if self.interrupt:
-                    raise KeyboardInterrupt   # Ctrl-C half-way through writing its outputs
+                    raise KeyboardInterrupt  # Ctrl-C half-way through writing its outputs
                 (tmp / "part2.txt").write_text(text.lower())
             return {"length": len(text)}
 
@@ -65,12 +65,27 @@ class Plan:
             return {"value": self.other_value}
 
         return [
-            Stage("upper", upper, inputs=[self.source], outputs=[out / "upper.txt"], params={"times": self.times}),
-            Stage("count", count, inputs=[out / "upper.txt"], outputs=[out / "count"], after=["upper"]),
-            Stage("other thing", other, outputs=[out / "other.txt"], params={"value": self.other_value}),
+            Stage(
+                "upper",
+                upper,
+                inputs=[self.source],
+                outputs=[out / "upper.txt"],
+                params={"times": self.times},
+            ),
+            Stage(
+                "count", count, inputs=[out / "upper.txt"], outputs=[out / "count"], after=["upper"]
+            ),
+            Stage(
+                "other thing",
+                other,
+                outputs=[out / "other.txt"],
+                params={"value": self.other_value},
+            ),
         ]
 
-    def run(self, stages: list[str] | None = None, force: bool = False) -> tuple[dict[str, str], list[str]]:
+    def run(
+        self, stages: list[str] | None = None, force: bool = False
+    ) -> tuple[dict[str, str], list[str]]:
         """Run (a subset of) the stages with a fresh Runner, as a new command would; returns
         ({stage: status}, echoed lines). Stops at the first failure, like the pipeline."""
         self.calls.clear()
@@ -107,7 +122,11 @@ def test_a_second_run_skips_every_unchanged_stage(plan):
     assert plan.calls == []
     assert all("unchanged, skipped" in line for line in lines)
     # A record's file name is the stage's slug: no spaces.
-    assert sorted(p.name for p in (plan.out / RECORDS).iterdir()) == ["count.json", "other-thing.json", "upper.json"]
+    assert sorted(p.name for p in (plan.out / RECORDS).iterdir()) == [
+        "count.json",
+        "other-thing.json",
+        "upper.json",
+    ]
 
 
 def test_force_runs_every_stage_again(plan):
@@ -123,7 +142,7 @@ def test_a_changed_parameter_reruns_the_stage_and_the_stages_that_build_on_it(pl
     assert statuses == {"upper": "ran", "count": "ran", "other thing": "skipped"}
     assert (plan.out / "count" / "part1.txt").read_text() == "6"
 
-    plan.other_value = "y"             # a parameter of the independent stage: only that one reruns
+    plan.other_value = "y"  # a parameter of the independent stage: only that one reruns
     statuses, _ = plan.run()
     assert statuses == {"upper": "skipped", "count": "skipped", "other thing": "ran"}
     assert (plan.out / "other.txt").read_text() == "y"
@@ -175,8 +194,8 @@ def test_a_failing_stage_stops_the_run_names_itself_and_the_next_run_resumes_the
     log_file = Path(message.split("(log: ")[1].split(")")[0])
     assert log_file.parent == plan.out / LOGS and log_file.name.startswith("count_")
     assert "stage count failed: in.txt, line 3" in log_file.read_text()
-    assert plan.calls == ["upper", "count"]                     # "other thing" never started
-    assert plan.record("upper")["status"] == "ran"              # the stage before stays done
+    assert plan.calls == ["upper", "count"]  # "other thing" never started
+    assert plan.record("upper")["status"] == "ran"  # the stage before stays done
     assert plan.record("count") is None and plan.record("other-thing") is None
     assert not (plan.out / "count").exists()
 
@@ -193,7 +212,9 @@ def test_a_stage_whose_check_rejects_its_outputs_fails_and_keeps_no_record(plan)
         raise SegueError(f"{plan.out / 'upper.txt'}: {summary['chars']} characters, expected 10")
 
     stages[0].check = reject
-    with pytest.raises(StageError, match=r"stage 'upper' failed: .*upper.txt: 3 characters, expected 10"):
+    with pytest.raises(
+        StageError, match=r"stage 'upper' failed: .*upper.txt: 3 characters, expected 10"
+    ):
         Runner(plan.out, echo=lambda line: None).run(stages[0])
     assert plan.record("upper") is None
 
@@ -214,7 +235,11 @@ def test_an_interrupted_stage_leaves_no_half_written_output_and_no_record(plan):
         plan.run()
     assert plan.calls == ["upper", "count"]
     assert plan.record("upper") is not None and plan.record("count") is None
-    assert sorted(p.name for p in plan.out.iterdir()) == [RECORDS, LOGS, "upper.txt"]   # no temporary dir left
+    assert sorted(p.name for p in plan.out.iterdir()) == [
+        RECORDS,
+        LOGS,
+        "upper.txt",
+    ]  # no temporary dir left
     (log_file,) = (plan.out / LOGS).glob("count_*.log")
     assert "interrupted; nothing of it was kept" in log_file.read_text()
 
@@ -234,7 +259,7 @@ def test_an_interrupted_rerun_does_not_leave_the_old_record_standing(plan):
         plan.run()
     assert plan.record("upper")["summary"] == {"chars": 6}
     assert plan.record("count") is None
-    assert (plan.out / "count" / "part1.txt").read_text() == "3"    # the old output, whole
+    assert (plan.out / "count" / "part1.txt").read_text() == "3"  # the old output, whole
     plan.times, plan.interrupt = 1, False
     statuses, _ = plan.run()
     assert statuses == {"upper": "ran", "count": "ran", "other thing": "skipped"}

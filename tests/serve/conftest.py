@@ -27,7 +27,12 @@ from segue.cli import main
 from tests.data.helpers import write_slice
 from tests.models.test_contract import planted_data
 
-GENRES = {"rock": range(0, 30), "jazz": range(30, 60), "country": range(60, 90), "hits": range(90, 100)}
+GENRES = {
+    "rock": range(0, 30),
+    "jazz": range(30, 60),
+    "country": range(60, 90),
+    "hits": range(90, 100),
+}
 MODELS = ("itemknn", "popular", "playlistknn", "title")
 
 
@@ -40,7 +45,7 @@ def track_meta(k: int) -> dict:
     if k < 30:
         name, artist = f"Rock Anthem {k}", ("Stone Crew" if k % 2 else "Granite Band")
         if k == 15:
-            name = "Déjà Vu Anthem"   # accents: found by "deja"
+            name = "Déjà Vu Anthem"  # accents: found by "deja"
     elif k < 60:
         name, artist = f"Blue Note {k - 30}", "Miles Quartet"
     elif k < 90:
@@ -54,18 +59,36 @@ def write_planted_mpd(directory: Path) -> Path:
     data = planted_data()
     playlists = []
     for p in range(data.n_playlists):
-        tracks = data.matrix.indices[data.matrix.indptr[p]:data.matrix.indptr[p + 1]].tolist()
-        playlists.append({
-            "name": data.names[p], "collaborative": "false", "pid": p, "modified_at": 1500000000,
-            "num_tracks": len(tracks), "num_albums": 1, "num_followers": 1, "num_edits": 1,
-            "duration_ms": 200_000 * len(tracks), "num_artists": 1,
-            "tracks": [{"pos": i, "artist_name": track_meta(k)["artist_name"], "track_uri": uri(k),
+        tracks = data.matrix.indices[data.matrix.indptr[p] : data.matrix.indptr[p + 1]].tolist()
+        playlists.append(
+            {
+                "name": data.names[p],
+                "collaborative": "false",
+                "pid": p,
+                "modified_at": 1500000000,
+                "num_tracks": len(tracks),
+                "num_albums": 1,
+                "num_followers": 1,
+                "num_edits": 1,
+                "duration_ms": 200_000 * len(tracks),
+                "num_artists": 1,
+                "tracks": [
+                    {
+                        "pos": i,
+                        "artist_name": track_meta(k)["artist_name"],
+                        "track_uri": uri(k),
                         "artist_uri": f"spotify:artist:{track_meta(k)['artist_name'].replace(' ', '')}",
-                        "track_name": track_meta(k)["track_name"], "album_uri": f"spotify:album:a{k // 10}",
-                        "duration_ms": 200_000, "album_name": f"Album {k // 10}"} for i, k in enumerate(tracks)],
-        })
+                        "track_name": track_meta(k)["track_name"],
+                        "album_uri": f"spotify:album:a{k // 10}",
+                        "duration_ms": 200_000,
+                        "album_name": f"Album {k // 10}",
+                    }
+                    for i, k in enumerate(tracks)
+                ],
+            }
+        )
     for start in range(0, len(playlists), 100):
-        write_slice(directory, start, start + 99, playlists[start:start + 100])
+        write_slice(directory, start, start + 99, playlists[start : start + 100])
     return directory
 
 
@@ -118,7 +141,7 @@ class Server:
 def start_server(model_dirs: list[Path], log: Path, *args: str, timeout: float = 60) -> Server:
     """Run ``segue serve DIRS --port 0 ARGS`` and wait until it answers /healthz."""
     command = [sys.executable, "-m", "segue", "serve", *map(str, model_dirs), "--port", "0", *args]
-    handle = open(log, "w")   # the child writes it; our copy is closed once it is started
+    handle = open(log, "w")  # the child writes it; our copy is closed once it is started
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
     handle.close()
@@ -137,7 +160,9 @@ def start_server(model_dirs: list[Path], log: Path, *args: str, timeout: float =
                 pass
         time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"segue serve did not answer within {timeout} s (url {url}):\n{log.read_text()}")
+    raise RuntimeError(
+        f"segue serve did not answer within {timeout} s (url {url}):\n{log.read_text()}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +170,20 @@ def server(planted, tmp_path_factory):
     """One server for the read-only API tests: every planted model, the first (itemknn) default."""
     tmp = tmp_path_factory.mktemp("server")
     evaluation = tmp / "evaluation.json"
-    evaluation.write_text('{"table": {"itemknn": {"all": {"r_precision": {"mean": 0.5, "ci_low": 0.4, '
-                          '"ci_high": 0.6, "n": 10}}}}}')
-    handle = start_server([planted["models"][m] for m in MODELS], tmp / "server.log", "--state", str(tmp / "state"),
-                          "--evaluation", str(evaluation), "--max-body-kb", "64")
+    evaluation.write_text(
+        '{"table": {"itemknn": {"all": {"r_precision": {"mean": 0.5, "ci_low": 0.4, '
+        '"ci_high": 0.6, "n": 10}}}}}'
+    )
+    handle = start_server(
+        [planted["models"][m] for m in MODELS],
+        tmp / "server.log",
+        "--state",
+        str(tmp / "state"),
+        "--evaluation",
+        str(evaluation),
+        "--max-body-kb",
+        "64",
+    )
     yield handle
     code, output = handle.stop()
     assert code == 0, output
@@ -163,7 +198,7 @@ def run_concurrently(functions) -> list:
     def run(i, f):
         try:
             results[i] = f()
-        except Exception as exc:   # re-raised in the test's thread
+        except Exception as exc:  # re-raised in the test's thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(i, f)) for i, f in enumerate(functions)]

@@ -13,21 +13,34 @@ import pytest
 from tests.serve.conftest import GENRES, uri
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory):
     if not CHROMIUM.exists():
-        pytest.fail("the browser test needs Debian's chromium at /usr/bin/chromium: "
-                    "`make test` installs it (apt-get install -y chromium)")
+        pytest.fail(
+            "the browser test needs Debian's chromium at /usr/bin/chromium: "
+            "`make test` installs it (apt-get install -y chromium)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
-            args=ARGS)
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+        )
         context.set_default_timeout(15_000)
         page = context.new_page()
         errors: list[str] = []
@@ -52,7 +65,7 @@ def test_type_search_add_and_watch_the_continuation_change(server, browser_page)
     popular = rec_uris(page)
 
     page.fill("#title", "late night jazz")
-    page.fill("#search", "blue note 1")                  # prefix of the last word, as typed
+    page.fill("#search", "blue note 1")  # prefix of the last word, as typed
     expect(page.locator("#results li").first).to_contain_text("Blue Note 1")
     expect(page.locator("#search-status")).to_have_text(re.compile(r"^11 matches"))
     first = page.locator("#results li").first
@@ -63,20 +76,27 @@ def test_type_search_add_and_watch_the_continuation_change(server, browser_page)
     expect(page.locator("#playlist li").first).to_contain_text("Blue Note 1")
 
     # The continuation follows the playlist: jazz now, each with its "because …" line.
-    page.wait_for_function("uri => document.querySelector('#recs .because') !== null && "
-                           "[...document.querySelectorAll('#recs li')].every(li => li.dataset.uri !== uri)", arg=added)
+    page.wait_for_function(
+        "uri => document.querySelector('#recs .because') !== null && "
+        "[...document.querySelectorAll('#recs li')].every(li => li.dataset.uri !== uri)",
+        arg=added,
+    )
     jazzy = rec_uris(page)
     assert jazzy != popular and added not in jazzy
     assert sum(u in {uri(k) for k in GENRES["jazz"]} for u in jazzy[:10]) >= 8
-    expect(page.locator("#recs li .because").first).to_contain_text("Because the playlist has Blue Note 1")
+    expect(page.locator("#recs li .because").first).to_contain_text(
+        "Because the playlist has Blue Note 1"
+    )
 
     # One click adds a recommendation; the list moves on again.
     pick = page.locator("#recs li").first
     picked = pick.get_attribute("data-uri")
     pick.locator("button.add").click()
     expect(page.locator("#playlist li")).to_have_count(2)
-    page.wait_for_function("uri => [...document.querySelectorAll('#recs li')].every(li => li.dataset.uri !== uri)",
-                           arg=picked)
+    page.wait_for_function(
+        "uri => [...document.querySelectorAll('#recs li')].every(li => li.dataset.uri !== uri)",
+        arg=picked,
+    )
     assert picked not in rec_uris(page) and rec_uris(page) != jazzy
 
     # Removing a track is a click too.

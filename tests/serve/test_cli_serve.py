@@ -15,7 +15,9 @@ from segue.serve.service import Service
 def test_bad_model_directories_and_busy_ports_exit_2_with_one_line(planted, tmp_path, capsys):
     assert main(["serve", str(tmp_path / "missing"), "--port", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "missing: not a model directory" in err and "Traceback" not in err
+    assert (
+        err.count("\n") == 1 and "missing: not a model directory" in err and "Traceback" not in err
+    )
     (tmp_path / "empty").mkdir()
     assert main(["serve", str(tmp_path / "empty"), "--port", "0"]) == 2
     assert "params.json: missing" in capsys.readouterr().err
@@ -25,7 +27,17 @@ def test_bad_model_directories_and_busy_ports_exit_2_with_one_line(planted, tmp_
         port = busy.getsockname()[1]
         assert main(["serve", str(planted["models"]["popular"]), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
-    assert main(["serve", str(planted["models"]["popular"]), "--evaluation", str(tmp_path / "nope.json")]) == 2
+    assert (
+        main(
+            [
+                "serve",
+                str(planted["models"]["popular"]),
+                "--evaluation",
+                str(tmp_path / "nope.json"),
+            ]
+        )
+        == 2
+    )
     assert "nope.json: missing" in capsys.readouterr().err
 
 
@@ -44,8 +56,10 @@ def test_an_unexpected_error_is_a_json_500_without_a_trace(planted, tmp_path, ca
 
     response, health = asyncio.run(ask())
     assert response.status_code == 500
-    assert response.json() == {"error": "internal error",
-                               "message": "the server failed on this request; the error is in its log"}
+    assert response.json() == {
+        "error": "internal error",
+        "message": "the server failed on this request; the error is in its log",
+    }
     assert "secret" not in response.text and "Traceback" not in response.text
-    assert health.status_code == 200                                   # and it goes on serving
-    assert "planted bug" in caplog.text                                # the log has it
+    assert health.status_code == 200  # and it goes on serving
+    assert "planted bug" in caplog.text  # the log has it

@@ -16,7 +16,9 @@ NEW = {"title": "crossover", "tracks": [uri(5), uri(40), "spotify:track:not-in-c
 
 
 def recs(client: httpx.Client, model: str, tracks: list[str], n: int = 90) -> dict:
-    response = client.post("/v1/recommendations", json={"tracks": tracks, "n": n, "model": model, "explain": True})
+    response = client.post(
+        "/v1/recommendations", json={"tracks": tracks, "n": n, "model": model, "explain": True}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -27,36 +29,52 @@ def score_of(body: dict, track: str) -> float | None:
 
 def test_added_playlist_is_learned_at_once_and_survives_a_restart(fresh_models, tmp_path):
     dirs = [fresh_models[m] for m in ("itemknn", "popular", "playlistknn", "title")]
-    shutil.copytree(fresh_models["itemknn"], tmp_path / "reference-itemknn")   # untouched by the server
+    shutil.copytree(
+        fresh_models["itemknn"], tmp_path / "reference-itemknn"
+    )  # untouched by the server
     server = start_server(dirs, tmp_path / "a.log")
     try:
         with server.client() as api:
             before = recs(api, "itemknn", [uri(5)])
-            assert score_of(before, uri(40)) is None                    # no evidence before
-            popular_before = api.get("/v1/tracks", params={"q": "blue note 10"}).json()["items"][0]["playlists"]
+            assert score_of(before, uri(40)) is None  # no evidence before
+            popular_before = api.get("/v1/tracks", params={"q": "blue note 10"}).json()["items"][0][
+                "playlists"
+            ]
             response = api.post("/v1/playlists", json=NEW)
             assert response.status_code == 201, response.text
             added = response.json()
             assert [m["name"] for m in added["models"]] == ["itemknn", "popular", "playlistknn"]
             assert all(m["seq"] == 1 and m["tracks"] == 2 for m in added["models"])
-            assert added["skipped"] == [{"name": "title", "reason": "title cannot learn new playlists live"}]
+            assert added["skipped"] == [
+                {"name": "title", "reason": "title cannot learn new playlists live"}
+            ]
             assert added["unknown_tracks"] == ["spotify:track:not-in-catalog"]
             # itemknn: 40 now has evidence beside 5, exactly as the model learning the playlist in-process.
             after = recs(api, "itemknn", [uri(5)])
             assert score_of(after, uri(40)) is not None
             reference = Recommender.load(tmp_path / "reference-itemknn")
             catalog = reference.catalog().column("track_uri").to_pylist()
-            reference.add_playlists(Queries.from_lists([[catalog.index(uri(5)), catalog.index(uri(40))]]))
+            reference.add_playlists(
+                Queries.from_lists([[catalog.index(uri(5)), catalog.index(uri(40))]])
+            )
             expected = reference.recommend(Queries.from_lists([[catalog.index(uri(5))]]), 90)
             assert [i["track_uri"] for i in after["items"]] == [catalog[t] for t in expected.ids[0]]
-            np.testing.assert_allclose([np.nan if i["score"] is None else i["score"] for i in after["items"]],
-                                       expected.scores[0], rtol=1e-6)
+            np.testing.assert_allclose(
+                [np.nan if i["score"] is None else i["score"] for i in after["items"]],
+                expected.scores[0],
+                rtol=1e-6,
+            )
             explained = next(i for i in after["items"] if i["track_uri"] == uri(40))
             assert explained["evidence"][0]["track_uri"] == uri(5)
             # popular: one more playlist holds track 40 ("Blue Note 10").
-            assert api.get("/v1/tracks", params={"q": "blue note 10"}).json()["items"][0]["playlists"] == popular_before + 1
+            assert (
+                api.get("/v1/tracks", params={"q": "blue note 10"}).json()["items"][0]["playlists"]
+                == popular_before + 1
+            )
             models = {m["name"]: m for m in api.get("/v1/models").json()["models"]}
-            assert models["itemknn"]["live_playlists"] == 1 and models["title"]["live_playlists"] == 0
+            assert (
+                models["itemknn"]["live_playlists"] == 1 and models["title"]["live_playlists"] == 0
+            )
             knn_after = recs(api, "playlistknn", [uri(5), uri(6)], n=30)
         code, output = server.stop()
         assert code == 0 and "Traceback" not in output, output
@@ -68,28 +86,53 @@ def test_added_playlist_is_learned_at_once_and_survives_a_restart(fresh_models, 
         with server.client() as api:
             assert recs(api, "itemknn", [uri(5)]) == after
             assert recs(api, "playlistknn", [uri(5), uri(6)], n=30) == knn_after
-            assert {m["name"]: m["live_playlists"] for m in api.get("/v1/models").json()["models"]} == \
-                {"itemknn": 1, "popular": 1, "playlistknn": 1, "title": 0}
+            assert {
+                m["name"]: m["live_playlists"] for m in api.get("/v1/models").json()["models"]
+            } == {"itemknn": 1, "popular": 1, "playlistknn": 1, "title": 0}
     finally:
         server.stop()
 
 
 def test_live_update_errors(fresh_models, tmp_path):
-    server = start_server([fresh_models["title"], fresh_models["popular"]], tmp_path / "s.log",
-                          "--state", str(tmp_path / "state"))
+    server = start_server(
+        [fresh_models["title"], fresh_models["popular"]],
+        tmp_path / "s.log",
+        "--state",
+        str(tmp_path / "state"),
+    )
     try:
         with server.client() as api:
             refused = api.post("/v1/playlists", json={"tracks": [uri(1)], "model": "title"})
             assert refused.status_code == 409 and "title (title)" in refused.json()["message"]
-            unknown = api.post("/v1/playlists", json={"tracks": ["spotify:track:a", "spotify:track:b"]})
-            assert unknown.status_code == 422 and "none of the 2 tracks" in unknown.json()["message"]
+            unknown = api.post(
+                "/v1/playlists", json={"tracks": ["spotify:track:a", "spotify:track:b"]}
+            )
+            assert (
+                unknown.status_code == 422 and "none of the 2 tracks" in unknown.json()["message"]
+            )
             assert api.post("/v1/playlists", json={"tracks": []}).status_code == 422
-            assert api.post("/v1/playlists", json={"title": "x"}).json()["message"].startswith("tracks:")
-            assert api.post("/v1/playlists", json={"tracks": [uri(1)], "model": "nope"}).status_code == 404
-            assert api.post("/v1/playlists", json={"tracks": [uri(k) for k in range(100)] * 6}).status_code == 422
-            ok = api.post("/v1/playlists", json={"tracks": [uri(1)]})   # title skipped, popular learns
+            assert (
+                api.post("/v1/playlists", json={"title": "x"})
+                .json()["message"]
+                .startswith("tracks:")
+            )
+            assert (
+                api.post("/v1/playlists", json={"tracks": [uri(1)], "model": "nope"}).status_code
+                == 404
+            )
+            assert (
+                api.post(
+                    "/v1/playlists", json={"tracks": [uri(k) for k in range(100)] * 6}
+                ).status_code
+                == 422
+            )
+            ok = api.post(
+                "/v1/playlists", json={"tracks": [uri(1)]}
+            )  # title skipped, popular learns
             assert ok.status_code == 201 and [m["name"] for m in ok.json()["models"]] == ["popular"]
-        assert (tmp_path / "state" / "popular" / "playlists.jsonl").exists()      # --state, not the model dir
+        assert (
+            tmp_path / "state" / "popular" / "playlists.jsonl"
+        ).exists()  # --state, not the model dir
         assert not (fresh_models["popular"] / "live").exists()
     finally:
         server.stop()
@@ -98,17 +141,24 @@ def test_live_update_errors(fresh_models, tmp_path):
 def test_torn_and_corrupt_logs(fresh_models, tmp_path, capsys):
     log = fresh_models["popular"] / "live" / "playlists.jsonl"
     log.parent.mkdir()
-    log.write_bytes(b'{"seq": 1, "title": "a", "tracks": ["' + uri(40).encode() + b'"]}\n{"seq": 2, "title": "b", "tra')
+    log.write_bytes(
+        b'{"seq": 1, "title": "a", "tracks": ["'
+        + uri(40).encode()
+        + b'"]}\n{"seq": 2, "title": "b", "tra'
+    )
     server = start_server([fresh_models["popular"]], tmp_path / "torn.log")
     try:
         with server.client() as api:
             assert api.get("/v1/models").json()["models"][0]["live_playlists"] == 1
-            assert api.post("/v1/playlists", json={"tracks": [uri(41)]}).json()["models"][0]["seq"] == 2
+            assert (
+                api.post("/v1/playlists", json={"tracks": [uri(41)]}).json()["models"][0]["seq"]
+                == 2
+            )
     finally:
         code, output = server.stop()
     assert code == 0 and "dropping an incomplete last record" in output
     lines = log.read_text().splitlines()
-    assert len(lines) == 2 and '"title":"b"' not in lines[1]            # the torn tail was cut, not glued to
+    assert len(lines) == 2 and '"title":"b"' not in lines[1]  # the torn tail was cut, not glued to
 
     # A complete line that is not a record stops the start, naming the file, line and field.
     log.write_text(log.read_text() + '{"seq": 3, "tracks": "not a list"}\n')

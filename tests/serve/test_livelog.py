@@ -20,12 +20,17 @@ def test_append_then_replay_in_a_new_process_state(tmp_path):
     first = log.append("road trip", ["spotify:track:a", "spotify:track:b"])
     second = log.append("", ["spotify:track:c"])
     assert (first["seq"], second["seq"]) == (1, 2) and log.count == 2
-    assert [r["tracks"] for batch in learned for r in batch] == [["spotify:track:a", "spotify:track:b"],
-                                                                 ["spotify:track:c"]]
+    assert [r["tracks"] for batch in learned for r in batch] == [
+        ["spotify:track:a", "spotify:track:b"],
+        ["spotify:track:c"],
+    ]
     again, relearned = collecting(tmp_path)
     assert again.replay() == 2
-    assert len(relearned) == 1 and [r["title"] for r in relearned[0]] == ["road trip", ""]   # one batch
-    assert again.sync() == 0                                   # nothing new: nothing learned twice
+    assert len(relearned) == 1 and [r["title"] for r in relearned[0]] == [
+        "road trip",
+        "",
+    ]  # one batch
+    assert again.sync() == 0  # nothing new: nothing learned twice
 
 
 def test_writers_see_each_other_in_log_order(tmp_path):
@@ -58,9 +63,12 @@ def test_replay_cuts_a_torn_tail_and_names_bad_lines(tmp_path, caplog):
         assert log.replay() == 1
     assert "dropping an incomplete last record" in caplog.text
     assert path.read_bytes() == b'{"seq": 1, "title": "ok", "tracks": ["x"]}\n\n'
-    assert log.append("next", ["z"])["seq"] == 3                 # line numbers count the blank line
+    assert log.append("next", ["z"])["seq"] == 3  # line numbers count the blank line
     path.write_bytes(path.read_bytes() + b'{"tracks": ["a", 5]}\n')
-    with pytest.raises(InputFileError, match=r"playlists.jsonl: line 4: field 'tracks' must be a list of track URIs"):
+    with pytest.raises(
+        InputFileError,
+        match=r"playlists.jsonl: line 4: field 'tracks' must be a list of track URIs",
+    ):
         collecting(tmp_path)[0].replay()
     path.write_bytes(b"not json\n")
     with pytest.raises(InputFileError, match=r"line 1: not valid JSON"):
@@ -75,4 +83,7 @@ def test_a_bad_line_while_serving_is_skipped_and_logged(tmp_path, caplog):
     reader, got = collecting(tmp_path)
     with caplog.at_level(logging.ERROR, logger="segue.serve.live"):
         assert reader.sync() == 2
-    assert [r["title"] for r in got[0]] == ["a", "b"] and "line 2: expected a JSON object" in caplog.text
+    assert [r["title"] for r in got[0]] == [
+        "a",
+        "b",
+    ] and "line 2: expected a JSON object" in caplog.text

@@ -14,8 +14,20 @@ JAZZ = {uri(k) for k in GENRES["jazz"]}
 @pytest.fixture(scope="module")
 def service(planted, tmp_path_factory) -> Service:
     out = tmp_path_factory.mktemp("rerank") / "rerank"
-    assert main(["train", "rerank", str(planted["data"]), "--out", str(out),
-                 "--param", "validation_per_group=20"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "rerank",
+                str(planted["data"]),
+                "--out",
+                str(out),
+                "--param",
+                "validation_per_group=20",
+            ]
+        )
+        == 0
+    )
     return Service.load([out])
 
 

@@ -52,15 +52,19 @@ LABELS = {
     "long_tail_share": "long-tail share",
 }
 REFERENCE = "held-out tracks"
-POPULARITY_BANDS = (0, 1, 10, 100, 1_000, 10_000)   # lower edges of the profile's bands
+POPULARITY_BANDS = (0, 1, 10, 100, 1_000, 10_000)  # lower edges of the profile's bands
 
 
 def group_label(group: str) -> str:
     return "all queries" if group == "all" else f"{group} — {CATEGORY_BY_NUMBER[int(group)].label}"
 
 
-def diversity_table(task: EvaluationTask, rankings: dict[str, np.ndarray], cutoffs: Sequence[int] = (10, 500),
-                    head_share: float = 0.8) -> dict:
+def diversity_table(
+    task: EvaluationTask,
+    rankings: dict[str, np.ndarray],
+    cutoffs: Sequence[int] = (10, 500),
+    head_share: float = 0.8,
+) -> dict:
     """``table[name][str(k)][group][metric]`` for every ranking, cut-off and group.
 
     ``rankings``: name → int [q, n] ids aligned with ``task.pids`` (-1 padding; ids ≥
@@ -78,7 +82,7 @@ def diversity_table(task: EvaluationTask, rankings: dict[str, np.ndarray], cutof
     head[: task.n_items] = M.head_mask(task.item_popularity, head_share)
     longest = max((len(t) for t in task.truth), default=0)
     truth = np.full((q, max(longest, 1)), -1, dtype=np.int64)
-    for i, t in enumerate(task.truth):   # per query (≤ 10,000), not per training row
+    for i, t in enumerate(task.truth):  # per query (≤ 10,000), not per training row
         truth[i, : len(t)] = t
 
     def measure(ranking: np.ndarray, k: int | None) -> dict[str, dict[str, float]]:
@@ -109,7 +113,11 @@ def diversity_table(task: EvaluationTask, rankings: dict[str, np.ndarray], cutof
         table[name] = {str(k): measure(ranking, k) for k in cutoffs}
     reference = measure(truth, None)
     table[REFERENCE] = {str(k): reference for k in cutoffs}
-    return {"table": table, "groups": list(members), "sizes": {g: len(r) for g, r in members.items()}}
+    return {
+        "table": table,
+        "groups": list(members),
+        "sizes": {g: len(r) for g, r in members.items()},
+    }
 
 
 def _tail_share(sorted_ranking: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -129,11 +137,15 @@ def band_labels() -> list[str]:
     ['0', '1–9', '10–99', '100–999', '1,000–9,999', '≥ 10,000']
     """
     bounds = POPULARITY_BANDS
-    inner = [f"{lo:,}" if hi - 1 == lo else f"{lo:,}–{hi - 1:,}" for lo, hi in itertools.pairwise(bounds)]
+    inner = [
+        f"{lo:,}" if hi - 1 == lo else f"{lo:,}–{hi - 1:,}" for lo, hi in itertools.pairwise(bounds)
+    ]
     return [*inner, f"≥ {bounds[-1]:,}"]
 
 
-def popularity_profile(task: EvaluationTask, rankings: dict[str, np.ndarray], k: int) -> dict[str, list[float]]:
+def popularity_profile(
+    task: EvaluationTask, rankings: dict[str, np.ndarray], k: int
+) -> dict[str, list[float]]:
     """Share of each list's recommendations (top ``k``, all queries pooled) per popularity band
     (:data:`POPULARITY_BANDS`), with the held-out tracks as :data:`REFERENCE`."""
     popularity = np.zeros(len(task.track_artist), dtype=np.int64)
@@ -153,10 +165,19 @@ def popularity_profile(task: EvaluationTask, rankings: dict[str, np.ndarray], k:
 
 # --- the `segue diversity` stage ------------------------------------------------------------------
 
-def analyse_diversity(split_dir: Path, out_dir: Path, *, model_dirs: Sequence[Path] = (),
-                      submissions: Sequence[Path] = (), part: str = "test", cutoffs: Sequence[int] = (10, 500),
-                      n: int = 500, head_share: float = 0.8,
-                      rankings: Mapping[str, np.ndarray] | None = None) -> dict:
+
+def analyse_diversity(
+    split_dir: Path,
+    out_dir: Path,
+    *,
+    model_dirs: Sequence[Path] = (),
+    submissions: Sequence[Path] = (),
+    part: str = "test",
+    cutoffs: Sequence[int] = (10, 500),
+    n: int = 500,
+    head_share: float = 0.8,
+    rankings: Mapping[str, np.ndarray] | None = None,
+) -> dict:
     """Diversity of every model / submission on a split's ``part``, per category; see the module
     docstring. ``rankings``: lists already computed on this part's queries (name → int [q, n]
     track ids of the part's training data, in the challenge set's order), used as they are — the
@@ -178,14 +199,27 @@ def analyse_diversity(split_dir: Path, out_dir: Path, *, model_dirs: Sequence[Pa
     given = {name: np.asarray(ids, dtype=np.int64) for name, ids in (rankings or {}).items()}
     for name, ids in given.items():
         if ids.shape != (len(loaded.task.pids), n):
-            raise SegueError(f"rankings of {name}: shape {ids.shape}, expected {(len(loaded.task.pids), n)}")
-    rankings = {**given, **part_rankings(loaded, model_dirs, submissions, n=n, reserved={REFERENCE, *given})}
+            raise SegueError(
+                f"rankings of {name}: shape {ids.shape}, expected {(len(loaded.task.pids), n)}"
+            )
+    rankings = {
+        **given,
+        **part_rankings(loaded, model_dirs, submissions, n=n, reserved={REFERENCE, *given}),
+    }
     result = diversity_table(loaded.task, rankings, cutoffs, head_share)
     document = {
-        "split": str(split_dir), "part": part, "n_queries": len(loaded.task.pids),
-        "models": list(rankings), "reference": REFERENCE, "cutoffs": cutoffs, "n": n, "head_share": head_share,
-        "metrics": list(METRICS), "groups": result["groups"],
-        "group_labels": {g: group_label(g) for g in result["groups"]}, "sizes": result["sizes"],
+        "split": str(split_dir),
+        "part": part,
+        "n_queries": len(loaded.task.pids),
+        "models": list(rankings),
+        "reference": REFERENCE,
+        "cutoffs": cutoffs,
+        "n": n,
+        "head_share": head_share,
+        "metrics": list(METRICS),
+        "groups": result["groups"],
+        "group_labels": {g: group_label(g) for g in result["groups"]},
+        "sizes": result["sizes"],
         "table": result["table"],
         "popularity_bands": band_labels(),
         "popularity_profile": popularity_profile(loaded.task, rankings, cutoffs[-1]),
@@ -209,8 +243,17 @@ def _csv(doc: dict) -> str:
         for k, by_group in by_k.items():
             for group, cells in by_group.items():
                 for metric in METRICS:
-                    writer.writerow([name, "all" if name == REFERENCE else k, group, doc["group_labels"][group],
-                                     doc["sizes"][group], metric, repr(cells[metric])])
+                    writer.writerow(
+                        [
+                            name,
+                            "all" if name == REFERENCE else k,
+                            group,
+                            doc["group_labels"][group],
+                            doc["sizes"][group],
+                            metric,
+                            repr(cells[metric]),
+                        ]
+                    )
     return buffer.getvalue()
 
 
@@ -238,26 +281,48 @@ def _markdown(doc: dict) -> str:
     for k in doc["cutoffs"]:
         lines += [f"## At k = {k}", ""]
         for metric in METRICS:
-            lines += [f"### {LABELS[metric]}", "", "| category | " + " | ".join(f"`{m}`" for m in names) + " | queries |",
-                      "|---|" + "---:|" * (len(names) + 1)]
+            lines += [
+                f"### {LABELS[metric]}",
+                "",
+                "| category | " + " | ".join(f"`{m}`" for m in names) + " | queries |",
+                "|---|" + "---:|" * (len(names) + 1),
+            ]
             for group in [*doc["groups"][1:], "all"]:
                 cells = [_fmt(metric, doc["table"][m][str(k)][group][metric]) for m in names]
-                lines.append(f"| {doc['group_labels'][group]} | " + " | ".join(cells) + f" | {doc['sizes'][group]:,} |")
+                lines.append(
+                    f"| {doc['group_labels'][group]} | "
+                    + " | ".join(cells)
+                    + f" | {doc['sizes'][group]:,} |"
+                )
             lines.append("")
-    lines += ["## Popularity profile", "",
-              f"Share of the top-{doc['cutoffs'][-1]} recommendations (all queries) by the track's training "
-              "popularity (playlists holding it):", "",
-              "| list | " + " | ".join(doc["popularity_bands"]) + " |", "|---|" + "---:|" * len(doc["popularity_bands"])]
+    lines += [
+        "## Popularity profile",
+        "",
+        f"Share of the top-{doc['cutoffs'][-1]} recommendations (all queries) by the track's training "
+        "popularity (playlists holding it):",
+        "",
+        "| list | " + " | ".join(doc["popularity_bands"]) + " |",
+        "|---|" + "---:|" * len(doc["popularity_bands"]),
+    ]
     for name in names:
-        lines.append(f"| `{name}` | " + " | ".join(f"{v:.1%}" for v in doc["popularity_profile"][name]) + " |")
-    lines += ["", "## Definitions", "",
-              "- catalog coverage: distinct tracks recommended to the group's queries / tracks of the training "
-              "catalog (grows with the number of queries, so compare within a category).",
-              "- artist diversity: distinct artists / distinct tracks in a list, averaged over queries.",
-              "- novelty: mean −log₂(popularity / training playlists) of a list's tracks (popularity 0 counts as 1).",
-              "- popularity bias (ARP): mean training popularity of a list's tracks.",
-              f"- long-tail share: share of a list's tracks outside the short head (the most popular tracks "
-              f"carrying {doc['head_share']:.0%} of training entries).", ""]
+        lines.append(
+            f"| `{name}` | "
+            + " | ".join(f"{v:.1%}" for v in doc["popularity_profile"][name])
+            + " |"
+        )
+    lines += [
+        "",
+        "## Definitions",
+        "",
+        "- catalog coverage: distinct tracks recommended to the group's queries / tracks of the training "
+        "catalog (grows with the number of queries, so compare within a category).",
+        "- artist diversity: distinct artists / distinct tracks in a list, averaged over queries.",
+        "- novelty: mean −log₂(popularity / training playlists) of a list's tracks (popularity 0 counts as 1).",
+        "- popularity bias (ARP): mean training popularity of a list's tracks.",
+        f"- long-tail share: share of a list's tracks outside the short head (the most popular tracks "
+        f"carrying {doc['head_share']:.0%} of training entries).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -287,15 +352,25 @@ def _figure(doc: dict, k: int, path: Path) -> None:
     for ax, metric in zip(axes, METRICS, strict=True):
         for j, name in enumerate(names):
             values = [doc["table"][name][str(k)][g][metric] for g in groups]
-            ax.bar(x + (j - (len(names) - 1) / 2) * width, values, width=width, label=name,
-                   color="0.75" if name == REFERENCE else f"C{j % 10}", hatch="//" if name == REFERENCE else None)
+            ax.bar(
+                x + (j - (len(names) - 1) / 2) * width,
+                values,
+                width=width,
+                label=name,
+                color="0.75" if name == REFERENCE else f"C{j % 10}",
+                hatch="//" if name == REFERENCE else None,
+            )
         ax.set_ylabel(textwrap.fill(LABELS[metric], 18), fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
     axes[0].legend(fontsize=8, ncols=min(len(names), 5), loc="best")
     axes[0].set_title(f"Diversity at k = {k} by challenge category")
-    ticks = ["all queries" if g == "all" else f"{g}\n" + textwrap.fill(CATEGORY_BY_NUMBER[int(g)].label, 14)
-             for g in groups]
+    ticks = [
+        "all queries"
+        if g == "all"
+        else f"{g}\n" + textwrap.fill(CATEGORY_BY_NUMBER[int(g)].label, 14)
+        for g in groups
+    ]
     axes[-1].set_xticks(x, ticks, fontsize=8)
     _save(fig, path)
 
@@ -308,8 +383,14 @@ def _profile_figure(doc: dict, path: Path) -> None:
     x = np.arange(len(bands))
     width = 0.8 / len(names)
     for j, name in enumerate(names):
-        ax.bar(x + (j - (len(names) - 1) / 2) * width, doc["popularity_profile"][name], width=width, label=name,
-               color="0.75" if name == REFERENCE else f"C{j % 10}", hatch="//" if name == REFERENCE else None)
+        ax.bar(
+            x + (j - (len(names) - 1) / 2) * width,
+            doc["popularity_profile"][name],
+            width=width,
+            label=name,
+            color="0.75" if name == REFERENCE else f"C{j % 10}",
+            hatch="//" if name == REFERENCE else None,
+        )
     ax.set_xticks(x, bands)
     ax.set_xlabel("training popularity of the track (playlists)")
     ax.set_ylabel("share of recommended tracks")

@@ -64,6 +64,7 @@ _DAY_S = 86_400
 
 # --- titles -----------------------------------------------------------------------------------
 
+
 def normalize_name_mpd(title: str) -> str:
     """Normalize a playlist title the way the MPD's ``stats.py`` does.
 
@@ -100,6 +101,7 @@ def normalize_names_mpd(names: pl.Series | pa.Array | pa.ChunkedArray) -> pl.Ser
 
 
 # --- numeric helpers --------------------------------------------------------------------------
+
 
 def _f(x: float) -> float:
     return float(x)
@@ -191,6 +193,7 @@ def _share(part: float, whole: float) -> float | None:
 
 # --- reading ----------------------------------------------------------------------------------
 
+
 def _table_paths(data_dir: Path) -> dict[str, Path]:
     if not data_dir.is_dir():
         raise InputFileError(data_dir, "dataset directory not found")
@@ -239,6 +242,7 @@ def _optional_ints(table: pa.Table, col: str) -> tuple[np.ndarray | None, int]:
 
 
 # --- playlist_tracks: two streamed passes --------------------------------------------------------
+
 
 def _batches(path: Path):
     # pre_buffer=False: pre-buffering would hold the whole compressed file (~270 MB at full scale).
@@ -300,8 +304,12 @@ def _count_tracks(path: Path, n_track_ids: int, known: np.ndarray | None) -> dic
         process(pid[:cut], track[:cut])
         carry_pid, carry_track = pid[cut:], track[cut:]
     process(carry_pid, carry_track)
-    return {"entries": entries, "playlists": entries - repeats, "n_rows": n_rows,
-            "duplicate_entries": int(repeats.sum())}
+    return {
+        "entries": entries,
+        "playlists": entries - repeats,
+        "n_rows": n_rows,
+        "duplicate_entries": int(repeats.sum()),
+    }
 
 
 def _playlists_with_any(path: Path, track_mask: np.ndarray) -> int:
@@ -320,6 +328,7 @@ def _playlists_with_any(path: Path, track_mask: np.ndarray) -> int:
 
 
 # --- statistics ---------------------------------------------------------------------------------
+
 
 def _names_for_rows(path: Path, present: set[str], cols: list[str], rows: np.ndarray) -> dict:
     """``{column: [value per row]}`` for a few tracks-table rows, streaming the file in batches.
@@ -358,8 +367,9 @@ def _histogram_1_to_20(values: np.ndarray | None, n_missing: int) -> dict | None
     return {
         "summary": summarize(values),
         "n_missing": int(n_missing),
-        "histogram": {str(v): int(c) for v, c in zip(range(1, HISTOGRAM_MAX + 1), counts,
-                                                       strict=True)},
+        "histogram": {
+            str(v): int(c) for v, c in zip(range(1, HISTOGRAM_MAX + 1), counts, strict=True)
+        },
         "below_1": int(np.count_nonzero(values < 1)),
         "above_20": int(np.count_nonzero(values > HISTOGRAM_MAX)),
     }
@@ -423,8 +433,7 @@ def _title_stats(table: pa.Table) -> dict | None:
         "unique_normalized_titles": normalized.n_unique(),
         "top_normalized": [
             {"title": t, "playlists": int(c), "share_of_titled": c / names.len()}
-            for t, c in zip(counts["title"].to_list(), counts["count"].to_list(),
-                            strict=True)
+            for t, c in zip(counts["title"].to_list(), counts["count"].to_list(), strict=True)
         ],
     }
 
@@ -441,8 +450,7 @@ def _playlist_attributes(playlists: pa.Table) -> dict:
         n_known = len(col) - col.null_count
         if n_known:
             n_true = int(pc.sum(col.cast(pa.int64())).as_py() or 0)
-            collaborative = {"n": n_true, "n_missing": col.null_count,
-                             "share": n_true / n_known}
+            collaborative = {"n": n_true, "n_missing": col.null_count, "share": n_true / n_known}
     description = None
     if schema.DESCRIPTION in playlists.column_names:
         col = playlists.column(schema.DESCRIPTION)
@@ -474,8 +482,16 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
     # --- playlists ---------------------------------------------------------------------------
     playlists = _read(
         pl_path,
-        [schema.PID, schema.NAME, schema.DESCRIPTION, schema.COLLABORATIVE, schema.MODIFIED_AT,
-         schema.NUM_TRACKS, schema.NUM_FOLLOWERS, schema.NUM_EDITS],
+        [
+            schema.PID,
+            schema.NAME,
+            schema.DESCRIPTION,
+            schema.COLLABORATIVE,
+            schema.MODIFIED_AT,
+            schema.NUM_TRACKS,
+            schema.NUM_FOLLOWERS,
+            schema.NUM_EDITS,
+        ],
         required=(schema.PID, schema.NUM_TRACKS),
     )
     n_playlists = playlists.num_rows
@@ -497,8 +513,11 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
     del playlists
 
     # --- tracks: dense id -> artist, album ------------------------------------------------------
-    tracks = _read(tr_path, [schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID],
-                   required=(schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID))
+    tracks = _read(
+        tr_path,
+        [schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID],
+        required=(schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID),
+    )
     track_ids = _ints(tracks, schema.TRACK_ID, tr_path)
     artist_col = _ints(tracks, schema.ARTIST_ID, tr_path)
     album_col = _ints(tracks, schema.ALBUM_ID, tr_path)
@@ -547,10 +566,12 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
     # --- artists and albums: entries via per-track counts ----------------------------------------
     n_artist_ids = int(artist_of.max()) + 1 if artist_of.size else 0
     n_album_ids = int(album_of.max()) + 1 if album_of.size else 0
-    artist_entries = np.bincount(artist_of, weights=entries_per_track,
-                                 minlength=n_artist_ids).astype(np.int64)
-    album_entries = np.bincount(album_of, weights=entries_per_track,
-                                minlength=n_album_ids).astype(np.int64)
+    artist_entries = np.bincount(
+        artist_of, weights=entries_per_track, minlength=n_artist_ids
+    ).astype(np.int64)
+    album_entries = np.bincount(album_of, weights=entries_per_track, minlength=n_album_ids).astype(
+        np.int64
+    )
     artists_used = np.flatnonzero(artist_entries)
     albums_used = np.flatnonzero(album_entries)
     artist_order = artists_used[np.argsort(-artist_entries[artists_used], kind="stable")]
@@ -564,15 +585,24 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
     top_artists = artist_order[:TOP_N]
     top_albums = album_order[:TOP_N]
     track_rows = top_tracks if row_of_track is None else row_of_track[top_tracks]
-    rows = np.concatenate([
-        track_rows.astype(np.int64),
-        _first_rows(artist_col, top_artists),
-        _first_rows(album_col, top_albums),
-    ])
+    rows = np.concatenate(
+        [
+            track_rows.astype(np.int64),
+            _first_rows(artist_col, top_artists),
+            _first_rows(album_col, top_albums),
+        ]
+    )
     names = _names_for_rows(
-        tr_path, tr_present,
-        [schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_URI, schema.ARTIST_NAME,
-         schema.ALBUM_URI, schema.ALBUM_NAME],
+        tr_path,
+        tr_present,
+        [
+            schema.TRACK_URI,
+            schema.TRACK_NAME,
+            schema.ARTIST_URI,
+            schema.ARTIST_NAME,
+            schema.ALBUM_URI,
+            schema.ALBUM_NAME,
+        ],
         rows,
     )
     nt, na = top_tracks.size, top_artists.size
@@ -581,23 +611,39 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
         return names[col][i]
 
     top_tracks_out = [
-        {"rank": i + 1, "track_id": int(t), "track_uri": name(schema.TRACK_URI, i),
-         "track_name": name(schema.TRACK_NAME, i), "artist_name": name(schema.ARTIST_NAME, i),
-         "playlists": int(playlists_per_track[t]), "entries": int(entries_per_track[t]),
-         "share_of_playlists": int(playlists_per_track[t]) / n_playlists}
+        {
+            "rank": i + 1,
+            "track_id": int(t),
+            "track_uri": name(schema.TRACK_URI, i),
+            "track_name": name(schema.TRACK_NAME, i),
+            "artist_name": name(schema.ARTIST_NAME, i),
+            "playlists": int(playlists_per_track[t]),
+            "entries": int(entries_per_track[t]),
+            "share_of_playlists": int(playlists_per_track[t]) / n_playlists,
+        }
         for i, t in enumerate(top_tracks)
     ]
     top_artists_out = [
-        {"rank": i + 1, "artist_id": int(a), "artist_uri": name(schema.ARTIST_URI, nt + i),
-         "artist_name": name(schema.ARTIST_NAME, nt + i), "entries": int(artist_entries[a]),
-         "share_of_entries": _share(artist_entries[a], n_entries)}
+        {
+            "rank": i + 1,
+            "artist_id": int(a),
+            "artist_uri": name(schema.ARTIST_URI, nt + i),
+            "artist_name": name(schema.ARTIST_NAME, nt + i),
+            "entries": int(artist_entries[a]),
+            "share_of_entries": _share(artist_entries[a], n_entries),
+        }
         for i, a in enumerate(top_artists)
     ]
     top_albums_out = [
-        {"rank": i + 1, "album_id": int(a), "album_uri": name(schema.ALBUM_URI, nt + na + i),
-         "album_name": name(schema.ALBUM_NAME, nt + na + i),
-         "artist_name": name(schema.ARTIST_NAME, nt + na + i), "entries": int(album_entries[a]),
-         "share_of_entries": _share(album_entries[a], n_entries)}
+        {
+            "rank": i + 1,
+            "album_id": int(a),
+            "album_uri": name(schema.ALBUM_URI, nt + na + i),
+            "album_name": name(schema.ALBUM_NAME, nt + na + i),
+            "artist_name": name(schema.ARTIST_NAME, nt + na + i),
+            "entries": int(album_entries[a]),
+            "share_of_entries": _share(album_entries[a], n_entries),
+        }
         for i, a in enumerate(top_albums)
     ]
 
@@ -616,7 +662,7 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
         "playlist_length": length_stats,
         "track_popularity": {
             "counts": "distinct playlists containing the track (repeats inside a playlist "
-                      "count once); tracks with at least one entry",
+            "count once); tracks with at least one entry",
             "playlists_per_track": summarize(popularity_desc),
             "power_law": fit_rank_frequency(popularity_desc),
             "top_1pct": top_share,
@@ -645,15 +691,23 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
     }
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _plot(out_dir / FIGURE_FILE, length_counts, lengths, popularity_desc,
-          stats["track_popularity"]["power_law"], artist_desc, album_entries[albums_used],
-          stats)
+    _plot(
+        out_dir / FIGURE_FILE,
+        length_counts,
+        lengths,
+        popularity_desc,
+        stats["track_popularity"]["power_law"],
+        artist_desc,
+        album_entries[albums_used],
+        stats,
+    )
     write_json(out_dir / JSON_FILE, stats)
     write_text(out_dir / MARKDOWN_FILE, render_markdown(stats))
     return stats
 
 
 # --- Markdown -----------------------------------------------------------------------------------
+
 
 def _fmt(x, digits: int = 2) -> str:
     if x is None:
@@ -692,103 +746,206 @@ def render_markdown(stats: dict) -> str:
     """The Markdown report of :func:`run_eda`'s statistics."""
     c = stats["counts"]
     out = [f"# Dataset statistics: `{stats['dataset']}`", ""]
-    out += ["## Counts", "", _table(["quantity", "value"], [
-        ["playlists", c["playlists"]], ["entries (playlist_tracks rows)", c["entries"]],
-        ["unique tracks", c["unique_tracks"]], ["unique artists", c["unique_artists"]],
-        ["unique albums", c["unique_albums"]], ["rows of tracks.parquet", c["tracks_in_table"]],
-        ["repeated entries (track already in the playlist)", c["duplicate_entries"]],
-        ["sum of num_tracks equals entries", c["entries_match_num_tracks"]],
-    ]), ""]
+    out += [
+        "## Counts",
+        "",
+        _table(
+            ["quantity", "value"],
+            [
+                ["playlists", c["playlists"]],
+                ["entries (playlist_tracks rows)", c["entries"]],
+                ["unique tracks", c["unique_tracks"]],
+                ["unique artists", c["unique_artists"]],
+                ["unique albums", c["unique_albums"]],
+                ["rows of tracks.parquet", c["tracks_in_table"]],
+                ["repeated entries (track already in the playlist)", c["duplicate_entries"]],
+                ["sum of num_tracks equals entries", c["entries_match_num_tracks"]],
+            ],
+        ),
+        "",
+    ]
 
     ln = stats["playlist_length"]
-    out += ["## Playlist length", "", f"Mode: **{ln['mode']}** tracks.", "",
-            _summary_table(ln), "", "Most common lengths:", "",
-            _table(["length", "playlists"], [[v["length"], v["playlists"]]
-                                             for v in ln["top_values"]]), ""]
+    out += [
+        "## Playlist length",
+        "",
+        f"Mode: **{ln['mode']}** tracks.",
+        "",
+        _summary_table(ln),
+        "",
+        "Most common lengths:",
+        "",
+        _table(["length", "playlists"], [[v["length"], v["playlists"]] for v in ln["top_values"]]),
+        "",
+    ]
 
     tp = stats["track_popularity"]
-    out += ["## Track popularity", "", f"Counted: {tp['counts']}.", "",
-            _summary_table(tp["playlists_per_track"]), ""]
+    out += [
+        "## Track popularity",
+        "",
+        f"Counted: {tp['counts']}.",
+        "",
+        _summary_table(tp["playlists_per_track"]),
+        "",
+    ]
     fit = tp["power_law"]
     if fit:
-        out += [f"Power-law fit of the rank–frequency curve ({fit['rule']}; ranks "
-                f"{fit['fit_ranks'][0]}–{fit['fit_ranks'][1]:,}): playlists ∝ rank^"
-                f"-{fit['exponent']:.3f}, R² = {_fmt(fit['r2'], 4)}.", ""]
+        out += [
+            f"Power-law fit of the rank–frequency curve ({fit['rule']}; ranks "
+            f"{fit['fit_ranks'][0]}–{fit['fit_ranks'][1]:,}): playlists ∝ rank^"
+            f"-{fit['exponent']:.3f}, R² = {_fmt(fit['r2'], 4)}.",
+            "",
+        ]
     top1 = tp["top_1pct"]
     if top1:
-        out += [f"The top 1% of tracks ({top1['n_tracks']:,} tracks, each in at least "
-                f"{top1['min_playlists']:,} playlists) appear in {top1['playlists_with_one']:,} "
-                f"playlists: **{_pct(top1['share_of_playlists'])}** of all playlists.", ""]
+        out += [
+            f"The top 1% of tracks ({top1['n_tracks']:,} tracks, each in at least "
+            f"{top1['min_playlists']:,} playlists) appear in {top1['playlists_with_one']:,} "
+            f"playlists: **{_pct(top1['share_of_playlists'])}** of all playlists.",
+            "",
+        ]
     lt = tp["long_tail"]
-    out += [f"Long tail: {lt['n_tracks']:,} tracks ({_pct(lt['share_of_tracks'])}) are in fewer "
-            f"than {lt['threshold_playlists']} playlists.", "",
-            _table(["#", "track", "artist", "playlists", "share of playlists", "entries"],
-                   [[t["rank"], t["track_name"] or t["track_uri"], t["artist_name"],
-                     t["playlists"], _pct(t["share_of_playlists"]), t["entries"]]
-                    for t in tp["top_tracks"]]), ""]
+    out += [
+        f"Long tail: {lt['n_tracks']:,} tracks ({_pct(lt['share_of_tracks'])}) are in fewer "
+        f"than {lt['threshold_playlists']} playlists.",
+        "",
+        _table(
+            ["#", "track", "artist", "playlists", "share of playlists", "entries"],
+            [
+                [
+                    t["rank"],
+                    t["track_name"] or t["track_uri"],
+                    t["artist_name"],
+                    t["playlists"],
+                    _pct(t["share_of_playlists"]),
+                    t["entries"],
+                ]
+                for t in tp["top_tracks"]
+            ],
+        ),
+        "",
+    ]
 
     ar = stats["artists"]
     shares = ar["share_of_entries_top"]
-    out += ["## Artist concentration", "", f"Counted: {ar['counts']}.", "",
-            _table(["top 1 share", "top 10 share", "top 100 share", "Gini"],
-                   [[_pct(shares["1"]), _pct(shares["10"]), _pct(shares["100"]),
-                     _fmt(ar["gini"], 4)]]), "",
-            _summary_table(ar["entries_per_artist"]), "",
-            _table(["#", "artist", "entries", "share of entries"],
-                   [[a["rank"], a["artist_name"] or a["artist_uri"], a["entries"],
-                     _pct(a["share_of_entries"])] for a in ar["top_artists"]]), ""]
+    out += [
+        "## Artist concentration",
+        "",
+        f"Counted: {ar['counts']}.",
+        "",
+        _table(
+            ["top 1 share", "top 10 share", "top 100 share", "Gini"],
+            [[_pct(shares["1"]), _pct(shares["10"]), _pct(shares["100"]), _fmt(ar["gini"], 4)]],
+        ),
+        "",
+        _summary_table(ar["entries_per_artist"]),
+        "",
+        _table(
+            ["#", "artist", "entries", "share of entries"],
+            [
+                [
+                    a["rank"],
+                    a["artist_name"] or a["artist_uri"],
+                    a["entries"],
+                    _pct(a["share_of_entries"]),
+                ]
+                for a in ar["top_artists"]
+            ],
+        ),
+        "",
+    ]
 
     al = stats["albums"]
-    out += ["## Album frequency", "", f"Counted: {al['counts']}.", "",
-            _summary_table(al["entries_per_album"]), "",
-            _table(["#", "album", "artist", "entries", "share of entries"],
-                   [[a["rank"], a["album_name"] or a["album_uri"], a["artist_name"], a["entries"],
-                     _pct(a["share_of_entries"])] for a in al["top_albums"]]), ""]
+    out += [
+        "## Album frequency",
+        "",
+        f"Counted: {al['counts']}.",
+        "",
+        _summary_table(al["entries_per_album"]),
+        "",
+        _table(
+            ["#", "album", "artist", "entries", "share of entries"],
+            [
+                [
+                    a["rank"],
+                    a["album_name"] or a["album_uri"],
+                    a["artist_name"],
+                    a["entries"],
+                    _pct(a["share_of_entries"]),
+                ]
+                for a in al["top_albums"]
+            ],
+        ),
+        "",
+    ]
 
     ti = stats["titles"]
     out += ["## Titles", ""]
     if ti is None:
         out += [_unavailable("name"), ""]
     else:
-        out += [f"{ti['n_titled']:,} titled playlists ({ti['n_missing']:,} without a title): "
-                f"{ti['unique_titles']:,} unique titles, {ti['unique_normalized_titles']:,} unique "
-                "after the MPD's normalization (lowercase, punctuation ``.,/#!$%^*;:{}=_`~()@`` "
-                "to spaces, whitespace collapsed).", "",
-                _table(["normalized title", "playlists", "share of titled"],
-                       [[t["title"], t["playlists"], _pct(t["share_of_titled"])]
-                        for t in ti["top_normalized"]]), ""]
+        out += [
+            f"{ti['n_titled']:,} titled playlists ({ti['n_missing']:,} without a title): "
+            f"{ti['unique_titles']:,} unique titles, {ti['unique_normalized_titles']:,} unique "
+            "after the MPD's normalization (lowercase, punctuation ``.,/#!$%^*;:{}=_`~()@`` "
+            "to spaces, whitespace collapsed).",
+            "",
+            _table(
+                ["normalized title", "playlists", "share of titled"],
+                [
+                    [t["title"], t["playlists"], _pct(t["share_of_titled"])]
+                    for t in ti["top_normalized"]
+                ],
+            ),
+            "",
+        ]
 
-    for key, column, label in (("followers", "num_followers", "Followers"),
-                               ("edits", "num_edits", "Edits")):
+    for key, column, label in (
+        ("followers", "num_followers", "Followers"),
+        ("edits", "num_edits", "Edits"),
+    ):
         h = stats[key]
         out += [f"## {label}", ""]
         if h is None:
             out += [_unavailable(column), ""]
             continue
-        out += [_summary_table(h["summary"]), "",
-                _table(["value", *h["histogram"].keys(), "> 20"],
-                       [["playlists", *h["histogram"].values(), h["above_20"]]]), ""]
+        out += [
+            _summary_table(h["summary"]),
+            "",
+            _table(
+                ["value", *h["histogram"].keys(), "> 20"],
+                [["playlists", *h["histogram"].values(), h["above_20"]]],
+            ),
+            "",
+        ]
 
     out += ["## Other attributes", ""]
     co, de = stats["collaborative"], stats["description"]
-    out += ["- collaborative: " + (f"{co['n']:,} playlists ({_pct(co['share'])})" if co
-                                   else "not available"),
-            "- with a description: " + (f"{de['n']:,} playlists ({_pct(de['share'])})" if de
-                                        else "not available")]
+    out += [
+        "- collaborative: "
+        + (f"{co['n']:,} playlists ({_pct(co['share'])})" if co else "not available"),
+        "- with a description: "
+        + (f"{de['n']:,} playlists ({_pct(de['share'])})" if de else "not available"),
+    ]
     mo = stats["modified_at"]
     if mo is None:
         out += ["- modified_at: not available (null in every playlist)"]
     else:
-        out += [f"- last modified between {mo['first']} and {mo['last']} (UTC); busiest day "
-                f"{mo['busiest_day']['date']} with {mo['busiest_day']['playlists']:,} playlists"]
+        out += [
+            f"- last modified between {mo['first']} and {mo['last']} (UTC); busiest day "
+            f"{mo['busiest_day']['date']} with {mo['busiest_day']['playlists']:,} playlists"
+        ]
         if mo["by_year"]:
-            out += ["", _table(["year", *mo["by_year"].keys()],
-                               [["playlists", *mo["by_year"].values()]])]
+            out += [
+                "",
+                _table(["year", *mo["by_year"].keys()], [["playlists", *mo["by_year"].values()]]),
+            ]
     out += ["", f"Figure: `{FIGURE_FILE}`.", ""]
     return "\n".join(out)
 
 
 # --- figure -------------------------------------------------------------------------------------
+
 
 def _log_spaced(n: int, points: int = 2000) -> np.ndarray:
     """Indices 0..n-1 spread evenly on a log axis (rank-frequency curves stay light to draw)."""
@@ -801,9 +958,16 @@ def _no_data(ax) -> None:
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
 
 
-def _plot(path: Path, length_counts: np.ndarray, lengths: np.ndarray, popularity_desc: np.ndarray,
-          fit: dict | None, artist_desc: np.ndarray, album_counts: np.ndarray,
-          stats: dict) -> None:
+def _plot(
+    path: Path,
+    length_counts: np.ndarray,
+    lengths: np.ndarray,
+    popularity_desc: np.ndarray,
+    fit: dict | None,
+    artist_desc: np.ndarray,
+    album_counts: np.ndarray,
+    stats: dict,
+) -> None:
     """The four-panel figure, written atomically."""
     import matplotlib
 
@@ -813,13 +977,17 @@ def _plot(path: Path, length_counts: np.ndarray, lengths: np.ndarray, popularity
 
     fig = Figure(figsize=(12, 9), dpi=110, layout="constrained")
     (ax_len, ax_trk), (ax_art, ax_alb) = fig.subplots(2, 2)
-    fig.suptitle(f"{stats['dataset']}: {stats['counts']['playlists']:,} playlists, "
-                 f"{stats['counts']['entries']:,} entries", fontsize=13)
+    fig.suptitle(
+        f"{stats['dataset']}: {stats['counts']['playlists']:,} playlists, "
+        f"{stats['counts']['entries']:,} entries",
+        fontsize=13,
+    )
 
     ax_len.bar(np.arange(length_counts.size), length_counts, width=1.0, color="#4C72B0")
     ax_len.axvline(lengths.mean(), color="#C44E52", ls="--", label=f"mean {lengths.mean():.1f}")
-    ax_len.axvline(np.median(lengths), color="#55A868", ls=":",
-                   label=f"median {np.median(lengths):g}")
+    ax_len.axvline(
+        np.median(lengths), color="#55A868", ls=":", label=f"median {np.median(lengths):g}"
+    )
     ax_len.set_title("Playlist length distribution")
     ax_len.set_xlabel("tracks in playlist")
     ax_len.set_ylabel("playlists")
@@ -832,9 +1000,14 @@ def _plot(path: Path, length_counts: np.ndarray, lengths: np.ndarray, popularity
             k = fit["fit_ranks"][1]
             r = np.geomspace(1, k, 50)
             r2 = "–" if fit["r2"] is None else f"{fit['r2']:.3f}"
-            ax_trk.loglog(r, 10 ** (fit["intercept_log10"] + fit["slope"] * np.log10(r)), "-",
-                          color="#C44E52", lw=2,
-                          label=f"power law, ranks 1–{k:,}: α = {fit['exponent']:.2f}, R² = {r2}")
+            ax_trk.loglog(
+                r,
+                10 ** (fit["intercept_log10"] + fit["slope"] * np.log10(r)),
+                "-",
+                color="#C44E52",
+                lw=2,
+                label=f"power law, ranks 1–{k:,}: α = {fit['exponent']:.2f}, R² = {r2}",
+            )
         ax_trk.legend()
     else:
         _no_data(ax_trk)
@@ -846,9 +1019,14 @@ def _plot(path: Path, length_counts: np.ndarray, lengths: np.ndarray, popularity
         idx = _log_spaced(artist_desc.size)
         ax_art.loglog(idx + 1, artist_desc[idx], ".", ms=3, color="#8172B2")
         shares = stats["artists"]["share_of_entries_top"]
-        ax_art.text(0.97, 0.97, f"top 10: {_pct(shares['10'])} of entries\n"
-                    f"Gini {stats['artists']['gini']:.3f}", transform=ax_art.transAxes,
-                    ha="right", va="top")
+        ax_art.text(
+            0.97,
+            0.97,
+            f"top 10: {_pct(shares['10'])} of entries\nGini {stats['artists']['gini']:.3f}",
+            transform=ax_art.transAxes,
+            ha="right",
+            va="top",
+        )
     else:
         _no_data(ax_art)
     ax_art.set_title("Artist frequency (rank–frequency)")

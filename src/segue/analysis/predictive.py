@@ -51,9 +51,20 @@ log = logging.getLogger("segue")
 
 DAY = 86_400
 FEATURES = (
-    "count_before", "count_last_30d", "count_last_90d", "days_since_first_seen", "days_since_last_seen",
-    "mean_position", "mean_log_followers", "mean_playlist_length", "artist_count_before",
-    "artist_tracks_before", "artist_count_last_30d", "album_count_before", "share_of_artist", "duration_min",
+    "count_before",
+    "count_last_30d",
+    "count_last_90d",
+    "days_since_first_seen",
+    "days_since_last_seen",
+    "mean_position",
+    "mean_log_followers",
+    "mean_playlist_length",
+    "artist_count_before",
+    "artist_tracks_before",
+    "artist_count_last_30d",
+    "album_count_before",
+    "share_of_artist",
+    "duration_min",
 )
 FEATURE_HELP = {
     "count_before": "earlier playlists holding the track",
@@ -130,8 +141,12 @@ def _column(table: pa.Table, name: str, path: Path, *, dtype=np.int64) -> np.nda
     if column.null_count:
         first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         pid = table.column(schema.PID)[first].as_py()
-        raise InputFileError(path, f"{column.null_count:,} playlists have no {name} (first: pid {pid}); "
-                             f"the popularity model needs every playlist's {name}", where=f"field {name!r}")
+        raise InputFileError(
+            path,
+            f"{column.null_count:,} playlists have no {name} (first: pid {pid}); "
+            f"the popularity model needs every playlist's {name}",
+            where=f"field {name!r}",
+        )
     return column.to_numpy().astype(dtype)
 
 
@@ -143,16 +158,30 @@ def load_inputs(data_dir: Path) -> dict:
     playlists = pq.read_table(path, columns=[schema.PID, schema.MODIFIED_AT, schema.NUM_FOLLOWERS])
     modified = _column(playlists, schema.MODIFIED_AT, path)
     followers = playlists.column(schema.NUM_FOLLOWERS).fill_null(0).to_numpy().astype(np.float64)
-    tracks = pq.read_table(data_dir / schema.TRACKS_FILE, columns=[schema.ALBUM_ID, schema.DURATION_MS])
+    tracks = pq.read_table(
+        data_dir / schema.TRACKS_FILE, columns=[schema.ALBUM_ID, schema.DURATION_MS]
+    )
     duration = tracks.column(schema.DURATION_MS).fill_null(0).to_numpy().astype(np.float64)
-    entries = pq.read_table(data_dir / schema.PLAYLIST_TRACKS_FILE, columns=[schema.POS, schema.TRACK_ID])
-    raw_lengths = pq.read_table(path, columns=[schema.NUM_TRACKS]).column(0).to_numpy().astype(np.int64)
-    return {"matrix": data.matrix, "modified_at": modified, "followers": followers,
-            "track_artist": data.track_artist, "track_album": data.track_album, "duration_ms": duration,
-            "positions": _relative_positions(data.matrix, entries, raw_lengths)}
+    entries = pq.read_table(
+        data_dir / schema.PLAYLIST_TRACKS_FILE, columns=[schema.POS, schema.TRACK_ID]
+    )
+    raw_lengths = (
+        pq.read_table(path, columns=[schema.NUM_TRACKS]).column(0).to_numpy().astype(np.int64)
+    )
+    return {
+        "matrix": data.matrix,
+        "modified_at": modified,
+        "followers": followers,
+        "track_artist": data.track_artist,
+        "track_album": data.track_album,
+        "duration_ms": duration,
+        "positions": _relative_positions(data.matrix, entries, raw_lengths),
+    }
 
 
-def _relative_positions(matrix: sp.csr_matrix, entries: pa.Table, raw_lengths: np.ndarray) -> sp.csr_matrix:
+def _relative_positions(
+    matrix: sp.csr_matrix, entries: pa.Table, raw_lengths: np.ndarray
+) -> sp.csr_matrix:
     """CSR with ``matrix``'s structure holding each (playlist, track)'s position / (length − 1)
     (0 in a one-track playlist; the mean position where a track repeats inside a playlist).
 
@@ -164,18 +193,28 @@ def _relative_positions(matrix: sp.csr_matrix, entries: pa.Table, raw_lengths: n
     indptr = np.concatenate(([0], np.cumsum(raw_lengths)))
     span = np.maximum(raw_lengths - 1, 1).astype(np.float64)
     # Each matrix gets its own copy of the indices: sum_duplicates sorts them in place.
-    rel = sp.csr_matrix((pos / np.repeat(span, raw_lengths), track.copy(), indptr.copy()), shape=matrix.shape)
+    rel = sp.csr_matrix(
+        (pos / np.repeat(span, raw_lengths), track.copy(), indptr.copy()), shape=matrix.shape
+    )
     rel.sum_duplicates()
     repeats = sp.csr_matrix((np.ones(len(track)), track.copy(), indptr.copy()), shape=matrix.shape)
     repeats.sum_duplicates()
     rel.data /= repeats.data
-    if not np.array_equal(rel.indptr, matrix.indptr):   # same playlists, same distinct tracks
-        raise SegueError("playlist_tracks.parquet and playlists.parquet disagree on playlist lengths")
+    if not np.array_equal(rel.indptr, matrix.indptr):  # same playlists, same distinct tracks
+        raise SegueError(
+            "playlist_tracks.parquet and playlists.parquet disagree on playlist lengths"
+        )
     return rel
 
 
-def popularity_frame(inputs: dict, cut: int, *, shuffle_later: bool = False, leak_all_history: bool = False,
-                     seed: int = 0) -> PopularityFrame:
+def popularity_frame(
+    inputs: dict,
+    cut: int,
+    *,
+    shuffle_later: bool = False,
+    leak_all_history: bool = False,
+    seed: int = 0,
+) -> PopularityFrame:
     """Features from playlists last edited before ``cut``, target from those at or after it.
 
     ``shuffle_later``: permute the track ids of the later playlists (a seeded permutation of all
@@ -189,8 +228,10 @@ def popularity_frame(inputs: dict, cut: int, *, shuffle_later: bool = False, lea
     before_rows = np.flatnonzero(modified < cut)
     after_rows = np.flatnonzero(modified >= cut)
     if len(before_rows) == 0 or len(after_rows) == 0:
-        raise SegueError(f"the cut {_date(cut)} leaves no playlists {'before' if len(before_rows) == 0 else 'after'} it "
-                         f"(modified_at spans {_date(int(modified.min()))} … {_date(int(modified.max()))})")
+        raise SegueError(
+            f"the cut {_date(cut)} leaves no playlists {'before' if len(before_rows) == 0 else 'after'} it "
+            f"(modified_at spans {_date(int(modified.min()))} … {_date(int(modified.max()))})"
+        )
     after = matrix[after_rows]
     later_ids = after.indices
     if shuffle_later:
@@ -199,7 +240,12 @@ def popularity_frame(inputs: dict, cut: int, *, shuffle_later: bool = False, lea
     history_rows = np.arange(matrix.shape[0]) if leak_all_history else before_rows
     if leak_all_history and shuffle_later:
         # The leak sees the (shuffled) later period too, as a leaky pipeline would.
-        history = sp.vstack([matrix[before_rows], sp.csr_matrix((after.data, later_ids, after.indptr), shape=after.shape)])
+        history = sp.vstack(
+            [
+                matrix[before_rows],
+                sp.csr_matrix((after.data, later_ids, after.indptr), shape=after.shape),
+            ]
+        )
         times = np.concatenate((modified[before_rows], modified[after_rows]))
         history_rows = np.concatenate((before_rows, after_rows))
     else:
@@ -209,7 +255,9 @@ def popularity_frame(inputs: dict, cut: int, *, shuffle_later: bool = False, lea
     counts = np.bincount(history.indices, minlength=n_tracks).astype(np.float64)
     keep = np.flatnonzero(counts > 0)
     entry_rows = np.repeat(np.arange(history.shape[0]), np.diff(history.indptr))
-    age = (cut - times[entry_rows]).astype(np.float64) / DAY          # days before the cut (≥ 0 without leak)
+    age = (cut - times[entry_rows]).astype(
+        np.float64
+    ) / DAY  # days before the cut (≥ 0 without leak)
 
     def per_track(weights: np.ndarray) -> np.ndarray:
         return np.bincount(history.indices, weights=weights, minlength=n_tracks)
@@ -223,9 +271,9 @@ def popularity_frame(inputs: dict, cut: int, *, shuffle_later: bool = False, lea
     tracks_with = sorted_tracks[starts]
     first_seen = np.zeros(n_tracks)
     last_seen = np.zeros(n_tracks)
-    last_seen[tracks_with] = age[order][starts]                          # smallest age
+    last_seen[tracks_with] = age[order][starts]  # smallest age
     ends = np.r_[starts[1:], len(order)] - 1
-    first_seen[tracks_with] = age[order][ends]                           # largest age
+    first_seen[tracks_with] = age[order][ends]  # largest age
     positions = inputs["positions"][history_rows].tocsr()
     mean_position = per_track(positions.data) / np.maximum(counts, 1)
     followers = np.log1p(inputs["followers"][history_rows])[entry_rows]
@@ -236,27 +284,43 @@ def popularity_frame(inputs: dict, cut: int, *, shuffle_later: bool = False, lea
     artist_recent = np.bincount(artist, weights=recent30)[artist]
     album_count = np.bincount(album, weights=counts)[album]
     columns = {
-        "count_before": counts, "count_last_30d": recent30, "count_last_90d": recent90,
-        "days_since_first_seen": first_seen, "days_since_last_seen": last_seen, "mean_position": mean_position,
+        "count_before": counts,
+        "count_last_30d": recent30,
+        "count_last_90d": recent90,
+        "days_since_first_seen": first_seen,
+        "days_since_last_seen": last_seen,
+        "mean_position": mean_position,
         "mean_log_followers": per_track(followers) / np.maximum(counts, 1),
         "mean_playlist_length": per_track(lengths) / np.maximum(counts, 1),
-        "artist_count_before": artist_count, "artist_tracks_before": artist_tracks,
-        "artist_count_last_30d": artist_recent, "album_count_before": album_count,
-        "share_of_artist": counts / np.maximum(artist_count, 1), "duration_min": inputs["duration_ms"] / 60_000,
+        "artist_count_before": artist_count,
+        "artist_tracks_before": artist_tracks,
+        "artist_count_last_30d": artist_recent,
+        "album_count_before": album_count,
+        "share_of_artist": counts / np.maximum(artist_count, 1),
+        "duration_min": inputs["duration_ms"] / 60_000,
     }
     features = np.column_stack([columns[name][keep] for name in FEATURES]).astype(np.float32)
     new = count_after_all > 0
     new[keep] = False
-    return PopularityFrame(keep.astype(np.int32), features, np.log1p(count_after_all[keep]).astype(np.float64),
-                           count_after_all[keep].astype(np.int64), len(before_rows), len(after_rows),
-                           int(new.sum()), int(count_after_all[new].sum()))
+    return PopularityFrame(
+        keep.astype(np.int32),
+        features,
+        np.log1p(count_after_all[keep]).astype(np.float64),
+        count_after_all[keep].astype(np.int64),
+        len(before_rows),
+        len(after_rows),
+        int(new.sum()),
+        int(count_after_all[new].sum()),
+    )
 
 
 def _date(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def scores(y: np.ndarray, predicted: np.ndarray, count_after: np.ndarray, top_share: float = 0.01) -> dict:
+def scores(
+    y: np.ndarray, predicted: np.ndarray, count_after: np.ndarray, top_share: float = 0.01
+) -> dict:
     """R² and MAE on the log target, Spearman's ρ, and precision of the predicted top 1%.
 
     >>> s = scores(np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 1.0, 2.0, 3.0]), np.array([0, 1, 6, 19]), 0.25)
@@ -268,13 +332,19 @@ def scores(y: np.ndarray, predicted: np.ndarray, count_after: np.ndarray, top_sh
 
     k = max(1, round(top_share * len(y)))
     predicted_top = np.lexsort((np.arange(len(y)), -predicted))[:k]
-    threshold = np.sort(count_after)[::-1][k - 1]                 # ties at the boundary all count
+    threshold = np.sort(count_after)[::-1][k - 1]  # ties at the boundary all count
     rho = spearmanr(y, predicted).statistic if np.ptp(predicted) > 0 else 0.0
-    return {"r2": float(r2_score(y, predicted)), "mae": float(mean_absolute_error(y, predicted)),
-            "spearman": float(rho), "top_precision": float(np.mean(count_after[predicted_top] >= threshold))}
+    return {
+        "r2": float(r2_score(y, predicted)),
+        "mae": float(mean_absolute_error(y, predicted)),
+        "spearman": float(rho),
+        "top_precision": float(np.mean(count_after[predicted_top] >= threshold)),
+    }
 
 
-def fit_and_score(frame: PopularityFrame, settings: PopularitySettings, *, importances: bool = True) -> dict:
+def fit_and_score(
+    frame: PopularityFrame, settings: PopularitySettings, *, importances: bool = True
+) -> dict:
     """Train the forest and LightGBM on the training tracks; score them and the baselines on the
     test tracks. Returns ``{"scores": {name: {...}}, "importances": {...}, "split": {...},
     "predictions": {name: float64 [test]}, "test": int [test] (row indices into ``frame``)}``."""
@@ -285,26 +355,53 @@ def fit_and_score(frame: PopularityFrame, settings: PopularitySettings, *, impor
     rng = np.random.default_rng(settings.seed)
     t = len(frame.track_ids)
     if t < 50:
-        raise SegueError(f"only {t} tracks appear before the cut: too few to train and test a model")
+        raise SegueError(
+            f"only {t} tracks appear before the cut: too few to train and test a model"
+        )
     order = rng.permutation(t)
     n_test = max(10, round(settings.test_share * t))
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     x, y = frame.features, frame.target
-    forest_rows = np.sort(rng.choice(train, size=min(len(train), settings.max_train_tracks), replace=False))
+    forest_rows = np.sort(
+        rng.choice(train, size=min(len(train), settings.max_train_tracks), replace=False)
+    )
     start = time.perf_counter()
-    forest = RandomForestRegressor(n_estimators=settings.n_estimators, min_samples_leaf=10, max_features=0.5,
-                                   n_jobs=-1, random_state=settings.seed)
+    forest = RandomForestRegressor(
+        n_estimators=settings.n_estimators,
+        min_samples_leaf=10,
+        max_features=0.5,
+        n_jobs=-1,
+        random_state=settings.seed,
+    )
     forest.fit(x[forest_rows], y[forest_rows])
-    log.info("random forest on %s tracks in %.1f s (RSS %.2f GiB)", f"{len(forest_rows):,}",
-             time.perf_counter() - start, rss_gib())
+    log.info(
+        "random forest on %s tracks in %.1f s (RSS %.2f GiB)",
+        f"{len(forest_rows):,}",
+        time.perf_counter() - start,
+        rss_gib(),
+    )
     start = time.perf_counter()
-    boosted = lightgbm.LGBMRegressor(n_estimators=settings.n_estimators * 2, learning_rate=0.05, num_leaves=63,
-                                     min_child_samples=20, subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
-                                     random_state=settings.seed, deterministic=True, force_row_wise=True,
-                                     n_jobs=2, verbose=-1)
+    boosted = lightgbm.LGBMRegressor(
+        n_estimators=settings.n_estimators * 2,
+        learning_rate=0.05,
+        num_leaves=63,
+        min_child_samples=20,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        random_state=settings.seed,
+        deterministic=True,
+        force_row_wise=True,
+        n_jobs=2,
+        verbose=-1,
+    )
     boosted.fit(x[train], y[train])
-    log.info("LightGBM on %s tracks in %.1f s (RSS %.2f GiB)", f"{len(train):,}", time.perf_counter() - start,
-             rss_gib())
+    log.info(
+        "LightGBM on %s tracks in %.1f s (RSS %.2f GiB)",
+        f"{len(train):,}",
+        time.perf_counter() - start,
+        rss_gib(),
+    )
     predictions = {
         "mean (baseline)": np.full(len(test), y[train].mean()),
         "naive: popularity persists (baseline)": frame.naive[test],
@@ -314,19 +411,40 @@ def fit_and_score(frame: PopularityFrame, settings: PopularitySettings, *, impor
     result = {name: scores(y[test], p, frame.count_after[test]) for name, p in predictions.items()}
     importance = {}
     if importances:
-        rows = test if len(test) <= settings.importance_rows else np.sort(
-            rng.choice(test, size=settings.importance_rows, replace=False))
+        rows = (
+            test
+            if len(test) <= settings.importance_rows
+            else np.sort(rng.choice(test, size=settings.importance_rows, replace=False))
+        )
         for name, model in (("random forest", forest), ("LightGBM", boosted)):
-            r = permutation_importance(model, x[rows], y[rows], n_repeats=settings.importance_repeats,
-                                       random_state=settings.seed, scoring="r2")
-            importance[name] = {f: {"mean": float(m), "std": float(s)} for f, m, s in
-                                zip(FEATURES, r.importances_mean, r.importances_std, strict=True)}
-    return {"scores": result, "importances": importance, "predictions": predictions, "test": test,
-            "split": {"train_tracks": len(train), "test_tracks": len(test),
-                      "forest_tracks": len(forest_rows)}}
+            r = permutation_importance(
+                model,
+                x[rows],
+                y[rows],
+                n_repeats=settings.importance_repeats,
+                random_state=settings.seed,
+                scoring="r2",
+            )
+            importance[name] = {
+                f: {"mean": float(m), "std": float(s)}
+                for f, m, s in zip(FEATURES, r.importances_mean, r.importances_std, strict=True)
+            }
+    return {
+        "scores": result,
+        "importances": importance,
+        "predictions": predictions,
+        "test": test,
+        "split": {
+            "train_tracks": len(train),
+            "test_tracks": len(test),
+            "forest_tracks": len(forest_rows),
+        },
+    }
 
 
-def popularity_model(data_dir: Path, out_dir: Path, *, settings: PopularitySettings | None = None) -> dict:
+def popularity_model(
+    data_dir: Path, out_dir: Path, *, settings: PopularitySettings | None = None
+) -> dict:
     """Run the whole analysis on an ingested dataset and write ``popularity.md``, ``popularity.json``,
     ``importances.csv``, ``test_predictions.parquet`` and two figures (all or nothing)."""
     settings = settings or PopularitySettings()
@@ -337,26 +455,48 @@ def popularity_model(data_dir: Path, out_dir: Path, *, settings: PopularitySetti
     modified = inputs["modified_at"]
     if len(modified) == 0:
         raise SegueError(f"{data_dir}: the dataset has no playlists")
-    cut = settings.cut if settings.cut is not None else int(np.quantile(modified, settings.cut_quantile))
+    cut = (
+        settings.cut
+        if settings.cut is not None
+        else int(np.quantile(modified, settings.cut_quantile))
+    )
     frame = popularity_frame(inputs, cut, seed=settings.seed)
-    log.info("popularity model: %s tracks with a history; %s earlier and %s later playlists (cut %s)",
-             f"{len(frame.track_ids):,}", f"{frame.n_before:,}", f"{frame.n_after:,}", _date(cut))
+    log.info(
+        "popularity model: %s tracks with a history; %s earlier and %s later playlists (cut %s)",
+        f"{len(frame.track_ids):,}",
+        f"{frame.n_before:,}",
+        f"{frame.n_after:,}",
+        _date(cut),
+    )
     fitted = fit_and_score(frame, settings)
     summary = {
-        "data": str(data_dir), "settings": asdict(settings), "cut": cut, "cut_date": _date(cut),
-        "n_before": frame.n_before, "n_after": frame.n_after, "tracks_with_history": len(frame.track_ids),
-        "new_tracks_after_cut": frame.new_tracks, "new_track_entries_after_cut": frame.new_entries,
-        "features": {f: FEATURE_HELP[f] for f in FEATURES}, **fitted["split"],
-        "scores": fitted["scores"], "importances": fitted["importances"],
+        "data": str(data_dir),
+        "settings": asdict(settings),
+        "cut": cut,
+        "cut_date": _date(cut),
+        "n_before": frame.n_before,
+        "n_after": frame.n_after,
+        "tracks_with_history": len(frame.track_ids),
+        "new_tracks_after_cut": frame.new_tracks,
+        "new_track_entries_after_cut": frame.new_entries,
+        "features": {f: FEATURE_HELP[f] for f in FEATURES},
+        **fitted["split"],
+        "scores": fitted["scores"],
+        "importances": fitted["importances"],
     }
     uris = pq.read_table(data_dir / schema.TRACKS_FILE, columns=[schema.TRACK_URI]).column(0)
     test = fitted["test"]
     with atomic_dir(out_dir) as tmp:
-        columns = {"track_id": pa.array(frame.track_ids[test]),
-                   "track_uri": uris.take(pa.array(frame.track_ids[test])).combine_chunks(),
-                   "count_before": pa.array(frame.features[test, 0].astype(np.int64)),
-                   "count_after": pa.array(frame.count_after[test])}
-        columns |= {f"predicted_{_slug(name)}": pa.array(np.expm1(p)) for name, p in fitted["predictions"].items()}
+        columns = {
+            "track_id": pa.array(frame.track_ids[test]),
+            "track_uri": uris.take(pa.array(frame.track_ids[test])).combine_chunks(),
+            "count_before": pa.array(frame.features[test, 0].astype(np.int64)),
+            "count_after": pa.array(frame.count_after[test]),
+        }
+        columns |= {
+            f"predicted_{_slug(name)}": pa.array(np.expm1(p))
+            for name, p in fitted["predictions"].items()
+        }
         pq.write_table(pa.table(columns), tmp / "test_predictions.parquet", compression="zstd")
         _write_importances(tmp / "importances.csv", fitted["importances"])
         _plot(tmp, frame, fitted)
@@ -392,26 +532,41 @@ def _markdown(s: dict) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, v in s["scores"].items():
-        lines.append(f"| {name} | {v['r2']:.4f} | {v['mae']:.4f} | {v['spearman']:.4f} | {v['top_precision']:.3f} |")
-    lines += ["", "The mean predicts the training tracks' mean for every track (R² = 0 by construction); the naive "
-              "forecast assumes a track keeps its earlier share: log(1 + count_before × later playlists / earlier "
-              "playlists). A model is worth having where it beats the naive forecast. Precision of the predicted top 1%: "
-              "share of the 1% of test tracks with the highest forecasts whose later count reaches the 1%-th largest "
-              "later count (tracks tied at that count all qualify).", "",
-              "## Permutation importances (drop in test R² when the feature is shuffled)", "",
-              "| feature | meaning | " + " | ".join(s["importances"]) + " |",
-              "|---|---|" + "---:|" * len(s["importances"])]
+        lines.append(
+            f"| {name} | {v['r2']:.4f} | {v['mae']:.4f} | {v['spearman']:.4f} | {v['top_precision']:.3f} |"
+        )
+    lines += [
+        "",
+        "The mean predicts the training tracks' mean for every track (R² = 0 by construction); the naive "
+        "forecast assumes a track keeps its earlier share: log(1 + count_before × later playlists / earlier "
+        "playlists). A model is worth having where it beats the naive forecast. Precision of the predicted top 1%: "
+        "share of the 1% of test tracks with the highest forecasts whose later count reaches the 1%-th largest "
+        "later count (tracks tied at that count all qualify).",
+        "",
+        "## Permutation importances (drop in test R² when the feature is shuffled)",
+        "",
+        "| feature | meaning | " + " | ".join(s["importances"]) + " |",
+        "|---|---|" + "---:|" * len(s["importances"]),
+    ]
     first = next(iter(s["importances"].values()), {})
     ranked = sorted(first, key=lambda f: -first[f]["mean"])
     for f in ranked:
-        cells = [f"{s['importances'][m][f]['mean']:.4f} ± {s['importances'][m][f]['std']:.4f}" for m in s["importances"]]
+        cells = [
+            f"{s['importances'][m][f]['mean']:.4f} ± {s['importances'][m][f]['std']:.4f}"
+            for m in s["importances"]
+        ]
         lines.append(f"| `{f}` | {s['features'][f]} | " + " | ".join(cells) + " |")
-    lines += ["", "Why this can be trusted: no feature reads a playlist edited after the cut, and the test suite "
-              "checks it — with the later playlists' tracks shuffled, every model falls to the mean baseline "
-              "(R² ≈ 0), while a pipeline that lets features see the later playlists does not. `modified_at` is a "
-              "playlist's last edit, so \"later playlists\" are playlists active after the cut.", "",
-              "Figures: `predicted_vs_actual.png`, `importances.png`; per-track test predictions: "
-              "`test_predictions.parquet`.", ""]
+    lines += [
+        "",
+        "Why this can be trusted: no feature reads a playlist edited after the cut, and the test suite "
+        "checks it — with the later playlists' tracks shuffled, every model falls to the mean baseline "
+        "(R² ≈ 0), while a pipeline that lets features see the later playlists does not. `modified_at` is a "
+        'playlist\'s last edit, so "later playlists" are playlists active after the cut.',
+        "",
+        "Figures: `predicted_vs_actual.png`, `importances.png`; per-track test predictions: "
+        "`test_predictions.parquet`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -429,7 +584,9 @@ def _plot(out: Path, frame: PopularityFrame, fitted: dict) -> None:
     y = frame.target[fitted["test"]]
     fig = _figure(12, 4.5)
     axes = fig.subplots(1, 3, sharex=True, sharey=True)
-    for ax, name in zip(axes, ("naive: popularity persists (baseline)", "random forest", "LightGBM"), strict=True):
+    for ax, name in zip(
+        axes, ("naive: popularity persists (baseline)", "random forest", "LightGBM"), strict=True
+    ):
         ax.hexbin(y, fitted["predictions"][name], gridsize=40, bins="log", mincnt=1, cmap="viridis")
         top = max(float(y.max()), 1.0)
         ax.plot([0, top], [0, top], color="0.5", ls=":")

@@ -34,8 +34,13 @@ class Category:
 
     @property
     def label(self) -> str:
-        seeds = "no tracks" if self.n_seeds == 0 else (
-            f"{'random' if self.random_seeds else 'first'} {self.n_seeds} track{'s' if self.n_seeds > 1 else ''}")
+        seeds = (
+            "no tracks"
+            if self.n_seeds == 0
+            else (
+                f"{'random' if self.random_seeds else 'first'} {self.n_seeds} track{'s' if self.n_seeds > 1 else ''}"
+            )
+        )
         return f"{'title + ' if self.with_title else ''}{seeds}" if self.n_seeds else "title only"
 
 
@@ -54,8 +59,12 @@ CATEGORIES: tuple[Category, ...] = (
 CATEGORY_BY_NUMBER = {c.number: c for c in CATEGORIES}
 
 
-def assign_categories(lengths: np.ndarray, per_category: int, rng: np.random.Generator,
-                      has_title: np.ndarray | None = None) -> np.ndarray:
+def assign_categories(
+    lengths: np.ndarray,
+    per_category: int,
+    rng: np.random.Generator,
+    has_title: np.ndarray | None = None,
+) -> np.ndarray:
     """Pick ``per_category`` playlists for each category among eligible ones, without reuse.
 
     ``lengths`` (int, [n]) are candidate playlists' track counts; ``has_title`` (bool, [n],
@@ -66,14 +75,19 @@ def assign_categories(lengths: np.ndarray, per_category: int, rng: np.random.Gen
     category cannot be filled.
     """
     category = np.zeros(len(lengths), dtype=np.int8)
-    titled = np.ones(len(lengths), dtype=bool) if has_title is None else np.asarray(has_title, dtype=bool)
+    titled = (
+        np.ones(len(lengths), dtype=bool)
+        if has_title is None
+        else np.asarray(has_title, dtype=bool)
+    )
     for cat in sorted(CATEGORIES, key=lambda c: (-c.min_tracks, -c.with_title)):
         ok = (category == 0) & (lengths >= cat.min_tracks) & (titled | (not cat.with_title))
         eligible = np.flatnonzero(ok)
         if len(eligible) < per_category:
             raise ValueError(
                 f"category {cat.number} ({cat.label}) needs {per_category} playlists with at least "
-                f"{cat.min_tracks} tracks{' and a title' if cat.with_title else ''}; only {len(eligible)} are left")
+                f"{cat.min_tracks} tracks{' and a title' if cat.with_title else ''}; only {len(eligible)} are left"
+            )
         category[rng.choice(eligible, per_category, replace=False)] = cat.number
     return category
 
@@ -148,12 +162,18 @@ def read_challenge(path: Path) -> list[dict]:
             raise InputFileError(path, "field 'tracks' must be a list", where)
         for j, track in enumerate(tracks):
             if not isinstance(track, dict) or not isinstance(track.get(schema.TRACK_URI), str):
-                raise InputFileError(path, "field 'track_uri' missing or not a string", f"{where}, track {j}")
+                raise InputFileError(
+                    path, "field 'track_uri' missing or not a string", f"{where}, track {j}"
+                )
         for field in ("num_samples", "num_holdouts"):
             if field in entry and not isinstance(entry[field], int):
                 raise InputFileError(path, f"field {field!r} must be an integer", where)
         if "num_samples" in entry and entry["num_samples"] != len(tracks):
-            raise InputFileError(path, f"num_samples is {entry['num_samples']} but it lists {len(tracks)} tracks", where)
+            raise InputFileError(
+                path,
+                f"num_samples is {entry['num_samples']} but it lists {len(tracks)} tracks",
+                where,
+            )
         if "name" in entry and not isinstance(entry["name"], str):
             raise InputFileError(path, "field 'name' must be a string", where)
     return doc["playlists"]
@@ -189,7 +209,11 @@ def read_truth(path: Path) -> dict[int, dict]:
         if not isinstance(entry, dict) or not isinstance(entry.get("pid"), int):
             raise InputFileError(path, "field 'pid' missing or not an integer", f"entry {i}")
         if not isinstance(entry.get("holdout_tracks"), list):
-            raise InputFileError(path, "field 'holdout_tracks' missing or not a list", f"entry {i} (pid {entry['pid']})")
+            raise InputFileError(
+                path,
+                "field 'holdout_tracks' missing or not a list",
+                f"entry {i} (pid {entry['pid']})",
+            )
         out[entry["pid"]] = entry
     if not out:
         raise InputFileError(path, "expected an object with a non-empty 'playlists' list")

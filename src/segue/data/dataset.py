@@ -58,9 +58,13 @@ class PlaylistData:
     @cached_property
     def _tracks_table(self):
         if self.path is None:
-            raise SegueError("this PlaylistData was built in memory and has no track catalog on disk")
-        return pq.read_table(self.path / schema.TRACKS_FILE,
-                             columns=[schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_NAME])
+            raise SegueError(
+                "this PlaylistData was built in memory and has no track catalog on disk"
+            )
+        return pq.read_table(
+            self.path / schema.TRACKS_FILE,
+            columns=[schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_NAME],
+        )
 
     @cached_property
     def track_uris(self) -> np.ndarray:
@@ -85,35 +89,60 @@ class PlaylistData:
         path = Path(path)
         for name in (*schema.TABLE_FILES, schema.MANIFEST_FILE):
             if not (path / name).exists():
-                raise InputFileError(path / name, "missing; is this a directory written by `segue ingest`?")
+                raise InputFileError(
+                    path / name, "missing; is this a directory written by `segue ingest`?"
+                )
         manifest = orjson.loads((path / schema.MANIFEST_FILE).read_bytes())
         if manifest.get("schema_version") != schema.SCHEMA_VERSION:
-            raise InputFileError(path / schema.MANIFEST_FILE,
-                                 f"schema version {manifest.get('schema_version')} is not {schema.SCHEMA_VERSION}; re-run `segue ingest`")
-        playlists = pq.read_table(path / schema.PLAYLISTS_FILE, columns=[schema.PID, schema.NUM_TRACKS, schema.NAME])
-        tracks = pq.read_table(path / schema.TRACKS_FILE, columns=[schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID])
-        entries = pq.read_table(path / schema.PLAYLIST_TRACKS_FILE, columns=[schema.PID, schema.TRACK_ID])
+            raise InputFileError(
+                path / schema.MANIFEST_FILE,
+                f"schema version {manifest.get('schema_version')} is not {schema.SCHEMA_VERSION}; re-run `segue ingest`",
+            )
+        playlists = pq.read_table(
+            path / schema.PLAYLISTS_FILE, columns=[schema.PID, schema.NUM_TRACKS, schema.NAME]
+        )
+        tracks = pq.read_table(
+            path / schema.TRACKS_FILE, columns=[schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID]
+        )
+        entries = pq.read_table(
+            path / schema.PLAYLIST_TRACKS_FILE, columns=[schema.PID, schema.TRACK_ID]
+        )
         pids = playlists.column(schema.PID).to_numpy()
         lengths = playlists.column(schema.NUM_TRACKS).to_numpy().astype(np.int64)
         indptr = np.concatenate(([0], np.cumsum(lengths)))
-        indices = entries.column(schema.TRACK_ID).to_numpy().copy()  # Arrow memory is read-only; scipy sorts in place
+        indices = (
+            entries.column(schema.TRACK_ID).to_numpy().copy()
+        )  # Arrow memory is read-only; scipy sorts in place
         n_tracks = tracks.num_rows
         if indptr[-1] != len(indices):
-            raise InputFileError(path / schema.PLAYLIST_TRACKS_FILE,
-                                 f"has {len(indices):,} rows but playlists.parquet counts {indptr[-1]:,} tracks")
+            raise InputFileError(
+                path / schema.PLAYLIST_TRACKS_FILE,
+                f"has {len(indices):,} rows but playlists.parquet counts {indptr[-1]:,} tracks",
+            )
         # The CSR relies on entries being in playlist order; check it rather than trust it.
         entry_pids = entries.column(schema.PID).to_numpy()
         if len(entry_pids) and not np.array_equal(np.repeat(pids, lengths), entry_pids):
-            raise InputFileError(path / schema.PLAYLIST_TRACKS_FILE, "rows are not in the order of playlists.parquet")
+            raise InputFileError(
+                path / schema.PLAYLIST_TRACKS_FILE, "rows are not in the order of playlists.parquet"
+            )
         if len(indices) and (indices.min() < 0 or indices.max() >= n_tracks):
-            raise InputFileError(path / schema.PLAYLIST_TRACKS_FILE, "track_id outside the tracks table")
-        matrix = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                               shape=(len(pids), n_tracks))
+            raise InputFileError(
+                path / schema.PLAYLIST_TRACKS_FILE, "track_id outside the tracks table"
+            )
+        matrix = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(pids), n_tracks)
+        )
         matrix.sum_duplicates()  # sorts indices and merges repeats
         matrix.data[:] = 1.0
         names = playlists.column(schema.NAME).fill_null("").to_pylist()
         track_ids = tracks.column(schema.TRACK_ID).to_numpy()
         if not np.array_equal(track_ids, np.arange(n_tracks)):
             raise InputFileError(path / schema.TRACKS_FILE, "track_id is not 0..n-1 in order")
-        return cls(matrix, pids, names, tracks.column(schema.ARTIST_ID).to_numpy(),
-                   tracks.column(schema.ALBUM_ID).to_numpy(), path)
+        return cls(
+            matrix,
+            pids,
+            names,
+            tracks.column(schema.ARTIST_ID).to_numpy(),
+            tracks.column(schema.ALBUM_ID).to_numpy(),
+            path,
+        )

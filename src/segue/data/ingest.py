@@ -41,8 +41,8 @@ class _SliceResult:
     file: SliceFile
     error: str | None = None
     parsed: ParsedSlice | None = None
-    local_index: np.ndarray | None = None   # int32 [entries]: index into the unique arrays
-    unique_h1: np.ndarray | None = None     # uint64 [unique]: in order of first appearance
+    local_index: np.ndarray | None = None  # int32 [entries]: index into the unique arrays
+    unique_h1: np.ndarray | None = None  # uint64 [unique]: in order of first appearance
     unique_h2: np.ndarray | None = None
     problems: list[Problem] = field(default_factory=list)
 
@@ -60,14 +60,20 @@ def _work(file: SliceFile) -> _SliceResult:
     h1 = uris.hash(seed=0).to_numpy()
     h2 = uris.hash(seed=0x5EC0E5EED).to_numpy()
     uniq, first, inverse = np.unique(h1, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")          # first-appearance order
+    order = np.argsort(first, kind="stable")  # first-appearance order
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     # Send back one metadata row per unique track, not per entry: the parent keeps new ones.
-    parsed.tracks = parsed.tracks.select(list(schema.TRACK_METADATA_COLUMNS)).take(pa.array(first[order]))
+    parsed.tracks = parsed.tracks.select(list(schema.TRACK_METADATA_COLUMNS)).take(
+        pa.array(first[order])
+    )
     return _SliceResult(
-        file, parsed=parsed, local_index=rank[inverse].astype(np.int32),
-        unique_h1=uniq[order], unique_h2=h2[first[order]], problems=problems,
+        file,
+        parsed=parsed,
+        local_index=rank[inverse].astype(np.int32),
+        unique_h1=uniq[order],
+        unique_h2=h2[first[order]],
+        problems=problems,
     )
 
 
@@ -153,14 +159,15 @@ class _Catalog:
         if (self.h2_by_id[ids[found]] != h2[found]).any():
             raise SegueError(
                 f"{result.file.path}: two different track URIs share a 64-bit hash; "
-                "this is astronomically unlikely — please report it")
+                "this is astronomically unlikely — please report it"
+            )
         new = np.flatnonzero(~found)
         if len(new):
             new_ids = np.arange(self.size, self.size + len(new), dtype=np.int32)
             ids[new] = new_ids
             while self.size + len(new) > len(self.h2_by_id):
                 self.h2_by_id = np.concatenate((self.h2_by_id, np.empty_like(self.h2_by_id)))
-            self.h2_by_id[self.size:self.size + len(new)] = h2[new]
+            self.h2_by_id[self.size : self.size + len(new)] = h2[new]
             self.index.put(h1[new], new_ids)
             self.metadata.append(result.parsed.tracks.take(pa.array(new)))
             self.size += len(new)
@@ -176,12 +183,19 @@ class _Catalog:
         for name in schema.TRACK_METADATA_COLUMNS:
             columns[name] = meta.column(name)
         # Artist/album keys: the URI when the copy has it, else the name (reduced copies).
-        for id_col, uri_col, name_col in ((schema.ARTIST_ID, schema.ARTIST_URI, schema.ARTIST_NAME),
-                                          (schema.ALBUM_ID, schema.ALBUM_URI, schema.ALBUM_NAME)):
-            key = pc.coalesce(meta.column(uri_col), pc.binary_join_element_wise("name:", meta.column(name_col), ""),
-                              pa.scalar("unknown"))
+        for id_col, uri_col, name_col in (
+            (schema.ARTIST_ID, schema.ARTIST_URI, schema.ARTIST_NAME),
+            (schema.ALBUM_ID, schema.ALBUM_URI, schema.ALBUM_NAME),
+        ):
+            key = pc.coalesce(
+                meta.column(uri_col),
+                pc.binary_join_element_wise("name:", meta.column(name_col), ""),
+                pa.scalar("unknown"),
+            )
             columns[id_col] = pc.dictionary_encode(key).combine_chunks().indices.cast(pa.int32())
-        return pa.table({f.name: columns[f.name] for f in schema.TRACKS_SCHEMA}, schema=schema.TRACKS_SCHEMA)
+        return pa.table(
+            {f.name: columns[f.name] for f in schema.TRACKS_SCHEMA}, schema=schema.TRACKS_SCHEMA
+        )
 
 
 @dataclass
@@ -195,8 +209,14 @@ class IngestSummary:
     missing_fields: dict[str, int]
 
 
-def ingest_mpd(source: Path, out: Path, *, workers: int | None = None, skip_bad: bool = False,
-               overwrite: bool = True) -> IngestSummary:
+def ingest_mpd(
+    source: Path,
+    out: Path,
+    *,
+    workers: int | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = True,
+) -> IngestSummary:
     """Ingest the MPD slices under ``source`` into ``out`` (written whole or not at all)."""
     source, out = Path(source), Path(out)
     files = find_slices(source)
@@ -210,23 +230,35 @@ def ingest_mpd(source: Path, out: Path, *, workers: int | None = None, skip_bad:
     buffered: list[pa.Table] = []
     buffered_rows = 0
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        writer = pq.ParquetWriter(tmp / schema.PLAYLIST_TRACKS_FILE, schema.PLAYLIST_TRACKS_SCHEMA,
-                                  compression="zstd")
+        writer = pq.ParquetWriter(
+            tmp / schema.PLAYLIST_TRACKS_FILE, schema.PLAYLIST_TRACKS_SCHEMA, compression="zstd"
+        )
         try:
             with progress("ingesting slices", len(files), "slices") as bar:
                 for result in ordered_map(_work, files, workers):
                     bar.advance(1)
                     if result.error is None:
-                        pids = result.parsed.playlists.column(schema.PID).to_numpy().astype(np.int64)
+                        pids = (
+                            result.parsed.playlists.column(schema.PID).to_numpy().astype(np.int64)
+                        )
                         if pids.max(initial=0) >= len(seen_pids):
-                            seen_pids = np.concatenate((seen_pids, np.zeros(max(len(seen_pids), int(pids.max()) + 1), bool)))
+                            seen_pids = np.concatenate(
+                                (
+                                    seen_pids,
+                                    np.zeros(max(len(seen_pids), int(pids.max()) + 1), bool),
+                                )
+                            )
                         dup = pids[seen_pids[pids]]
                         if len(dup):
-                            result.error = (f"{result.file.path}: pid {dup[0]} already appeared in an earlier "
-                                            f"slice ({len(dup)} duplicate pid{'s' if len(dup) > 1 else ''})")
+                            result.error = (
+                                f"{result.file.path}: pid {dup[0]} already appeared in an earlier "
+                                f"slice ({len(dup)} duplicate pid{'s' if len(dup) > 1 else ''})"
+                            )
                     if result.error is not None:
                         if not skip_bad:
-                            raise SegueError(f"{result.error}\n(ingest refuses this slice; pass --skip-bad to skip it)")
+                            raise SegueError(
+                                f"{result.error}\n(ingest refuses this slice; pass --skip-bad to skip it)"
+                            )
                         skipped.append(result.error)
                         log.warning("skipped: %s", result.error)
                         continue
@@ -239,24 +271,39 @@ def ingest_mpd(source: Path, out: Path, *, workers: int | None = None, skip_bad:
                     lengths = parsed.lengths
                     starts = np.concatenate(([0], np.cumsum(lengths)))
                     owner = np.repeat(np.arange(len(lengths)), lengths)
-                    entries = pa.table({
-                        schema.PID: pa.array(np.repeat(pids, lengths).astype(np.int32)),
-                        schema.POS: pa.array((np.arange(starts[-1]) - starts[owner]).astype(np.int32)),
-                        schema.TRACK_ID: pa.array(ids[result.local_index]),
-                    }, schema=schema.PLAYLIST_TRACKS_SCHEMA)
+                    entries = pa.table(
+                        {
+                            schema.PID: pa.array(np.repeat(pids, lengths).astype(np.int32)),
+                            schema.POS: pa.array(
+                                (np.arange(starts[-1]) - starts[owner]).astype(np.int32)
+                            ),
+                            schema.TRACK_ID: pa.array(ids[result.local_index]),
+                        },
+                        schema=schema.PLAYLIST_TRACKS_SCHEMA,
+                    )
                     buffered.append(entries)
                     buffered_rows += entries.num_rows
                     if buffered_rows >= ROW_GROUP_ROWS:
-                        writer.write_table(pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS)
+                        writer.write_table(
+                            pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS
+                        )
                         buffered, buffered_rows = [], 0
                     n_entries += entries.num_rows
                     table = parsed.playlists.set_column(
-                        parsed.playlists.schema.get_field_index(schema.NUM_TRACKS), schema.NUM_TRACKS,
-                        pa.array(lengths.astype(np.int32)))
+                        parsed.playlists.schema.get_field_index(schema.NUM_TRACKS),
+                        schema.NUM_TRACKS,
+                        pa.array(lengths.astype(np.int32)),
+                    )
                     playlists.append(table)
-                    manifest_files.append({"name": result.file.name, "size": parsed.size,
-                                           "sha256": parsed.sha256, "playlists": len(lengths),
-                                           "entries": int(entries.num_rows)})
+                    manifest_files.append(
+                        {
+                            "name": result.file.name,
+                            "size": parsed.size,
+                            "sha256": parsed.sha256,
+                            "playlists": len(lengths),
+                            "entries": int(entries.num_rows),
+                        }
+                    )
             if buffered:
                 writer.write_table(pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS)
         finally:
@@ -268,24 +315,33 @@ def ingest_mpd(source: Path, out: Path, *, workers: int | None = None, skip_bad:
         tracks = catalog.table()
         pq.write_table(tracks, tmp / schema.TRACKS_FILE, compression="zstd")
         absent_everywhere = _absent_everywhere(missing, playlists_table.num_rows, n_entries)
-        write_json(tmp / schema.MANIFEST_FILE, {
-            "schema_version": schema.SCHEMA_VERSION,
-            "created_by": f"segue {__version__}",
-            "source": str(source),
-            "counts": {
-                "playlists": playlists_table.num_rows,
-                "tracks": tracks.num_rows,
-                "entries": n_entries,
-                "artists": int(pc.max(tracks.column(schema.ARTIST_ID)).as_py() or 0) + 1 if tracks.num_rows else 0,
-                "albums": int(pc.max(tracks.column(schema.ALBUM_ID)).as_py() or 0) + 1 if tracks.num_rows else 0,
+        write_json(
+            tmp / schema.MANIFEST_FILE,
+            {
+                "schema_version": schema.SCHEMA_VERSION,
+                "created_by": f"segue {__version__}",
+                "source": str(source),
+                "counts": {
+                    "playlists": playlists_table.num_rows,
+                    "tracks": tracks.num_rows,
+                    "entries": n_entries,
+                    "artists": int(pc.max(tracks.column(schema.ARTIST_ID)).as_py() or 0) + 1
+                    if tracks.num_rows
+                    else 0,
+                    "albums": int(pc.max(tracks.column(schema.ALBUM_ID)).as_py() or 0) + 1
+                    if tracks.num_rows
+                    else 0,
+                },
+                "files": manifest_files,
+                "missing_fields": missing,
+                "absent_fields": absent_everywhere,
+                "warnings": {"count": len(warnings), "first": warnings[:50]},
+                "skipped": skipped,
             },
-            "files": manifest_files,
-            "missing_fields": missing,
-            "absent_fields": absent_everywhere,
-            "warnings": {"count": len(warnings), "first": warnings[:50]},
-            "skipped": skipped,
-        })
-    return IngestSummary(out, playlists_table.num_rows, tracks.num_rows, n_entries, skipped, warnings, missing)
+        )
+    return IngestSummary(
+        out, playlists_table.num_rows, tracks.num_rows, n_entries, skipped, warnings, missing
+    )
 
 
 def _absent_everywhere(missing: dict[str, int], n_playlists: int, n_entries: int) -> list[str]:

@@ -56,9 +56,16 @@ log = logging.getLogger("segue")
 #   ms_played, duration_ms: Int64;  count: Int64 (plays a row stands for; counts-only sources);
 #   line: Int64, where the row is in its file (for error messages).
 PLAY_COLUMNS = {
-    "user_key": pl.Utf8, "track_key": pl.Utf8, "track_name": pl.Utf8, "artist_key": pl.Utf8,
-    "artist_name": pl.Utf8, "timestamp": pl.Int64, "ms_played": pl.Int64, "duration_ms": pl.Int64,
-    "count": pl.Int64, "line": pl.Int64,
+    "user_key": pl.Utf8,
+    "track_key": pl.Utf8,
+    "track_name": pl.Utf8,
+    "artist_key": pl.Utf8,
+    "artist_name": pl.Utf8,
+    "timestamp": pl.Int64,
+    "ms_played": pl.Int64,
+    "duration_ms": pl.Int64,
+    "count": pl.Int64,
+    "line": pl.Int64,
 }
 EVENTS_PER_PART = 4_000_000
 
@@ -96,8 +103,8 @@ class ListeningSource:
     counts_only: bool = False
     warnings: list[str] = field(default_factory=list)
     skipped_rows: int = 0
-    catalog_file: Path | None = None   # where `tracks` came from (for error messages)
-    genre_file: Path | None = None     # where `track_genres` came from, when a user gave it
+    catalog_file: Path | None = None  # where `tracks` came from (for error messages)
+    genre_file: Path | None = None  # where `track_genres` came from, when a user gave it
 
 
 @dataclass
@@ -123,20 +130,29 @@ class KeyIndex:
     """String key → dense int32 id; new keys get the next ids in order of first appearance."""
 
     def __init__(self, keys: pl.Series | None = None, name: str = "key"):
-        self.frame = pl.DataFrame({"key": pl.Series([], dtype=pl.Utf8), "id": pl.Series([], dtype=pl.Int32)})
+        self.frame = pl.DataFrame(
+            {"key": pl.Series([], dtype=pl.Utf8), "id": pl.Series([], dtype=pl.Int32)}
+        )
         self.name = name
         if keys is not None:
             dup = keys.is_duplicated()
             if dup.any():
                 raise SegueError(f"the {name} catalog lists {keys.filter(dup)[0]!r} twice")
-            self.frame = pl.DataFrame({"key": keys.cast(pl.Utf8), "id": pl.arange(0, len(keys), dtype=pl.Int32, eager=True)})
+            self.frame = pl.DataFrame(
+                {
+                    "key": keys.cast(pl.Utf8),
+                    "id": pl.arange(0, len(keys), dtype=pl.Int32, eager=True),
+                }
+            )
 
     def __len__(self) -> int:
         return self.frame.height
 
     def lookup(self, keys: pl.Series) -> pl.Series:
         """Int32 ids (null for unknown keys), in the order of ``keys``."""
-        joined = pl.DataFrame({"key": keys}).join(self.frame, on="key", how="left", maintain_order="left")
+        joined = pl.DataFrame({"key": keys}).join(
+            self.frame, on="key", how="left", maintain_order="left"
+        )
         return joined["id"]
 
     def add(self, keys: pl.Series) -> tuple[pl.Series, pl.Series]:
@@ -146,11 +162,22 @@ class KeyIndex:
         missing = ids.is_null()
         if not missing.any():
             return ids, pl.Series([], dtype=pl.UInt32)
-        rows = pl.DataFrame({"key": keys, "row": pl.arange(0, len(keys), dtype=pl.UInt32, eager=True)}).filter(missing)
+        rows = pl.DataFrame(
+            {"key": keys, "row": pl.arange(0, len(keys), dtype=pl.UInt32, eager=True)}
+        ).filter(missing)
         new = rows.unique("key", keep="first", maintain_order=True)
         start = len(self)
-        self.frame = pl.concat([self.frame, pl.DataFrame({
-            "key": new["key"], "id": pl.arange(start, start + new.height, dtype=pl.Int32, eager=True)})])
+        self.frame = pl.concat(
+            [
+                self.frame,
+                pl.DataFrame(
+                    {
+                        "key": new["key"],
+                        "id": pl.arange(start, start + new.height, dtype=pl.Int32, eager=True),
+                    }
+                ),
+            ]
+        )
         return self.lookup(keys), new["row"]
 
 
@@ -205,26 +232,46 @@ class _Catalog:
             self.artist_names += new["artist_name"].gather(artist_first).to_list()
             assert len(self.artist_names) == len(self.artists) >= before
             self.track_artist.append(artist_ids.to_numpy().astype(np.int32))
-            self.track_meta.append(new.select("track_key", "track_name", "artist_name", "duration_ms"))
+            self.track_meta.append(
+                new.select("track_key", "track_name", "artist_name", "duration_ms")
+            )
         return ids.to_numpy().astype(np.int32)
 
     def durations(self) -> np.ndarray:
         if not self.track_meta:
             return np.zeros(0, dtype=np.int64)
-        return pl.concat([m["duration_ms"] for m in self.track_meta]).fill_null(UNKNOWN).to_numpy().astype(np.int64)
+        return (
+            pl.concat([m["duration_ms"] for m in self.track_meta])
+            .fill_null(UNKNOWN)
+            .to_numpy()
+            .astype(np.int64)
+        )
 
 
-def _refuse_unknown(ids: pl.Series, frame: pl.DataFrame, file: Path, what: str, source: ListeningSource) -> None:
+def _refuse_unknown(
+    ids: pl.Series, frame: pl.DataFrame, file: Path, what: str, source: ListeningSource
+) -> None:
     missing = ids.is_null()
     if missing.any():
         i = int(missing.arg_max())
-        catalog = {"user": "users.csv", "track": (source.catalog_file.name if source.catalog_file else "the track catalog")}[what]
-        raise InputFileError(file, f"field {what}_id: {frame[f'{what}_key'][i]!r} is not in {catalog}",
-                             where=f"line {frame['line'][i]}")
+        catalog = {
+            "user": "users.csv",
+            "track": (source.catalog_file.name if source.catalog_file else "the track catalog"),
+        }[what]
+        raise InputFileError(
+            file,
+            f"field {what}_id: {frame[f'{what}_key'][i]!r} is not in {catalog}",
+            where=f"line {frame['line'][i]}",
+        )
 
 
-def ingest_listening(source: ListeningSource, out: Path, *, gap_ms: int = SESSION_GAP_MS,
-                     events_per_part: int = EVENTS_PER_PART) -> ListeningIngestSummary:
+def ingest_listening(
+    source: ListeningSource,
+    out: Path,
+    *,
+    gap_ms: int = SESSION_GAP_MS,
+    events_per_part: int = EVENTS_PER_PART,
+) -> ListeningIngestSummary:
     """Run both passes (see the module docstring) and write the dataset to ``out``."""
     out = Path(out)
     catalog = _Catalog(source)
@@ -240,22 +287,57 @@ def ingest_listening(source: ListeningSource, out: Path, *, gap_ms: int = SESSIO
         if n_rows == 0:
             raise SegueError(f"{source.description}: no plays to ingest")
         events_written, sessions_written, edges_written = _pass_two(
-            chunks, per_user, n_tracks, durations, tmp, gap_ms=gap_ms, events_per_part=events_per_part,
-            counts_only=source.counts_only)
+            chunks,
+            per_user,
+            n_tracks,
+            durations,
+            tmp,
+            gap_ms=gap_ms,
+            events_per_part=events_per_part,
+            counts_only=source.counts_only,
+        )
         shutil.rmtree(work)
         has_durations = bool(np.any(durations > 0))
         n_genres = _write_catalogs(tmp, source, catalog, n_tracks)
-        write_manifest(tmp, source=source.description, has_durations=has_durations, counts={
-            "users": n_users, "tracks": n_tracks, "artists": len(catalog.artists), "genres": n_genres,
-            "edges": edges_written, "events": events_written, "sessions": sessions_written,
-        }, extra={"format": source.format, "counts_only": source.counts_only, "skipped_rows": source.skipped_rows,
-                  "warnings": source.warnings[:100]})
-    return ListeningIngestSummary(out, source.format, n_users, n_tracks, len(catalog.artists), n_genres,
-                                  events_written, sessions_written, edges_written, has_durations,
-                                  source.skipped_rows, source.warnings)
+        write_manifest(
+            tmp,
+            source=source.description,
+            has_durations=has_durations,
+            counts={
+                "users": n_users,
+                "tracks": n_tracks,
+                "artists": len(catalog.artists),
+                "genres": n_genres,
+                "edges": edges_written,
+                "events": events_written,
+                "sessions": sessions_written,
+            },
+            extra={
+                "format": source.format,
+                "counts_only": source.counts_only,
+                "skipped_rows": source.skipped_rows,
+                "warnings": source.warnings[:100],
+            },
+        )
+    return ListeningIngestSummary(
+        out,
+        source.format,
+        n_users,
+        n_tracks,
+        len(catalog.artists),
+        n_genres,
+        events_written,
+        sessions_written,
+        edges_written,
+        has_durations,
+        source.skipped_rows,
+        source.warnings,
+    )
 
 
-def _pass_one(source: ListeningSource, catalog: _Catalog, work: Path) -> tuple[list[Path], np.ndarray, int]:
+def _pass_one(
+    source: ListeningSource, catalog: _Catalog, work: Path
+) -> tuple[list[Path], np.ndarray, int]:
     chunks: list[Path] = []
     per_user = np.zeros(0, dtype=np.int64)
     n_rows = 0
@@ -269,16 +351,22 @@ def _pass_one(source: ListeningSource, catalog: _Catalog, work: Path) -> tuple[l
                 count = frame["count"].fill_null(1).to_numpy().astype(np.int64)
                 if np.any(count < 1):
                     i = int(np.argmax(count < 1))
-                    raise InputFileError(batch.file, f"field count: {count[i]} is not a positive count",
-                                         where=f"line {frame['line'][i]}")
-                chunk = pl.DataFrame({
-                    "user_id": user, "track_id": track,
-                    "timestamp": frame["timestamp"].fill_null(0),
-                    "ms_played": frame["ms_played"].fill_null(UNKNOWN),
-                    "duration_ms": frame["duration_ms"].fill_null(UNKNOWN),
-                    "count": count,
-                    "row": np.arange(n_rows, n_rows + frame.height, dtype=np.int64),
-                }).sort("user_id", "timestamp", "row")
+                    raise InputFileError(
+                        batch.file,
+                        f"field count: {count[i]} is not a positive count",
+                        where=f"line {frame['line'][i]}",
+                    )
+                chunk = pl.DataFrame(
+                    {
+                        "user_id": user,
+                        "track_id": track,
+                        "timestamp": frame["timestamp"].fill_null(0),
+                        "ms_played": frame["ms_played"].fill_null(UNKNOWN),
+                        "duration_ms": frame["duration_ms"].fill_null(UNKNOWN),
+                        "count": count,
+                        "row": np.arange(n_rows, n_rows + frame.height, dtype=np.int64),
+                    }
+                ).sort("user_id", "timestamp", "row")
                 path = work / f"chunk-{len(chunks):06d}.parquet"
                 chunk.write_parquet(path, row_group_size=65_536, statistics=True, compression="lz4")
                 chunks.append(path)
@@ -297,11 +385,16 @@ def _check_genre_items(source: ListeningSource, catalog: _Catalog) -> None:
     items = source.track_genres["track_key"].unique(maintain_order=True)
     played = catalog.tracks.lookup(items).is_not_null()
     if not played.any():
-        raise InputFileError(source.genre_file, f"none of its {len(items):,} items is in the listening table "
-                                                f"(e.g. {items[0]!r}); do --genre-item-col and --item-col hold the same ids?")
+        raise InputFileError(
+            source.genre_file,
+            f"none of its {len(items):,} items is in the listening table "
+            f"(e.g. {items[0]!r}); do --genre-item-col and --item-col hold the same ids?",
+        )
     if not played.all():
-        note = (f"{source.genre_file.name}: genres of {int((~played).sum()):,} of {len(items):,} items ignored, "
-                f"not in the listening table (e.g. {items.filter(~played)[0]!r})")
+        note = (
+            f"{source.genre_file.name}: genres of {int((~played).sum()):,} of {len(items):,} items ignored, "
+            f"not in the listening table (e.g. {items.filter(~played)[0]!r})"
+        )
         log.warning(note)
         source.warnings.append(note)
 
@@ -321,23 +414,41 @@ def user_parts(per_user: np.ndarray, events_per_part: int) -> list[tuple[int, in
     """
     before = np.cumsum(per_user) - per_user
     part = before // max(events_per_part, 1)
-    bounds = np.flatnonzero(np.r_[True, part[1:] != part[:-1]]) if len(part) else np.zeros(0, np.int64)
+    bounds = (
+        np.flatnonzero(np.r_[True, part[1:] != part[:-1]]) if len(part) else np.zeros(0, np.int64)
+    )
     ends = np.r_[bounds[1:], len(per_user)]
     return [(int(lo), int(hi)) for lo, hi in zip(bounds, ends, strict=True)]
 
 
-def _pass_two(chunks: list[Path], per_user: np.ndarray, n_tracks: int, durations: np.ndarray, tmp: Path, *,
-              gap_ms: int, events_per_part: int, counts_only: bool) -> tuple[int, int, int]:
-    events_writer = pq.ParquetWriter(tmp / schema.EVENTS_FILE, schema.EVENTS_SCHEMA, compression="zstd")
-    listens_writer = pq.ParquetWriter(tmp / schema.LISTENS_FILE, schema.LISTENS_SCHEMA, compression="zstd")
+def _pass_two(
+    chunks: list[Path],
+    per_user: np.ndarray,
+    n_tracks: int,
+    durations: np.ndarray,
+    tmp: Path,
+    *,
+    gap_ms: int,
+    events_per_part: int,
+    counts_only: bool,
+) -> tuple[int, int, int]:
+    events_writer = pq.ParquetWriter(
+        tmp / schema.EVENTS_FILE, schema.EVENTS_SCHEMA, compression="zstd"
+    )
+    listens_writer = pq.ParquetWriter(
+        tmp / schema.LISTENS_FILE, schema.LISTENS_SCHEMA, compression="zstd"
+    )
     n_events = n_sessions = n_edges = 0
     parts = user_parts(per_user, events_per_part)
     try:
         with progress("sessions and edges", int(per_user.sum()), "rows") as bar:
             for lo, hi in parts:
-                frame = (pl.scan_parquet(chunks)
-                         .filter((pl.col("user_id") >= lo) & (pl.col("user_id") < hi))
-                         .sort("user_id", "timestamp", "row").collect())
+                frame = (
+                    pl.scan_parquet(chunks)
+                    .filter((pl.col("user_id") >= lo) & (pl.col("user_id") < hi))
+                    .sort("user_id", "timestamp", "row")
+                    .collect()
+                )
                 user = frame["user_id"].to_numpy().astype(np.int32)
                 track = frame["track_id"].to_numpy().astype(np.int32)
                 if counts_only:
@@ -352,7 +463,9 @@ def _pass_two(chunks: list[Path], per_user: np.ndarray, n_tracks: int, durations
                     session = np.cumsum(starts, dtype=np.int64) - 1 + n_sessions
                     events = EventLog(user, track, timestamp, session, ms, completion)
                     events_writer.write_table(events_table(events), row_group_size=1_000_000)
-                    listens = aggregate_listens(user, track, completion, n_tracks, first_index=n_events)
+                    listens = aggregate_listens(
+                        user, track, completion, n_tracks, first_index=n_events
+                    )
                     n_events += len(user)
                     n_sessions += int(starts.sum())
                 listens_writer.write_table(listens_table(listens))
@@ -364,61 +477,130 @@ def _pass_two(chunks: list[Path], per_user: np.ndarray, n_tracks: int, durations
     return n_events, n_sessions, n_edges
 
 
-def _count_listens(user: np.ndarray, track: np.ndarray, count: np.ndarray, n_tracks: int) -> Listens:
+def _count_listens(
+    user: np.ndarray, track: np.ndarray, count: np.ndarray, n_tracks: int
+) -> Listens:
     key = user.astype(np.int64) * n_tracks + track
     pairs, inverse = np.unique(key, return_inverse=True)
     plays = np.bincount(inverse.ravel(), weights=count, minlength=len(pairs)).astype(np.int64)
     if plays.max(initial=0) > np.iinfo(np.int32).max:
         raise SegueError("a play count exceeds 2^31")
-    return Listens((pairs // n_tracks).astype(np.int32), (pairs % n_tracks).astype(np.int32),
-                   plays.astype(np.int32), np.full(len(pairs), np.nan, np.float32), np.full(len(pairs), -1, np.int64))
+    return Listens(
+        (pairs // n_tracks).astype(np.int32),
+        (pairs % n_tracks).astype(np.int32),
+        plays.astype(np.int32),
+        np.full(len(pairs), np.nan, np.float32),
+        np.full(len(pairs), -1, np.int64),
+    )
 
 
 def _write_catalogs(tmp: Path, source: ListeningSource, catalog: _Catalog, n_tracks: int) -> int:
     n_users = len(catalog.users)
     users = catalog.users.frame
     types = catalog.user_type + [None] * (n_users - len(catalog.user_type))
-    pq.write_table(pa.table([pa.array(users["id"].to_numpy(), pa.int32()), users["key"].to_arrow().cast(pa.string()),
-                             pa.array(types, pa.string())], schema=schema.USERS_SCHEMA), tmp / schema.USERS_FILE)
-    meta = pl.concat(catalog.track_meta) if catalog.track_meta else pl.DataFrame(
-        {c: pl.Series([], dtype=PLAY_COLUMNS[c]) for c in ("track_key", "track_name", "artist_name", "duration_ms")})
-    track_artist = np.concatenate(catalog.track_artist) if catalog.track_artist else np.zeros(0, np.int32)
-    pq.write_table(pa.table([
-        pa.array(np.arange(n_tracks, dtype=np.int32)), meta["track_key"].to_arrow().cast(pa.string()),
-        meta["track_name"].to_arrow().cast(pa.string()), pa.array(track_artist, pa.int32()),
-        meta["artist_name"].to_arrow().cast(pa.string()), meta["duration_ms"].to_arrow().cast(pa.int64()),
-    ], schema=schema.LISTENING_TRACKS_SCHEMA), tmp / schema.TRACKS_FILE)
+    pq.write_table(
+        pa.table(
+            [
+                pa.array(users["id"].to_numpy(), pa.int32()),
+                users["key"].to_arrow().cast(pa.string()),
+                pa.array(types, pa.string()),
+            ],
+            schema=schema.USERS_SCHEMA,
+        ),
+        tmp / schema.USERS_FILE,
+    )
+    meta = (
+        pl.concat(catalog.track_meta)
+        if catalog.track_meta
+        else pl.DataFrame(
+            {
+                c: pl.Series([], dtype=PLAY_COLUMNS[c])
+                for c in ("track_key", "track_name", "artist_name", "duration_ms")
+            }
+        )
+    )
+    track_artist = (
+        np.concatenate(catalog.track_artist) if catalog.track_artist else np.zeros(0, np.int32)
+    )
+    pq.write_table(
+        pa.table(
+            [
+                pa.array(np.arange(n_tracks, dtype=np.int32)),
+                meta["track_key"].to_arrow().cast(pa.string()),
+                meta["track_name"].to_arrow().cast(pa.string()),
+                pa.array(track_artist, pa.int32()),
+                meta["artist_name"].to_arrow().cast(pa.string()),
+                meta["duration_ms"].to_arrow().cast(pa.int64()),
+            ],
+            schema=schema.LISTENING_TRACKS_SCHEMA,
+        ),
+        tmp / schema.TRACKS_FILE,
+    )
     artists = catalog.artists.frame
-    pq.write_table(pa.table([pa.array(artists["id"].to_numpy(), pa.int32()), artists["key"].to_arrow().cast(pa.string()),
-                             pa.array(catalog.artist_names, pa.string())], schema=schema.ARTISTS_SCHEMA),
-                   tmp / schema.ARTISTS_FILE)
+    pq.write_table(
+        pa.table(
+            [
+                pa.array(artists["id"].to_numpy(), pa.int32()),
+                artists["key"].to_arrow().cast(pa.string()),
+                pa.array(catalog.artist_names, pa.string()),
+            ],
+            schema=schema.ARTISTS_SCHEMA,
+        ),
+        tmp / schema.ARTISTS_FILE,
+    )
     names = source.genre_names or []
-    pq.write_table(pa.table([pa.array(np.arange(len(names), dtype=np.int32)), pa.array(names, pa.string())],
-                            schema=schema.GENRES_SCHEMA), tmp / schema.GENRES_FILE)
+    pq.write_table(
+        pa.table(
+            [pa.array(np.arange(len(names), dtype=np.int32)), pa.array(names, pa.string())],
+            schema=schema.GENRES_SCHEMA,
+        ),
+        tmp / schema.GENRES_FILE,
+    )
 
-    def pairs(frame: pl.DataFrame | None, key: str, index: KeyIndex, table_schema: pa.Schema, file: str) -> None:
+    def pairs(
+        frame: pl.DataFrame | None, key: str, index: KeyIndex, table_schema: pa.Schema, file: str
+    ) -> None:
         if frame is None or frame.height == 0:
             rows = np.zeros(0, np.int32)
             genres = np.zeros(0, np.int32)
         else:
             ids = index.lookup(frame[key].cast(pl.Utf8))
-            known = ids.is_not_null()   # genres of tracks/artists never played are dropped
+            known = ids.is_not_null()  # genres of tracks/artists never played are dropped
             rows = ids.filter(known).to_numpy().astype(np.int32)
             genres = frame["genre_id"].filter(known).to_numpy().astype(np.int32)
             if len(genres) and (genres.min() < 0 or genres.max() >= len(names)):
                 raise SegueError(f"{file}: genre_id outside the {len(names)} genres")
         order = np.lexsort((genres, rows))
-        pq.write_table(pa.table([pa.array(rows[order]), pa.array(genres[order])], schema=table_schema), tmp / file)
+        pq.write_table(
+            pa.table([pa.array(rows[order]), pa.array(genres[order])], schema=table_schema),
+            tmp / file,
+        )
 
-    pairs(source.track_genres, "track_key", catalog.tracks, schema.TRACK_GENRES_SCHEMA, schema.TRACK_GENRES_FILE)
-    pairs(source.artist_genres, "artist_key", catalog.artists, schema.ARTIST_GENRES_SCHEMA, schema.ARTIST_GENRES_FILE)
+    pairs(
+        source.track_genres,
+        "track_key",
+        catalog.tracks,
+        schema.TRACK_GENRES_SCHEMA,
+        schema.TRACK_GENRES_FILE,
+    )
+    pairs(
+        source.artist_genres,
+        "artist_key",
+        catalog.artists,
+        schema.ARTIST_GENRES_SCHEMA,
+        schema.ARTIST_GENRES_FILE,
+    )
     prefs = source.user_genre_preferences
     if prefs is not None:
         ids = catalog.users.lookup(prefs["user_key"].cast(pl.Utf8))
         known = ids.is_not_null()
-        table = pa.table([pa.array(ids.filter(known).to_numpy().astype(np.int32)),
-                          pa.array(prefs["genre_id"].filter(known).to_numpy().astype(np.int32)),
-                          pa.array(prefs["affinity"].filter(known).to_numpy().astype(np.float32))],
-                         schema=schema.USER_GENRE_PREFERENCES_SCHEMA)
+        table = pa.table(
+            [
+                pa.array(ids.filter(known).to_numpy().astype(np.int32)),
+                pa.array(prefs["genre_id"].filter(known).to_numpy().astype(np.int32)),
+                pa.array(prefs["affinity"].filter(known).to_numpy().astype(np.float32)),
+            ],
+            schema=schema.USER_GENRE_PREFERENCES_SCHEMA,
+        )
         pq.write_table(table, tmp / schema.USER_GENRE_PREFERENCES_FILE)
     return len(names)

@@ -31,7 +31,7 @@ FULL_MPD_SLICES = 1000
 class SliceFile:
     path: Path
     start: int  # first pid the name promises
-    end: int    # last pid (inclusive)
+    end: int  # last pid (inclusive)
 
     @property
     def name(self) -> str:
@@ -57,30 +57,34 @@ def find_slices(directory: Path) -> list[SliceFile]:
 
 
 def _track_type() -> tuple[pa.DataType, pa.DataType]:
-    track = pa.struct([
-        (schema.POS, pa.int64()),
-        (schema.ARTIST_NAME, pa.string()),
-        (schema.TRACK_URI, pa.string()),
-        (schema.ARTIST_URI, pa.string()),
-        (schema.TRACK_NAME, pa.string()),
-        (schema.ALBUM_URI, pa.string()),
-        (schema.DURATION_MS, pa.int64()),
-        (schema.ALBUM_NAME, pa.string()),
-    ])
-    playlist = pa.struct([
-        (schema.NAME, pa.string()),
-        (schema.COLLABORATIVE, pa.string()),
-        (schema.PID, pa.int64()),
-        (schema.MODIFIED_AT, pa.int64()),
-        (schema.NUM_TRACKS, pa.int64()),
-        (schema.NUM_ALBUMS, pa.int64()),
-        (schema.NUM_FOLLOWERS, pa.int64()),
-        (schema.NUM_EDITS, pa.int64()),
-        (schema.DURATION_MS, pa.int64()),
-        (schema.NUM_ARTISTS, pa.int64()),
-        (schema.DESCRIPTION, pa.string()),
-        ("tracks", pa.list_(track)),
-    ])
+    track = pa.struct(
+        [
+            (schema.POS, pa.int64()),
+            (schema.ARTIST_NAME, pa.string()),
+            (schema.TRACK_URI, pa.string()),
+            (schema.ARTIST_URI, pa.string()),
+            (schema.TRACK_NAME, pa.string()),
+            (schema.ALBUM_URI, pa.string()),
+            (schema.DURATION_MS, pa.int64()),
+            (schema.ALBUM_NAME, pa.string()),
+        ]
+    )
+    playlist = pa.struct(
+        [
+            (schema.NAME, pa.string()),
+            (schema.COLLABORATIVE, pa.string()),
+            (schema.PID, pa.int64()),
+            (schema.MODIFIED_AT, pa.int64()),
+            (schema.NUM_TRACKS, pa.int64()),
+            (schema.NUM_ALBUMS, pa.int64()),
+            (schema.NUM_FOLLOWERS, pa.int64()),
+            (schema.NUM_EDITS, pa.int64()),
+            (schema.DURATION_MS, pa.int64()),
+            (schema.NUM_ARTISTS, pa.int64()),
+            (schema.DESCRIPTION, pa.string()),
+            ("tracks", pa.list_(track)),
+        ]
+    )
     return track, playlist
 
 
@@ -134,27 +138,42 @@ def _find_bad_record(path: Path, playlists: list) -> InputFileError:
     """Slow path after Arrow refused the data: name the first record and field of the wrong type."""
     for i, pl in enumerate(playlists):
         if not isinstance(pl, dict):
-            return InputFileError(path, f"expected a playlist object, got {type(pl).__name__}", f"playlist {i}")
+            return InputFileError(
+                path, f"expected a playlist object, got {type(pl).__name__}", f"playlist {i}"
+            )
         where = f"playlist {i} (pid {pl.get('pid', '?')})"
         for f in PLAYLIST_TYPE:
             if f.name == "tracks":
                 continue
             value = pl.get(f.name)
-            if value is not None and (not isinstance(value, _EXPECTED_PY_TYPES[f.type])
-                                      or (f.type == pa.int64() and isinstance(value, bool))):
-                return InputFileError(path, f"field {f.name!r} should be {_type_word(f.type)}, got {value!r}", where)
+            if value is not None and (
+                not isinstance(value, _EXPECTED_PY_TYPES[f.type])
+                or (f.type == pa.int64() and isinstance(value, bool))
+            ):
+                return InputFileError(
+                    path, f"field {f.name!r} should be {_type_word(f.type)}, got {value!r}", where
+                )
         tracks = pl.get("tracks")
         if tracks is not None and not isinstance(tracks, list):
-            return InputFileError(path, f"field 'tracks' should be a list, got {type(tracks).__name__}", where)
+            return InputFileError(
+                path, f"field 'tracks' should be a list, got {type(tracks).__name__}", where
+            )
         for j, tr in enumerate(tracks or ()):
             if not isinstance(tr, dict):
-                return InputFileError(path, f"expected a track object, got {tr!r}", f"{where}, track {j}")
+                return InputFileError(
+                    path, f"expected a track object, got {tr!r}", f"{where}, track {j}"
+                )
             for f in TRACK_TYPE:
                 value = tr.get(f.name)
-                if value is not None and (not isinstance(value, _EXPECTED_PY_TYPES[f.type])
-                                          or (f.type == pa.int64() and isinstance(value, bool))):
-                    return InputFileError(path, f"field {f.name!r} should be {_type_word(f.type)}, got {value!r}",
-                                          f"{where}, track {j}")
+                if value is not None and (
+                    not isinstance(value, _EXPECTED_PY_TYPES[f.type])
+                    or (f.type == pa.int64() and isinstance(value, bool))
+                ):
+                    return InputFileError(
+                        path,
+                        f"field {f.name!r} should be {_type_word(f.type)}, got {value!r}",
+                        f"{where}, track {j}",
+                    )
     return InputFileError(path, "records could not be converted (unknown reason)")
 
 
@@ -203,11 +222,15 @@ def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
     tracks_list = array.field("tracks")
     if tracks_list.null_count:
         i = int(np.flatnonzero(tracks_list.is_null().to_numpy(zero_copy_only=False))[0])
-        raise InputFileError(path, "required field 'tracks' is missing", f"playlist {i} (pid {pid_np[i]})")
+        raise InputFileError(
+            path, "required field 'tracks' is missing", f"playlist {i} (pid {pid_np[i]})"
+        )
     too_big = (pid_np < 0) | (pid_np > np.iinfo(np.int32).max)
     if too_big.any():
         i = int(np.flatnonzero(too_big)[0])
-        raise InputFileError(path, f"field 'pid' must be between 0 and 2^31-1, got {pid_np[i]}", f"playlist {i}")
+        raise InputFileError(
+            path, f"field 'pid' must be between 0 and 2^31-1, got {pid_np[i]}", f"playlist {i}"
+        )
     lengths = np.diff(tracks_list.offsets.to_numpy()).astype(np.int64)
     flat = tracks_list.flatten()
     for f in flat.type:
@@ -219,27 +242,39 @@ def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
         k = int(np.flatnonzero(uri.is_null().to_numpy(zero_copy_only=False))[0])
         owner = int(np.searchsorted(np.cumsum(lengths), k, side="right"))
         j = k - int(np.concatenate(([0], np.cumsum(lengths)))[owner])
-        raise InputFileError(path, "required field 'track_uri' is missing",
-                             f"playlist {owner} (pid {pid_np[owner]}), track {j}")
+        raise InputFileError(
+            path,
+            "required field 'track_uri' is missing",
+            f"playlist {owner} (pid {pid_np[owner]}), track {j}",
+        )
 
     lowered = pc.utf8_lower(array.field(schema.COLLABORATIVE))
-    collab = pc.if_else(pc.equal(lowered, "true"), True,
-                        pc.if_else(pc.equal(lowered, "false"), False, pa.scalar(None, pa.bool_())))
-    playlists = pa.table({
-        schema.PID: pid.cast(pa.int32()),
-        schema.NAME: array.field(schema.NAME),
-        schema.DESCRIPTION: array.field(schema.DESCRIPTION),
-        schema.COLLABORATIVE: collab,
-        schema.MODIFIED_AT: array.field(schema.MODIFIED_AT),
-        schema.NUM_TRACKS: _int32(array.field(schema.NUM_TRACKS)),
-        schema.NUM_ALBUMS: _int32(array.field(schema.NUM_ALBUMS)),
-        schema.NUM_FOLLOWERS: _int32(array.field(schema.NUM_FOLLOWERS)),
-        schema.NUM_EDITS: _int32(array.field(schema.NUM_EDITS)),
-        schema.DURATION_MS: array.field(schema.DURATION_MS),
-        schema.NUM_ARTISTS: _int32(array.field(schema.NUM_ARTISTS)),
-    })
-    tracks = pa.table({name: flat.field(name) for name in (schema.POS, *schema.TRACK_METADATA_COLUMNS)})
-    return ParsedSlice(file, len(raw), hashlib.sha256(raw).hexdigest(), playlists, lengths, tracks, missing)
+    collab = pc.if_else(
+        pc.equal(lowered, "true"),
+        True,
+        pc.if_else(pc.equal(lowered, "false"), False, pa.scalar(None, pa.bool_())),
+    )
+    playlists = pa.table(
+        {
+            schema.PID: pid.cast(pa.int32()),
+            schema.NAME: array.field(schema.NAME),
+            schema.DESCRIPTION: array.field(schema.DESCRIPTION),
+            schema.COLLABORATIVE: collab,
+            schema.MODIFIED_AT: array.field(schema.MODIFIED_AT),
+            schema.NUM_TRACKS: _int32(array.field(schema.NUM_TRACKS)),
+            schema.NUM_ALBUMS: _int32(array.field(schema.NUM_ALBUMS)),
+            schema.NUM_FOLLOWERS: _int32(array.field(schema.NUM_FOLLOWERS)),
+            schema.NUM_EDITS: _int32(array.field(schema.NUM_EDITS)),
+            schema.DURATION_MS: array.field(schema.DURATION_MS),
+            schema.NUM_ARTISTS: _int32(array.field(schema.NUM_ARTISTS)),
+        }
+    )
+    tracks = pa.table(
+        {name: flat.field(name) for name in (schema.POS, *schema.TRACK_METADATA_COLUMNS)}
+    )
+    return ParsedSlice(
+        file, len(raw), hashlib.sha256(raw).hexdigest(), playlists, lengths, tracks, missing
+    )
 
 
 def _int32(values: pa.Array) -> pa.Array:
@@ -258,7 +293,11 @@ class Problem:
     severity: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.where}: {self.message}" if self.where else f"{self.file}: {self.message}"
+        return (
+            f"{self.file}: {self.where}: {self.message}"
+            if self.where
+            else f"{self.file}: {self.message}"
+        )
 
 
 def check_slice(parsed: ParsedSlice) -> list[Problem]:
@@ -270,31 +309,67 @@ def check_slice(parsed: ParsedSlice) -> list[Problem]:
 
     def add(mask: np.ndarray, message, severity="error") -> None:
         for i in np.flatnonzero(mask)[:5]:
-            problems.append(Problem(file.name, f"playlist {i} (pid {pid[i]})", message(i), severity))
+            problems.append(
+                Problem(file.name, f"playlist {i} (pid {pid[i]})", message(i), severity)
+            )
         extra = int(mask.sum()) - 5
         if extra > 0:
-            problems.append(Problem(file.name, "", f"... and {extra} more playlists with the same problem", severity))
+            problems.append(
+                Problem(
+                    file.name, "", f"... and {extra} more playlists with the same problem", severity
+                )
+            )
 
     expected = file.end - file.start + 1
     if n != expected:
-        problems.append(Problem(file.name, "", f"has {n} playlists; its name promises {expected} (pids {file.start}-{file.end})"))
-    add((pid < file.start) | (pid > file.end), lambda i: f"pid {pid[i]} is outside the slice's range {file.start}-{file.end}")
+        problems.append(
+            Problem(
+                file.name,
+                "",
+                f"has {n} playlists; its name promises {expected} (pids {file.start}-{file.end})",
+            )
+        )
+    add(
+        (pid < file.start) | (pid > file.end),
+        lambda i: f"pid {pid[i]} is outside the slice's range {file.start}-{file.end}",
+    )
     uniq, counts = np.unique(pid, return_counts=True)
     dup = np.isin(pid, uniq[counts > 1])
-    add(dup, lambda i: f"pid {pid[i]} appears {counts[np.searchsorted(uniq, pid[i])]} times in this file")
+    add(
+        dup,
+        lambda i: (
+            f"pid {pid[i]} appears {counts[np.searchsorted(uniq, pid[i])]} times in this file"
+        ),
+    )
     lengths = parsed.lengths
     num_tracks = parsed.playlists.column(schema.NUM_TRACKS)
     if num_tracks.null_count < n:
         declared = num_tracks.to_numpy(zero_copy_only=False)
-        declared = np.where(np.isnan(declared.astype(float)), lengths, declared) if num_tracks.null_count else declared
-        add(declared != lengths, lambda i: f"field 'num_tracks' is {int(declared[i])} but it has {lengths[i]} tracks")
-    add((lengths < 5) | (lengths > 250), lambda i: f"has {lengths[i]} tracks; MPD playlists have 5 to 250")
+        declared = (
+            np.where(np.isnan(declared.astype(float)), lengths, declared)
+            if num_tracks.null_count
+            else declared
+        )
+        add(
+            declared != lengths,
+            lambda i: f"field 'num_tracks' is {int(declared[i])} but it has {lengths[i]} tracks",
+        )
+    add(
+        (lengths < 5) | (lengths > 250),
+        lambda i: f"has {lengths[i]} tracks; MPD playlists have 5 to 250",
+    )
     pos = parsed.tracks.column(schema.POS)
     if pos.null_count < len(pos):
         pos_np = pos.to_numpy(zero_copy_only=False)
-        pos_np = np.where(np.isnan(pos_np.astype(float)), -1, pos_np).astype(np.int64) if pos.null_count else pos_np
+        pos_np = (
+            np.where(np.isnan(pos_np.astype(float)), -1, pos_np).astype(np.int64)
+            if pos.null_count
+            else pos_np
+        )
         owner = np.repeat(np.arange(n), lengths)
-        index_in_list = np.arange(len(pos_np)) - np.concatenate(([0], np.cumsum(lengths)))[:-1][owner]
+        index_in_list = (
+            np.arange(len(pos_np)) - np.concatenate(([0], np.cumsum(lengths)))[:-1][owner]
+        )
         bad = np.zeros(n, dtype=bool)
         bad[owner[pos_np != index_in_list]] = True
         add(bad, lambda i: "field 'pos' does not run 0, 1, 2, … in list order")

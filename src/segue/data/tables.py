@@ -27,14 +27,20 @@ class Tables:
     def read(cls, path: Path) -> Tables:
         path = Path(path)
         tables = []
-        for name, table_schema in ((schema.PLAYLISTS_FILE, schema.PLAYLISTS_SCHEMA),
-                                   (schema.TRACKS_FILE, schema.TRACKS_SCHEMA),
-                                   (schema.PLAYLIST_TRACKS_FILE, schema.PLAYLIST_TRACKS_SCHEMA)):
+        for name, table_schema in (
+            (schema.PLAYLISTS_FILE, schema.PLAYLISTS_SCHEMA),
+            (schema.TRACKS_FILE, schema.TRACKS_SCHEMA),
+            (schema.PLAYLIST_TRACKS_FILE, schema.PLAYLIST_TRACKS_SCHEMA),
+        ):
             if not (path / name).exists():
-                raise InputFileError(path / name, "missing; is this a directory written by `segue ingest`?")
+                raise InputFileError(
+                    path / name, "missing; is this a directory written by `segue ingest`?"
+                )
             table = pq.read_table(path / name)
             if not table.schema.equals(table_schema):
-                raise InputFileError(path / name, "columns differ from segue's schema; re-run `segue ingest`")
+                raise InputFileError(
+                    path / name, "columns differ from segue's schema; re-run `segue ingest`"
+                )
             tables.append(table)
         return cls(*tables)
 
@@ -51,33 +57,50 @@ class Tables:
         kept = tracks.take(pa.array(old_ids))
         artist_codes, _ = first_appearance_codes(kept.column(schema.ARTIST_ID).to_numpy())
         album_codes, _ = first_appearance_codes(kept.column(schema.ALBUM_ID).to_numpy())
-        for column, values in ((schema.TRACK_ID, np.arange(len(old_ids), dtype=np.int32)),
-                               (schema.ARTIST_ID, artist_codes), (schema.ALBUM_ID, album_codes)):
+        for column, values in (
+            (schema.TRACK_ID, np.arange(len(old_ids), dtype=np.int32)),
+            (schema.ARTIST_ID, artist_codes),
+            (schema.ALBUM_ID, album_codes),
+        ):
             kept = kept.set_column(kept.schema.get_field_index(column), column, pa.array(values))
         kept_entries = entries.filter(pa.array(keep_entry)).set_column(
-            entries.schema.get_field_index(schema.TRACK_ID), schema.TRACK_ID, pa.array(new_ids))
-        return Tables(playlists.filter(pa.array(np.asarray(keep_playlist, dtype=bool))),
-                      kept.cast(schema.TRACKS_SCHEMA), kept_entries.cast(schema.PLAYLIST_TRACKS_SCHEMA))
+            entries.schema.get_field_index(schema.TRACK_ID), schema.TRACK_ID, pa.array(new_ids)
+        )
+        return Tables(
+            playlists.filter(pa.array(np.asarray(keep_playlist, dtype=bool))),
+            kept.cast(schema.TRACKS_SCHEMA),
+            kept_entries.cast(schema.PLAYLIST_TRACKS_SCHEMA),
+        )
 
     def write(self, path: Path, *, source: str, extra: dict | None = None) -> None:
         """Write the tables and a manifest into the (temporary) directory ``path``."""
         path.mkdir(parents=True, exist_ok=True)
         pq.write_table(self.playlists, path / schema.PLAYLISTS_FILE, compression="zstd")
         pq.write_table(self.tracks, path / schema.TRACKS_FILE, compression="zstd")
-        pq.write_table(self.entries, path / schema.PLAYLIST_TRACKS_FILE, compression="zstd",
-                       row_group_size=4_000_000)
+        pq.write_table(
+            self.entries,
+            path / schema.PLAYLIST_TRACKS_FILE,
+            compression="zstd",
+            row_group_size=4_000_000,
+        )
         artists = self.tracks.column(schema.ARTIST_ID).to_numpy()
         albums = self.tracks.column(schema.ALBUM_ID).to_numpy()
-        write_json(path / schema.MANIFEST_FILE, {
-            "schema_version": schema.SCHEMA_VERSION,
-            "created_by": f"segue {__version__}",
-            "source": source,
-            "counts": {"playlists": self.playlists.num_rows, "tracks": self.tracks.num_rows,
-                       "entries": self.entries.num_rows,
-                       "artists": int(artists.max()) + 1 if len(artists) else 0,
-                       "albums": int(albums.max()) + 1 if len(albums) else 0},
-            **(extra or {}),
-        })
+        write_json(
+            path / schema.MANIFEST_FILE,
+            {
+                "schema_version": schema.SCHEMA_VERSION,
+                "created_by": f"segue {__version__}",
+                "source": source,
+                "counts": {
+                    "playlists": self.playlists.num_rows,
+                    "tracks": self.tracks.num_rows,
+                    "entries": self.entries.num_rows,
+                    "artists": int(artists.max()) + 1 if len(artists) else 0,
+                    "albums": int(albums.max()) + 1 if len(albums) else 0,
+                },
+                **(extra or {}),
+            },
+        )
 
 
 def first_appearance_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

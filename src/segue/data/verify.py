@@ -44,11 +44,16 @@ def _verify_file(file: SliceFile) -> _FileResult:
     try:
         parsed = parse_slice(file)
     except InputFileError as exc:
-        return _FileResult(file, [Problem(file.name, exc.where or "", exc.problem)], np.zeros(0, np.int64))
+        return _FileResult(
+            file, [Problem(file.name, exc.where or "", exc.problem)], np.zeros(0, np.int64)
+        )
     modified = parsed.playlists.column(schema.MODIFIED_AT).drop_null().to_numpy()
     return _FileResult(
-        file, check_slice(parsed), parsed.playlists.column(schema.PID).to_numpy().astype(np.int64),
-        int(parsed.lengths.sum()), parsed.missing,
+        file,
+        check_slice(parsed),
+        parsed.playlists.column(schema.PID).to_numpy().astype(np.int64),
+        int(parsed.lengths.sum()),
+        parsed.missing,
         (int(modified.min()), int(modified.max())) if len(modified) else None,
     )
 
@@ -78,9 +83,13 @@ class VerifyReport:
 
         lines = ["MPD verification report", "=" * 23, f"source: {self.source}"]
         mark = "✓" if not any(p.where == "" and "slice" in p.message for p in self.errors) else "✗"
-        lines.append(f"{mark} {self.n_files:,} slice files, {self.n_playlists:,} playlists, {self.n_entries:,} track entries")
+        lines.append(
+            f"{mark} {self.n_files:,} slice files, {self.n_playlists:,} playlists, {self.n_entries:,} track entries"
+        )
         if self.modified_range:
-            lo, hi = (datetime.fromtimestamp(t, UTC).date().isoformat() for t in self.modified_range)
+            lo, hi = (
+                datetime.fromtimestamp(t, UTC).date().isoformat() for t in self.modified_range
+            )
             lines.append(f"  last modified between {lo} and {hi}")
         if self.missing:
             parts = ", ".join(f"{k} ({v:,} records)" for k, v in sorted(self.missing.items()))
@@ -92,7 +101,11 @@ class VerifyReport:
             mark = "✓" if c.get("ok") else "✗"
             lines.append(f"{mark} challenge set {c['path']}: {c.get('n', 0):,} playlists")
             for number, count in sorted(c.get("categories", {}).items()):
-                label = CATEGORY_BY_NUMBER[number].label if number in CATEGORY_BY_NUMBER else "unrecognised"
+                label = (
+                    CATEGORY_BY_NUMBER[number].label
+                    if number in CATEGORY_BY_NUMBER
+                    else "unrecognised"
+                )
                 lines.append(f"    category {number:>2} ({label}): {count:,}")
         errors, warnings = self.errors, [p for p in self.problems if p.severity != "error"]
         if errors:
@@ -116,21 +129,37 @@ def check_slice_set(files: list[SliceFile]) -> list[Problem]:
             problems.append(Problem(f.name, "", f"its name's range {f.start}-{f.end} is empty"))
             continue
         if f.start > expected_start:
-            problems.append(Problem(f.name, "", f"slice set has a gap: pids {expected_start}-{f.start - 1} are in no file"))
+            problems.append(
+                Problem(
+                    f.name,
+                    "",
+                    f"slice set has a gap: pids {expected_start}-{f.start - 1} are in no file",
+                )
+            )
         elif f.start < expected_start:
-            problems.append(Problem(f.name, "", f"slice overlaps the previous one (pids {f.start}-{expected_start - 1})"))
+            problems.append(
+                Problem(
+                    f.name,
+                    "",
+                    f"slice overlaps the previous one (pids {f.start}-{expected_start - 1})",
+                )
+            )
         expected_start = max(expected_start, f.end + 1)
     return problems
 
 
-def verify_mpd(source: Path, challenge: Path | None = None, workers: int | None = None) -> VerifyReport:
+def verify_mpd(
+    source: Path, challenge: Path | None = None, workers: int | None = None
+) -> VerifyReport:
     """Verify the MPD files under ``source``; raises only when ``source`` holds no slices."""
     source = Path(source)
     files = find_slices(source)
     report = VerifyReport(source, n_files=len(files))
     report.problems += check_slice_set(files)
     if len(files) != FULL_MPD_SLICES:
-        report.notes.append(f"{len(files)} slices (the full MPD has {FULL_MPD_SLICES:,}); a subset is fine if intended")
+        report.notes.append(
+            f"{len(files)} slices (the full MPD has {FULL_MPD_SLICES:,}); a subset is fine if intended"
+        )
     all_pids = []
     lo, hi = None, None
     with progress("verifying slices", len(files), "slices") as bar:
@@ -152,17 +181,25 @@ def verify_mpd(source: Path, challenge: Path | None = None, workers: int | None 
     for pid in uniq[counts > 1][:20]:
         names = sorted({files[i].name for i in file_of[pids == pid]})
         if len(names) > 1:
-            report.problems.append(Problem(names[-1], "", f"pid {pid} also appears in {', '.join(names[:-1])}"))
+            report.problems.append(
+                Problem(names[-1], "", f"pid {pid} also appears in {', '.join(names[:-1])}")
+            )
     report.challenge = _verify_challenge(source, challenge)
     if report.challenge and not report.challenge["ok"]:
         report.problems.append(Problem(report.challenge["path"], "", report.challenge["error"]))
     elif report.challenge and report.challenge.get("warning"):
-        report.problems.append(Problem(report.challenge["path"], "", report.challenge["warning"], "warning"))
+        report.problems.append(
+            Problem(report.challenge["path"], "", report.challenge["warning"], "warning")
+        )
     return report
 
 
 def _verify_challenge(source: Path, explicit: Path | None) -> dict | None:
-    candidates = [explicit] if explicit else [source / schema.CHALLENGE_FILE, source.parent / schema.CHALLENGE_FILE]
+    candidates = (
+        [explicit]
+        if explicit
+        else [source / schema.CHALLENGE_FILE, source.parent / schema.CHALLENGE_FILE]
+    )
     path = next((p for p in candidates if p is not None and p.exists()), None)
     if path is None:
         if explicit:
@@ -171,12 +208,25 @@ def _verify_challenge(source: Path, explicit: Path | None) -> dict | None:
     try:
         entries = read_challenge(path)
     except InputFileError as exc:
-        return {"path": str(path), "ok": False, "error": exc.problem if not exc.where else f"{exc.where}: {exc.problem}"}
+        return {
+            "path": str(path),
+            "ok": False,
+            "error": exc.problem if not exc.where else f"{exc.where}: {exc.problem}",
+        }
     categories = Counter(category_of(e) for e in entries)
     for i, e in enumerate(entries):
-        if "num_holdouts" in e and "num_tracks" in e and e["num_holdouts"] + len(e["tracks"]) != e["num_tracks"]:
-            return {"path": str(path), "ok": False, "n": len(entries), "categories": dict(categories),
-                    "error": f"playlist {i} (pid {e['pid']}): num_samples + num_holdouts != num_tracks"}
+        if (
+            "num_holdouts" in e
+            and "num_tracks" in e
+            and e["num_holdouts"] + len(e["tracks"]) != e["num_tracks"]
+        ):
+            return {
+                "path": str(path),
+                "ok": False,
+                "n": len(entries),
+                "categories": dict(categories),
+                "error": f"playlist {i} (pid {e['pid']}): num_samples + num_holdouts != num_tracks",
+            }
     info = {"path": str(path), "ok": True, "n": len(entries), "categories": dict(categories)}
     if categories.get(0):
         info["ok"] = False

@@ -41,11 +41,18 @@ def check_trained_on(model, model_dir: Path, train_dir: Path) -> None:
         raise SegueError(
             f"{model_dir}: this model was not trained on {train_dir} (trained on "
             f"{model.trained_on.get('path', 'unknown data')}): its track ids are not this split's, and scoring "
-            f"it here could leak held-out playlists. Train it with `segue train {model.name} {train_dir} --out ...`")
+            f"it here could leak held-out playlists. Train it with `segue train {model.name} {train_dir} --out ...`"
+        )
 
 
-def part_rankings(loaded, model_dirs: Sequence[Path] = (), submissions: Sequence[Path] = (), *, n: int = 500,
-                  reserved: Collection[str] = ()) -> dict[str, np.ndarray]:
+def part_rankings(
+    loaded,
+    model_dirs: Sequence[Path] = (),
+    submissions: Sequence[Path] = (),
+    *,
+    n: int = 500,
+    reserved: Collection[str] = (),
+) -> dict[str, np.ndarray]:
     """Rankings (int64 [q, n] track ids of the part's training data, in the challenge set's
     order) of each model directory and submission file on ``loaded``
     (:func:`segue.evaluation.task.load_part`), named after their directory or file (made unique,
@@ -86,8 +93,16 @@ class Answer:
     ranking: object
 
 
-def answer_challenge(model, challenge: Path | list[dict], out: Path, *, n: int = 500, team: str = "segue",
-                     email: str = "segue@example.org", check: bool = False) -> Answer:
+def answer_challenge(
+    model,
+    challenge: Path | list[dict],
+    out: Path,
+    *,
+    n: int = 500,
+    team: str = "segue",
+    email: str = "segue@example.org",
+    check: bool = False,
+) -> Answer:
     """Answer ``challenge`` (a challenge_set.json, or its entries) with ``model`` (a loaded
     :class:`~segue.models.base.Recommender`): ``n`` track URIs per playlist written to ``out``
     as a submission (whole or not at all). ``check``: read the file back with the challenge's
@@ -102,8 +117,14 @@ def answer_challenge(model, challenge: Path | list[dict], out: Path, *, n: int =
     start = time.perf_counter()
     ranking = model.recommend(queries, n)
     seconds = time.perf_counter() - start
-    write_submission(Path(out), queries.pids.tolist(), [[uris[i] for i in row] for row in ranking.ids.tolist()],
-                     team=team, email=email, n=n)
+    write_submission(
+        Path(out),
+        queries.pids.tolist(),
+        [[uris[i] for i in row] for row in ranking.ids.tolist()],
+        team=team,
+        email=email,
+        n=n,
+    )
     if check:
         report = check_submission(Path(out), entries, n=n)
         if not report.ok:

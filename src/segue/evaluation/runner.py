@@ -444,9 +444,14 @@ class EvaluationResult:
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> EvaluationResult:
         """The result :meth:`to_json` wrote (``evaluation.json``), read back."""
-        return cls(models=list(document["models"]), groups=list(document["groups"]), table=document["table"],
-                   comparisons=list(document.get("comparisons", [])), metrics=list(document.get("metrics", [])),
-                   settings=dict(document.get("settings", {})))
+        return cls(
+            models=list(document["models"]),
+            groups=list(document["groups"]),
+            table=document["table"],
+            comparisons=list(document.get("comparisons", [])),
+            metrics=list(document.get("metrics", [])),
+            settings=dict(document.get("settings", {})),
+        )
 
     def headline(self, metrics: Sequence[str] = ("r_precision", "ndcg", "clicks")) -> str:
         """A plain-text table: one row per model, each metric's mean over all queries with its

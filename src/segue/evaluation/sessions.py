@@ -140,18 +140,29 @@ class ListeningSplit:
 # --------------------------------------------------------------------------------------------
 
 
-def split_listening(data: ListeningData, *, validation_share: float = 0.15, test_share: float = 0.15,
-                    min_user_tracks: int = 5, max_next_track: int = 20_000, max_prefix: int = 50,
-                    seed: int = 0) -> ListeningSplit:
+def split_listening(
+    data: ListeningData,
+    *,
+    validation_share: float = 0.15,
+    test_share: float = 0.15,
+    min_user_tracks: int = 5,
+    max_next_track: int = 20_000,
+    max_prefix: int = 50,
+    seed: int = 0,
+) -> ListeningSplit:
     """Split per user by time (see the module docstring). Vectorised: no loop over users or plays."""
     if not (0 <= validation_share < 1 and 0 < test_share < 1 and validation_share + test_share < 1):
-        raise SegueError(f"shares must be in [0, 1) and leave room for training: validation "
-                         f"{validation_share}, test {test_share}")
+        raise SegueError(
+            f"shares must be in [0, 1) and leave room for training: validation "
+            f"{validation_share}, test {test_share}"
+        )
     if min_user_tracks < (3 if validation_share > 0 else 2):
         raise SegueError(f"min_user_tracks must leave one track per part, got {min_user_tracks}")
     rng = np.random.default_rng(seed)
     edges = data.edges()
-    timed = len(data.events) > 0 and len(edges.first_event) > 0 and bool(np.all(edges.first_event >= 0))
+    timed = (
+        len(data.events) > 0 and len(edges.first_event) > 0 and bool(np.all(edges.first_event >= 0))
+    )
     # Order each user's distinct tracks by first play (or a seeded shuffle for counts-only data).
     order_key = edges.first_event if timed else rng.permutation(len(edges.user)).astype(np.int64)
     order = np.lexsort((order_key, edges.user))
@@ -160,11 +171,18 @@ def split_listening(data: ListeningData, *, validation_share: float = 0.15, test
     n_tracks_of = np.diff(starts)
     rank = np.arange(len(user)) - starts[user]
     eligible = n_tracks_of >= min_user_tracks
-    n_test = np.where(eligible, np.maximum(1, np.floor(test_share * n_tracks_of + 0.5)), 0).astype(np.int64)
-    n_val = np.where(eligible & (validation_share > 0),
-                     np.maximum(1, np.floor(validation_share * n_tracks_of + 0.5)), 0).astype(np.int64)
+    n_test = np.where(eligible, np.maximum(1, np.floor(test_share * n_tracks_of + 0.5)), 0).astype(
+        np.int64
+    )
+    n_val = np.where(
+        eligible & (validation_share > 0),
+        np.maximum(1, np.floor(validation_share * n_tracks_of + 0.5)),
+        0,
+    ).astype(np.int64)
     n_train = n_tracks_of - n_val - n_test
-    part_of = np.where(rank < n_train[user], 0, np.where(rank < (n_train + n_val)[user], 1, 2)).astype(np.int8)
+    part_of = np.where(
+        rank < n_train[user], 0, np.where(rank < (n_train + n_val)[user], 1, 2)
+    ).astype(np.int8)
     track = edges.track[order]
 
     if timed:
@@ -182,11 +200,23 @@ def split_listening(data: ListeningData, *, validation_share: float = 0.15, test
     else:
         keep = np.sort(order[part_of == 0])
         train = ListeningData.from_listens(
-            Listens(edges.user[keep], edges.track[keep], edges.play_count[keep], edges.avg_completion[keep],
-                    edges.first_event[keep]),
-            n_users=data.n_users, n_tracks=data.n_tracks, user_type=data.user_type, track_artist=data.track_artist,
-            track_genres=data.track_genres, artist_genres=data.artist_genres, genre_names=data.genre_names,
-            track_duration=data.track_duration, user_genre_preferences=data.user_genre_preferences)
+            Listens(
+                edges.user[keep],
+                edges.track[keep],
+                edges.play_count[keep],
+                edges.avg_completion[keep],
+                edges.first_event[keep],
+            ),
+            n_users=data.n_users,
+            n_tracks=data.n_tracks,
+            user_type=data.user_type,
+            track_artist=data.track_artist,
+            track_genres=data.track_genres,
+            artist_genres=data.artist_genres,
+            genre_names=data.genre_names,
+            track_duration=data.track_duration,
+            user_genre_preferences=data.user_genre_preferences,
+        )
     train.path = None
 
     tasks = {}
@@ -194,26 +224,62 @@ def split_listening(data: ListeningData, *, validation_share: float = 0.15, test
         if timed:
             start = cut_val if p == 1 else cut_test
             stop = cut_test if p == 1 else np.full(data.n_users, len(data.events), dtype=np.int64)
-            next_track = _next_track_task(data.events, start, stop, data.user_type, data.n_tracks,
-                                          max_next_track, max_prefix, rng)
+            next_track = _next_track_task(
+                data.events,
+                start,
+                stop,
+                data.user_type,
+                data.n_tracks,
+                max_next_track,
+                max_prefix,
+                rng,
+            )
         else:
             next_track = _empty_next_track()
         held = part_of == p
         excluded = (part_of == 0) | ((part_of == 1) & (p == 2))
-        tasks[name] = _task(name, user[held], track[held], user[excluded], track[excluded], train,
-                            data.user_type, next_track)
-    info = {"validation_share": validation_share, "test_share": test_share, "min_user_tracks": min_user_tracks,
-            "max_next_track": max_next_track, "max_prefix": max_prefix, "seed": seed, "timed": timed,
-            "counts": {"users": data.n_users, "held_out_users": int(eligible.sum()),
-                       "train_edges": train.n_edges, "train_events": len(train.events),
-                       "validation_edges": int((part_of == 1).sum()), "test_edges": int((part_of == 2).sum()),
-                       "validation_next_track": len(tasks["validation"].next_track),
-                       "test_next_track": len(tasks["test"].next_track)}}
+        tasks[name] = _task(
+            name,
+            user[held],
+            track[held],
+            user[excluded],
+            track[excluded],
+            train,
+            data.user_type,
+            next_track,
+        )
+    info = {
+        "validation_share": validation_share,
+        "test_share": test_share,
+        "min_user_tracks": min_user_tracks,
+        "max_next_track": max_next_track,
+        "max_prefix": max_prefix,
+        "seed": seed,
+        "timed": timed,
+        "counts": {
+            "users": data.n_users,
+            "held_out_users": int(eligible.sum()),
+            "train_edges": train.n_edges,
+            "train_events": len(train.events),
+            "validation_edges": int((part_of == 1).sum()),
+            "test_edges": int((part_of == 2).sum()),
+            "validation_next_track": len(tasks["validation"].next_track),
+            "test_next_track": len(tasks["test"].next_track),
+        },
+    }
     return ListeningSplit(train, tasks["validation"], tasks["test"], info)
 
 
-def _task(name: str, held_user: np.ndarray, held_track: np.ndarray, excl_user: np.ndarray, excl_track: np.ndarray,
-          train: ListeningData, user_type: np.ndarray, next_track: NextTrackTask) -> ListeningTask:
+def _task(
+    name: str,
+    held_user: np.ndarray,
+    held_track: np.ndarray,
+    excl_user: np.ndarray,
+    excl_track: np.ndarray,
+    train: ListeningData,
+    user_type: np.ndarray,
+    next_track: NextTrackTask,
+) -> ListeningTask:
     """A task from held-out (user, track) pairs and the pairs to exclude."""
     users = np.unique(held_user).astype(np.int32)
     row_of = np.full(train.n_users, -1, dtype=np.int64)
@@ -222,9 +288,18 @@ def _task(name: str, held_user: np.ndarray, held_track: np.ndarray, excl_user: n
     truth = np.split(truth_csr.indices.astype(np.int64), truth_csr.indptr[1:-1])
     keep = row_of[excl_user] >= 0
     exclude = _rows_csr(row_of[excl_user[keep]], excl_track[keep], len(users), train.n_tracks)
-    return ListeningTask(name, users, np.asarray(user_type, dtype=object)[users], truth, exclude,
-                         training_seeds(train, users), next_track, train.n_tracks, train.track_listeners,
-                         train.track_genres)
+    return ListeningTask(
+        name,
+        users,
+        np.asarray(user_type, dtype=object)[users],
+        truth,
+        exclude,
+        training_seeds(train, users),
+        next_track,
+        train.n_tracks,
+        train.track_listeners,
+        train.track_genres,
+    )
 
 
 def _rows_csr(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
@@ -243,12 +318,24 @@ def training_seeds(train: ListeningData, users: np.ndarray) -> Queries:
     starts = np.searchsorted(user, users)
     lengths = np.searchsorted(user, users, side="right") - starts
     seeds = track[_ranges(starts, lengths)].astype(np.int32)
-    return Queries(np.r_[0, np.cumsum(lengths)].astype(np.int64), seeds, [""] * len(users),
-                   users.astype(np.int64))
+    return Queries(
+        np.r_[0, np.cumsum(lengths)].astype(np.int64),
+        seeds,
+        [""] * len(users),
+        users.astype(np.int64),
+    )
 
 
-def _next_track_task(events: EventLog, start: np.ndarray, stop: np.ndarray, user_type: np.ndarray,
-                     n_tracks: int, max_queries: int, max_prefix: int, rng: np.random.Generator) -> NextTrackTask:
+def _next_track_task(
+    events: EventLog,
+    start: np.ndarray,
+    stop: np.ndarray,
+    user_type: np.ndarray,
+    n_tracks: int,
+    max_queries: int,
+    max_prefix: int,
+    rng: np.random.Generator,
+) -> NextTrackTask:
     """Prefix → next play for plays in [start[user], stop[user]) (rows of ``events``)."""
     n = len(events)
     row = np.arange(n, dtype=np.int64)
@@ -260,24 +347,40 @@ def _next_track_task(events: EventLog, start: np.ndarray, stop: np.ndarray, user
     first_sorted = np.r_[True, key[order][1:] != key[order][:-1]]
     first_in_session = np.empty(n, dtype=bool)
     first_in_session[order] = first_sorted
-    candidate = ((row >= start[events.user]) & (row < stop[events.user]) & (row > session_start)
-                 & first_in_session)
+    candidate = (
+        (row >= start[events.user])
+        & (row < stop[events.user])
+        & (row > session_start)
+        & first_in_session
+    )
     picked = np.flatnonzero(candidate)
     if len(picked) > max_queries:
         picked = np.sort(rng.choice(picked, size=max_queries, replace=False))
     lo = np.maximum(session_start[picked], picked - max_prefix)
     lengths = picked - lo
     seeds = events.track[_ranges(lo, lengths)].astype(np.int32)
-    queries = Queries(np.r_[0, np.cumsum(lengths)].astype(np.int64), seeds, [""] * len(picked),
-                      np.arange(len(picked), dtype=np.int64))
+    queries = Queries(
+        np.r_[0, np.cumsum(lengths)].astype(np.int64),
+        seeds,
+        [""] * len(picked),
+        np.arange(len(picked), dtype=np.int64),
+    )
     users = events.user[picked].astype(np.int32)
-    return NextTrackTask(queries, events.track[picked].astype(np.int32), users,
-                         np.asarray(user_type, dtype=object)[users])
+    return NextTrackTask(
+        queries,
+        events.track[picked].astype(np.int32),
+        users,
+        np.asarray(user_type, dtype=object)[users],
+    )
 
 
 def _empty_next_track() -> NextTrackTask:
-    return NextTrackTask(Queries.from_lists([]), np.zeros(0, np.int32), np.zeros(0, np.int32),
-                         np.zeros(0, dtype=object))
+    return NextTrackTask(
+        Queries.from_lists([]),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int32),
+        np.zeros(0, dtype=object),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,24 +388,47 @@ def _empty_next_track() -> NextTrackTask:
 # --------------------------------------------------------------------------------------------
 
 
-def write_listening_split(split: ListeningSplit, out: Path, *, catalog_from: Path | None = None) -> None:
+def write_listening_split(
+    split: ListeningSplit, out: Path, *, catalog_from: Path | None = None
+) -> None:
     """``out/train`` (a listening directory), ``out/{validation,test}/truth.parquet`` and
     ``next_track.parquet``, and ``out/split.json``; written whole or not at all."""
     with atomic_dir(Path(out)) as tmp:
-        split.train.write(tmp / "train", source=f"training part of {catalog_from or 'data built in memory'}",
-                          catalog_from=catalog_from, extra={"split": split.info})
+        split.train.write(
+            tmp / "train",
+            source=f"training part of {catalog_from or 'data built in memory'}",
+            catalog_from=catalog_from,
+            extra={"split": split.info},
+        )
         for name in PARTS:
             task = split.part(name)
             (tmp / name).mkdir()
             lengths = np.array([len(t) for t in task.truth], dtype=np.int64)
             truth = np.concatenate(task.truth) if task.truth else np.zeros(0, np.int64)
-            pq.write_table(pa.table({schema.USER_ID: pa.array(np.repeat(task.users, lengths), pa.int32()),
-                                     schema.TRACK_ID: pa.array(truth, pa.int32())}), tmp / name / TRUTH_FILE)
+            pq.write_table(
+                pa.table(
+                    {
+                        schema.USER_ID: pa.array(np.repeat(task.users, lengths), pa.int32()),
+                        schema.TRACK_ID: pa.array(truth, pa.int32()),
+                    }
+                ),
+                tmp / name / TRUTH_FILE,
+            )
             nt = task.next_track
-            prefixes = pa.ListArray.from_arrays(pa.array(nt.queries.indptr.astype(np.int32)),
-                                                pa.array(nt.queries.seed_ids, pa.int32()))
-            pq.write_table(pa.table({schema.USER_ID: pa.array(nt.user, pa.int32()), PREFIX: prefixes,
-                                     TARGET: pa.array(nt.target, pa.int32())}), tmp / name / NEXT_TRACK_FILE)
+            prefixes = pa.ListArray.from_arrays(
+                pa.array(nt.queries.indptr.astype(np.int32)),
+                pa.array(nt.queries.seed_ids, pa.int32()),
+            )
+            pq.write_table(
+                pa.table(
+                    {
+                        schema.USER_ID: pa.array(nt.user, pa.int32()),
+                        PREFIX: prefixes,
+                        TARGET: pa.array(nt.target, pa.int32()),
+                    }
+                ),
+                tmp / name / NEXT_TRACK_FILE,
+            )
         write_json(tmp / SPLIT_FILE, split.info)
 
 
@@ -310,7 +436,9 @@ def load_listening_split(path: Path) -> ListeningSplit:
     """Read what :func:`write_listening_split` wrote."""
     path = Path(path)
     if not (path / SPLIT_FILE).exists():
-        raise InputFileError(path / SPLIT_FILE, "missing; is this a directory written by `split_listening`?")
+        raise InputFileError(
+            path / SPLIT_FILE, "missing; is this a directory written by `split_listening`?"
+        )
     import orjson
 
     info = orjson.loads((path / SPLIT_FILE).read_bytes())
@@ -324,7 +452,9 @@ def load_listening_split(path: Path) -> ListeningSplit:
         truth = pq.read_table(file)
         held_user = truth.column(schema.USER_ID).to_numpy()
         held_track = truth.column(schema.TRACK_ID).to_numpy()
-        if len(held_track) and (held_track.max() >= train.n_tracks or held_user.max() >= train.n_users):
+        if len(held_track) and (
+            held_track.max() >= train.n_tracks or held_user.max() >= train.n_users
+        ):
             raise InputFileError(file, "ids outside the training part's catalog")
         edges = train.edges()
         excl_user, excl_track = edges.user, edges.track
@@ -336,11 +466,16 @@ def load_listening_split(path: Path) -> ListeningSplit:
         offsets = prefixes.offsets.to_numpy().astype(np.int64)
         target = nt_table.column(TARGET).to_numpy().astype(np.int32)
         nt_user = nt_table.column(schema.USER_ID).to_numpy().astype(np.int32)
-        queries = Queries(offsets - offsets[0] if len(offsets) else np.zeros(1, np.int64),
-                          prefixes.values.to_numpy().astype(np.int32), [""] * len(target),
-                          np.arange(len(target), dtype=np.int64))
+        queries = Queries(
+            offsets - offsets[0] if len(offsets) else np.zeros(1, np.int64),
+            prefixes.values.to_numpy().astype(np.int32),
+            [""] * len(target),
+            np.arange(len(target), dtype=np.int64),
+        )
         next_track = NextTrackTask(queries, target, nt_user, train.user_type[nt_user])
-        tasks[name] = _task(name, held_user, held_track, excl_user, excl_track, train, train.user_type, next_track)
+        tasks[name] = _task(
+            name, held_user, held_track, excl_user, excl_track, train, train.user_type, next_track
+        )
         held_before = (held_user, held_track)
     return ListeningSplit(train, tasks["validation"], tasks["test"], info)
 
@@ -364,41 +499,79 @@ class ListeningEvaluation:
 
     def to_markdown(self) -> str:
         lines = []
-        if self.table and self.counts.get("all") == 1 and not any(
-                values.get(m, 0) > 0 for groups in self.table.values() for values in groups.values()
-                for m in ("recall", "ndcg", "hit_rate")):
+        if (
+            self.table
+            and self.counts.get("all") == 1
+            and not any(
+                values.get(m, 0) > 0
+                for groups in self.table.values()
+                for values in groups.values()
+                for m in ("recall", "ndcg", "hit_rate")
+            )
+        ):
             # One listener: the held-out tracks are ones they had not played before the cut, and
             # with no other listener nobody had, so no model trained on listens can rank them.
-            lines += ["Users: one listener, so every held-out track is new to the whole training part and "
-                      "no model can find it (all user metrics 0); the next-track table is the one that applies.", ""]
+            lines += [
+                "Users: one listener, so every held-out track is new to the whole training part and "
+                "no model can find it (all user metrics 0); the next-track table is the one that applies.",
+                "",
+            ]
         elif self.table:
             metrics = list(next(iter(next(iter(self.table.values())).values())))
-            lines += [f"Users ({', '.join(f'{g} {n:,}' for g, n in self.counts.items())}); @{self.k}, all tracks ranked, "
-                      "training tracks excluded.", "",
-                      "| model | group | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+            lines += [
+                f"Users ({', '.join(f'{g} {n:,}' for g, n in self.counts.items())}); @{self.k}, all tracks ranked, "
+                "training tracks excluded.",
+                "",
+                "| model | group | " + " | ".join(metrics) + " |",
+                "|---|---|" + "---|" * len(metrics),
+            ]
             for model, groups in self.table.items():
                 for group, values in groups.items():
-                    lines.append(f"| {model} | {group} | " + " | ".join(cell(values[m]) for m in metrics) + " |")
-            missing = {m for groups in self.table.values() for values in groups.values() for m, v in values.items()
-                       if cell(v) == NOT_APPLICABLE}
+                    lines.append(
+                        f"| {model} | {group} | "
+                        + " | ".join(cell(values[m]) for m in metrics)
+                        + " |"
+                    )
+            missing = {
+                m
+                for groups in self.table.values()
+                for values in groups.values()
+                for m, v in values.items()
+                if cell(v) == NOT_APPLICABLE
+            }
             if missing:
-                why = " (the data has no genres)" if missing <= {"genre_diversity", "genre_coverage"} else ""
+                why = (
+                    " (the data has no genres)"
+                    if missing <= {"genre_diversity", "genre_coverage"}
+                    else ""
+                )
                 lines += ["", f"{NOT_APPLICABLE}: does not apply to this data{why}."]
             lines.append("")
         if self.next_track_table:
             metrics = list(next(iter(next(iter(self.next_track_table.values())).values())))
-            lines += [f"Next track ({', '.join(f'{g} {n:,}' for g, n in self.next_track_counts.items())} "
-                      f"session prefixes); @{self.k}.", "",
-                      "| model | group | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+            lines += [
+                f"Next track ({', '.join(f'{g} {n:,}' for g, n in self.next_track_counts.items())} "
+                f"session prefixes); @{self.k}.",
+                "",
+                "| model | group | " + " | ".join(metrics) + " |",
+                "|---|---|" + "---|" * len(metrics),
+            ]
             for model, groups in self.next_track_table.items():
                 for group, values in groups.items():
-                    lines.append(f"| {model} | {group} | " + " | ".join(cell(values[m]) for m in metrics) + " |")
+                    lines.append(
+                        f"| {model} | {group} | "
+                        + " | ".join(cell(values[m]) for m in metrics)
+                        + " |"
+                    )
             lines.append("")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"k": self.k, "users": {"counts": self.counts, "table": self.table},
-                "next_track": {"counts": self.next_track_counts, "table": self.next_track_table}}
+        return {
+            "k": self.k,
+            "users": {"counts": self.counts, "table": self.table},
+            "next_track": {"counts": self.next_track_counts, "table": self.next_track_table},
+        }
 
     def write(self, out: Path) -> None:
         """``evaluation.json`` and ``evaluation.md`` under ``out``."""
@@ -408,8 +581,13 @@ class ListeningEvaluation:
         write_text(out / "evaluation.md", self.to_markdown())
 
 
-def evaluate_listening(task: ListeningTask, rankings: dict[str, np.ndarray] | None = None, *,
-                       next_track: dict[str, np.ndarray] | None = None, k: int = 10) -> ListeningEvaluation:
+def evaluate_listening(
+    task: ListeningTask,
+    rankings: dict[str, np.ndarray] | None = None,
+    *,
+    next_track: dict[str, np.ndarray] | None = None,
+    k: int = 10,
+) -> ListeningEvaluation:
     """Score user rankings ([len(task), n] ints, rows in ``task.users`` order) and next-track
     rankings ([len(task.next_track), n]) at ``k``; see the module docstring."""
     result = ListeningEvaluation(k)
@@ -428,9 +606,15 @@ def evaluate_listening(task: ListeningTask, rankings: dict[str, np.ndarray] | No
             for group, mask in groups.items():
                 some = bool(mask.any())
                 values = {m: float(per_row[m][mask].mean()) if some else np.nan for m in per_row}
-                values["coverage"] = M.catalog_coverage(top[mask], task.n_tracks) if some else np.nan
-                values["genre_diversity"] = float(diversity[mask].mean()) if some and has_genres else np.nan
-                values["genre_coverage"] = genre_coverage(top[mask], task.track_genres) if some and has_genres else np.nan
+                values["coverage"] = (
+                    M.catalog_coverage(top[mask], task.n_tracks) if some else np.nan
+                )
+                values["genre_diversity"] = (
+                    float(diversity[mask].mean()) if some and has_genres else np.nan
+                )
+                values["genre_coverage"] = (
+                    genre_coverage(top[mask], task.track_genres) if some and has_genres else np.nan
+                )
                 result.table[name][group] = values
     if next_track:
         nt = task.next_track
@@ -440,13 +624,21 @@ def evaluate_listening(task: ListeningTask, rankings: dict[str, np.ndarray] | No
         for name, ranking in next_track.items():
             ranking = np.asarray(ranking)
             if ranking.ndim != 2 or ranking.shape[0] != len(nt):
-                raise SegueError(f"{name}: next-track ranking must be [{len(nt)}, n], got {ranking.shape}")
+                raise SegueError(
+                    f"{name}: next-track ranking must be [{len(nt)}, n], got {ranking.shape}"
+                )
             top = ranking[:, :k]
             hits = M.hit_matrix(top, truth)
-            per_row = {"hit_rate": M.hit_rate_at_k(top, truth, k, hits=hits), "mrr": M.mrr(top, truth, k, hits=hits)}
+            per_row = {
+                "hit_rate": M.hit_rate_at_k(top, truth, k, hits=hits),
+                "mrr": M.mrr(top, truth, k, hits=hits),
+            }
             result.next_track_table[name] = {
-                group: {m: float(v[mask].mean()) if mask.any() else np.nan for m, v in per_row.items()}
-                for group, mask in groups.items()}
+                group: {
+                    m: float(v[mask].mean()) if mask.any() else np.nan for m, v in per_row.items()
+                }
+                for group, mask in groups.items()
+            }
     return result
 
 
@@ -483,7 +675,9 @@ def without_excluded(ranking: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.
     np.put_along_axis(repeat, order, repeat_sorted, axis=1)
     valid &= ~repeat
     pick = np.argsort(~valid, axis=1, kind="stable")[:, :k]
-    out = np.where(np.take_along_axis(valid, pick, axis=1), np.take_along_axis(ranking, pick, axis=1), -1)
+    out = np.where(
+        np.take_along_axis(valid, pick, axis=1), np.take_along_axis(ranking, pick, axis=1), -1
+    )
     if out.shape[1] < k:
         out = np.pad(out, ((0, 0), (0, k - out.shape[1])), constant_values=-1)
     return out
@@ -493,17 +687,24 @@ def user_metrics(top: np.ndarray, truth: list[np.ndarray], k: int) -> dict[str, 
     """Per-row recall, NDCG and hit rate at ``k`` of already-filtered rankings (float64 [q] each)."""
     top = top[:, :k]
     hits = M.hit_matrix(top, truth)
-    return {"recall": M.recall_at_k(top, truth, k, hits=hits), "ndcg": M.ndcg_at_k(top, truth, k, hits=hits),
-            "hit_rate": M.hit_rate_at_k(top, truth, k, hits=hits)}
+    return {
+        "recall": M.recall_at_k(top, truth, k, hits=hits),
+        "ndcg": M.ndcg_at_k(top, truth, k, hits=hits),
+        "hit_rate": M.hit_rate_at_k(top, truth, k, hits=hits),
+    }
 
 
 def _genre_rows(top: np.ndarray, track_genres: sp.csr_matrix) -> sp.csr_matrix:
     """[q, n_genres]: how many of each row's listed tracks carry each genre."""
     q = top.shape[0]
     valid = top >= 0
-    lists = sp.csr_matrix((np.ones(int(valid.sum()), np.float32),
-                           (np.repeat(np.arange(q), valid.sum(axis=1)), top[valid])),
-                          shape=(q, track_genres.shape[0]))
+    lists = sp.csr_matrix(
+        (
+            np.ones(int(valid.sum()), np.float32),
+            (np.repeat(np.arange(q), valid.sum(axis=1)), top[valid]),
+        ),
+        shape=(q, track_genres.shape[0]),
+    )
     return lists @ track_genres
 
 
@@ -574,11 +775,20 @@ def train_next_track(name: str, train: ListeningData, params: dict | None = None
     from segue.models.registry import get_model_class
 
     cls = get_model_class(name)
-    return cls(config_from_dict(cls.Config, params or {}, where=f"{name} parameters")).fit(train.to_session_data())
+    return cls(config_from_dict(cls.Config, params or {}, where=f"{name} parameters")).fit(
+        train.to_session_data()
+    )
 
 
-def evaluate_sessions(split: ListeningSplit, *, user_models=USER_BASELINES, next_models=NEXT_TRACK_MODELS,
-                      params: dict[str, dict] | None = None, part: str = "test", k: int = 10) -> tuple[ListeningEvaluation, dict]:
+def evaluate_sessions(
+    split: ListeningSplit,
+    *,
+    user_models=USER_BASELINES,
+    next_models=NEXT_TRACK_MODELS,
+    params: dict[str, dict] | None = None,
+    part: str = "test",
+    k: int = 10,
+) -> tuple[ListeningEvaluation, dict]:
     """Train ``user_models`` on ``train.to_playlist_data()`` (asked with each user's training tracks)
     and ``next_models`` on ``train.to_session_data()`` (asked with session prefixes), score them on
     ``part``; returns the evaluation and ``{"fit_s": {...}, "answer_s": {...}}``."""
@@ -598,7 +808,9 @@ def evaluate_sessions(split: ListeningSplit, *, user_models=USER_BASELINES, next
         for name in user_models:
             cls = get_model_class(name)
             start = time.perf_counter()
-            model = cls(config_from_dict(cls.Config, params.get(name, {}), where=f"{name} parameters")).fit(playlists)
+            model = cls(
+                config_from_dict(cls.Config, params.get(name, {}), where=f"{name} parameters")
+            ).fit(playlists)
             timings["fit_s"][f"users/{name}"] = time.perf_counter() - start
             start = time.perf_counter()
             rankings[name] = recommend_users(model, task, n_users)

@@ -48,15 +48,17 @@ PARTS = (TEST_DIR, VALIDATION_DIR)
 @dataclass
 class HeldOut:
     train: Tables
-    entries: list[dict]   # challenge_set.json entries
-    truth: list[dict]     # challenge_truth.json entries
+    entries: list[dict]  # challenge_set.json entries
+    truth: list[dict]  # challenge_truth.json entries
 
 
 def artist_keys(tracks: pa.Table) -> pa.Array:
     """Artist key per track: the URI, or ``name:<artist name>`` in copies without URIs."""
-    return pc.coalesce(tracks.column(schema.ARTIST_URI),
-                       pc.binary_join_element_wise("name:", tracks.column(schema.ARTIST_NAME), ""),
-                       pa.scalar("unknown")).combine_chunks()
+    return pc.coalesce(
+        tracks.column(schema.ARTIST_URI),
+        pc.binary_join_element_wise("name:", tracks.column(schema.ARTIST_NAME), ""),
+        pa.scalar("unknown"),
+    ).combine_chunks()
 
 
 def hold_out(tables: Tables, per_category: int, rng: np.random.Generator) -> HeldOut:
@@ -77,8 +79,17 @@ def hold_out(tables: Tables, per_category: int, rng: np.random.Generator) -> Hel
     pids = playlists.column(schema.PID).to_numpy()
     uris = tracks.column(schema.TRACK_URI)
     artist_key = artist_keys(tracks)
-    metadata = tracks.select([schema.ARTIST_NAME, schema.TRACK_URI, schema.ARTIST_URI, schema.TRACK_NAME,
-                              schema.ALBUM_URI, schema.DURATION_MS, schema.ALBUM_NAME])
+    metadata = tracks.select(
+        [
+            schema.ARTIST_NAME,
+            schema.TRACK_URI,
+            schema.ARTIST_URI,
+            schema.TRACK_NAME,
+            schema.ALBUM_URI,
+            schema.DURATION_MS,
+            schema.ALBUM_NAME,
+        ]
+    )
     chosen = np.flatnonzero(category)
     chosen = chosen[np.lexsort((pids[chosen], category[chosen]))]  # by category, then pid
     # Positions first (numpy, per held-out playlist), then one Arrow gather for all of them: a
@@ -92,10 +103,18 @@ def hold_out(tables: Tables, per_category: int, rng: np.random.Generator) -> Hel
         hold_pos.append(np.setdiff1d(np.arange(lengths[row]), seeds))
     seed_count = np.array([len(s) for s in seed_pos], dtype=np.int64)
     hold_count = np.array([len(h) for h in hold_pos], dtype=np.int64)
-    seed_ids = track_id[np.concatenate([offsets[r] + s for r, s in zip(chosen, seed_pos, strict=True)]
-                                       or [np.zeros(0, np.int64)])]
-    hold_ids = track_id[np.concatenate([offsets[r] + h for r, h in zip(chosen, hold_pos, strict=True)]
-                                       or [np.zeros(0, np.int64)])]
+    seed_ids = track_id[
+        np.concatenate(
+            [offsets[r] + s for r, s in zip(chosen, seed_pos, strict=True)]
+            or [np.zeros(0, np.int64)]
+        )
+    ]
+    hold_ids = track_id[
+        np.concatenate(
+            [offsets[r] + h for r, h in zip(chosen, hold_pos, strict=True)]
+            or [np.zeros(0, np.int64)]
+        )
+    ]
     seed_rows = metadata.take(pa.array(seed_ids)).to_pylist()
     hold_uris = uris.take(pa.array(hold_ids)).to_pylist()
     hold_artists = artist_key.take(pa.array(hold_ids)).to_pylist()
@@ -105,28 +124,53 @@ def hold_out(tables: Tables, per_category: int, rng: np.random.Generator) -> Hel
     for i, row in enumerate(chosen):
         cat, seeds = cats[i], seed_pos[i]
         entry = {"name": names[row]} if cat.with_title else {}
-        entry.update({"num_holdouts": int(hold_count[i]), "pid": int(pids[row]), "num_tracks": int(lengths[row]),
-                      "tracks": [{schema.POS: int(p), **t} for p, t in
-                                 zip(seeds.tolist(), seed_rows[seed_start[i]:seed_start[i + 1]], strict=True)],
-                      "num_samples": len(seeds)})
+        entry.update(
+            {
+                "num_holdouts": int(hold_count[i]),
+                "pid": int(pids[row]),
+                "num_tracks": int(lengths[row]),
+                "tracks": [
+                    {schema.POS: int(p), **t}
+                    for p, t in zip(
+                        seeds.tolist(), seed_rows[seed_start[i] : seed_start[i + 1]], strict=True
+                    )
+                ],
+                "num_samples": len(seeds),
+            }
+        )
         challenge.append(entry)
-        truth.append({"pid": int(pids[row]), "category": cat.number,
-                      "holdout_tracks": hold_uris[hold_start[i]:hold_start[i + 1]],
-                      "holdout_artists": hold_artists[hold_start[i]:hold_start[i + 1]]})
+        truth.append(
+            {
+                "pid": int(pids[row]),
+                "category": cat.number,
+                "holdout_tracks": hold_uris[hold_start[i] : hold_start[i + 1]],
+                "holdout_artists": hold_artists[hold_start[i] : hold_start[i + 1]],
+            }
+        )
 
     train = tables.keep(category == 0)
     return HeldOut(train, challenge, truth)
 
 
-def split_dataset(data: Path, out: Path, *, per_category: int = 1000,
-                  validation_per_category: int | None = None, seed: int = 0) -> dict:
+def split_dataset(
+    data: Path,
+    out: Path,
+    *,
+    per_category: int = 1000,
+    validation_per_category: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Write a split of the ingested dataset ``data`` into ``out`` (whole or not at all)."""
     data, out = Path(data), Path(out)
     if per_category < 1:
         raise SegueError(f"--per-category must be at least 1, got {per_category}")
-    validation_per_category = per_category if validation_per_category is None else validation_per_category
+    validation_per_category = (
+        per_category if validation_per_category is None else validation_per_category
+    )
     if validation_per_category < 1:
-        raise SegueError(f"--validation-per-category must be at least 1, got {validation_per_category}")
+        raise SegueError(
+            f"--validation-per-category must be at least 1, got {validation_per_category}"
+        )
     tables = Tables.read(data)
     rng = np.random.default_rng([seed, 7001])
     test = hold_out(tables, per_category, rng)
@@ -134,22 +178,32 @@ def split_dataset(data: Path, out: Path, *, per_category: int = 1000,
     source = f"split of {data} (seed {seed})"
     with atomic_dir(out) as tmp:
         test.train.write(tmp / TRAIN_DIR, source=source + ": training part")
-        validation.train.write(tmp / VALIDATION_DIR / TRAIN_DIR, source=source + ": validation training part")
+        validation.train.write(
+            tmp / VALIDATION_DIR / TRAIN_DIR, source=source + ": validation training part"
+        )
         for part, held in ((TEST_DIR, test), (VALIDATION_DIR, validation)):
-            write_challenge(tmp / part / schema.CHALLENGE_FILE, held.entries,
-                            description=f"segue split ({part}) of {data.name}, seed {seed}")
+            write_challenge(
+                tmp / part / schema.CHALLENGE_FILE,
+                held.entries,
+                description=f"segue split ({part}) of {data.name}, seed {seed}",
+            )
             write_truth(tmp / part / schema.CHALLENGE_TRUTH_FILE, held.truth)
         info = {
-            "source": str(data), "source_manifest_sha256": schema.manifest_digest(data), "seed": seed,
-            "per_category": per_category, "validation_per_category": validation_per_category,
+            "source": str(data),
+            "source_manifest_sha256": schema.manifest_digest(data),
+            "seed": seed,
+            "per_category": per_category,
+            "validation_per_category": validation_per_category,
             "counts": {
                 "train_playlists": test.train.playlists.num_rows,
                 "test_playlists": len(test.entries),
                 "validation_train_playlists": validation.train.playlists.num_rows,
                 "validation_playlists": len(validation.entries),
             },
-            "train_manifest_sha256": {TEST_DIR: schema.manifest_digest(tmp / TRAIN_DIR),
-                                      VALIDATION_DIR: schema.manifest_digest(tmp / VALIDATION_DIR / TRAIN_DIR)},
+            "train_manifest_sha256": {
+                TEST_DIR: schema.manifest_digest(tmp / TRAIN_DIR),
+                VALIDATION_DIR: schema.manifest_digest(tmp / VALIDATION_DIR / TRAIN_DIR),
+            },
         }
         write_json(tmp / SPLIT_FILE, info)
     return info
@@ -161,7 +215,9 @@ def part_paths(split: Path, part: str) -> tuple[Path, Path, Path]:
         raise SegueError(f"--part must be one of {', '.join(PARTS)}, got {part!r}")
     split = Path(split)
     if not (split / SPLIT_FILE).exists():
-        raise SegueError(f"{split}: not a split directory (no {SPLIT_FILE}); make one with `segue split`")
+        raise SegueError(
+            f"{split}: not a split directory (no {SPLIT_FILE}); make one with `segue split`"
+        )
     train = split / TRAIN_DIR if part == TEST_DIR else split / VALIDATION_DIR / TRAIN_DIR
     return train, split / part / schema.CHALLENGE_FILE, split / part / schema.CHALLENGE_TRUTH_FILE
 
@@ -171,9 +227,9 @@ def part_paths(split: Path, part: str) -> tuple[Path, Path, Path]:
 # seed-count class (2–7 seeds count as 5, 8–17 as 10, 18–62 as 25, 63+ as 100), so per-group
 # settings apply to any continuation request, not only to challenge entries.
 SEED_CLASSES = (0, 1, 5, 10, 25, 100)
-_CLASS_EDGES = np.array([1, 2, 8, 18, 63])   # seed counts where the next class starts
+_CLASS_EDGES = np.array([1, 2, 8, 18, 63])  # seed counts where the next class starts
 N_GROUPS = 2 * len(SEED_CLASSES)
-MIN_HELD_OUT = 5   # a carved query keeps at least this many tracks to be found
+MIN_HELD_OUT = 5  # a carved query keeps at least this many tracks to be found
 
 
 def seed_groups(distinct_seeds: np.ndarray, titled: np.ndarray) -> np.ndarray:
@@ -205,8 +261,8 @@ class HeldOutQueries:
     ``groups``: int64 [q], each query's group (see :func:`seed_groups`).
     """
 
-    train: object        # PlaylistData
-    queries: object      # Queries
+    train: object  # PlaylistData
+    queries: object  # Queries
     truth: list[np.ndarray]
     groups: np.ndarray
 
@@ -215,8 +271,9 @@ class HeldOutQueries:
         return np.bincount(self.groups, minlength=N_GROUPS).astype(np.int64)
 
 
-def hold_out_queries(data, per_group: int, rng: np.random.Generator,
-                     max_share: float = 0.2) -> HeldOutQueries:
+def hold_out_queries(
+    data, per_group: int, rng: np.random.Generator, max_share: float = 0.2
+) -> HeldOutQueries:
     """Validation queries of every query group, carved from ``data`` (a ``PlaylistData``) in memory.
 
     It serves tuning inside ``fit`` on whatever data a model gets, so it adapts to the lengths
@@ -244,7 +301,9 @@ def hold_out_queries(data, per_group: int, rng: np.random.Generator,
     group = np.full(data.n_playlists, -1, dtype=np.int64)
     for g in sorted(tunable, key=lambda g: (-SEED_CLASSES[g // 2], -(g % 2))):
         n_seeds, titled = SEED_CLASSES[g // 2], bool(g % 2)
-        eligible = np.flatnonzero((group < 0) & (lengths >= n_seeds + MIN_HELD_OUT) & (has_title | (not titled)))
+        eligible = np.flatnonzero(
+            (group < 0) & (lengths >= n_seeds + MIN_HELD_OUT) & (has_title | (not titled))
+        )
         take = min(quota, len(eligible), budget - int((group >= 0).sum()))
         if take > 0:
             group[rng.choice(eligible, take, replace=False)] = g
@@ -253,14 +312,20 @@ def hold_out_queries(data, per_group: int, rng: np.random.Generator,
     seeds, truth, titles = [], [], []
     for row in chosen:  # ≤ N_GROUPS × per_group held-out playlists, not a loop over entries
         g = int(group[row])
-        tracks = matrix.indices[matrix.indptr[row]:matrix.indptr[row + 1]]
+        tracks = matrix.indices[matrix.indptr[row] : matrix.indptr[row + 1]]
         shown = np.zeros(len(tracks), dtype=bool)
         shown[rng.choice(len(tracks), SEED_CLASSES[g // 2], replace=False)] = True
         seeds.append(rng.permutation(tracks[shown]).tolist())
         truth.append(tracks[~shown].astype(np.int64))
         titles.append(data.names[row] if g % 2 else "")
     keep = group < 0
-    train = PlaylistData(matrix[keep], data.pids[keep], [n for n, k in zip(data.names, keep, strict=True) if k],
-                         data.track_artist, data.track_album, None)
+    train = PlaylistData(
+        matrix[keep],
+        data.pids[keep],
+        [n for n, k in zip(data.names, keep, strict=True) if k],
+        data.track_artist,
+        data.track_album,
+        None,
+    )
     queries = Queries.from_lists(seeds, titles, data.pids[chosen].tolist())
     return HeldOutQueries(train, queries, truth, group[chosen])

@@ -218,13 +218,14 @@ class SubmissionReport:
         if self.ok:
             return f"{self.path}: ok, {self.n_rows} playlist rows{who}\n"
         counts = self.counts()
-        out = [f"{self.path}: {len(self.violations)} violation(s), "
-               f"{self.n_rows} playlist rows{who}"]
+        out = [
+            f"{self.path}: {len(self.violations)} violation(s), {self.n_rows} playlist rows{who}"
+        ]
         width = max(len(kind) for kind in counts)
         out += [f"  {kind:<{width}}  {count}" for kind, count in counts.items()]
         for kind, count in counts.items():
             out.append(f"{kind} ({count}):")
-            examples = self.by_kind(kind)[:max(max_per_kind, 0)]
+            examples = self.by_kind(kind)[: max(max_per_kind, 0)]
             out += [f"  {v.message}" for v in examples]
             if count > len(examples):
                 out.append(f"  … and {count - len(examples)} more")
@@ -247,8 +248,7 @@ def _check_text_field(name: str, value: object) -> str:
 
 def _bad_uris(row: Sequence[str]) -> list[str]:
     """URIs the checker would not read back as written (slow path, per URI)."""
-    return [u for u in row
-            if not u or "," in u or "\n" in u or "\r" in u or u != u.strip()]
+    return [u for u in row if not u or "," in u or "\n" in u or "\r" in u or u != u.strip()]
 
 
 def _row_text(pid: int, row: Sequence[str], n: int) -> str:
@@ -267,7 +267,8 @@ def _row_text(pid: int, row: Sequence[str], n: int) -> str:
         if bad:
             raise SegueError(
                 f"pid {pid}: track URIs must be non-empty, without commas, line breaks or "
-                f"surrounding whitespace; got {_examples(bad)}")
+                f"surrounding whitespace; got {_examples(bad)}"
+            )
     uniq = set(row)
     if len(uniq) != n:
         dups = [u for u, c in Counter(row).items() if c > 1]
@@ -286,7 +287,7 @@ def _gzip_deterministic(data: bytes, level: int) -> bytes:
     if len(data) <= _GZIP_CHUNK:
         return zlib.compress(data, level, 31)
     view = memoryview(data)
-    chunks = [view[i:i + _GZIP_CHUNK] for i in range(0, len(data), _GZIP_CHUNK)]
+    chunks = [view[i : i + _GZIP_CHUNK] for i in range(0, len(data), _GZIP_CHUNK)]
     workers = min(len(chunks), os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         return b"".join(pool.map(lambda c: zlib.compress(c, level, 31), chunks))
@@ -383,17 +384,29 @@ def _seed_sets(challenge_entries: Iterable[dict]) -> dict[int, frozenset[str]]:
 def _check_team_info(fields: list[str], lineno: int, report: SubmissionReport) -> None:
     add = report.violations.append
     if len(fields) != 3:
-        add(_violation("bad_team_info", lineno, None,
-                       f"team_info line has {len(fields)} fields, expected 3: "
-                       f"team_info,<team name>,<email>"))
+        add(
+            _violation(
+                "bad_team_info",
+                lineno,
+                None,
+                f"team_info line has {len(fields)} fields, expected 3: "
+                f"team_info,<team name>,<email>",
+            )
+        )
         return
     _, team, email = fields
     report.team, report.email = team, email
     if not team:
         add(_violation("bad_team_info", lineno, None, "team_info line has an empty team name"))
     if not is_email(email):
-        add(_violation("bad_team_info", lineno, None,
-                       f"team_info email {_short(email)} does not look like an email address"))
+        add(
+            _violation(
+                "bad_team_info",
+                lineno,
+                None,
+                f"team_info email {_short(email)} does not look like an email address",
+            )
+        )
 
 
 def check_submission(
@@ -432,39 +445,69 @@ def check_submission(
             fields = [f.strip() for f in fields]
         if fields[0] == TEAM_INFO:
             if started:
-                add(_violation("bad_team_info", lineno, None,
-                               "team_info line after the first data line (it must come first)"))
+                add(
+                    _violation(
+                        "bad_team_info",
+                        lineno,
+                        None,
+                        "team_info line after the first data line (it must come first)",
+                    )
+                )
             else:
                 _check_team_info(fields, lineno, report)
                 started = True
             continue
         if not started:
-            add(_violation("no_team_info", lineno, None,
-                           f"the first data line must be team_info,<team name>,<email>; "
-                           f"got {_short(line, 40)}"))
+            add(
+                _violation(
+                    "no_team_info",
+                    lineno,
+                    None,
+                    f"the first data line must be team_info,<team name>,<email>; "
+                    f"got {_short(line, 40)}",
+                )
+            )
             started = True
         report.n_rows += 1
 
         pid_text = fields[0]
         if not (pid_text.isascii() and pid_text.isdigit()):
-            add(_violation("bad_pid", lineno, None,
-                           f"pid {_short(pid_text, 30)} is not a non-negative integer"))
+            add(
+                _violation(
+                    "bad_pid",
+                    lineno,
+                    None,
+                    f"pid {_short(pid_text, 30)} is not a non-negative integer",
+                )
+            )
             continue
         pid = int(pid_text)
         tracks = fields[1:]
         uniq = set(tracks)
         if "" in uniq:
             empty = [str(i + 2) for i, t in enumerate(tracks) if not t]
-            add(_violation("bad_line", lineno, pid,
-                           f"empty field(s) at position(s) {', '.join(empty[:5])}"
-                           f"{' …' if len(empty) > 5 else ''} (stray or trailing comma?)"))
+            add(
+                _violation(
+                    "bad_line",
+                    lineno,
+                    pid,
+                    f"empty field(s) at position(s) {', '.join(empty[:5])}"
+                    f"{' …' if len(empty) > 5 else ''} (stray or trailing comma?)",
+                )
+            )
             tracks = [t for t in tracks if t]
             uniq.discard("")
 
         seeds = no_seeds
         if pid in first_line:
-            add(_violation("duplicate_pid", lineno, pid,
-                           f"pid appears again (first on line {first_line[pid]})"))
+            add(
+                _violation(
+                    "duplicate_pid",
+                    lineno,
+                    pid,
+                    f"pid appears again (first on line {first_line[pid]})",
+                )
+            )
             if seeds_by_pid is not None:
                 seeds = seeds_by_pid.get(pid, no_seeds)
         else:
@@ -477,32 +520,61 @@ def check_submission(
                     seeds = seeds_by_pid[pid]
 
         if len(tracks) != n:
-            add(_violation("wrong_count", lineno, pid,
-                           f"{len(tracks)} track URIs, expected exactly {n}"))
+            add(
+                _violation(
+                    "wrong_count", lineno, pid, f"{len(tracks)} track URIs, expected exactly {n}"
+                )
+            )
         if len(uniq) != len(tracks):
             dups = [u for u, c in Counter(tracks).items() if c > 1]
-            add(_violation("duplicate_track", lineno, pid,
-                           f"{len(dups)} track URI(s) listed more than once: {_examples(dups)}"))
+            add(
+                _violation(
+                    "duplicate_track",
+                    lineno,
+                    pid,
+                    f"{len(dups)} track URI(s) listed more than once: {_examples(dups)}",
+                )
+            )
         if seeds and not seeds.isdisjoint(uniq):
             given = [u for u in tracks if u in seeds]
-            add(_violation("seed_track", lineno, pid,
-                           f"{len(given)} seed track(s) of this playlist recommended: "
-                           f"{_examples(given)}"))
+            add(
+                _violation(
+                    "seed_track",
+                    lineno,
+                    pid,
+                    f"{len(given)} seed track(s) of this playlist recommended: {_examples(given)}",
+                )
+            )
         if strict_uris and tracks and _URI_ROW_RE.fullmatch(",".join(tracks)) is None:
             bad = [u for u in tracks if _URI_RE.fullmatch(u) is None]
-            add(_violation("bad_uri", lineno, pid,
-                           f"{len(bad)} malformed track URI(s) (expected {_URI_PREFIX!r} and "
-                           f"22 letters or digits): {_examples(bad)}"))
+            add(
+                _violation(
+                    "bad_uri",
+                    lineno,
+                    pid,
+                    f"{len(bad)} malformed track URI(s) (expected {_URI_PREFIX!r} and "
+                    f"22 letters or digits): {_examples(bad)}",
+                )
+            )
 
     if not started:
-        add(_violation("no_team_info", None, None,
-                       "no data lines: expected team_info,<team name>,<email> then one line "
-                       "per challenge playlist"))
+        add(
+            _violation(
+                "no_team_info",
+                None,
+                None,
+                "no data lines: expected team_info,<team name>,<email> then one line "
+                "per challenge playlist",
+            )
+        )
     if seeds_by_pid is not None:
         for pid in seeds_by_pid:
             if pid not in first_line:
-                add(_violation("missing_pid", None, pid,
-                               "challenge playlist has no line in the submission"))
+                add(
+                    _violation(
+                        "missing_pid", None, pid, "challenge playlist has no line in the submission"
+                    )
+                )
     return report
 
 

@@ -33,13 +33,19 @@ from segue.progress import Progress
 
 log = logging.getLogger(__name__)
 
-_BLOCK_WORK = 400_000_000   # accumulator updates per block (bounds a block's time, not its memory)
-_MAX_BLOCK_ROWS = 65_536    # rows per block (bounds a block's output buffer: rows × k × 8 bytes)
+_BLOCK_WORK = 400_000_000  # accumulator updates per block (bounds a block's time, not its memory)
+_MAX_BLOCK_ROWS = 65_536  # rows per block (bounds a block's output buffer: rows × k × 8 bytes)
 
 
-def top_k_cooccurrence(weights: sp.csr_matrix, k: int, *, row_factor: np.ndarray | None = None,
-                       column_factor: np.ndarray | None = None, num_threads: int = 0,
-                       description: str = "co-occurrence") -> sp.csr_matrix:
+def top_k_cooccurrence(
+    weights: sp.csr_matrix,
+    k: int,
+    *,
+    row_factor: np.ndarray | None = None,
+    column_factor: np.ndarray | None = None,
+    num_threads: int = 0,
+    description: str = "co-occurrence",
+) -> sp.csr_matrix:
     """Each track's ``k`` best neighbours (see the module docstring).
 
     ``weights``: CSR float [p, t]; ``row_factor``, ``column_factor``: float [t] (default 1);
@@ -52,18 +58,30 @@ def top_k_cooccurrence(weights: sp.csr_matrix, k: int, *, row_factor: np.ndarray
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    by_playlist = weights if weights.dtype == np.float32 and sp.isspmatrix_csr(weights) else \
-        sp.csr_matrix(weights, dtype=np.float32)
+    by_playlist = (
+        weights
+        if weights.dtype == np.float32 and sp.isspmatrix_csr(weights)
+        else sp.csr_matrix(weights, dtype=np.float32)
+    )
     by_playlist.sort_indices()
-    by_track = sp.csr_matrix(by_playlist.T)                             # [t, p]
+    by_track = sp.csr_matrix(by_playlist.T)  # [t, p]
     by_track.sort_indices()
     n = by_playlist.shape[1]
     row_factor = np.ones(n) if row_factor is None else np.asarray(row_factor, dtype=np.float64)
-    column_factor = np.ones(n) if column_factor is None else np.asarray(column_factor, dtype=np.float64)
+    column_factor = (
+        np.ones(n) if column_factor is None else np.asarray(column_factor, dtype=np.float64)
+    )
     # Work of track i: the playlist entries it walks, Σ over its playlists of their lengths.
     lengths = np.diff(by_playlist.indptr).astype(np.float64)
-    work = sp.csr_matrix((np.ones(by_track.nnz), by_track.indices, by_track.indptr), shape=by_track.shape) @ lengths
-    threads = max(1, min(num_threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
+    work = (
+        sp.csr_matrix(
+            (np.ones(by_track.nnz), by_track.indices, by_track.indptr), shape=by_track.shape
+        )
+        @ lengths
+    )
+    threads = max(
+        1, min(num_threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+    )
     previous = numba.get_num_threads()
     numba.set_num_threads(threads)
     # The result is written in place into buffers sized by an upper bound of what is kept (a row
@@ -84,13 +102,28 @@ def top_k_cooccurrence(weights: sp.csr_matrix, k: int, *, row_factor: np.ndarray
             out_idx = np.empty((stop - start, k), dtype=np.int32)
             out_val = np.empty((stop - start, k), dtype=np.float32)
             out_n = np.zeros(stop - start, dtype=np.int64)
-            _block(by_track.indptr, by_track.indices, by_track.data, by_playlist.indptr, by_playlist.indices,
-                   by_playlist.data, row_factor, column_factor, start, stop, k, threads, out_idx, out_val, out_n)
+            _block(
+                by_track.indptr,
+                by_track.indices,
+                by_track.data,
+                by_playlist.indptr,
+                by_playlist.indices,
+                by_playlist.data,
+                row_factor,
+                column_factor,
+                start,
+                stop,
+                k,
+                threads,
+                out_idx,
+                out_val,
+                out_n,
+            )
             keep = np.arange(k)[None, :] < out_n[:, None]
             at = indptr[start]
-            indptr[start + 1:stop + 1] = at + np.cumsum(out_n)
-            indices[at:indptr[stop]] = out_idx[keep]
-            data[at:indptr[stop]] = out_val[keep]
+            indptr[start + 1 : stop + 1] = at + np.cumsum(out_n)
+            indices[at : indptr[stop]] = out_idx[keep]
+            data[at : indptr[stop]] = out_val[keep]
             progress.advance(stop - start)
             start = stop
     finally:
@@ -103,8 +136,23 @@ def top_k_cooccurrence(weights: sp.csr_matrix, k: int, *, row_factor: np.ndarray
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _block(t_indptr, t_indices, t_data, p_indptr, p_indices, p_data, row_factor, column_factor,
-           start, stop, k, n_threads, out_idx, out_val, out_n):  # pragma: no cover - compiled
+def _block(
+    t_indptr,
+    t_indices,
+    t_data,
+    p_indptr,
+    p_indices,
+    p_data,
+    row_factor,
+    column_factor,
+    start,
+    stop,
+    k,
+    n_threads,
+    out_idx,
+    out_val,
+    out_n,
+):  # pragma: no cover - compiled
     rows = stop - start
     n = len(column_factor)
     # Rows interleaved over the threads (row r to thread r mod T) balance popular and rare tracks.
@@ -168,7 +216,9 @@ def _block(t_indptr, t_indices, t_data, p_indptr, p_indices, p_data, row_factor,
                 seen[touched[x]] = False
 
 
-def write_cooccurrence(data_dir: Path, out_dir: Path, *, k: int = 50, top: int = 50, num_threads: int = 0) -> dict:
+def write_cooccurrence(
+    data_dir: Path, out_dir: Path, *, k: int = 50, top: int = 50, num_threads: int = 0
+) -> dict:
     """The co-occurrence table of an ingested dataset: each track's ``k`` most frequent companions.
 
     Writes (whole or not at all) ``cooccurrence.parquet`` (``track_id``, ``neighbor_id`` int32,
@@ -186,25 +236,48 @@ def write_cooccurrence(data_dir: Path, out_dir: Path, *, k: int = 50, top: int =
     data = PlaylistData.load(data_dir)
     if data.n_playlists == 0 or data.matrix.nnz == 0:
         raise SegueError(f"{data_dir}: the dataset has no playlist tracks to count")
-    counts = top_k_cooccurrence(data.matrix, k, num_threads=num_threads, description="co-occurrence")
+    counts = top_k_cooccurrence(
+        data.matrix, k, num_threads=num_threads, description="co-occurrence"
+    )
     rows = np.repeat(np.arange(counts.shape[0], dtype=np.int32), np.diff(counts.indptr))
     values = np.rint(counts.data).astype(np.int32)
     order = np.lexsort((counts.indices, -values, rows))
-    table = pa.table({"track_id": rows[order], "neighbor_id": counts.indices[order].astype(np.int32),
-                      "count": values[order]})
+    table = pa.table(
+        {
+            "track_id": rows[order],
+            "neighbor_id": counts.indices[order].astype(np.int32),
+            "count": values[order],
+        }
+    )
     # The most frequent pairs, each once (i < j).
     once = np.flatnonzero(rows < counts.indices)
     best = once[np.lexsort((counts.indices[once], rows[once], -values[once]))[:top]]
-    catalog = pq.read_table(Path(data_dir) / schema.TRACKS_FILE, columns=[schema.TRACK_NAME, schema.ARTIST_NAME])
-    names = [f"{t} — {a}" for t, a in zip(catalog.column(schema.TRACK_NAME).to_pylist(),
-                                            catalog.column(schema.ARTIST_NAME).to_pylist(), strict=True)]
-    lines = [f"# Most frequent track pairs ({data.n_playlists:,} playlists)", "",
-             "| # | track | track | playlists with both |", "|---|---|---|---|"]
+    catalog = pq.read_table(
+        Path(data_dir) / schema.TRACKS_FILE, columns=[schema.TRACK_NAME, schema.ARTIST_NAME]
+    )
+    names = [
+        f"{t} — {a}"
+        for t, a in zip(
+            catalog.column(schema.TRACK_NAME).to_pylist(),
+            catalog.column(schema.ARTIST_NAME).to_pylist(),
+            strict=True,
+        )
+    ]
+    lines = [
+        f"# Most frequent track pairs ({data.n_playlists:,} playlists)",
+        "",
+        "| # | track | track | playlists with both |",
+        "|---|---|---|---|",
+    ]
     for rank, e in enumerate(best.tolist(), 1):
         lines.append(f"| {rank} | {names[rows[e]]} | {names[counts.indices[e]]} | {values[e]:,} |")
-    summary = {"tracks": int(counts.shape[0]), "pairs_kept": int(counts.nnz), "k": k,
-               "tracks_with_companions": int(np.count_nonzero(np.diff(counts.indptr))),
-               "top_pair_count": int(values.max(initial=0))}
+    summary = {
+        "tracks": int(counts.shape[0]),
+        "pairs_kept": int(counts.nnz),
+        "k": k,
+        "tracks_with_companions": int(np.count_nonzero(np.diff(counts.indptr))),
+        "top_pair_count": int(values.max(initial=0)),
+    }
     with atomic_dir(Path(out_dir)) as tmp:
         pq.write_table(table, tmp / "cooccurrence.parquet", compression="zstd")
         write_text(tmp / "top_pairs.md", "\n".join(lines) + "\n")

@@ -49,9 +49,23 @@ def feature_names(components: list[str]) -> list[str]:
     ['itemknn:score', 'itemknn:rank', 'lists']
     """
     per_component = [f"{c}:{kind}" for c in components for kind in ("score", "rank")]
-    return [*per_component, "lists", "blend", "blend_rank", "log_popularity", "artist_share", "album_share",
-            "cooc_max", "cooc_mean", "cooc_share", "cooc_log_count", "artist_cooc_max", "artist_cooc_mean",
-            "artist_cooc_share", *QUERY_FEATURES]
+    return [
+        *per_component,
+        "lists",
+        "blend",
+        "blend_rank",
+        "log_popularity",
+        "artist_share",
+        "album_share",
+        "cooc_max",
+        "cooc_mean",
+        "cooc_share",
+        "cooc_log_count",
+        "artist_cooc_max",
+        "artist_cooc_mean",
+        "artist_cooc_share",
+        *QUERY_FEATURES,
+    ]
 
 
 @dataclass
@@ -81,7 +95,10 @@ def lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     matrix = sp.csr_matrix(matrix)
     matrix.sort_indices()
     stride = np.int64(matrix.shape[1])
-    keys = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * stride + matrix.indices
+    keys = (
+        np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr)) * stride
+        + matrix.indices
+    )
     wanted = np.asarray(rows, dtype=np.int64) * stride + np.asarray(cols, dtype=np.int64)
     at = np.minimum(np.searchsorted(keys, wanted), max(len(keys) - 1, 0))
     found = (keys[at] == wanted) if len(keys) else np.zeros(len(wanted), dtype=bool)
@@ -104,7 +121,9 @@ def row_ranks(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix((place, matrix.indices.copy(), matrix.indptr.copy()), shape=matrix.shape)
 
 
-def pool(lists: list[sp.csr_matrix], n_candidates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pool(
+    lists: list[sp.csr_matrix], n_candidates: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The union of the scaled lists, best ``n_candidates`` by blended score per row.
 
     Returns ``indptr`` int64 [b + 1], ``track_ids`` int64 [m] and ``blend`` float32 [m], grouped by
@@ -135,18 +154,30 @@ class Cooccurrence:
         from segue.features.cooccurrence import top_k_cooccurrence
 
         n_artists = max(int(track_artist.max(initial=-1)) + 1, 1)
-        to_artist = sp.csr_matrix((np.ones(len(track_artist), np.float32), (np.arange(len(track_artist)), track_artist)),
-                                  shape=(len(track_artist), n_artists))
+        to_artist = sp.csr_matrix(
+            (np.ones(len(track_artist), np.float32), (np.arange(len(track_artist)), track_artist)),
+            shape=(len(track_artist), n_artists),
+        )
         by_artist = sp.csr_matrix(matrix @ to_artist)
         by_artist.data[:] = 1
-        return cls(top_k_cooccurrence(matrix, k, description="co-occurring tracks"),
-                   top_k_cooccurrence(by_artist, k, description="co-occurring artists"),
-                   np.diff(sp.csc_matrix(by_artist).indptr).astype(np.int64))
+        return cls(
+            top_k_cooccurrence(matrix, k, description="co-occurring tracks"),
+            top_k_cooccurrence(by_artist, k, description="co-occurring artists"),
+            np.diff(sp.csc_matrix(by_artist).indptr).astype(np.int64),
+        )
 
 
-def candidate_features(lists: list[sp.csr_matrix], queries, groups: np.ndarray, popularity: np.ndarray,
-                       track_artist: np.ndarray, track_album: np.ndarray, cooccurrence: Cooccurrence,
-                       n_candidates: int, depth: int) -> Candidates:
+def candidate_features(
+    lists: list[sp.csr_matrix],
+    queries,
+    groups: np.ndarray,
+    popularity: np.ndarray,
+    track_artist: np.ndarray,
+    track_album: np.ndarray,
+    cooccurrence: Cooccurrence,
+    n_candidates: int,
+    depth: int,
+) -> Candidates:
     """The pool of a batch and its features (see the module docstring).
 
     ``lists``: per component CSR float32 [b, n_tracks] scaled lists; ``queries``: the batch
@@ -172,47 +203,83 @@ def candidate_features(lists: list[sp.csr_matrix], queries, groups: np.ndarray, 
     n_artists = np.int64(len(cooccurrence.artist_popularity))
     seed_artists = sp.csr_matrix(artist_counts[:, :n_artists])
     seed_artists.data[:] = 1
-    pairs, inverse = np.unique(rows.astype(np.int64) * n_artists + track_artist[track_ids], return_inverse=True)
+    pairs, inverse = np.unique(
+        rows.astype(np.int64) * n_artists + track_artist[track_ids], return_inverse=True
+    )
     pair_indptr = np.searchsorted(pairs // n_artists, np.arange(len(indptr)))
-    artist_cooc = _stats(cooccurrence.artists, cooccurrence.artist_popularity, seed_artists, pair_indptr,
-                         pairs % n_artists)[inverse.reshape(-1)]
+    artist_cooc = _stats(
+        cooccurrence.artists,
+        cooccurrence.artist_popularity,
+        seed_artists,
+        pair_indptr,
+        pairs % n_artists,
+    )[inverse.reshape(-1)]
     per_seed_artist = 1.0 / np.maximum(np.diff(seed_artists.indptr), 1)
     titled = np.array([bool((t or "").strip()) for t in queries.titles], dtype=np.float64)
-    columns += [in_lists, blend, np.arange(len(track_ids)) - indptr[rows] + 1.0,
-                np.log1p(popularity[track_ids].astype(np.float64)),
-                lookup(artist_counts, rows, track_artist[track_ids]) * per_seed[rows],
-                lookup(album_counts, rows, track_album[track_ids]) * per_seed[rows],
-                cooc[:, 0], cooc[:, 1] * per_seed[rows], cooc[:, 2] * per_seed[rows], np.log1p(cooc[:, 3]),
-                artist_cooc[:, 0], artist_cooc[:, 1] * per_seed_artist[rows], artist_cooc[:, 2] * per_seed_artist[rows],
-                seed_count[rows], titled[rows], np.asarray(groups, dtype=np.float64)[rows]]
-    features = np.column_stack(columns).astype(np.float32) if len(track_ids) else \
-        np.zeros((0, len(columns)), dtype=np.float32)
+    columns += [
+        in_lists,
+        blend,
+        np.arange(len(track_ids)) - indptr[rows] + 1.0,
+        np.log1p(popularity[track_ids].astype(np.float64)),
+        lookup(artist_counts, rows, track_artist[track_ids]) * per_seed[rows],
+        lookup(album_counts, rows, track_album[track_ids]) * per_seed[rows],
+        cooc[:, 0],
+        cooc[:, 1] * per_seed[rows],
+        cooc[:, 2] * per_seed[rows],
+        np.log1p(cooc[:, 3]),
+        artist_cooc[:, 0],
+        artist_cooc[:, 1] * per_seed_artist[rows],
+        artist_cooc[:, 2] * per_seed_artist[rows],
+        seed_count[rows],
+        titled[rows],
+        np.asarray(groups, dtype=np.float64)[rows],
+    ]
+    features = (
+        np.column_stack(columns).astype(np.float32)
+        if len(track_ids)
+        else np.zeros((0, len(columns)), dtype=np.float32)
+    )
     return Candidates(indptr, track_ids, features)
 
 
-def _stats(cooccurrence: sp.csr_matrix, popularity: np.ndarray, seeds: sp.csr_matrix, indptr: np.ndarray,
-           ids: np.ndarray) -> np.ndarray:
+def _stats(
+    cooccurrence: sp.csr_matrix,
+    popularity: np.ndarray,
+    seeds: sp.csr_matrix,
+    indptr: np.ndarray,
+    ids: np.ndarray,
+) -> np.ndarray:
     """float64 [m, 4] of :func:`_cooccurrence_stats` for CSR ``seeds`` [b, n] and pooled ``ids``
     grouped by ``indptr``."""
     # The co-occurrence arrays and the popularity go in as they are (numba compiles per dtype):
     # converting them costs a copy of the whole matrix per batch (0.1 s on a 3,000-playlist model).
-    return _cooccurrence_stats(cooccurrence.indptr, cooccurrence.indices, cooccurrence.data, np.asarray(popularity),
-                               seeds.indptr.astype(np.int64), seeds.indices.astype(np.int64),
-                               np.asarray(indptr, dtype=np.int64), np.asarray(ids, dtype=np.int64))
+    return _cooccurrence_stats(
+        cooccurrence.indptr,
+        cooccurrence.indices,
+        cooccurrence.data,
+        np.asarray(popularity),
+        seeds.indptr.astype(np.int64),
+        seeds.indices.astype(np.int64),
+        np.asarray(indptr, dtype=np.int64),
+        np.asarray(ids, dtype=np.int64),
+    )
 
 
 def _grouped_counts(seeds: sp.csr_matrix, key: np.ndarray) -> sp.csr_matrix:
     """CSR [b, max key + 1]: per query, how many of its distinct seeds have each key (artist, album)."""
     rows = np.repeat(np.arange(seeds.shape[0]), np.diff(seeds.indptr))
     width = int(key.max(initial=-1)) + 1 if len(key) else 1
-    counts = sp.csr_matrix((np.ones(len(rows)), (rows, key[seeds.indices])), shape=(seeds.shape[0], max(width, 1)))
+    counts = sp.csr_matrix(
+        (np.ones(len(rows)), (rows, key[seeds.indices])), shape=(seeds.shape[0], max(width, 1))
+    )
     counts.sum_duplicates()
     return counts
 
 
 @numba.njit(cache=True, parallel=True)
-def _cooccurrence_stats(c_indptr, c_indices, c_data, popularity, s_indptr, s_indices, indptr,
-                        track_ids):  # pragma: no cover - compiled
+def _cooccurrence_stats(
+    c_indptr, c_indices, c_data, popularity, s_indptr, s_indices, indptr, track_ids
+):  # pragma: no cover - compiled
     """float64 [m, 4] per candidate: max confidence, summed confidence, seeds co-occurring, max count.
 
     Each query's candidates (``track_ids[indptr[r]:indptr[r + 1]]``) are sorted once; every seed's

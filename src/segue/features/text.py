@@ -52,7 +52,7 @@ _EMOJI_NOISE = {cp: None for cp in (*range(0x1F3FB, 0x1F400), 0xFE0F)}
 _OPEN, _CLOSE = "\x02", "\x03"
 _REPEATED_EMOJI_RE = re.compile(f"({_OPEN}[^{_CLOSE}]*{_CLOSE})(?:\\s*\\1)+")
 _APOSTROPHE_RE = re.compile("['’‘`´]")
-_NON_WORD_RE = re.compile(r"[\W_]+")          # anything but letters and digits
+_NON_WORD_RE = re.compile(r"[\W_]+")  # anything but letters and digits
 _STRETCH_RE = re.compile(r"([^\W\d_])\1{2,}")  # a letter 3+ times in a row
 _STEMMER = snowballstemmer.stemmer("english")
 
@@ -91,7 +91,9 @@ def normalize_title(title: str | None) -> str:
         text = emoji.demojize(text, language="alias", delimiters=(_OPEN, _CLOSE))
         text = _REPEATED_EMOJI_RE.sub(r"\1", text)
         text = unicodedata.normalize("NFKD", text)
-        text = unicodedata.normalize("NFC", "".join(c for c in text if not unicodedata.combining(c)))
+        text = unicodedata.normalize(
+            "NFC", "".join(c for c in text if not unicodedata.combining(c))
+        )
     text = _APOSTROPHE_RE.sub("", text.casefold()).replace("&", " and ")
     text = _STRETCH_RE.sub(r"\1", _NON_WORD_RE.sub(" ", text))
     return " ".join(_stem(word) for word in text.split())
@@ -124,7 +126,7 @@ def factorize_titles(titles: Iterable[str | None]) -> TitleFactors:
     """
     index: dict[str, int] = {}
     raw_codes = np.fromiter((index.setdefault(t or "", len(index)) for t in titles), dtype=np.int64)
-    raw = list(index)                                   # distinct raw titles, first-seen order
+    raw = list(index)  # distinct raw titles, first-seen order
     keys = [normalize_title(t) for t in raw]
     uniques = sorted(set(keys) - {""})
     key_index = {k: i for i, k in enumerate(uniques)}
@@ -134,7 +136,9 @@ def factorize_titles(titles: Iterable[str | None]) -> TitleFactors:
     raw_counts = np.bincount(raw_codes, minlength=len(raw))
     keep = np.flatnonzero(raw_to_key >= 0)
     order = keep[np.lexsort((keep, -raw_counts[keep], raw_to_key[keep]))]
-    first = order[np.r_[True, raw_to_key[order][1:] != raw_to_key[order][:-1]]] if len(order) else order
+    first = (
+        order[np.r_[True, raw_to_key[order][1:] != raw_to_key[order][:-1]]] if len(order) else order
+    )
     examples = [raw[r].strip() for r in first.tolist()]
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques)).astype(np.int64)
     return TitleFactors(uniques, codes.astype(np.int32), examples, counts)
@@ -147,5 +151,5 @@ def normalize_titles(titles: Iterable[str | None]) -> list[str]:
     ['chill', 'chill', '', 'workout']
     """
     factors = factorize_titles(titles)
-    table = [*factors.uniques, ""]                       # code -1 picks the trailing ""
+    table = [*factors.uniques, ""]  # code -1 picks the trailing ""
     return [table[c] for c in factors.codes.tolist()]

@@ -67,7 +67,7 @@ PCA_FIGURE = "cluster_pca.png"
 TSNE_FIGURE = "cluster_tsne.png"
 SILHOUETTE_FIGURE = "silhouette.png"
 THEMES_FILE = "latent_themes.parquet"
-CHUNK_ROWS = 50_000      # playlists per chunk of the sparse products (bounds memory)
+CHUNK_ROWS = 50_000  # playlists per chunk of the sparse products (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -105,14 +105,18 @@ class ClusterSettings:
             if self.k < 2:
                 raise SegueError(f"k must be at least 2, got {self.k}")
             if self.k > sample:
-                raise SegueError(f"k = {self.k} is larger than the sample of {sample:,} playlists "
-                                 f"({n_playlists:,} in the dataset): choose a smaller k")
+                raise SegueError(
+                    f"k = {self.k} is larger than the sample of {sample:,} playlists "
+                    f"({n_playlists:,} in the dataset): choose a smaller k"
+                )
         else:
             if not 2 <= self.k_min <= self.k_max:
                 raise SegueError(f"k range {self.k_min}..{self.k_max}: need 2 ≤ k_min ≤ k_max")
             if self.k_max >= sample:
-                raise SegueError(f"k_max = {self.k_max} is not smaller than the silhouette sample of "
-                                 f"{sample:,} playlists ({n_playlists:,} in the dataset): lower --k-max")
+                raise SegueError(
+                    f"k_max = {self.k_max} is not smaller than the silhouette sample of "
+                    f"{sample:,} playlists ({n_playlists:,} in the dataset): lower --k-max"
+                )
         for name in ("max_features", "min_df", "ngram_max", "top", "plot_sample"):
             if getattr(self, name) < 1:
                 raise SegueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -121,6 +125,7 @@ class ClusterSettings:
 
 
 # --- text features ------------------------------------------------------------------------------
+
 
 @dataclass
 class TextFeatures:
@@ -144,15 +149,23 @@ class TextFeatures:
         """Term counts of playlist ``rows``: float32 CSR [len(rows), v], each term once per row."""
         codes = self.title_codes[rows]
         has = np.flatnonzero(codes >= 0)
-        pick = sp.csr_matrix((np.ones(len(has), np.float32), (has, codes[has])),
-                             shape=(len(codes), self.title_terms.shape[0]))
+        pick = sp.csr_matrix(
+            (np.ones(len(has), np.float32), (has, codes[has])),
+            shape=(len(codes), self.title_terms.shape[0]),
+        )
         return (matrix[rows] @ self.track_terms + pick @ self.title_terms).tocsr()
 
     def restricted(self, columns: np.ndarray) -> TextFeatures:
         """The same features over the terms ``columns`` only (idf left empty)."""
-        return TextFeatures(self.terms[columns], np.zeros(0, np.float32), self.track_terms[:, columns].tocsr(),
-                            self.title_terms[:, columns].tocsr(), self.title_codes, self.title_keys,
-                            self.title_examples)
+        return TextFeatures(
+            self.terms[columns],
+            np.zeros(0, np.float32),
+            self.track_terms[:, columns].tocsr(),
+            self.title_terms[:, columns].tocsr(),
+            self.title_codes,
+            self.title_keys,
+            self.title_examples,
+        )
 
     def tfidf(self, matrix: sp.csr_matrix, rows) -> sp.csr_matrix:
         """TF-IDF rows (raw counts × idf, L2-normalised): float32 CSR [len(rows), v]."""
@@ -170,8 +183,9 @@ def _stop_words() -> list[str]:
     return sorted(set(ENGLISH_STOP_WORDS) | {normalize_title(w) for w in ENGLISH_STOP_WORDS} - {""})
 
 
-def build_features(data: PlaylistData, track_names: list, artist_names: list,
-                   settings: ClusterSettings) -> TextFeatures:
+def build_features(
+    data: PlaylistData, track_names: list, artist_names: list, settings: ClusterSettings
+) -> TextFeatures:
     """The vocabulary, idf and per-track / per-title term rows (see the module docstring)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -179,36 +193,65 @@ def build_features(data: PlaylistData, track_names: list, artist_names: list,
     titles = factorize_titles(data.names)
     names = factorize_titles(track_names)
     artists = factorize_titles(artist_names)
-    log.info("clustering: %s distinct titles, %s track names, %s artist names normalised in %.1f s",
-             f"{len(titles.uniques):,}", f"{len(names.uniques):,}", f"{len(artists.uniques):,}",
-             time.perf_counter() - start)
-    vectorizer = CountVectorizer(lowercase=False, stop_words=_stop_words(), ngram_range=(1, settings.ngram_max),
-                                 token_pattern=r"(?u)\b\w\w+\b", dtype=np.float32)
+    log.info(
+        "clustering: %s distinct titles, %s track names, %s artist names normalised in %.1f s",
+        f"{len(titles.uniques):,}",
+        f"{len(names.uniques):,}",
+        f"{len(artists.uniques):,}",
+        time.perf_counter() - start,
+    )
+    vectorizer = CountVectorizer(
+        lowercase=False,
+        stop_words=_stop_words(),
+        ngram_range=(1, settings.ngram_max),
+        token_pattern=r"(?u)\b\w\w+\b",
+        dtype=np.float32,
+    )
     documents = [*titles.uniques, *names.uniques, *artists.uniques]
     if not documents:
         raise SegueError("no playlist has a title, track name or artist name to cluster on")
     try:
         counts = vectorizer.fit_transform(documents).tocsr()
-    except ValueError:   # every document was stop words only
-        raise SegueError("the titles and names hold no words to cluster on (only stop words)") from None
+    except ValueError:  # every document was stop words only
+        raise SegueError(
+            "the titles and names hold no words to cluster on (only stop words)"
+        ) from None
     terms = vectorizer.get_feature_names_out()
     n_titles, n_names = len(titles.uniques), len(names.uniques)
-    title_rows, name_rows, artist_rows = counts[:n_titles], counts[n_titles:n_titles + n_names], counts[n_titles + n_names:]
+    title_rows, name_rows, artist_rows = (
+        counts[:n_titles],
+        counts[n_titles : n_titles + n_names],
+        counts[n_titles + n_names :],
+    )
 
     def onehot(codes: np.ndarray, width: int) -> sp.csr_matrix:
         has = np.flatnonzero(codes >= 0)
-        return sp.csr_matrix((np.ones(len(has), np.float32), (has, codes[has])), shape=(len(codes), width))
+        return sp.csr_matrix(
+            (np.ones(len(has), np.float32), (has, codes[has])), shape=(len(codes), width)
+        )
 
-    track_terms = (onehot(names.codes, n_names) @ name_rows + onehot(artists.codes, len(artists.uniques))
-                   @ artist_rows).tocsr()
+    track_terms = (
+        onehot(names.codes, n_names) @ name_rows
+        + onehot(artists.codes, len(artists.uniques)) @ artist_rows
+    ).tocsr()
     # Total counts over the corpus pick the candidates; document frequencies decide.
-    total = (np.asarray(data.track_popularity, dtype=np.float64) @ track_terms
-             + np.bincount(titles.codes[titles.codes >= 0], minlength=n_titles).astype(np.float64) @ title_rows)
+    total = (
+        np.asarray(data.track_popularity, dtype=np.float64) @ track_terms
+        + np.bincount(titles.codes[titles.codes >= 0], minlength=n_titles).astype(np.float64)
+        @ title_rows
+    )
     total = np.asarray(total).ravel()
-    order = np.lexsort((np.arange(len(terms)), -total))      # most frequent first, ties by term
+    order = np.lexsort((np.arange(len(terms)), -total))  # most frequent first, ties by term
     order = order[total[order] > 0]
-    partial = TextFeatures(terms, np.zeros(0, np.float32), track_terms, title_rows, titles.codes, titles.uniques,
-                           titles.examples)
+    partial = TextFeatures(
+        terms,
+        np.zeros(0, np.float32),
+        track_terms,
+        title_rows,
+        titles.codes,
+        titles.uniques,
+        titles.examples,
+    )
     size = min(len(order), 4 * settings.max_features)
     while True:
         candidates = order[:size]
@@ -218,19 +261,36 @@ def build_features(data: PlaylistData, track_names: list, artist_names: list,
             break
         size = min(len(order), 4 * size)
     if len(eligible) == 0:
-        raise SegueError(f"no term is in at least min_df = {settings.min_df} playlists: lower --min-df")
-    chosen = np.sort(eligible[:settings.max_features])            # vocabulary order (alphabetical)
+        raise SegueError(
+            f"no term is in at least min_df = {settings.min_df} playlists: lower --min-df"
+        )
+    chosen = np.sort(eligible[: settings.max_features])  # vocabulary order (alphabetical)
     df_of = dict(zip(candidates.tolist(), df.tolist(), strict=True))
     df_chosen = np.array([df_of[c] for c in chosen.tolist()], dtype=np.float64)
     n = data.n_playlists
-    idf = (np.log((1 + n) / (1 + df_chosen)) + 1).astype(np.float32)   # sklearn's smooth idf
-    log.info("clustering: %s of %s terms kept (min_df %d) in %.1f s (RSS %.2f GiB)", f"{len(chosen):,}",
-             f"{len(terms):,}", settings.min_df, time.perf_counter() - start, rss_gib())
-    return TextFeatures(terms[chosen], idf, track_terms[:, chosen].tocsr(), title_rows[:, chosen].tocsr(),
-                        titles.codes, titles.uniques, titles.examples)
+    idf = (np.log((1 + n) / (1 + df_chosen)) + 1).astype(np.float32)  # sklearn's smooth idf
+    log.info(
+        "clustering: %s of %s terms kept (min_df %d) in %.1f s (RSS %.2f GiB)",
+        f"{len(chosen):,}",
+        f"{len(terms):,}",
+        settings.min_df,
+        time.perf_counter() - start,
+        rss_gib(),
+    )
+    return TextFeatures(
+        terms[chosen],
+        idf,
+        track_terms[:, chosen].tocsr(),
+        title_rows[:, chosen].tocsr(),
+        titles.codes,
+        titles.uniques,
+        titles.examples,
+    )
 
 
-def _document_frequency(matrix: sp.csr_matrix, features: TextFeatures, columns: np.ndarray) -> np.ndarray:
+def _document_frequency(
+    matrix: sp.csr_matrix, features: TextFeatures, columns: np.ndarray
+) -> np.ndarray:
     """Playlists holding each of ``columns``' terms: int64 [len(columns)], in row chunks."""
     df = np.zeros(len(columns), dtype=np.int64)
     n = matrix.shape[0]
@@ -239,14 +299,17 @@ def _document_frequency(matrix: sp.csr_matrix, features: TextFeatures, columns: 
         for start in range(0, n, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n)
             x = features.counts(matrix, slice(start, stop))
-            df += np.bincount(x.indices, minlength=len(columns))     # CSR rows hold each term once
+            df += np.bincount(x.indices, minlength=len(columns))  # CSR rows hold each term once
             bar.advance(stop - start)
     return df
 
 
 # --- clustering ---------------------------------------------------------------------------------
 
-def _embed(data: PlaylistData, features: TextFeatures, settings: ClusterSettings, rng: np.random.Generator):
+
+def _embed(
+    data: PlaylistData, features: TextFeatures, settings: ClusterSettings, rng: np.random.Generator
+):
     """Each playlist's vector: dense float32 [n, d] after the SVD, or the sparse TF-IDF rows."""
     n = data.n_playlists
     svd = None
@@ -275,7 +338,9 @@ def _embed(data: PlaylistData, features: TextFeatures, settings: ClusterSettings
     return vectors, svd
 
 
-def choose_k(sample: np.ndarray | sp.csr_matrix, settings: ClusterSettings) -> tuple[int, list[tuple[int, float]]]:
+def choose_k(
+    sample: np.ndarray | sp.csr_matrix, settings: ClusterSettings
+) -> tuple[int, list[tuple[int, float]]]:
     """The k of best silhouette on ``sample`` over k_min..k_max: (k, [(k, silhouette), …])."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import pairwise_distances, silhouette_score
@@ -287,15 +352,24 @@ def choose_k(sample: np.ndarray | sp.csr_matrix, settings: ClusterSettings) -> t
     with progress("silhouette over k", len(ks), "k") as bar:
         for k in ks:
             labels = KMeans(k, n_init="auto", random_state=settings.seed).fit_predict(sample)
-            score = silhouette_score(distances, labels, metric="precomputed") if len(np.unique(labels)) > 1 else -1.0
+            score = (
+                silhouette_score(distances, labels, metric="precomputed")
+                if len(np.unique(labels)) > 1
+                else -1.0
+            )
             curve.append((k, float(score)))
             bar.advance()
     best = max(curve, key=lambda kv: (kv[1], -kv[0]))
     return best[0], curve
 
 
-def cluster_playlists(data_dir: Path, out_dir: Path, *, settings: ClusterSettings | None = None,
-                      themes: Path | None = None) -> dict:
+def cluster_playlists(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    settings: ClusterSettings | None = None,
+    themes: Path | None = None,
+) -> dict:
     """Cluster an ingested dataset's playlists; write assignments, profiles, figures, summary.
 
     Outputs under ``out_dir`` (all or nothing): ``assignments.parquet`` (pid, cluster),
@@ -312,10 +386,16 @@ def cluster_playlists(data_dir: Path, out_dir: Path, *, settings: ClusterSetting
     data = PlaylistData.load(data_dir)
     settings.check(data.n_playlists)
     themes_path = _themes_path(data_dir, themes)
-    catalog = pq.read_table(data_dir / schema.TRACKS_FILE, columns=[schema.TRACK_NAME, schema.ARTIST_NAME,
-                                                                   schema.ARTIST_ID])
-    features = build_features(data, catalog.column(schema.TRACK_NAME).to_pylist(),
-                              catalog.column(schema.ARTIST_NAME).to_pylist(), settings)
+    catalog = pq.read_table(
+        data_dir / schema.TRACKS_FILE,
+        columns=[schema.TRACK_NAME, schema.ARTIST_NAME, schema.ARTIST_ID],
+    )
+    features = build_features(
+        data,
+        catalog.column(schema.TRACK_NAME).to_pylist(),
+        catalog.column(schema.ARTIST_NAME).to_pylist(),
+        settings,
+    )
     rng = np.random.default_rng(settings.seed)
     vectors, svd = _embed(data, features, settings, rng)
     n = data.n_playlists
@@ -328,27 +408,43 @@ def cluster_playlists(data_dir: Path, out_dir: Path, *, settings: ClusterSetting
     kmeans = MiniBatchKMeans(k, random_state=settings.seed, batch_size=4096, n_init=3, max_iter=100)
     labels = kmeans.fit_predict(vectors).astype(np.int32)
     profiles = _profiles(data, features, labels, k, catalog, settings)
-    agreement = _theme_agreement(themes_path, data.pids, labels) if themes_path is not None else None
+    agreement = (
+        _theme_agreement(themes_path, data.pids, labels) if themes_path is not None else None
+    )
     plot_rows = np.sort(rng.choice(n, size=min(n, settings.plot_sample), replace=False))
     seconds = time.perf_counter() - start
     summary = {
         "data": str(data_dir),
         "n_playlists": n,
         "k": k,
-        "k_chosen_by": "given" if settings.k is not None else f"silhouette on {len(sample_rows):,} playlists",
+        "k_chosen_by": "given"
+        if settings.k is not None
+        else f"silhouette on {len(sample_rows):,} playlists",
         "silhouette": [{"k": kk, "silhouette": s} for kk, s in curve],
         "settings": asdict(settings),
         "n_features": len(features.terms),
         "svd_components": int(svd.n_components) if svd is not None else 0,
-        "svd_explained_variance": float(svd.explained_variance_ratio_.sum()) if svd is not None else None,
+        "svd_explained_variance": float(svd.explained_variance_ratio_.sum())
+        if svd is not None
+        else None,
         "themes": agreement,
-        "clusters": [{key: p[key] for key in ("cluster", "size", "share", "length_mean", "length_median")}
-                     for p in profiles],
+        "clusters": [
+            {key: p[key] for key in ("cluster", "size", "share", "length_mean", "length_median")}
+            for p in profiles
+        ],
         "seconds": round(seconds, 2),
     }
     with atomic_dir(out_dir) as tmp:
-        pq.write_table(pa.table({schema.PID: pa.array(data.pids, pa.int32()), "cluster": pa.array(labels, pa.int16())}),
-                       tmp / ASSIGNMENTS_FILE, compression="zstd")
+        pq.write_table(
+            pa.table(
+                {
+                    schema.PID: pa.array(data.pids, pa.int32()),
+                    "cluster": pa.array(labels, pa.int16()),
+                }
+            ),
+            tmp / ASSIGNMENTS_FILE,
+            compression="zstd",
+        )
         _write_csv(tmp / PROFILES_CSV, profiles)
         if curve:
             _write_csv(tmp / SILHOUETTE_CSV, [{"k": kk, "silhouette": s} for kk, s in curve])
@@ -363,7 +459,9 @@ def cluster_playlists(data_dir: Path, out_dir: Path, *, settings: ClusterSetting
 def _themes_path(data_dir: Path, themes: Path | None) -> Path | None:
     if themes is not None:
         if not Path(themes).is_file():
-            raise InputFileError(themes, "missing: expected a latent_themes.parquet written by `segue generate`")
+            raise InputFileError(
+                themes, "missing: expected a latent_themes.parquet written by `segue generate`"
+            )
         return Path(themes)
     try:
         source = orjson.loads((data_dir / schema.MANIFEST_FILE).read_bytes()).get("source")
@@ -405,8 +503,15 @@ def _theme_agreement(path: Path, pids: np.ndarray, labels: np.ndarray) -> dict:
 
 # --- profiles -----------------------------------------------------------------------------------
 
-def _profiles(data: PlaylistData, features: TextFeatures, labels: np.ndarray, k: int, catalog: pa.Table,
-              settings: ClusterSettings) -> list[dict]:
+
+def _profiles(
+    data: PlaylistData,
+    features: TextFeatures,
+    labels: np.ndarray,
+    k: int,
+    catalog: pa.Table,
+    settings: ClusterSettings,
+) -> list[dict]:
     n = data.n_playlists
     member = sp.csr_matrix((np.ones(n, np.float32), (labels, np.arange(n))), shape=(k, n))
     sizes = np.bincount(labels, minlength=k)
@@ -415,12 +520,14 @@ def _profiles(data: PlaylistData, features: TextFeatures, labels: np.ndarray, k:
     with progress("cluster profiles", n, "playlists") as bar:
         for start in range(0, n, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n)
-            term_sums += (member[:, start:stop] @ features.tfidf(data.matrix, slice(start, stop))).toarray()
+            term_sums += (
+                member[:, start:stop] @ features.tfidf(data.matrix, slice(start, stop))
+            ).toarray()
             bar.advance(stop - start)
-    track_counts = (member @ data.matrix).tocsr()                     # [k, n_tracks] playlists
+    track_counts = (member @ data.matrix).tocsr()  # [k, n_tracks] playlists
     artist_ids = catalog.column(schema.ARTIST_ID).to_numpy()
     n_artists = int(artist_ids.max()) + 1 if len(artist_ids) else 0
-    first_track = np.zeros(n_artists, dtype=np.int64)                 # a track of each artist: its name
+    first_track = np.zeros(n_artists, dtype=np.int64)  # a track of each artist: its name
     present, first = np.unique(artist_ids, return_index=True)
     first_track[present] = first
     track_names = catalog.column(schema.TRACK_NAME)
@@ -429,7 +536,7 @@ def _profiles(data: PlaylistData, features: TextFeatures, labels: np.ndarray, k:
     has_title = features.title_codes >= 0
     top = settings.top
     out = []
-    for c in range(k):   # per cluster (k ≤ a few dozen), never per playlist
+    for c in range(k):  # per cluster (k ≤ a few dozen), never per playlist
         row = track_counts[c]
         tracks, counts = row.indices, row.data
         best_tracks = tracks[np.lexsort((tracks, -counts))[:top]]
@@ -440,25 +547,34 @@ def _profiles(data: PlaylistData, features: TextFeatures, labels: np.ndarray, k:
         best_terms = np.lexsort((np.arange(len(mean_terms)), -mean_terms))[:top]
         best_terms = best_terms[mean_terms[best_terms] > 0]
         in_cluster = labels == c
-        title_counts = np.bincount(features.title_codes[in_cluster & has_title], minlength=len(features.title_keys))
+        title_counts = np.bincount(
+            features.title_codes[in_cluster & has_title], minlength=len(features.title_keys)
+        )
         best_titles = np.lexsort((np.arange(len(title_counts)), -title_counts))[:top]
         best_titles = best_titles[title_counts[best_titles] > 0]
         member_lengths = lengths[in_cluster]
-        out.append({
-            "cluster": c,
-            "size": int(sizes[c]),
-            "share": float(sizes[c] / n),
-            "top_terms": [str(t) for t in features.terms[best_terms]],
-            "top_titles": [features.title_examples[t] for t in best_titles.tolist()],
-            "top_artists": artist_names.take(pa.array(first_track[best_artists])).to_pylist(),
-            "top_tracks": [f"{t} — {a}" for t, a in zip(track_names.take(pa.array(best_tracks)).to_pylist(),
-                                                         artist_names.take(pa.array(best_tracks)).to_pylist(),
-                                                         strict=True)],
-            "length_mean": float(member_lengths.mean()) if len(member_lengths) else 0.0,
-            "length_median": float(np.median(member_lengths)) if len(member_lengths) else 0.0,
-            "length_min": int(member_lengths.min()) if len(member_lengths) else 0,
-            "length_max": int(member_lengths.max()) if len(member_lengths) else 0,
-        })
+        out.append(
+            {
+                "cluster": c,
+                "size": int(sizes[c]),
+                "share": float(sizes[c] / n),
+                "top_terms": [str(t) for t in features.terms[best_terms]],
+                "top_titles": [features.title_examples[t] for t in best_titles.tolist()],
+                "top_artists": artist_names.take(pa.array(first_track[best_artists])).to_pylist(),
+                "top_tracks": [
+                    f"{t} — {a}"
+                    for t, a in zip(
+                        track_names.take(pa.array(best_tracks)).to_pylist(),
+                        artist_names.take(pa.array(best_tracks)).to_pylist(),
+                        strict=True,
+                    )
+                ],
+                "length_mean": float(member_lengths.mean()) if len(member_lengths) else 0.0,
+                "length_median": float(np.median(member_lengths)) if len(member_lengths) else 0.0,
+                "length_min": int(member_lengths.min()) if len(member_lengths) else 0,
+                "length_max": int(member_lengths.max()) if len(member_lengths) else 0,
+            }
+        )
     return out
 
 
@@ -483,38 +599,64 @@ def _markdown(summary: dict, profiles: list[dict]) -> str:
         f"{summary['n_playlists']:,} playlists in **k = {summary['k']}** clusters (k {summary['k_chosen_by']}). "
         f"TF-IDF over titles, track names and artist names: {summary['n_features']:,} terms "
         f"(max {s['max_features']:,}, min_df {s['min_df']}, 1–{s['ngram_max']}-grams, English stop words)"
-        + (f", reduced by a truncated SVD to {summary['svd_components']} dimensions "
-           f"({summary['svd_explained_variance']:.1%} of the variance)" if summary["svd_components"] else "")
+        + (
+            f", reduced by a truncated SVD to {summary['svd_components']} dimensions "
+            f"({summary['svd_explained_variance']:.1%} of the variance)"
+            if summary["svd_components"]
+            else ""
+        )
         + f"; MiniBatchKMeans, seed {s['seed']}.",
         "",
     ]
     if summary["silhouette"]:
         best = max(summary["silhouette"], key=lambda r: r["silhouette"])
-        lines += [f"Silhouette (higher is better) peaked at k = {best['k']} ({best['silhouette']:.3f}); "
-                  "the curve is in `silhouette.csv` / `silhouette.png`.", ""]
+        lines += [
+            f"Silhouette (higher is better) peaked at k = {best['k']} ({best['silhouette']:.3f}); "
+            "the curve is in `silhouette.csv` / `silhouette.png`.",
+            "",
+        ]
     themes = summary["themes"]
     if themes:
-        lines += ["## Agreement with the generator's hidden themes", "",
-                  f"Adjusted mutual information (0 = chance, 1 = the same partition) over "
-                  f"{themes['n_playlists']:,} playlists:", "",
-                  "| hidden label | AMI |", "|---|---:|",
-                  f"| genre ({themes['n_genres']} values) | {themes['ami_genre']:.3f} |",
-                  f"| context ({themes['n_contexts']} values incl. none) | {themes['ami_context']:.3f} |",
-                  f"| genre × context | {themes['ami_genre_context']:.3f} |", ""]
-    lines += ["## Clusters", "",
-              "| cluster | share | playlists | length mean / median (min–max) | top terms | top titles | top artists | top tracks |",
-              "|---:|---:|---:|---|---|---|---|---|"]
+        lines += [
+            "## Agreement with the generator's hidden themes",
+            "",
+            f"Adjusted mutual information (0 = chance, 1 = the same partition) over "
+            f"{themes['n_playlists']:,} playlists:",
+            "",
+            "| hidden label | AMI |",
+            "|---|---:|",
+            f"| genre ({themes['n_genres']} values) | {themes['ami_genre']:.3f} |",
+            f"| context ({themes['n_contexts']} values incl. none) | {themes['ami_context']:.3f} |",
+            f"| genre × context | {themes['ami_genre_context']:.3f} |",
+            "",
+        ]
+    lines += [
+        "## Clusters",
+        "",
+        "| cluster | share | playlists | length mean / median (min–max) | top terms | top titles | top artists | top tracks |",
+        "|---:|---:|---:|---|---|---|---|---|",
+    ]
     for p in sorted(profiles, key=lambda p: -p["size"]):
-        lines.append(f"| {p['cluster']} | {p['share']:.1%} | {p['size']:,} | {p['length_mean']:.1f} / "
-                     f"{p['length_median']:g} ({p['length_min']}–{p['length_max']}) | "
-                     + " | ".join(_md(", ".join(p[key][:5])) for key in ("top_terms", "top_titles", "top_artists",
-                                                                       "top_tracks")) + " |")
-    lines += ["", "Figures: `cluster_pca.png` (2-D PCA) and `cluster_tsne.png` (t-SNE) of a sample, coloured "
-              "by cluster. Assignments: `assignments.parquet` (pid, cluster).", ""]
+        lines.append(
+            f"| {p['cluster']} | {p['share']:.1%} | {p['size']:,} | {p['length_mean']:.1f} / "
+            f"{p['length_median']:g} ({p['length_min']}–{p['length_max']}) | "
+            + " | ".join(
+                _md(", ".join(p[key][:5]))
+                for key in ("top_terms", "top_titles", "top_artists", "top_tracks")
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Figures: `cluster_pca.png` (2-D PCA) and `cluster_tsne.png` (t-SNE) of a sample, coloured "
+        "by cluster. Assignments: `assignments.parquet` (pid, cluster).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 # --- figures -----------------------------------------------------------------------------------
+
 
 def _figure():
     import matplotlib
@@ -540,13 +682,27 @@ def _scatter(path: Path, points: np.ndarray, labels: np.ndarray, k: int, title: 
     for c in range(k):
         mask = labels == c
         if mask.any():
-            ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.6, color=colours[c % len(colours)],
-                       label=str(c), linewidths=0)
+            ax.scatter(
+                points[mask, 0],
+                points[mask, 1],
+                s=4,
+                alpha=0.6,
+                color=colours[c % len(colours)],
+                label=str(c),
+                linewidths=0,
+            )
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(title="cluster", fontsize=7, markerscale=3, ncols=2 if k > 15 else 1, loc="center left",
-              bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.legend(
+        title="cluster",
+        fontsize=7,
+        markerscale=3,
+        ncols=2 if k > 15 else 1,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+    )
     _save(fig, path)
 
 
@@ -555,12 +711,20 @@ def _plot_projections(out: Path, sample, labels: np.ndarray, k: int, seed: int) 
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
-    dense = sample if isinstance(sample, np.ndarray) else TruncatedSVD(min(50, sample.shape[1] - 1),
-                                                                       random_state=seed).fit_transform(sample)
+    dense = (
+        sample
+        if isinstance(sample, np.ndarray)
+        else TruncatedSVD(min(50, sample.shape[1] - 1), random_state=seed).fit_transform(sample)
+    )
     pca = PCA(2, random_state=seed).fit(dense)
-    _scatter(out / PCA_FIGURE, pca.transform(dense), labels, k,
-             f"Playlists by cluster: first two principal components "
-             f"({pca.explained_variance_ratio_.sum():.1%} of the variance), {len(labels):,} playlists")
+    _scatter(
+        out / PCA_FIGURE,
+        pca.transform(dense),
+        labels,
+        k,
+        f"Playlists by cluster: first two principal components "
+        f"({pca.explained_variance_ratio_.sum():.1%} of the variance), {len(labels):,} playlists",
+    )
     perplexity = min(30.0, max(2.0, (len(labels) - 1) / 3))
     # One OpenMP thread: Barnes-Hut t-SNE's per-iteration threading costs more than it gains on a
     # few thousand points, and far more on a busy machine (measured: 0.4 s vs 18 s for 40 points).
@@ -568,9 +732,16 @@ def _plot_projections(out: Path, sample, labels: np.ndarray, k: int, seed: int) 
     # formed by then, and the t-SNE was the stage's largest fixed cost (11 s of 3,000 points →
     # 3.6 s of 2,000 at 500 iterations, measured on this machine).
     with threadpool_limits(1, "openmp"):
-        embedded = TSNE(2, init="pca", random_state=seed, perplexity=perplexity,
-                        max_iter=500).fit_transform(dense)
-    _scatter(out / TSNE_FIGURE, embedded, labels, k, f"Playlists by cluster: t-SNE of {len(labels):,} playlists")
+        embedded = TSNE(
+            2, init="pca", random_state=seed, perplexity=perplexity, max_iter=500
+        ).fit_transform(dense)
+    _scatter(
+        out / TSNE_FIGURE,
+        embedded,
+        labels,
+        k,
+        f"Playlists by cluster: t-SNE of {len(labels):,} playlists",
+    )
 
 
 def _plot_silhouette(path: Path, curve: list[tuple[int, float]], k: int) -> None:

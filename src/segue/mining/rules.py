@@ -50,7 +50,7 @@ log = logging.getLogger("segue")
 RULES_FILE = "rules.parquet"
 MARKDOWN_FILE = "rules.md"
 SUMMARY_FILE = "summary.json"
-_SLACK = 1 - 1e-9   # thresholds handed to the miner are loosened by this, then applied exactly
+_SLACK = 1 - 1e-9  # thresholds handed to the miner are loosened by this, then applied exactly
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,17 @@ class RuleThresholds:
     def check(self) -> RuleThresholds:
         """Raise :class:`SegueError` naming the first threshold out of range."""
         if not (isinstance(self.min_support, int | float) and 0 < self.min_support <= 1):
-            raise SegueError(f"min_support must be a share of playlists in (0, 1], got {self.min_support}")
+            raise SegueError(
+                f"min_support must be a share of playlists in (0, 1], got {self.min_support}"
+            )
         if not (isinstance(self.min_confidence, int | float) and 0 <= self.min_confidence <= 1):
             raise SegueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
         if not (isinstance(self.min_lift, int | float) and 0 <= self.min_lift < math.inf):
             raise SegueError(f"min_lift must be a finite number ≥ 0, got {self.min_lift}")
         if not (isinstance(self.max_len, int) and 2 <= self.max_len <= 10):
-            raise SegueError(f"max_len must be an integer from 2 to 10 (tracks per rule), got {self.max_len}")
+            raise SegueError(
+                f"max_len must be an integer from 2 to 10 (tracks per rule), got {self.max_len}"
+            )
         return self
 
     def min_count(self, n_transactions: int) -> int:
@@ -130,7 +134,9 @@ class RuleSet:
     @property
     def lift(self) -> np.ndarray:
         # count·N / (count(A)·count(c)): symmetric in A and c, so A → c and c → A tie exactly.
-        return (self.count * float(self.n_transactions)) / (self.antecedent_count * self.consequent_count.astype(np.float64))
+        return (self.count * float(self.n_transactions)) / (
+            self.antecedent_count * self.consequent_count.astype(np.float64)
+        )
 
     @property
     def leverage(self) -> np.ndarray:
@@ -147,9 +153,16 @@ class RuleSet:
         return np.where(self.count >= self.antecedent_count, np.inf, out)
 
     def take(self, index: np.ndarray) -> RuleSet:
-        return RuleSet(self.antecedents[index], self.consequents[index], self.count[index],
-                       self.antecedent_count[index], self.consequent_count[index],
-                       self.n_transactions, self.n_frequent_items, self.min_count)
+        return RuleSet(
+            self.antecedents[index],
+            self.consequents[index],
+            self.count[index],
+            self.antecedent_count[index],
+            self.consequent_count[index],
+            self.n_transactions,
+            self.n_frequent_items,
+            self.min_count,
+        )
 
 
 def _transactions(matrix: sp.csr_matrix, keep_items: np.ndarray) -> list[list[int]]:
@@ -184,21 +197,46 @@ def find_rules(matrix: sp.spmatrix, thresholds: RuleThresholds = RuleThresholds(
     min_count = thresholds.min_count(n)
     item_counts = np.bincount(matrix.indices, minlength=n_items)
     frequent = np.flatnonzero(item_counts >= min_count)
-    log.info("mining rules: %s playlists, %s of %s tracks in ≥ %s playlists (RSS %.2f GiB)",
-             f"{n:,}", f"{len(frequent):,}", f"{n_items:,}", f"{min_count:,}", rss_gib())
-    empty = RuleSet(np.zeros((0, width), np.int32), np.zeros(0, np.int32), *(np.zeros(0, np.int64),) * 3,
-                    n, len(frequent), min_count)
+    log.info(
+        "mining rules: %s playlists, %s of %s tracks in ≥ %s playlists (RSS %.2f GiB)",
+        f"{n:,}",
+        f"{len(frequent):,}",
+        f"{n_items:,}",
+        f"{min_count:,}",
+        rss_gib(),
+    )
+    empty = RuleSet(
+        np.zeros((0, width), np.int32),
+        np.zeros(0, np.int32),
+        *(np.zeros(0, np.int64),) * 3,
+        n,
+        len(frequent),
+        min_count,
+    )
     if len(frequent) < 2:
         return empty
     transactions = _transactions(matrix, frequent)
     del matrix
     start = time.perf_counter()
-    raw = fim.fpgrowth(transactions, target="r", supp=-min_count, zmin=2, zmax=thresholds.max_len,
-                       conf=100.0 * thresholds.min_confidence * _SLACK, report="abh", mode="o",
-                       eval="l", thresh=100.0 * thresholds.min_lift * _SLACK)
+    raw = fim.fpgrowth(
+        transactions,
+        target="r",
+        supp=-min_count,
+        zmin=2,
+        zmax=thresholds.max_len,
+        conf=100.0 * thresholds.min_confidence * _SLACK,
+        report="abh",
+        mode="o",
+        eval="l",
+        thresh=100.0 * thresholds.min_lift * _SLACK,
+    )
     del transactions
-    log.info("fpgrowth: %s candidate rules in %.1f s (RSS %.2f GiB)", f"{len(raw):,}",
-             time.perf_counter() - start, rss_gib())
+    log.info(
+        "fpgrowth: %s candidate rules in %.1f s (RSS %.2f GiB)",
+        f"{len(raw):,}",
+        time.perf_counter() - start,
+        rss_gib(),
+    )
     r = len(raw)
     if r == 0:
         return empty
@@ -217,10 +255,21 @@ def find_rules(matrix: sp.spmatrix, thresholds: RuleThresholds = RuleThresholds(
     antecedents[rows, cols] = frequent[bodies]
     antecedents.sort(axis=1)
     antecedents[antecedents == np.iinfo(np.int64).max] = -1
-    rules = RuleSet(antecedents.astype(np.int32), frequent[heads].astype(np.int32), count, body_count,
-                    head_count, n, len(frequent), min_count)
-    keep = ((rules.count >= min_count) & (rules.confidence >= thresholds.min_confidence)
-            & (rules.lift >= thresholds.min_lift))
+    rules = RuleSet(
+        antecedents.astype(np.int32),
+        frequent[heads].astype(np.int32),
+        count,
+        body_count,
+        head_count,
+        n,
+        len(frequent),
+        min_count,
+    )
+    keep = (
+        (rules.count >= min_count)
+        & (rules.confidence >= thresholds.min_confidence)
+        & (rules.lift >= thresholds.min_lift)
+    )
     rules = rules.take(np.flatnonzero(keep))
     keys = [rules.antecedents[:, j] for j in range(width - 1, -1, -1)]
     order = np.lexsort((*keys, rules.consequents, -rules.count, -rules.confidence, -rules.lift))
@@ -229,8 +278,17 @@ def find_rules(matrix: sp.spmatrix, thresholds: RuleThresholds = RuleThresholds(
 
 # --- the `segue rules` stage ----------------------------------------------------------------------
 
-def mine_rules(data_dir: Path, out_dir: Path, *, min_support: float = 0.001, min_confidence: float = 0.1,
-               min_lift: float = 1.2, max_len: int = 3, top: int = 50) -> dict:
+
+def mine_rules(
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    min_support: float = 0.001,
+    min_confidence: float = 0.1,
+    min_lift: float = 1.2,
+    max_len: int = 3,
+    top: int = 50,
+) -> dict:
     """Mine the rules of an ingested dataset and write them under ``out_dir``.
 
     Writes ``rules.parquet`` (one row per rule: ``antecedent_ids``/``antecedent_uris`` lists,
@@ -262,8 +320,10 @@ def mine_rules(data_dir: Path, out_dir: Path, *, min_support: float = 0.001, min
         "seconds": round(seconds, 2),
     }
     del data
-    catalog = pq.read_table(data_dir / schema.TRACKS_FILE,
-                            columns=[schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_NAME])
+    catalog = pq.read_table(
+        data_dir / schema.TRACKS_FILE,
+        columns=[schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_NAME],
+    )
     with atomic_dir(out_dir) as tmp:
         pq.write_table(_rules_table(rules, catalog), tmp / RULES_FILE, compression="zstd")
         (tmp / MARKDOWN_FILE).write_text(_markdown(rules, catalog, summary, top), encoding="utf-8")
@@ -286,21 +346,25 @@ def _rules_table(rules: RuleSet, catalog: pa.Table) -> pa.Table:
     mask = rules.antecedents >= 0
     flat = rules.antecedents[mask]
     offsets = pa.array(np.concatenate(([0], np.cumsum(mask.sum(axis=1)))).astype(np.int32))
-    return pa.table({
-        "antecedent_ids": pa.ListArray.from_arrays(offsets, pa.array(flat, pa.int32())),
-        "antecedent_uris": pa.ListArray.from_arrays(offsets, uris.take(pa.array(flat)).combine_chunks()),
-        "consequent_id": pa.array(rules.consequents, pa.int32()),
-        "consequent_uri": uris.take(pa.array(rules.consequents)).combine_chunks(),
-        "antecedent_size": pa.array(rules.antecedent_sizes.astype(np.int8)),
-        "count": pa.array(rules.count),
-        "antecedent_count": pa.array(rules.antecedent_count),
-        "consequent_count": pa.array(rules.consequent_count),
-        "support": pa.array(rules.support),
-        "confidence": pa.array(rules.confidence),
-        "lift": pa.array(rules.lift),
-        "leverage": pa.array(rules.leverage),
-        "conviction": pa.array(rules.conviction),
-    })
+    return pa.table(
+        {
+            "antecedent_ids": pa.ListArray.from_arrays(offsets, pa.array(flat, pa.int32())),
+            "antecedent_uris": pa.ListArray.from_arrays(
+                offsets, uris.take(pa.array(flat)).combine_chunks()
+            ),
+            "consequent_id": pa.array(rules.consequents, pa.int32()),
+            "consequent_uri": uris.take(pa.array(rules.consequents)).combine_chunks(),
+            "antecedent_size": pa.array(rules.antecedent_sizes.astype(np.int8)),
+            "count": pa.array(rules.count),
+            "antecedent_count": pa.array(rules.antecedent_count),
+            "consequent_count": pa.array(rules.consequent_count),
+            "support": pa.array(rules.support),
+            "confidence": pa.array(rules.confidence),
+            "lift": pa.array(rules.lift),
+            "leverage": pa.array(rules.leverage),
+            "conviction": pa.array(rules.conviction),
+        }
+    )
 
 
 def _markdown(rules: RuleSet, catalog: pa.Table, summary: dict, top: int) -> str:
@@ -322,32 +386,60 @@ def _markdown(rules: RuleSet, catalog: pa.Table, summary: dict, top: int) -> str
         "",
     ]
     if len(rules) == 0:
-        lines += ["No rule reaches these thresholds: lower `--min-support`, `--min-confidence` or `--min-lift`.", ""]
+        lines += [
+            "No rule reaches these thresholds: lower `--min-support`, `--min-confidence` or `--min-lift`.",
+            "",
+        ]
         return "\n".join(lines)
     names = catalog.column(schema.TRACK_NAME)
     artists = catalog.column(schema.ARTIST_NAME)
     sections = (
         ("Highest lift", np.arange(min(top, len(rules)))),
-        ("Highest confidence", np.lexsort((np.arange(len(rules)), -rules.lift, -rules.confidence))[:top]),
+        (
+            "Highest confidence",
+            np.lexsort((np.arange(len(rules)), -rules.lift, -rules.confidence))[:top],
+        ),
         ("Most supported", np.lexsort((np.arange(len(rules)), -rules.lift, -rules.count))[:top]),
     )
-    shown = np.unique(np.concatenate([np.concatenate((rules.antecedents[i].ravel(), rules.consequents[i]))
-                                      for _, i in sections]))
+    shown = np.unique(
+        np.concatenate(
+            [
+                np.concatenate((rules.antecedents[i].ravel(), rules.consequents[i]))
+                for _, i in sections
+            ]
+        )
+    )
     shown = shown[shown >= 0]
-    label = dict(zip(shown.tolist(), (f"{_md(n)} — {_md(a)}" for n, a in zip(
-        names.take(pa.array(shown)).to_pylist(), artists.take(pa.array(shown)).to_pylist(), strict=True)),
-        strict=True))
+    label = dict(
+        zip(
+            shown.tolist(),
+            (
+                f"{_md(n)} — {_md(a)}"
+                for n, a in zip(
+                    names.take(pa.array(shown)).to_pylist(),
+                    artists.take(pa.array(shown)).to_pylist(),
+                    strict=True,
+                )
+            ),
+            strict=True,
+        )
+    )
     support, confidence, lift = rules.support, rules.confidence, rules.lift
     leverage, conviction = rules.leverage, rules.conviction
     for title, index in sections:
-        lines += [f"## {title} (top {len(index)})", "",
-                  "| # | if the playlist has | then it often has | playlists | support | confidence | lift | leverage | conviction |",
-                  "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {title} (top {len(index)})",
+            "",
+            "| # | if the playlist has | then it often has | playlists | support | confidence | lift | leverage | conviction |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for rank, i in enumerate(index.tolist(), 1):
             body = " + ".join(label[a] for a in rules.antecedents[i].tolist() if a >= 0)
-            lines.append(f"| {rank} | {body} | {label[int(rules.consequents[i])]} | {int(rules.count[i]):,} | "
-                         f"{support[i]:.4f} | {confidence[i]:.3f} | {lift[i]:.2f} | {leverage[i]:.5f} | "
-                         f"{'∞' if math.isinf(conviction[i]) else f'{conviction[i]:.3f}'} |")
+            lines.append(
+                f"| {rank} | {body} | {label[int(rules.consequents[i])]} | {int(rules.count[i]):,} | "
+                f"{support[i]:.4f} | {confidence[i]:.3f} | {lift[i]:.2f} | {leverage[i]:.5f} | "
+                f"{'∞' if math.isinf(conviction[i]) else f'{conviction[i]:.3f}'} |"
+            )
         lines.append("")
     return "\n".join(lines)
 

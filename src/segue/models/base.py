@@ -46,13 +46,17 @@ class Queries:
     pids: np.ndarray
 
     @classmethod
-    def from_lists(cls, seeds: list[list[int]], titles: list[str] | None = None,
-                   pids: list[int] | None = None) -> Queries:
+    def from_lists(
+        cls, seeds: list[list[int]], titles: list[str] | None = None, pids: list[int] | None = None
+    ) -> Queries:
         lengths = np.array([len(s) for s in seeds], dtype=np.int64)
         flat = np.fromiter((t for s in seeds for t in s), dtype=np.int32, count=int(lengths.sum()))
-        return cls(np.concatenate(([0], np.cumsum(lengths))), flat,
-                   list(titles) if titles is not None else [""] * len(seeds),
-                   np.asarray(pids if pids is not None else np.arange(len(seeds)), dtype=np.int64))
+        return cls(
+            np.concatenate(([0], np.cumsum(lengths))),
+            flat,
+            list(titles) if titles is not None else [""] * len(seeds),
+            np.asarray(pids if pids is not None else np.arange(len(seeds)), dtype=np.int64),
+        )
 
     @classmethod
     def from_challenge(cls, entries: list[dict], uri_to_id: dict[str, int]) -> tuple[Queries, int]:
@@ -62,21 +66,27 @@ class Queries:
             ids = [uri_to_id.get(t[schema.TRACK_URI], -1) for t in e["tracks"]]
             unknown += sum(i < 0 for i in ids)
             seeds.append([i for i in ids if i >= 0])
-        return cls.from_lists(seeds, [e.get("name") or "" for e in entries], [e["pid"] for e in entries]), unknown
+        return cls.from_lists(
+            seeds, [e.get("name") or "" for e in entries], [e["pid"] for e in entries]
+        ), unknown
 
     def __len__(self) -> int:
         return len(self.pids)
 
     def seeds(self, row: int) -> np.ndarray:
-        return self.seed_ids[self.indptr[row]:self.indptr[row + 1]]
+        return self.seed_ids[self.indptr[row] : self.indptr[row + 1]]
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.indptr)
 
     def slice(self, start: int, stop: int) -> Queries:
         lo, hi = self.indptr[start], self.indptr[stop]
-        return Queries(self.indptr[start:stop + 1] - lo, self.seed_ids[lo:hi], self.titles[start:stop],
-                       self.pids[start:stop])
+        return Queries(
+            self.indptr[start : stop + 1] - lo,
+            self.seed_ids[lo:hi],
+            self.titles[start:stop],
+            self.pids[start:stop],
+        )
 
 
 @dataclass
@@ -127,7 +137,7 @@ class Recommender(abc.ABC):
 
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()
-        self.popularity: np.ndarray | None = None   # int64 [n_tracks]
+        self.popularity: np.ndarray | None = None  # int64 [n_tracks]
         self.trained_on: dict = {}
 
     # --- what models implement ---------------------------------------------------------------
@@ -161,7 +171,8 @@ class Recommender(abc.ABC):
         """
         raise LiveUpdateUnsupported(
             f"model {self.name!r} cannot learn new playlists live; retrain it with them "
-            f"(`segue train {self.name} DATA --out DIR`)")
+            f"(`segue train {self.name} DATA --out DIR`)"
+        )
 
     @property
     def learns_live(self) -> bool:
@@ -180,8 +191,14 @@ class Recommender(abc.ABC):
         self._fit(data)
         return self
 
-    def _adopt(self, popularity: np.ndarray, trained_on: dict, *, data_path: Path | None = None,
-               model_dir: Path | None = None) -> None:
+    def _adopt(
+        self,
+        popularity: np.ndarray,
+        trained_on: dict,
+        *,
+        data_path: Path | None = None,
+        model_dir: Path | None = None,
+    ) -> None:
         """Set the state the base keeps for every model (after fit, at load, or from a hybrid)."""
         self.popularity = popularity
         # Ties broken by id, so the order is the same on every machine.
@@ -198,8 +215,10 @@ class Recommender(abc.ABC):
             raise SegueError(f"n must be at least 1, got {n}")
         longest = int(queries.lengths().max(initial=0))
         if n + longest > self.n_tracks:
-            raise SegueError(f"the catalog has {self.n_tracks:,} tracks: too few for {n} recommendations "
-                             f"besides up to {longest} seed tracks")
+            raise SegueError(
+                f"the catalog has {self.n_tracks:,} tracks: too few for {n} recommendations "
+                f"besides up to {longest} seed tracks"
+            )
         ids = np.empty((len(queries), n), dtype=np.int32)
         scores = np.empty((len(queries), n), dtype=np.float32)
         for start in range(0, len(queries), self.batch_size):
@@ -233,11 +252,13 @@ class Recommender(abc.ABC):
         """
         n = self.n_tracks
         rows = np.repeat(np.arange(len(queries), dtype=np.int64), queries.lengths())
-        pairs = sorted_unique(rows * n + queries.seed_ids)      # one count per playlist and track
+        pairs = sorted_unique(rows * n + queries.seed_ids)  # one count per playlist and track
         touched, counts = np.unique(pairs % n, return_counts=True)
         if not len(touched):
             return
-        self.popularity = self.popularity.copy() if not self.popularity.flags.writeable else self.popularity
+        self.popularity = (
+            self.popularity.copy() if not self.popularity.flags.writeable else self.popularity
+        )
         self.popularity[touched] += counts
         moved = np.zeros(n, dtype=bool)
         moved[touched] = True
@@ -246,21 +267,36 @@ class Recommender(abc.ABC):
         rest_keys = -self.popularity[rest].astype(np.int64) * n + rest
         touched_keys = -self.popularity[touched].astype(np.int64) * n + touched
         by_key = np.argsort(touched_keys, kind="stable")
-        self._popular_order = np.insert(rest, np.searchsorted(rest_keys, touched_keys[by_key]), touched[by_key])
+        self._popular_order = np.insert(
+            rest, np.searchsorted(rest_keys, touched_keys[by_key]), touched[by_key]
+        )
 
-    def _finalize(self, batch: Queries, cand_ids: np.ndarray, cand_scores: np.ndarray,
-                  n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _finalize(
+        self, batch: Queries, cand_ids: np.ndarray, cand_scores: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Drop seeds, padding and repeats; back-fill with popular tracks; keep the first ``n``."""
         b = len(batch)
         fill = self._popular_order[: n + int(batch.lengths().max(initial=0))]
-        ids = np.concatenate((np.asarray(cand_ids, dtype=np.int64).reshape(b, -1),
-                              np.broadcast_to(fill, (b, len(fill)))), axis=1)
-        scores = np.concatenate((np.asarray(cand_scores, dtype=np.float32).reshape(b, -1),
-                                 np.full((b, len(fill)), np.nan, dtype=np.float32)), axis=1)
+        ids = np.concatenate(
+            (
+                np.asarray(cand_ids, dtype=np.int64).reshape(b, -1),
+                np.broadcast_to(fill, (b, len(fill))),
+            ),
+            axis=1,
+        )
+        scores = np.concatenate(
+            (
+                np.asarray(cand_scores, dtype=np.float32).reshape(b, -1),
+                np.full((b, len(fill)), np.nan, dtype=np.float32),
+            ),
+            axis=1,
+        )
         width = ids.shape[1]
         stride = np.int64(self.n_tracks + 1)
         keys = np.arange(b, dtype=np.int64)[:, None] * stride + ids
-        seed_keys = np.repeat(np.arange(b, dtype=np.int64), batch.lengths()) * stride + batch.seed_ids
+        seed_keys = (
+            np.repeat(np.arange(b, dtype=np.int64), batch.lengths()) * stride + batch.seed_ids
+        )
         valid = (ids >= 0) & ~np.isin(keys, seed_keys)
         # Keep the first occurrence of each id in a row: stable sort by key, mark repeats.
         order = np.argsort(keys, axis=1, kind="stable")
@@ -273,32 +309,50 @@ class Recommender(abc.ABC):
         # Compact: valid columns first, in their original (best-first) order.
         pick = np.argsort(~valid, axis=1, kind="stable")[:, :n]
         assert width >= n and np.take_along_axis(valid, pick, axis=1).all(), "back-fill too short"
-        return (np.take_along_axis(ids, pick, axis=1).astype(np.int32),
-                np.take_along_axis(scores, pick, axis=1))
+        return (
+            np.take_along_axis(ids, pick, axis=1).astype(np.int32),
+            np.take_along_axis(scores, pick, axis=1),
+        )
 
     def _check_fitted(self) -> None:
         if self.popularity is None:
-            raise SegueError(f"model {self.name!r} is not trained; call fit() or load a trained model")
+            raise SegueError(
+                f"model {self.name!r} is not trained; call fit() or load a trained model"
+            )
 
     # --- persistence ---------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """``params.json`` + ``arrays.npz`` + ``catalog.parquet``, written whole or not at all."""
         self._check_fitted()
         with atomic_dir(Path(path)) as tmp:
-            write_json(tmp / PARAMS_FILE, {
-                "model": self.name, "config": dataclasses.asdict(self.config),
-                "segue_version": __version__, "trained_on": self.trained_on,
-                "n_tracks": self.n_tracks,
-                # How training went (epochs, validation curve, why it stopped), for models that keep it.
-                **({"training": self.training_log} if getattr(self, "training_log", None) else {}),
-            })
+            write_json(
+                tmp / PARAMS_FILE,
+                {
+                    "model": self.name,
+                    "config": dataclasses.asdict(self.config),
+                    "segue_version": __version__,
+                    "trained_on": self.trained_on,
+                    "n_tracks": self.n_tracks,
+                    # How training went (epochs, validation curve, why it stopped), for models that keep it.
+                    **(
+                        {"training": self.training_log}
+                        if getattr(self, "training_log", None)
+                        else {}
+                    ),
+                },
+            )
             arrays = {"popularity": self.popularity, **self._arrays()}
             with open(tmp / ARRAYS_FILE, "wb") as handle:
                 np.savez(handle, **arrays)
             source = self._catalog_path()
-            if source is not None and source.exists():   # a loaded model saved again keeps its catalog
-                pq.write_table(pq.read_table(source, columns=list(CATALOG_COLUMNS)), tmp / CATALOG_FILE,
-                               compression="zstd")
+            if (
+                source is not None and source.exists()
+            ):  # a loaded model saved again keeps its catalog
+                pq.write_table(
+                    pq.read_table(source, columns=list(CATALOG_COLUMNS)),
+                    tmp / CATALOG_FILE,
+                    compression="zstd",
+                )
 
     @classmethod
     def load(cls, path: Path) -> Recommender:
@@ -309,23 +363,34 @@ class Recommender(abc.ABC):
         params = _read_params(path)
         model_cls = get_model_class(params.get("model", "?"))
         if cls is not Recommender and model_cls is not cls:
-            raise InputFileError(path / PARAMS_FILE, f"holds a {params['model']!r} model, not {cls.name!r}")
-        model = model_cls(config_from_dict(model_cls.Config, params.get("config", {}), where=str(path / PARAMS_FILE)))
+            raise InputFileError(
+                path / PARAMS_FILE, f"holds a {params['model']!r} model, not {cls.name!r}"
+            )
+        model = model_cls(
+            config_from_dict(
+                model_cls.Config, params.get("config", {}), where=str(path / PARAMS_FILE)
+            )
+        )
         try:
             with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as exc:
             raise InputFileError(path / ARRAYS_FILE, f"unreadable ({exc})") from None
         if "popularity" not in arrays or len(arrays["popularity"]) != params.get("n_tracks"):
-            raise InputFileError(path / ARRAYS_FILE, "popularity array missing or of the wrong size")
+            raise InputFileError(
+                path / ARRAYS_FILE, "popularity array missing or of the wrong size"
+            )
         model._adopt(arrays.pop("popularity"), params.get("trained_on", {}), model_dir=path)
         if "training" in params:
             model.training_log = params["training"]
         try:
             model._load_arrays(arrays)
         except KeyError as exc:
-            raise InputFileError(path / ARRAYS_FILE, f"has no array {exc} (saved by another version of the "
-                                 f"{params['model']!r} model?); retrain it with `segue train`") from None
+            raise InputFileError(
+                path / ARRAYS_FILE,
+                f"has no array {exc} (saved by another version of the "
+                f"{params['model']!r} model?); retrain it with `segue train`",
+            ) from None
         return model
 
     def similar(self, track_ids, n: int = 10) -> Ranking:
@@ -344,9 +409,17 @@ class Recommender(abc.ABC):
         if names is None:
             try:
                 table = self.catalog()
-                names = np.array([f"{t} — {a}" for t, a in zip(table.column(schema.TRACK_NAME).to_pylist(),
-                                                                table.column(schema.ARTIST_NAME).to_pylist(),
-                                                                strict=True)], dtype=object)
+                names = np.array(
+                    [
+                        f"{t} — {a}"
+                        for t, a in zip(
+                            table.column(schema.TRACK_NAME).to_pylist(),
+                            table.column(schema.ARTIST_NAME).to_pylist(),
+                            strict=True,
+                        )
+                    ],
+                    dtype=object,
+                )
             except (SegueError, AttributeError, TypeError):
                 names = np.array([], dtype=object)
             self._labels = names
@@ -364,7 +437,9 @@ class Recommender(abc.ABC):
         """The training catalog (track_uri, track_name, artist_name, artist_id) as an Arrow table."""
         path = self._catalog_path()
         if path is None:
-            raise SegueError("this model was trained on data built in memory: it has no track catalog")
+            raise SegueError(
+                "this model was trained on data built in memory: it has no track catalog"
+            )
         if not path.exists():
             raise InputFileError(path, "missing: the model directory has no track catalog")
         return pq.read_table(path, columns=list(CATALOG_COLUMNS))
@@ -387,7 +462,11 @@ def _read_params(path: Path) -> dict:
 def csr_arrays(name: str, matrix) -> dict[str, np.ndarray]:
     """A CSR matrix as the arrays ``<name>_indptr``, ``<name>_indices``, ``<name>_data`` of
     ``arrays.npz`` (the one way models persist a sparse matrix; :func:`csr_from_arrays` reads it)."""
-    return {f"{name}_indptr": matrix.indptr, f"{name}_indices": matrix.indices, f"{name}_data": matrix.data}
+    return {
+        f"{name}_indptr": matrix.indptr,
+        f"{name}_indices": matrix.indices,
+        f"{name}_data": matrix.data,
+    }
 
 
 def csr_from_arrays(name: str, arrays: dict[str, np.ndarray], n_columns: int | None = None):
@@ -401,8 +480,10 @@ def csr_from_arrays(name: str, arrays: dict[str, np.ndarray], n_columns: int | N
     import scipy.sparse as sp
 
     n = len(arrays[f"{name}_indptr"]) - 1
-    return sp.csr_matrix((arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
-                         shape=(n, n if n_columns is None else n_columns))
+    return sp.csr_matrix(
+        (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
+        shape=(n, n if n_columns is None else n_columns),
+    )
 
 
 def _describe(data: PlaylistData) -> dict:
@@ -427,10 +508,14 @@ def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters
     unknown = sorted(set(values) - fields)
     if unknown:
         allowed = ", ".join(sorted(fields)) or "none"
-        raise SegueError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(unknown)} (this model takes: {allowed})")
+        raise SegueError(
+            f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)} (this model takes: {allowed})"
+        )
     hints = typing.get_type_hints(config_cls)
-    values = {key: _as_tuple(hints.get(key), value, f"{where}: {key}") for key, value in values.items()}
+    values = {
+        key: _as_tuple(hints.get(key), value, f"{where}: {key}") for key, value in values.items()
+    }
     return config_cls(**values)
 
 
@@ -471,7 +556,9 @@ def parse_params(config_cls: type, pairs: list[str]):
             raise SegueError(f"--param {pair!r}: expected key=value")
         kind = hints.get(key)
         if kind is None or typing.get_origin(kind) is tuple:
-            values[key] = raw  # unknown keys refused below with the list of known ones; tuples parsed there
+            values[key] = (
+                raw  # unknown keys refused below with the list of known ones; tuples parsed there
+            )
             continue
         try:
             if kind is bool:
@@ -481,5 +568,7 @@ def parse_params(config_cls: type, pairs: list[str]):
             else:
                 values[key] = kind(raw)
         except (TypeError, ValueError):
-            raise SegueError(f"--param {key}: {raw!r} is not a valid {getattr(kind, '__name__', kind)}") from None
+            raise SegueError(
+                f"--param {key}: {raw!r} is not a valid {getattr(kind, '__name__', kind)}"
+            ) from None
     return config_from_dict(config_cls, values, where="--param")

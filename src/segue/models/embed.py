@@ -40,7 +40,9 @@ class EmbedConfig:
 @register
 class EmbedRecommender(Recommender):
     name = "embed"
-    description = "Co-occurrence embeddings of the top tracks (truncated SVD); cosine to the seed centroid."
+    description = (
+        "Co-occurrence embeddings of the top tracks (truncated SVD); cosine to the seed centroid."
+    )
     Config = EmbedConfig
 
     def _fit(self, data: PlaylistData) -> None:
@@ -51,11 +53,11 @@ class EmbedRecommender(Recommender):
         if c.vocabulary_size < 2 or c.n_components < 1:
             raise SegueError("embed: vocabulary_size must be ≥ 2 and n_components ≥ 1")
         played = self._popular_order[self.popularity[self._popular_order] > 0]
-        vocabulary = played[: c.vocabulary_size].astype(np.int32)   # most popular first
+        vocabulary = played[: c.vocabulary_size].astype(np.int32)  # most popular first
         if len(vocabulary) < 2:
             raise SegueError("embed: fewer than two tracks occur in training")
-        columns = data.matrix.tocsc()[:, vocabulary].tocsr()          # [playlists, v]
-        cooc = (columns.T @ columns).tocsr()                           # [v, v] counts
+        columns = data.matrix.tocsc()[:, vocabulary].tocsr()  # [playlists, v]
+        cooc = (columns.T @ columns).tocsr()  # [v, v] counts
         cooc.setdiag(0)
         cooc.eliminate_zeros()
         cooc.data = np.log1p(cooc.data).astype(np.float32)
@@ -63,14 +65,16 @@ class EmbedRecommender(Recommender):
         # One BLAS thread: the randomized SVD's QR/LU steps then round the same on every run.
         with threadpool_limits(1, "blas"):
             svd = TruncatedSVD(dims, algorithm="randomized", random_state=c.random_state)
-            vectors = svd.fit_transform(cooc)                               # [v, dims]
+            vectors = svd.fit_transform(cooc)  # [v, dims]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self._set(vocabulary, np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0))
+        self._set(
+            vocabulary, np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        )
 
     def _set(self, vocabulary: np.ndarray, embeddings: np.ndarray) -> None:
         self.vocabulary = vocabulary.astype(np.int32)
-        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)   # [v, d], unit rows
-        self.position = np.full(self.n_tracks, -1, dtype=np.int64)     # track id → vocabulary row
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)  # [v, d], unit rows
+        self.position = np.full(self.n_tracks, -1, dtype=np.int64)  # track id → vocabulary row
         self.position[self.vocabulary] = np.arange(len(self.vocabulary))
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -84,8 +88,10 @@ class EmbedRecommender(Recommender):
         cols = self.position[queries.seed_ids]
         keep = cols >= 0
         rows = np.repeat(np.arange(len(queries)), queries.lengths())[keep]
-        matrix = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows, cols[keep])),
-                               shape=(len(queries), len(self.vocabulary)))
+        matrix = sp.csr_matrix(
+            (np.ones(int(keep.sum()), dtype=np.float32), (rows, cols[keep])),
+            shape=(len(queries), len(self.vocabulary)),
+        )
         matrix.sum_duplicates()
         matrix.data[:] = 1
         return matrix
@@ -95,7 +101,9 @@ class EmbedRecommender(Recommender):
         a query has no seed in the vocabulary)."""
         self._check_fitted()
         seeds = self._seeds(queries)
-        centroid = np.asarray(seeds @ self.embeddings, dtype=np.float64)   # sums; scale is irrelevant
+        centroid = np.asarray(
+            seeds @ self.embeddings, dtype=np.float64
+        )  # sums; scale is irrelevant
         norms = np.linalg.norm(centroid, axis=1, keepdims=True)
         return np.divide(centroid, norms, out=np.zeros_like(centroid), where=norms > 0)
 
@@ -104,7 +112,7 @@ class EmbedRecommender(Recommender):
         unit = self.centroids(queries)
         pos, scores = top_k_factors(self.embeddings, unit, n, seeds)
         ids = np.where(pos >= 0, self.vocabulary[np.maximum(pos, 0)], -1)
-        ids[~unit.any(axis=1)] = -1    # no evidence: popularity back-fill
+        ids[~unit.any(axis=1)] = -1  # no evidence: popularity back-fill
         return ids, scores
 
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
@@ -115,10 +123,24 @@ class EmbedRecommender(Recommender):
         seeds = seeds[np.sort(first)]
         seeds = seeds[self.position[seeds] >= 0]
         if len(seeds) == 0:
-            return [popularity_explanation(self, int(t), "A popular track: no seed track of the playlist is "
-                                           "among the tracks the model embeds.") for t in track_ids]
+            return [
+                popularity_explanation(
+                    self,
+                    int(t),
+                    "A popular track: no seed track of the playlist is "
+                    "among the tracks the model embeds.",
+                )
+                for t in track_ids
+            ]
         tracks = self.position[track_ids]
         vectors = np.where((tracks >= 0)[:, None], self.embeddings[np.maximum(tracks, 0)], 0)
-        contributions = vectors.astype(np.float64) @ self.embeddings[self.position[seeds]].T / len(seeds)
-        return from_seed_contributions(self, seeds, track_ids, contributions,
-                                       "tracks that co-occur like these point to this one")
+        contributions = (
+            vectors.astype(np.float64) @ self.embeddings[self.position[seeds]].T / len(seeds)
+        )
+        return from_seed_contributions(
+            self,
+            seeds,
+            track_ids,
+            contributions,
+            "tracks that co-occur like these point to this one",
+        )

@@ -119,7 +119,9 @@ class Ensemble(Recommender):
         configs = self.component_configs()
         given = [(m.name, m.config) for m in fitted]
         if given != list(configs.items()):
-            raise SegueError(f"{self.name}.fit_from: expected components {list(configs.items())}, got {given}")
+            raise SegueError(
+                f"{self.name}.fit_from: expected components {list(configs.items())}, got {given}"
+            )
         self._check_trained_on(data, [(m.name, m.trained_on) for m in fitted])
         self._adopt(data.track_popularity.copy(), _describe(data), data_path=data.path)
         self._tune(data, configs)
@@ -138,13 +140,22 @@ class Ensemble(Recommender):
             params = _read_params(path)
             model_cls = get_model_class(params.get("model", "?"))
             if params.get("model") != name:
-                raise SegueError(f"{self.name}: {path} holds a {params.get('model')!r} model, not {name!r}")
-            found = config_from_dict(model_cls.Config, params.get("config", {}), where=str(path / "params.json"))
+                raise SegueError(
+                    f"{self.name}: {path} holds a {params.get('model')!r} model, not {name!r}"
+                )
+            found = config_from_dict(
+                model_cls.Config, params.get("config", {}), where=str(path / "params.json")
+            )
             if found != config:
-                differ = [f"{k}={getattr(found, k)!r} (configured {getattr(config, k)!r})"
-                          for k in config.__dataclass_fields__ if getattr(found, k) != getattr(config, k)]
-                raise SegueError(f"{self.name}: the {name} model in {path} was trained with other parameters: "
-                                 + ", ".join(differ))
+                differ = [
+                    f"{k}={getattr(found, k)!r} (configured {getattr(config, k)!r})"
+                    for k in config.__dataclass_fields__
+                    if getattr(found, k) != getattr(config, k)
+                ]
+                raise SegueError(
+                    f"{self.name}: the {name} model in {path} was trained with other parameters: "
+                    + ", ".join(differ)
+                )
             saved.append((name, params.get("trained_on", {})))
         self._check_trained_on(data, saved)
         self._adopt(data.track_popularity.copy(), _describe(data), data_path=data.path)
@@ -156,8 +167,10 @@ class Ensemble(Recommender):
         described = _describe(data)
         for name, where in trained_on:
             if where != described:
-                raise SegueError(f"{self.name}.fit_from: the {name} model was trained on "
-                                 f"{where.get('path', 'other data')}, not on {described.get('path', 'this data')}")
+                raise SegueError(
+                    f"{self.name}.fit_from: the {name} model was trained on "
+                    f"{where.get('path', 'other data')}, not on {described.get('path', 'this data')}"
+                )
 
     def component_paths(self, directory: Path) -> list[Path]:
         """``DIR/<name>`` of every configured component; :class:`SegueError` names those without a model."""

@@ -19,7 +19,9 @@ def popularity_explanation(model, track_id: int, reason: str = "") -> Explanatio
     """The fallback: a track recommended because it is popular (back-fill, or no evidence)."""
     count = int(model.popularity[track_id])
     text = reason or f"A popular track: in {count:,} training playlists."
-    return Explanation(int(track_id), [{"kind": "popularity", "playlists": count, "share": 1.0}], text)
+    return Explanation(
+        int(track_id), [{"kind": "popularity", "playlists": count, "share": 1.0}], text
+    )
 
 
 def shares(weights: np.ndarray) -> np.ndarray:
@@ -33,8 +35,13 @@ def shares(weights: np.ndarray) -> np.ndarray:
     return weights / total if total > 0 else weights
 
 
-def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: np.ndarray,
-                            verb: str = "playlists with it often include this") -> list[Explanation]:
+def from_seed_contributions(
+    model,
+    seeds: np.ndarray,
+    track_ids,
+    contributions: np.ndarray,
+    verb: str = "playlists with it often include this",
+) -> list[Explanation]:
     """Explanations from per-seed contributions to each recommended track's score.
 
     ``seeds`` int [s]; ``contributions`` float [len(track_ids), s] (negative parts ignored).
@@ -46,7 +53,9 @@ def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: 
     """
     labels = model.track_labels(seeds)
     track_ids = np.asarray(track_ids, dtype=np.int64)
-    weights = np.clip(np.asarray(contributions, dtype=np.float64).reshape(len(track_ids), len(seeds)), 0, None)
+    weights = np.clip(
+        np.asarray(contributions, dtype=np.float64).reshape(len(track_ids), len(seeds)), 0, None
+    )
     totals = weights.sum(axis=1)
     supported = totals > 0
     share = np.zeros_like(weights)
@@ -61,9 +70,15 @@ def from_seed_contributions(model, seeds: np.ndarray, track_ids, contributions: 
     # Every named seed of every track in one pass (row by row, best first), then cut into rows:
     # a loop of one slice per track instead of a list and a dict display per seed.
     flat = order[named]
-    seed_items = [{"kind": "seed", "track_id": t, "label": label, "share": value} for t, label, value in
-                  zip(np.asarray(seeds)[flat].tolist(), np.asarray(labels, dtype=object)[flat].tolist(),
-                      top[named].tolist(), strict=True)]
+    seed_items = [
+        {"kind": "seed", "track_id": t, "label": label, "share": value}
+        for t, label, value in zip(
+            np.asarray(seeds)[flat].tolist(),
+            np.asarray(labels, dtype=object)[flat].tolist(),
+            top[named].tolist(),
+            strict=True,
+        )
+    ]
     ends = np.cumsum(n_named).tolist()
     # The sentence names the first one or two seeds; many tracks share them, so each is built once.
     first, second = (order[:, i] if order.shape[1] > i else np.full(len(order), -1) for i in (0, 1))

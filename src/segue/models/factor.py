@@ -109,19 +109,30 @@ class NormHead:
         items = np.ascontiguousarray(items, dtype=np.float32)
         n = len(items)
         norms = np.empty(n, dtype=np.float64)
-        for start in range(0, n, 65_536):            # float64 squares a chunk at a time
-            chunk = items[start:start + 65_536].astype(np.float64)
-            norms[start:start + len(chunk)] = np.sqrt((chunk * chunk).sum(axis=1))
+        for start in range(0, n, 65_536):  # float64 squares a chunk at a time
+            chunk = items[start : start + 65_536].astype(np.float64)
+            norms[start : start + len(chunk)] = np.sqrt((chunk * chunk).sum(axis=1))
         order = np.argsort(-norms, kind="stable")
         h = min(n, -(-n // share))
         position = np.full(n, h, dtype=np.int32)
         position[order[:h]] = np.arange(h, dtype=np.int32)
         rest = norms[order[h]] if h < n else 0.0
-        return cls(order[:h].astype(np.int64), items[order[:h]], np.append(norms[order[:h]], rest), position)
+        return cls(
+            order[:h].astype(np.int64),
+            items[order[:h]],
+            np.append(norms[order[:h]], rest),
+            position,
+        )
 
 
-def top_k_factors(items: np.ndarray, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None,
-                  num_threads: int = 0, head: NormHead | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_k_factors(
+    items: np.ndarray,
+    users: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    num_threads: int = 0,
+    head: NormHead | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best items per row of ``users`` by inner product, best first.
 
     ``items`` float32 [n_items, f]; ``users`` float [q, f] (float64 keeps its precision in the
@@ -156,13 +167,17 @@ def top_k_factors(items: np.ndarray, users: np.ndarray, k: int, exclude: sp.csr_
         return np.full((q, k), -1, dtype=np.int64), np.zeros((q, k), dtype=np.float32)
     wide = min(k + _MARGIN, n)
     approx = exact.astype(np.float32)
-    exclude = sp.csr_matrix((q, n), dtype=np.float32) if exclude is None else sp.csr_matrix(exclude, copy=True)
-    exclude.sum_duplicates()   # an item listed twice must not count twice against what is left
+    exclude = (
+        sp.csr_matrix((q, n), dtype=np.float32)
+        if exclude is None
+        else sp.csr_matrix(exclude, copy=True)
+    )
+    exclude.sum_duplicates()  # an item listed twice must not count twice against what is left
     blocks = [slice(s, min(s + _BLOCK, q)) for s in range(0, q, _BLOCK)]
 
     def block(rows: slice) -> np.ndarray:
         ids = np.full((rows.stop - rows.start, wide), -1, dtype=np.int64)
-        live = np.flatnonzero(approx[rows].any(axis=1))   # a zero query has nothing to rank
+        live = np.flatnonzero(approx[rows].any(axis=1))  # a zero query has nothing to rank
         if len(live):
             ids[live] = _candidate_block(items, approx[rows][live], exclude[rows][live], wide, head)
         return ids
@@ -178,26 +193,35 @@ def top_k_factors(items: np.ndarray, users: np.ndarray, k: int, exclude: sp.csr_
     rescored = np.zeros(ids.shape, dtype=np.float32)
     for start in range(0, q, _RESCORE_CHUNK):
         rows = slice(start, min(start + _RESCORE_CHUNK, q))
-        gathered = items[np.maximum(ids[rows], 0)].astype(np.float64)          # [r, wide, f]
-        rescored[rows] = (gathered * exact[rows, None, :]).sum(axis=2)         # pairwise over f
+        gathered = items[np.maximum(ids[rows], 0)].astype(np.float64)  # [r, wide, f]
+        rescored[rows] = (gathered * exact[rows, None, :]).sum(axis=2)  # pairwise over f
     rescored[ids < 0] = 0
-    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -rescored, ids < 0), axis=1)[:, :k]
+    order = np.lexsort(
+        (np.where(ids < 0, np.iinfo(np.int64).max, ids), -rescored, ids < 0), axis=1
+    )[:, :k]
     return np.take_along_axis(ids, order, axis=1), np.take_along_axis(rescored, order, axis=1)
 
 
-def _candidate_block(items: np.ndarray, users: np.ndarray, exclude: sp.csr_matrix, wide: int,
-                     head: NormHead | None = None) -> np.ndarray:
+def _candidate_block(
+    items: np.ndarray,
+    users: np.ndarray,
+    exclude: sp.csr_matrix,
+    wide: int,
+    head: NormHead | None = None,
+) -> np.ndarray:
     """int64 [b, wide]: for float32 ``users`` [b, f], the ``wide`` best non-excluded items by the
     float32 product, best first, -1 padded (see :func:`top_k_factors`)."""
     b, n = len(users), len(items)
-    excluded = np.repeat(np.arange(b, dtype=np.int64), np.diff(exclude.indptr)) * n + exclude.indices
-    lowest = np.finfo(np.float32).min           # above the -inf that marks excluded entries
+    excluded = (
+        np.repeat(np.arange(b, dtype=np.int64), np.diff(exclude.indptr)) * n + exclude.indices
+    )
+    lowest = np.finfo(np.float32).min  # above the -inf that marks excluded entries
     threshold = np.full((b, 1), lowest, dtype=np.float32)
     sample = items[::_SAMPLE_STRIDE]
-    rank = 3 * wide * len(sample) // n          # expect ~3·wide items at or above the threshold
+    rank = 3 * wide * len(sample) // n  # expect ~3·wide items at or above the threshold
     sampled = 1 <= rank < len(sample) // 2
     if sampled:
-        scores = users @ sample.T                                                 # [b, n / stride]
+        scores = users @ sample.T  # [b, n / stride]
         threshold[:, 0] = -np.partition(-scores, rank - 1, axis=1)[:, rank - 1]
     # Rows whose threshold puts every item outside the head out of reach scan the head alone.
     fits = np.zeros(b, dtype=bool)
@@ -210,19 +234,30 @@ def _candidate_block(items: np.ndarray, users: np.ndarray, exclude: sp.csr_matri
         rows, cols = _scan(items, users, threshold, excluded, wide)
     else:
         inside, outside = np.flatnonzero(fits), np.flatnonzero(~fits)
-        r1, c1 = _scan_head(head, users[inside], threshold[inside], _rows_of(excluded, n, inside), n, wide,
-                            lengths[inside])
-        r2, c2 = _scan(items, users[outside], threshold[outside], _rows_of(excluded, n, outside), wide)
+        r1, c1 = _scan_head(
+            head,
+            users[inside],
+            threshold[inside],
+            _rows_of(excluded, n, inside),
+            n,
+            wide,
+            lengths[inside],
+        )
+        r2, c2 = _scan(
+            items, users[outside], threshold[outside], _rows_of(excluded, n, outside), wide
+        )
         rows, cols = np.concatenate((inside[r1], outside[r2])), np.concatenate((c1, c2))
     # A sample that ran hot leaves a row short of ``wide`` while more items remain: rescan it.
     available = np.minimum(wide, n - np.diff(exclude.indptr))
     short = np.flatnonzero(np.bincount(rows, minlength=b) < available) if sampled else []
     if len(short):
         again = _rows_of(excluded, n, short)
-        r2, c2 = _scan(items, users[short], np.full((len(short), 1), lowest, dtype=np.float32), again, wide)
+        r2, c2 = _scan(
+            items, users[short], np.full((len(short), 1), lowest, dtype=np.float32), again, wide
+        )
         keep = ~np.isin(rows, short)
         rows, cols = np.concatenate((rows[keep], short[r2])), np.concatenate((cols[keep], c2))
-    order = np.lexsort((np.arange(len(rows)), rows))   # rows grouped, each row's order kept
+    order = np.lexsort((np.arange(len(rows)), rows))  # rows grouped, each row's order kept
     rows, cols = rows[order], cols[order]
     position = np.arange(len(rows)) - np.searchsorted(rows, rows)
     ids = np.full((b, wide), -1, dtype=np.int64)
@@ -237,15 +272,30 @@ def _rows_of(excluded: np.ndarray, n: int, rows: np.ndarray) -> np.ndarray:
     return np.searchsorted(rows, excluded[mine] // n) * n + excluded[mine] % n
 
 
-def _scan_head(head: NormHead, users: np.ndarray, threshold: np.ndarray, excluded: np.ndarray, n: int,
-               wide: int, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _scan_head(
+    head: NormHead,
+    users: np.ndarray,
+    threshold: np.ndarray,
+    excluded: np.ndarray,
+    n: int,
+    wide: int,
+    lengths: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_scan` over ``head``'s items only (longest first), for rows whose thresholds put
     every item outside it out of reach; ``excluded`` keyed ``row·n + item id``."""
     h = len(head.ids)
     place = head.position[excluded % n].astype(np.int64)
     inside = place < h
-    return _scan(head.items, users, threshold, (excluded[inside] // n) * h + place[inside], wide,
-                 labels=head.ids, norms=head.norms[:-1], lengths=lengths)
+    return _scan(
+        head.items,
+        users,
+        threshold,
+        (excluded[inside] // n) * h + place[inside],
+        wide,
+        labels=head.ids,
+        norms=head.norms[:-1],
+        lengths=lengths,
+    )
 
 
 def _cutoff(threshold: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -255,9 +305,16 @@ def _cutoff(threshold: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return threshold[:, 0].astype(np.float64) / (lengths * (1 + _BOUND_SLACK))
 
 
-def _scan(items: np.ndarray, users: np.ndarray, threshold: np.ndarray, excluded: np.ndarray,
-          wide: int, labels: np.ndarray | None = None, norms: np.ndarray | None = None,
-          lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _scan(
+    items: np.ndarray,
+    users: np.ndarray,
+    threshold: np.ndarray,
+    excluded: np.ndarray,
+    wide: int,
+    labels: np.ndarray | None = None,
+    norms: np.ndarray | None = None,
+    lengths: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``wide`` best entries per row of ``users @ items.T`` (float32) among those at or above
     ``threshold`` (float32 [b, 1], updated in place) and not in ``excluded`` (keys row·n + col):
     (rows, cols) int64, each row best first (ties: lower col).
@@ -297,20 +354,21 @@ def _scan(items: np.ndarray, users: np.ndarray, threshold: np.ndarray, excluded:
         take = position < wide
         if not final:
             last = position == wide - 1
-            threshold[rows[last], 0] = vals[last] if labels is not None else \
-                np.nextafter(vals[last], np.float32(np.inf))
+            threshold[rows[last], 0] = (
+                vals[last] if labels is not None else np.nextafter(vals[last], np.float32(np.inf))
+            )
         rows, cols, vals = rows[take], cols[take], vals[take]
 
     for start in range(0, n, width):
         if norms is not None and norms[start] < _cutoff(threshold, lengths).min():
-            break                                    # the rest is shorter still: out of every row's reach
+            break  # the rest is shorter still: out of every row's reach
         w = min(width, n - start)
-        scores, above = out[:b * w].reshape(b, w), mask[:b * w].reshape(b, w)
-        np.matmul(users, items[start:start + w].T, out=scores)
+        scores, above = out[: b * w].reshape(b, w), mask[: b * w].reshape(b, w)
+        np.matmul(users, items[start : start + w].T, out=scores)
         lo, hi = np.searchsorted(ex_cols, (start, start + w))
         scores[ex_rows[lo:hi], ex_cols[lo:hi] - start] = -np.inf
         np.greater_equal(scores, threshold, out=above)
-        flat = np.flatnonzero(above)                 # 1-D: far faster than a 2-D nonzero
+        flat = np.flatnonzero(above)  # 1-D: far faster than a 2-D nonzero
         r, c = np.divmod(flat, w)
         pending.append((r, c + start if labels is None else labels[c + start], out[flat]))
         pending_size += len(r)
@@ -353,7 +411,9 @@ class FactorRecommender(Recommender):
             return weights
         rows = np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))[keep]
         indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=weights.shape[0]))))
-        return sp.csr_matrix((weights.data[keep], weights.indices[keep], indptr), shape=weights.shape)
+        return sp.csr_matrix(
+            (weights.data[keep], weights.indices[keep], indptr), shape=weights.shape
+        )
 
     def fold_in(self, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
         """Query factors ``u`` float64 [q, k], and a bool [q] mask of queries with evidence.
@@ -364,7 +424,7 @@ class FactorRecommender(Recommender):
         """
         self._check_fitted()
         weights = self._known(self._seed_weights(queries))
-        b = np.asarray(weights @ self.item_factors, dtype=np.float64)   # [q, k]
+        b = np.asarray(weights @ self.item_factors, dtype=np.float64)  # [q, k]
         has = np.diff(weights.indptr) > 0
         u = np.empty_like(b)
         with threadpool_limits(1, "blas"):
@@ -374,7 +434,9 @@ class FactorRecommender(Recommender):
                     # u = b G⁻¹ summed over the middle axis: plain elementwise adds in order.
                     u[rows] = (b[rows, :, None] * self._gram_inverse[None]).sum(axis=1)
                 else:
-                    u[rows] = np.linalg.solve(self._query_grams(weights[rows]), b[rows][..., None])[..., 0]
+                    u[rows] = np.linalg.solve(self._query_grams(weights[rows]), b[rows][..., None])[
+                        ..., 0
+                    ]
         return u, has
 
     @property
@@ -401,16 +463,17 @@ class FactorRecommender(Recommender):
         """
         grams = np.empty((weights.shape[0], *self.gram.shape))
         for row in range(weights.shape[0]):
-            seeds = weights.indices[weights.indptr[row]:weights.indptr[row + 1]]
-            ys = self.item_factors[seeds].astype(np.float64)              # [l, k]
+            seeds = weights.indices[weights.indptr[row] : weights.indptr[row + 1]]
+            ys = self.item_factors[seeds].astype(np.float64)  # [l, k]
             grams[row] = self.gram + self.seed_gram_weight * (ys.T @ ys)
         return grams
 
     # --- scoring -------------------------------------------------------------------------------
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         u, has = self.fold_in(queries)
-        ids, scores = top_k_factors(self.item_factors, u, n, seed_matrix(queries, self.n_tracks),
-                                    head=self._norm_head)
+        ids, scores = top_k_factors(
+            self.item_factors, u, n, seed_matrix(queries, self.n_tracks), head=self._norm_head
+        )
         ids[~has] = -1  # no evidence: the base back-fills by popularity
         return ids, scores
 
@@ -420,18 +483,26 @@ class FactorRecommender(Recommender):
         one = queries.slice(row, row + 1)
         weights = self._known(self._seed_weights(one))
         if weights.nnz == 0:
-            return [popularity_explanation(self, int(t), "A popular track: the playlist has no seed "
-                                           "track the model knows.") for t in track_ids]
+            return [
+                popularity_explanation(
+                    self, int(t), "A popular track: the playlist has no seed track the model knows."
+                )
+                for t in track_ids
+            ]
         seeds = weights.indices.astype(np.int64)
         a = self.gram if self.seed_gram_weight == 0 else self._query_grams(weights)[0]
-        solved = np.linalg.solve(a, (self.item_factors[seeds].astype(np.float64) * weights.data[:, None]).T)
-        contributions = self.item_factors[track_ids].astype(np.float64) @ solved   # [t, s]
+        solved = np.linalg.solve(
+            a, (self.item_factors[seeds].astype(np.float64) * weights.data[:, None]).T
+        )
+        contributions = self.item_factors[track_ids].astype(np.float64) @ solved  # [t, s]
         # Name seeds in playlist order (the weight matrix sorted them by id).
         first = {}
         for position, t in enumerate(one.seed_ids.tolist()):
             first.setdefault(t, position)
         order = np.argsort([first[s] for s in seeds.tolist()], kind="stable")
-        return from_seed_contributions(self, seeds[order], track_ids, contributions[:, order], self.verb)
+        return from_seed_contributions(
+            self, seeds[order], track_ids, contributions[:, order], self.verb
+        )
 
     # --- persistence ---------------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -525,7 +596,9 @@ class SVDRecommender(FactorRecommender):
 
         c = self.config
         if c.weighting not in WEIGHTINGS:
-            raise SegueError(f"svd: weighting must be one of {', '.join(WEIGHTINGS)}, got {c.weighting!r}")
+            raise SegueError(
+                f"svd: weighting must be one of {', '.join(WEIGHTINGS)}, got {c.weighting!r}"
+            )
         _check_positive("svd", factors=c.factors, bm25_k1=c.bm25_k1)
         if not 0 <= c.bm25_b <= 1:
             raise SegueError(f"svd: bm25_b must be within 0..1, got {c.bm25_b}")
@@ -533,15 +606,22 @@ class SVDRecommender(FactorRecommender):
         self.mean_length = float(lengths.mean()) if len(lengths) else 1.0
         self.column_weights = self._idf(data.track_popularity, data.n_playlists)
         matrix = data.matrix.astype(np.float32)
-        matrix.data = self._row_weights(lengths)[np.repeat(np.arange(len(lengths)), lengths)] \
+        matrix.data = (
+            self._row_weights(lengths)[np.repeat(np.arange(len(lengths)), lengths)]
             * self.column_weights[matrix.indices]
+        )
         rank = effective_factors(c.factors, matrix.shape)
         if rank >= min(matrix.shape):
             raise SegueError("svd: the training matrix is too small to factorise")
         # One BLAS thread: the QR/LU steps of the range finder then round the same on every run.
         with threadpool_limits(1, "blas"):
-            _, singular, vt = randomized_svd(matrix, rank, n_oversamples=c.oversamples, n_iter=c.n_iter,
-                                             random_state=c.random_state)
+            _, singular, vt = randomized_svd(
+                matrix,
+                rank,
+                n_oversamples=c.oversamples,
+                n_iter=c.n_iter,
+                random_state=c.random_state,
+            )
         self.singular_values = singular.astype(np.float32)
         # V has orthonormal columns, so the least-squares fold-in needs no Gram matrix: G = I.
         self._set_factors(vt.T, np.eye(rank))
@@ -565,14 +645,19 @@ class SVDRecommender(FactorRecommender):
     def _seed_weights(self, queries: Queries) -> sp.csr_matrix:
         weights = seed_matrix(queries, self.n_tracks)
         row = self._row_weights(np.diff(weights.indptr))
-        weights.data = row[np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))] \
+        weights.data = (
+            row[np.repeat(np.arange(weights.shape[0]), np.diff(weights.indptr))]
             * self.column_weights[weights.indices]
+        )
         return weights
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {**super()._arrays(), "singular_values": self.singular_values,
-                "column_weights": self.column_weights,
-                "mean_length": np.array([self.mean_length], dtype=np.float64)}
+        return {
+            **super()._arrays(),
+            "singular_values": self.singular_values,
+            "column_weights": self.column_weights,
+            "mean_length": np.array([self.mean_length], dtype=np.float64),
+        }
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         super()._load_arrays(arrays)
@@ -612,7 +697,9 @@ class ALSRecommender(FactorRecommender):
     """
 
     name = "als"
-    description = "Implicit-feedback ALS (implicit, CPU); queries folded in by the exact ALS user solve."
+    description = (
+        "Implicit-feedback ALS (implicit, CPU); queries folded in by the exact ALS user solve."
+    )
     Config = ALSConfig
     verb = "ALS's latent factors link them to this track"
 
@@ -634,15 +721,19 @@ class ALSRecommender(FactorRecommender):
             raise SegueError(f"als: regularization must be ≥ 0, got {c.regularization}")
         # implicit warns, and runs many times slower, when BLAS threads compete with its own.
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(factors=effective_factors(c.factors, data.matrix.shape),
-                                            regularization=c.regularization, alpha=c.alpha,
-                                            iterations=c.iterations, random_state=c.random_state,
-                                            num_threads=cpu_threads(c.num_threads))
+            model = AlternatingLeastSquares(
+                factors=effective_factors(c.factors, data.matrix.shape),
+                regularization=c.regularization,
+                alpha=c.alpha,
+                iterations=c.iterations,
+                random_state=c.random_state,
+                num_threads=cpu_threads(c.num_threads),
+            )
             model.fit(data.matrix.astype(np.float32, copy=False), show_progress=False)
         items = model.item_factors
         # A track no training playlist holds keeps (a few CG steps from) its random start.
         items[data.track_popularity == 0] = 0
-        self.playlist_factors = model.user_factors   # float32 [n_playlists, k]; not saved
+        self.playlist_factors = model.user_factors  # float32 [n_playlists, k]; not saved
         self._set_factors(items, item_gram(items, c.regularization))
 
 
@@ -683,7 +774,9 @@ class BPRRecommender(FactorRecommender):
     """
 
     name = "bpr"
-    description = "Bayesian Personalized Ranking (implicit, CPU); queries folded in by ridge regression."
+    description = (
+        "Bayesian Personalized Ranking (implicit, CPU); queries folded in by ridge regression."
+    )
     Config = BPRConfig
     verb = "BPR's latent factors link them to this track"
 
@@ -691,15 +784,20 @@ class BPRRecommender(FactorRecommender):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         c = self.config
-        _check_positive("bpr", factors=c.factors, learning_rate=c.learning_rate, iterations=c.iterations)
+        _check_positive(
+            "bpr", factors=c.factors, learning_rate=c.learning_rate, iterations=c.iterations
+        )
         if c.regularization < 0 or c.fold_in_regularization <= 0:
             raise SegueError("bpr: regularization must be ≥ 0 and fold_in_regularization positive")
         with threadpool_limits(1, "blas"):
-            model = BayesianPersonalizedRanking(factors=effective_factors(c.factors, data.matrix.shape),
-                                                learning_rate=c.learning_rate,
-                                                regularization=c.regularization, iterations=c.iterations,
-                                                random_state=c.random_state,
-                                                num_threads=cpu_threads(c.num_threads))
+            model = BayesianPersonalizedRanking(
+                factors=effective_factors(c.factors, data.matrix.shape),
+                learning_rate=c.learning_rate,
+                regularization=c.regularization,
+                iterations=c.iterations,
+                random_state=c.random_state,
+                num_threads=cpu_threads(c.num_threads),
+            )
             model.fit(data.matrix.astype(np.float32, copy=False), show_progress=False)
-        items = model.item_factors      # float32 [n_tracks, factors + 1]; the last column is the bias
+        items = model.item_factors  # float32 [n_tracks, factors + 1]; the last column is the bias
         self._set_factors(items, item_gram(items, c.fold_in_regularization))

@@ -52,9 +52,9 @@ from segue.models.topn import top_n_sparse
 
 log = logging.getLogger(__name__)
 
-MIN_GROUP_QUERIES = 10                        # fewer: a group keeps the overall weights
-_SCALES = (0.0, 0.25, 0.5, 2.0, 4.0)          # coordinate-search moves of one weight
-_TUNE_LENGTH = 500                            # list length the weights are tuned for (the challenge's)
+MIN_GROUP_QUERIES = 10  # fewer: a group keeps the overall weights
+_SCALES = (0.0, 0.25, 0.5, 2.0, 4.0)  # coordinate-search moves of one weight
+_TUNE_LENGTH = 500  # list length the weights are tuned for (the challenge's)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,9 @@ class HybridConfig:
         if self.depth < 1:
             raise SegueError(f"hybrid: depth must be at least 1, got {self.depth}")
         if self.validation_per_group < 1:
-            raise SegueError(f"hybrid: validation_per_group must be at least 1, got {self.validation_per_group}")
+            raise SegueError(
+                f"hybrid: validation_per_group must be at least 1, got {self.validation_per_group}"
+            )
         component_configs(self.components, self.component_params, "hybrid")
 
 
@@ -87,17 +89,27 @@ class HybridRecommender(Ensemble):
 
     def _tune(self, data: PlaylistData, configs: dict) -> None:
         """Steps 1–3 of the fit: the validation carve, the components fitted on the rest, the weights."""
-        held = hold_out_queries(data, self.config.validation_per_group,
-                                np.random.default_rng([self.config.seed, 5151]))
+        held = hold_out_queries(
+            data, self.config.validation_per_group, np.random.default_rng([self.config.seed, 5151])
+        )
         groups, counts = held.groups, held.counts()
-        log.info("hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
-                 "playlists (%s)", len(configs), len(held.queries), f"{data.n_playlists:,}",
-                 "; ".join(f"{group_label(g)}: {counts[g]}" for g in range(N_GROUPS)))
+        log.info(
+            "hybrid: tuning %d weights per query group on %d validation playlists carved from %s training "
+            "playlists (%s)",
+            len(configs),
+            len(held.queries),
+            f"{data.n_playlists:,}",
+            "; ".join(f"{group_label(g)}: {counts[g]}" for g in range(N_GROUPS)),
+        )
         # Group 0 (no title, no seed) is never carved: no component has anything to say there.
         thin = [f"'{group_label(g)}'" for g in range(1, N_GROUPS) if counts[g] < MIN_GROUP_QUERIES]
         if thin:
-            log.warning("hybrid: fewer than %d validation queries for %s: these groups keep the weights tuned on "
-                        "all queries", MIN_GROUP_QUERIES, ", ".join(thin))
+            log.warning(
+                "hybrid: fewer than %d validation queries for %s: these groups keep the weights tuned on "
+                "all queries",
+                MIN_GROUP_QUERIES,
+                ", ".join(thin),
+            )
         lists = self._carved_lists(held, configs)
         self.weights = tune_weights(lists, held.truth, groups)
         self.tuned_groups = counts
@@ -110,14 +122,16 @@ class HybridRecommender(Ensemble):
         self.tuned_groups = arrays["tuned_groups"]
         names = list(self.component_configs())
         if self.weights.shape != (N_GROUPS, len(names)):
-            raise SegueError(f"hybrid: saved weights have shape {self.weights.shape}, expected "
-                             f"{(N_GROUPS, len(names))} for components {', '.join(names)}")
+            raise SegueError(
+                f"hybrid: saved weights have shape {self.weights.shape}, expected "
+                f"{(N_GROUPS, len(names))} for components {', '.join(names)}"
+            )
 
     # --- scoring -------------------------------------------------------------------------------
     def _fused(self, queries: Queries) -> tuple[sp.csr_matrix, list[sp.csr_matrix], np.ndarray]:
         """Fused scores [q, n_tracks] CSR, each component's scaled lists, and the weights [q, C]."""
         lists = [self._component_lists(c, queries) for c in self.components]
-        weights = self.weights[query_groups(queries)]                      # [q, C]
+        weights = self.weights[query_groups(queries)]  # [q, C]
         fused = sp.csr_matrix((len(queries), self.n_tracks), dtype=np.float32)
         for c, scaled in enumerate(lists):
             fused = fused + sp.diags(weights[:, c].astype(np.float32)) @ scaled
@@ -132,8 +146,13 @@ class HybridRecommender(Ensemble):
         track_ids = np.asarray(track_ids, dtype=np.int64)
         one = queries.slice(row, row + 1)
         _, lists, weights = self._fused(one)
-        parts = np.array([lst[0, track_ids].toarray()[0] for lst in lists]) * weights[0][:, None]   # [C, t]
-        subs = [c.explain(one, 0, track_ids) if parts[i].any() else None for i, c in enumerate(self.components)]
+        parts = (
+            np.array([lst[0, track_ids].toarray()[0] for lst in lists]) * weights[0][:, None]
+        )  # [C, t]
+        subs = [
+            c.explain(one, 0, track_ids) if parts[i].any() else None
+            for i, c in enumerate(self.components)
+        ]
         out = []
         for j, track in enumerate(track_ids.tolist()):
             share = shares(parts[:, j])
@@ -141,22 +160,47 @@ class HybridRecommender(Ensemble):
                 out.append(popularity_explanation(self, track))
                 continue
             order = [int(i) for i in np.argsort(-share, kind="stable") if share[i] > 0]
-            evidence = [{"kind": "component", "component": self.components[i].name, "share": float(share[i]),
-                         "weight": float(weights[0, i]), "text": subs[i][j].text, "evidence": subs[i][j].evidence}
-                        for i in order]
-            out.append(Explanation(track, evidence, _combine([subs[i][j].text for i in order[:2]
-                                                              if i == order[0] or share[i] >= 0.2])))
+            evidence = [
+                {
+                    "kind": "component",
+                    "component": self.components[i].name,
+                    "share": float(share[i]),
+                    "weight": float(weights[0, i]),
+                    "text": subs[i][j].text,
+                    "evidence": subs[i][j].evidence,
+                }
+                for i in order
+            ]
+            out.append(
+                Explanation(
+                    track,
+                    evidence,
+                    _combine(
+                        [subs[i][j].text for i in order[:2] if i == order[0] or share[i] >= 0.2]
+                    ),
+                )
+            )
         return out
 
     def describe_weights(self) -> list[tuple[str, dict[str, float], int]]:
         """(group label, {component: weight}, validation queries it was tuned on) per group."""
         names = [c.name for c in self.components]
-        return [(group_label(g), dict(zip(names, self.weights[g].round(3).tolist(), strict=True)),
-                 int(self.tuned_groups[g])) for g in range(N_GROUPS)]
+        return [
+            (
+                group_label(g),
+                dict(zip(names, self.weights[g].round(3).tolist(), strict=True)),
+                int(self.tuned_groups[g]),
+            )
+            for g in range(N_GROUPS)
+        ]
 
 
-def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np.ndarray,
-                 min_queries: int = MIN_GROUP_QUERIES) -> np.ndarray:
+def tune_weights(
+    lists: list[sp.csr_matrix],
+    truth: list[np.ndarray],
+    groups: np.ndarray,
+    min_queries: int = MIN_GROUP_QUERIES,
+) -> np.ndarray:
     """Weights float64 [N_GROUPS, C] (each row sums to 1) maximising mean R-precision + mean NDCG.
 
     ``lists``: per component, CSR [q, n_tracks] of scaled scores (see :func:`_scaled_lists`);
@@ -180,18 +224,25 @@ def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np
         keys = np.repeat(np.arange(lst.shape[0]), np.diff(lst.indptr)) * stride + lst.indices
         values[c, np.searchsorted(union_keys, keys)] = lst.data
     truth_rows = np.repeat(np.arange(len(truth)), [len(t) for t in truth])
-    truth_keys = truth_rows * stride + (np.concatenate(truth).astype(np.int64) if truth else np.zeros(0, np.int64))
+    truth_keys = truth_rows * stride + (
+        np.concatenate(truth).astype(np.int64) if truth else np.zeros(0, np.int64)
+    )
     hit = np.isin(union_keys, truth_keys)
     lengths = np.array([len(np.unique(t)) for t in truth], dtype=np.int64)
 
     def search(start: np.ndarray, members: np.ndarray) -> np.ndarray:
         """Coordinate search from ``start`` over the queries ``members`` (sorted int array)."""
         entry = np.isin(rows, members)
-        r, c, h, v = np.searchsorted(members, rows[entry]), cols[entry], hit[entry], values[:, entry]
-        indptr = np.searchsorted(r, np.arange(len(members) + 1))    # entries stay grouped by row
+        r, c, h, v = (
+            np.searchsorted(members, rows[entry]),
+            cols[entry],
+            hit[entry],
+            values[:, entry],
+        )
+        indptr = np.searchsorted(r, np.arange(len(members) + 1))  # entries stay grouped by row
         hit_pos = np.flatnonzero(h)
         hit_row = r[hit_pos]
-        dummy_truth = [np.arange(length) for length in lengths[members]]   # only |G| is read
+        dummy_truth = [np.arange(length) for length in lengths[members]]  # only |G| is read
         ranking = np.full((len(members), _TUNE_LENGTH), -1, dtype=np.int64)
 
         def objective(weights: np.ndarray) -> float:
@@ -202,8 +253,10 @@ def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np
             keep = (rank < _TUNE_LENGTH) & (fused[hit_pos] > 0)
             hits = np.zeros(ranking.shape, dtype=bool)
             hits[hit_row[keep], rank[keep]] = True
-            return float(M.r_precision(ranking, dummy_truth, hits=hits).mean()
-                         + M.ndcg_common(ranking, dummy_truth, hits=hits).mean())
+            return float(
+                M.r_precision(ranking, dummy_truth, hits=hits).mean()
+                + M.ndcg_common(ranking, dummy_truth, hits=hits).mean()
+            )
 
         best, best_value = start, objective(start)
         improved = True
@@ -212,7 +265,11 @@ def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np
             for comp in range(n_components):
                 for scale in _SCALES:
                     trial = best.copy()
-                    trial[comp] = trial[comp] * scale if trial[comp] > 0 else (scale / n_components if scale > 1 else 0)
+                    trial[comp] = (
+                        trial[comp] * scale
+                        if trial[comp] > 0
+                        else (scale / n_components if scale > 1 else 0)
+                    )
                     if trial.sum() <= 0 or np.allclose(trial / trial.sum(), best):
                         continue
                     trial /= trial.sum()
@@ -222,8 +279,11 @@ def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np
         return best
 
     everyone = np.arange(len(truth))
-    overall = search(np.full(n_components, 1.0 / n_components), everyone) if len(truth) else \
-        np.full(n_components, 1.0 / n_components)
+    overall = (
+        search(np.full(n_components, 1.0 / n_components), everyone)
+        if len(truth)
+        else np.full(n_components, 1.0 / n_components)
+    )
     weights = np.empty((N_GROUPS, n_components))
     for g in range(N_GROUPS):
         members = np.flatnonzero(groups == g)
@@ -233,7 +293,7 @@ def tune_weights(lists: list[sp.csr_matrix], truth: list[np.ndarray], groups: np
 
 
 @numba.njit(cache=True, parallel=True)
-def _ranks_of(indptr, fused, cols, positions, rows):   # pragma: no cover - compiled
+def _ranks_of(indptr, fused, cols, positions, rows):  # pragma: no cover - compiled
     """Place (0-based) of each entry ``positions[k]`` within its row ``rows[k]`` when the row's
     entries ``indptr[r]:indptr[r + 1]`` are ordered by ``fused`` descending, then ``cols``
     ascending. int64 [len(positions)]; O(row length) per entry, rows in parallel."""
@@ -242,7 +302,7 @@ def _ranks_of(indptr, fused, cols, positions, rows):   # pragma: no cover - comp
         h, row = positions[k], rows[k]
         fh, ch = fused[h], cols[h]
         count = 0
-        for j in range(indptr[row], indptr[row + 1]):   # branch-free, so it vectorises
+        for j in range(indptr[row], indptr[row + 1]):  # branch-free, so it vectorises
             count += (fused[j] > fh) | ((fused[j] == fh) & (cols[j] < ch))
         out[k] = count
     return out

@@ -79,16 +79,18 @@ class ItemKNNConfig:
     # Neighbours kept per track (memory: 8 bytes each); tuned on real MPD playlists
     # (R-precision 0.123 → 0.125; 1000 only reached 0.126 at twice the memory).
     n_neighbors: int = 500
-    similarity: str = "cosine"      # "cosine" (asymmetric by alpha) or "bm25"
-    alpha: float = 0.9              # cosine's asymmetry: 0.5 = plain cosine, → 1 = P(candidate | seed)
-    normalize_rows: bool = True     # each track's best neighbour scores 1
+    similarity: str = "cosine"  # "cosine" (asymmetric by alpha) or "bm25"
+    alpha: float = 0.9  # cosine's asymmetry: 0.5 = plain cosine, → 1 = P(candidate | seed)
+    normalize_rows: bool = True  # each track's best neighbour scores 1
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
-    num_threads: int = 0            # 0: one per core (results do not depend on it)
+    num_threads: int = 0  # 0: one per core (results do not depend on it)
 
     def __post_init__(self):
         if self.similarity not in SIMILARITIES:
-            raise SegueError(f"similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}")
+            raise SegueError(
+                f"similarity must be one of {', '.join(SIMILARITIES)}, got {self.similarity!r}"
+            )
         if self.n_neighbors < 1:
             raise SegueError(f"n_neighbors must be at least 1, got {self.n_neighbors}")
         if not 0 <= self.alpha <= 1:
@@ -109,13 +111,24 @@ def neighbours(matrix: sp.csr_matrix, config: ItemKNNConfig) -> sp.csr_matrix:
     binary.data[:] = 1
     if config.similarity == "cosine":
         pop = _popularity(binary)
-        pop[pop == 0] = 1          # tracks no playlist holds have no neighbours anyway
-        return top_k_cooccurrence(binary, config.n_neighbors, row_factor=pop ** -config.alpha,
-                                  column_factor=pop ** -(1 - config.alpha), num_threads=config.num_threads,
-                                  description="itemknn neighbours")
-    weighted = sp.csr_matrix(bm25_weight(binary.T, K1=config.bm25_k1, B=config.bm25_b).T, dtype=np.float32)
-    return top_k_cooccurrence(weighted, config.n_neighbors, num_threads=config.num_threads,
-                              description="itemknn neighbours")
+        pop[pop == 0] = 1  # tracks no playlist holds have no neighbours anyway
+        return top_k_cooccurrence(
+            binary,
+            config.n_neighbors,
+            row_factor=pop**-config.alpha,
+            column_factor=pop ** -(1 - config.alpha),
+            num_threads=config.num_threads,
+            description="itemknn neighbours",
+        )
+    weighted = sp.csr_matrix(
+        bm25_weight(binary.T, K1=config.bm25_k1, B=config.bm25_b).T, dtype=np.float32
+    )
+    return top_k_cooccurrence(
+        weighted,
+        config.n_neighbors,
+        num_threads=config.num_threads,
+        description="itemknn neighbours",
+    )
 
 
 def row_scales(similarity: sp.csr_matrix, normalize: bool) -> np.ndarray:
@@ -135,15 +148,20 @@ class ItemKNNRecommender(Recommender):
 
     def _fit(self, data: PlaylistData) -> None:
         c = self.config
-        log.info("itemknn: %d nearest neighbours of %s tracks (%s%s)", c.n_neighbors, f"{data.n_tracks:,}",
-                 c.similarity, f", alpha {c.alpha}" if c.similarity == "cosine" else "")
+        log.info(
+            "itemknn: %d nearest neighbours of %s tracks (%s%s)",
+            c.n_neighbors,
+            f"{data.n_tracks:,}",
+            c.similarity,
+            f", alpha {c.alpha}" if c.similarity == "cosine" else "",
+        )
         self.similarity = neighbours(data.matrix, c)
         self.row_scale = row_scales(self.similarity, c.normalize_rows)
         self._delta = None
 
     def _arrays(self) -> dict[str, np.ndarray]:
         s = self.similarity
-        if self._delta is not None:   # live updates are saved as if trained
+        if self._delta is not None:  # live updates are saved as if trained
             s = self._rows(np.arange(self.n_tracks))
         return {**csr_arrays("sim", s), "row_scale": self.row_scale}
 
@@ -166,14 +184,15 @@ class ItemKNNRecommender(Recommender):
         if self.config.similarity != "cosine":
             raise LiveUpdateUnsupported(
                 "itemknn learns new playlists live with similarity=cosine only (BM25 weights depend "
-                "on every playlist); retrain it with the new playlists")
+                "on every playlist); retrain it with the new playlists"
+            )
         n, alpha = self.n_tracks, self.config.alpha
-        new = seed_matrix(queries, n, dtype=np.float64)                   # [k, t] binary
-        touched = sorted_unique(new.indices)                              # [T] int32
+        new = seed_matrix(queries, n, dtype=np.float64)  # [k, t] binary
+        touched = sorted_unique(new.indices)  # [T] int32
         if not len(touched):
             return
-        local = sp.csr_matrix(new[:, touched])                            # [k, T]
-        pair_counts = sp.coo_matrix(local.T @ local)                      # [T, T]; diagonal: new playlists
+        local = sp.csr_matrix(new[:, touched])  # [k, T]
+        pair_counts = sp.coo_matrix(local.T @ local)  # [T, T]; diagonal: new playlists
         pop_old = self.popularity.astype(np.float64)[touched]
         pop_new = pop_old + np.asarray(local.sum(axis=0)).ravel()
 
@@ -184,19 +203,35 @@ class ItemKNNRecommender(Recommender):
                 values += np.where(touched[at] == columns, (pop_new - pop_old)[at], 0.0)
             return values
 
-        current = sp.coo_matrix(self._rows(touched))                      # [T, t]
-        counts = current.data * pop_old[current.row] ** alpha * popularity(current.col, updated=False) ** (1 - alpha)
+        current = sp.coo_matrix(self._rows(touched))  # [T, t]
+        counts = (
+            current.data
+            * pop_old[current.row] ** alpha
+            * popularity(current.col, updated=False) ** (1 - alpha)
+        )
         off = pair_counts.row != pair_counts.col
-        merged = sp.csr_matrix((np.concatenate((counts, pair_counts.data[off])),
-                                (np.concatenate((current.row, pair_counts.row[off])),
-                                 np.concatenate((current.col, touched[pair_counts.col[off]])))), shape=(len(touched), n))
+        merged = sp.csr_matrix(
+            (
+                np.concatenate((counts, pair_counts.data[off])),
+                (
+                    np.concatenate((current.row, pair_counts.row[off])),
+                    np.concatenate((current.col, touched[pair_counts.col[off]])),
+                ),
+            ),
+            shape=(len(touched), n),
+        )
         merged.sum_duplicates()
         entry_rows = np.repeat(np.arange(len(touched)), np.diff(merged.indptr))
-        merged.data /= pop_new[entry_rows] ** alpha * popularity(merged.indices, updated=True) ** (1 - alpha)
+        merged.data /= pop_new[entry_rows] ** alpha * popularity(merged.indices, updated=True) ** (
+            1 - alpha
+        )
         ids, sims = top_n_sparse(merged, self.config.n_neighbors)
         keep = ids >= 0
-        new_rows = sp.csr_matrix((sims[keep], (np.repeat(np.arange(len(touched)), keep.sum(axis=1)), ids[keep])),
-                                 shape=(len(touched), n), dtype=np.float32)
+        new_rows = sp.csr_matrix(
+            (sims[keep], (np.repeat(np.arange(len(touched)), keep.sum(axis=1)), ids[keep])),
+            shape=(len(touched), n),
+            dtype=np.float32,
+        )
         self.row_scale = self.row_scale.copy()
         self.row_scale[touched] = row_scales(new_rows, self.config.normalize_rows)
         # The correction's touched rows become (new row − trained row); the others stay.
@@ -205,8 +240,11 @@ class ItemKNNRecommender(Recommender):
         if self._delta is not None:
             old = sp.coo_matrix(self._delta)
             stay = ~np.isin(old.row, touched)
-            rows, cols, values = (np.concatenate((rows, old.row[stay])), np.concatenate((cols, old.col[stay])),
-                                  np.concatenate((values, old.data[stay])))
+            rows, cols, values = (
+                np.concatenate((rows, old.row[stay])),
+                np.concatenate((cols, old.col[stay])),
+                np.concatenate((values, old.data[stay])),
+            )
         self._delta = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=(n, n))
 
     def _scores(self, queries: Queries) -> sp.csr_matrix:
@@ -224,6 +262,6 @@ class ItemKNNRecommender(Recommender):
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
         seeds = np.unique(queries.seeds(row))
         rows = self._rows(seeds).copy()
-        rows.data *= np.repeat(self.row_scale[seeds], np.diff(rows.indptr))   # each seed's row scale
+        rows.data *= np.repeat(self.row_scale[seeds], np.diff(rows.indptr))  # each seed's row scale
         contributions = dense_columns(rows, track_ids).T
         return from_seed_contributions(self, seeds, track_ids, contributions)

@@ -44,8 +44,8 @@ from segue.models.topn import seed_matrix
 
 @dataclass(frozen=True)
 class PlaylistKNNConfig:
-    n_neighbors: int = 100          # training playlists that vote
-    power: float = 2.0              # vote weight = cosine ** power
+    n_neighbors: int = 100  # training playlists that vote
+    power: float = 2.0  # vote weight = cosine ** power
     max_seed_playlists: int = 20000  # playlists one seed can reach (sampled beyond; 0 = no cap)
     seed: int = 0
 
@@ -61,7 +61,9 @@ class PlaylistKNNConfig:
 @register
 class PlaylistKNNRecommender(Recommender):
     name = "playlistknn"
-    description = "Playlist kNN: the most similar training playlists (cosine) vote for their tracks."
+    description = (
+        "Playlist kNN: the most similar training playlists (cosine) vote for their tracks."
+    )
     Config = PlaylistKNNConfig
     batch_size = 256
 
@@ -74,8 +76,8 @@ class PlaylistKNNRecommender(Recommender):
     def _set_members(self, members: sp.csr_matrix) -> None:
         """``members`` [p, t] float32 binary CSR; derives the per-seed reach matrix [t, p]."""
         self.members = members
-        self.playlist_norm = np.sqrt(np.diff(members.indptr)).astype(np.float32)   # [p]
-        reach = sp.csr_matrix(members.T, dtype=np.float32)   # [t, p], rows = a track's playlists
+        self.playlist_norm = np.sqrt(np.diff(members.indptr)).astype(np.float32)  # [p]
+        reach = sp.csr_matrix(members.T, dtype=np.float32)  # [t, p], rows = a track's playlists
         cap = self.config.max_seed_playlists
         counts = np.diff(reach.indptr)
         if cap and counts.max(initial=0) > cap:
@@ -87,21 +89,27 @@ class PlaylistKNNRecommender(Recommender):
 
     def _add_playlists(self, queries: Queries) -> None:
         new = seed_matrix(queries, self.n_tracks)
-        live = new if self._live_members is None else sp.vstack([self._live_members, new], format="csr")
-        reach = sp.csr_matrix(live.T, dtype=np.float32)   # [t, live playlists], uncapped
+        live = (
+            new
+            if self._live_members is None
+            else sp.vstack([self._live_members, new], format="csr")
+        )
+        reach = sp.csr_matrix(live.T, dtype=np.float32)  # [t, live playlists], uncapped
         reach.data /= np.sqrt(np.diff(live.indptr)).astype(np.float32)[reach.indices]
         self._live_members, self._live_reach = live, reach
 
     def _arrays(self) -> dict[str, np.ndarray]:
         m = self.members
-        if self._live_members is not None:   # playlists learned live are saved as training ones
+        if self._live_members is not None:  # playlists learned live are saved as training ones
             m = sp.vstack([m, self._live_members], format="csr")
         return {"members_indptr": m.indptr, "members_indices": m.indices}
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         indptr, indices = arrays["members_indptr"], arrays["members_indices"]
-        members = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                                shape=(len(indptr) - 1, len(self.popularity)))
+        members = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.float32), indices, indptr),
+            shape=(len(indptr) - 1, len(self.popularity)),
+        )
         self._set_members(members)
 
     def _neighbours(self, queries: Queries) -> sp.csr_matrix:
@@ -110,10 +118,14 @@ class PlaylistKNNRecommender(Recommender):
         ids, weights = self._nearest(queries)
         keep = ids >= 0
         rows = np.repeat(np.arange(len(queries)), keep.sum(axis=1))
-        return sp.csr_matrix((weights[keep], (rows, ids[keep])), shape=(len(queries), self._n_voters()))
+        return sp.csr_matrix(
+            (weights[keep], (rows, ids[keep])), shape=(len(queries), self._n_voters())
+        )
 
     def _n_voters(self) -> int:
-        return self.members.shape[0] + (0 if self._live_members is None else self._live_members.shape[0])
+        return self.members.shape[0] + (
+            0 if self._live_members is None else self._live_members.shape[0]
+        )
 
     def _nearest(self, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
         """Each query's ``n_neighbors`` nearest playlists, nearest first (ties: lower id):
@@ -124,10 +136,21 @@ class PlaylistKNNRecommender(Recommender):
         sims = np.zeros((len(queries), k), dtype=np.float32)
         live = self._live_reach if self._live_reach is not None else _EMPTY_CSR
         with _threads() as threads:
-            _nearest_kernel(seeds.indptr.astype(np.int64), seeds.indices.astype(np.int64),
-                            self.reach.indptr, self.reach.indices, self.reach.data,
-                            live.indptr, live.indices, live.data, self.members.shape[0], self._n_voters(),
-                            threads, ids, sims)
+            _nearest_kernel(
+                seeds.indptr.astype(np.int64),
+                seeds.indices.astype(np.int64),
+                self.reach.indptr,
+                self.reach.indices,
+                self.reach.data,
+                live.indptr,
+                live.indices,
+                live.data,
+                self.members.shape[0],
+                self._n_voters(),
+                threads,
+                ids,
+                sims,
+            )
         query_norm = np.sqrt(np.maximum(np.diff(seeds.indptr), 1)).astype(np.float32)
         return ids, (sims / query_norm[:, None]) ** self.config.power
 
@@ -135,13 +158,27 @@ class PlaylistKNNRecommender(Recommender):
         ids, weights = self._nearest(queries)
         # Voters by playlist id: the order a sparse product of the weights would add them in.
         order = np.lexsort((ids, ids < 0), axis=1)
-        ids, weights = np.take_along_axis(ids, order, axis=1), np.take_along_axis(weights, order, axis=1)
+        ids, weights = (
+            np.take_along_axis(ids, order, axis=1),
+            np.take_along_axis(weights, order, axis=1),
+        )
         live = self._live_members if self._live_members is not None else _EMPTY_CSR
         out_ids = np.full((len(queries), n), -1, dtype=np.int64)
         out_scores = np.zeros((len(queries), n), dtype=np.float32)
         with _threads() as threads:
-            _vote_kernel(ids, weights, self.members.indptr, self.members.indices, live.indptr, live.indices,
-                         self.members.shape[0], self.n_tracks, threads, out_ids, out_scores)
+            _vote_kernel(
+                ids,
+                weights,
+                self.members.indptr,
+                self.members.indices,
+                live.indptr,
+                live.indices,
+                self.members.shape[0],
+                self.n_tracks,
+                threads,
+                out_ids,
+                out_scores,
+            )
         return out_ids, out_scores
 
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
@@ -153,18 +190,21 @@ class PlaylistKNNRecommender(Recommender):
         voters = weights.indices
         w = weights.data
         if self._live_members is None:
-            block = self.members[voters]                                   # [v, t]
-        else:                                # voters ≥ p are playlists learned live
+            block = self.members[voters]  # [v, t]
+        else:  # voters ≥ p are playlists learned live
             p = self.members.shape[0]
             old, new = voters < p, voters >= p
-            block = sp.vstack([self.members[voters[old]], self._live_members[voters[new] - p]], format="csr")
+            block = sp.vstack(
+                [self.members[voters[old]], self._live_members[voters[new] - p]], format="csr"
+            )
             w = np.concatenate((w[old], w[new]))
-        holds_track = block[:, np.asarray(track_ids, dtype=np.int64)].toarray()   # [v, k]
-        holds_seed = block[:, seeds].toarray()                             # [v, s]
+        holds_track = block[:, np.asarray(track_ids, dtype=np.int64)].toarray()  # [v, k]
+        holds_seed = block[:, seeds].toarray()  # [v, s]
         per_seed = holds_seed / np.maximum(holds_seed.sum(axis=1, keepdims=True), 1)
-        contributions = (holds_track * w[:, None]).T @ per_seed            # [k, s]
-        return from_seed_contributions(self, seeds, track_ids, contributions,
-                                       verb="the most similar playlists include this")
+        contributions = (holds_track * w[:, None]).T @ per_seed  # [k, s]
+        return from_seed_contributions(
+            self, seeds, track_ids, contributions, verb="the most similar playlists include this"
+        )
 
 
 def _sample_rows(matrix: sp.csr_matrix, cap: int, seed: int) -> sp.csr_matrix:
@@ -176,12 +216,18 @@ def _sample_rows(matrix: sp.csr_matrix, cap: int, seed: int) -> sp.csr_matrix:
     rank = np.arange(len(rows)) - matrix.indptr[rows]
     keep = np.zeros(len(rows), dtype=bool)
     keep[order[rank < cap]] = True
-    kept = sp.csr_matrix((matrix.data[keep], matrix.indices[keep], np.concatenate(([0], np.cumsum(np.minimum(counts, cap))))),
-                         shape=matrix.shape)
+    kept = sp.csr_matrix(
+        (
+            matrix.data[keep],
+            matrix.indices[keep],
+            np.concatenate(([0], np.cumsum(np.minimum(counts, cap)))),
+        ),
+        shape=matrix.shape,
+    )
     return kept
 
 
-_EMPTY_CSR = sp.csr_matrix((1, 1), dtype=np.float32)   # stands for "no playlists learned live"
+_EMPTY_CSR = sp.csr_matrix((1, 1), dtype=np.float32)  # stands for "no playlists learned live"
 
 
 class _threads:
@@ -197,8 +243,21 @@ class _threads:
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _nearest_kernel(seed_indptr, seeds, reach_indptr, reach_indices, reach_data, live_indptr, live_indices,
-                    live_data, n_train, n_voters, n_threads, out_ids, out_sims):  # pragma: no cover - compiled
+def _nearest_kernel(
+    seed_indptr,
+    seeds,
+    reach_indptr,
+    reach_indices,
+    reach_data,
+    live_indptr,
+    live_indices,
+    live_data,
+    n_train,
+    n_voters,
+    n_threads,
+    out_ids,
+    out_sims,
+):  # pragma: no cover - compiled
     """Per query: Σ over its seeds of their reach rows (training playlists, then those learned
     live at ``n_train`` + column), the best ``k`` = out_ids.shape[1] written to out_ids/out_sims."""
     q = len(seed_indptr) - 1
@@ -238,8 +297,19 @@ def _nearest_kernel(seed_indptr, seeds, reach_indptr, reach_indices, reach_data,
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _vote_kernel(voters, weights, m_indptr, m_indices, live_indptr, live_indices, n_train, n_tracks,
-                 n_threads, out_ids, out_scores):  # pragma: no cover - compiled
+def _vote_kernel(
+    voters,
+    weights,
+    m_indptr,
+    m_indices,
+    live_indptr,
+    live_indices,
+    n_train,
+    n_tracks,
+    n_threads,
+    out_ids,
+    out_scores,
+):  # pragma: no cover - compiled
     """Per query: Σ over its voters (ascending ids, -1 last) of weight × membership row; the
     training voters' sum plus, separately summed, the live voters' (as the two sparse products
     added); the best ``n`` = out_ids.shape[1] written to out_ids/out_scores."""

@@ -30,13 +30,20 @@ class PopularRecommender(Recommender):
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         top = self._popular_order[:n]
         shape = (len(queries), len(top))
-        return np.broadcast_to(top, shape), np.broadcast_to(self.popularity[top].astype(np.float32), shape)
+        return np.broadcast_to(top, shape), np.broadcast_to(
+            self.popularity[top].astype(np.float32), shape
+        )
 
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
         out = []
         for t in np.asarray(track_ids, dtype=np.int64):
             count = int(self.popularity[t])
             share = count / max(self.n_playlists, 1)
-            out.append(Explanation(int(t), [{"kind": "popularity", "playlists": count, "share": 1.0}],
-                                   f"One of the most popular tracks: in {share:.1%} of playlists."))
+            out.append(
+                Explanation(
+                    int(t),
+                    [{"kind": "popularity", "playlists": count, "share": 1.0}],
+                    f"One of the most popular tracks: in {share:.1%} of playlists.",
+                )
+            )
         return out

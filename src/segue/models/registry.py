@@ -8,10 +8,21 @@ from segue.errors import SegueError
 
 _MODELS: dict[str, type] = {}
 # Modules that define models; imported on first use so `segue --help` stays fast.
-_MODULES = ("segue.models.popular", "segue.models.title", "segue.models.itemknn",
-            "segue.models.playlistknn", "segue.models.factor", "segue.models.embed",
-            "segue.models.hybrid", "segue.models.rerank", "segue.models.rules", "segue.models.sequence",
-            "segue.models.gnn.lightgcn", "segue.models.gnn.playlist_gat", "segue.models.rp3beta")
+_MODULES = (
+    "segue.models.popular",
+    "segue.models.title",
+    "segue.models.itemknn",
+    "segue.models.playlistknn",
+    "segue.models.factor",
+    "segue.models.embed",
+    "segue.models.hybrid",
+    "segue.models.rerank",
+    "segue.models.rules",
+    "segue.models.sequence",
+    "segue.models.gnn.lightgcn",
+    "segue.models.gnn.playlist_gat",
+    "segue.models.rp3beta",
+)
 
 
 def register(cls: type) -> type:

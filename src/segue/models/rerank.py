@@ -99,9 +99,18 @@ class RerankConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for field in ("depth", "n_candidates", "cooccurrence_k", "validation_per_group", "training_queries",
-                      "max_folds", "trees", "leaves",
-                      "min_child", "early_stopping"):
+        for field in (
+            "depth",
+            "n_candidates",
+            "cooccurrence_k",
+            "validation_per_group",
+            "training_queries",
+            "max_folds",
+            "trees",
+            "leaves",
+            "min_child",
+            "early_stopping",
+        ):
             if getattr(self, field) < 1:
                 raise SegueError(f"rerank: {field} must be at least 1, got {getattr(self, field)}")
         if self.leaves < 2:
@@ -109,7 +118,9 @@ class RerankConfig:
         if not 0 < self.learning_rate <= 1:
             raise SegueError(f"rerank: learning_rate must be in (0, 1], got {self.learning_rate}")
         if self.objective not in ("lambdarank", "rank_xendcg"):
-            raise SegueError(f"rerank: objective must be lambdarank or rank_xendcg, got {self.objective!r}")
+            raise SegueError(
+                f"rerank: objective must be lambdarank or rank_xendcg, got {self.objective!r}"
+            )
         if not 0 < self.max_share < 1:
             raise SegueError(f"rerank: max_share must be in (0, 1), got {self.max_share}")
         component_configs(self.components, self.component_params, "rerank")
@@ -138,7 +149,9 @@ class RerankRecommender(Ensemble):
             self.tuned_groups = self.tuned_groups + counts
             fold += 1
         if not parts:
-            raise SegueError(f"rerank: {data.n_playlists} training playlists leave no validation queries to carve")
+            raise SegueError(
+                f"rerank: {data.n_playlists} training playlists leave no validation queries to carve"
+            )
         candidates = _concatenate(parts)
         labels = _labels(candidates, truth)
         self.booster_text, self.curve = self._train_booster(candidates, labels, list(configs))
@@ -146,28 +159,53 @@ class RerankRecommender(Ensemble):
         self.track_artist, self.track_album = data.track_artist, data.track_album
         self.cooccurrence = self._cooccurrence(data)
 
-    def _carve(self, data: PlaylistData, configs: dict, fold: int) -> tuple[Candidates, list[np.ndarray], np.ndarray]:
+    def _carve(
+        self, data: PlaylistData, configs: dict, fold: int
+    ) -> tuple[Candidates, list[np.ndarray], np.ndarray]:
         """One carve of validation queries: components fitted on the rest, the queries' pools and
         features, their held-out tracks, and how many queries each group got."""
-        held = hold_out_queries(data, self.config.validation_per_group,
-                                np.random.default_rng([self.config.seed, 6161, fold]), max_share=self.config.max_share)
-        log.info("rerank: carve %d: %d validation playlists from %s training playlists", fold + 1,
-                 len(held.queries), f"{data.n_playlists:,}")
+        held = hold_out_queries(
+            data,
+            self.config.validation_per_group,
+            np.random.default_rng([self.config.seed, 6161, fold]),
+            max_share=self.config.max_share,
+        )
+        log.info(
+            "rerank: carve %d: %d validation playlists from %s training playlists",
+            fold + 1,
+            len(held.queries),
+            f"{data.n_playlists:,}",
+        )
         lists = self._carved_lists(held, configs)
         cooccurrence = self._cooccurrence(held.train)
-        if fold == 0:   # the pool's recall at several sizes, from one pool as large as the largest
+        if fold == 0:  # the pool's recall at several sizes, from one pool as large as the largest
             self.candidate_recall = _pool_recall(lists, held.truth, RECALL_AT)
-            log.info("rerank: recall of the held-out tracks among the candidates: %s", ", ".join(
-                f"{r:.3f} at {n:,}" for n, r in zip(RECALL_AT, self.candidate_recall, strict=True)))
-        candidates = candidate_features(lists, held.queries, held.groups, held.train.track_popularity,
-                                        data.track_artist, data.track_album, cooccurrence,
-                                        self.config.n_candidates, self.config.depth)
+            log.info(
+                "rerank: recall of the held-out tracks among the candidates: %s",
+                ", ".join(
+                    f"{r:.3f} at {n:,}"
+                    for n, r in zip(RECALL_AT, self.candidate_recall, strict=True)
+                ),
+            )
+        candidates = candidate_features(
+            lists,
+            held.queries,
+            held.groups,
+            held.train.track_popularity,
+            data.track_artist,
+            data.track_album,
+            cooccurrence,
+            self.config.n_candidates,
+            self.config.depth,
+        )
         return candidates, held.truth, held.counts()
 
     def _cooccurrence(self, data: PlaylistData) -> Cooccurrence:
         return Cooccurrence.build(data.matrix, data.track_artist, self.config.cooccurrence_k)
 
-    def _train_booster(self, candidates: Candidates, labels: np.ndarray, names: list[str]) -> tuple[str, np.ndarray]:
+    def _train_booster(
+        self, candidates: Candidates, labels: np.ndarray, names: list[str]
+    ) -> tuple[str, np.ndarray]:
         """Train the ranking model on 80% of the queries, early-stopped on NDCG@100 of the rest.
 
         Returns the booster as LightGBM text and the validation curve float64 [iterations]."""
@@ -178,54 +216,104 @@ class RerankRecommender(Ensemble):
         # Queries that can teach the trees: seeded (unseeded ones keep their pool order, see
         # _candidates) and with a held-out track among their candidates.
         rows = candidates.rows()
-        seeded = np.bincount(rows, weights=candidates.features[:, feature_names(names).index("seed_count")] > 0,
-                             minlength=n_queries) > 0
-        useful = np.flatnonzero((np.bincount(rows, weights=labels, minlength=n_queries) > 0) & seeded)
+        seeded = (
+            np.bincount(
+                rows,
+                weights=candidates.features[:, feature_names(names).index("seed_count")] > 0,
+                minlength=n_queries,
+            )
+            > 0
+        )
+        useful = np.flatnonzero(
+            (np.bincount(rows, weights=labels, minlength=n_queries) > 0) & seeded
+        )
         if len(useful) < 2:
-            raise SegueError(f"rerank: only {len(useful)} of {n_queries} carved queries have a held-out track among "
-                             "their candidates; the training data is too small to train the ranker")
+            raise SegueError(
+                f"rerank: only {len(useful)} of {n_queries} carved queries have a held-out track among "
+                "their candidates; the training data is too small to train the ranker"
+            )
         rng = np.random.default_rng([self.config.seed, 6162])
         is_valid = np.zeros(n_queries, dtype=bool)
         is_valid[rng.choice(useful, max(1, len(useful) // 5), replace=False)] = True
 
         def dataset(select: np.ndarray, reference=None):
             keep = np.isin(rows, select)
-            return lgb.Dataset(candidates.features[keep], labels[keep], group=sizes[select],
-                               feature_name=[n.replace(":", "__") for n in feature_names(names)],
-                               reference=reference, free_raw_data=True)
+            return lgb.Dataset(
+                candidates.features[keep],
+                labels[keep],
+                group=sizes[select],
+                feature_name=[n.replace(":", "__") for n in feature_names(names)],
+                reference=reference,
+                free_raw_data=True,
+            )
 
         train_queries = useful[~is_valid[useful]]
         train = dataset(train_queries)
         valid = dataset(np.flatnonzero(is_valid), reference=train)
-        params = {"objective": self.config.objective, "metric": "ndcg", "eval_at": [100], "learning_rate": self.config.learning_rate,
-                  "num_leaves": self.config.leaves, "min_data_in_leaf": self.config.min_child,
-                  "lambdarank_truncation_level": 100, "feature_fraction": 0.9, "bagging_fraction": 0.9,
-                  "bagging_freq": 1, "seed": self.config.seed, "deterministic": True, "force_row_wise": True,
-                  "verbosity": -1, "num_threads": LIGHTGBM_THREADS}
+        params = {
+            "objective": self.config.objective,
+            "metric": "ndcg",
+            "eval_at": [100],
+            "learning_rate": self.config.learning_rate,
+            "num_leaves": self.config.leaves,
+            "min_data_in_leaf": self.config.min_child,
+            "lambdarank_truncation_level": 100,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.9,
+            "bagging_freq": 1,
+            "seed": self.config.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+            "num_threads": LIGHTGBM_THREADS,
+        }
         curve: dict = {}
-        booster = lgb.train(params, train, num_boost_round=self.config.trees, valid_sets=[valid], valid_names=["valid"],
-                            callbacks=[lgb.early_stopping(self.config.early_stopping, verbose=False),
-                                       lgb.record_evaluation(curve), _log_every(50)])
+        booster = lgb.train(
+            params,
+            train,
+            num_boost_round=self.config.trees,
+            valid_sets=[valid],
+            valid_names=["valid"],
+            callbacks=[
+                lgb.early_stopping(self.config.early_stopping, verbose=False),
+                lgb.record_evaluation(curve),
+                _log_every(50),
+            ],
+        )
         values = np.asarray(curve["valid"]["ndcg@100"], dtype=np.float64)
-        log.info("rerank: %d trees (best iteration %d of %d run; validation NDCG@100 %.4f)", booster.best_iteration,
-                 booster.best_iteration, len(values), values[booster.best_iteration - 1])
+        log.info(
+            "rerank: %d trees (best iteration %d of %d run; validation NDCG@100 %.4f)",
+            booster.best_iteration,
+            booster.best_iteration,
+            len(values),
+            values[booster.best_iteration - 1],
+        )
         return booster.model_to_string(num_iteration=booster.best_iteration), values
 
     # --- persistence ---------------------------------------------------------------------------
     def _own_arrays(self) -> dict[str, np.ndarray]:
-        return {"booster": np.frombuffer(self.booster_text.encode(), dtype=np.uint8),
-                "curve": self.curve, "candidate_recall": np.asarray(self.candidate_recall, dtype=np.float64),
-                "tuned_groups": self.tuned_groups, "track_artist": self.track_artist,
-                "track_album": self.track_album, "artist_popularity": self.cooccurrence.artist_popularity,
-                **csr_arrays("tracks", self.cooccurrence.tracks), **csr_arrays("artists", self.cooccurrence.artists)}
+        return {
+            "booster": np.frombuffer(self.booster_text.encode(), dtype=np.uint8),
+            "curve": self.curve,
+            "candidate_recall": np.asarray(self.candidate_recall, dtype=np.float64),
+            "tuned_groups": self.tuned_groups,
+            "track_artist": self.track_artist,
+            "track_album": self.track_album,
+            "artist_popularity": self.cooccurrence.artist_popularity,
+            **csr_arrays("tracks", self.cooccurrence.tracks),
+            **csr_arrays("artists", self.cooccurrence.artists),
+        }
 
     def _load_own_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.booster_text = arrays["booster"].tobytes().decode()
         self.curve, self.candidate_recall = arrays["curve"], arrays["candidate_recall"]
         self.tuned_groups = arrays["tuned_groups"]
         self.track_artist, self.track_album = arrays["track_artist"], arrays["track_album"]
-        self.cooccurrence = Cooccurrence(csr_from_arrays("tracks", arrays), csr_from_arrays("artists", arrays),
-                                         arrays["artist_popularity"])
+        self.cooccurrence = Cooccurrence(
+            csr_from_arrays("tracks", arrays),
+            csr_from_arrays("artists", arrays),
+            arrays["artist_popularity"],
+        )
         self._booster = None
 
     @property
@@ -239,13 +327,25 @@ class RerankRecommender(Ensemble):
     # --- scoring -------------------------------------------------------------------------------
     def _pool(self, queries: Queries) -> Candidates:
         lists = [self._component_lists(c, queries) for c in self.components]
-        return candidate_features(lists, queries, query_groups(queries), self.popularity, self.track_artist, self.track_album,
-                                  self.cooccurrence, self.config.n_candidates, self.config.depth)
+        return candidate_features(
+            lists,
+            queries,
+            query_groups(queries),
+            self.popularity,
+            self.track_artist,
+            self.track_album,
+            self.cooccurrence,
+            self.config.n_candidates,
+            self.config.depth,
+        )
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         candidates = self._pool(queries)
-        scores = self.booster.predict(candidates.features, num_threads=LIGHTGBM_THREADS) \
-            if len(candidates.track_ids) else np.zeros(0)
+        scores = (
+            self.booster.predict(candidates.features, num_threads=LIGHTGBM_THREADS)
+            if len(candidates.track_ids)
+            else np.zeros(0)
+        )
         # A query without seeds has only its title's evidence: its pool order (the title
         # components' blend) is kept rather than asking trees trained on seeded queries.
         unseeded = np.diff(queries.indptr)[candidates.rows()] == 0
@@ -263,7 +363,9 @@ class RerankRecommender(Ensemble):
         if len(one.seed_ids) == 0:
             return self._explain_unseeded(one, track_ids)
         candidates = self._pool(one)
-        contributions = self.booster.predict(candidates.features, pred_contrib=True, num_threads=1)[:, :-1]
+        contributions = self.booster.predict(candidates.features, pred_contrib=True, num_threads=1)[
+            :, :-1
+        ]
         # Relative to the query's average candidate: what lifted this track above the others.
         lift = contributions - contributions.mean(axis=0, keepdims=True)
         names = [c.name for c in self.components]
@@ -274,13 +376,17 @@ class RerankRecommender(Ensemble):
             membership[columns, j] = 1.0
         where = {int(t): i for i, t in enumerate(candidates.track_ids.tolist())}
         at = np.array([where.get(t, -1) for t in track_ids.tolist()], dtype=np.int64)
-        by_source = np.where(at[:, None] >= 0, lift[np.maximum(at, 0)] @ membership, 0.0)   # [t, sources]
+        by_source = np.where(
+            at[:, None] >= 0, lift[np.maximum(at, 0)] @ membership, 0.0
+        )  # [t, sources]
         # The sentence quotes the leading component's own explanation: one call per component.
         component_of = {label: i for i, label in enumerate(labels) if label in names}
         leading = np.full(len(track_ids), -1)
         for k in range(len(track_ids)):
             order = [j for j in np.argsort(-by_source[k], kind="stable") if by_source[k, j] > 0]
-            leading[k] = next((names.index(labels[j]) for j in order if labels[j] in component_of), -1)
+            leading[k] = next(
+                (names.index(labels[j]) for j in order if labels[j] in component_of), -1
+            )
         quoted: dict[int, str] = {}
         for c in np.unique(leading[leading >= 0]).tolist():
             tracks = track_ids[leading == c]
@@ -292,27 +398,53 @@ class RerankRecommender(Ensemble):
         out = []
         for k, track in enumerate(track_ids.tolist()):
             if at[k] < 0:
-                out.append(popularity_explanation(self, track, "Not among the ranker's candidates: "
-                                                  f"a popular track, in {int(self.popularity[track]):,} training playlists."))
+                out.append(
+                    popularity_explanation(
+                        self,
+                        track,
+                        "Not among the ranker's candidates: "
+                        f"a popular track, in {int(self.popularity[track]):,} training playlists.",
+                    )
+                )
                 continue
-            ordered = sorted(((labels[j], float(by_source[k, j])) for j in range(len(labels)) if by_source[k, j] > 0),
-                             key=lambda kv: (-kv[1], kv[0]))
+            ordered = sorted(
+                (
+                    (labels[j], float(by_source[k, j]))
+                    for j in range(len(labels))
+                    if by_source[k, j] > 0
+                ),
+                key=lambda kv: (-kv[1], kv[0]),
+            )
             if not ordered:
-                out.append(popularity_explanation(self, track, "Ranked by the ranker without a signal above "
-                                                  "the other candidates'; a popular track."))
+                out.append(
+                    popularity_explanation(
+                        self,
+                        track,
+                        "Ranked by the ranker without a signal above "
+                        "the other candidates'; a popular track.",
+                    )
+                )
                 continue
             total = sum(v for _, v in ordered)
-            evidence = [{"kind": "feature", "source": label, "contribution": value, "share": value / total}
-                        for label, value in ordered]
+            evidence = [
+                {"kind": "feature", "source": label, "contribution": value, "share": value / total}
+                for label, value in ordered
+            ]
             tail = f"the ranker weighed most: {' and '.join(label for label, _ in ordered[:2])}."
-            text = f"{quoted[track].rstrip('.')}; {tail}" if track in quoted else f"Ranked by the seeds' statistics; {tail}"
+            text = (
+                f"{quoted[track].rstrip('.')}; {tail}"
+                if track in quoted
+                else f"Ranked by the seeds' statistics; {tail}"
+            )
             out.append(Explanation(track, evidence, text))
         return out
 
     def _explain_unseeded(self, one: Queries, track_ids: np.ndarray) -> list[Explanation]:
         """A query without seeds is ranked by its components' blend (see ``_candidates``): each
         track is explained by the component that scored it highest."""
-        lists = np.array([self._component_lists(c, one)[0, track_ids].toarray()[0] for c in self.components])
+        lists = np.array(
+            [self._component_lists(c, one)[0, track_ids].toarray()[0] for c in self.components]
+        )
         out = []
         for j, track in enumerate(track_ids.tolist()):
             if not lists[:, j].any():
@@ -320,20 +452,40 @@ class RerankRecommender(Ensemble):
                 continue
             component = self.components[int(np.argmax(lists[:, j]))]
             own = component.explain(one, 0, [track])[0]
-            out.append(Explanation(track, [{"kind": "component", "component": component.name, "share": 1.0,
-                                            "text": own.text, "evidence": own.evidence}], own.text))
+            out.append(
+                Explanation(
+                    track,
+                    [
+                        {
+                            "kind": "component",
+                            "component": component.name,
+                            "share": 1.0,
+                            "text": own.text,
+                            "evidence": own.evidence,
+                        }
+                    ],
+                    own.text,
+                )
+            )
         return out
+
 
 def _sources(components: list[str]) -> dict[str, list[int]]:
     """Feature columns grouped by what they say (query-level columns left out: they are the
     same for every candidate of a query and cannot order them)."""
     names = feature_names(components)
     groups: dict[str, list[int]] = {c: [] for c in components}
-    extra = {"lists": "agreement of the components", "blend": "agreement of the components",
-             "blend_rank": "agreement of the components", "log_popularity": "popularity",
-             "artist_share": "the seeds' artists", "album_share": "the seeds' albums",
-             "artist_cooc_max": "the seeds' artists", "artist_cooc_mean": "the seeds' artists",
-             "artist_cooc_share": "the seeds' artists"}
+    extra = {
+        "lists": "agreement of the components",
+        "blend": "agreement of the components",
+        "blend_rank": "agreement of the components",
+        "log_popularity": "popularity",
+        "artist_share": "the seeds' artists",
+        "album_share": "the seeds' albums",
+        "artist_cooc_max": "the seeds' artists",
+        "artist_cooc_mean": "the seeds' artists",
+        "artist_cooc_share": "the seeds' artists",
+    }
     for i, name in enumerate(names):
         if name in QUERY_FEATURES:
             continue
@@ -352,17 +504,27 @@ def _concatenate(parts: list[Candidates]) -> Candidates:
         return parts[0]
     offsets = np.cumsum([0, *(p.indptr[-1] for p in parts[:-1])])
     indptr = np.concatenate([[0], *(p.indptr[1:] + o for p, o in zip(parts, offsets, strict=True))])
-    return Candidates(indptr.astype(np.int64), np.concatenate([p.track_ids for p in parts]),
-                      np.concatenate([p.features for p in parts]))
+    return Candidates(
+        indptr.astype(np.int64),
+        np.concatenate([p.track_ids for p in parts]),
+        np.concatenate([p.features for p in parts]),
+    )
 
 
 def _labels(candidates: Candidates, truth: list[np.ndarray]) -> np.ndarray:
     """float32 [m]: 1 where a candidate is one of its query's held-out tracks."""
     rows = candidates.rows()
-    stride = np.int64(max(int(candidates.track_ids.max(initial=0)), max((int(t.max(initial=0)) for t in truth),
-                                                                         default=0)) + 1)
-    truth_keys = np.concatenate([np.full(len(t), q, dtype=np.int64) * stride + t for q, t in enumerate(truth)]
-                                or [np.zeros(0, np.int64)])
+    stride = np.int64(
+        max(
+            int(candidates.track_ids.max(initial=0)),
+            max((int(t.max(initial=0)) for t in truth), default=0),
+        )
+        + 1
+    )
+    truth_keys = np.concatenate(
+        [np.full(len(t), q, dtype=np.int64) * stride + t for q, t in enumerate(truth)]
+        or [np.zeros(0, np.int64)]
+    )
     return np.isin(rows * stride + candidates.track_ids, truth_keys).astype(np.float32)
 
 
@@ -375,11 +537,19 @@ def _pool_recall(lists, truth: list[np.ndarray], sizes: tuple[int, ...]) -> list
     place = np.arange(len(ids)) - indptr[rows]
     labels = _labels(Candidates(indptr, ids, np.zeros((len(ids), 0), np.float32)), truth)
     lengths = np.array([max(len(t), 1) for t in truth], dtype=np.float64)
-    return [float((np.bincount(rows, weights=labels * (place < size), minlength=len(truth)) / lengths).mean())
-            for size in sizes]
+    return [
+        float(
+            (
+                np.bincount(rows, weights=labels * (place < size), minlength=len(truth)) / lengths
+            ).mean()
+        )
+        for size in sizes
+    ]
 
 
-def _top_per_query(candidates: Candidates, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_per_query(
+    candidates: Candidates, scores: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Best ``n`` candidates per query by score (ties by pool order): ids int64 [b, n] (-1 padding),
     scores float32 [b, n]."""
     b = len(candidates.indptr) - 1
@@ -399,4 +569,5 @@ def _log_every(period: int):
         if env.iteration % period == 0 and env.evaluation_result_list:
             _, metric, value, _ = env.evaluation_result_list[0]
             log.info("rerank: tree %d, validation %s %.4f", env.iteration + 1, metric, value)
+
     return callback

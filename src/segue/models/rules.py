@@ -51,36 +51,60 @@ class RulesConfig:
 @register
 class RulesRecommender(Recommender):
     name = "rules"
-    description = "Association rules (FP-growth) fired by the seeds; consequents scored by confidence × lift."
+    description = (
+        "Association rules (FP-growth) fired by the seeds; consequents scored by confidence × lift."
+    )
     Config = RulesConfig
-    batch_size = 256   # bounds the (query, seed, rule) expansion of one batch
+    batch_size = 256  # bounds the (query, seed, rule) expansion of one batch
 
     def _fit(self, data: PlaylistData) -> None:
         c = self.config
         if c.aggregate not in AGGREGATES:
-            raise SegueError(f"rules: aggregate must be one of {', '.join(AGGREGATES)}, got {c.aggregate!r}")
-        rules = find_rules(data.matrix, RuleThresholds(c.min_support, c.min_confidence, c.min_lift, c.max_len))
+            raise SegueError(
+                f"rules: aggregate must be one of {', '.join(AGGREGATES)}, got {c.aggregate!r}"
+            )
+        rules = find_rules(
+            data.matrix, RuleThresholds(c.min_support, c.min_confidence, c.min_lift, c.max_len)
+        )
         self._set(rules.antecedents, rules.consequents, rules.confidence, rules.lift)
 
-    def _set(self, antecedents: np.ndarray, consequents: np.ndarray, confidence: np.ndarray,
-             lift: np.ndarray) -> None:
+    def _set(
+        self,
+        antecedents: np.ndarray,
+        consequents: np.ndarray,
+        confidence: np.ndarray,
+        lift: np.ndarray,
+    ) -> None:
         """Keep the rules sorted by first antecedent track (stable), with a per-track index."""
-        order = np.argsort(antecedents[:, 0], kind="stable") if len(consequents) else np.zeros(0, np.int64)
-        self.antecedents = np.ascontiguousarray(antecedents[order], dtype=np.int32)   # [r, w]
-        self.consequents = consequents[order].astype(np.int32)                          # [r]
+        order = (
+            np.argsort(antecedents[:, 0], kind="stable")
+            if len(consequents)
+            else np.zeros(0, np.int64)
+        )
+        self.antecedents = np.ascontiguousarray(antecedents[order], dtype=np.int32)  # [r, w]
+        self.consequents = consequents[order].astype(np.int32)  # [r]
         self.confidence = confidence[order].astype(np.float64)
         self.lift = lift[order].astype(np.float64)
         self.weight = self.confidence * self.lift
-        counts = np.bincount(self.antecedents[:, 0], minlength=self.n_tracks) if len(order) else \
-            np.zeros(self.n_tracks, np.int64)
-        self.first_ptr = np.concatenate(([0], np.cumsum(counts)))                      # [n_tracks + 1]
+        counts = (
+            np.bincount(self.antecedents[:, 0], minlength=self.n_tracks)
+            if len(order)
+            else np.zeros(self.n_tracks, np.int64)
+        )
+        self.first_ptr = np.concatenate(([0], np.cumsum(counts)))  # [n_tracks + 1]
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"antecedents": self.antecedents, "consequents": self.consequents,
-                "confidence": self.confidence, "lift": self.lift}
+        return {
+            "antecedents": self.antecedents,
+            "consequents": self.consequents,
+            "confidence": self.confidence,
+            "lift": self.lift,
+        }
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self._set(arrays["antecedents"], arrays["consequents"], arrays["confidence"], arrays["lift"])
+        self._set(
+            arrays["antecedents"], arrays["consequents"], arrays["confidence"], arrays["lift"]
+        )
 
     @property
     def n_rules(self) -> int:
@@ -90,12 +114,14 @@ class RulesRecommender(Recommender):
         """Every (query row, rule index) pair where the rule fires: two int64 arrays [f]."""
         stride = np.int64(self.n_tracks + 1)
         rows = np.repeat(np.arange(len(queries), dtype=np.int64), queries.lengths())
-        seed_keys = np.unique(rows * stride + queries.seed_ids)          # sorted, distinct seeds
+        seed_keys = np.unique(rows * stride + queries.seed_ids)  # sorted, distinct seeds
         seed_rows, seeds = seed_keys // stride, seed_keys % stride
         starts, stops = self.first_ptr[seeds], self.first_ptr[seeds + 1]
         lengths = stops - starts
         total = int(lengths.sum())
-        offsets = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        offsets = np.arange(total, dtype=np.int64) - np.repeat(
+            np.cumsum(lengths) - lengths, lengths
+        )
         rule = np.repeat(starts, lengths) + offsets
         row = np.repeat(seed_rows, lengths)
         ok = np.ones(total, dtype=bool)
@@ -141,7 +167,9 @@ class RulesRecommender(Recommender):
         _, first = np.unique(seeds, return_index=True)
         seeds = seeds[np.sort(first)]
         one = queries.slice(row, row + 1)
-        _, fired = self._fired(one) if self.n_rules and len(seeds) else (None, np.zeros(0, np.int64))
+        _, fired = (
+            self._fired(one) if self.n_rules and len(seeds) else (None, np.zeros(0, np.int64))
+        )
         seed_col = {int(s): i for i, s in enumerate(seeds.tolist())}
         contributions = np.zeros((len(track_ids), len(seeds)))
         best: dict[int, int] = {}
@@ -157,18 +185,31 @@ class RulesRecommender(Recommender):
                 body = self.antecedents[r][self.antecedents[r] >= 0]
                 for s in body.tolist():
                     contributions[i, seed_col[s]] += self.weight[r] / len(body)
-        out = from_seed_contributions(self, seeds, track_ids, contributions) if len(seeds) else \
-            [popularity_explanation(self, int(t), "A popular track: the playlist has no seed tracks.")
-             for t in track_ids]
+        out = (
+            from_seed_contributions(self, seeds, track_ids, contributions)
+            if len(seeds)
+            else [
+                popularity_explanation(
+                    self, int(t), "A popular track: the playlist has no seed tracks."
+                )
+                for t in track_ids
+            ]
+        )
         for i, explanation in enumerate(out):
             r = best.get(i)
             if r is None:
                 if explanation.evidence[0]["kind"] == "popularity" and len(seeds):
-                    out[i] = popularity_explanation(self, int(track_ids[i]), "A popular track: no association "
-                                                    "rule of the model fires for this playlist's seeds.")
+                    out[i] = popularity_explanation(
+                        self,
+                        int(track_ids[i]),
+                        "A popular track: no association "
+                        "rule of the model fires for this playlist's seeds.",
+                    )
                 continue
             body = self.antecedents[r][self.antecedents[r] >= 0]
-            explanation.text = (f"Playlists with {_and(self.track_labels(body))} also hold this track "
-                                f"{self.confidence[r]:.0%} of the time, {self.lift[r]:.1f}× more often than "
-                                "playlists in general.")
+            explanation.text = (
+                f"Playlists with {_and(self.track_labels(body))} also hold this track "
+                f"{self.confidence[r]:.0%} of the time, {self.lift[r]:.1f}× more often than "
+                "playlists in general."
+            )
         return out

@@ -110,8 +110,12 @@ def training_sequences(data: PlaylistData) -> tuple[np.ndarray, np.ndarray]:
         # PlaylistData.load checked that entries are in playlist order; pos order within each.
         entries = pq.read_table(data.path / schema.PLAYLIST_TRACKS_FILE, columns=[schema.TRACK_ID])
         ids = entries.column(schema.TRACK_ID).to_numpy().astype(np.int32)
-        lengths = pq.read_table(data.path / schema.PLAYLISTS_FILE, columns=[schema.NUM_TRACKS]).column(
-            schema.NUM_TRACKS).to_numpy().astype(np.int64)
+        lengths = (
+            pq.read_table(data.path / schema.PLAYLISTS_FILE, columns=[schema.NUM_TRACKS])
+            .column(schema.NUM_TRACKS)
+            .to_numpy()
+            .astype(np.int64)
+        )
         if lengths.sum() == len(ids):
             return np.r_[0, np.cumsum(lengths)].astype(np.int64), ids
     return data.matrix.indptr.astype(np.int64), data.matrix.indices.astype(np.int32)
@@ -128,15 +132,19 @@ def recency_weights(queries: Queries, max_prefix: int) -> sp.csr_matrix:
     lengths = queries.lengths()
     keep = np.minimum(lengths, max_prefix)
     row = np.repeat(np.arange(len(queries)), lengths)
-    position = np.arange(len(queries.seed_ids)) - queries.indptr[:-1][row]          # 0-based
-    from_end = lengths[row] - position                                               # 1 = last
+    position = np.arange(len(queries.seed_ids)) - queries.indptr[:-1][row]  # 0-based
+    from_end = lengths[row] - position  # 1 = last
     use = from_end <= keep[row]
     weight = (keep[row] - from_end + 1) / np.maximum(keep[row], 1)
     row, ids, weight = row[use], queries.seed_ids[use].astype(np.int64), weight[use]
     # Latest occurrence wins: sort by (row, id, weight) and keep the last of each (row, id).
     order = np.lexsort((weight, ids, row))
     row, ids, weight = row[order], ids[order], weight[order]
-    last = np.r_[(row[1:] != row[:-1]) | (ids[1:] != ids[:-1]), True] if len(row) else np.zeros(0, bool)
+    last = (
+        np.r_[(row[1:] != row[:-1]) | (ids[1:] != ids[:-1]), True]
+        if len(row)
+        else np.zeros(0, bool)
+    )
     n = int(ids.max(initial=-1)) + 1
     return sp.csr_matrix((weight[last], (row[last], ids[last])), shape=(len(queries), n))
 
@@ -148,9 +156,9 @@ def recency_weights(queries: Queries, max_prefix: int) -> sp.csr_matrix:
 
 @dataclass(frozen=True)
 class SessionKNNConfig:
-    n_neighbors: int = 100      # most similar training sessions that vote
-    sample_size: int = 1000     # sessions each track looks at (the same random sample for all)
-    max_prefix: int = 50        # latest query tracks used
+    n_neighbors: int = 100  # most similar training sessions that vote
+    sample_size: int = 1000  # sessions each track looks at (the same random sample for all)
+    max_prefix: int = 50  # latest query tracks used
     seed: int = 0
 
     def __post_init__(self):
@@ -162,7 +170,9 @@ class SessionKNNConfig:
 @register
 class SessionKNNRecommender(Recommender):
     name = "sknn"
-    description = "Session-kNN (V-SKNN): recent-weighted overlap with training sessions; next-track baseline."
+    description = (
+        "Session-kNN (V-SKNN): recent-weighted overlap with training sessions; next-track baseline."
+    )
     Config = SessionKNNConfig
     batch_size = 256
 
@@ -170,7 +180,9 @@ class SessionKNNRecommender(Recommender):
         indptr, ids = training_sequences(data)
         n_rows = len(indptr) - 1
         rows = np.repeat(np.arange(n_rows), np.diff(indptr))
-        sessions = sp.csr_matrix((np.ones(len(ids), np.float32), (rows, ids)), shape=(n_rows, data.n_tracks))
+        sessions = sp.csr_matrix(
+            (np.ones(len(ids), np.float32), (rows, ids)), shape=(n_rows, data.n_tracks)
+        )
         sessions.sum_duplicates()
         sessions.data[:] = 1.0
         self.sessions = sessions
@@ -188,20 +200,27 @@ class SessionKNNRecommender(Recommender):
         rank = np.arange(len(order)) - by_item.indptr[item[order]]
         keep = order[rank < self.config.sample_size]
         size = np.maximum(np.diff(sessions.indptr), 1).astype(np.float64)
-        index = sp.csr_matrix((1.0 / np.sqrt(size[by_item.indices[keep]]), (item[keep], by_item.indices[keep])),
-                              shape=by_item.shape)
+        index = sp.csr_matrix(
+            (1.0 / np.sqrt(size[by_item.indices[keep]]), (item[keep], by_item.indices[keep])),
+            shape=by_item.shape,
+        )
         index.sort_indices()
         self.item_sessions = index
 
     def _arrays(self) -> dict[str, np.ndarray]:
         s = self.sessions
-        return {"sessions_indptr": s.indptr, "sessions_indices": s.indices,
-                "sessions_shape": np.array(s.shape, dtype=np.int64)}
+        return {
+            "sessions_indptr": s.indptr,
+            "sessions_indices": s.indices,
+            "sessions_shape": np.array(s.shape, dtype=np.int64),
+        }
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         shape = tuple(int(x) for x in arrays["sessions_shape"])
         indices = arrays["sessions_indices"]
-        self.sessions = sp.csr_matrix((np.ones(len(indices), np.float32), indices, arrays["sessions_indptr"]), shape=shape)
+        self.sessions = sp.csr_matrix(
+            (np.ones(len(indices), np.float32), indices, arrays["sessions_indptr"]), shape=shape
+        )
         self._build_index()
 
     def _weights(self, queries: Queries) -> sp.csr_matrix:
@@ -215,8 +234,10 @@ class SessionKNNRecommender(Recommender):
         ids, scores = top_n_sparse(similarity, self.config.n_neighbors)
         keep = ids >= 0
         rows = np.repeat(np.arange(weights.shape[0]), keep.sum(axis=1))
-        return sp.csr_matrix((scores[keep].astype(np.float64), (rows, ids[keep])),
-                             shape=(weights.shape[0], self.sessions.shape[0]))
+        return sp.csr_matrix(
+            (scores[keep].astype(np.float64), (rows, ids[keep])),
+            shape=(weights.shape[0], self.sessions.shape[0]),
+        )
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         votes = self._neighbours(self._weights(queries)) @ self.sessions
@@ -230,16 +251,21 @@ class SessionKNNRecommender(Recommender):
         seeds = weights.indices.astype(np.int64)
         track_ids = np.asarray(track_ids, dtype=np.int64)
         if len(seeds) == 0:
-            return [popularity_explanation(self, int(t), "A popular track: the session has no tracks yet.")
-                    for t in track_ids]
+            return [
+                popularity_explanation(
+                    self, int(t), "A popular track: the session has no tracks yet."
+                )
+                for t in track_ids
+            ]
         neighbours = self._neighbours(weights)
-        members = self.sessions[neighbours.indices]                       # [k, n_tracks]
+        members = self.sessions[neighbours.indices]  # [k, n_tracks]
         norm = 1.0 / np.sqrt(np.maximum(np.diff(self.sessions.indptr)[neighbours.indices], 1))
-        has_seed = members[:, seeds].toarray() * norm[:, None] * weights.data[None, :]   # [k, s]
-        has_track = members[:, track_ids].toarray()                                       # [k, t]
-        contributions = has_track.T @ has_seed                                            # [t, s]
-        return from_seed_contributions(self, seeds, track_ids, contributions,
-                                       "sessions with it often go on to this")
+        has_seed = members[:, seeds].toarray() * norm[:, None] * weights.data[None, :]  # [k, s]
+        has_track = members[:, track_ids].toarray()  # [k, t]
+        contributions = has_track.T @ has_seed  # [t, s]
+        return from_seed_contributions(
+            self, seeds, track_ids, contributions, "sessions with it often go on to this"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,34 +277,51 @@ LOSSES = ("cross_entropy", "bpr_max")
 
 @dataclass(frozen=True)
 class GRUConfig:
-    hidden_size: int = 128        # GRU state and track embedding width
-    embedding_dim: int = 0        # 0: tied — a track's input is its output embedding (GRU4Rec's constrained embedding)
-    epochs: int = 20              # at most this many passes over the training windows
+    hidden_size: int = 128  # GRU state and track embedding width
+    embedding_dim: int = (
+        0  # 0: tied — a track's input is its output embedding (GRU4Rec's constrained embedding)
+    )
+    epochs: int = 20  # at most this many passes over the training windows
     budget_seconds: float = 600.0  # wall-clock cap on training (validation included); 0 = none
-    patience: int = 2             # epochs without a better validation HitRate@10 before stopping (0 = never)
+    patience: int = 2  # epochs without a better validation HitRate@10 before stopping (0 = never)
     validation_share: float = 0.1  # share of sequences carved out for early stopping (0 = none)
     validation_queries: int = 2000  # next-track positions of the carve scored after each epoch
-    min_steps: int = 100          # at least this many optimiser steps, however small the data
-    batch_size: int = 32          # windows per step
-    max_length: int = 50          # window length (and the latest query tracks used)
-    learning_rate: float = 0.1    # Adagrad
-    loss: str = "cross_entropy"   # or "bpr_max"
-    n_negatives: int = 2048       # popularity-sampled tracks per step (the whole catalog when it is smaller)
-    sample_alpha: float = 0.5     # negatives ∝ popularity^alpha
-    logq: float = 1.0             # weight of the log-Q correction (cross_entropy)
-    bpr_regularization: float = 1.0   # score regularisation of bpr_max
-    dropout: float = 0.5          # on the GRU's output
+    min_steps: int = 100  # at least this many optimiser steps, however small the data
+    batch_size: int = 32  # windows per step
+    max_length: int = 50  # window length (and the latest query tracks used)
+    learning_rate: float = 0.1  # Adagrad
+    loss: str = "cross_entropy"  # or "bpr_max"
+    n_negatives: int = (
+        2048  # popularity-sampled tracks per step (the whole catalog when it is smaller)
+    )
+    sample_alpha: float = 0.5  # negatives ∝ popularity^alpha
+    logq: float = 1.0  # weight of the log-Q correction (cross_entropy)
+    bpr_regularization: float = 1.0  # score regularisation of bpr_max
+    dropout: float = 0.5  # on the GRU's output
     embedding_dropout: float = 0.5  # on the GRU's input
     seed: int = 0
-    num_threads: int = 1          # torch threads while training (0: all cores; see the docstring)
+    num_threads: int = 1  # torch threads while training (0: all cores; see the docstring)
 
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise SegueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        for name in ("hidden_size", "batch_size", "max_length", "n_negatives", "validation_queries"):
+        for name in (
+            "hidden_size",
+            "batch_size",
+            "max_length",
+            "n_negatives",
+            "validation_queries",
+        ):
             if getattr(self, name) < 1:
                 raise SegueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("embedding_dim", "epochs", "min_steps", "patience", "budget_seconds", "learning_rate"):
+        for name in (
+            "embedding_dim",
+            "epochs",
+            "min_steps",
+            "patience",
+            "budget_seconds",
+            "learning_rate",
+        ):
             if getattr(self, name) < 0:
                 raise SegueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         for name in ("dropout", "embedding_dropout", "validation_share"):
@@ -286,7 +329,9 @@ class GRUConfig:
                 raise SegueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
-def training_windows(indptr: np.ndarray, ids: np.ndarray, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+def training_windows(
+    indptr: np.ndarray, ids: np.ndarray, max_length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Sequences cut into windows of at most ``max_length + 1`` tracks that overlap by one, so
     each transition (track → next track) is in exactly one window. Returns ``starts`` int64 [w]
     (into ``ids``) and ``lengths`` int64 [w] (≥ 2); sequences shorter than 2 give none.
@@ -296,7 +341,7 @@ def training_windows(indptr: np.ndarray, ids: np.ndarray, max_length: int) -> tu
     """
     lengths = np.diff(indptr)
     transitions = np.maximum(lengths - 1, 0)
-    per = -(-transitions // max_length)                     # windows per sequence (ceil)
+    per = -(-transitions // max_length)  # windows per sequence (ceil)
     seq = np.repeat(np.arange(len(lengths)), per)
     k = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
     starts = indptr[:-1][seq] + k * max_length
@@ -315,7 +360,9 @@ def validation_carve(indptr: np.ndarray, share: float, rng: np.random.Generator)
     return held
 
 
-def sequence_rows(indptr: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sequence_rows(
+    indptr: np.ndarray, ids: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The sequences ``rows`` (int [r]) of (``indptr``, ``ids``) as their own (indptr, ids).
 
     >>> sequence_rows(np.array([0, 2, 5, 6]), np.arange(6), np.array([1, 2]))
@@ -323,7 +370,9 @@ def sequence_rows(indptr: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tupl
     """
     lengths = np.diff(indptr)[rows]
     within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.r_[0, np.cumsum(lengths)].astype(np.int64), ids[np.repeat(indptr[rows], lengths) + within]
+    return np.r_[0, np.cumsum(lengths)].astype(np.int64), ids[
+        np.repeat(indptr[rows], lengths) + within
+    ]
 
 
 @register
@@ -353,7 +402,9 @@ class GRURecommender(Recommender):
             torch.manual_seed(cfg.seed)
             net = _GRUNet(n, cfg.embedding_dim, cfg.hidden_size, cfg.dropout, cfg.embedding_dropout)
             if len(starts):
-                self.training_log = _train(net, train_ids, starts, window_lengths, n, popularity, cfg, rng, valid)
+                self.training_log = _train(
+                    net, train_ids, starts, window_lengths, n, popularity, cfg, rng, valid
+                )
             else:
                 log.warning("gru4rec: no sequence has two tracks; the model only knows popularity")
                 self.training_log = {}
@@ -363,23 +414,42 @@ class GRURecommender(Recommender):
         self._set_weights(*weights)
 
     def _set_weights(self, embedding, w_ih, w_hh, b_ih, b_hh, output, bias) -> None:
-        self.embedding = np.asarray(embedding, dtype=np.float32)     # [n + 1, E] (last row: padding)
-        self.w_ih, self.w_hh = np.asarray(w_ih, np.float32), np.asarray(w_hh, np.float32)   # [3H, E], [3H, H]
-        self.b_ih, self.b_hh = np.asarray(b_ih, np.float32), np.asarray(b_hh, np.float32)   # [3H]
-        self.output = np.asarray(output, dtype=np.float32)           # [n, H]
-        self.output_bias = np.asarray(bias, dtype=np.float32)        # [n]
-        self._items = np.ascontiguousarray(np.hstack((self.output, self.output_bias[:, None])), dtype=np.float32)
+        self.embedding = np.asarray(embedding, dtype=np.float32)  # [n + 1, E] (last row: padding)
+        self.w_ih, self.w_hh = (
+            np.asarray(w_ih, np.float32),
+            np.asarray(w_hh, np.float32),
+        )  # [3H, E], [3H, H]
+        self.b_ih, self.b_hh = np.asarray(b_ih, np.float32), np.asarray(b_hh, np.float32)  # [3H]
+        self.output = np.asarray(output, dtype=np.float32)  # [n, H]
+        self.output_bias = np.asarray(bias, dtype=np.float32)  # [n]
+        self._items = np.ascontiguousarray(
+            np.hstack((self.output, self.output_bias[:, None])), dtype=np.float32
+        )
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"embedding": self.embedding, "w_ih": self.w_ih, "w_hh": self.w_hh, "b_ih": self.b_ih,
-                "b_hh": self.b_hh, "output": self.output, "output_bias": self.output_bias}
+        return {
+            "embedding": self.embedding,
+            "w_ih": self.w_ih,
+            "w_hh": self.w_hh,
+            "b_ih": self.b_ih,
+            "b_hh": self.b_hh,
+            "output": self.output,
+            "output_bias": self.output_bias,
+        }
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         n, h = len(self.popularity), self.config.hidden_size
         if arrays["output"].shape != (n, h) or arrays["embedding"].shape[0] != n + 1:
             raise SegueError("gru4rec arrays do not match the catalog size and hidden_size")
-        self._set_weights(arrays["embedding"], arrays["w_ih"], arrays["w_hh"], arrays["b_ih"], arrays["b_hh"],
-                          arrays["output"], arrays["output_bias"])
+        self._set_weights(
+            arrays["embedding"],
+            arrays["w_ih"],
+            arrays["w_hh"],
+            arrays["b_ih"],
+            arrays["b_hh"],
+            arrays["output"],
+            arrays["output_bias"],
+        )
 
     # --- inference (numpy) --------------------------------------------------------------------
     def hidden_states(self, queries: Queries) -> np.ndarray:
@@ -397,23 +467,31 @@ class GRURecommender(Recommender):
         # Right-aligned grid [q, steps] of track ids in ``order``; row r's tracks fill its last columns.
         grid = np.full((q, steps), -1, dtype=np.int64)
         row = np.repeat(np.arange(q), sorted_lengths)
-        within = np.arange(sorted_lengths.sum()) - np.repeat(np.cumsum(sorted_lengths) - sorted_lengths, sorted_lengths)
+        within = np.arange(sorted_lengths.sum()) - np.repeat(
+            np.cumsum(sorted_lengths) - sorted_lengths, sorted_lengths
+        )
         first = (queries.indptr[1:] - lengths)[order]
-        grid[row, steps - np.repeat(sorted_lengths, sorted_lengths) + within] = queries.seed_ids[np.repeat(first, sorted_lengths) + within]
+        grid[row, steps - np.repeat(sorted_lengths, sorted_lengths) + within] = queries.seed_ids[
+            np.repeat(first, sorted_lengths) + within
+        ]
         distinct, local = np.unique(grid[grid >= 0], return_inverse=True)
-        projected = self.embedding[distinct].astype(np.float64) @ self.w_ih.T.astype(np.float64) + self.b_ih  # [u, 3H]
+        projected = (
+            self.embedding[distinct].astype(np.float64) @ self.w_ih.T.astype(np.float64) + self.b_ih
+        )  # [u, 3H]
         slot = np.full(grid.shape, -1, dtype=np.int64)
         slot[grid >= 0] = local.ravel()
         w_hh_t = self.w_hh.T.astype(np.float64)
         b_hh = self.b_hh.astype(np.float64)
         h = np.zeros((q, h_size))
         for t in range(steps):
-            active = int(np.searchsorted(-sorted_lengths, -(steps - t), side="right"))  # rows with ≥ steps - t tracks
+            active = int(
+                np.searchsorted(-sorted_lengths, -(steps - t), side="right")
+            )  # rows with ≥ steps - t tracks
             gi = projected[slot[:active, t]]
             gh = h[:active] @ w_hh_t + b_hh
             r = _sigmoid(gi[:, :h_size] + gh[:, :h_size])
-            z = _sigmoid(gi[:, h_size:2 * h_size] + gh[:, h_size:2 * h_size])
-            cand = np.tanh(gi[:, 2 * h_size:] + r * gh[:, 2 * h_size:])
+            z = _sigmoid(gi[:, h_size : 2 * h_size] + gh[:, h_size : 2 * h_size])
+            cand = np.tanh(gi[:, 2 * h_size :] + r * gh[:, 2 * h_size :])
             h[:active] = (1 - z) * cand + z * h[:active]
         hidden[order] = h
         return hidden
@@ -421,41 +499,54 @@ class GRURecommender(Recommender):
     def _scores_of(self, queries: Queries, track_ids: np.ndarray) -> np.ndarray:
         """float64 [q, t]: score of each of ``track_ids`` after each query."""
         h = self.hidden_states(queries)
-        return h @ self.output[track_ids].astype(np.float64).T + self.output_bias[track_ids].astype(np.float64)
+        return h @ self.output[track_ids].astype(np.float64).T + self.output_bias[track_ids].astype(
+            np.float64
+        )
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         h = self.hidden_states(queries)
         users = np.hstack((h, np.ones((len(queries), 1))))
         ids, scores = top_k_factors(self._items, users, n)
-        ids[queries.lengths() == 0] = -1       # no session yet: the base back-fills by popularity
+        ids[queries.lengths() == 0] = -1  # no session yet: the base back-fills by popularity
         return ids, scores
 
     def explain(self, queries: Queries, row: int, track_ids) -> list[Explanation]:
         """Occlusion: each seed's share is how much a track's score drops without that seed."""
         track_ids = np.asarray(track_ids, dtype=np.int64)
-        seeds = queries.seeds(row)[-self.config.max_length:]
+        seeds = queries.seeds(row)[-self.config.max_length :]
         if len(seeds) == 0:
-            return [popularity_explanation(self, int(t), "A popular track: the session has no tracks yet.")
-                    for t in track_ids]
+            return [
+                popularity_explanation(
+                    self, int(t), "A popular track: the session has no tracks yet."
+                )
+                for t in track_ids
+            ]
         without = [np.delete(seeds, i).tolist() for i in range(len(seeds))]
         batch = Queries.from_lists([seeds.tolist(), *without])
-        scores = self._scores_of(batch, track_ids)                       # [1 + s, t]
-        drops = (scores[0][None, :] - scores[1:]).T                       # [t, s]
+        scores = self._scores_of(batch, track_ids)  # [1 + s, t]
+        drops = (scores[0][None, :] - scores[1:]).T  # [t, s]
         # The same track may sit at several positions: name it once with its summed part.
         unique, first = np.unique(seeds, return_index=True)
         order = np.argsort(first)
         merged = np.zeros((len(track_ids), len(unique)))
         for j, track in enumerate(unique[order]):  # per distinct seed (≤ max_length), not per play
             merged[:, j] = np.clip(drops[:, seeds == track], 0, None).sum(axis=1)
-        return from_seed_contributions(self, unique[order], track_ids, merged,
-                                       "sessions like this one go on to it")
+        return from_seed_contributions(
+            self, unique[order], track_ids, merged, "sessions like this one go on to it"
+        )
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))    # overflow-free logistic
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
 
-def _GRUNet(n_tracks: int, embedding_dim: int, hidden_size: int, dropout: float, embedding_dropout: float = 0.0):
+def _GRUNet(
+    n_tracks: int,
+    embedding_dim: int,
+    hidden_size: int,
+    dropout: float,
+    embedding_dropout: float = 0.0,
+):
     """The torch module (built lazily so importing this file does not import torch).
 
     ``items`` [n, H] and ``item_bias`` [n, 1] score a state ``h`` as ``h · items[t] + bias[t]``;
@@ -470,7 +561,9 @@ def _GRUNet(n_tracks: int, embedding_dim: int, hidden_size: int, dropout: float,
             width = embedding_dim or hidden_size
             self.items = nn.Embedding(n_tracks, hidden_size, sparse=True)
             self.item_bias = nn.Embedding(n_tracks, 1, sparse=True)
-            self.inputs = nn.Embedding(n_tracks, embedding_dim, sparse=True) if embedding_dim else None
+            self.inputs = (
+                nn.Embedding(n_tracks, embedding_dim, sparse=True) if embedding_dim else None
+            )
             self.gru = nn.GRU(width, hidden_size, batch_first=True)
             self.embedding_dropout = nn.Dropout(embedding_dropout)
             self.dropout = nn.Dropout(dropout)
@@ -492,13 +585,20 @@ def _GRUNet(n_tracks: int, embedding_dim: int, hidden_size: int, dropout: float,
         def numpy_weights(self) -> tuple[np.ndarray, ...]:
             """(embedding [n + 1, E] with a zero padding row, w_ih, w_hh, b_ih, b_hh, output [n, H],
             bias [n]) as float32 arrays: what the numpy inference reads."""
+
             def plain(t):
                 return t.detach().numpy().astype(np.float32).copy()
 
             table = plain(self.input_table().weight)
-            return (np.vstack((table, np.zeros((1, table.shape[1]), np.float32))), plain(self.gru.weight_ih_l0),
-                    plain(self.gru.weight_hh_l0), plain(self.gru.bias_ih_l0), plain(self.gru.bias_hh_l0),
-                    plain(self.items.weight), plain(self.item_bias.weight)[:, 0])
+            return (
+                np.vstack((table, np.zeros((1, table.shape[1]), np.float32))),
+                plain(self.gru.weight_ih_l0),
+                plain(self.gru.weight_hh_l0),
+                plain(self.gru.bias_ih_l0),
+                plain(self.gru.bias_hh_l0),
+                plain(self.items.weight),
+                plain(self.item_bias.weight)[:, 0],
+            )
 
     return GRUNet()
 
@@ -522,12 +622,23 @@ class _Validation:
     their windows, each scored against the whole catalog (as inference does, from a zero state
     at the window's start)."""
 
-    def __init__(self, indptr: np.ndarray, ids: np.ndarray, max_length: int, n_queries: int,
-                 rng: np.random.Generator, k: int = 10):
+    def __init__(
+        self,
+        indptr: np.ndarray,
+        ids: np.ndarray,
+        max_length: int,
+        n_queries: int,
+        rng: np.random.Generator,
+        k: int = 10,
+    ):
         self.ids, self.k = ids, k
         self.starts, self.lengths = training_windows(indptr, ids, max_length)
         total = int((self.lengths - 1).sum())
-        self.pick = np.sort(rng.choice(total, min(n_queries, total), replace=False)) if total else np.zeros(0, int)
+        self.pick = (
+            np.sort(rng.choice(total, min(n_queries, total), replace=False))
+            if total
+            else np.zeros(0, int)
+        )
 
     def hit_rate(self, net, batch: int = 256) -> float:
         import torch
@@ -537,32 +648,47 @@ class _Validation:
         states, targets = [], []
         with torch.no_grad():
             for lo in range(0, len(self.starts), batch):
-                x, y, mask = _window_batch(self.ids, self.starts[lo:lo + batch], self.lengths[lo:lo + batch])
+                x, y, mask = _window_batch(
+                    self.ids, self.starts[lo : lo + batch], self.lengths[lo : lo + batch]
+                )
                 states.append(net(x)[mask])
                 targets.append(y[mask])
             states, targets = torch.cat(states)[self.pick], torch.cat(targets)[self.pick]
             hits = 0
             for lo in range(0, len(targets), batch):
-                scores = states[lo:lo + batch] @ net.items.weight.T + net.item_bias.weight[:, 0]
-                target = targets[lo:lo + batch]
+                scores = states[lo : lo + batch] @ net.items.weight.T + net.item_bias.weight[:, 0]
+                target = targets[lo : lo + batch]
                 own = scores.gather(1, target[:, None])
                 hits += int(((scores > own).sum(1) < self.k).sum())
         return hits / len(targets)
 
 
-def _train(net, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, n_tracks: int, popularity: np.ndarray,
-           cfg: GRUConfig, rng: np.random.Generator, valid: tuple[np.ndarray, np.ndarray] | None) -> dict:
+def _train(
+    net,
+    ids: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    n_tracks: int,
+    popularity: np.ndarray,
+    cfg: GRUConfig,
+    rng: np.random.Generator,
+    valid: tuple[np.ndarray, np.ndarray] | None,
+) -> dict:
     """Adagrad over windows batched by similar length, one validation after each epoch; ends with
     the best epoch's weights loaded. Returns the training log (epochs, curve, why it stopped)."""
     import torch
 
     started = time.perf_counter()
-    validation = _Validation(*valid, cfg.max_length, cfg.validation_queries, rng) if valid is not None else None
+    validation = (
+        _Validation(*valid, cfg.max_length, cfg.validation_queries, rng)
+        if valid is not None
+        else None
+    )
     optimiser = torch.optim.Adagrad(net.parameters(), lr=cfg.learning_rate)
     dense = [p for name, p in net.named_parameters() if name.startswith("gru.")]
     # Windows sorted by length, cut into batches (little padding); batch order shuffled per epoch.
     by_length = np.argsort(lengths, kind="stable")
-    batches = [by_length[i:i + cfg.batch_size] for i in range(0, len(by_length), cfg.batch_size)]
+    batches = [by_length[i : i + cfg.batch_size] for i in range(0, len(by_length), cfg.batch_size)]
     steps_per_epoch = max(len(batches), -(-cfg.min_steps // max(cfg.epochs, 1)))
     sampler = _NegativeSampler(popularity, cfg, rng)
     history: list[dict] = []
@@ -580,7 +706,7 @@ def _train(net, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, n_trac
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(dense, 5.0)
-            with warnings.catch_warnings():   # torch notes once that it skips sparse-tensor checks
+            with warnings.catch_warnings():  # torch notes once that it skips sparse-tensor checks
                 warnings.filterwarnings("ignore", message="Sparse invariant checks")
                 optimiser.step()
             losses.append(loss.item())
@@ -593,8 +719,13 @@ def _train(net, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, n_trac
             record["validation_hit_rate"] = validation.hit_rate(net)
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
-        log.info("gru4rec: epoch %d, loss %.4f%s, %.1f s", epoch + 1, record["loss"],
-                 f", validation HitRate@10 {record['validation_hit_rate']:.4f}" if validation else "", record["seconds"])
+        log.info(
+            "gru4rec: epoch %d, loss %.4f%s, %.1f s",
+            epoch + 1,
+            record["loss"],
+            f", validation HitRate@10 {record['validation_hit_rate']:.4f}" if validation else "",
+            record["seconds"],
+        )
         if validation is not None:
             if record["validation_hit_rate"] > best:
                 best, bad_epochs = record["validation_hit_rate"], 0
@@ -612,11 +743,20 @@ def _train(net, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, n_trac
         net.load_state_dict(best_state)
         best_epoch = 1 + int(np.argmax([r["validation_hit_rate"] for r in history]))
     seconds = time.perf_counter() - started
-    log.info("gru4rec: %d epochs (%s), best epoch %d, %.1f s", len(history), stopped, best_epoch, seconds)
-    return {"epochs_run": len(history), "best_epoch": best_epoch, "stopped": stopped,
-            "early_stopped": stopped.startswith("early stop"), "steps": step, "windows": len(starts),
-            "validation_sequences": 0 if valid is None else len(valid[0]) - 1,
-            "seconds": round(seconds, 2), "history": history}
+    log.info(
+        "gru4rec: %d epochs (%s), best epoch %d, %.1f s", len(history), stopped, best_epoch, seconds
+    )
+    return {
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "stopped": stopped,
+        "early_stopped": stopped.startswith("early stop"),
+        "steps": step,
+        "windows": len(starts),
+        "validation_sequences": 0 if valid is None else len(valid[0]) - 1,
+        "seconds": round(seconds, 2),
+        "history": history,
+    }
 
 
 class _NegativeSampler:
@@ -632,8 +772,13 @@ class _NegativeSampler:
         probability = weights / weights.sum()
         self.cumulative = np.cumsum(probability)
         # log Q of Jean et al. (2015): a track's expected count in the sample, log-scaled.
-        self.log_q = torch.zeros(self.n) if self.full else torch.from_numpy(
-            (cfg.logq * np.log(probability * cfg.n_negatives)).astype(np.float32))
+        self.log_q = (
+            torch.zeros(self.n)
+            if self.full
+            else torch.from_numpy(
+                (cfg.logq * np.log(probability * cfg.n_negatives)).astype(np.float32)
+            )
+        )
         self.all_tracks = torch.arange(self.n)
 
     def sample(self):
@@ -653,12 +798,22 @@ class _NegativeSampler:
         negative = states @ net.items(negatives).T + net.item_bias(negatives)[:, 0]
         accidental = negatives[None, :] == target[:, None]
         if self.cfg.loss == "cross_entropy":
-            logits = torch.cat((positive[:, None] - self.log_q[target][:, None],
-                                (negative - self.log_q[negatives][None, :]).masked_fill(accidental, -1e9)), 1)
-            return torch.nn.functional.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long))
+            logits = torch.cat(
+                (
+                    positive[:, None] - self.log_q[target][:, None],
+                    (negative - self.log_q[negatives][None, :]).masked_fill(accidental, -1e9),
+                ),
+                1,
+            )
+            return torch.nn.functional.cross_entropy(
+                logits, torch.zeros(len(target), dtype=torch.long)
+            )
         # BPR-max (Hidasi & Karatzoglou 2018): softmax-weighted pairwise loss + score regularisation.
         negative = negative.masked_fill(accidental, -1e9)
         softmax = torch.softmax(negative, dim=1)
         pairwise = (softmax * torch.sigmoid(positive[:, None] - negative)).sum(1)
-        return (-torch.log(pairwise + 1e-10) + self.cfg.bpr_regularization
-                * (softmax * negative.masked_fill(accidental, 0) ** 2).sum(1)).mean()
+        return (
+            -torch.log(pairwise + 1e-10)
+            + self.cfg.bpr_regularization
+            * (softmax * negative.masked_fill(accidental, 0) ** 2).sum(1)
+        ).mean()

@@ -65,14 +65,14 @@ NEIGHBOR_CHUNK = 256  # distinct query titles per similarity product (bounds its
 class TitleConfig:
     """Parameters of :class:`TitleRecommender` (see the module docstring for the formula)."""
 
-    n_neighbors: int = 10             # similar training titles besides the exact match
+    n_neighbors: int = 10  # similar training titles besides the exact match
     # Cosine of char n-gram TF-IDF vectors, in (0, 1]; min_similarity, neighbor_weight and
     # shrinkage were tuned together on real MPD playlists (R-precision 0.049 → 0.051; 0.3, 0.5
     # and 20 before; a neighbour weight above 1 scored no better and would outvote the exact match).
     min_similarity: float = 0.5
-    neighbor_weight: float = 1.0      # most the neighbours weigh together (exact match: 1)
-    similarity_power: float = 2.0     # sharpens the neighbours' similarities
-    shrinkage: float = 10.0           # pseudo-playlists (at popularity rates) added per title
+    neighbor_weight: float = 1.0  # most the neighbours weigh together (exact match: 1)
+    similarity_power: float = 2.0  # sharpens the neighbours' similarities
+    shrinkage: float = 10.0  # pseudo-playlists (at popularity rates) added per title
     max_tracks_per_title: int = 1000  # tracks kept per title, most frequent first
 
     def __post_init__(self):
@@ -96,7 +96,9 @@ class TitleConfig:
 @register
 class TitleRecommender(Recommender):
     name = "title"
-    description = "Playlist title alone: tracks of training playlists with the same or similar titles."
+    description = (
+        "Playlist title alone: tracks of training playlists with the same or similar titles."
+    )
     Config = TitleConfig
 
     # --- fit -----------------------------------------------------------------------------------
@@ -105,15 +107,25 @@ class TitleRecommender(Recommender):
         titled = np.flatnonzero(factors.codes >= 0)
         n_keys = len(factors.uniques)
         # key × playlist indicator, times playlist × track: playlist counts per key and track.
-        pool = sp.csr_matrix((np.ones(len(titled), dtype=np.float32), (factors.codes[titled], titled)),
-                             shape=(n_keys, data.n_playlists))
-        counts = _keep_top_per_row(sp.csr_matrix(pool @ data.matrix), self.config.max_tracks_per_title)
+        pool = sp.csr_matrix(
+            (np.ones(len(titled), dtype=np.float32), (factors.codes[titled], titled)),
+            shape=(n_keys, data.n_playlists),
+        )
+        counts = _keep_top_per_row(
+            sp.csr_matrix(pool @ data.matrix), self.config.max_tracks_per_title
+        )
         self._keys = factors.uniques
         self._examples = factors.examples
         self._n_playlists = factors.counts.astype(np.int32)
         self._n_total = data.n_playlists
-        self._counts = sp.csr_matrix((np.rint(counts.data).astype(np.int32), counts.indices.astype(np.int32),
-                                      counts.indptr.astype(np.int64)), shape=counts.shape)
+        self._counts = sp.csr_matrix(
+            (
+                np.rint(counts.data).astype(np.int32),
+                counts.indices.astype(np.int32),
+                counts.indptr.astype(np.int64),
+            ),
+            shape=counts.shape,
+        )
         self._prepare()
 
     def _prepare(self) -> None:
@@ -121,8 +133,14 @@ class TitleRecommender(Recommender):
         scale = 1.0 / (self._n_playlists.astype(np.float64) + self.config.shrinkage)
         rows = np.repeat(np.arange(len(self._keys)), np.diff(self._counts.indptr))
         # float32 [keys, tracks]: count(v, t) / (n_v + shrinkage), the per-title track shares.
-        self._shares = sp.csr_matrix(((self._counts.data * scale[rows]).astype(np.float32),
-                                      self._counts.indices, self._counts.indptr), shape=self._counts.shape)
+        self._shares = sp.csr_matrix(
+            (
+                (self._counts.data * scale[rows]).astype(np.float32),
+                self._counts.indices,
+                self._counts.indptr,
+            ),
+            shape=self._counts.shape,
+        )
         # float32 [keys]: s / (n_v + s), the popularity term's factor per title.
         self._prior_mass = (self.config.shrinkage * scale).astype(np.float32)
         # float32 [tracks]: p_t, the share of training playlists holding each track.
@@ -130,8 +148,9 @@ class TitleRecommender(Recommender):
         self._key_index = {key: i for i, key in enumerate(self._keys)}
         self._vectorizer = None
         if self._keys and self.config.n_neighbors > 0:
-            self._vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAM_RANGE, lowercase=False,
-                                               dtype=np.float32)
+            self._vectorizer = TfidfVectorizer(
+                analyzer="char_wb", ngram_range=NGRAM_RANGE, lowercase=False, dtype=np.float32
+            )
             # n-grams × keys, so a batch of query vectors times it gives cosines to every key.
             self._key_vectors_t = sp.csr_matrix(self._vectorizer.fit_transform(self._keys).T)
 
@@ -139,19 +158,27 @@ class TitleRecommender(Recommender):
     def _arrays(self) -> dict[str, np.ndarray]:
         keys, key_offsets = _pack_strings(self._keys)
         examples, example_offsets = _pack_strings(self._examples)
-        return {"title_keys": keys, "title_key_offsets": key_offsets,
-                "title_examples": examples, "title_example_offsets": example_offsets,
-                "title_playlists": self._n_playlists, "title_total": np.array([self._n_total], dtype=np.int64),
-                "title_indptr": self._counts.indptr,
-                "title_indices": self._counts.indices, "title_counts": self._counts.data}
+        return {
+            "title_keys": keys,
+            "title_key_offsets": key_offsets,
+            "title_examples": examples,
+            "title_example_offsets": example_offsets,
+            "title_playlists": self._n_playlists,
+            "title_total": np.array([self._n_total], dtype=np.int64),
+            "title_indptr": self._counts.indptr,
+            "title_indices": self._counts.indices,
+            "title_counts": self._counts.data,
+        }
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self._keys = _unpack_strings(arrays["title_keys"], arrays["title_key_offsets"])
         self._examples = _unpack_strings(arrays["title_examples"], arrays["title_example_offsets"])
         self._n_playlists = arrays["title_playlists"]
         self._n_total = int(arrays["title_total"][0])
-        self._counts = sp.csr_matrix((arrays["title_counts"], arrays["title_indices"], arrays["title_indptr"]),
-                                     shape=(len(self._keys), self.n_tracks))
+        self._counts = sp.csr_matrix(
+            (arrays["title_counts"], arrays["title_indices"], arrays["title_indptr"]),
+            shape=(len(self._keys), self.n_tracks),
+        )
         self._prepare()
 
     # --- query ---------------------------------------------------------------------------------
@@ -162,7 +189,7 @@ class TitleRecommender(Recommender):
         keys), ``similarity`` float32 (1 for the exact match) and ``weight`` float32 (``w_v`` of
         the module docstring); a row with no entry matches nothing.
         """
-        factors = factorize_titles(titles)   # distinct query keys only: titles repeat in a batch
+        factors = factorize_titles(titles)  # distinct query keys only: titles repeat in a batch
         n_unique = len(factors.uniques)
         exact = np.array([self._key_index.get(k, -1) for k in factors.uniques], dtype=np.int64)
         u_rows = [np.flatnonzero(exact >= 0)]
@@ -181,10 +208,17 @@ class TitleRecommender(Recommender):
                 u_keys.append(ids[r, c])
                 u_sims.append(sims[r, c])
                 u_weights.append(weights[r, c].astype(np.float32))
-        u_rows, u_keys, u_sims, u_weights = (np.concatenate(a) for a in (u_rows, u_keys, u_sims, u_weights))
+        u_rows, u_keys, u_sims, u_weights = (
+            np.concatenate(a) for a in (u_rows, u_keys, u_sims, u_weights)
+        )
         # Exact match first, then neighbours by rank: one order per key, whatever the batch.
         order = np.argsort(u_rows, kind="stable")
-        u_rows, u_keys, u_sims, u_weights = u_rows[order], u_keys[order], u_sims[order], u_weights[order]
+        u_rows, u_keys, u_sims, u_weights = (
+            u_rows[order],
+            u_keys[order],
+            u_sims[order],
+            u_weights[order],
+        )
         # Expand distinct query keys back to the titles (CSR-style gather).
         starts = np.searchsorted(u_rows, np.arange(n_unique + 1))
         codes = factors.codes.astype(np.int64)
@@ -209,14 +243,21 @@ class TitleRecommender(Recommender):
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         b = len(queries)
         rows, keys, _, weights = self._match(queries.titles)
-        weight_matrix = sp.csr_matrix((weights, keys, np.searchsorted(rows, np.arange(b + 1))),
-                                      shape=(b, len(self._keys)))
-        prior = (weight_matrix @ self._prior_mass).astype(np.float32)       # [b]: Σ_v w_v s/(n_v+s)
+        weight_matrix = sp.csr_matrix(
+            (weights, keys, np.searchsorted(rows, np.arange(b + 1))), shape=(b, len(self._keys))
+        )
+        prior = (weight_matrix @ self._prior_mass).astype(np.float32)  # [b]: Σ_v w_v s/(n_v+s)
         # Popularity term on the n most popular tracks of every matched query...
         top = self._popular_order[:n]
         active = np.flatnonzero(prior > 0)
-        popular = sp.csr_matrix(((prior[active, None] * self._prior[top]).ravel(), np.tile(top, len(active)),
-                                 np.searchsorted(active, np.arange(b + 1)) * len(top)), shape=(b, self.n_tracks))
+        popular = sp.csr_matrix(
+            (
+                (prior[active, None] * self._prior[top]).ravel(),
+                np.tile(top, len(active)),
+                np.searchsorted(active, np.arange(b + 1)) * len(top),
+            ),
+            shape=(b, self.n_tracks),
+        )
         scores = sp.csr_matrix(weight_matrix @ self._shares + popular)
         # ...and on the other tracks the titles hold (the same float32 product as above, so a
         # track's score does not depend on n, nor the ranking on the batch).
@@ -240,7 +281,7 @@ class TitleRecommender(Recommender):
         title = (queries.titles[row] or "").strip()
         _, keys, sims, weights = self._match([title])
         exact = self._key_index.get(normalize_title(title), -1)
-        counts = self._counts[keys][:, track_ids].toarray()                       # [m, t]
+        counts = self._counts[keys][:, track_ids].toarray()  # [m, t]
         title_terms = weights[:, None] * self._shares[keys][:, track_ids].toarray()  # [m, t]
         prior_terms = float(weights @ self._prior_mass[keys]) * self._prior[track_ids]  # [t]
         out = []
@@ -257,20 +298,40 @@ class TitleRecommender(Recommender):
                 continue
             share = shares(np.append(title_terms[:, j], prior_terms[j]))
             title_share, prior_share = share[:-1], float(share[-1])
-            order = [i for i in np.argsort(-title_share, kind="stable")[:MAX_ITEMS].tolist() if title_share[i] > 0]
-            evidence = [{"kind": "title", "title": self._examples[keys[i]], "share": float(title_share[i]),
-                         "playlists": int(counts[i, j]), "title_playlists": int(self._n_playlists[keys[i]]),
-                         "similarity": float(sims[i]), "exact": bool(keys[i] == exact)} for i in order]
+            order = [
+                i
+                for i in np.argsort(-title_share, kind="stable")[:MAX_ITEMS].tolist()
+                if title_share[i] > 0
+            ]
+            evidence = [
+                {
+                    "kind": "title",
+                    "title": self._examples[keys[i]],
+                    "share": float(title_share[i]),
+                    "playlists": int(counts[i, j]),
+                    "title_playlists": int(self._n_playlists[keys[i]]),
+                    "similarity": float(sims[i]),
+                    "exact": bool(keys[i] == exact),
+                }
+                for i in order
+            ]
             if prior_share > 0:
-                evidence.append({"kind": "popularity", "playlists": int(self.popularity[track]),
-                                 "share": prior_share})
+                evidence.append(
+                    {
+                        "kind": "popularity",
+                        "playlists": int(self.popularity[track]),
+                        "share": prior_share,
+                    }
+                )
             rest = 1.0 - sum(e["share"] for e in evidence)
             if rest > 1e-9:
                 evidence.append({"kind": "other", "share": rest})
             top = order[0]
             if keys[top] == exact:
-                text = (f"Playlists called '{title}' often include it "
-                        f"({int(counts[top, j]):,} of {int(self._n_playlists[keys[top]]):,}).")
+                text = (
+                    f"Playlists called '{title}' often include it "
+                    f"({int(counts[top, j]):,} of {int(self._n_playlists[keys[top]]):,})."
+                )
             else:
                 named = [f"'{self._examples[keys[i]]}'" for i in order[:2]]
                 text = f"Playlists with titles like '{title}' ({_and(named)}) often include it."
@@ -309,9 +370,16 @@ def _keep_top_per_row(matrix: sp.csr_matrix, k: int) -> sp.csr_matrix:
         long_rows, counts, cols = long_rows[order], counts[order], cols[order]
     keep = (np.arange(len(long_rows)) - np.searchsorted(long_rows, long_rows)) < k
     short = ~long
-    kept = sp.csr_matrix((np.concatenate((matrix.data[short], counts[keep].astype(matrix.dtype))),
-                          (np.concatenate((rows[short], long_rows[keep])),
-                           np.concatenate((matrix.indices[short], cols[keep])))), shape=matrix.shape)
+    kept = sp.csr_matrix(
+        (
+            np.concatenate((matrix.data[short], counts[keep].astype(matrix.dtype))),
+            (
+                np.concatenate((rows[short], long_rows[keep])),
+                np.concatenate((matrix.indices[short], cols[keep])),
+            ),
+        ),
+        shape=matrix.shape,
+    )
     kept.sort_indices()
     return kept
 
@@ -331,4 +399,6 @@ def _pack_strings(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def _unpack_strings(blob: np.ndarray, offsets: np.ndarray) -> list[str]:
     """Inverse of :func:`_pack_strings`."""
     raw = blob.tobytes()
-    return [raw[a:b].decode() for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+    return [
+        raw[a:b].decode() for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+    ]

@@ -20,8 +20,14 @@ def seed_matrix(queries: Queries, n_tracks: int, dtype=np.float32) -> sp.csr_mat
     >>> seed_matrix(Queries.from_lists([[2, 0, 2], []]), 4).toarray().tolist()
     [[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
     """
-    matrix = sp.csr_matrix((np.ones(len(queries.seed_ids), dtype=dtype), queries.seed_ids.astype(np.int32),
-                            queries.indptr.astype(np.int64)), shape=(len(queries), n_tracks))
+    matrix = sp.csr_matrix(
+        (
+            np.ones(len(queries.seed_ids), dtype=dtype),
+            queries.seed_ids.astype(np.int32),
+            queries.indptr.astype(np.int64),
+        ),
+        shape=(len(queries), n_tracks),
+    )
     matrix.sum_duplicates()
     matrix.data[:] = 1
     return matrix
@@ -97,8 +103,11 @@ def top_n_dense(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """
     rows, cols = scores.shape
     n_take = min(n, cols)
-    part = np.argpartition(-scores, n_take - 1, axis=1)[:, :n_take] if n_take < cols else \
-        np.broadcast_to(np.arange(cols), (rows, cols)).copy()
+    part = (
+        np.argpartition(-scores, n_take - 1, axis=1)[:, :n_take]
+        if n_take < cols
+        else np.broadcast_to(np.arange(cols), (rows, cols)).copy()
+    )
     values = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -values), axis=1) if rows else part
     part = np.take_along_axis(part, order, axis=1)

@@ -10,7 +10,16 @@ from pathlib import Path
 
 from segue.pipeline.phases import PHASES, PipelineResult, Settings, run_pipeline
 
-__all__ = ["DEMO_MIN_FOLLOWERS", "DEMO_PLAYLISTS", "PHASES", "PipelineResult", "Settings", "demo_settings", "run_demo", "run_pipeline"]
+__all__ = [
+    "DEMO_MIN_FOLLOWERS",
+    "DEMO_PLAYLISTS",
+    "PHASES",
+    "PipelineResult",
+    "Settings",
+    "demo_settings",
+    "run_demo",
+    "run_pipeline",
+]
 
 # The demo generates the real dev set's population, playlists with ≥ 10 followers (longer and
 # more curated than the MPD's average: see PlaylistConfig), so that its evaluation table ranks the
@@ -37,27 +46,69 @@ DEMO_ALS = "als.factors=64"
 # listening GATs half a minute each
 # (same budget for gat and genre_gat), GRU4Rec one minute (its default ten are for real data;
 # on the demo's 2,000 users it early-stops after about 4.5 minutes).
-DEMO_MODEL_PARAMS = {"popularity": {"n_estimators": 50}, "gru4rec": {"budget_seconds": 60},
-                     "lightgcn": {"budget_seconds": 90}, "playlistgat": {"budget_seconds": 90},
-                     "gat": {"budget_seconds": 30},
-                     "bpr": {"iterations": 30, "factors": 64}, "als": {"factors": 64},
-                     "hybrid": {"component_params": DEMO_ALS},
-                     "rerank": {"validation_per_group": 100, "max_folds": 1, "component_params": DEMO_ALS}}
+DEMO_MODEL_PARAMS = {
+    "popularity": {"n_estimators": 50},
+    "gru4rec": {"budget_seconds": 60},
+    "lightgcn": {"budget_seconds": 90},
+    "playlistgat": {"budget_seconds": 90},
+    "gat": {"budget_seconds": 30},
+    "bpr": {"iterations": 30, "factors": 64},
+    "als": {"factors": 64},
+    "hybrid": {"component_params": DEMO_ALS},
+    "rerank": {"validation_per_group": 100, "max_folds": 1, "component_params": DEMO_ALS},
+}
 
 
-def demo_settings(out: Path, *, playlists: int = DEMO_PLAYLISTS, users: int = DEMO_USERS, per_category: int = 100,
-                  seed: int = 0, workers: int | None = None, min_followers: int = DEMO_MIN_FOLLOWERS) -> Settings:
+def demo_settings(
+    out: Path,
+    *,
+    playlists: int = DEMO_PLAYLISTS,
+    users: int = DEMO_USERS,
+    per_category: int = 100,
+    seed: int = 0,
+    workers: int | None = None,
+    min_followers: int = DEMO_MIN_FOLLOWERS,
+) -> Settings:
     """The demo: generated playlists (MPD format, with a challenge set) and listening sessions."""
     out = Path(out)
-    return Settings(out=out, mpd=out / "mpd", sessions=out / "sessions-raw" if users else None,
-                    per_category=per_category, seed=seed, workers=workers, generate_playlists=playlists,
-                    generate_min_followers=min_followers, generate_users=users, model_params=DEMO_MODEL_PARAMS)
+    return Settings(
+        out=out,
+        mpd=out / "mpd",
+        sessions=out / "sessions-raw" if users else None,
+        per_category=per_category,
+        seed=seed,
+        workers=workers,
+        generate_playlists=playlists,
+        generate_min_followers=min_followers,
+        generate_users=users,
+        model_params=DEMO_MODEL_PARAMS,
+    )
 
 
-def run_demo(out: Path, *, playlists: int = DEMO_PLAYLISTS, users: int = DEMO_USERS, per_category: int = 100,
-             seed: int = 0, workers: int | None = None, echo: Callable[[str], None] = print,
-             force: bool = False, jobs: int = 2, min_followers: int = DEMO_MIN_FOLLOWERS) -> PipelineResult:
+def run_demo(
+    out: Path,
+    *,
+    playlists: int = DEMO_PLAYLISTS,
+    users: int = DEMO_USERS,
+    per_category: int = 100,
+    seed: int = 0,
+    workers: int | None = None,
+    echo: Callable[[str], None] = print,
+    force: bool = False,
+    jobs: int = 2,
+    min_followers: int = DEMO_MIN_FOLLOWERS,
+) -> PipelineResult:
     """Every phase on generated data, under ``out``; stages whose inputs did not change are skipped."""
-    settings = dataclasses.replace(demo_settings(out, playlists=playlists, users=users, per_category=per_category,
-                                                 seed=seed, workers=workers, min_followers=min_followers), jobs=jobs)
+    settings = dataclasses.replace(
+        demo_settings(
+            out,
+            playlists=playlists,
+            users=users,
+            per_category=per_category,
+            seed=seed,
+            workers=workers,
+            min_followers=min_followers,
+        ),
+        jobs=jobs,
+    )
     return run_pipeline(settings, list(PHASES), echo=echo, force=force)

@@ -42,8 +42,8 @@ FACTOR_MODELS = ("svd", "als", "bpr", "embed")
 GRAPH_MODELS = ("lightgcn", "playlistgat")
 # Models built on the others' training stages; the last one trained is the headline model.
 ENSEMBLE_MODELS = ("hybrid", "rerank")
-RANKINGS_FILE = "rankings.npz"    # the evaluation's lists, int32 [queries, 500] per model
-EXAMPLE_CATEGORIES = (1, 3, 7)    # title only; title + 5 seeds; title + 25 seeds
+RANKINGS_FILE = "rankings.npz"  # the evaluation's lists, int32 [queries, 500] per model
+EXAMPLE_CATEGORIES = (1, 3, 7)  # title only; title + 5 seeds; title + 25 seeds
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,26 @@ class Layout:
     out: Path
 
     def __getattr__(self, name: str) -> Path:
-        folders = {"mpd": "mpd", "data": "data", "eda": "eda", "cooccurrence": "cooccurrence", "split": "split",
-                   "rules": "rules", "clusters": "clusters", "models": "models", "evaluation": "evaluation",
-                   "diversity": "diversity", "examples": "examples", "submissions": "submissions",
-                   "sessions_raw": "sessions-raw", "sessions": "sessions", "sessions_split": "sessions-split",
-                   "sessions_eval": "sessions-evaluation", "popularity": "popularity", "report": "report"}
+        folders = {
+            "mpd": "mpd",
+            "data": "data",
+            "eda": "eda",
+            "cooccurrence": "cooccurrence",
+            "split": "split",
+            "rules": "rules",
+            "clusters": "clusters",
+            "models": "models",
+            "evaluation": "evaluation",
+            "diversity": "diversity",
+            "examples": "examples",
+            "submissions": "submissions",
+            "sessions_raw": "sessions-raw",
+            "sessions": "sessions",
+            "sessions_split": "sessions-split",
+            "sessions_eval": "sessions-evaluation",
+            "popularity": "popularity",
+            "report": "report",
+        }
         if name not in folders:
             raise AttributeError(name)
         return self.out / folders[name]
@@ -79,11 +94,13 @@ class Settings:
     seed: int = 0
     workers: int | None = None
     graph_mode: str = "quick"
-    jobs: int = 2                        # the lanes of phases 2 and 3 run side by side (1: one stage at a time)
-    generate_playlists: int = 0          # > 0: the demo generates this many playlists first
-    generate_min_followers: int = 1      # ... with at least this many followers each
-    generate_users: int = 0              # > 0: the demo generates this many listeners first
-    model_params: dict = field(default_factory=dict)   # {model: {key: value}}; "popularity": PopularitySettings fields
+    jobs: int = 2  # the lanes of phases 2 and 3 run side by side (1: one stage at a time)
+    generate_playlists: int = 0  # > 0: the demo generates this many playlists first
+    generate_min_followers: int = 1  # ... with at least this many followers each
+    generate_users: int = 0  # > 0: the demo generates this many listeners first
+    model_params: dict = field(
+        default_factory=dict
+    )  # {model: {key: value}}; "popularity": PopularitySettings fields
 
     @property
     def layout(self) -> Layout:
@@ -94,20 +111,27 @@ class Settings:
 class PipelineResult:
     runner: Runner
     settings: Settings
-    evaluation: object = None      # EvaluationResult of the finish, when it ran or was kept
+    evaluation: object = None  # EvaluationResult of the finish, when it ran or was kept
 
 
-def run_pipeline(settings: Settings, phases: list[str], *, echo: Callable[[str], None] = print,
-                 force: bool = False) -> PipelineResult:
+def run_pipeline(
+    settings: Settings,
+    phases: list[str],
+    *,
+    echo: Callable[[str], None] = print,
+    force: bool = False,
+) -> PipelineResult:
     """Run ``phases`` (a list of "phase1", "phase2", "phase3") and the finish."""
     unknown = sorted(set(phases) - set(PHASES))
     if unknown:
-        raise SegueError(f"unknown phase {', '.join(unknown)}; the phases are {', '.join(PHASES)} (or all)")
+        raise SegueError(
+            f"unknown phase {', '.join(unknown)}; the phases are {', '.join(PHASES)} (or all)"
+        )
     runner = Runner(settings.out, echo=echo, force=force)
     stages = _Stages(settings)
     for phase in PHASES:
         if phase in phases:
-            block: list[Stage] = []       # consecutive stages with a lane run side by side
+            block: list[Stage] = []  # consecutive stages with a lane run side by side
             for stage in [*getattr(stages, phase)(), None]:
                 if stage is not None:
                     stage.phase = phase
@@ -137,7 +161,9 @@ class _Stages:
     # --- helpers ---------------------------------------------------------------------------------
     @functools.cached_property
     def challenge(self) -> Path:
-        return Path(self.s.challenge) if self.s.challenge else Path(self.s.mpd) / schema.CHALLENGE_FILE
+        return (
+            Path(self.s.challenge) if self.s.challenge else Path(self.s.mpd) / schema.CHALLENGE_FILE
+        )
 
     def trained_models(self) -> list[Path]:
         """Model directories present now, in a fixed order (all the phases' models)."""
@@ -152,7 +178,11 @@ class _Stages:
             if (self.p.models / name / "params.json").exists():
                 return self.p.models / name
         models = self.trained_models()
-        table = (self.evaluation_result().table if (self.p.evaluation / "evaluation.json").exists() else {})
+        table = (
+            self.evaluation_result().table
+            if (self.p.evaluation / "evaluation.json").exists()
+            else {}
+        )
         scored = [m for m in models if m.name in table]
         if scored:
             return max(scored, key=lambda m: table[m.name]["all"]["r_precision"]["mean"])
@@ -166,28 +196,70 @@ class _Stages:
         s, p = self.s, self.p
         stages = []
         if s.generate_playlists:
-            stages.append(Stage("generate", self._generate, outputs=[Path(s.mpd)],
-                                params={"playlists": s.generate_playlists, "seed": s.seed,
-                                        "min_followers": s.generate_min_followers,
-                                        "challenge_per_category": s.per_category}))
+            stages.append(
+                Stage(
+                    "generate",
+                    self._generate,
+                    outputs=[Path(s.mpd)],
+                    params={
+                        "playlists": s.generate_playlists,
+                        "seed": s.seed,
+                        "min_followers": s.generate_min_followers,
+                        "challenge_per_category": s.per_category,
+                    },
+                )
+            )
         stages += [
-            Stage("verify", self._verify, inputs=[Path(s.mpd)], after=["generate"] if s.generate_playlists else []),
-            Stage("ingest", self._ingest, inputs=[Path(s.mpd)], outputs=[p.data / schema.MANIFEST_FILE],
-                  after=["verify"]),
-            Stage("eda", lambda: _eda(p.data, p.eda), inputs=[p.data], outputs=[p.eda / "eda.json"], after=["ingest"]),
-            Stage("cooccurrence", self._cooccurrence, inputs=[p.data], outputs=[p.cooccurrence / "summary.json"],
-                  params={"k": 50}, after=["ingest"]),
+            Stage(
+                "verify",
+                self._verify,
+                inputs=[Path(s.mpd)],
+                after=["generate"] if s.generate_playlists else [],
+            ),
+            Stage(
+                "ingest",
+                self._ingest,
+                inputs=[Path(s.mpd)],
+                outputs=[p.data / schema.MANIFEST_FILE],
+                after=["verify"],
+            ),
+            Stage(
+                "eda",
+                lambda: _eda(p.data, p.eda),
+                inputs=[p.data],
+                outputs=[p.eda / "eda.json"],
+                after=["ingest"],
+            ),
+            Stage(
+                "cooccurrence",
+                self._cooccurrence,
+                inputs=[p.data],
+                outputs=[p.cooccurrence / "summary.json"],
+                params={"k": 50},
+                after=["ingest"],
+            ),
         ]
         return stages
 
     def _generate(self) -> dict:
         from segue.data.synthetic.mpd import generate_mpd
 
-        g = generate_mpd(self.s.mpd, self.s.generate_playlists, seed=self.s.seed,
-                         challenge_per_category=self.s.per_category, workers=self.s.workers,
-                         min_followers=self.s.generate_min_followers, overwrite=True)
-        return {"playlists": g.n_playlists, "entries": g.n_entries, "unique_tracks": g.n_unique_tracks,
-                "slices": g.n_slices, "challenge_playlists": g.n_challenge}
+        g = generate_mpd(
+            self.s.mpd,
+            self.s.generate_playlists,
+            seed=self.s.seed,
+            challenge_per_category=self.s.per_category,
+            workers=self.s.workers,
+            min_followers=self.s.generate_min_followers,
+            overwrite=True,
+        )
+        return {
+            "playlists": g.n_playlists,
+            "entries": g.n_entries,
+            "unique_tracks": g.n_unique_tracks,
+            "slices": g.n_slices,
+            "challenge_playlists": g.n_challenge,
+        }
 
     def _verify(self) -> dict:
         from segue.data.verify import verify_mpd
@@ -199,7 +271,11 @@ class _Stages:
             # by file, line and field (the CLI prints it as is).
             log.info("%s", report.format_text())
             errors = report.errors
-            more = f" (and {len(errors) - 1} more: see the verification report in the log)" if len(errors) > 1 else ""
+            more = (
+                f" (and {len(errors) - 1} more: see the verification report in the log)"
+                if len(errors) > 1
+                else ""
+            )
             raise SegueError(f"{self.s.mpd}: verification failed: {errors[0]}{more}")
         return {"ok": True, "report": report.format_text()[-2000:]}
 
@@ -207,8 +283,13 @@ class _Stages:
         from segue.data.ingest import ingest_mpd
 
         summary = ingest_mpd(self.s.mpd, self.p.data, workers=self.s.workers)
-        return {"playlists": summary.n_playlists, "tracks": summary.n_tracks, "entries": summary.n_entries,
-                "missing_fields": summary.missing_fields, "warnings": len(summary.warnings)}
+        return {
+            "playlists": summary.n_playlists,
+            "tracks": summary.n_tracks,
+            "entries": summary.n_entries,
+            "missing_fields": summary.missing_fields,
+            "warnings": len(summary.warnings),
+        }
 
     def _cooccurrence(self) -> dict:
         from segue.features.cooccurrence import write_cooccurrence
@@ -219,11 +300,27 @@ class _Stages:
     def phase2(self) -> list[Stage]:
         s, p = self.s, self.p
         stages = [
-            Stage("split", self._split, inputs=[p.data], outputs=[p.split / "split.json"],
-                  params={"per_category": s.per_category, "seed": s.seed}),
-            Stage("rules", self._rules, inputs=[p.data], outputs=[p.rules / "summary.json"], params=self._rule_params()),
-            Stage("clusters", self._clusters, inputs=[p.data], outputs=[p.clusters / "summary.json"],
-                  params={"seed": s.seed}),
+            Stage(
+                "split",
+                self._split,
+                inputs=[p.data],
+                outputs=[p.split / "split.json"],
+                params={"per_category": s.per_category, "seed": s.seed},
+            ),
+            Stage(
+                "rules",
+                self._rules,
+                inputs=[p.data],
+                outputs=[p.rules / "summary.json"],
+                params=self._rule_params(),
+            ),
+            Stage(
+                "clusters",
+                self._clusters,
+                inputs=[p.data],
+                outputs=[p.clusters / "summary.json"],
+                params={"seed": s.seed},
+            ),
         ]
         stages += [self._train(name) for name in NEIGHBOURHOOD_MODELS]
         # Two lanes side by side (Settings.jobs): the split and the models trained on it, and the
@@ -236,7 +333,9 @@ class _Stages:
     def _split(self) -> dict:
         from segue.evaluation.split import split_dataset
 
-        return split_dataset(self.p.data, self.p.split, per_category=self.s.per_category, seed=self.s.seed)
+        return split_dataset(
+            self.p.data, self.p.split, per_category=self.s.per_category, seed=self.s.seed
+        )
 
     def _rule_params(self) -> dict:
         return {"min_support": 0.001, "min_confidence": 0.1, "min_lift": 1.2, "max_len": 3}
@@ -250,8 +349,12 @@ class _Stages:
         from segue.mining.clusters import ClusterSettings, cluster_playlists
 
         themes = Path(self.s.mpd) / "latent_themes.parquet"
-        return cluster_playlists(self.p.data, self.p.clusters, settings=ClusterSettings(seed=self.s.seed),
-                                 themes=themes if themes.exists() else None)
+        return cluster_playlists(
+            self.p.data,
+            self.p.clusters,
+            settings=ClusterSettings(seed=self.s.seed),
+            themes=themes if themes.exists() else None,
+        )
 
     def _train(self, name: str, after: list[str] | None = None) -> Stage:
         params = self.params(name)
@@ -264,10 +367,20 @@ class _Stages:
             config = parse_params(cls.Config, [f"{k}={v}" for k, v in params.items()])
             model = cls(config).fit(_load_playlists(self.p.split / "train"))
             model.save(self.p.models / name)
-            return {"model": name, "config": dataclasses.asdict(config), "trained_on": model.trained_on}
+            return {
+                "model": name,
+                "config": dataclasses.asdict(config),
+                "trained_on": model.trained_on,
+            }
 
-        return Stage(f"train {name}", run, inputs=[self.p.split / "train"], outputs=[self.p.models / name / "params.json"],
-                     params=params, after=["split", *(after or [])])
+        return Stage(
+            f"train {name}",
+            run,
+            inputs=[self.p.split / "train"],
+            outputs=[self.p.models / name / "params.json"],
+            params=params,
+            after=["split", *(after or [])],
+        )
 
     # --- phase 3 -----------------------------------------------------------------------------------
     def phase3(self) -> list[Stage]:
@@ -282,28 +395,67 @@ class _Stages:
         used = {dep.removeprefix("train ") for stage in ensembles for dep in stage.after}
         balance = ("embed",)
         stages = [self._train(name) for name in FACTOR_MODELS if name in used] + ensembles
-        stages += [self._train(name) for name in FACTOR_MODELS if name in balance and name not in used]
-        stages.append(Stage("popularity model", self._popularity, inputs=[p.data],
-                            outputs=[p.popularity / "popularity.json"],
-                            params={"seed": s.seed, **self.params("popularity")}))
+        stages += [
+            self._train(name) for name in FACTOR_MODELS if name in balance and name not in used
+        ]
+        stages.append(
+            Stage(
+                "popularity model",
+                self._popularity,
+                inputs=[p.data],
+                outputs=[p.popularity / "popularity.json"],
+                params={"seed": s.seed, **self.params("popularity")},
+            )
+        )
         for stage in stages:
             stage.lane = "factors"
-        graphs = [self._train(name) for name in FACTOR_MODELS if name not in used and name not in balance]
+        graphs = [
+            self._train(name) for name in FACTOR_MODELS if name not in used and name not in balance
+        ]
         graphs += [self._graph(name) for name in GRAPH_MODELS]
         if s.sessions is not None or s.generate_users:
             if s.generate_users:
-                graphs.append(Stage("generate sessions", self._generate_sessions, outputs=[Path(s.sessions)],
-                                    params={"users": s.generate_users, "seed": s.seed}))
+                graphs.append(
+                    Stage(
+                        "generate sessions",
+                        self._generate_sessions,
+                        outputs=[Path(s.sessions)],
+                        params={"users": s.generate_users, "seed": s.seed},
+                    )
+                )
             graphs += [
-                Stage("ingest sessions", self._ingest_sessions, inputs=[Path(s.sessions)],
-                      outputs=[p.sessions / schema.MANIFEST_FILE], params={"format": s.sessions_format},
-                      after=["generate sessions"] if s.generate_users else []),
-                Stage("split sessions", self._split_sessions, inputs=[p.sessions],
-                      outputs=[p.sessions_split / "split.json"], params={"seed": s.seed}, after=["ingest sessions"]),
-                Stage("session models", self._session_models, inputs=[p.sessions_split],
-                      outputs=[p.sessions_eval / "graph_report.json", p.sessions_eval / "next_track" / "evaluation.json"],
-                      params={"mode": s.graph_mode, "seed": s.seed, "gat": self.params("gat"),
-                              "gru4rec": self.params("gru4rec")}, after=["split sessions"]),
+                Stage(
+                    "ingest sessions",
+                    self._ingest_sessions,
+                    inputs=[Path(s.sessions)],
+                    outputs=[p.sessions / schema.MANIFEST_FILE],
+                    params={"format": s.sessions_format},
+                    after=["generate sessions"] if s.generate_users else [],
+                ),
+                Stage(
+                    "split sessions",
+                    self._split_sessions,
+                    inputs=[p.sessions],
+                    outputs=[p.sessions_split / "split.json"],
+                    params={"seed": s.seed},
+                    after=["ingest sessions"],
+                ),
+                Stage(
+                    "session models",
+                    self._session_models,
+                    inputs=[p.sessions_split],
+                    outputs=[
+                        p.sessions_eval / "graph_report.json",
+                        p.sessions_eval / "next_track" / "evaluation.json",
+                    ],
+                    params={
+                        "mode": s.graph_mode,
+                        "seed": s.seed,
+                        "gat": self.params("gat"),
+                        "gru4rec": self.params("gru4rec"),
+                    },
+                    after=["split sessions"],
+                ),
             ]
         for stage in graphs:
             stage.lane = "graphs"
@@ -324,23 +476,34 @@ class _Stages:
             try:
                 model.component_paths(self.p.models)
             except SegueError as exc:
-                raise SegueError(f"the {name} reuses the trained components: {exc}; run their training stages "
-                                 f"first") from None
+                raise SegueError(
+                    f"the {name} reuses the trained components: {exc}; run their training stages "
+                    f"first"
+                ) from None
             try:
                 model.fit_from_directory(data, self.p.models)
-            except SegueError as exc:   # components trained with other parameters: fit them afresh
+            except SegueError as exc:  # components trained with other parameters: fit them afresh
                 log.info("%s: %s; fitting its components afresh", name, exc)
                 model = cls(config).fit(data)
             model.save(self.p.models / name)
             if hasattr(model, "describe_weights"):
                 return {"weights": model.describe_weights()}
-            return {"candidate_recall": dict(zip(("500", "1000", "2000"), map(float, model.candidate_recall),
-                                                 strict=True)),
-                    "trees": len(model.curve), "validation_ndcg_at_100": model.curve.tolist()}
+            return {
+                "candidate_recall": dict(
+                    zip(("500", "1000", "2000"), map(float, model.candidate_recall), strict=True)
+                ),
+                "trees": len(model.curve),
+                "validation_ndcg_at_100": model.curve.tolist(),
+            }
 
-        return Stage(f"train {name}", run, inputs=[self.p.split / "train"],
-                     outputs=[self.p.models / name / "params.json"], params=self.params(name),
-                     after=[f"train {c}" for c in components])
+        return Stage(
+            f"train {name}",
+            run,
+            inputs=[self.p.split / "train"],
+            outputs=[self.p.models / name / "params.json"],
+            params=self.params(name),
+            after=[f"train {c}" for c in components],
+        )
 
     def _graph(self, name: str) -> Stage:
         params = {"mode": self.s.graph_mode, "seed": self.s.seed, **self.params(name)}
@@ -350,15 +513,28 @@ class _Stages:
             from segue.models.gnn.runs import fit_playlist_model
 
             extra = {k: v for k, v in params.items() if k not in ("mode", "seed")}
-            model = fit_playlist_model(name, _load_playlists(self.p.split / "train"), mode=params["mode"],
-                                       seed=params["seed"], params=extra)
+            model = fit_playlist_model(
+                name,
+                _load_playlists(self.p.split / "train"),
+                mode=params["mode"],
+                seed=params["seed"],
+                params=extra,
+            )
             model.save(self.p.models / name)
-            history = model.history.to_dict() if getattr(model, "history", None) is not None else None
+            history = (
+                model.history.to_dict() if getattr(model, "history", None) is not None else None
+            )
             write_json(self.p.models / f"{name}.history.json", {"model": name, "history": history})
             return {"model": name, "history": history}
 
-        return Stage(f"train {name}", run, inputs=[self.p.split / "train"],
-                     outputs=[self.p.models / name / "params.json"], params=params, after=["split"])
+        return Stage(
+            f"train {name}",
+            run,
+            inputs=[self.p.split / "train"],
+            outputs=[self.p.models / name / "params.json"],
+            params=params,
+            after=["split"],
+        )
 
     def _popularity(self) -> dict:
         from segue.analysis.predictive import PopularitySettings, popularity_model
@@ -369,13 +545,17 @@ class _Stages:
     def _generate_sessions(self) -> dict:
         from segue.data.synthetic.sessions import generate_sessions
 
-        g = generate_sessions(self.s.sessions, self.s.generate_users, seed=self.s.seed, overwrite=True)
+        g = generate_sessions(
+            self.s.sessions, self.s.generate_users, seed=self.s.seed, overwrite=True
+        )
         return dataclasses.asdict(g) if dataclasses.is_dataclass(g) else dict(g)
 
     def _ingest_sessions(self) -> dict:
         from segue.data.listening_exports import ingest_sessions
 
-        summary = ingest_sessions(Path(self.s.sessions), self.p.sessions, format=self.s.sessions_format)
+        summary = ingest_sessions(
+            Path(self.s.sessions), self.p.sessions, format=self.s.sessions_format
+        )
         return dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
 
     def _split_sessions(self) -> dict:
@@ -389,14 +569,25 @@ class _Stages:
 
         split = load_listening_split(self.p.sessions_split)
         # The listening graphs' own models; LightGCN and PlaylistGAT are the playlist split's.
-        report = evaluate_listening_models(split, models=LISTENING_GRAPH_MODELS, mode=self.s.graph_mode,
-                                           seed=self.s.seed,
-                                           budget_seconds=float(self.params("gat").get("budget_seconds", 0)))
+        report = evaluate_listening_models(
+            split,
+            models=LISTENING_GRAPH_MODELS,
+            mode=self.s.graph_mode,
+            seed=self.s.seed,
+            budget_seconds=float(self.params("gat").get("budget_seconds", 0)),
+        )
         report.write(self.p.sessions_eval)
-        next_eval, timings = evaluate_sessions(split, user_models=(), params={"gru4rec": self.params("gru4rec")})
+        next_eval, timings = evaluate_sessions(
+            split, user_models=(), params={"gru4rec": self.params("gru4rec")}
+        )
         next_eval.write(self.p.sessions_eval / "next_track")
-        return {"users": report.evaluation.to_dict(), "next_track": next_eval.to_dict(), "timings": timings,
-                "train_seconds": report.train_seconds, "inference_ms_per_user": report.inference_ms_per_user}
+        return {
+            "users": report.evaluation.to_dict(),
+            "next_track": next_eval.to_dict(),
+            "timings": timings,
+            "train_seconds": report.train_seconds,
+            "inference_ms_per_user": report.inference_ms_per_user,
+        }
 
     # --- finish --------------------------------------------------------------------------------
     def finish(self) -> list[Stage]:
@@ -408,16 +599,40 @@ class _Stages:
         stages = []
         if models:
             stages += [
-                Stage("evaluate", self._evaluate, inputs=[p.split, *models], outputs=[p.evaluation / "evaluation.json"],
-                      params={"bootstrap": 1000, "seed": self.s.seed}, after=["split", *after]),
-                Stage("diversity", self._diversity, inputs=[p.split, p.evaluation / RANKINGS_FILE],
-                      outputs=[p.diversity / "diversity.json"], after=["evaluate"]),
-                Stage("examples", self._examples, inputs=[p.split, *models], outputs=[p.examples / "examples.json"],
-                      params={"categories": EXAMPLE_CATEGORIES}, after=["split", "evaluate", *after]),
+                Stage(
+                    "evaluate",
+                    self._evaluate,
+                    inputs=[p.split, *models],
+                    outputs=[p.evaluation / "evaluation.json"],
+                    params={"bootstrap": 1000, "seed": self.s.seed},
+                    after=["split", *after],
+                ),
+                Stage(
+                    "diversity",
+                    self._diversity,
+                    inputs=[p.split, p.evaluation / RANKINGS_FILE],
+                    outputs=[p.diversity / "diversity.json"],
+                    after=["evaluate"],
+                ),
+                Stage(
+                    "examples",
+                    self._examples,
+                    inputs=[p.split, *models],
+                    outputs=[p.examples / "examples.json"],
+                    params={"categories": EXAMPLE_CATEGORIES},
+                    after=["split", "evaluate", *after],
+                ),
             ]
             if self.challenge.exists():
-                stages.append(Stage("submission", self._submission, inputs=[self.challenge, *models],
-                                    outputs=[p.submissions / "challenge.csv.gz"], after=["evaluate", *after]))
+                stages.append(
+                    Stage(
+                        "submission",
+                        self._submission,
+                        inputs=[self.challenge, *models],
+                        outputs=[p.submissions / "challenge.csv.gz"],
+                        after=["evaluate", *after],
+                    )
+                )
         stages.append(self._report())
         return stages
 
@@ -434,9 +649,14 @@ class _Stages:
         with atomic_file(self.p.evaluation / RANKINGS_FILE) as handle:
             np.savez_compressed(handle, **rankings)
         self._evaluation = result
-        return {"models": list(rankings), "queries": len(loaded.entries),
-                "all": {m: {k: result.table[m]["all"][k]["mean"] for k in ("r_precision", "ndcg", "clicks")}
-                        for m in rankings}}
+        return {
+            "models": list(rankings),
+            "queries": len(loaded.entries),
+            "all": {
+                m: {k: result.table[m]["all"][k]["mean"] for k in ("r_precision", "ndcg", "clicks")}
+                for m in rankings
+            },
+        }
 
     def evaluation_result(self):
         """The finish's evaluation (recomputed from evaluation.json's table when it was skipped)."""
@@ -446,7 +666,9 @@ class _Stages:
 
             from segue.evaluation.runner import EvaluationResult
 
-            result = EvaluationResult.from_json(orjson.loads((self.p.evaluation / "evaluation.json").read_bytes()))
+            result = EvaluationResult.from_json(
+                orjson.loads((self.p.evaluation / "evaluation.json").read_bytes())
+            )
         return result
 
     def _diversity(self) -> dict:
@@ -461,17 +683,27 @@ class _Stages:
         from segue.pipeline.examples import write_examples
 
         best = self.best_model()
-        return write_examples(self.p.split, best, self.p.examples, categories=EXAMPLE_CATEGORIES, seed=self.s.seed)
+        return write_examples(
+            self.p.split, best, self.p.examples, categories=EXAMPLE_CATEGORIES, seed=self.s.seed
+        )
 
     def _submission(self) -> dict:
         from segue.evaluation.rankings import answer_challenge
         from segue.models.base import Recommender
 
         best = self.best_model()
-        answer = answer_challenge(Recommender.load(best), self.challenge, self.p.submissions / "challenge.csv.gz",
-                                  check=True)
-        return {"model": best.name, "playlists": answer.playlists, "unknown_seed_tracks": answer.unknown_seed_tracks,
-                "path": str(answer.path)}
+        answer = answer_challenge(
+            Recommender.load(best),
+            self.challenge,
+            self.p.submissions / "challenge.csv.gz",
+            check=True,
+        )
+        return {
+            "model": best.name,
+            "playlists": answer.playlists,
+            "unknown_seed_tracks": answer.unknown_seed_tracks,
+            "path": str(answer.path),
+        }
 
     def _report(self) -> Stage:
         def run() -> dict:
@@ -480,8 +712,12 @@ class _Stages:
             return write_report(self.s, self.p.report)
 
         # Always rebuilt: it is cheap, and it must show this run's timings.
-        return Stage("report", run, outputs=[self.p.report / "index.html", self.p.report / "report.md"],
-                     params={"always": __import__("time").time()})
+        return Stage(
+            "report",
+            run,
+            outputs=[self.p.report / "index.html", self.p.report / "report.md"],
+            params={"always": __import__("time").time()},
+        )
 
 
 def _eda(data: Path, out: Path) -> dict:
@@ -502,5 +738,3 @@ def _load_cached(path: Path, digest: str):
     from segue.data.dataset import PlaylistData
 
     return PlaylistData.load(path)
-
-

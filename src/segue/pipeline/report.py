@@ -52,7 +52,6 @@ def write_report(settings, out: Path) -> dict:
     return {"sections": builder.sections, "figures": len(builder.figures)}
 
 
-
 def training_status(history: dict) -> str:
     """How a graph model's training ended, for the report: converged when early stopping fired;
     **undertrained** when its budget or epoch cap stopped it while validation was still at its best
@@ -71,6 +70,7 @@ def training_status(history: dict) -> str:
     if best == epochs - 1:
         return "undertrained: validation still improving when training stopped"
     return f"stopped after its best epoch ({best + 1} of {epochs})"
+
 
 class _Builder:
     def __init__(self, root: Path):
@@ -121,13 +121,18 @@ class _Builder:
     # --- the document -------------------------------------------------------------------------
     def build(self, settings) -> str:
         records = self.records()
-        self.lines = ["# segue run report", "",
-                      f'<p class="muted">{self.root} — written {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC'
-                      " — every figure below comes from held-out playlists, seed tracks excluded.</p>", "",
-                      '<nav><a href="#data">Data</a> <a href="#mining">Rules and clusters</a> '
-                      '<a href="#evaluation">Evaluation</a> <a href="#diversity">Diversity</a> '
-                      '<a href="#examples">Examples</a> <a href="#graphs">Graph and session models</a> '
-                      '<a href="#popularity">Track popularity</a> <a href="#run">Run</a></nav>', ""]
+        self.lines = [
+            "# segue run report",
+            "",
+            f'<p class="muted">{self.root} — written {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC'
+            " — every figure below comes from held-out playlists, seed tracks excluded.</p>",
+            "",
+            '<nav><a href="#data">Data</a> <a href="#mining">Rules and clusters</a> '
+            '<a href="#evaluation">Evaluation</a> <a href="#diversity">Diversity</a> '
+            '<a href="#examples">Examples</a> <a href="#graphs">Graph and session models</a> '
+            '<a href="#popularity">Track popularity</a> <a href="#run">Run</a></nav>',
+            "",
+        ]
         self.data_section()
         self.mining_section()
         self.evaluation_section()
@@ -156,39 +161,69 @@ class _Builder:
             return
         counts = eda.get("counts", {})
         length = eda.get("playlist_length", {})
-        self.lines += ["| playlists | tracks | artists | albums | playlist–track entries | mean length | median |",
-                       "|---|---|---|---|---|---|---|",
-                       f"| {counts.get('playlists', 0):,} | {counts.get('unique_tracks', 0):,} | {counts.get('unique_artists', 0):,} | "
-                       f"{counts.get('unique_albums', 0):,} | {counts.get('entries', 0):,} | {length.get('mean', 0):.1f} | "
-                       f"{length.get('median', '—')} |", ""]
+        self.lines += [
+            "| playlists | tracks | artists | albums | playlist–track entries | mean length | median |",
+            "|---|---|---|---|---|---|---|",
+            f"| {counts.get('playlists', 0):,} | {counts.get('unique_tracks', 0):,} | {counts.get('unique_artists', 0):,} | "
+            f"{counts.get('unique_albums', 0):,} | {counts.get('entries', 0):,} | {length.get('mean', 0):.1f} | "
+            f"{length.get('median', '—')} |",
+            "",
+        ]
         self.figure("eda/eda.png", "Playlist lengths, track and artist popularity, followers")
         co = self.json("cooccurrence/summary.json")
         if co:
-            self.lines += ["### Co-occurrence", "",
-                           f"{co['tracks']:,} tracks, each with its {co['k']} most frequent companions "
-                           f"({co['pairs_kept']:,} pairs kept; {co['tracks_with_companions']:,} tracks have at least one).", ""]
+            self.lines += [
+                "### Co-occurrence",
+                "",
+                f"{co['tracks']:,} tracks, each with its {co['k']} most frequent companions "
+                f"({co['pairs_kept']:,} pairs kept; {co['tracks_with_companions']:,} tracks have at least one).",
+                "",
+            ]
             self.markdown_tables("cooccurrence/top_pairs.md", limit_rows=10)
 
     def mining_section(self) -> None:
         self.section("Association rules and playlist clusters", "mining")
         rules = self.json("rules/summary.json")
         if rules:
-            shown = {k: v for k, v in rules.items() if isinstance(v, int | float | str) and k != "seconds"}
-            self.lines += ["### Association rules", "", ", ".join(f"{k.replace('_', ' ')}: {v:,}" if isinstance(v, int)
-                                                                  else f"{k.replace('_', ' ')}: {v}" for k, v in shown.items()), ""]
+            shown = {
+                k: v
+                for k, v in rules.items()
+                if isinstance(v, int | float | str) and k != "seconds"
+            }
+            self.lines += [
+                "### Association rules",
+                "",
+                ", ".join(
+                    f"{k.replace('_', ' ')}: {v:,}"
+                    if isinstance(v, int)
+                    else f"{k.replace('_', ' ')}: {v}"
+                    for k, v in shown.items()
+                ),
+                "",
+            ]
             self.markdown_tables("rules/rules.md", limit_rows=10)
         else:
             self.missing("The rules stage")
         clusters = self.json("clusters/summary.json")
         if clusters:
             themes = clusters.get("themes") or {}
-            self.lines += ["### Playlist clusters", "",
-                           f"k = {clusters.get('k')} ({clusters.get('k_chosen_by', '')}) over "
-                           f"{clusters.get('n_playlists', 0):,} playlists."
-                           + (f" Agreement with the generator's themes (adjusted mutual information): genre "
-                              f"{themes.get('ami_genre', 0):.3f}, context {themes.get('ami_context', 0):.3f}." if themes else ""), ""]
+            self.lines += [
+                "### Playlist clusters",
+                "",
+                f"k = {clusters.get('k')} ({clusters.get('k_chosen_by', '')}) over "
+                f"{clusters.get('n_playlists', 0):,} playlists."
+                + (
+                    f" Agreement with the generator's themes (adjusted mutual information): genre "
+                    f"{themes.get('ami_genre', 0):.3f}, context {themes.get('ami_context', 0):.3f}."
+                    if themes
+                    else ""
+                ),
+                "",
+            ]
             self.markdown_tables("clusters/clusters.md", limit_rows=10)
-            self.figure("clusters/cluster_pca.png", "Clusters in the first two principal components")
+            self.figure(
+                "clusters/cluster_pca.png", "Clusters in the first two principal components"
+            )
             self.figure("clusters/cluster_tsne.png", "Clusters by t-SNE (a sample)")
         else:
             self.missing("The clustering stage")
@@ -200,10 +235,14 @@ class _Builder:
             self.missing("The evaluation stage")
             return
         settings = doc.get("settings", {})
-        self.lines += [f"{settings.get('n_queries', '')} test playlists the models never saw, in the challenge's 10 "
-                       "categories; seed tracks excluded; 500 tracks per playlist; 95% stratified-bootstrap "
-                       "confidence intervals.", "",
-                       "| model | " + " | ".join(label for _, label in HEADLINE) + " |", "|---|---|---|---|"]
+        self.lines += [
+            f"{settings.get('n_queries', '')} test playlists the models never saw, in the challenge's 10 "
+            "categories; seed tracks excluded; 500 tracks per playlist; 95% stratified-bootstrap "
+            "confidence intervals.",
+            "",
+            "| model | " + " | ".join(label for _, label in HEADLINE) + " |",
+            "|---|---|---|---|",
+        ]
         table = doc["table"]
         order = sorted(doc["models"], key=lambda m: -table[m]["all"]["r_precision"]["mean"])
         for model in order:
@@ -211,46 +250,72 @@ class _Builder:
             for metric, _ in HEADLINE:
                 c = table[model]["all"][metric]
                 cells.append(f"{c['mean']:.4f} [{c['ci_low']:.4f}, {c['ci_high']:.4f}]")
-            name = f"**{model}**" if model == order[0] else model     # the best overall in bold
+            name = f"**{model}**" if model == order[0] else model  # the best overall in bold
             self.lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        self.lines += ["", "R-precision per challenge category:", "",
-                       "| model | " + " | ".join(doc["group_labels"].get(g, g) for g in doc["groups"] if g != "all") + " |",
-                       "|---" * len(doc["groups"]) + "|"]
+        self.lines += [
+            "",
+            "R-precision per challenge category:",
+            "",
+            "| model | "
+            + " | ".join(doc["group_labels"].get(g, g) for g in doc["groups"] if g != "all")
+            + " |",
+            "|---" * len(doc["groups"]) + "|",
+        ]
         groups = [g for g in doc["groups"] if g != "all"]
         best = {g: max(table[m][g]["r_precision"]["mean"] for m in order) for g in groups}
 
         def cell(model: str, g: str) -> str:
             value = table[model][g]["r_precision"]["mean"]
-            return f"**{value:.4f}**" if value == best[g] else f"{value:.4f}"    # each category's best in bold
+            return (
+                f"**{value:.4f}**" if value == best[g] else f"{value:.4f}"
+            )  # each category's best in bold
 
         for model in order:
             self.lines.append(f"| {model} | " + " | ".join(cell(model, g) for g in groups) + " |")
         best = order[0]
-        significant = [c for c in doc.get("comparisons", []) if c["group"] == "all" and c["metric"] == "r_precision"
-                       and best in (c["model_a"], c["model_b"])]
+        significant = [
+            c
+            for c in doc.get("comparisons", [])
+            if c["group"] == "all"
+            and c["metric"] == "r_precision"
+            and best in (c["model_a"], c["model_b"])
+        ]
         if significant:
-            self.lines += ["", f"Paired sign-flip tests of **{best}** against each model (R-precision, all playlists, "
-                           "Holm-adjusted):", "", "| against | difference [95% CI] | p (adjusted) | significant |",
-                           "|---|---|---|---|"]
+            self.lines += [
+                "",
+                f"Paired sign-flip tests of **{best}** against each model (R-precision, all playlists, "
+                "Holm-adjusted):",
+                "",
+                "| against | difference [95% CI] | p (adjusted) | significant |",
+                "|---|---|---|---|",
+            ]
             for c in significant:
                 other = c["model_b"] if c["model_a"] == best else c["model_a"]
                 sign = 1 if c["model_a"] == best else -1
                 low, high = sorted((sign * c["ci_low"], sign * c["ci_high"]))
-                self.lines.append(f"| {other} | {sign * c['diff']:+.4f} [{low:+.4f}, {high:+.4f}] | "
-                                  f"{'< 0.0001' if c['p_adjusted'] < 1e-4 else format(c['p_adjusted'], '.4f')} | "
-                                  f"{'yes' if c['significant'] else 'no'} |")   # a p-value is never 0.0000
+                self.lines.append(
+                    f"| {other} | {sign * c['diff']:+.4f} [{low:+.4f}, {high:+.4f}] | "
+                    f"{'< 0.0001' if c['p_adjusted'] < 1e-4 else format(c['p_adjusted'], '.4f')} | "
+                    f"{'yes' if c['significant'] else 'no'} |"
+                )  # a p-value is never 0.0000
         self.lines.append("")
         for metric, label in HEADLINE:
             self.figure(f"evaluation/fig_{metric}.png", f"{label} per category with 95% CIs")
         hybrid = self.json("models/hybrid/params.json")
         if hybrid:
-            self.lines += ["The hybrid's weights were tuned per kind of query on validation playlists carved from the "
-                           "training part (never the test part).", ""]
+            self.lines += [
+                "The hybrid's weights were tuned per kind of query on validation playlists carved from the "
+                "training part (never the test part).",
+                "",
+            ]
         if self.json("models/rerank/params.json"):
-            self.lines += ["The two-stage ranker (`rerank`) pools the candidates of its components and orders them "
-                           "with gradient-boosted trees trained on validation playlists carved from the training part "
-                           "(never the test part); its training record (candidate recall, validation curve) is in "
-                           "the pipeline's record of the `train rerank` stage.", ""]
+            self.lines += [
+                "The two-stage ranker (`rerank`) pools the candidates of its components and orders them "
+                "with gradient-boosted trees trained on validation playlists carved from the training part "
+                "(never the test part); its training record (candidate recall, validation curve) is in "
+                "the pipeline's record of the `train rerank` stage.",
+                "",
+            ]
 
     def diversity_section(self) -> None:
         self.section("Diversity and popularity bias", "diversity")
@@ -267,15 +332,30 @@ class _Builder:
         if doc is None:
             self.missing("The examples stage")
             return
-        self.lines += [f"Model: **{doc['model']}**. ✓ marks a track the playlist really had (one of its held-out tracks).", ""]
+        self.lines += [
+            f"Model: **{doc['model']}**. ✓ marks a track the playlist really had (one of its held-out tracks).",
+            "",
+        ]
         for ex in doc["examples"]:
             title = f" “{ex['title']}”" if ex.get("title") else " (no title)"
-            seeds = "; ".join(ex["seeds"][:5]) + (" …" if len(ex["seeds"]) > 5 else "") if ex["seeds"] else "no seed tracks"
-            self.lines += [f"### Playlist {ex['pid']}{title}, category {ex['category']}", "",
-                           f"Seeds ({len(ex['seeds'])}): {seeds}", "", "| # | track | because |", "|---|---|---|"]
+            seeds = (
+                "; ".join(ex["seeds"][:5]) + (" …" if len(ex["seeds"]) > 5 else "")
+                if ex["seeds"]
+                else "no seed tracks"
+            )
+            self.lines += [
+                f"### Playlist {ex['pid']}{title}, category {ex['category']}",
+                "",
+                f"Seeds ({len(ex['seeds'])}): {seeds}",
+                "",
+                "| # | track | because |",
+                "|---|---|---|",
+            ]
             for r in ex["recommendations"]:
                 mark = "✓ " if r["in_held_out"] else ""
-                self.lines.append(f"| {r['rank']} | {mark}{_cell(r['track'])} | {_cell(r['because'])} |")
+                self.lines.append(
+                    f"| {r['rank']} | {mark}{_cell(r['track'])} | {_cell(r['because'])} |"
+                )
             self.lines.append("")
 
     def graph_section(self) -> None:
@@ -283,21 +363,32 @@ class _Builder:
         curves = self._training_curves()
         if curves:
             self.figure(curves, "Training curves of the graph models (loss; validation recall@10)")
-            rows = [f"| {name} | {len(h['epochs'])} | {h.get('stopped', '')} | {training_status(h)} |"
-                    for name, h in self._histories().items()]
+            rows = [
+                f"| {name} | {len(h['epochs'])} | {h.get('stopped', '')} | {training_status(h)} |"
+                for name, h in self._histories().items()
+            ]
             self.lines += ["| model | epochs | stopped | status |", "|---|---|---|---|", *rows, ""]
         report = self.root / "sessions-evaluation" / "graph_report.md"
         if report.exists():
-            self.lines += ["### Listening sessions: users' next tracks and their held-out listens", ""]
+            self.lines += [
+                "### Listening sessions: users' next tracks and their held-out listens",
+                "",
+            ]
             text = report.read_text(encoding="utf-8")
             self.lines += [line for line in text.splitlines() if not line.startswith("#")] + [""]
-            self.markdown_tables("sessions-evaluation/next_track/evaluation.md", limit_rows=20, limit_tables=2)
+            self.markdown_tables(
+                "sessions-evaluation/next_track/evaluation.md", limit_rows=20, limit_tables=2
+            )
         elif not curves:
             self.missing("The graph and session stages")
 
     def _histories(self) -> dict[str, dict]:
         histories = {}
-        for path in sorted((self.root / "models").glob("*.history.json")) if (self.root / "models").exists() else []:
+        for path in (
+            sorted((self.root / "models").glob("*.history.json"))
+            if (self.root / "models").exists()
+            else []
+        ):
             doc = self.json(f"models/{path.name}") or {}
             if doc.get("history"):
                 histories[doc["model"]] = doc["history"]
@@ -320,8 +411,11 @@ class _Builder:
         for name, history in histories.items():
             epochs = [e["epoch"] + 1 for e in history["epochs"]]
             loss_ax.plot(epochs, [e["loss"] for e in history["epochs"]], marker="o", label=name)
-            recall = [(e["epoch"] + 1, e["validation_recall"]) for e in history["epochs"]
-                      if e.get("validation_recall") is not None]
+            recall = [
+                (e["epoch"] + 1, e["validation_recall"])
+                for e in history["epochs"]
+                if e.get("validation_recall") is not None
+            ]
             if recall:
                 recall_ax.plot(*zip(*recall, strict=True), marker="o", label=name)
         loss_ax.set(title="training loss", xlabel="epoch")
@@ -330,8 +424,15 @@ class _Builder:
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
-            else:       # e.g. a mode that trains without a validation carve
-                ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
+            else:  # e.g. a mode that trains without a validation carve
+                ax.text(
+                    0.5,
+                    0.5,
+                    "not measured in this run",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
         fig.tight_layout()
         dest = self.root / "models" / "training_curves.png"
         fig.savefig(dest, dpi=110)
@@ -343,7 +444,10 @@ class _Builder:
         if not (self.root / "popularity" / "popularity.json").exists():
             self.missing("The popularity-model stage")
             return
-        self.lines += ["Features from playlists modified before a cut; the target from the playlists after it.", ""]
+        self.lines += [
+            "Features from playlists modified before a cut; the target from the playlists after it.",
+            "",
+        ]
         self.markdown_tables("popularity/popularity.md", limit_rows=10, limit_tables=2)
         self.figure("popularity/importances.png", "Permutation importances")
 
@@ -354,12 +458,18 @@ class _Builder:
             return
         total = sum(r.get("seconds", 0) for r in records)
         peak = max((r.get("peak_rss_gib", 0) for r in records), default=0)
-        self.lines += [f"{len(records)} stages, {total / 60:.1f} min of work in all (as last computed), peak "
-                       f"{peak:.2f} GiB.", "", "| phase | stage | time | peak memory | finished (UTC) |",
-                       "|---|---|---|---|---|"]
+        self.lines += [
+            f"{len(records)} stages, {total / 60:.1f} min of work in all (as last computed), peak "
+            f"{peak:.2f} GiB.",
+            "",
+            "| phase | stage | time | peak memory | finished (UTC) |",
+            "|---|---|---|---|---|",
+        ]
         for r in records:
-            self.lines.append(f"| {r.get('phase', '')} | {r.get('name', '')} | {r.get('seconds', 0):.1f} s | "
-                              f"{r.get('peak_rss_gib', 0):.2f} GiB | {r.get('finished_at', '')} |")
+            self.lines.append(
+                f"| {r.get('phase', '')} | {r.get('name', '')} | {r.get('seconds', 0):.1f} s | "
+                f"{r.get('peak_rss_gib', 0):.2f} GiB | {r.get('finished_at', '')} |"
+            )
         self.lines.append("")
 
 
@@ -381,7 +491,8 @@ def _html(markdown_text: str, figures: dict[str, Path]) -> str:
         return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'
 
     body = re.sub(r'src="figures/([^"]+)"', inline, body)
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>segue run report</title><style>{CSS}</style></head><body><main>\n{body}</main></body></html>\n")
-
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>segue run report</title><style>{CSS}</style></head><body><main>\n{body}</main></body></html>\n"
+    )

@@ -62,9 +62,9 @@ class Stage:
     outputs: list[Path] = field(default_factory=list)
     params: dict = field(default_factory=dict)
     after: list[str] = field(default_factory=list)
-    check: Callable[[dict], None] | None = None   # raises SegueError when the outputs are not valid
+    check: Callable[[dict], None] | None = None  # raises SegueError when the outputs are not valid
     phase: str = ""
-    lane: str = ""      # stages of different lanes may run side by side (see Runner.run_lanes)
+    lane: str = ""  # stages of different lanes may run side by side (see Runner.run_lanes)
 
     @property
     def slug(self) -> str:
@@ -80,7 +80,7 @@ def _slug(name: str) -> str:
 class StageResult:
     name: str
     phase: str
-    status: str              # "ran", "skipped"
+    status: str  # "ran", "skipped"
     seconds: float
     peak_rss_gib: float
     summary: dict
@@ -101,9 +101,14 @@ class Runner:
         self._lock = threading.Lock()
 
     def fingerprint(self, stage: Stage) -> str:
-        parts = {"params": stage.params, "inputs": [_describe_path(p) for p in stage.inputs],
-                 "after": [self._upstream(name) for name in stage.after]}
-        return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+        parts = {
+            "params": stage.params,
+            "inputs": [_describe_path(p) for p in stage.inputs],
+            "after": [self._upstream(name) for name in stage.after],
+        }
+        return hashlib.sha256(
+            orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
+        ).hexdigest()
 
     def _upstream(self, name: str) -> str:
         """The fingerprint of a stage this one builds on: from this run, or from its record when
@@ -141,16 +146,18 @@ class Runner:
                 try:
                     for stage in lane:
                         self.run(stage, own_thread_log=True)
-                except BaseException as exc:   # re-raised below, in the main thread
+                except BaseException as exc:  # re-raised below, in the main thread
                     errors.append(exc)
 
         before = _thread_settings()
-        threads = [threading.Thread(target=work, name=f"segue-lane-{i}", daemon=True)
-                   for i in range(min(jobs, len(lanes)))]
+        threads = [
+            threading.Thread(target=work, name=f"segue-lane-{i}", daemon=True)
+            for i in range(min(jobs, len(lanes)))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
-            while thread.is_alive():      # a timed join, so Ctrl-C reaches this thread at once
+            while thread.is_alive():  # a timed join, so Ctrl-C reaches this thread at once
                 thread.join(0.2)
         _restore_thread_settings(before)
         if errors:
@@ -164,13 +171,25 @@ class Runner:
         self._fingerprints[stage.name] = fingerprint
         record_path = self.out / RECORDS / f"{stage.slug}.json"
         record = _read_record(record_path)
-        if (not self.force and record.get("fingerprint") == fingerprint
-                and all(Path(p).exists() for p in stage.outputs)):
-            result = StageResult(stage.name, stage.phase, "skipped", record.get("seconds", 0.0),
-                                 record.get("peak_rss_gib", 0.0), record.get("summary", {}),
-                                 record.get("outputs", []), record.get("log"))
+        if (
+            not self.force
+            and record.get("fingerprint") == fingerprint
+            and all(Path(p).exists() for p in stage.outputs)
+        ):
+            result = StageResult(
+                stage.name,
+                stage.phase,
+                "skipped",
+                record.get("seconds", 0.0),
+                record.get("peak_rss_gib", 0.0),
+                record.get("summary", {}),
+                record.get("outputs", []),
+                record.get("log"),
+            )
             self.results[stage.name] = result
-            self.echo(f"[{number:>2}] {stage.name:<34} unchanged, skipped (took {result.seconds:.1f} s)")
+            self.echo(
+                f"[{number:>2}] {stage.name:<34} unchanged, skipped (took {result.seconds:.1f} s)"
+            )
             return result
         self.echo(f"[{number:>2}] {stage.name:<34} …")
         # The old record goes first: a run that fails or is interrupted part-way may already have
@@ -180,13 +199,19 @@ class Runner:
         log_path = self.out / LOGS / f"{stage.slug}_{stamp}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
         detach = _attach(handler, thread=threading.get_ident() if own_thread_log else None)
         sampler = _PeakSampler()
         start = time.perf_counter()
         try:
-            log.info("stage %s: start (inputs: %s; parameters: %s)", stage.name,
-                     ", ".join(str(p) for p in stage.inputs) or "none", stage.params or "none")
+            log.info(
+                "stage %s: start (inputs: %s; parameters: %s)",
+                stage.name,
+                ", ".join(str(p) for p in stage.inputs) or "none",
+                stage.params or "none",
+            )
             with sampler:
                 summary = stage.run() or {}
                 missing = [str(p) for p in stage.outputs if not Path(p).exists()]
@@ -196,7 +221,9 @@ class Runner:
                     stage.check(summary)
             seconds = time.perf_counter() - start
             outputs = [_output_entry(Path(p)) for p in stage.outputs]
-            log.info("stage %s: done in %.1f s, peak RSS %.2f GiB", stage.name, seconds, sampler.peak)
+            log.info(
+                "stage %s: done in %.1f s, peak RSS %.2f GiB", stage.name, seconds, sampler.peak
+            )
             for entry in outputs:
                 log.info("  output %s: %s", entry["path"], _format_entry(entry))
         except KeyboardInterrupt:
@@ -204,19 +231,44 @@ class Runner:
             raise
         except SegueError as exc:
             log.error("stage %s failed: %s", stage.name, exc)
-            raise StageError(f"stage {stage.name!r} failed: {exc} (log: {log_path}); the stages before it "
-                             f"are kept, and the next run resumes here") from None
+            raise StageError(
+                f"stage {stage.name!r} failed: {exc} (log: {log_path}); the stages before it "
+                f"are kept, and the next run resumes here"
+            ) from None
         except Exception:
             # A bug, not bad input: the traceback reaches the terminal as it is; the log keeps it too.
-            handler.handle(log.makeRecord(log.name, logging.ERROR, __file__, 0, "stage %s failed", (stage.name,),
-                                          sys.exc_info()))
+            handler.handle(
+                log.makeRecord(
+                    log.name,
+                    logging.ERROR,
+                    __file__,
+                    0,
+                    "stage %s failed",
+                    (stage.name,),
+                    sys.exc_info(),
+                )
+            )
             raise
         finally:
             detach()
-        result = StageResult(stage.name, stage.phase, "ran", seconds, sampler.peak, _plain(summary), outputs,
-                             str(log_path))
-        write_json(record_path, {"fingerprint": fingerprint, **result.__dict__,
-                                 "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
+        result = StageResult(
+            stage.name,
+            stage.phase,
+            "ran",
+            seconds,
+            sampler.peak,
+            _plain(summary),
+            outputs,
+            str(log_path),
+        )
+        write_json(
+            record_path,
+            {
+                "fingerprint": fingerprint,
+                **result.__dict__,
+                "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            },
+        )
         self.results[stage.name] = result
         self.echo(f"     {stage.name:<34} {seconds:6.1f} s, peak {sampler.peak:.2f} GiB")
         return result
@@ -267,8 +319,10 @@ def _thread_settings() -> dict:
     import numba
     from threadpoolctl import threadpool_info
 
-    saved = {"blas": [(i["filepath"], i["num_threads"]) for i in threadpool_info()],
-             "numba": numba.get_num_threads()}
+    saved = {
+        "blas": [(i["filepath"], i["num_threads"]) for i in threadpool_info()],
+        "numba": numba.get_num_threads(),
+    }
     if "torch" in sys.modules:
         saved["torch"] = sys.modules["torch"].get_num_threads()
     return saved
@@ -308,7 +362,9 @@ def _describe_path(path: Path) -> object:
         return [str(path), schema.manifest_digest(path)]
     entries = []
     for child in sorted(path.rglob("*")):
-        if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+        if child.is_file() and not any(
+            part.startswith(".") for part in child.relative_to(path).parts
+        ):
             stat = child.stat()
             entries.append([str(child.relative_to(path)), stat.st_size, stat.st_mtime_ns])
     return [str(path), hashlib.sha256(orjson.dumps(entries)).hexdigest()]
@@ -323,7 +379,9 @@ def _output_entry(path: Path) -> dict:
 
 def _format_entry(entry: dict) -> str:
     size = entry["bytes"]
-    unit = next(u for u, s in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1)) if size >= s or s == 1)
+    unit = next(
+        u for u, s in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3), ("B", 1)) if size >= s or s == 1
+    )
     scale = {"GB": 1e9, "MB": 1e6, "kB": 1e3, "B": 1}[unit]
     return f"{entry['files']} file{'s' if entry['files'] != 1 else ''}, {size / scale:.1f} {unit}"
 

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 MAX_N = 500
 MAX_TRACKS = 500
-DEFAULT_MAX_BODY = 256 * 1024   # 500 URIs of ~40 bytes are ~25 KB; this leaves room, not abuse
+DEFAULT_MAX_BODY = 256 * 1024  # 500 URIs of ~40 bytes are ~25 KB; this leaves room, not abuse
 
 Uri = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Title = Annotated[str, StringConstraints(max_length=500)]
@@ -60,8 +60,12 @@ class RecommendationRequest(BaseModel):
     title: Title | None = None
     tracks: list[Uri] = Field(default_factory=list, max_length=MAX_TRACKS)
     n: int = Field(50, ge=1, le=MAX_N, description="Tracks to return (1..500).")
-    model: ModelName | None = Field(None, description="A loaded model's name (GET /v1/models); default: the first.")
-    explain: bool = Field(False, description="Add a 'because …' line and its evidence to each track.")
+    model: ModelName | None = Field(
+        None, description="A loaded model's name (GET /v1/models); default: the first."
+    )
+    explain: bool = Field(
+        False, description="Add a 'because …' line and its evidence to each track."
+    )
 
 
 class PlaylistRequest(BaseModel):
@@ -70,7 +74,9 @@ class PlaylistRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     title: Title | None = None
     tracks: list[Uri] = Field(min_length=1, max_length=MAX_TRACKS)
-    model: ModelName | None = Field(None, description="Teach only this model (default: every one that learns live).")
+    model: ModelName | None = Field(
+        None, description="Teach only this model (default: every one that learns live)."
+    )
 
 
 class Track(BaseModel):
@@ -81,7 +87,9 @@ class Track(BaseModel):
 
 class RankedTrack(Track):
     rank: int
-    score: float | None = Field(description="The model's score; null where popularity filled the list.")
+    score: float | None = Field(
+        description="The model's score; null where popularity filled the list."
+    )
     because: str | None = None
     evidence: list[dict] | None = None
 
@@ -136,12 +144,19 @@ def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        ) from None
 
 
 def _body_schema(model: type[BaseModel]) -> dict:
     """OpenAPI request body for a handler that reads the raw body itself."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
 
 
 def _json(content, status: int = 200) -> Response:
@@ -160,16 +175,27 @@ ERRORS = {code: {"model": ErrorResponse} for code in (404, 409, 413, 422)}
 
 def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The ASGI application for ``service`` (bodies over ``max_body_bytes`` get 413)."""
-    app = FastAPI(title="segue", version=__version__,
-                  description="Continue playlists live, with explanations. The page is at /.")
+    app = FastAPI(
+        title="segue",
+        version=__version__,
+        description="Continue playlists live, with explanations. The page is at /.",
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         detail = []
         for e in exc.errors():
             # The offending input is not echoed back (it may be a 200 KB body).
-            detail.append({"loc": [str(x) for x in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")})
-        message = "; ".join(f"{_field(d['loc'])}: {d['msg']}" for d in detail[:5]) or "invalid request"
+            detail.append(
+                {
+                    "loc": [str(x) for x in e.get("loc", ())],
+                    "msg": e.get("msg", ""),
+                    "type": e.get("type", ""),
+                }
+            )
+        message = (
+            "; ".join(f"{_field(d['loc'])}: {d['msg']}" for d in detail[:5]) or "invalid request"
+        )
         return _error(422, "invalid request", message, detail)
 
     @app.exception_handler(ApiError)
@@ -187,33 +213,66 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return _error(500, "internal error", "the server failed on this request; the error is in its log")
+        return _error(
+            500, "internal error", "the server failed on this request; the error is in its log"
+        )
 
-    @app.post("/v1/recommendations", response_model=RecommendationResponse, responses=ERRORS,
-              summary="Continue a playlist", openapi_extra=_body_schema(RecommendationRequest))
+    @app.post(
+        "/v1/recommendations",
+        response_model=RecommendationResponse,
+        responses=ERRORS,
+        summary="Continue a playlist",
+        openapi_extra=_body_schema(RecommendationRequest),
+    )
     async def recommendations(request: Request) -> Response:
         body = _parse(RecommendationRequest, await request.body())
-        return _json(service.recommend(tracks=body.tracks, title=body.title, n=body.n, model=body.model,
-                                       explain=body.explain))
+        return _json(
+            service.recommend(
+                tracks=body.tracks,
+                title=body.title,
+                n=body.n,
+                model=body.model,
+                explain=body.explain,
+            )
+        )
 
-    @app.get("/v1/tracks", response_model=SearchResponse, responses=ERRORS, summary="Search the catalog")
-    async def tracks(q: Annotated[str, Query(min_length=1, max_length=200, description="Track or artist name.")],
-                     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
-                     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                     model: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    @app.get(
+        "/v1/tracks", response_model=SearchResponse, responses=ERRORS, summary="Search the catalog"
+    )
+    async def tracks(
+        q: Annotated[str, Query(min_length=1, max_length=200, description="Track or artist name.")],
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        model: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
         return _json(service.search(q, offset, limit, model))
 
-    @app.get("/v1/tracks/{uri}/similar", response_model=SimilarResponse, responses=ERRORS,
-             summary="Tracks to play with one track")
-    async def similar(uri: str, n: Annotated[int, Query(ge=1, le=MAX_N)] = 10,
-                      model: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    @app.get(
+        "/v1/tracks/{uri}/similar",
+        response_model=SimilarResponse,
+        responses=ERRORS,
+        summary="Tracks to play with one track",
+    )
+    async def similar(
+        uri: str,
+        n: Annotated[int, Query(ge=1, le=MAX_N)] = 10,
+        model: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Response:
         return _json(service.similar(uri, n, model))
 
-    @app.post("/v1/playlists", status_code=201, response_model=PlaylistResponse, responses=ERRORS,
-              summary="Teach a new playlist to the live models", openapi_extra=_body_schema(PlaylistRequest))
+    @app.post(
+        "/v1/playlists",
+        status_code=201,
+        response_model=PlaylistResponse,
+        responses=ERRORS,
+        summary="Teach a new playlist to the live models",
+        openapi_extra=_body_schema(PlaylistRequest),
+    )
     async def playlists(request: Request) -> Response:
         body = _parse(PlaylistRequest, await request.body())
-        return _json(service.add_playlist(tracks=body.tracks, title=body.title, model=body.model), 201)
+        return _json(
+            service.add_playlist(tracks=body.tracks, title=body.title, model=body.model), 201
+        )
 
     @app.get("/v1/models", summary="The loaded models")
     async def models() -> Response:
@@ -231,8 +290,15 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
     return BodyLimit(app, max_body_bytes)
 
 
-_REASONS = {400: "bad request", 404: "not found", 405: "method not allowed", 409: "conflict",
-            413: "request too large", 422: "invalid request", 500: "internal error"}
+_REASONS = {
+    400: "bad request",
+    404: "not found",
+    405: "method not allowed",
+    409: "conflict",
+    413: "request too large",
+    422: "invalid request",
+    500: "internal error",
+}
 
 
 def _field(loc: list[str]) -> str:
@@ -254,9 +320,9 @@ class BodyLimit:
 
     @property
     def _pid(self) -> bytes:
-        return str(os.getpid()).encode()   # read per response: workers fork after this is built
+        return str(os.getpid()).encode()  # read per response: workers fork after this is built
 
-    def __getattr__(self, name):   # tests and tools reach the FastAPI app's attributes
+    def __getattr__(self, name):  # tests and tools reach the FastAPI app's attributes
         return getattr(self.app, name)
 
     async def __call__(self, scope, receive, send):
@@ -273,7 +339,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:   # FastAPI passes HTTPExceptions from body reading on
+                if received > self.limit:  # FastAPI passes HTTPExceptions from body reading on
                     raise StarletteHTTPException(413, self._message())
             return message
 
@@ -281,7 +347,10 @@ class BodyLimit:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message = {**message, "headers": [*message.get("headers", ()), (b"x-segue-worker", self._pid)]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), (b"x-segue-worker", self._pid)],
+                }
             await send(message)
 
         try:
@@ -296,7 +365,15 @@ class BodyLimit:
 
     async def _refuse(self, send) -> None:
         body = orjson.dumps({"error": "request too large", "message": self._message()})
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

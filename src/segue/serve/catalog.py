@@ -33,9 +33,9 @@ import pyarrow.compute as pc
 from segue.data import schema
 from segue.models.base import sorted_unique
 
-FUZZY_CUTOFF = 75.0        # rapidfuzz ratio (0-100) a correction must reach
-FUZZY_ALTERNATIVES = 3     # vocabulary words a misspelt word may stand for
-FUZZY_MIN_LENGTH = 3       # shorter words are matched as prefixes only
+FUZZY_CUTOFF = 75.0  # rapidfuzz ratio (0-100) a correction must reach
+FUZZY_ALTERNATIVES = 3  # vocabulary words a misspelt word may stand for
+FUZZY_MIN_LENGTH = 3  # shorter words are matched as prefixes only
 MAX_QUERY_WORDS = 8
 
 
@@ -72,7 +72,9 @@ class SearchIndex:
     def __init__(self, track_names: pa.Array, artist_names: pa.Array, popularity: np.ndarray):
         n = len(track_names)
         # Rank 0 is the most popular track (ties by id), so sorted ranks are the display order.
-        self.by_rank = np.lexsort((np.arange(n), -np.asarray(popularity))).astype(np.int64)   # rank → id
+        self.by_rank = np.lexsort((np.arange(n), -np.asarray(popularity))).astype(
+            np.int64
+        )  # rank → id
         rank = np.empty(n, dtype=np.int64)
         rank[self.by_rank] = np.arange(n)
         token_ids, token_tracks = [], []
@@ -89,7 +91,9 @@ class SearchIndex:
         # One sorted vocabulary over both columns; remap each column's codes into it.
         vocabulary = pc.unique(pa.concat_arrays(vocab_parts))
         order = pc.sort_indices(vocabulary).to_numpy()
-        self.vocabulary: list[str] = vocabulary.take(pa.array(order)).to_pylist()   # sorted (code points)
+        self.vocabulary: list[str] = vocabulary.take(
+            pa.array(order)
+        ).to_pylist()  # sorted (code points)
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))
         codes = []
@@ -99,7 +103,7 @@ class SearchIndex:
         n_words = len(self.vocabulary)
         pairs = sorted_unique(np.concatenate(codes) * n + rank[np.concatenate(token_tracks)])
         word_of_pair = pairs // n
-        self.postings = (pairs % n).astype(np.int32)                         # ranks, sorted per word
+        self.postings = (pairs % n).astype(np.int32)  # ranks, sorted per word
         self.indptr = np.searchsorted(word_of_pair, np.arange(n_words + 1)).astype(np.int64)
         self.n_tracks = n
 
@@ -115,8 +119,13 @@ class SearchIndex:
 
         if len(word) < FUZZY_MIN_LENGTH:
             return []
-        found = process.extract(word, self.vocabulary, scorer=fuzz.ratio, limit=FUZZY_ALTERNATIVES,
-                                score_cutoff=FUZZY_CUTOFF)
+        found = process.extract(
+            word,
+            self.vocabulary,
+            scorer=fuzz.ratio,
+            limit=FUZZY_ALTERNATIVES,
+            score_cutoff=FUZZY_CUTOFF,
+        )
         return sorted(index for _, _, index in found)
 
     def search(self, query: str, offset: int = 0, limit: int = 20) -> SearchResult:
@@ -127,7 +136,7 @@ class SearchIndex:
         # The last word is a prefix unless the query ends with a space (the user finished it).
         last_is_prefix = not query[-1].isspace()
         corrections: dict[str, list[str]] = {}
-        matched: np.ndarray | None = None                 # bool [n_tracks] by rank
+        matched: np.ndarray | None = None  # bool [n_tracks] by rank
         for i, word in enumerate(found):
             lo, hi = self._word_range(word, prefix=last_is_prefix and i == len(found) - 1)
             if hi > lo:
@@ -141,7 +150,7 @@ class SearchIndex:
                 hits[self.postings[start:stop]] = True
             matched = hits if matched is None else (matched & hits)
         ranks = np.flatnonzero(matched)
-        return SearchResult(self.by_rank[ranks[offset:offset + limit]], len(ranks), corrections)
+        return SearchResult(self.by_rank[ranks[offset : offset + limit]], len(ranks), corrections)
 
 
 def _hashes(uris: list[str]) -> np.ndarray:
@@ -154,9 +163,19 @@ class Catalog:
 
     def __init__(self, table: pa.Table, popularity: np.ndarray):
         table = table.combine_chunks()
-        self.uris = table.column(schema.TRACK_URI).chunk(0) if table.num_rows else pa.array([], pa.string())
-        self.track_names = table.column(schema.TRACK_NAME).chunk(0) if table.num_rows else pa.array([], pa.string())
-        self.artist_names = table.column(schema.ARTIST_NAME).chunk(0) if table.num_rows else pa.array([], pa.string())
+        self.uris = (
+            table.column(schema.TRACK_URI).chunk(0) if table.num_rows else pa.array([], pa.string())
+        )
+        self.track_names = (
+            table.column(schema.TRACK_NAME).chunk(0)
+            if table.num_rows
+            else pa.array([], pa.string())
+        )
+        self.artist_names = (
+            table.column(schema.ARTIST_NAME).chunk(0)
+            if table.num_rows
+            else pa.array([], pa.string())
+        )
         hashes = _hashes(self.uris.to_pylist())
         self._by_hash = np.argsort(hashes, kind="stable")
         self._hashes = hashes[self._by_hash]
@@ -176,8 +195,16 @@ class Catalog:
         for uri, start, stop in zip(uris, lo, hi, strict=True):
             # Confirm by the URI itself; a different URI with the same hash (never seen, but
             # possible) is passed over for the next id that shares the hash.
-            ids.append(next((int(self._by_hash[k]) for k in range(start, stop)
-                             if self.uris[int(self._by_hash[k])].as_py() == uri), -1))
+            ids.append(
+                next(
+                    (
+                        int(self._by_hash[k])
+                        for k in range(start, stop)
+                        if self.uris[int(self._by_hash[k])].as_py() == uri
+                    ),
+                    -1,
+                )
+            )
         return np.array(ids, dtype=np.int64)
 
     def rows(self, ids: np.ndarray) -> list[dict]:
@@ -186,5 +213,7 @@ class Catalog:
         uris = self.uris.take(take).to_pylist()
         names = self.track_names.take(take).to_pylist()
         artists = self.artist_names.take(take).to_pylist()
-        return [{"track_uri": u, "track_name": t, "artist_name": a}
-                for u, t, a in zip(uris, names, artists, strict=True)]
+        return [
+            {"track_uri": u, "track_name": t, "artist_name": a}
+            for u, t, a in zip(uris, names, artists, strict=True)
+        ]

@@ -41,7 +41,9 @@ def _check_record(record: object) -> str | None:
     """What is wrong with a decoded record (``None`` when it is fine)."""
     if not isinstance(record, dict):
         return "expected a JSON object"
-    if not isinstance(record.get("tracks"), list) or not all(isinstance(t, str) for t in record["tracks"]):
+    if not isinstance(record.get("tracks"), list) or not all(
+        isinstance(t, str) for t in record["tracks"]
+    ):
         return "field 'tracks' must be a list of track URIs"
     if not isinstance(record.get("title", ""), str):
         return "field 'title' must be a string"
@@ -55,8 +57,8 @@ class LiveLog:
         self.directory = Path(directory)
         self.path = self.directory / LOG_FILE
         self.apply = apply
-        self.offset = 0          # bytes of the log already learned by this process
-        self.count = 0           # records learned
+        self.offset = 0  # bytes of the log already learned by this process
+        self.count = 0  # records learned
         self._fd: int | None = None
         self._pid = -1
 
@@ -79,7 +81,7 @@ class LiveLog:
         if size <= self.offset:
             return []
         data = os.pread(fd, size - self.offset, self.offset)
-        end = data.rfind(b"\n") + 1            # a torn last line is not consumed
+        end = data.rfind(b"\n") + 1  # a torn last line is not consumed
         records = []
         line_number = self.count
         for line in data[:end].splitlines():
@@ -142,8 +144,11 @@ class LiveLog:
         if tail.endswith(b"\n"):
             return
         keep = size - len(tail) + tail.rfind(b"\n") + 1
-        log.warning("%s: dropping an incomplete last record (%d bytes; the writer stopped mid-line)",
-                    self.path, size - keep)
+        log.warning(
+            "%s: dropping an incomplete last record (%d bytes; the writer stopped mid-line)",
+            self.path,
+            size - keep,
+        )
         os.ftruncate(fd, keep)
         os.fsync(fd)
 
@@ -151,13 +156,16 @@ class LiveLog:
         """Write one record durably, then learn it (with anything other workers appended first)."""
         with self._locked() as fd:
             self._cut_torn_tail(fd)
-            self.sync()                               # others' records first, in log order
-            record = {"seq": self.count + 1,
-                      "added_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
-                      "title": title, "tracks": tracks}
+            self.sync()  # others' records first, in log order
+            record = {
+                "seq": self.count + 1,
+                "added_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+                "title": title,
+                "tracks": tracks,
+            }
             line = orjson.dumps(record) + b"\n"
             written = 0
-            while written < len(line):   # one write in practice; a short write is finished here
+            while written < len(line):  # one write in practice; a short write is finished here
                 written += os.write(fd, line[written:])
             os.fsync(fd)
             self.sync()

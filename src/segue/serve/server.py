@@ -43,10 +43,18 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(model_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          state_dir: Path | None = None, evaluation: Path | None = None,
-          max_body_bytes: int = DEFAULT_MAX_BODY, access_log: bool = False,
-          echo: Callable[[str], None] = print) -> None:
+def serve(
+    model_dirs: list[Path],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    state_dir: Path | None = None,
+    evaluation: Path | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    access_log: bool = False,
+    echo: Callable[[str], None] = print,
+) -> None:
     """Load the models, print the address, serve until interrupted."""
     import uvicorn
 
@@ -61,11 +69,19 @@ def serve(model_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000, 
     address = sock.getsockname()
     shown = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
     url = f"http://{shown}:{address[1]}"
-    echo(f"serving {', '.join(service.models)} on {url} (page: {url}/ , API docs: {url}/docs); "
-         f"{workers} worker{'s' if workers > 1 else ''}; Ctrl-C stops")
+    echo(
+        f"serving {', '.join(service.models)} on {url} (page: {url}/ , API docs: {url}/docs); "
+        f"{workers} worker{'s' if workers > 1 else ''}; Ctrl-C stops"
+    )
     sys.stdout.flush()
-    config = uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log,
-                            timeout_keep_alive=30, lifespan="off", server_header=False)
+    config = uvicorn.Config(
+        app,
+        log_level="info" if access_log else "warning",
+        access_log=access_log,
+        timeout_keep_alive=30,
+        lifespan="off",
+        server_header=False,
+    )
     if workers <= 1:
         _limit_threads()
         _run(uvicorn.Server(config), sock)
@@ -73,7 +89,7 @@ def serve(model_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000, 
     children = []
     for _ in range(workers):
         pid = os.fork()
-        if pid == 0:   # a worker: serve until signalled, never return into the CLI
+        if pid == 0:  # a worker: serve until signalled, never return into the CLI
             code = 0
             try:
                 _limit_threads()
@@ -112,6 +128,7 @@ def _run(server, sock: socket.socket) -> None:
     uvicorn shuts down gracefully on either signal and then re-raises it with the handler that
     was in place before; these handlers make that a clean exit instead of death by signal.
     """
+
     def stop(signum, frame):
         raise SystemExit(0)
 
@@ -132,5 +149,5 @@ def _limit_threads() -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
-    except Exception:   # threadpoolctl is a dependency; a missing native library is not fatal
+    except Exception:  # threadpoolctl is a dependency; a missing native library is not fatal
         pass

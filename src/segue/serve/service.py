@@ -43,7 +43,7 @@ class ApiError(Exception):
 class ServedModel:
     """One loaded model and what the service keeps beside it."""
 
-    name: str                      # the directory's name (made unique), as clients ask for it
+    name: str  # the directory's name (made unique), as clients ask for it
     path: Path
     model: Recommender
     catalog: Catalog
@@ -67,8 +67,13 @@ class Service:
 
     # --- loading ---------------------------------------------------------------------------------
     @classmethod
-    def load(cls, model_dirs: list[Path], *, state_dir: Path | None = None,
-             evaluation: Path | None = None) -> Service:
+    def load(
+        cls,
+        model_dirs: list[Path],
+        *,
+        state_dir: Path | None = None,
+        evaluation: Path | None = None,
+    ) -> Service:
         """Load every model directory once; replay each one's live log (see ``live.py``).
 
         ``state_dir``: where the logs go (``STATE/<name>/playlists.jsonl``); default: each model's
@@ -76,7 +81,9 @@ class Service:
         whose table rows named like a served model become its metrics.
         """
         if not model_dirs:
-            raise SegueError("give at least one model directory to serve (train one with `segue train`)")
+            raise SegueError(
+                "give at least one model directory to serve (train one with `segue train`)"
+            )
         table = _evaluation_table(evaluation) if evaluation is not None else {}
         catalogs: dict[str, Catalog] = {}
         models: dict[str, ServedModel] = {}
@@ -86,24 +93,38 @@ class Service:
             name = _unique(models, directory.resolve().name or model.name)
             catalog_path = directory / CATALOG_FILE
             if not catalog_path.exists():
-                raise InputFileError(catalog_path, "missing: the service needs the model's track catalog")
+                raise InputFileError(
+                    catalog_path, "missing: the service needs the model's track catalog"
+                )
             key = hashlib.sha256(catalog_path.read_bytes()).hexdigest()
             if key not in catalogs:
                 catalogs[key] = Catalog(model.catalog(), model.popularity)
             if len(catalogs[key]) != model.n_tracks:
-                raise InputFileError(catalog_path, f"has {len(catalogs[key]):,} tracks but the model "
-                                                   f"scores {model.n_tracks:,}")
+                raise InputFileError(
+                    catalog_path,
+                    f"has {len(catalogs[key]):,} tracks but the model scores {model.n_tracks:,}",
+                )
             params_bytes = (directory / PARAMS_FILE).read_bytes()
             params = orjson.loads(params_bytes)
             info = {
-                "name": name, "kind": model.name, "description": type(model).description,
-                "path": str(directory), "segue_version": params.get("segue_version"),
+                "name": name,
+                "kind": model.name,
+                "description": type(model).description,
+                "path": str(directory),
+                "segue_version": params.get("segue_version"),
                 "fingerprint": hashlib.sha256(params_bytes).hexdigest()[:16],
-                "config": params.get("config", {}), "trained_on": model.trained_on,
+                "config": params.get("config", {}),
+                "trained_on": model.trained_on,
                 "n_tracks": model.n_tracks,
             }
-            served = ServedModel(name, directory, model, catalogs[key], info,
-                                 metrics=_metrics_for(table, name, evaluation))
+            served = ServedModel(
+                name,
+                directory,
+                model,
+                catalogs[key],
+                info,
+                metrics=_metrics_for(table, name, evaluation),
+            )
             if model.learns_live:
                 live_dir = (state_dir / name) if state_dir is not None else directory / "live"
                 served.live = LiveLog(live_dir, lambda records, s=served: _learn(s, records))
@@ -112,8 +133,13 @@ class Service:
                     log.info("%s: learned %d playlists from %s", name, replayed, served.live.path)
             _warm_up(served)
             models[name] = served
-            log.info("loaded %s (%s, %s tracks) in %.1f s", name, model.name, f"{model.n_tracks:,}",
-                     time.perf_counter() - start)
+            log.info(
+                "loaded %s (%s, %s tracks) in %.1f s",
+                name,
+                model.name,
+                f"{model.n_tracks:,}",
+                time.perf_counter() - start,
+            )
         return cls(models)
 
     def get(self, name: str | None) -> ServedModel:
@@ -125,12 +151,13 @@ class Service:
         else:
             raise ApiError(404, f"model {name!r} is not loaded; loaded: {', '.join(self.models)}")
         if served.live is not None:
-            served.live.sync()   # other workers' additions (one stat when there are none)
+            served.live.sync()  # other workers' additions (one stat when there are none)
         return served
 
     # --- endpoints -----------------------------------------------------------------------------
-    def recommend(self, *, tracks: list[str], title: str | None, n: int, model: str | None,
-                  explain: bool) -> dict:
+    def recommend(
+        self, *, tracks: list[str], title: str | None, n: int, model: str | None, explain: bool
+    ) -> dict:
         served = self.get(model)
         title = (title or "").strip()
         ids = served.catalog.lookup(tracks)
@@ -152,19 +179,41 @@ class Service:
             if served.explains:
                 self._explain(served, queries, top, items)
             else:
-                notes.append(f"model {served.name!r} ({served.model.name}) cannot explain its recommendations")
-        return {"model": served.name, "title": title, "n": n, "seed_tracks": len(seeds),
-                "unknown_tracks": unknown, "notes": notes, "items": items}
+                notes.append(
+                    f"model {served.name!r} ({served.model.name}) cannot explain its recommendations"
+                )
+        return {
+            "model": served.name,
+            "title": title,
+            "n": n,
+            "seed_tracks": len(seeds),
+            "unknown_tracks": unknown,
+            "notes": notes,
+            "items": items,
+        }
 
-    def _explain(self, served: ServedModel, queries: Queries, top: np.ndarray, items: list[dict]) -> None:
+    def _explain(
+        self, served: ServedModel, queries: Queries, top: np.ndarray, items: list[dict]
+    ) -> None:
         explanations = served.model.explain(queries, 0, top)
         # Evidence names tracks by internal id; clients know URIs.
-        referenced = [e.get("track_id") for x in explanations for e in x.evidence if "track_id" in e]
-        uris = dict(zip(referenced, served.catalog.uris.take(np.asarray(referenced, dtype=np.int64)).to_pylist(),
-                        strict=True)) if referenced else {}
+        referenced = [
+            e.get("track_id") for x in explanations for e in x.evidence if "track_id" in e
+        ]
+        uris = (
+            dict(
+                zip(
+                    referenced,
+                    served.catalog.uris.take(np.asarray(referenced, dtype=np.int64)).to_pylist(),
+                    strict=True,
+                )
+            )
+            if referenced
+            else {}
+        )
         for item, explanation in zip(items, explanations, strict=True):
             if uris:
-                for e in explanation.evidence:   # fresh dicts from explain(): renamed in place
+                for e in explanation.evidence:  # fresh dicts from explain(): renamed in place
                     if "track_id" in e:
                         e["track_uri"] = uris[e.pop("track_id")]
             item["because"] = explanation.text
@@ -180,7 +229,9 @@ class Service:
         except SegueError as exc:
             raise ApiError(422, str(exc)) from None
         items = served.catalog.rows(ranking.ids[0])
-        for rank, (item, score) in enumerate(zip(items, ranking.scores[0].tolist(), strict=True), start=1):
+        for rank, (item, score) in enumerate(
+            zip(items, ranking.scores[0].tolist(), strict=True), start=1
+        ):
             item["rank"] = rank
             item["score"] = None if score != score else score
         return {"model": served.name, "track": served.catalog.rows([track])[0], "items": items}
@@ -191,24 +242,39 @@ class Service:
         items = served.catalog.rows(result.ids)
         for item, count in zip(items, served.model.popularity[result.ids].tolist(), strict=True):
             item["playlists"] = count
-        return {"query": query, "total": result.total, "offset": offset, "limit": limit,
-                "corrections": result.corrections, "items": items}
+        return {
+            "query": query,
+            "total": result.total,
+            "offset": offset,
+            "limit": limit,
+            "corrections": result.corrections,
+            "items": items,
+        }
 
     def add_playlist(self, *, tracks: list[str], title: str | None, model: str | None) -> dict:
         """Teach one new playlist to the named model, or to every loaded model that learns live."""
-        targets = [self.get(model)] if model is not None else [self.get(name) for name in self.models]
+        targets = (
+            [self.get(model)] if model is not None else [self.get(name) for name in self.models]
+        )
         learners = [s for s in targets if s.live is not None]
         if not learners:
             reasons = "; ".join(f"{s.name} ({s.model.name})" for s in targets)
-            raise ApiError(409, f"no loaded model can learn new playlists live: {reasons}. "
-                                "popular, itemknn (cosine) and playlistknn can; retrain the others")
+            raise ApiError(
+                409,
+                f"no loaded model can learn new playlists live: {reasons}. "
+                "popular, itemknn (cosine) and playlistknn can; retrain the others",
+            )
         title = (title or "").strip()
         known_by_model = {}
         for served in learners:
             ids = served.catalog.lookup(tracks)
-            known_by_model[served.name] = [u for u, i in zip(tracks, ids.tolist(), strict=True) if i >= 0]
+            known_by_model[served.name] = [
+                u for u, i in zip(tracks, ids.tolist(), strict=True) if i >= 0
+            ]
         if not any(known_by_model.values()):
-            raise ApiError(422, f"none of the {len(tracks)} tracks is in the catalog: nothing to learn")
+            raise ApiError(
+                422, f"none of the {len(tracks)} tracks is in the catalog: nothing to learn"
+            )
         updated, unknown_everywhere = [], set(tracks)
         for served in learners:
             known = known_by_model[served.name]
@@ -216,26 +282,50 @@ class Service:
             if not known:
                 continue
             record = served.live.append(title, known)
-            updated.append({"name": served.name, "seq": record["seq"], "tracks": len(known),
-                            "live_playlists": served.live.count})
-        skipped = [{"name": s.name, "reason": f"{s.model.name} cannot learn new playlists live"}
-                   for s in targets if s.live is None]
-        return {"title": title, "models": updated, "skipped": skipped,
-                "unknown_tracks": [u for u in tracks if u in unknown_everywhere]}
+            updated.append(
+                {
+                    "name": served.name,
+                    "seq": record["seq"],
+                    "tracks": len(known),
+                    "live_playlists": served.live.count,
+                }
+            )
+        skipped = [
+            {"name": s.name, "reason": f"{s.model.name} cannot learn new playlists live"}
+            for s in targets
+            if s.live is None
+        ]
+        return {
+            "title": title,
+            "models": updated,
+            "skipped": skipped,
+            "unknown_tracks": [u for u in tracks if u in unknown_everywhere],
+        }
 
     def describe(self) -> list[dict]:
         out = []
         for served in self.models.values():
             if served.live is not None:
                 served.live.sync()
-            out.append({**served.info, "learns_live": served.live is not None, "explains": served.explains,
-                        "live_playlists": served.live.count if served.live is not None else 0,
-                        "metrics": served.metrics})
+            out.append(
+                {
+                    **served.info,
+                    "learns_live": served.live is not None,
+                    "explains": served.explains,
+                    "live_playlists": served.live.count if served.live is not None else 0,
+                    "metrics": served.metrics,
+                }
+            )
         return out
 
     def health(self) -> dict:
-        return {"status": "ok", "segue_version": __version__, "models": list(self.models),
-                "uptime_s": round(time.time() - self.started, 1), "pid": os.getpid()}
+        return {
+            "status": "ok",
+            "segue_version": __version__,
+            "models": list(self.models),
+            "uptime_s": round(time.time() - self.started, 1),
+            "pid": os.getpid(),
+        }
 
 
 def _warm_up(served: ServedModel) -> None:
@@ -246,7 +336,7 @@ def _warm_up(served: ServedModel) -> None:
         ranking = served.model.recommend(queries, 1)
         if served.explains:
             served.model.explain(queries, 0, ranking.ids[0])
-    except SegueError:   # e.g. a catalog too small for even one recommendation: requests will say so
+    except SegueError:  # e.g. a catalog too small for even one recommendation: requests will say so
         pass
 
 
@@ -258,28 +348,44 @@ def _learn(served: ServedModel, records: list[dict]) -> None:
         seeds.append(ids[ids >= 0].tolist())
     try:
         served.model.add_playlists(Queries.from_lists(seeds, [r.get("title", "") for r in records]))
-    except LiveUpdateUnsupported as exc:   # a log beside a model retrained as another kind
+    except LiveUpdateUnsupported as exc:  # a log beside a model retrained as another kind
         raise SegueError(f"{served.live.path}: {exc}") from None
 
 
-def _notes(served: ServedModel, tracks: list[str], title: str, unknown: list[str], n_backfilled: int,
-           n: int) -> list[str]:
+def _notes(
+    served: ServedModel,
+    tracks: list[str],
+    title: str,
+    unknown: list[str],
+    n_backfilled: int,
+    n: int,
+) -> list[str]:
     notes = []
     if not tracks and not title:
-        return [f"empty playlist: these are the most popular tracks (model {served.name!r}); "
-                "add tracks or a title to personalise"]
+        return [
+            f"empty playlist: these are the most popular tracks (model {served.name!r}); "
+            "add tracks or a title to personalise"
+        ]
     if tracks and len(unknown) == len(tracks):
-        notes.append(f"none of the {len(tracks)} tracks is in the catalog of model {served.name!r} "
-                     "(see unknown_tracks)")
+        notes.append(
+            f"none of the {len(tracks)} tracks is in the catalog of model {served.name!r} "
+            "(see unknown_tracks)"
+        )
     elif unknown:
-        notes.append(f"{len(unknown)} of the {len(tracks)} tracks are not in the catalog and were ignored "
-                     "(see unknown_tracks)")
+        notes.append(
+            f"{len(unknown)} of the {len(tracks)} tracks are not in the catalog and were ignored "
+            "(see unknown_tracks)"
+        )
     if n_backfilled == n:
-        notes.append(f"model {served.name!r} ({served.model.name}) found no evidence in this playlist: "
-                     "these are the most popular tracks")
+        notes.append(
+            f"model {served.name!r} ({served.model.name}) found no evidence in this playlist: "
+            "these are the most popular tracks"
+        )
     elif n_backfilled:
-        notes.append(f"the last {n_backfilled} recommendations are popular tracks filling the list "
-                     f"(the model had {n - n_backfilled} candidates)")
+        notes.append(
+            f"the last {n_backfilled} recommendations are popular tracks filling the list "
+            f"(the model had {n - n_backfilled} candidates)"
+        )
     return notes
 
 
@@ -298,7 +404,9 @@ def _evaluation_table(path: Path) -> dict:
     except orjson.JSONDecodeError as exc:
         raise InputFileError(path, f"not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("table"), dict):
-        raise InputFileError(path, "field 'table' missing: not an evaluation.json from `segue evaluate`")
+        raise InputFileError(
+            path, "field 'table' missing: not an evaluation.json from `segue evaluate`"
+        )
     return data["table"]
 
 
@@ -307,6 +415,9 @@ def _metrics_for(table: dict, name: str, source: Path | None) -> dict | None:
     overall = table.get(name, {}).get("all") if isinstance(table.get(name), dict) else None
     if not isinstance(overall, dict):
         return None
-    values = {metric: {k: cell.get(k) for k in ("mean", "ci_low", "ci_high")}
-              for metric, cell in overall.items() if isinstance(cell, dict)}
+    values = {
+        metric: {k: cell.get(k) for k in ("mean", "ci_low", "ci_high")}
+        for metric, cell in overall.items()
+        if isinstance(cell, dict)
+    }
     return {"source": str(source), "group": "all", "values": values}

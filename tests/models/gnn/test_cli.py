@@ -21,26 +21,76 @@ def test_build_train_explain_on_listening_data(listening_dir, tmp_path, capsys):
     assert main(["graph", "build", str(listening_dir), "--out", str(tmp_path / "graph")]) == 0
     info = orjson.loads((tmp_path / "graph" / "graph.json").read_bytes())
     assert info["kind"] == "listening" and info["counts"]["user_genre_edges"] == 0
-    assert main(["graph", "train", "genre_gat", str(listening_dir), "--out", str(tmp_path / "model"),
-                 "--mode", "mini", "-p", "epochs=2", "-p", "device=cpu",
-                 "--checkpoint-dir", str(tmp_path / "ckpt")]) == 0
+    assert (
+        main(
+            [
+                "graph",
+                "train",
+                "genre_gat",
+                str(listening_dir),
+                "--out",
+                str(tmp_path / "model"),
+                "--mode",
+                "mini",
+                "-p",
+                "epochs=2",
+                "-p",
+                "device=cpu",
+                "--checkpoint-dir",
+                str(tmp_path / "ckpt"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "ckpt" / "best.pt").exists() and (tmp_path / "ckpt" / "last.pt").exists()
     model = ListeningGATRecommender.load(tmp_path / "model")
     assert model.name == "genre_gat" and model.config.epochs == 2 and model.config.alpha == 0.8
     capsys.readouterr()
-    assert main(["graph", "explain", str(tmp_path / "model"), "--user", "3", "-n", "2",
-                 "--heatmap", str(tmp_path / "heat.png")]) == 0
+    assert (
+        main(
+            [
+                "graph",
+                "explain",
+                str(tmp_path / "model"),
+                "--user",
+                "3",
+                "-n",
+                "2",
+                "--heatmap",
+                str(tmp_path / "heat.png"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert printed.count("Recommending") == 2 and "Similar listening patterns" in printed
     assert (tmp_path / "heat.png").stat().st_size > 1000
 
 
 def test_evaluate_listening_reports_graph_models_and_baselines(listening_dir, tmp_path, capsys):
-    assert main(["graph", "evaluate", str(listening_dir), "--out", str(tmp_path / "eval"), "--models", "gat",
-                 "--baselines", "popular", "--mode", "mini"]) == 0
+    assert (
+        main(
+            [
+                "graph",
+                "evaluate",
+                str(listening_dir),
+                "--out",
+                str(tmp_path / "eval"),
+                "--models",
+                "gat",
+                "--baselines",
+                "popular",
+                "--mode",
+                "mini",
+            ]
+        )
+        == 0
+    )
     report = orjson.loads((tmp_path / "eval" / "graph_report.json").read_bytes())
     table = report["evaluation"]["users"]["table"]
-    assert set(table) == {"popular", "gat"} and {"all", "casual", "regular", "power"} <= set(table["gat"])
+    assert set(table) == {"popular", "gat"} and {"all", "casual", "regular", "power"} <= set(
+        table["gat"]
+    )
     assert report["inference_ms_per_user"]["gat"] > 0
     assert "| gat | all |" in (tmp_path / "eval" / "graph_report.md").read_text()
 
@@ -48,11 +98,38 @@ def test_evaluate_listening_reports_graph_models_and_baselines(listening_dir, tm
 def test_bad_input_is_one_line_and_exit_2(listening_dir, tmp_path, capsys):
     assert main(["graph", "train", "nope", str(listening_dir), "--out", str(tmp_path / "m")]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
-    assert main(["graph", "train", "gat", str(listening_dir), "--out", str(tmp_path / "m"), "-p", "alpha=x"]) == 2
+    assert (
+        main(
+            [
+                "graph",
+                "train",
+                "gat",
+                str(listening_dir),
+                "--out",
+                str(tmp_path / "m"),
+                "-p",
+                "alpha=x",
+            ]
+        )
+        == 2
+    )
     assert "'x' is not a valid float" in capsys.readouterr().err
     assert main(["graph", "explain", str(tmp_path / "missing"), "--user", "1"]) == 2
     assert "not a listening graph model directory" in capsys.readouterr().err
-    assert main(["graph", "build", str(listening_dir), "--out", str(tmp_path / "g"), "--user-genres", "latent"]) == 2
+    assert (
+        main(
+            [
+                "graph",
+                "build",
+                str(listening_dir),
+                "--out",
+                str(tmp_path / "g"),
+                "--user-genres",
+                "latent",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "user_genres must be one of" in err
 
@@ -65,10 +142,28 @@ def test_pipeline_trains_graph_models_that_segue_evaluate_accepts(small_data, tm
 
     split = tmp_path / "split"
     split_dataset(small_data, split, per_category=5, seed=0)
-    trained = train_playlist_models(split / "train", tmp_path / "models", models=("lightgcn",), mode="mini",
-                                    params={"epochs": 1, "validation_playlists": 50})
+    trained = train_playlist_models(
+        split / "train",
+        tmp_path / "models",
+        models=("lightgcn",),
+        mode="mini",
+        params={"epochs": 1, "validation_playlists": 50},
+    )
     assert set(trained) == {"lightgcn"} and trained["lightgcn"]["seconds"] > 0
     capsys.readouterr()
-    assert main(["evaluate", trained["lightgcn"]["path"], "--split", str(split), "--out", str(tmp_path / "eval"),
-                 "--bootstrap", "100"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                trained["lightgcn"]["path"],
+                "--split",
+                str(split),
+                "--out",
+                str(tmp_path / "eval"),
+                "--bootstrap",
+                "100",
+            ]
+        )
+        == 0
+    )
     assert "lightgcn" in capsys.readouterr().out

@@ -59,8 +59,12 @@ def test_full_graph_propagation_removes_the_training_playlists_own_path(data):
     final, messages = task.propagate()
     got = task.without_own_playlist(final, messages, tracks, playlists).detach().numpy()
     for i, (t, p) in enumerate(zip(tracks, playlists, strict=True)):
-        expected = sum(ego[u] / (np.sqrt(d_track[t]) * d_playlist[q] * np.sqrt(d_track[u]))
-                       for q in np.flatnonzero(dense[:, t]) if q != p for u in np.flatnonzero(dense[q]))
+        expected = sum(
+            ego[u] / (np.sqrt(d_track[t]) * d_playlist[q] * np.sqrt(d_track[u]))
+            for q in np.flatnonzero(dense[:, t])
+            if q != p
+            for u in np.flatnonzero(dense[q])
+        )
         np.testing.assert_allclose(got[i], (ego[t] + expected) / 2, atol=1e-5)
     normalized = dense / np.sqrt(d_playlist[:, None] * d_track[None, :])
     two_hop = normalized.T @ normalized @ ego
@@ -71,7 +75,9 @@ def test_full_graph_propagation_removes_the_training_playlists_own_path(data):
     np.testing.assert_allclose(part.table.detach().numpy(), ((ego + two_hop) / 2)[rows], atol=1e-5)
     got_part = task.without_own_playlist(part, messages, tracks, playlists).detach().numpy()
     np.testing.assert_allclose(got_part, got, atol=1e-5)
-    np.testing.assert_allclose(exact_embeddings(ego.astype(np.float32), graph, 3), (ego + two_hop) / 2, atol=1e-5)
+    np.testing.assert_allclose(
+        exact_embeddings(ego.astype(np.float32), graph, 3), (ego + two_hop) / 2, atol=1e-5
+    )
 
 
 def test_training_split_keeps_targets_out_of_the_context(data):
@@ -81,7 +87,7 @@ def test_training_split_keeps_targets_out_of_the_context(data):
     playlists = np.arange(50)
     batch = split_playlists(matrix, playlists, max_context=4, rng=np.random.default_rng(1))
     for i, p in enumerate(playlists):
-        own = set(matrix.indices[matrix.indptr[p]:matrix.indptr[p + 1]].tolist())
+        own = set(matrix.indices[matrix.indptr[p] : matrix.indptr[p + 1]].tolist())
         context = set(batch.context_track[batch.context_owner == i].tolist())
         target = set(batch.target_track[batch.target_owner == i].tolist())
         assert 1 <= len(context) == batch.context_size[i] <= min(len(own) - 1, 4)
@@ -102,17 +108,25 @@ def test_lightgcn_recovers_planted_communities():
         rows += [p] * len(tracks)
         cols += tracks.tolist()
     matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(800, n_tracks))
-    data = PlaylistData(matrix, np.arange(800, dtype=np.int32), [""] * 800,
-                        np.arange(n_tracks, dtype=np.int32), np.arange(n_tracks, dtype=np.int32))
+    data = PlaylistData(
+        matrix,
+        np.arange(800, dtype=np.int32),
+        [""] * 800,
+        np.arange(n_tracks, dtype=np.int32),
+        np.arange(n_tracks, dtype=np.int32),
+    )
     queries = Queries.from_lists([[c, c + 4, c + 8] for c in range(communities)])
 
     def purity(model):
         ids = model.recommend(queries, 20).ids
         return np.mean([(ids[c] % communities == c).mean() for c in range(communities)])
 
-    untrained = LightGCNRecommender(LightGCNConfig(mode="mini", epochs=1, learning_rate=1e-9,
-                                                   validation_playlists=20)).fit(data)
-    trained = LightGCNRecommender(LightGCNConfig(mode="quick", epochs=15, validation_playlists=40)).fit(data)
+    untrained = LightGCNRecommender(
+        LightGCNConfig(mode="mini", epochs=1, learning_rate=1e-9, validation_playlists=20)
+    ).fit(data)
+    trained = LightGCNRecommender(
+        LightGCNConfig(mode="quick", epochs=15, validation_playlists=40)
+    ).fit(data)
     assert purity(trained) == 1.0
     assert purity(untrained) < 0.6
 
@@ -121,19 +135,26 @@ def test_lightgcn_query_is_the_normalised_sum_of_its_seeds_and_explains_exactly(
     queries = Queries.from_lists([[3, 7, 3, 12]])
     vectors, has = lightgcn.query_vectors(queries)
     seeds = np.array([3, 7, 12])
-    expected = (lightgcn.item_vectors[seeds].astype(np.float64)
-                / np.sqrt(3 * lightgcn.track_degree[seeds])[:, None]).sum(0)
+    expected = (
+        lightgcn.item_vectors[seeds].astype(np.float64)
+        / np.sqrt(3 * lightgcn.track_degree[seeds])[:, None]
+    ).sum(0)
     np.testing.assert_allclose(vectors[0], expected, rtol=1e-6)
     assert has[0]
     ranking = lightgcn.recommend(queries, n=5)
     for e in lightgcn.explain(queries, 0, ranking.ids[0]):
         assert {item["track_id"] for item in e.evidence if item["kind"] == "seed"} <= {3, 7, 12}
-        parts = lightgcn.item_vectors[seeds].astype(np.float64) @ lightgcn.item_vectors[e.track_id] \
+        parts = (
+            lightgcn.item_vectors[seeds].astype(np.float64)
+            @ lightgcn.item_vectors[e.track_id]
             / np.sqrt(3 * lightgcn.track_degree[seeds])
+        )
         positive = np.clip(parts, 0, None)
         for item in e.evidence:
             if item["kind"] == "seed":
-                assert item["share"] == pytest.approx(positive[list(seeds).index(item["track_id"])] / positive.sum())
+                assert item["share"] == pytest.approx(
+                    positive[list(seeds).index(item["track_id"])] / positive.sum()
+                )
 
 
 def test_gat_attention_in_numpy_is_the_layers_own(gat):
@@ -158,17 +179,24 @@ def test_gat_explanations_name_the_querys_real_neighbours_and_add_up_to_the_scor
     for track, e in zip(ranking.ids[0], gat.explain(queries, 0, ranking.ids[0]), strict=True):
         named = [item for item in e.evidence if item["kind"] == "seed"]
         assert named and {item["track_id"] for item in named} <= set(seeds)
-        for item in named:   # the attention reported is the module's, for that very seed
-            assert item["attention"] == pytest.approx(float(layer[seeds.index(item["track_id"])].mean()), abs=1e-6)
+        for item in named:  # the attention reported is the module's, for that very seed
+            assert item["attention"] == pytest.approx(
+                float(layer[seeds.index(item["track_id"])].mean()), abs=1e-6
+            )
         assert sum(item["share"] for item in e.evidence) == pytest.approx(1.0)
         # The parts, computed by hand from the module's attention, sum to the score itself.
         target = gat.item_vectors[track].astype(np.float64)
-        parts = [total * layer[i].mean() * gat.item_vectors[s].astype(np.float64) @ target for i, s in enumerate(seeds)]
+        parts = [
+            total * layer[i].mean() * gat.item_vectors[s].astype(np.float64) @ target
+            for i, s in enumerate(seeds)
+        ]
         score = float(vectors[0] @ target)
         assert sum(parts) == pytest.approx(score, rel=1e-4, abs=1e-6)
         positive = np.clip(parts, 0, None)
         for item in named:
-            assert item["share"] == pytest.approx(positive[seeds.index(item["track_id"])] / positive.sum(), abs=1e-5)
+            assert item["share"] == pytest.approx(
+                positive[seeds.index(item["track_id"])] / positive.sum(), abs=1e-5
+            )
     # The text names seeds of this playlist, in words.
     assert "attention" in gat.explain(queries, 0, ranking.ids[0, :1])[0].text
 
@@ -181,12 +209,21 @@ def test_untrained_attention_is_lightgcn_and_training_moves_it(gat):
     trained = gat.attention(queries)[1]
     heads, d = gat.config.heads, gat.config.factors
     start = copy.copy(gat)
-    start._set_inference({**gat._arrays(), "attention.att_src": np.zeros((heads, d), np.float32),
-                          "attention.att_dst": np.zeros((heads, d), np.float32),
-                          "attention.degree": np.full(heads, -0.5, np.float32)})
+    start._set_inference(
+        {
+            **gat._arrays(),
+            "attention.att_src": np.zeros((heads, d), np.float32),
+            "attention.att_dst": np.zeros((heads, d), np.float32),
+            "attention.degree": np.full(heads, -0.5, np.float32),
+        }
+    )
     vectors, degree = gat.item_vectors.astype(np.float64), gat.track_degree
-    lightgcn = np.array([sum(vectors[s] / np.sqrt(len(q) * degree[s]) for s in q)
-                         for q in ([0, 5, 9, 91], [60, 61], [30, 31, 32, 33, 34, 35, 36])])
+    lightgcn = np.array(
+        [
+            sum(vectors[s] / np.sqrt(len(q) * degree[s]) for s in q)
+            for q in ([0, 5, 9, 91], [60, 61], [30, 31, 32, 33, 34, 35, 36])
+        ]
+    )
     np.testing.assert_allclose(start.query_vectors(queries)[0], lightgcn, rtol=1e-9)
     assert not np.allclose(trained, start.attention(queries)[1], atol=1e-4)
 
@@ -201,13 +238,20 @@ def test_cold_track_is_represented_by_its_artist_and_album(data):
     album are represented identically, and a query about that artist ranks them high."""
     matrix = sp.csr_matrix(data.matrix.toarray()[:, :100])
     wide = sp.hstack([matrix, sp.csr_matrix((300, 2), dtype=np.float32)]).tocsr()
-    cold = PlaylistData(wide, data.pids, data.names, np.r_[data.track_artist, 0, 0].astype(np.int32),
-                        np.r_[data.track_album, 0, 0].astype(np.int32))
+    cold = PlaylistData(
+        wide,
+        data.pids,
+        data.names,
+        np.r_[data.track_artist, 0, 0].astype(np.int32),
+        np.r_[data.track_album, 0, 0].astype(np.int32),
+    )
     model = PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(cold)
     np.testing.assert_array_equal(model.item_vectors[100], model.item_vectors[101])
     album = np.flatnonzero(cold.track_album[:100] == 0)
     artist = np.flatnonzero(cold.track_artist[:100] == 0)
-    expected = (model.item_vectors[album].astype(np.float64).mean(0) + model.item_vectors[artist].mean(0)) / 2
+    expected = (
+        model.item_vectors[album].astype(np.float64).mean(0) + model.item_vectors[artist].mean(0)
+    ) / 2
     np.testing.assert_allclose(model.item_vectors[100], expected, rtol=1e-5, atol=1e-6)
     assert model.track_sources(100) == [("album", 0, 0.5), ("artist", 0, 0.5)]
     # …and a query about the artist's genre (tracks 0-4 are artist 0) ranks them above the other genres' tracks.
@@ -220,9 +264,15 @@ def test_audio_features_are_read_by_the_attention_when_present(tmp_path, data):
 
     path = tmp_path / "data"
     path.mkdir()
-    pq.write_table(pa.table({"track_id": pa.array(np.arange(100), pa.int32()),
-                             "energy": np.linspace(0, 1, 100)}), path / schema.TRACK_FEATURES_FILE)
-    with_audio = PlaylistData(data.matrix, data.pids, data.names, data.track_artist, data.track_album, path)
+    pq.write_table(
+        pa.table(
+            {"track_id": pa.array(np.arange(100), pa.int32()), "energy": np.linspace(0, 1, 100)}
+        ),
+        path / schema.TRACK_FEATURES_FILE,
+    )
+    with_audio = PlaylistData(
+        data.matrix, data.pids, data.names, data.track_artist, data.track_album, path
+    )
     graph = PlaylistGraph.from_playlist_data(with_audio)
     task = PlaylistGATTask(graph, PlaylistGATConfig(), None, None)
     assert task.module.attention.audio is not None and task.module.attention.audio.shape[1] == 2
@@ -258,7 +308,7 @@ def test_validation_edges_stay_out_of_message_passing(data):
     for i, (row, truth) in enumerate(zip(held.queries.pids.tolist(), held.truth, strict=True)):
         assert not graph.playlist_tracks[row, truth].toarray().any()
         assert not to_playlists[row, truth].any()
-        assert to_playlists[row, held.queries.seeds(i)].all()          # the rest of the playlist is there
+        assert to_playlists[row, held.queries.seeds(i)].all()  # the rest of the playlist is there
 
 
 def test_attention_trains_on_lightgcns_vectors_without_reshaping_them(data):
@@ -279,7 +329,11 @@ def test_attention_trains_on_lightgcns_vectors_without_reshaping_them(data):
         task.to("cpu")
         batch = split_playlists(graph.playlist_tracks, np.arange(60), 100, np.random.default_rng(3))
         task.loss(batch).backward()
-    np.testing.assert_allclose(gat.module.embedding.weight.grad.numpy(), lightgcn.module.embedding.weight.grad.numpy(),
-                               rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        gat.module.embedding.weight.grad.numpy(),
+        lightgcn.module.embedding.weight.grad.numpy(),
+        rtol=1e-5,
+        atol=1e-8,
+    )
     assert gat.module.attention.att_src.grad.abs().sum() > 0
     assert gat.module.attention.degree.grad.abs().sum() > 0

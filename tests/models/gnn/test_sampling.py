@@ -17,14 +17,16 @@ from segue.models.gnn.sampling import (
 
 
 def random_matrix(rows: int, cols: int, density: float, seed: int) -> sp.csr_matrix:
-    matrix = sp.random(rows, cols, density=density, format="csr", random_state=seed, dtype=np.float32)
+    matrix = sp.random(
+        rows, cols, density=density, format="csr", random_state=seed, dtype=np.float32
+    )
     matrix.data[:] = 1
     matrix.sort_indices()
     return matrix
 
 
 def test_negatives_are_never_positives_of_their_row():
-    matrix = random_matrix(40, 30, 0.6, seed=2)               # dense rows: many collisions
+    matrix = random_matrix(40, 30, 0.6, seed=2)  # dense rows: many collisions
     rows = np.repeat(np.arange(40), 200)
     negatives = sample_negatives(rows, matrix.indptr, matrix.indices, 30, np.random.default_rng(3))
     assert not matrix.toarray()[rows, negatives].any()
@@ -49,7 +51,7 @@ def test_split_edges_by_time_and_at_random():
     order = np.random.default_rng(9).random(matrix.nnz)
     split = split_edges(matrix, (0.7, 0.15, 0.15), order=order, min_edges=3)
     total = split.train + split.validation + split.test
-    assert (total != matrix).nnz == 0 and total.max() == 1     # a partition of the edges
+    assert (total != matrix).nnz == 0 and total.max() == 1  # a partition of the edges
     owner = np.repeat(np.arange(100), np.diff(matrix.indptr))
     for row in range(100):
         mine = order[owner == row]
@@ -57,13 +59,13 @@ def test_split_edges_by_time_and_at_random():
         by_time = cols[np.argsort(mine)]
         n_train, n_val = split.train[row].nnz, split.validation[row].nnz
         assert sorted(by_time[:n_train]) == split.train[row].indices.tolist()
-        assert sorted(by_time[n_train:n_train + n_val]) == split.validation[row].indices.tolist()
+        assert sorted(by_time[n_train : n_train + n_val]) == split.validation[row].indices.tolist()
         if len(cols) >= 3:
             assert n_train >= 1 and n_val >= 1 and split.test[row].nnz >= 1
             assert abs(n_train - 0.7 * len(cols)) <= 1.5
         else:
             assert n_train == len(cols)
     again = split_edges(matrix, seed=3)
-    assert (again.test != split_edges(matrix, seed=3).test).nnz == 0   # seeded
+    assert (again.test != split_edges(matrix, seed=3).test).nnz == 0  # seeded
     with pytest.raises(SegueError, match="fractions"):
         split_edges(matrix, (0.5, 0.6, -0.1))

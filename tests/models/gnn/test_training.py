@@ -52,14 +52,20 @@ class ScriptedTask(TrainingTask):
 
 def test_early_stopping_restores_the_best_epoch_and_lowers_the_learning_rate(tmp_path):
     task = ScriptedTask([0.1, 0.3, 0.2, 0.25, 0.1, 0.9])
-    config = TrainerConfig(mode="mini", epochs=6, patience=3, checkpoint_dir=str(tmp_path), device="cpu")
+    config = TrainerConfig(
+        mode="mini", epochs=6, patience=3, checkpoint_dir=str(tmp_path), device="cpu"
+    )
     history = AdvancedTrainer(config).fit(task)
     assert history.best_epoch == 1 and history.best_metric == 0.3
-    assert len(history.epochs) == 5 and history.stopped.startswith("early stop")   # 0.9 never reached
+    assert len(history.epochs) == 5 and history.stopped.startswith(
+        "early stop"
+    )  # 0.9 never reached
     assert history.early_stopped and all(e["complete"] for e in history.epochs)
-    assert float(task.module.weight.detach()) == pytest.approx(task.weights_at[1])       # best weights restored
+    assert float(task.module.weight.detach()) == pytest.approx(
+        task.weights_at[1]
+    )  # best weights restored
     rates = [e["learning_rate"] for e in history.epochs]
-    assert rates[0] == 0.01 and rates[-1] < rates[0]                              # ReduceLROnPlateau
+    assert rates[0] == 0.01 and rates[-1] < rates[0]  # ReduceLROnPlateau
     best = torch.load(tmp_path / BEST_FILE, weights_only=True)
     last = torch.load(tmp_path / LAST_FILE, weights_only=True)
     assert best["epoch"] == 1 and last["epoch"] == 4
@@ -85,7 +91,11 @@ def test_a_time_budget_stops_training_on_time_even_mid_epoch():
     elapsed = time.perf_counter() - began
     assert 5 <= elapsed < 6.5
     assert history.stopped == "time budget of 5 s reached" and not history.early_stopped
-    assert [e["complete"] for e in history.epochs] == [True, True, False]   # 2 s epochs: cut in the third
+    assert [e["complete"] for e in history.epochs] == [
+        True,
+        True,
+        False,
+    ]  # 2 s epochs: cut in the third
     assert history.best_epoch == 2 and history.budget_seconds == 5
 
 
@@ -99,7 +109,11 @@ def test_durations_are_read_with_units():
 def test_simple_trainer_runs_every_epoch_without_validation():
     task = ScriptedTask([])
     history = SimpleTrainer(TrainerConfig(mode="mini", epochs=3, device="cpu")).fit(task)
-    assert len(history.epochs) == 3 and task.weights_at == [] and history.stopped == "finished 3 epochs"
+    assert (
+        len(history.epochs) == 3
+        and task.weights_at == []
+        and history.stopped == "finished 3 epochs"
+    )
 
 
 class Interrupted(Exception):
@@ -110,7 +124,9 @@ def lightgcn_task(interrupt_at: int | None = None) -> LightGCNTask:
     data = planted_data()
     graph = PlaylistGraph.from_playlist_data(data)
     split = carve_validation(graph.playlist_tracks, 20, 0.3, seed=0)
-    training = dataclasses.replace(graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T))
+    training = dataclasses.replace(
+        graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T)
+    )
     config = LightGCNConfig(mode="mini")
 
     # validate() ranks the held-out playlists through a (not otherwise fitted) recommender.
@@ -138,16 +154,23 @@ def test_resume_gives_the_uninterrupted_result(tmp_path):
     folder = tmp_path / "ckpt"
     first = lightgcn_task(interrupt_at=3)
     with pytest.raises(Interrupted):
-        AdvancedTrainer(TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder)})).fit(first)
+        AdvancedTrainer(TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder)})).fit(
+            first
+        )
     assert torch.load(folder / LAST_FILE, weights_only=True)["epoch"] == 1
     resumed = lightgcn_task()
-    history = AdvancedTrainer(TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder), "resume": True})).fit(resumed)
+    history = AdvancedTrainer(
+        TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder), "resume": True})
+    ).fit(resumed)
     assert [e["epoch"] for e in history.epochs] == [0, 1, 2]
     torch.testing.assert_close(resumed.module.embedding.weight, straight.module.embedding.weight)
     # A checkpoint from other settings is refused, not silently mixed in.
     with pytest.raises(InputFileError, match="different configuration"):
-        AdvancedTrainer(TrainerConfig(**{**config.__dict__, "epochs": 5, "checkpoint_dir": str(folder),
-                                         "resume": True})).fit(lightgcn_task())
+        AdvancedTrainer(
+            TrainerConfig(
+                **{**config.__dict__, "epochs": 5, "checkpoint_dir": str(folder), "resume": True}
+            )
+        ).fit(lightgcn_task())
 
 
 def test_bad_settings_and_files_get_clear_errors(tmp_path):
@@ -156,10 +179,14 @@ def test_bad_settings_and_files_get_clear_errors(tmp_path):
     with pytest.raises(SegueError, match="resume needs a checkpoint directory"):
         SimpleTrainer(TrainerConfig(resume=True, device="cpu")).fit(ScriptedTask([]))
     with pytest.raises(InputFileError, match="no checkpoint to resume"):
-        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(ScriptedTask([]))
+        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(
+            ScriptedTask([])
+        )
     (tmp_path / LAST_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(InputFileError, match="not a readable segue checkpoint"):
-        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(ScriptedTask([]))
+        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(
+            ScriptedTask([])
+        )
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         assert resolve_device("auto").type == "cpu"

@@ -40,8 +40,16 @@ REFERENCE: dict[str, tuple[float, bool]] = {
     "share with a description": (18_760 / FULL_SIZE, False),
 }
 TOLERANCE = 0.15
-__all__ = ["REFERENCE", "Comparison", "compare", "dataset_figures", "format_markdown", "generation_report",
-           "normalize_name_mpd"]
+__all__ = [
+    "REFERENCE",
+    "Comparison",
+    "compare",
+    "dataset_figures",
+    "format_markdown",
+    "generation_report",
+    "normalize_name_mpd",
+]
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -61,11 +69,20 @@ class Comparison:
 def dataset_figures(data: Path) -> dict[str, float]:
     """The figures of ``REFERENCE`` measured on an ingested dataset directory."""
     data = Path(data)
-    playlists = pq.read_table(data / schema.PLAYLISTS_FILE,
-                              columns=[schema.NAME, schema.NUM_TRACKS, schema.NUM_FOLLOWERS,
-                                       schema.NUM_EDITS, schema.DESCRIPTION])
+    playlists = pq.read_table(
+        data / schema.PLAYLISTS_FILE,
+        columns=[
+            schema.NAME,
+            schema.NUM_TRACKS,
+            schema.NUM_FOLLOWERS,
+            schema.NUM_EDITS,
+            schema.DESCRIPTION,
+        ],
+    )
     tracks = pq.read_table(data / schema.TRACKS_FILE, columns=[schema.ARTIST_ID, schema.ALBUM_ID])
-    entries = pq.read_table(data / schema.PLAYLIST_TRACKS_FILE, columns=[schema.PID, schema.TRACK_ID])
+    entries = pq.read_table(
+        data / schema.PLAYLIST_TRACKS_FILE, columns=[schema.PID, schema.TRACK_ID]
+    )
     n = playlists.num_rows
     lengths = playlists.column(schema.NUM_TRACKS).to_numpy()
     track_id = entries.column(schema.TRACK_ID).to_numpy()
@@ -107,7 +124,9 @@ def compare(data: Path) -> list[Comparison]:
     n = pq.read_metadata(Path(data) / schema.PLAYLISTS_FILE).num_rows
     out = []
     for name, (reference, scales) in REFERENCE.items():
-        out.append(Comparison(name, figures[name], None if scales and n != FULL_SIZE else reference))
+        out.append(
+            Comparison(name, figures[name], None if scales and n != FULL_SIZE else reference)
+        )
     return out
 
 
@@ -124,10 +143,12 @@ def format_markdown(rows: list[Comparison]) -> str:
 
 REPORT_FILE = "generation_report.md"
 REPORT_JSON = "generation_report.json"
-STRUCTURE_SAMPLE = 20_000   # playlists the structure figures are measured on (equal sizes compare)
+STRUCTURE_SAMPLE = 20_000  # playlists the structure figures are measured on (equal sizes compare)
 
 
-def generation_report(slices: Path, *, compare_with: Path | None = None, workers: int | None = None) -> dict:
+def generation_report(
+    slices: Path, *, compare_with: Path | None = None, workers: int | None = None
+) -> dict:
     """``segue generate mpd --report``: the generated slices in ``slices`` measured against the
     MPD's published figures and on structure (:mod:`segue.analysis.structure`), beside a real
     collection when ``compare_with`` is given (MPD slices or a ``segue ingest`` directory).
@@ -144,8 +165,12 @@ def generation_report(slices: Path, *, compare_with: Path | None = None, workers
         data = Path(tmp) / "generated"
         ingest_mpd(slices, data, workers=workers)
         rows = compare(data)
-        doc = {"published": [{"figure": r.figure, "generated": r.value, "reference": r.reference} for r in rows],
-               "structure": {}}
+        doc = {
+            "published": [
+                {"figure": r.figure, "generated": r.value, "reference": r.reference} for r in rows
+            ],
+            "structure": {},
+        }
         size = STRUCTURE_SAMPLE
         if compare_with is not None:
             real = Path(compare_with)
@@ -156,23 +181,37 @@ def generation_report(slices: Path, *, compare_with: Path | None = None, workers
             doc["structure"]["real"] = structure_stats(real, sample=size)
         doc["structure"]["generated"] = structure_stats(data, sample=size)
         doc["structure_sample"] = size
-    lines = ["# Generated playlists against the real MPD", "",
-             "## Published figures (the MPD's stats.txt)", "", format_markdown(rows), "",
-             "## Structure (how tracks go together; `segue.analysis.structure`)", "",
-             f"Measured on at most {doc['structure_sample']:,} playlists of each collection, drawn at "
-             "random: co-occurrence figures depend on the number of playlists.", ""]
+    lines = [
+        "# Generated playlists against the real MPD",
+        "",
+        "## Published figures (the MPD's stats.txt)",
+        "",
+        format_markdown(rows),
+        "",
+        "## Structure (how tracks go together; `segue.analysis.structure`)",
+        "",
+        f"Measured on at most {doc['structure_sample']:,} playlists of each collection, drawn at "
+        "random: co-occurrence figures depend on the number of playlists.",
+        "",
+    ]
     real = doc["structure"].get("real")
     if real is None:
         lines += ["| figure | generated |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in doc["structure"]["generated"].items()]
     else:
-        lines += [f"| figure | generated | real ({Path(compare_with).name}) | generated / real |", "|---|---|---|---|"]
+        lines += [
+            f"| figure | generated | real ({Path(compare_with).name}) | generated / real |",
+            "|---|---|---|---|",
+        ]
         for key, value in doc["structure"]["generated"].items():
             ratio = value / real[key] if real[key] else float("nan")
             lines.append(f"| {key} | {value:.4g} | {real[key]:.4g} | {ratio:.2f} |")
-        lines += ["", "A real collection of another size or population (the dev set keeps playlists with "
-                  "≥ 10 followers) differs for that reason too; `benchmarks/calibrate.py` generates that "
-                  "population at the real set's size and compares model behaviour as well."]
+        lines += [
+            "",
+            "A real collection of another size or population (the dev set keeps playlists with "
+            "≥ 10 followers) differs for that reason too; `benchmarks/calibrate.py` generates that "
+            "population at the real set's size and compares model behaviour as well.",
+        ]
     write_text(slices / REPORT_FILE, "\n".join(lines) + "\n")
     write_json(slices / REPORT_JSON, doc)
     return doc

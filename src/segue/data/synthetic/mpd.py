@@ -80,8 +80,13 @@ def _sample_slice(index: int) -> PlaylistBatch:
     n, seed = _STATE["n"], _STATE["seed"]
     start = index * SLICE_SIZE
     pids = np.arange(start, min(n, start + SLICE_SIZE))
-    return sample_playlists(_STATE["world"], _STATE["cfg"].playlists, pids,
-                            np.random.default_rng([seed, 2, index]), _STATE["titles"])
+    return sample_playlists(
+        _STATE["world"],
+        _STATE["cfg"].playlists,
+        pids,
+        np.random.default_rng([seed, 2, index]),
+        _STATE["titles"],
+    )
 
 
 def _render_slice(index: int) -> int:
@@ -98,7 +103,9 @@ def _render_slice(index: int) -> int:
 _POS_PREFIX = [b'{"pos":%d,' % i for i in range(260)]
 
 
-def render_track_fragments(world: World, used: np.ndarray, seed: int) -> tuple[list[bytes], list[str]]:
+def render_track_fragments(
+    world: World, used: np.ndarray, seed: int
+) -> tuple[list[bytes], list[str]]:
     """JSON of each used track without its ``pos``: ``"artist_name":…,"album_name":"…"}``.
 
     Returns the fragments (aligned with ``used``, a sorted int array of world track indices)
@@ -115,15 +122,34 @@ def render_track_fragments(world: World, used: np.ndarray, seed: int) -> tuple[l
     duration = world.track_duration_ms[used].tolist()
     dumps = orjson.dumps
     fragments = [
-        dumps({"artist_name": a, "track_uri": tu, "artist_uri": au, "track_name": tn,
-               "album_uri": alu, "duration_ms": d, "album_name": aln})[1:]
-        for a, tu, au, tn, alu, d, aln in zip(artist_name, track_uri, artist_uri, track_name,
-                                               album_uri, duration, album_name, strict=True)
+        dumps(
+            {
+                "artist_name": a,
+                "track_uri": tu,
+                "artist_uri": au,
+                "track_name": tn,
+                "album_uri": alu,
+                "duration_ms": d,
+                "album_name": aln,
+            }
+        )[1:]
+        for a, tu, au, tn, alu, d, aln in zip(
+            artist_name,
+            track_uri,
+            artist_uri,
+            track_name,
+            album_uri,
+            duration,
+            album_name,
+            strict=True,
+        )
     ]
     return fragments, track_uri
 
 
-def playlist_counts(batch: PlaylistBatch, world: World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def playlist_counts(
+    batch: PlaylistBatch, world: World
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(num_albums, num_artists, duration_ms) per playlist, int64 arrays of length n."""
     n = len(batch)
     owner = np.repeat(np.arange(n), batch.lengths)
@@ -135,8 +161,14 @@ def playlist_counts(batch: PlaylistBatch, world: World) -> tuple[np.ndarray, np.
     return counts[0], counts[1], duration.astype(np.int64)
 
 
-def render_slice(batch: PlaylistBatch, world: World, fragments: list[bytes], used: np.ndarray,
-                 start: int, end: int) -> bytes:
+def render_slice(
+    batch: PlaylistBatch,
+    world: World,
+    fragments: list[bytes],
+    used: np.ndarray,
+    start: int,
+    end: int,
+) -> bytes:
     """The bytes of one MPD slice file."""
     num_albums, num_artists, duration = playlist_counts(batch, world)
     frag_index = np.searchsorted(used, batch.tracks).tolist()
@@ -159,11 +191,17 @@ def render_slice(batch: PlaylistBatch, world: World, fragments: list[bytes], use
         }
         if batch.description[i] is not None:
             head["description"] = batch.description[i]
-        idx = frag_index[offsets[i]:offsets[i + 1]]
+        idx = frag_index[offsets[i] : offsets[i + 1]]
         body = b",".join(map(operator.add, _POS_PREFIX, map(get, idx)))
         parts.append(dumps(head)[:-1] + b',"tracks":[' + body + b"]}")
-    info = dumps({"generated_on": GENERATED_ON, "slice": f"{start}-{end}", "version": "v1",
-                  "generator": "segue synthetic MPD"})
+    info = dumps(
+        {
+            "generated_on": GENERATED_ON,
+            "slice": f"{start}-{end}",
+            "version": "v1",
+            "generator": "segue synthetic MPD",
+        }
+    )
     return b'{"info":' + info + b',"playlists":[\n' + b",\n".join(parts) + b"\n]}\n"
 
 
@@ -185,9 +223,17 @@ def _map(func, items, workers: int, bar) -> list:
     return results
 
 
-def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_category: int = 0,
-                 workers: int | None = None, config: MPDConfig | None = None,
-                 min_followers: int | None = None, overwrite: bool = False) -> GenerateSummary:
+def generate_mpd(
+    out: Path,
+    n_playlists: int,
+    *,
+    seed: int = 0,
+    challenge_per_category: int = 0,
+    workers: int | None = None,
+    config: MPDConfig | None = None,
+    min_followers: int | None = None,
+    overwrite: bool = False,
+) -> GenerateSummary:
     """Write ``n_playlists`` playlists as MPD slices into ``out`` (and a challenge set).
 
     ``min_followers`` (default: the config's, 1) > 1 generates only playlists with at least that
@@ -200,14 +246,20 @@ def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_ca
     if n_playlists < 1:
         raise SegueError(f"--playlists must be at least 1, got {n_playlists}")
     if challenge_per_category < 0:
-        raise SegueError(f"--challenge-per-category must be 0 or more, got {challenge_per_category}")
+        raise SegueError(
+            f"--challenge-per-category must be 0 or more, got {challenge_per_category}"
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise SegueError(f"{out}: exists and is not empty; choose another --out or pass --overwrite")
+        raise SegueError(
+            f"{out}: exists and is not empty; choose another --out or pass --overwrite"
+        )
     config = config or MPDConfig()
     if min_followers is not None:
         if min_followers < 1:
             raise SegueError(f"--min-followers must be at least 1, got {min_followers}")
-        config = dataclasses.replace(config, playlists=dataclasses.replace(config.playlists, min_followers=min_followers))
+        config = dataclasses.replace(
+            config, playlists=dataclasses.replace(config.playlists, min_followers=min_followers)
+        )
     workers = max(1, workers or min(os.cpu_count() or 1, 8))
     world = get_world(config.world, seed)
     titles = TitleModel(config.playlists)
@@ -219,7 +271,9 @@ def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_ca
                 batches = _map(_sample_slice, range(n_slices), workers, bar)
             challenge = None
             if challenge_per_category:
-                challenge = _sample_challenge(world, config, titles, n_playlists, seed, challenge_per_category)
+                challenge = _sample_challenge(
+                    world, config, titles, n_playlists, seed, challenge_per_category
+                )
             all_tracks = [b.tracks for b in batches] + ([challenge[0].tracks] if challenge else [])
             used = np.unique(np.concatenate(all_tracks))
             fragments, uris = render_track_fragments(world, used, seed)
@@ -231,22 +285,38 @@ def generate_mpd(out: Path, n_playlists: int, *, seed: int = 0, challenge_per_ca
                 _write_challenge(tmp, challenge, fragments, uris, used, world, seed)
     finally:
         _STATE.clear()
-    return GenerateSummary(out, n_playlists, n_slices, int(sum(len(b.tracks) for b in batches)),
-                           len(used), 10 * challenge_per_category)
+    return GenerateSummary(
+        out,
+        n_playlists,
+        n_slices,
+        int(sum(len(b.tracks) for b in batches)),
+        len(used),
+        10 * challenge_per_category,
+    )
 
 
-def _sample_challenge(world: World, config: MPDConfig, titles: TitleModel, n_playlists: int,
-                      seed: int, per_category: int):
+def _sample_challenge(
+    world: World,
+    config: MPDConfig,
+    titles: TitleModel,
+    n_playlists: int,
+    seed: int,
+    per_category: int,
+):
     """Extra playlists (not in the slices), their categories, from their own RNG stream."""
     rng = np.random.default_rng([seed, 3])
     first_pid = max(1_000_000, n_playlists)
     batches = []
     while True:
-        pids = np.arange(first_pid + SLICE_SIZE * len(batches), first_pid + SLICE_SIZE * (len(batches) + 1))
+        pids = np.arange(
+            first_pid + SLICE_SIZE * len(batches), first_pid + SLICE_SIZE * (len(batches) + 1)
+        )
         batches.append(sample_playlists(world, config.playlists, pids, rng, titles))
         pool = _concat(batches)
         try:
-            category = assign_categories(pool.lengths, per_category, np.random.default_rng([seed, 4]))
+            category = assign_categories(
+                pool.lengths, per_category, np.random.default_rng([seed, 4])
+            )
             return pool, category
         except ValueError:
             if len(batches) > 200 + per_category:  # cannot happen with sane configs
@@ -272,34 +342,55 @@ def _concat(batches: list[PlaylistBatch]) -> PlaylistBatch:
     )
 
 
-def _write_challenge(tmp: Path, challenge, fragments: list[bytes], uris: list[str], used: np.ndarray,
-                     world: World, seed: int) -> None:
+def _write_challenge(
+    tmp: Path,
+    challenge,
+    fragments: list[bytes],
+    uris: list[str],
+    used: np.ndarray,
+    world: World,
+    seed: int,
+) -> None:
     pool, category = challenge
     rng = np.random.default_rng(12345)
     entries, truth = [], []
     chosen = np.flatnonzero(category)
     for i in chosen[np.lexsort((pool.pid[chosen], category[chosen]))]:  # by category, then pid
         cat = CATEGORY_BY_NUMBER[int(category[i])]
-        tracks = pool.tracks[pool.offsets[i]:pool.offsets[i + 1]]
+        tracks = pool.tracks[pool.offsets[i] : pool.offsets[i + 1]]
         frag = np.searchsorted(used, tracks)
         seeds = seed_positions(len(tracks), cat, rng)
         holdout = np.setdiff1d(np.arange(len(tracks)), seeds)
         entry = {}
         if cat.with_title:
             entry["name"] = pool.name[i]
-        entry.update({
-            "num_holdouts": len(holdout),
-            "pid": int(pool.pid[i]),
-            "num_tracks": len(tracks),
-            "tracks": [orjson.loads(_POS_PREFIX[p] + fragments[frag[p]]) for p in seeds.tolist()],
-            "num_samples": len(seeds),
-        })
+        entry.update(
+            {
+                "num_holdouts": len(holdout),
+                "pid": int(pool.pid[i]),
+                "num_tracks": len(tracks),
+                "tracks": [
+                    orjson.loads(_POS_PREFIX[p] + fragments[frag[p]]) for p in seeds.tolist()
+                ],
+                "num_samples": len(seeds),
+            }
+        )
         entries.append(entry)
-        truth.append({"pid": int(pool.pid[i]), "category": cat.number,
-                      "holdout_tracks": [uris[frag[p]] for p in holdout.tolist()],
-                      "holdout_artists": names.spotify_uris("artist", seed, world.track_artist[tracks[holdout]])})
-    write_challenge(tmp / schema.CHALLENGE_FILE, entries,
-                    description="segue synthetic challenge set (held-out tracks in challenge_truth.json)")
+        truth.append(
+            {
+                "pid": int(pool.pid[i]),
+                "category": cat.number,
+                "holdout_tracks": [uris[frag[p]] for p in holdout.tolist()],
+                "holdout_artists": names.spotify_uris(
+                    "artist", seed, world.track_artist[tracks[holdout]]
+                ),
+            }
+        )
+    write_challenge(
+        tmp / schema.CHALLENGE_FILE,
+        entries,
+        description="segue synthetic challenge set (held-out tracks in challenge_truth.json)",
+    )
     write_truth(tmp / schema.CHALLENGE_TRUTH_FILE, truth)
 
 
@@ -315,11 +406,13 @@ def _write_latent_themes(path: Path, batches: list[PlaylistBatch]) -> None:
     genre2 = np.concatenate([b.genre2 for b in batches])
     context = np.concatenate([b.context for b in batches])
     scene = np.concatenate([b.scene for b in batches])
-    table = pa.table({
-        "pid": pa.array(pid, pa.int32()),
-        "genre": pa.array(genre_names[genre]),
-        "genre2": pa.array(genre_names[genre2]),   # index -1 maps to None
-        "context": pa.array(context_names[context]),
-        "scene": pa.array(scene, pa.int16(), mask=scene < 0),   # followed playlists' head scene
-    })
+    table = pa.table(
+        {
+            "pid": pa.array(pid, pa.int32()),
+            "genre": pa.array(genre_names[genre]),
+            "genre2": pa.array(genre_names[genre2]),  # index -1 maps to None
+            "context": pa.array(context_names[context]),
+            "scene": pa.array(scene, pa.int16(), mask=scene < 0),  # followed playlists' head scene
+        }
+    )
     pq.write_table(table, path)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-BASE62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
+BASE62 = np.frombuffer(
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8
+)
 
 _ADJECTIVES = (
     "Golden Broken Electric Midnight Silver Wild Lonely Sweet Neon Velvet Crystal Burning Quiet "
@@ -84,7 +86,9 @@ def spotify_uris(kind: str, seed: int, index: np.ndarray) -> list[str]:
 
 
 def _pick(words: tuple[str, ...] | list[str], h: np.ndarray, shift: int) -> np.ndarray:
-    return np.asarray(words, dtype=object)[((h >> np.uint64(shift)) % np.uint64(len(words))).astype(np.intp)]
+    return np.asarray(words, dtype=object)[
+        ((h >> np.uint64(shift)) % np.uint64(len(words))).astype(np.intp)
+    ]
 
 
 def artist_names(seed: int, index: np.ndarray) -> list[str]:
@@ -107,16 +111,43 @@ def album_names(seed: int, index: np.ndarray) -> list[str]:
     two = _pick(_ADJECTIVES, h, 8) + " " + _pick(_NOUNS, h, 20)
     the = "The " + _pick(_NOUNS, h, 32)
     of = _pick(_NOUNS, h, 8) + " of " + _pick(_NOUNS, h, 44)
-    return list(np.where(style == 0, two, np.where(style == 1, the, np.where(style == 2, of, two + "s"))))
+    return list(
+        np.where(style == 0, two, np.where(style == 1, the, np.where(style == 2, of, two + "s")))
+    )
 
 
 def track_names(seed: int, index: np.ndarray) -> list[str]:
     h = keyed_hash(seed, 40, index)
     style = (h % np.uint64(5)).astype(np.intp)
     a = _pick(_ADJECTIVES, h, 8) + " " + _pick(_NOUNS, h, 20)
-    b = _pick(_VERBS, h, 8) + " " + _pick(("Home", "Away", "Back", "Down", "Slow", "Tonight", "Forever", "Again", "Alone", "Free"), h, 20)
+    b = (
+        _pick(_VERBS, h, 8)
+        + " "
+        + _pick(
+            (
+                "Home",
+                "Away",
+                "Back",
+                "Down",
+                "Slow",
+                "Tonight",
+                "Forever",
+                "Again",
+                "Alone",
+                "Free",
+            ),
+            h,
+            20,
+        )
+    )
     c = _pick(_NOUNS, h, 8)
     d = _pick(("My", "Your", "Our", "This", "That"), h, 32) + " " + _pick(_NOUNS, h, 20)
-    names = np.where(style == 0, a, np.where(style == 1, b, np.where(style == 2, c, np.where(style == 3, d, a + " " + c))))
-    suffix = np.asarray(_TRACK_SUFFIX, dtype=object)[((h >> np.uint64(48)) % np.uint64(len(_TRACK_SUFFIX))).astype(np.intp)]
+    names = np.where(
+        style == 0,
+        a,
+        np.where(style == 1, b, np.where(style == 2, c, np.where(style == 3, d, a + " " + c))),
+    )
+    suffix = np.asarray(_TRACK_SUFFIX, dtype=object)[
+        ((h >> np.uint64(48)) % np.uint64(len(_TRACK_SUFFIX))).astype(np.intp)
+    ]
     return list(names + suffix)

@@ -53,15 +53,15 @@ class PlaylistConfig:
     max_tracks: int = 250
     second_genre_prob: float = 0.35
     second_genre_slot_share: float = 0.35
-    context_prob_scale: float = 1.0    # scales every context's share
-    hit_share_mean: float = 0.07       # mean share of slots from the hits layer
-    anchor_share_max: float = 0.35     # share of slots from anchor artists ~ U(0, max)
+    context_prob_scale: float = 1.0  # scales every context's share
+    hit_share_mean: float = 0.07  # mean share of slots from the hits layer
+    anchor_share_max: float = 0.35  # share of slots from anchor artists ~ U(0, max)
     album_run_prob: float = 0.25
     collaborative_prob: float = 0.023
     description_prob: float = 0.019
-    title_exponent: float = 0.5        # Zipf inside each vocabulary
-    tail_title_prob: float = 0.05      # personal long-tail titles
-    artist_title_prob: float = 0.012   # titled after the owner's favourite artist
+    title_exponent: float = 0.5  # Zipf inside each vocabulary
+    tail_title_prob: float = 0.05  # personal long-tail titles
+    artist_title_prob: float = 0.012  # titled after the owner's favourite artist
     tail_exponent: float = 1.05
     # Followers as the sign of a curated playlist: the real playlists with ≥ 10 followers are
     # longer, built more from the popular tracks *of their taste* and more individually titled
@@ -77,9 +77,9 @@ class PlaylistConfig:
     curation_head: float = 0.375
     curation_titles: float = 10.0
     curation_length: float = 3.5
-    curation_hits: float = 1.5         # a curated playlist's share of global hits × exp(-this·c)
-    title_scene: float = 0.7           # chance a vocabulary title picks the playlist's head scene
-    min_followers: int = 1             # > 1: only playlists with at least this many (a population)
+    curation_hits: float = 1.5  # a curated playlist's share of global hits × exp(-this·c)
+    title_scene: float = 0.7  # chance a vocabulary title picks the playlist's head scene
+    min_followers: int = 1  # > 1: only playlists with at least this many (a population)
     # Artist runs: each playlist moves a share ~ Beta(mean ``artist_grouping``) of its tracks
     # right after the first track of the same artist (people add an artist's songs together).
     artist_grouping: float = 0.7
@@ -116,8 +116,9 @@ class PlaylistBatch:
         return len(self.pid)
 
 
-def _sample_lengths(cfg: PlaylistConfig, n: int, rng: np.random.Generator,
-                    curation: np.ndarray | None = None) -> np.ndarray:
+def _sample_lengths(
+    cfg: PlaylistConfig, n: int, rng: np.random.Generator, curation: np.ndarray | None = None
+) -> np.ndarray:
     curation = np.zeros(n) if curation is None else curation
     short_share = cfg.short_share * np.exp(-cfg.curation_length * curation)
     long_mean = cfg.long_log_mean + 0.1 * cfg.curation_length * curation
@@ -125,8 +126,11 @@ def _sample_lengths(cfg: PlaylistConfig, n: int, rng: np.random.Generator,
     todo = np.arange(n)
     while len(todo):  # rejection into [min, max], per playlist; accepts ~95% per round
         short = rng.random(len(todo)) < short_share[todo]
-        log_len = np.where(short, rng.normal(cfg.short_log_mean, cfg.short_log_sd, len(todo)),
-                           rng.normal(long_mean[todo], cfg.long_log_sd))
+        log_len = np.where(
+            short,
+            rng.normal(cfg.short_log_mean, cfg.short_log_sd, len(todo)),
+            rng.normal(long_mean[todo], cfg.long_log_sd),
+        )
         draw = np.round(np.exp(log_len)).astype(np.int64)
         ok = (draw >= cfg.min_tracks) & (draw <= cfg.max_tracks)
         lengths[todo[ok]] = draw[ok]
@@ -136,7 +140,9 @@ def _sample_lengths(cfg: PlaylistConfig, n: int, rng: np.random.Generator,
 
 # Followers: P(1)=.754, P(2)=.150 and k^-3 beyond (MPD stats: 754,219 / 149,600 / 46,939 ...).
 _FOLLOWER_K = np.arange(1, 100_001)
-_FOLLOWER_P = np.concatenate(([0.754, 0.150], 0.096 * (_FOLLOWER_K[2:] ** -3.0) / np.sum(_FOLLOWER_K[2:] ** -3.0)))
+_FOLLOWER_P = np.concatenate(
+    ([0.754, 0.150], 0.096 * (_FOLLOWER_K[2:] ** -3.0) / np.sum(_FOLLOWER_K[2:] ** -3.0))
+)
 _FOLLOWER_CDF = np.cumsum(_FOLLOWER_P / _FOLLOWER_P.sum())
 
 
@@ -145,7 +151,9 @@ def _sample_followers(n: int, rng: np.random.Generator, at_least: int = 1) -> np
     of ``at_least − 1``, so the shape beyond it is the MPD's)."""
     low = _FOLLOWER_CDF[at_least - 2] if at_least > 1 else 0.0
     u = low + (1.0 - low) * rng.random(n)
-    return _FOLLOWER_K[np.minimum(np.searchsorted(_FOLLOWER_CDF, u), len(_FOLLOWER_K) - 1)].astype(np.int64)
+    return _FOLLOWER_K[np.minimum(np.searchsorted(_FOLLOWER_CDF, u), len(_FOLLOWER_K) - 1)].astype(
+        np.int64
+    )
 
 
 def curation(followers: np.ndarray) -> np.ndarray:
@@ -189,15 +197,26 @@ class TitleModel:
         self.generic_w = zipf_weights(len(GENERIC_TITLES), 0.3)
         self.tail_cdf = np.cumsum(zipf_weights(N_TAIL_TITLES, cfg.tail_exponent, offset=30.0))
 
-    def sample(self, genre: np.ndarray, context: np.ndarray, artist_names: np.ndarray,
-               rng: np.random.Generator, curated: np.ndarray | None = None) -> list[str]:
+    def sample(
+        self,
+        genre: np.ndarray,
+        context: np.ndarray,
+        artist_names: np.ndarray,
+        rng: np.random.Generator,
+        curated: np.ndarray | None = None,
+    ) -> list[str]:
         """One title per playlist; ``artist_names`` (object, [n]) is each owner's favourite artist;
         ``curated`` (float [n], default 0) each playlist's curation (see :class:`PlaylistConfig`)."""
         return self.sample_keyed(genre, context, artist_names, rng, curated)[0]
 
-    def sample_keyed(self, genre: np.ndarray, context: np.ndarray, artist_names: np.ndarray,
-                     rng: np.random.Generator, curated: np.ndarray | None = None
-                     ) -> tuple[list[str], np.ndarray]:
+    def sample_keyed(
+        self,
+        genre: np.ndarray,
+        context: np.ndarray,
+        artist_names: np.ndarray,
+        rng: np.random.Generator,
+        curated: np.ndarray | None = None,
+    ) -> tuple[list[str], np.ndarray]:
         """``sample``'s titles and each one's vocabulary key (int64 [n]: the same for every
         playlist given that title from the context, genre or generic vocabulary; -1 for personal
         and artist titles), which binds a title to content (see ``sample_playlists``' scenes).
@@ -209,13 +228,16 @@ class TitleModel:
         distinct titles, bounded by the vocabulary, barely moves.
         """
         curated = np.zeros(len(genre)) if curated is None else curated
-        tail_prob = np.minimum(self.cfg.tail_title_prob * (1 + self.cfg.curation_titles * curated), 0.9)
+        tail_prob = np.minimum(
+            self.cfg.tail_title_prob * (1 + self.cfg.curation_titles * curated), 0.9
+        )
         n = len(genre)
         u = rng.random(n)
         has_ctx = context >= 0
         # source: 0 context vocabulary, 1 genre vocabulary, 2 generic, 3 personal tail
-        source = np.where(has_ctx, np.where(u < 0.72, 0, np.where(u < 0.90, 1, 2)),
-                          np.where(u < 0.88, 1, 2))
+        source = np.where(
+            has_ctx, np.where(u < 0.72, 0, np.where(u < 0.90, 1, 2)), np.where(u < 0.88, 1, 2)
+        )
         v = rng.random(n)
         source[v < tail_prob] = 3
         source[v > 1.0 - self.cfg.artist_title_prob] = 4
@@ -272,13 +294,19 @@ def _add_noise(titles: np.ndarray, context: np.ndarray, rng: np.random.Generator
 
 
 _DESCRIPTIONS = (
-    "songs for {x}", "my favorite {x} songs", "the best of {x}", "{x} vibes only",
-    "for when you need some {x}", "all the {x} you need", "a little bit of {x}",
+    "songs for {x}",
+    "my favorite {x} songs",
+    "the best of {x}",
+    "{x} vibes only",
+    "for when you need some {x}",
+    "all the {x} you need",
+    "a little bit of {x}",
 )
 
 
-def _sample_descriptions(genre: np.ndarray, context: np.ndarray, cfg: PlaylistConfig,
-                         rng: np.random.Generator) -> list[str | None]:
+def _sample_descriptions(
+    genre: np.ndarray, context: np.ndarray, cfg: PlaylistConfig, rng: np.random.Generator
+) -> list[str | None]:
     has = rng.random(len(genre)) < cfg.description_prob
     template = rng.integers(0, len(_DESCRIPTIONS), len(genre))
     out: list[str | None] = [None] * len(genre)
@@ -288,8 +316,14 @@ def _sample_descriptions(genre: np.ndarray, context: np.ndarray, cfg: PlaylistCo
     return out
 
 
-def _group_artists(tracks: np.ndarray, lengths: np.ndarray, offsets: np.ndarray, track_artist: np.ndarray,
-                   share: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _group_artists(
+    tracks: np.ndarray,
+    lengths: np.ndarray,
+    offsets: np.ndarray,
+    track_artist: np.ndarray,
+    share: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """``tracks`` (int32, playlist after playlist) with, in playlist ``p``, each track but an
     artist's first moved right after that first one with probability ``share[p]`` (kept in
     their order): artist runs, as real playlists have them.
@@ -306,19 +340,28 @@ def _group_artists(tracks: np.ndarray, lengths: np.ndarray, offsets: np.ndarray,
     start = np.ones(len(key), dtype=bool)
     start[1:] = key[by_artist][1:] != key[by_artist][:-1]
     first = np.empty(len(key), dtype=np.int64)
-    first[by_artist] = pos[by_artist][np.maximum.accumulate(np.where(start, np.arange(len(key)), 0))]
+    first[by_artist] = pos[by_artist][
+        np.maximum.accumulate(np.where(start, np.arange(len(key)), 0))
+    ]
     moved = (pos != first) & (rng.random(len(tracks)) < share[owner])
     place = np.where(moved, first + 0.5 + 0.5 * pos / (lengths[owner] + 1.0), pos)
     return tracks[np.lexsort((place, owner))]
 
 
-def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
-                     rng: np.random.Generator, titles: TitleModel | None = None) -> PlaylistBatch:
+def sample_playlists(
+    world: World,
+    cfg: PlaylistConfig,
+    pids: np.ndarray,
+    rng: np.random.Generator,
+    titles: TitleModel | None = None,
+) -> PlaylistBatch:
     """Sample ``len(pids)`` playlists. Deterministic given ``rng``'s state."""
     n = len(pids)
     titles = titles or TitleModel(cfg)
     genre = rng.choice(N_GENRES, n, p=world.genre_pop).astype(np.int64)
-    genre2 = np.where(rng.random(n) < cfg.second_genre_prob, rng.choice(N_GENRES, n, p=world.genre_pop), -1)
+    genre2 = np.where(
+        rng.random(n) < cfg.second_genre_prob, rng.choice(N_GENRES, n, p=world.genre_pop), -1
+    )
     genre2[genre2 == genre] = -1
     ctx_p = np.array([c.share for c in CONTEXTS]) * cfg.context_prob_scale
     ctx_p = np.append(ctx_p, max(0.0, 1.0 - ctx_p.sum()))
@@ -341,7 +384,7 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     followers = _sample_followers(n, rng, cfg.min_followers)
     curated = curation(followers)
     lengths = _sample_lengths(cfg, n, rng, curated)
-    slots = np.ceil(lengths * 1.3).astype(np.int64) + 6      # oversample: duplicates are dropped
+    slots = np.ceil(lengths * 1.3).astype(np.int64) + 6  # oversample: duplicates are dropped
     slot_offsets = np.concatenate(([0], np.cumsum(slots)))
     owner = np.repeat(np.arange(n), slots)
     m = len(owner)
@@ -372,8 +415,12 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     tracks = np.empty(m, dtype=np.int32)
     tracks[from_hits] = world.hits.sample(np.zeros(from_hits.sum(), dtype=np.int64), rng)
     h_genre = genre[owner[from_hits]]
-    own = world.genre_has_hits[h_genre] & (rng.random(len(h_genre)) < world.config.hit_genre_affinity)
-    tracks[np.flatnonzero(from_hits)[own]] = world.genre_hits.sample(h_genre[own].astype(np.int64), rng)
+    own = world.genre_has_hits[h_genre] & (
+        rng.random(len(h_genre)) < world.config.hit_genre_affinity
+    )
+    tracks[np.flatnonzero(from_hits)[own]] = world.genre_hits.sample(
+        h_genre[own].astype(np.int64), rng
+    )
     a_owner = owner[from_anchor]
     which = rng.integers(0, 1 << 30, len(a_owner)) % n_anchor[a_owner]
     tracks[from_anchor] = world.artist_tracks.sample(anchors[a_owner, which].astype(np.int64), rng)
@@ -384,10 +431,12 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     mood = (rng.random(len(g_owner))[:, None] > mood_cdf[g_owner]).sum(1)
     mood = np.minimum(mood, N_MOODS - 1)
     tracks[from_genre] = world.genre_mood_tracks.sample(world.mood_block(g, mood), rng)
-    if cfg.curation_head > 0:   # curated playlists: part of their genre slots from the block's head
+    if cfg.curation_head > 0:  # curated playlists: part of their genre slots from the block's head
         in_head = rng.random(len(g_owner)) < np.minimum(cfg.curation_head * curated, 0.8)[g_owner]
         genre_slots = np.flatnonzero(from_genre)
-        block = world.head_block(world.mood_block(g[in_head], mood[in_head]), scene[g_owner[in_head]])
+        block = world.head_block(
+            world.mood_block(g[in_head], mood[in_head]), scene[g_owner[in_head]]
+        )
         tracks[genre_slots[in_head]] = world.genre_mood_head.sample(block, rng)
 
     # Album runs: overwrite a window with consecutive tracks of the album of the window's first track.
@@ -402,7 +451,9 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     r_owner = owner[in_run]
     k = position[in_run] - run_start[r_owner]
     first_offset = tracks[first_slot] - a_start
-    tracks[in_run] = (a_start[r_owner] + (first_offset[r_owner] + k) % a_size[r_owner]).astype(np.int32)
+    tracks[in_run] = (a_start[r_owner] + (first_offset[r_owner] + k) % a_size[r_owner]).astype(
+        np.int32
+    )
 
     # Drop repeats inside a playlist (keep the first), then cut each playlist to its length.
     key = owner.astype(np.int64) * world.n_tracks + tracks
@@ -418,7 +469,9 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
     offsets = np.concatenate(([0], np.cumsum(final_lengths))).astype(np.int64)
     if cfg.artist_grouping > 0:
         share = rng.beta(2.0, 2.0 * (1 - cfg.artist_grouping) / cfg.artist_grouping, n)
-        final_tracks = _group_artists(final_tracks, final_lengths, offsets, world.track_artist, share, rng)
+        final_tracks = _group_artists(
+            final_tracks, final_lengths, offsets, world.track_artist, share, rng
+        )
 
     return PlaylistBatch(
         pid=np.asarray(pids, dtype=np.int64),
@@ -433,6 +486,9 @@ def sample_playlists(world: World, cfg: PlaylistConfig, pids: np.ndarray,
         genre=genre.astype(np.int16),
         genre2=genre2.astype(np.int16),
         context=context.astype(np.int16),
-        scene=np.where(curated > 0, scene % world.head_scene_count[world.mood_block(genre, np.full(n, N_MOODS))],
-                       -1).astype(np.int16),
+        scene=np.where(
+            curated > 0,
+            scene % world.head_scene_count[world.mood_block(genre, np.full(n, N_MOODS))],
+            -1,
+        ).astype(np.int16),
     )

@@ -56,11 +56,21 @@ from segue.progress import progress
 log = logging.getLogger("segue")
 
 USERS_PER_BLOCK = 5_000
-EPOCH_MS = 1_704_067_200_000          # 2024-01-01T00:00:00Z: the first session starts after it
+EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z: the first session starts after it
 MINUTE_MS = 60_000
 DAY_MS = 24 * 60 * MINUTE_MS
-EXTRA_GENRES = ("ska", "synthwave", "afrobeats", "dancehall", "drum and bass", "shoegaze", "gospel",
-                "world", "soundtrack", "new age")
+EXTRA_GENRES = (
+    "ska",
+    "synthwave",
+    "afrobeats",
+    "dancehall",
+    "drum and bass",
+    "shoegaze",
+    "gospel",
+    "world",
+    "soundtrack",
+    "new age",
+)
 
 RAW_SESSIONS_CSV = "raw_sessions.csv"
 TRACKS_CSV = "tracks.csv"
@@ -69,22 +79,29 @@ ARTIST_GENRES_CSV = "artist_genres.csv"
 SONG_GENRES_CSV = "song_genres.csv"
 USER_GENRE_PREFERENCES_CSV = "user_genre_preferences.csv"
 USERS_CSV = "users.csv"
-RAW_SESSIONS_COLUMNS = ("user_id", "track_id", "artist_id", "timestamp", "ms_played", "track_duration_ms",
-                        "session_id")
+RAW_SESSIONS_COLUMNS = (
+    "user_id",
+    "track_id",
+    "artist_id",
+    "timestamp",
+    "ms_played",
+    "track_duration_ms",
+    "session_id",
+)
 
 
 @dataclass(frozen=True)
 class UserType:
     """Behaviour of one kind of listener."""
 
-    share: float                 # of all users
-    sessions_mean: float         # sessions per user: 1 + Poisson(sessions_mean - 1)
-    session_length_mean: float   # plays per session: 1 + Geometric (mean session_length_mean)
-    pause_days_mean: float       # pause between sessions: 31 min + Exponential(pause_days_mean)
-    skip_base: float             # skip probability for a track of a liked genre
-    genres: tuple[int, int]      # how many genres the user likes (inclusive range)
-    favourites: int              # size of the heavy rotation
-    replay: float                # probability that a play is from the heavy rotation
+    share: float  # of all users
+    sessions_mean: float  # sessions per user: 1 + Poisson(sessions_mean - 1)
+    session_length_mean: float  # plays per session: 1 + Geometric (mean session_length_mean)
+    pause_days_mean: float  # pause between sessions: 31 min + Exponential(pause_days_mean)
+    skip_base: float  # skip probability for a track of a liked genre
+    genres: tuple[int, int]  # how many genres the user likes (inclusive range)
+    favourites: int  # size of the heavy rotation
+    replay: float  # probability that a play is from the heavy rotation
 
 
 USER_TYPES: dict[str, UserType] = {
@@ -99,16 +116,16 @@ class SessionWorldConfig:
     """Sizes and behaviour of the generated world (defaults scale with the number of users)."""
 
     n_users: int
-    n_tracks: int | None = None            # default: 5 per user, at least 5,000, at most 500,000
-    n_artists: int | None = None           # default: one per 10 tracks
+    n_tracks: int | None = None  # default: 5 per user, at least 5,000, at most 500,000
+    n_artists: int | None = None  # default: one per 10 tracks
     n_genres: int = 35
     genre_zipf: float = 1.0
     related_per_track: int = 5
-    album_next: float = 0.20               # next play is the artist's next track
-    related_next: float = 0.25             # next play is one of the previous track's related tracks
-    genre_stay: float = 0.85               # the genre stays from one play to the next …
-    genre_stay_after_skip: float = 0.55    # … less so after a skip
-    explore: float = 0.03                  # a play from any genre (by popularity)
+    album_next: float = 0.20  # next play is the artist's next track
+    related_next: float = 0.25  # next play is one of the previous track's related tracks
+    genre_stay: float = 0.85  # the genre stays from one play to the next …
+    genre_stay_after_skip: float = 0.55  # … less so after a skip
+    explore: float = 0.03  # a play from any genre (by popularity)
     max_session_length: int = 200
 
     def sizes(self) -> tuple[int, int]:
@@ -121,11 +138,15 @@ class SessionWorldConfig:
         if self.n_users < 1:
             raise SegueError(f"--users must be at least 1, got {self.n_users}")
         if not 1 <= artists <= tracks:
-            raise SegueError(f"need 1 ≤ artists ≤ tracks, got {artists} artists for {tracks} tracks")
+            raise SegueError(
+                f"need 1 ≤ artists ≤ tracks, got {artists} artists for {tracks} tracks"
+            )
         if self.n_genres < 3:
             raise SegueError(f"need at least 3 genres, got {self.n_genres}")
         if artists < self.n_genres:
-            raise SegueError(f"need at least as many artists as genres ({self.n_genres}), got {artists}")
+            raise SegueError(
+                f"need at least as many artists as genres ({self.n_genres}), got {artists}"
+            )
 
 
 def genre_names(n: int) -> list[str]:
@@ -156,12 +177,14 @@ class SessionWorld:
         clash = ranked[first, 1:] == first[:, None]
         ranked[first, 1:] = np.where(clash, ranked[first, :1], ranked[first, 1:])
         ranked[first, 0] = first
-        self.artist_genre_list = ranked                               # [n_artists, 3]
+        self.artist_genre_list = ranked  # [n_artists, 3]
         self.artist_genre_count = n_artist_genres
         self.artist_popularity = rng.lognormal(0.0, 1.2, n_artists)
 
         # Tracks: every artist has one, the rest go to artists by popularity^0.7; laid out by artist.
-        extra = rng.choice(n_artists, size=n_tracks - n_artists, p=_normalised(self.artist_popularity ** 0.7))
+        extra = rng.choice(
+            n_artists, size=n_tracks - n_artists, p=_normalised(self.artist_popularity**0.7)
+        )
         counts = np.bincount(extra, minlength=n_artists) + 1
         self.artist_start = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
         self.artist_track_count = counts.astype(np.int64)
@@ -174,12 +197,14 @@ class SessionWorld:
         a = self.track_artist
         k = self.artist_genre_count[a]
         pick = np.minimum((rng.random(n_tracks) * (k + 1)).astype(np.int64) - 1, k - 1).clip(0)
-        self.track_genre = ranked[a, pick]                             # the genre a track is played as
-        self.track_genre[self.artist_start[first]] = first             # so no genre is without tracks
+        self.track_genre = ranked[a, pick]  # the genre a track is played as
+        self.track_genre[self.artist_start[first]] = first  # so no genre is without tracks
         pick[self.artist_start[first]] = 0
         second = ranked[a, (pick + 1) % k]
         has_second = (k > 1) & (rng.random(n_tracks) < 0.3)
-        self.song_genre_track = np.r_[np.arange(n_tracks), np.flatnonzero(has_second)].astype(np.int32)
+        self.song_genre_track = np.r_[np.arange(n_tracks), np.flatnonzero(has_second)].astype(
+            np.int32
+        )
         self.song_genre_genre = np.r_[self.track_genre, second[has_second]].astype(np.int32)
 
         # Tracks of each genre (through song_genres), sampled by weight.
@@ -189,7 +214,9 @@ class SessionWorld:
         self.genre_sampler = BlockSampler(genre_items, self.track_weight[genre_items], offsets)
         # Related tracks: a fixed radio-like list per track, from its genre, by weight.
         r = config.related_per_track
-        self.related = self.genre_sampler.sample(np.repeat(self.track_genre, r).astype(np.int64), rng).reshape(n_tracks, r)
+        self.related = self.genre_sampler.sample(
+            np.repeat(self.track_genre, r).astype(np.int64), rng
+        ).reshape(n_tracks, r)
 
     # --- users ---------------------------------------------------------------------------------
     def sample_users(self, block: int, first_user: int, n: int) -> UserBlock:
@@ -199,8 +226,17 @@ class SessionWorld:
         names = list(USER_TYPES)
         types = [USER_TYPES[t] for t in names]
         type_of = rng.choice(len(names), size=n, p=_normalised(np.array([t.share for t in types])))
-        param = {f: np.array([getattr(t, f) for t in types])[type_of]
-                 for f in ("sessions_mean", "session_length_mean", "pause_days_mean", "skip_base", "favourites", "replay")}
+        param = {
+            f: np.array([getattr(t, f) for t in types])[type_of]
+            for f in (
+                "sessions_mean",
+                "session_length_mean",
+                "pause_days_mean",
+                "skip_base",
+                "favourites",
+                "replay",
+            )
+        }
         lo = np.array([t.genres[0] for t in types])[type_of]
         hi = np.array([t.genres[1] for t in types])[type_of]
         n_liked = np.minimum(rng.integers(lo, hi + 1), self.n_genres)
@@ -220,15 +256,18 @@ class SessionWorld:
         # Heavy rotation: tracks of the user's genres.
         n_fav = param["favourites"].astype(np.int64)
         fav_user = np.repeat(np.arange(n), n_fav)
-        favourites = self.genre_sampler.sample(genre_of_user.sample(fav_user, rng).astype(np.int64), rng)
+        favourites = self.genre_sampler.sample(
+            genre_of_user.sample(fav_user, rng).astype(np.int64), rng
+        )
         fav_start = np.r_[0, np.cumsum(n_fav)[:-1]]
 
         # Sessions and their lengths.
         n_sessions = 1 + rng.poisson(param["sessions_mean"] - 1)
         s_user = np.repeat(np.arange(n), n_sessions)
         n_s = len(s_user)
-        length = np.minimum(rng.geometric(1.0 / param["session_length_mean"][s_user]),
-                            cfg.max_session_length).astype(np.int64)
+        length = np.minimum(
+            rng.geometric(1.0 / param["session_length_mean"][s_user]), cfg.max_session_length
+        ).astype(np.int64)
         offset = np.r_[0, np.cumsum(length)[:-1]]
         m = int(length.sum())
         track = np.empty(m, dtype=np.int32)
@@ -248,7 +287,9 @@ class SessionWorld:
             genre = current_genre[active]
             genre[move] = genre_of_user.sample(u[move], rng)
             explore = rng.random(b) < cfg.explore
-            genre[explore] = rng.choice(self.n_genres, size=int(explore.sum()), p=self.genre_popularity)
+            genre[explore] = rng.choice(
+                self.n_genres, size=int(explore.sum()), p=self.genre_popularity
+            )
             chosen = self.genre_sampler.sample(genre.astype(np.int64), rng).astype(np.int64)
             # … or the play continues from the previous one.
             roll = rng.random(b)
@@ -256,20 +297,29 @@ class SessionWorld:
             has_prev = prev >= 0
             replay = roll < param["replay"][u]
             album = has_prev & ~replay & (roll < param["replay"][u] + cfg.album_next)
-            related = has_prev & ~replay & ~album & (roll < param["replay"][u] + cfg.album_next + cfg.related_next)
+            related = (
+                has_prev
+                & ~replay
+                & ~album
+                & (roll < param["replay"][u] + cfg.album_next + cfg.related_next)
+            )
             pick = fav_start[u] + (rng.random(b) * n_fav[u]).astype(np.int64)
             chosen[replay] = favourites[pick[replay]]
             pa_ = self.track_artist[prev[album]]
             start = self.artist_start[pa_]
             chosen[album] = start + (prev[album] - start + 1) % self.artist_track_count[pa_]
-            chosen[related] = self.related[prev[related], rng.integers(0, cfg.related_per_track, int(related.sum()))]
+            chosen[related] = self.related[
+                prev[related], rng.integers(0, cfg.related_per_track, int(related.sum()))
+            ]
             # Skips: likelier outside the user's genres, rarer for favourites.
             g = self.track_genre[chosen]
             liked = likes[u, g]
             p_skip = param["skip_base"][u] * np.where(liked, 1.0, 2.5) * np.where(replay, 0.4, 1.0)
             skip = rng.random(b) < np.minimum(p_skip, 0.9)
             duration = self.track_duration[chosen]
-            full = np.where(rng.random(b) < 0.6, duration, (duration * rng.beta(8.0, 1.0, b)).astype(np.int64))
+            full = np.where(
+                rng.random(b) < 0.6, duration, (duration * rng.beta(8.0, 1.0, b)).astype(np.int64)
+            )
             short = rng.integers(2_000, 30_001, b)
             played = np.where(skip, np.minimum(short, duration), full)
             rows = offset[active] + position
@@ -283,13 +333,15 @@ class SessionWorld:
         event_session = np.repeat(np.arange(n_s), length)
         gap_after = rng.integers(0, 3_001, m)
         step = ms_played + gap_after
-        within = np.cumsum(step) - step                           # global running start …
+        within = np.cumsum(step) - step  # global running start …
         session_first = offset
-        within -= within[session_first][event_session]           # … made relative to the session
+        within -= within[session_first][event_session]  # … made relative to the session
         session_span = within[offset + length - 1] + ms_played[offset + length - 1]
-        pause = (31 * MINUTE_MS + rng.exponential(param["pause_days_mean"][s_user] * DAY_MS)).astype(np.int64)
+        pause = (
+            31 * MINUTE_MS + rng.exponential(param["pause_days_mean"][s_user] * DAY_MS)
+        ).astype(np.int64)
         origin = EPOCH_MS + rng.integers(0, 7 * DAY_MS, n)
-        advance = session_span + pause                            # from a session's start to the next's
+        advance = session_span + pause  # from a session's start to the next's
         cum = np.cumsum(advance) - advance
         user_first_session = np.r_[0, np.cumsum(n_sessions)[:-1]]
         session_start = origin[s_user] + cum - cum[user_first_session][s_user]
@@ -298,10 +350,16 @@ class SessionWorld:
         return UserBlock(
             user_ids=np.arange(first_user, first_user + n, dtype=np.int64),
             user_type=np.array(names, dtype=object)[type_of],
-            pref_user=pref_user + first_user, pref_genre=pref_genre, affinity=affinity.astype(np.float32),
-            event_user=(s_user[event_session] + first_user).astype(np.int64), track=track,
-            timestamp=timestamp.astype(np.int64), ms_played=ms_played, event_session=event_session,
-            n_sessions=n_s)
+            pref_user=pref_user + first_user,
+            pref_genre=pref_genre,
+            affinity=affinity.astype(np.float32),
+            event_user=(s_user[event_session] + first_user).astype(np.int64),
+            track=track,
+            timestamp=timestamp.astype(np.int64),
+            ms_played=ms_played,
+            event_session=event_session,
+            n_sessions=n_s,
+        )
 
 
 @dataclass
@@ -315,7 +373,7 @@ class UserBlock:
     track: np.ndarray
     timestamp: np.ndarray
     ms_played: np.ndarray
-    event_session: np.ndarray   # 0-based within the block
+    event_session: np.ndarray  # 0-based within the block
     n_sessions: int
 
 
@@ -334,63 +392,120 @@ class SessionsSummary:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
 
 
-def generate_sessions(out: Path, n_users: int, *, seed: int = 0, n_tracks: int | None = None,
-                      n_artists: int | None = None, n_genres: int = 35, overwrite: bool = False) -> SessionsSummary:
+def generate_sessions(
+    out: Path,
+    n_users: int,
+    *,
+    seed: int = 0,
+    n_tracks: int | None = None,
+    n_artists: int | None = None,
+    n_genres: int = 35,
+    overwrite: bool = False,
+) -> SessionsSummary:
     """Write the generated world's CSV files into ``out`` (whole or not at all)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise SegueError(f"{out} already holds files; pass --overwrite to replace them")
-    config = SessionWorldConfig(n_users=n_users, n_tracks=n_tracks, n_artists=n_artists, n_genres=n_genres)
+    config = SessionWorldConfig(
+        n_users=n_users, n_tracks=n_tracks, n_artists=n_artists, n_genres=n_genres
+    )
     world = SessionWorld(config, seed)
     n_events = n_sessions = 0
     type_counts = dict.fromkeys(USER_TYPES, 0)
     with atomic_dir(out) as tmp:
         _write_catalog(tmp, world)
         blocks = range(0, n_users, USERS_PER_BLOCK)
-        with open(tmp / RAW_SESSIONS_CSV, "wb") as raw, open(tmp / USERS_CSV, "wb") as users, \
-                open(tmp / USER_GENRE_PREFERENCES_CSV, "wb") as prefs, progress("generate sessions", n_users, "users") as bar:
+        with (
+            open(tmp / RAW_SESSIONS_CSV, "wb") as raw,
+            open(tmp / USERS_CSV, "wb") as users,
+            open(tmp / USER_GENRE_PREFERENCES_CSV, "wb") as prefs,
+            progress("generate sessions", n_users, "users") as bar,
+        ):
             for block, first in enumerate(blocks):
                 n = min(USERS_PER_BLOCK, n_users - first)
                 ub = world.sample_users(block, first, n)
                 header = block == 0
-                pl.DataFrame({
-                    "user_id": ub.event_user, "track_id": ub.track.astype(np.int64),
-                    "artist_id": world.track_artist[ub.track].astype(np.int64),
-                    "timestamp": pl.Series(ub.timestamp).cast(pl.Datetime("ms")),
-                    "ms_played": ub.ms_played, "track_duration_ms": world.track_duration[ub.track],
-                    "session_id": ub.event_session + n_sessions,
-                }).write_csv(raw, include_header=header, datetime_format="%Y-%m-%dT%H:%M:%S%.3fZ")
-                pl.DataFrame({"user_id": ub.user_ids, "user_type": ub.user_type.astype(str)}).write_csv(
-                    users, include_header=header)
-                pl.DataFrame({"user_id": ub.pref_user.astype(np.int64), "genre_id": ub.pref_genre.astype(np.int64),
-                              "affinity": ub.affinity.round(4)}).write_csv(prefs, include_header=header)
+                pl.DataFrame(
+                    {
+                        "user_id": ub.event_user,
+                        "track_id": ub.track.astype(np.int64),
+                        "artist_id": world.track_artist[ub.track].astype(np.int64),
+                        "timestamp": pl.Series(ub.timestamp).cast(pl.Datetime("ms")),
+                        "ms_played": ub.ms_played,
+                        "track_duration_ms": world.track_duration[ub.track],
+                        "session_id": ub.event_session + n_sessions,
+                    }
+                ).write_csv(raw, include_header=header, datetime_format="%Y-%m-%dT%H:%M:%S%.3fZ")
+                pl.DataFrame(
+                    {"user_id": ub.user_ids, "user_type": ub.user_type.astype(str)}
+                ).write_csv(users, include_header=header)
+                pl.DataFrame(
+                    {
+                        "user_id": ub.pref_user.astype(np.int64),
+                        "genre_id": ub.pref_genre.astype(np.int64),
+                        "affinity": ub.affinity.round(4),
+                    }
+                ).write_csv(prefs, include_header=header)
                 n_events += len(ub.track)
                 n_sessions += ub.n_sessions
-                for t, c in zip(*np.unique(ub.user_type.astype(str), return_counts=True), strict=True):
+                for t, c in zip(
+                    *np.unique(ub.user_type.astype(str), return_counts=True), strict=True
+                ):
                     type_counts[t] += int(c)
                 bar.advance(n)
-    log.info("generated %s plays in %s sessions of %s users", f"{n_events:,}", f"{n_sessions:,}", f"{n_users:,}")
-    return SessionsSummary(out, n_users, world.n_tracks, world.n_artists, world.n_genres, n_events, n_sessions,
-                           type_counts)
+    log.info(
+        "generated %s plays in %s sessions of %s users",
+        f"{n_events:,}",
+        f"{n_sessions:,}",
+        f"{n_users:,}",
+    )
+    return SessionsSummary(
+        out,
+        n_users,
+        world.n_tracks,
+        world.n_artists,
+        world.n_genres,
+        n_events,
+        n_sessions,
+        type_counts,
+    )
 
 
 def _write_catalog(tmp: Path, world: SessionWorld) -> None:
     artist = world.track_artist
     a_names = np.array(artist_names(world.seed, np.arange(world.n_artists)), dtype=object)
-    pl.DataFrame({
-        "track_id": np.arange(world.n_tracks, dtype=np.int64),
-        "track_name": track_names(world.seed, np.arange(world.n_tracks)),
-        "artist_id": artist.astype(np.int64), "artist_name": a_names[artist].tolist(),
-        "duration_ms": world.track_duration,
-    }).write_csv(tmp / TRACKS_CSV)
-    pl.DataFrame({"genre_id": np.arange(world.n_genres, dtype=np.int64), "genre_name": world.genre_names,
-                  "popularity": world.genre_popularity.round(6)}).write_csv(tmp / GENRES_CSV)
+    pl.DataFrame(
+        {
+            "track_id": np.arange(world.n_tracks, dtype=np.int64),
+            "track_name": track_names(world.seed, np.arange(world.n_tracks)),
+            "artist_id": artist.astype(np.int64),
+            "artist_name": a_names[artist].tolist(),
+            "duration_ms": world.track_duration,
+        }
+    ).write_csv(tmp / TRACKS_CSV)
+    pl.DataFrame(
+        {
+            "genre_id": np.arange(world.n_genres, dtype=np.int64),
+            "genre_name": world.genre_names,
+            "popularity": world.genre_popularity.round(6),
+        }
+    ).write_csv(tmp / GENRES_CSV)
     mask = np.arange(3)[None, :] < world.artist_genre_count[:, None]
-    pl.DataFrame({"artist_id": np.repeat(np.arange(world.n_artists, dtype=np.int64), world.artist_genre_count),
-                  "genre_id": world.artist_genre_list[mask].astype(np.int64)}).write_csv(tmp / ARTIST_GENRES_CSV)
+    pl.DataFrame(
+        {
+            "artist_id": np.repeat(
+                np.arange(world.n_artists, dtype=np.int64), world.artist_genre_count
+            ),
+            "genre_id": world.artist_genre_list[mask].astype(np.int64),
+        }
+    ).write_csv(tmp / ARTIST_GENRES_CSV)
     order = np.lexsort((world.song_genre_genre, world.song_genre_track))
-    pl.DataFrame({"track_id": world.song_genre_track[order].astype(np.int64),
-                  "genre_id": world.song_genre_genre[order].astype(np.int64)}).write_csv(tmp / SONG_GENRES_CSV)
+    pl.DataFrame(
+        {
+            "track_id": world.song_genre_track[order].astype(np.int64),
+            "genre_id": world.song_genre_genre[order].astype(np.int64),
+        }
+    ).write_csv(tmp / SONG_GENRES_CSV)
 
 
 def _normalised(weights: np.ndarray) -> np.ndarray:

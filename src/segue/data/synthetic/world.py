@@ -25,18 +25,73 @@ CHRISTMAS = MOODS.index("christmas")
 # Genres in order of popularity (the generator gives them Zipf weights in this order), each with
 # the title phrases people use for such playlists (most common first) and a mood tilt.
 GENRES: tuple[tuple[str, tuple[str, ...], dict[str, float]], ...] = (
-    ("pop", ("pop", "pop hits", "top hits", "today's hits", "pop music", "pop songs", "hits", "top 40", "radio", "new music", "pop playlist", "current hits", "popular", "top songs", "mainstream", "pop 2017"), {"party": 2.0}),
-    ("rap", ("rap", "hip hop", "rap music", "rap caviar", "hiphop", "rap hits", "bars", "hip-hop", "rap/hip hop", "rap playlist", "rap songs", "hood", "trap"), {"energetic": 1.5, "party": 1.5}),
-    ("country", ("country", "country music", "country songs", "new country", "country hits", "southern"), {"romantic": 1.3}),
+    (
+        "pop",
+        (
+            "pop",
+            "pop hits",
+            "top hits",
+            "today's hits",
+            "pop music",
+            "pop songs",
+            "hits",
+            "top 40",
+            "radio",
+            "new music",
+            "pop playlist",
+            "current hits",
+            "popular",
+            "top songs",
+            "mainstream",
+            "pop 2017",
+        ),
+        {"party": 2.0},
+    ),
+    (
+        "rap",
+        (
+            "rap",
+            "hip hop",
+            "rap music",
+            "rap caviar",
+            "hiphop",
+            "rap hits",
+            "bars",
+            "hip-hop",
+            "rap/hip hop",
+            "rap playlist",
+            "rap songs",
+            "hood",
+            "trap",
+        ),
+        {"energetic": 1.5, "party": 1.5},
+    ),
+    (
+        "country",
+        ("country", "country music", "country songs", "new country", "country hits", "southern"),
+        {"romantic": 1.3},
+    ),
     ("rock", ("rock", "rock music", "rock n roll", "rock songs", "hard rock"), {"energetic": 2.0}),
     ("r&b", ("r&b", "rnb", "r and b", "slow jams", "rnb vibes"), {"romantic": 2.0, "chill": 1.5}),
-    ("edm", ("edm", "electronic", "dubstep", "bass", "festival", "edm bangers"), {"energetic": 2.0, "party": 2.0}),
+    (
+        "edm",
+        ("edm", "electronic", "dubstep", "bass", "festival", "edm bangers"),
+        {"energetic": 2.0, "party": 2.0},
+    ),
     ("indie", ("indie", "indie music", "indie rock", "indie folk", "indie vibes"), {"chill": 2.0}),
     ("alternative", ("alternative", "alt", "alt rock", "alternative rock"), {"sad": 1.3}),
     ("latin", ("latin", "reggaeton", "spanish", "latino", "musica"), {"party": 2.0}),
-    ("christian", ("worship", "christian", "jesus", "church", "praise", "gospel"), {"chill": 1.5, "sad": 0.5}),
+    (
+        "christian",
+        ("worship", "christian", "jesus", "church", "praise", "gospel"),
+        {"chill": 1.5, "sad": 0.5},
+    ),
     ("house", ("house", "deep house", "tropical house", "house music"), {"party": 2.0}),
-    ("classic rock", ("classic rock", "classics", "70s", "80s", "oldies but goodies"), {"classic": 4.0}),
+    (
+        "classic rock",
+        ("classic rock", "classics", "70s", "80s", "oldies but goodies"),
+        {"classic": 4.0},
+    ),
     ("soul", ("soul", "motown", "oldies", "soul music"), {"classic": 3.0, "romantic": 1.5}),
     ("jazz", ("jazz", "smooth jazz", "jazz vibes", "coffee"), {"chill": 3.0}),
     ("metal", ("metal", "heavy metal", "metalcore", "screamo"), {"energetic": 3.0}),
@@ -73,37 +128,154 @@ class Context:
 
 
 CONTEXTS: tuple[Context, ...] = (
-    Context("workout", 0.045, {"energetic": 0.75, "party": 0.25},
-            ("workout", "gym", "running", "workout music", "lifting", "cardio", "beast mode", "pump up", "run", "work out"),
-            ("💪", "🏋️", "🔥"), 1.3),
-    Context("chill", 0.07, {"chill": 0.8, "romantic": 0.1, "sad": 0.1},
-            ("chill", "chill vibes", "relax", "study", "mellow", "calm", "chillin", "sleep", "lazy sunday", "chill out"),
-            ("😌", "🌙", "✨"), 0.8),
-    Context("party", 0.045, {"party": 0.8, "energetic": 0.2},
-            ("party", "party playlist", "turn up", "lit", "pregame", "dance", "party mix", "turnt"),
-            ("🎉", "🔥", "💃"), 1.6),
-    Context("christmas", 0.013, {"christmas": 1.0},
-            ("christmas", "christmas music", "xmas", "christmas songs", "holiday", "christmas playlist"),
-            ("🎄", "🎅", "❄️"), 0.3),
-    Context("throwback", 0.05, {"classic": 0.8, "party": 0.2},
-            ("throwback", "oldies", "throwbacks", "old school", "tbt", "90s", "2000s", "classics", "childhood"),
-            ("📼", "✌️"), 0.6),
-    Context("summer", 0.035, {"party": 0.5, "energetic": 0.3, "chill": 0.2},
-            ("summer", "summer 2017", "summer vibes", "beach", "summer 2016", "pool party", "summertime"),
-            ("☀️", "🌴", "🌊"), 1.5),
-    Context("sad", 0.025, {"sad": 0.85, "romantic": 0.15},
-            ("sad", "sad songs", "feels", "in my feelings", "heartbreak", "crying"), ("💔", "😢"), 0.7),
-    Context("love", 0.02, {"romantic": 0.9, "chill": 0.1},
-            ("love", "love songs", "wedding", "babe", "romance", "date night"), ("❤️", "💕"), 1.0),
-    Context("road trip", 0.025, {"energetic": 0.4, "party": 0.3, "chill": 0.3},
-            ("road trip", "roadtrip", "drive", "car jams", "driving", "road trip 2017"), ("🚗", "🛣️"), 1.2),
+    Context(
+        "workout",
+        0.045,
+        {"energetic": 0.75, "party": 0.25},
+        (
+            "workout",
+            "gym",
+            "running",
+            "workout music",
+            "lifting",
+            "cardio",
+            "beast mode",
+            "pump up",
+            "run",
+            "work out",
+        ),
+        ("💪", "🏋️", "🔥"),
+        1.3,
+    ),
+    Context(
+        "chill",
+        0.07,
+        {"chill": 0.8, "romantic": 0.1, "sad": 0.1},
+        (
+            "chill",
+            "chill vibes",
+            "relax",
+            "study",
+            "mellow",
+            "calm",
+            "chillin",
+            "sleep",
+            "lazy sunday",
+            "chill out",
+        ),
+        ("😌", "🌙", "✨"),
+        0.8,
+    ),
+    Context(
+        "party",
+        0.045,
+        {"party": 0.8, "energetic": 0.2},
+        ("party", "party playlist", "turn up", "lit", "pregame", "dance", "party mix", "turnt"),
+        ("🎉", "🔥", "💃"),
+        1.6,
+    ),
+    Context(
+        "christmas",
+        0.013,
+        {"christmas": 1.0},
+        (
+            "christmas",
+            "christmas music",
+            "xmas",
+            "christmas songs",
+            "holiday",
+            "christmas playlist",
+        ),
+        ("🎄", "🎅", "❄️"),
+        0.3,
+    ),
+    Context(
+        "throwback",
+        0.05,
+        {"classic": 0.8, "party": 0.2},
+        (
+            "throwback",
+            "oldies",
+            "throwbacks",
+            "old school",
+            "tbt",
+            "90s",
+            "2000s",
+            "classics",
+            "childhood",
+        ),
+        ("📼", "✌️"),
+        0.6,
+    ),
+    Context(
+        "summer",
+        0.035,
+        {"party": 0.5, "energetic": 0.3, "chill": 0.2},
+        (
+            "summer",
+            "summer 2017",
+            "summer vibes",
+            "beach",
+            "summer 2016",
+            "pool party",
+            "summertime",
+        ),
+        ("☀️", "🌴", "🌊"),
+        1.5,
+    ),
+    Context(
+        "sad",
+        0.025,
+        {"sad": 0.85, "romantic": 0.15},
+        ("sad", "sad songs", "feels", "in my feelings", "heartbreak", "crying"),
+        ("💔", "😢"),
+        0.7,
+    ),
+    Context(
+        "love",
+        0.02,
+        {"romantic": 0.9, "chill": 0.1},
+        ("love", "love songs", "wedding", "babe", "romance", "date night"),
+        ("❤️", "💕"),
+        1.0,
+    ),
+    Context(
+        "road trip",
+        0.025,
+        {"energetic": 0.4, "party": 0.3, "chill": 0.3},
+        ("road trip", "roadtrip", "drive", "car jams", "driving", "road trip 2017"),
+        ("🚗", "🛣️"),
+        1.2,
+    ),
 )
 
 # Titles that say little about the music (real MPD is full of them).
 GENERIC_TITLES = (
-    "music", "jams", "my playlist", "songs", "favorites", "new playlist", "good songs", "mix",
-    "random", "vibes", "playlist", "stuff", "my songs", "bangers", "good vibes", "everything",
-    "new", "faves", "liked", "car", "shower", "rando", "misc", "tunes", "hits",
+    "music",
+    "jams",
+    "my playlist",
+    "songs",
+    "favorites",
+    "new playlist",
+    "good songs",
+    "mix",
+    "random",
+    "vibes",
+    "playlist",
+    "stuff",
+    "my songs",
+    "bangers",
+    "good vibes",
+    "everything",
+    "new",
+    "faves",
+    "liked",
+    "car",
+    "shower",
+    "rando",
+    "misc",
+    "tunes",
+    "hits",
 )
 _TAIL_A = (
     "golden sunny lazy happy cosmic late night early morning rainy sleepy electric midnight velvet "
@@ -179,28 +351,28 @@ class WorldConfig:
     """Sizes and shapes of the latent catalog (defaults calibrated to the MPD at 1M playlists)."""
 
     n_artists: int = 310_000
-    genre_exponent: float = 0.85          # Zipf over GENRES order
+    genre_exponent: float = 0.85  # Zipf over GENRES order
     artists_per_genre_power: float = 0.6  # share of artists ∝ genre popularity ** this
-    artist_exponent: float = 0.98         # Zipf of artists inside their genre ...
-    artist_offset: float = 0.15           # ... ∝ (rank + artist_offset) ** -artist_exponent
+    artist_exponent: float = 0.98  # Zipf of artists inside their genre ...
+    artist_offset: float = 0.15  # ... ∝ (rank + artist_offset) ** -artist_exponent
     second_genre_prob: float = 0.3
     third_genre_prob: float = 0.08
     secondary_genre_weight: float = 0.35
-    album_geometric_p: float = 0.45       # albums per artist = 1 + Geometric
+    album_geometric_p: float = 0.45  # albums per artist = 1 + Geometric
     album_exponent: float = 0.5
     track_exponent: float = 0.75
-    album_mood_keep: float = 0.7          # a track shares its album's mood with this probability
+    album_mood_keep: float = 0.7  # a track shares its album's mood with this probability
     christmas_album_share: float = 0.006
     n_hits: int = 3000
-    hit_offset: float = 40.0              # hits layer weights ∝ (rank + offset) ** -hit_exponent
+    hit_offset: float = 40.0  # hits layer weights ∝ (rank + offset) ** -hit_exponent
     hit_exponent: float = 1.5
-    hit_plateau: int = 40                 # the top hits' weights: that of this rank ...
-    hit_plateau_slope: float = 0.15       # ... times (hit_plateau / rank) ** this
-    hit_genre_affinity: float = 0.7       # share of a playlist's hits drawn from its genre's hits
+    hit_plateau: int = 40  # the top hits' weights: that of this rank ...
+    hit_plateau_slope: float = 0.15  # ... times (hit_plateau / rank) ** this
+    hit_genre_affinity: float = 0.7  # share of a playlist's hits drawn from its genre's hits
     mean_duration_s: float = 225.0
-    scene_size: int = 15                  # tracks in one scene of a (genre, mood) block's head
-    scenes: int = 24                      # scenes over all genres, dealt in proportion to genre_pop
-    head_flatness: float = 0.75           # head weights are the block's weights ** this (0: uniform)
+    scene_size: int = 15  # tracks in one scene of a (genre, mood) block's head
+    scenes: int = 24  # scenes over all genres, dealt in proportion to genre_pop
+    head_flatness: float = 0.75  # head weights are the block's weights ** this (0: uniform)
 
 
 class World:
@@ -214,7 +386,7 @@ class World:
         self.genre_pop = zipf_weights(N_GENRES, c.genre_exponent)
 
         # --- artists, ordered by primary genre ---
-        share = self.genre_pop ** c.artists_per_genre_power
+        share = self.genre_pop**c.artists_per_genre_power
         share /= share.sum()
         per_genre = np.maximum(np.round(share * c.n_artists).astype(np.int64), 50)
         self.n_artists = int(per_genre.sum())
@@ -223,16 +395,22 @@ class World:
         weight = np.empty(self.n_artists)
         start = 0
         for n in per_genre:  # 30 genres, not a row loop
-            weight[start:start + n] = rng.permutation(zipf_weights(int(n), c.artist_exponent, c.artist_offset))
+            weight[start : start + n] = rng.permutation(
+                zipf_weights(int(n), c.artist_exponent, c.artist_offset)
+            )
             start += n
         self.artist_weight = weight
         u = rng.random(self.n_artists)
-        self.artist_genre2 = np.where(u < c.second_genre_prob,
-                                      rng.choice(N_GENRES, self.n_artists, p=self.genre_pop), -1).astype(np.int16)
-        self.artist_genre3 = np.where(u < c.third_genre_prob,
-                                      rng.choice(N_GENRES, self.n_artists, p=self.genre_pop), -1).astype(np.int16)
+        self.artist_genre2 = np.where(
+            u < c.second_genre_prob, rng.choice(N_GENRES, self.n_artists, p=self.genre_pop), -1
+        ).astype(np.int16)
+        self.artist_genre3 = np.where(
+            u < c.third_genre_prob, rng.choice(N_GENRES, self.n_artists, p=self.genre_pop), -1
+        ).astype(np.int16)
         self.artist_genre2[self.artist_genre2 == self.artist_genre] = -1
-        self.artist_genre3[(self.artist_genre3 == self.artist_genre) | (self.artist_genre3 == self.artist_genre2)] = -1
+        self.artist_genre3[
+            (self.artist_genre3 == self.artist_genre) | (self.artist_genre3 == self.artist_genre2)
+        ] = -1
 
         # --- albums: 1 + Geometric per artist; popular artists a little more prolific ---
         n_albums = 1 + rng.geometric(c.album_geometric_p, self.n_artists) - 1
@@ -247,9 +425,13 @@ class World:
         album_w = (rank_in_artist + 1.0) ** -c.album_exponent
         album_w /= np.bincount(self.album_artist, weights=album_w)[self.album_artist]
         kind = rng.random(self.n_albums)
-        album_size = np.where(kind < 0.45, rng.integers(1, 3, self.n_albums),
-                              np.where(kind < 0.65, rng.integers(2, 5, self.n_albums),
-                                       rng.integers(5, 11, self.n_albums)))
+        album_size = np.where(
+            kind < 0.45,
+            rng.integers(1, 3, self.n_albums),
+            np.where(
+                kind < 0.65, rng.integers(2, 5, self.n_albums), rng.integers(5, 11, self.n_albums)
+            ),
+        )
         self.album_mood = rng.choice(CHRISTMAS, self.n_albums).astype(np.int8)
         xmas = rng.random(self.n_albums) < c.christmas_album_share
         self.album_mood[xmas] = CHRISTMAS
@@ -268,19 +450,25 @@ class World:
         track_w /= np.bincount(self.track_album, weights=track_w)[self.track_album]
         self.track_in_artist_weight = album_w[self.track_album] * track_w
         keep = rng.random(self.n_tracks) < c.album_mood_keep
-        self.track_mood = np.where(keep | (self.album_mood[self.track_album] == CHRISTMAS),
-                                   self.album_mood[self.track_album],
-                                   rng.choice(CHRISTMAS, self.n_tracks)).astype(np.int8)
-        self.track_duration_ms = np.clip(rng.lognormal(np.log(c.mean_duration_s * 1000), 0.25,
-                                                       self.n_tracks), 30_000, 1_200_000).astype(np.int64)
+        self.track_mood = np.where(
+            keep | (self.album_mood[self.track_album] == CHRISTMAS),
+            self.album_mood[self.track_album],
+            rng.choice(CHRISTMAS, self.n_tracks),
+        ).astype(np.int8)
+        self.track_duration_ms = np.clip(
+            rng.lognormal(np.log(c.mean_duration_s * 1000), 0.25, self.n_tracks), 30_000, 1_200_000
+        ).astype(np.int64)
 
         self._build_samplers(rng)
 
     def _build_samplers(self, rng: np.random.Generator) -> None:
         c = self.config
         # Genre → artists (anchor artists are drawn with flattened weights: people also love niche acts).
-        memberships = [(self.artist_genre, 1.0), (self.artist_genre2, c.secondary_genre_weight),
-                       (self.artist_genre3, c.secondary_genre_weight)]
+        memberships = [
+            (self.artist_genre, 1.0),
+            (self.artist_genre2, c.secondary_genre_weight),
+            (self.artist_genre3, c.secondary_genre_weight),
+        ]
         a_idx, a_gen, a_w = [], [], []
         for genres, factor in memberships:
             ok = genres >= 0
@@ -293,8 +481,9 @@ class World:
         self.genre_artists = BlockSampler(a_idx[order], a_w[order] ** 0.85, offsets)
 
         # Artist → tracks: artists' tracks are contiguous, so blocks are the artist ranges.
-        self.artist_tracks = BlockSampler(np.arange(self.n_tracks), self.track_in_artist_weight,
-                                          self.artist_track_start)
+        self.artist_tracks = BlockSampler(
+            np.arange(self.n_tracks), self.track_in_artist_weight, self.artist_track_start
+        )
         # (genre, mood) → tracks, plus an any-mood block per genre.
         t_artist_w = self.artist_weight[self.track_artist] * self.track_in_artist_weight
         blocks, items, weights = [], [], []
@@ -324,36 +513,49 @@ class World:
         genre_scenes = np.maximum(np.round(c.scenes * self.genre_pop), 1).astype(np.int64)
         self.max_scenes = int(genre_scenes.max())
         block_size = np.diff(offsets)
-        self.head_scene_count = np.clip(np.minimum(np.repeat(genre_scenes, N_MOODS + 1), block_size), 1, None)
+        self.head_scene_count = np.clip(
+            np.minimum(np.repeat(genre_scenes, N_MOODS + 1), block_size), 1, None
+        )
         count = self.head_scene_count[b_sorted[by_weight]]
         in_head = rank < count * c.scene_size
         head = by_weight[in_head]
         head_block = b_sorted[head] * self.max_scenes + rank[in_head] % count[in_head]
         head_order = np.argsort(head_block, kind="stable")
-        head_offsets = np.searchsorted(head_block[head_order], np.arange(n_blocks * self.max_scenes + 1))
-        self.genre_mood_head = BlockSampler(i_sorted[head][head_order],
-                                            w_sorted[head][head_order] ** c.head_flatness, head_offsets)
+        head_offsets = np.searchsorted(
+            head_block[head_order], np.arange(n_blocks * self.max_scenes + 1)
+        )
+        self.genre_mood_head = BlockSampler(
+            i_sorted[head][head_order], w_sorted[head][head_order] ** c.head_flatness, head_offsets
+        )
         # Hits: the most-played tracks across genres, the first ``hit_plateau`` of them equally
         # weighted: the genre draws alone make the head too steep (MPD: the top track is in 4.7%
         # of playlists and the 20th still in 3.0%; without the plateau, 4.9% and 2.2%).
-        global_w = np.bincount(items[blocks % (N_MOODS + 1) == ANY_MOOD],
-                               weights=(weights * self.genre_pop[blocks // (N_MOODS + 1)])[blocks % (N_MOODS + 1) == ANY_MOOD],
-                               minlength=self.n_tracks)
+        global_w = np.bincount(
+            items[blocks % (N_MOODS + 1) == ANY_MOOD],
+            weights=(weights * self.genre_pop[blocks // (N_MOODS + 1)])[
+                blocks % (N_MOODS + 1) == ANY_MOOD
+            ],
+            minlength=self.n_tracks,
+        )
         global_w[self.track_mood == CHRISTMAS] = 0
         hits = np.argsort(-global_w, kind="stable")[: c.n_hits]
         hit_w = zipf_weights(len(hits), c.hit_exponent, c.hit_offset)
         top = np.arange(1, min(c.hit_plateau, len(hits)) + 1)
         hit_w[: len(top)] = hit_w[len(top) - 1] * (len(top) / top) ** c.hit_plateau_slope
-        self.hits = BlockSampler(hits, hit_w,
-                                 np.array([0, len(hits)]))
+        self.hits = BlockSampler(hits, hit_w, np.array([0, len(hits)]))
         # The same hits by genre: a playlist draws part of its hits from its own genre's (people
         # who play country add the country hits), so the charts co-occur by genre.
         hit_genre = self.artist_genre[self.track_artist[hits]].astype(np.int64)
         by_genre = np.argsort(hit_genre, kind="stable")
-        self.genre_hits = BlockSampler(hits[by_genre], hit_w[by_genre],
-                                       np.searchsorted(hit_genre[by_genre], np.arange(N_GENRES + 1)))
+        self.genre_hits = BlockSampler(
+            hits[by_genre],
+            hit_w[by_genre],
+            np.searchsorted(hit_genre[by_genre], np.arange(N_GENRES + 1)),
+        )
         self.genre_has_hits = np.diff(self.genre_hits.offsets) > 0
-        self.christmas_tracks_by_genre_empty = self.genre_mood_tracks.sizes.reshape(N_GENRES, N_MOODS + 1) == 0
+        self.christmas_tracks_by_genre_empty = (
+            self.genre_mood_tracks.sizes.reshape(N_GENRES, N_MOODS + 1) == 0
+        )
 
     def mood_block(self, genre: np.ndarray, mood: np.ndarray) -> np.ndarray:
         """Sampler block for (genre, mood), falling back to the genre's any-mood block when empty."""

@@ -14,12 +14,20 @@ import typer
 
 from segue.errors import SegueError
 
-graph_app = typer.Typer(no_args_is_help=True, help="Graph models: build graphs, train GAT / LightGCN / PlaylistGAT, evaluate, explain.")
+graph_app = typer.Typer(
+    no_args_is_help=True,
+    help="Graph models: build graphs, train GAT / LightGCN / PlaylistGAT, evaluate, explain.",
+)
 
 Mode = Annotated[str, typer.Option(help="Training budget: mini, quick, balanced or full.")]
 Seed = Annotated[int, typer.Option(help="Random seed (same seed, same model).")]
-Budget = Annotated[str, typer.Option(help="Wall-clock training budget per model (90s, 10m, 1h), "
-                                     "overriding the mode's (mini 10s, quick 1m, balanced 5m, full 30m).")]
+Budget = Annotated[
+    str,
+    typer.Option(
+        help="Wall-clock training budget per model (90s, 10m, 1h), "
+        "overriding the mode's (mini 10s, quick 1m, balanced 5m, full 30m)."
+    ),
+]
 
 
 def _echo(text: str) -> None:
@@ -28,10 +36,22 @@ def _echo(text: str) -> None:
 
 @graph_app.command("build")
 def build_cmd(
-    data: Annotated[Path, typer.Argument(help="A playlist dataset (`segue ingest`) or listening dataset (`segue ingest sessions`).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for graph.npz and graph.json.")],
-    user_genres: Annotated[str, typer.Option(help="Listening graphs: user→genre edges: none (default), "
-                                                  "listening (from the user's own listens) or stated (the source's).")] = "none",
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A playlist dataset (`segue ingest`) or listening dataset (`segue ingest sessions`)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for graph.npz and graph.json.")
+    ],
+    user_genres: Annotated[
+        str,
+        typer.Option(
+            help="Listening graphs: user→genre edges: none (default), "
+            "listening (from the user's own listens) or stated (the source's)."
+        ),
+    ] = "none",
 ) -> None:
     """Build the heterogeneous graph of a dataset and save it (arrays + JSON, no pickle)."""
     from segue.models.gnn.graph import ListeningGraph, PlaylistGraph, save_graph
@@ -40,7 +60,9 @@ def build_cmd(
     if is_listening_dir(data):
         from segue.data.sessions import ListeningData
 
-        listening = ListeningData.load(data, events=False, user_genre_preferences=user_genres == "stated")
+        listening = ListeningData.load(
+            data, events=False, user_genre_preferences=user_genres == "stated"
+        )
         graph = ListeningGraph.from_listening(listening, user_genres=user_genres)
     else:
         from segue.data.dataset import PlaylistData
@@ -49,22 +71,43 @@ def build_cmd(
             raise SegueError("--user-genres applies to listening data only")
         graph = PlaylistGraph.from_playlist_data(PlaylistData.load(data))
     info = save_graph(graph, out)
-    _echo(f"wrote {out} ({info['kind']} graph): " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
-                                                               for k, v in info["counts"].items()))
+    _echo(
+        f"wrote {out} ({info['kind']} graph): "
+        + ", ".join(
+            f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in info["counts"].items()
+        )
+    )
 
 
 @graph_app.command("train")
 def train_cmd(
-    model: Annotated[str, typer.Argument(help="gat, genre_gat (listening data); lightgcn, playlistgat (playlist data).")],
-    data: Annotated[Path, typer.Argument(help="Listening data or split (gat, genre_gat); playlist training data (lightgcn, playlistgat).")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="gat, genre_gat (listening data); lightgcn, playlistgat (playlist data)."
+        ),
+    ],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Listening data or split (gat, genre_gat); playlist training data (lightgcn, playlistgat)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     mode: Mode = "quick",
     budget: Budget = "",
     seed: Seed = 0,
-    checkpoint_dir: Annotated[Path | None, typer.Option(help="Write best.pt/last.pt here (resumable).")] = None,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Write best.pt/last.pt here (resumable).")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from --checkpoint-dir/last.pt.")] = False,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")] = None,
-    config: Annotated[Path | None, typer.Option(help="JSON parameters (e.g. `segue tune`'s best.json); --param wins.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="JSON parameters (e.g. `segue tune`'s best.json); --param wins."),
+    ] = None,
 ) -> None:
     """Train a graph model (early stopping on validation Recall@10) and save it."""
     from segue.models.gnn.runs import (
@@ -83,29 +126,48 @@ def train_cmd(
     if model in LISTENING_GRAPH_MODELS:
         overrides = read_params(config_class(model), config, param)
         split = load_listening_split(data, seed)
-        fitted = train_listening_model(model, split, mode=mode, seed=seed, overrides={**overrides, **extra})
+        fitted = train_listening_model(
+            model, split, mode=mode, seed=seed, overrides={**overrides, **extra}
+        )
         fitted.save(out)
     else:
         from segue.data.dataset import PlaylistData
         from segue.models.registry import get_model_class
 
         overrides = read_params(get_model_class(model).Config, config, param)
-        fitted = fit_playlist_model(model, PlaylistData.load(data), mode=mode, seed=seed, params={**overrides, **extra})
+        fitted = fit_playlist_model(
+            model, PlaylistData.load(data), mode=mode, seed=seed, params={**overrides, **extra}
+        )
         fitted.save(out)
     history = getattr(fitted, "history", None)
-    _echo(f"trained {model} ({mode}) on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
+    _echo(
+        f"trained {model} ({mode}) on {data} in {time.perf_counter() - start:.1f} s; saved to {out}"
+    )
     if history is not None and history.epochs:
         best = history.best_epoch
         curve = [e["validation_recall"] for e in history.epochs if "validation_recall" in e]
-        _echo(f"  {len(history.epochs)} epochs in {history.seconds:.0f} s of a {history.budget_seconds:g} s budget, "
-              f"{history.stopped}"
-              + (f"; best validation recall@10 {history.best_metric:.4f} (epoch {best + 1})" if best >= 0 else "")
-              + (f"; validation recall@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}" if curve else ""))
+        _echo(
+            f"  {len(history.epochs)} epochs in {history.seconds:.0f} s of a {history.budget_seconds:g} s budget, "
+            f"{history.stopped}"
+            + (
+                f"; best validation recall@10 {history.best_metric:.4f} (epoch {best + 1})"
+                if best >= 0
+                else ""
+            )
+            + (
+                f"; validation recall@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}"
+                if curve
+                else ""
+            )
+        )
 
 
 @graph_app.command("evaluate")
 def evaluate_cmd(
-    data: Annotated[Path, typer.Argument(help="Listening data or split; or a playlist split from `segue split`.")],
+    data: Annotated[
+        Path,
+        typer.Argument(help="Listening data or split; or a playlist split from `segue split`."),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report.")],
     models: Annotated[str, typer.Option(help="Graph models, comma-separated.")] = "",
     baselines: Annotated[str, typer.Option(help="Baselines, comma-separated.")] = "",
@@ -126,21 +188,36 @@ def evaluate_cmd(
     start = time.perf_counter()
     if runs.is_listening_dir(data):
         chosen = _names(models, runs.GRAPH_MODELS)
-        report = runs.evaluate_listening_models(runs.load_listening_split(data, seed), models=chosen,
-                                                baselines=_names(baselines, runs.BASELINES), mode=mode, seed=seed,
-                                                part=part, budget_seconds=seconds)
+        report = runs.evaluate_listening_models(
+            runs.load_listening_split(data, seed),
+            models=chosen,
+            baselines=_names(baselines, runs.BASELINES),
+            mode=mode,
+            seed=seed,
+            part=part,
+            budget_seconds=seconds,
+        )
         report.write(out)
         _echo(report.to_markdown())
     else:
-        result, timings = runs.evaluate_playlist_split(data, out, models=_names(models, runs.PLAYLIST_GRAPH_MODELS),
-                                                       baselines=_names(baselines, ("als",)), mode=mode,
-                                                       part=part, seed=seed, budget_seconds=seconds)
+        result, timings = runs.evaluate_playlist_split(
+            data,
+            out,
+            models=_names(models, runs.PLAYLIST_GRAPH_MODELS),
+            baselines=_names(baselines, ("als",)),
+            mode=mode,
+            part=part,
+            seed=seed,
+            budget_seconds=seconds,
+        )
         from segue.cli import _headline
 
         _echo(_headline(result))
         for name, t in timings.items():
-            _echo(f"{name:<12} trained in {t['train_s']:.1f} s; {t['ms_single_query']:.1f} ms per single query "
-                  f"({t['ms_per_query_batch']:.2f} ms per query in a batch)")
+            _echo(
+                f"{name:<12} trained in {t['train_s']:.1f} s; {t['ms_single_query']:.1f} ms per single query "
+                f"({t['ms_per_query_batch']:.2f} ms per query in a batch)"
+            )
     _echo(f"report in {out} [{time.perf_counter() - start:.1f} s]")
 
 
@@ -151,10 +228,14 @@ def _names(text: str, default: tuple[str, ...]) -> tuple[str, ...]:
 
 @graph_app.command("explain")
 def explain_cmd(
-    model_dir: Annotated[Path, typer.Argument(help="A trained gat / genre_gat directory (`segue graph train`).")],
+    model_dir: Annotated[
+        Path, typer.Argument(help="A trained gat / genre_gat directory (`segue graph train`).")
+    ],
     user: Annotated[int, typer.Option(help="User id to explain.")],
     n: Annotated[int, typer.Option("-n", help="Recommendations to explain.", min=1)] = 5,
-    heatmap: Annotated[Path | None, typer.Option(help="Also write the attention heatmap (PNG) here.")] = None,
+    heatmap: Annotated[
+        Path | None, typer.Option(help="Also write the attention heatmap (PNG) here.")
+    ] = None,
 ) -> None:
     """Recommend for a user and explain each track: attention over their history, genres, popularity."""
     import numpy as np

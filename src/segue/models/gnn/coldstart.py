@@ -33,12 +33,16 @@ def genre_ids(genre_names: list[str], wanted: list[str | int]) -> np.ndarray:
         elif str(genre).casefold() in lookup:
             out.append(lookup[str(genre).casefold()])
         else:
-            raise SegueError(f"unknown genre {genre!r}; known: {', '.join(genre_names[:20])}"
-                             + (" …" if len(genre_names) > 20 else ""))
+            raise SegueError(
+                f"unknown genre {genre!r}; known: {', '.join(genre_names[:20])}"
+                + (" …" if len(genre_names) > 20 else "")
+            )
     return np.array(sorted(set(out)), dtype=np.int64)
 
 
-def popular_in_genres(track_genres: sp.csr_matrix, popularity: np.ndarray, genres: np.ndarray, n: int) -> np.ndarray:
+def popular_in_genres(
+    track_genres: sp.csr_matrix, popularity: np.ndarray, genres: np.ndarray, n: int
+) -> np.ndarray:
     """int64 [≤ n]: the tracks carrying any of ``genres``, most popular first (ties: lower id);
     every track when ``genres`` is empty.
 
@@ -58,7 +62,9 @@ def popular_in_genres(track_genres: sp.csr_matrix, popularity: np.ndarray, genre
 def new_user(model, genres: list[str | int], n: int = 10) -> np.ndarray:
     """Recommendations for a user with no listens who states ``genres`` (names or ids)."""
     ids = genre_ids(model.graph.genre_names, genres) if genres else np.zeros(0, np.int64)
-    track_genres = model.track_genre_unit if model.graph.n_genres else sp.csr_matrix((model.graph.n_tracks, 0))
+    track_genres = (
+        model.track_genre_unit if model.graph.n_genres else sp.csr_matrix((model.graph.n_tracks, 0))
+    )
     return popular_in_genres(track_genres, model.track_listeners, ids, n)
 
 
@@ -80,10 +86,16 @@ def add_tracks(model, artist_ids, *, noise: float = 0.01, seed: int = 0) -> np.n
     rng = np.random.default_rng(seed)
     weight = net.embedding.weight.detach().cpu().numpy()
     artist_nodes = homo.offsets["artist"] + artist_ids
-    start = weight[artist_nodes] + rng.normal(0, noise * float(weight.std()), size=(m, weight.shape[1]))
+    start = weight[artist_nodes] + rng.normal(
+        0, noise * float(weight.std()), size=(m, weight.shape[1])
+    )
     relations = {rel: i for i, rel in enumerate(homo.relations)}
     # Neighbours of each new track: its artist, then (genre-aware) the artist's genres.
-    src_parts, dst_parts, kind_parts = [artist_nodes], [np.arange(m)], [np.full(m, relations[("artist", "rev_by", "track")])]
+    src_parts, dst_parts, kind_parts = (
+        [artist_nodes],
+        [np.arange(m)],
+        [np.full(m, relations[("artist", "rev_by", "track")])],
+    )
     genre_rows = sp.csr_matrix((m, graph.n_genres), dtype=np.float32)
     if "genre" in homo.offsets and graph.n_genres:
         genre_rows = sp.csr_matrix(graph.artist_genres[artist_ids])
@@ -91,7 +103,11 @@ def add_tracks(model, artist_ids, *, noise: float = 0.01, seed: int = 0) -> np.n
         src_parts.append(homo.offsets["genre"] + genre_rows.indices.astype(np.int64))
         dst_parts.append(owner)
         kind_parts.append(np.full(len(owner), relations[("genre", "rev_has_genre", "track")]))
-    src, dst, kind = np.concatenate(src_parts), np.concatenate(dst_parts), np.concatenate(kind_parts)
+    src, dst, kind = (
+        np.concatenate(src_parts),
+        np.concatenate(dst_parts),
+        np.concatenate(kind_parts),
+    )
     attr = np.zeros((len(src) + m, homo.edge_dim), dtype=np.float32)
     attr[np.arange(len(src)), kind] = 1.0
     attr[len(src) + np.arange(m), relations[("node", "self", "node")]] = 1.0
@@ -102,8 +118,14 @@ def add_tracks(model, artist_ids, *, noise: float = 0.01, seed: int = 0) -> np.n
             x_graph = torch.from_numpy(model.layer_inputs[i])
             # sources: the graph's nodes, then the new tracks (self-loops)
             sources = torch.cat((x_graph, x_new))
-            index = torch.from_numpy(np.stack([np.concatenate((src, homo.n_nodes + np.arange(m))),
-                                               np.concatenate((dst, np.arange(m)))]))
+            index = torch.from_numpy(
+                np.stack(
+                    [
+                        np.concatenate((src, homo.n_nodes + np.arange(m))),
+                        np.concatenate((dst, np.arange(m))),
+                    ]
+                )
+            )
             x_new = layer((sources, x_new), index, edge_attr=torch.from_numpy(attr))
             if i < len(net.layers) - 1:
                 if i < len(net.norms):
@@ -118,8 +140,12 @@ def add_tracks(model, artist_ids, *, noise: float = 0.01, seed: int = 0) -> np.n
         from segue.models.gnn.listening import _unit, _unit_rows
 
         model.track_genre_unit = sp.vstack((model.track_genre_unit, _unit_rows(genre_rows))).tocsr()
-        model.track_side = np.vstack((model.track_side, np.hstack((_unit(vectors), _unit_rows(genre_rows).toarray()))
-                                      .astype(np.float32)))
+        model.track_side = np.vstack(
+            (
+                model.track_side,
+                np.hstack((_unit(vectors), _unit_rows(genre_rows).toarray())).astype(np.float32),
+            )
+        )
     elif model.config.score == "cosine":
         from segue.models.gnn.listening import _unit
 
@@ -129,7 +155,9 @@ def add_tracks(model, artist_ids, *, noise: float = 0.01, seed: int = 0) -> np.n
     return np.arange(first, first + m, dtype=np.int64)
 
 
-def supplement_sparse_users(model, *, min_tracks: int = 5, neighbours: int = 10, weight: float = 0.5) -> np.ndarray:
+def supplement_sparse_users(
+    model, *, min_tracks: int = 5, neighbours: int = 10, weight: float = 0.5
+) -> np.ndarray:
     """Mix each sparse user's vector with their ``neighbours`` most similar users' (see the
     module docstring); returns the ids of the users changed. Users with no listens at all are
     left alone (:func:`new_user` serves them)."""
@@ -145,9 +173,9 @@ def supplement_sparse_users(model, *, min_tracks: int = 5, neighbours: int = 10,
     similarity = sp.csr_matrix((listens[sparse_users] @ listens.T).multiply(1.0 / norm[None, :]))
     similarity = sp.csr_matrix(sp.diags(1.0 / norm[sparse_users]) @ similarity)
     base = model.user_side.copy()
-    for row, user in enumerate(sparse_users.tolist()):   # only the (few) sparse users
-        cols = similarity.indices[similarity.indptr[row]:similarity.indptr[row + 1]]
-        vals = similarity.data[similarity.indptr[row]:similarity.indptr[row + 1]]
+    for row, user in enumerate(sparse_users.tolist()):  # only the (few) sparse users
+        cols = similarity.indices[similarity.indptr[row] : similarity.indptr[row + 1]]
+        vals = similarity.data[similarity.indptr[row] : similarity.indptr[row + 1]]
         keep = cols != user
         cols, vals = cols[keep], vals[keep]
         if len(cols) == 0:

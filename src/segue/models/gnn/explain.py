@@ -43,10 +43,16 @@ def user_attention(model, user: int):
     x = torch.from_numpy(model.layer_inputs[-1])
     index = torch.from_numpy(np.stack([neighbours, np.zeros(len(edges), dtype=np.int64)]))
     with torch.no_grad():
-        _, (returned, alpha) = layer((x, x[node:node + 1]), index, edge_attr=torch.from_numpy(homo.edge_attr[edges]),
-                                     return_attention_weights=True)
-        messages = layer.lin(x[torch.from_numpy(neighbours)]).view(len(edges), layer.heads, layer.out_channels)
-    assert np.array_equal(returned[0].numpy(), neighbours)   # the layer kept the edges as given
+        _, (returned, alpha) = layer(
+            (x, x[node : node + 1]),
+            index,
+            edge_attr=torch.from_numpy(homo.edge_attr[edges]),
+            return_attention_weights=True,
+        )
+        messages = layer.lin(x[torch.from_numpy(neighbours)]).view(
+            len(edges), layer.heads, layer.out_channels
+        )
+    assert np.array_equal(returned[0].numpy(), neighbours)  # the layer kept the edges as given
     return neighbours, alpha.numpy().astype(np.float64), messages.numpy().astype(np.float64)
 
 
@@ -56,16 +62,20 @@ def neighbour_contributions(model, user: int, track_ids: np.ndarray):
     neighbours, alpha, messages = user_attention(model, user)
     layer = model.net.layers[-1]
     heads, channels = layer.heads, layer.out_channels
-    targets = model.track_vectors[track_ids].astype(np.float64)                     # [t, out]
+    targets = model.track_vectors[track_ids].astype(np.float64)  # [t, out]
     if layer.concat:
-        per_head = np.einsum("mhc,thc->tmh", messages, targets.reshape(len(track_ids), heads, channels))
+        per_head = np.einsum(
+            "mhc,thc->tmh", messages, targets.reshape(len(track_ids), heads, channels)
+        )
     else:
         per_head = np.einsum("mhc,tc->tmh", messages, targets) / heads
     parts = (per_head * alpha[None]).sum(2)
     bias = targets @ layer.bias.detach().numpy().astype(np.float64)
-    if model.config.score == "cosine":   # α · cos(h_u, t): divide by both norms
+    if model.config.score == "cosine":  # α · cos(h_u, t): divide by both norms
         weight = model.config.alpha if model.config.genre_aware else 1.0
-        scale = weight / (np.linalg.norm(model.user_vectors[user]) * np.linalg.norm(targets, axis=1))
+        scale = weight / (
+            np.linalg.norm(model.user_vectors[user]) * np.linalg.norm(targets, axis=1)
+        )
         parts, bias = parts * scale[:, None], bias * scale
     return neighbours, alpha, parts, bias
 
@@ -81,7 +91,11 @@ def explain_listening(model, user: int, track_ids, labels=None) -> list[Explanat
     genre_parts = np.zeros((len(track_ids), graph.n_genres))
     if model.config.genre_aware and graph.n_genres:
         user_genres = model.user_genre_unit[user].toarray().ravel()
-        genre_parts = (1 - model.config.alpha) * model.track_genre_unit[track_ids].toarray() * user_genres[None]
+        genre_parts = (
+            (1 - model.config.alpha)
+            * model.track_genre_unit[track_ids].toarray()
+            * user_genres[None]
+        )
     profile = model.user_genre_profile[user].toarray().ravel() if graph.n_genres else np.zeros(0)
 
     def name_of(node: int) -> tuple[str, dict]:
@@ -89,13 +103,28 @@ def explain_listening(model, user: int, track_ids, labels=None) -> list[Explanat
         local = int(node - homo.offsets[kind])
         if kind == "track":
             label = labels[local] if labels is not None else f"track {local}"
-            return label, {"kind": "neighbor", "node_type": "track", "track_id": local, "label": label}
+            return label, {
+                "kind": "neighbor",
+                "node_type": "track",
+                "track_id": local,
+                "label": label,
+            }
         if kind == "user":
             return "your own listening", {"kind": "self", "node_type": "user", "user_id": local}
         if kind == "genre":
             label = graph.genre_names[local]
-            return label, {"kind": "neighbor", "node_type": "genre", "genre_id": local, "label": label}
-        return f"{kind} {local}", {"kind": "neighbor", "node_type": kind, "id": local, "label": f"{kind} {local}"}
+            return label, {
+                "kind": "neighbor",
+                "node_type": "genre",
+                "genre_id": local,
+                "label": label,
+            }
+        return f"{kind} {local}", {
+            "kind": "neighbor",
+            "node_type": kind,
+            "id": local,
+            "label": f"{kind} {local}",
+        }
 
     out = []
     for i, track in enumerate(track_ids.tolist()):
@@ -104,21 +133,38 @@ def explain_listening(model, user: int, track_ids, labels=None) -> list[Explanat
         m, g = len(neighbours), genre_parts.shape[1]
         evidence = []
         if share.sum() == 0:
-            evidence.append({"kind": "popularity", "listeners": int(model.track_listeners[track]), "share": 1.0})
+            evidence.append(
+                {"kind": "popularity", "listeners": int(model.track_listeners[track]), "share": 1.0}
+            )
         else:
             for j in np.argsort(-share[:m], kind="stable")[:MAX_NEIGHBOURS]:
                 if share[j] > 0:
                     _, item = name_of(int(neighbours[j]))
-                    item |= {"share": float(share[j]), "attention": float(alpha[j].mean()),
-                             "attention_heads": [float(a) for a in alpha[j]]}
+                    item |= {
+                        "share": float(share[j]),
+                        "attention": float(alpha[j].mean()),
+                        "attention_heads": [float(a) for a in alpha[j]],
+                    }
                     evidence.append(item)
-            for j in np.argsort(-share[m:m + g], kind="stable")[:3]:
+            for j in np.argsort(-share[m : m + g], kind="stable")[:3]:
                 if share[m + j] > 0:
-                    evidence.append({"kind": "genre", "genre_id": int(j), "label": graph.genre_names[j],
-                                     "share": float(share[m + j]), "affinity": float(profile[j])})
+                    evidence.append(
+                        {
+                            "kind": "genre",
+                            "genre_id": int(j),
+                            "label": graph.genre_names[j],
+                            "share": float(share[m + j]),
+                            "affinity": float(profile[j]),
+                        }
+                    )
             if share[-1] > 0:
-                evidence.append({"kind": "popularity", "listeners": int(model.track_listeners[track]),
-                                 "share": float(share[-1])})
+                evidence.append(
+                    {
+                        "kind": "popularity",
+                        "listeners": int(model.track_listeners[track]),
+                        "share": float(share[-1]),
+                    }
+                )
             rest = 1.0 - sum(e["share"] for e in evidence)
             if rest > 1e-9:
                 evidence.append({"kind": "other", "share": rest})
@@ -132,13 +178,13 @@ def explain_listening(model, user: int, track_ids, labels=None) -> list[Explanat
 def multi_factor_text(explanation: Explanation, label: str, kinds_present=None) -> str:
     """The source design's three-part explanation, from an explanation's evidence::
 
-        Recommending "X" because:
-        1. Similar listening patterns (75% influence):
-           - Similar to "A" in your history (attention: 0.45)
-        2. Genre match (25% influence):
-           - Matches your preference for Rock (affinity: 0.85)
-        3. Popularity context:
-           - Played by 120 listeners in training
+    Recommending "X" because:
+    1. Similar listening patterns (75% influence):
+       - Similar to "A" in your history (attention: 0.45)
+    2. Genre match (25% influence):
+       - Matches your preference for Rock (affinity: 0.85)
+    3. Popularity context:
+       - Played by 120 listeners in training
     """
     evidence = explanation.evidence
     collab = [e for e in evidence if e["kind"] in ("neighbor", "self", "seed")]
@@ -147,32 +193,56 @@ def multi_factor_text(explanation: Explanation, label: str, kinds_present=None) 
     lines = [f'Recommending "{label}" because:']
     number = 1
     if collab:
-        lines.append(f"{number}. Similar listening patterns ({100 * sum(e['share'] for e in collab):.0f}% influence):")
+        lines.append(
+            f"{number}. Similar listening patterns ({100 * sum(e['share'] for e in collab):.0f}% influence):"
+        )
         for e in collab:
             if e["kind"] == "self":
-                lines.append(f"   - Your own taste as the model learned it (attention: {e['attention']:.2f})")
+                lines.append(
+                    f"   - Your own taste as the model learned it (attention: {e['attention']:.2f})"
+                )
             elif e.get("node_type") == "genre":
-                lines.append(f"   - Your listening leans to {e['label']} (attention: {e['attention']:.2f})")
+                lines.append(
+                    f"   - Your listening leans to {e['label']} (attention: {e['attention']:.2f})"
+                )
             else:
-                lines.append(f"   - Similar to \"{e['label']}\" in your history (attention: {e['attention']:.2f})")
+                lines.append(
+                    f'   - Similar to "{e["label"]}" in your history (attention: {e["attention"]:.2f})'
+                )
         number += 1
     if genre:
-        lines.append(f"{number}. Genre match ({100 * sum(e['share'] for e in genre):.0f}% influence):")
+        lines.append(
+            f"{number}. Genre match ({100 * sum(e['share'] for e in genre):.0f}% influence):"
+        )
         for e in genre:
-            lines.append(f"   - Matches your preference for {e['label']} (affinity: {e['affinity']:.2f})")
+            lines.append(
+                f"   - Matches your preference for {e['label']} (affinity: {e['affinity']:.2f})"
+            )
         number += 1
     lines.append(f"{number}. Popularity context:")
     count = popularity[0].get("listeners", popularity[0].get("playlists")) if popularity else None
     if count is not None:
-        lines.append(f"   - Played by {count:,} listeners in training"
-                     + (f" ({100 * popularity[0]['share']:.0f}% of the score)" if popularity[0]["share"] < 1 else ""))
+        lines.append(
+            f"   - Played by {count:,} listeners in training"
+            + (
+                f" ({100 * popularity[0]['share']:.0f}% of the score)"
+                if popularity[0]["share"] < 1
+                else ""
+            )
+        )
     else:
         lines.append("   - Not a popularity pick: the score comes from your history")
     return "\n".join(lines)
 
 
-def attention_heatmap(neighbour_labels: list[str], attention: np.ndarray, track_labels: list[str],
-                      contributions: np.ndarray, out: Path, title: str = "") -> Path:
+def attention_heatmap(
+    neighbour_labels: list[str],
+    attention: np.ndarray,
+    track_labels: list[str],
+    contributions: np.ndarray,
+    out: Path,
+    title: str = "",
+) -> Path:
     """A two-panel PNG: the attention of each head over the query's neighbours (``attention``
     float [m, heads]) and each recommended track's score shares over them (``contributions``
     float [t, m]). Written whole or not at all."""
@@ -184,16 +254,26 @@ def attention_heatmap(neighbour_labels: list[str], attention: np.ndarray, track_
     from segue.io import atomic_file
 
     m = len(neighbour_labels)
-    fig, axes = plt.subplots(1, 2, figsize=(6 + 0.45 * m, 1.5 + 0.4 * max(len(track_labels), attention.shape[1])),
-                             gridspec_kw={"width_ratios": [1, 1.6]})
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=(6 + 0.45 * m, 1.5 + 0.4 * max(len(track_labels), attention.shape[1])),
+        gridspec_kw={"width_ratios": [1, 1.6]},
+    )
     left = axes[0].imshow(attention.T, aspect="auto", cmap="viridis", vmin=0)
-    axes[0].set_yticks(range(attention.shape[1]), [f"head {h + 1}" for h in range(attention.shape[1])])
-    axes[0].set_xticks(range(m), [_short(s) for s in neighbour_labels], rotation=60, ha="right", fontsize=7)
+    axes[0].set_yticks(
+        range(attention.shape[1]), [f"head {h + 1}" for h in range(attention.shape[1])]
+    )
+    axes[0].set_xticks(
+        range(m), [_short(s) for s in neighbour_labels], rotation=60, ha="right", fontsize=7
+    )
     axes[0].set_title("attention over neighbours")
     fig.colorbar(left, ax=axes[0], fraction=0.046)
     right = axes[1].imshow(contributions, aspect="auto", cmap="magma", vmin=0)
     axes[1].set_yticks(range(len(track_labels)), [_short(s) for s in track_labels], fontsize=7)
-    axes[1].set_xticks(range(m), [_short(s) for s in neighbour_labels], rotation=60, ha="right", fontsize=7)
+    axes[1].set_xticks(
+        range(m), [_short(s) for s in neighbour_labels], rotation=60, ha="right", fontsize=7
+    )
     axes[1].set_title("share of each recommendation's score")
     fig.colorbar(right, ax=axes[1], fraction=0.046)
     if title:
@@ -207,10 +287,12 @@ def attention_heatmap(neighbour_labels: list[str], attention: np.ndarray, track_
 
 
 def _short(text: str, width: int = 28) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def listening_heatmap(model, user: int, track_ids, out: Path, labels=None, max_neighbours: int = 15) -> Path:
+def listening_heatmap(
+    model, user: int, track_ids, out: Path, labels=None, max_neighbours: int = 15
+) -> Path:
     """The heatmap for a listening model's user: their strongest neighbours (by mean attention)."""
     track_ids = np.asarray(track_ids, dtype=np.int64)
     neighbours, alpha, parts, _ = neighbour_contributions(model, user, track_ids)
@@ -222,14 +304,24 @@ def listening_heatmap(model, user: int, track_ids, out: Path, labels=None, max_n
         local = int(node - homo.offsets[kind])
         if kind == "track":
             return labels[local] if labels is not None else f"track {local}"
-        return "self" if kind == "user" else (model.graph.genre_names[local] if kind == "genre" else f"{kind} {local}")
+        return (
+            "self"
+            if kind == "user"
+            else (model.graph.genre_names[local] if kind == "genre" else f"{kind} {local}")
+        )
 
     positive = np.clip(parts[:, top], 0, None)
     totals = np.clip(parts, 0, None).sum(1, keepdims=True)
     contributions = np.divide(positive, totals, out=np.zeros_like(positive), where=totals > 0)
     names = [labels[t] if labels is not None else f"track {t}" for t in track_ids.tolist()]
-    return attention_heatmap([label(int(n)) for n in neighbours[top]], alpha[top], names, contributions, out,
-                             title=f"{model.name}: user {user}")
+    return attention_heatmap(
+        [label(int(n)) for n in neighbours[top]],
+        alpha[top],
+        names,
+        contributions,
+        out,
+        title=f"{model.name}: user {user}",
+    )
 
 
 def playlist_heatmap(model, queries, row: int, track_ids, out: Path) -> Path:
@@ -239,5 +331,11 @@ def playlist_heatmap(model, queries, row: int, track_ids, out: Path) -> Path:
     positive = np.clip(parts, 0, None)
     totals = positive.sum(1, keepdims=True)
     contributions = np.divide(positive, totals, out=np.zeros_like(positive), where=totals > 0)
-    return attention_heatmap(model.track_labels(seeds), alpha, model.track_labels(track_ids), contributions, out,
-                             title=f"playlistgat: query {int(queries.pids[row])}")
+    return attention_heatmap(
+        model.track_labels(seeds),
+        alpha,
+        model.track_labels(track_ids),
+        contributions,
+        out,
+        title=f"playlistgat: query {int(queries.pids[row])}",
+    )

@@ -44,9 +44,14 @@ GRAPH_INFO_FILE = "graph.json"
 
 
 def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    if (sp.issparse(matrix) and matrix.format == "csr" and matrix.dtype == np.float32 and matrix.has_sorted_indices
-            and (matrix.nnz == 0 or (matrix.data.min() == 1 and matrix.data.max() == 1))):
-        return matrix    # already what we need (PlaylistData's matrix): no copy of 66M entries
+    if (
+        sp.issparse(matrix)
+        and matrix.format == "csr"
+        and matrix.dtype == np.float32
+        and matrix.has_sorted_indices
+        and (matrix.nnz == 0 or (matrix.data.min() == 1 and matrix.data.max() == 1))
+    ):
+        return matrix  # already what we need (PlaylistData's matrix): no copy of 66M entries
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.sum_duplicates()
     out.sort_indices()
@@ -83,8 +88,13 @@ class PlaylistGraph:
     audio_names: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_playlist_data(cls, data: PlaylistData, *, track_genres: sp.csr_matrix | None = None,
-                           audio: bool | np.ndarray = True) -> PlaylistGraph:
+    def from_playlist_data(
+        cls,
+        data: PlaylistData,
+        *,
+        track_genres: sp.csr_matrix | None = None,
+        audio: bool | np.ndarray = True,
+    ) -> PlaylistGraph:
         """Build from ``data``. ``audio=True`` reads ``track_features.parquet`` beside the data
         when it exists (a Kaggle dataset ingested with ``--features``); an array is used as is."""
         matrix = _binary(data.matrix)
@@ -94,15 +104,28 @@ class PlaylistGraph:
             features = np.asarray(audio, dtype=np.float32)
             names = [f"feature_{i}" for i in range(features.shape[1])]
         elif audio and data.path is not None and (data.path / schema.TRACK_FEATURES_FILE).exists():
-            features, names = load_track_features(data.path / schema.TRACK_FEATURES_FILE, data.n_tracks)
+            features, names = load_track_features(
+                data.path / schema.TRACK_FEATURES_FILE, data.n_tracks
+            )
         if features is not None and features.shape[0] != data.n_tracks:
-            raise SegueError(f"audio features have {features.shape[0]} rows for {data.n_tracks} tracks")
+            raise SegueError(
+                f"audio features have {features.shape[0]} rows for {data.n_tracks} tracks"
+            )
         if track_genres is not None:
             track_genres = _binary(track_genres)
             if track_genres.shape[0] != data.n_tracks:
-                raise SegueError(f"track_genres has {track_genres.shape[0]} rows for {data.n_tracks} tracks")
-        return cls(matrix, sp.csr_matrix(matrix.T), np.asarray(data.track_artist, dtype=np.int32),
-                   np.asarray(data.track_album, dtype=np.int32), track_genres, features, names)
+                raise SegueError(
+                    f"track_genres has {track_genres.shape[0]} rows for {data.n_tracks} tracks"
+                )
+        return cls(
+            matrix,
+            sp.csr_matrix(matrix.T),
+            np.asarray(data.track_artist, dtype=np.int32),
+            np.asarray(data.track_album, dtype=np.int32),
+            track_genres,
+            features,
+            names,
+        )
 
     @property
     def n_playlists(self) -> int:
@@ -133,7 +156,9 @@ class PlaylistGraph:
         """int64 0/1: whether each playlist holds the track paired with it."""
         from segue.models.gnn.sampling import csr_contains
 
-        return csr_contains(self.playlist_tracks.indptr, self.playlist_tracks.indices, playlists, tracks).astype(np.int64)
+        return csr_contains(
+            self.playlist_tracks.indptr, self.playlist_tracks.indices, playlists, tracks
+        ).astype(np.int64)
 
     @property
     def playlist_degree(self) -> np.ndarray:
@@ -141,9 +166,15 @@ class PlaylistGraph:
         return np.diff(self.playlist_tracks.indptr).astype(np.int64)
 
     def counts(self) -> dict:
-        return {"playlists": self.n_playlists, "tracks": self.n_tracks, "artists": self.n_artists,
-                "albums": self.n_albums, "genres": self.n_genres, "contains_edges": int(self.playlist_tracks.nnz),
-                "audio_features": len(self.audio_names)}
+        return {
+            "playlists": self.n_playlists,
+            "tracks": self.n_tracks,
+            "artists": self.n_artists,
+            "albums": self.n_albums,
+            "genres": self.n_genres,
+            "contains_edges": int(self.playlist_tracks.nnz),
+            "audio_features": len(self.audio_names),
+        }
 
     def to_hetero_data(self):
         """A PyG ``HeteroData`` with node types playlist/track/artist/album(/genre), the relations
@@ -159,9 +190,11 @@ class PlaylistGraph:
         if self.audio is not None:
             graph["track"].x = torch.from_numpy(self.audio)
         tracks = np.arange(self.n_tracks, dtype=np.int64)
-        relations = [("playlist", "contains", "track", *_coo(self.playlist_tracks)),
-                     ("track", "by", "artist", tracks, self.track_artist.astype(np.int64)),
-                     ("track", "on", "album", tracks, self.track_album.astype(np.int64))]
+        relations = [
+            ("playlist", "contains", "track", *_coo(self.playlist_tracks)),
+            ("track", "by", "artist", tracks, self.track_artist.astype(np.int64)),
+            ("track", "on", "album", tracks, self.track_album.astype(np.int64)),
+        ]
         if self.track_genres is not None:
             graph["genre"].num_nodes = self.n_genres
             relations.append(("track", "has_genre", "genre", *_coo(self.track_genres)))
@@ -189,15 +222,21 @@ def load_track_features(path: Path, n_tracks: int) -> tuple[np.ndarray, list[str
     ids = table.column(schema.TRACK_ID).to_numpy().astype(np.int64)
     if len(ids) and (ids.min() < 0 or ids.max() >= n_tracks):
         raise InputFileError(path, f"{schema.TRACK_ID} outside 0..{n_tracks - 1}")
-    names = [c for c in table.column_names if c != schema.TRACK_ID
-             and (str(table.schema.field(c).type).startswith(("int", "uint", "float", "double")))]
+    names = [
+        c
+        for c in table.column_names
+        if c != schema.TRACK_ID
+        and (str(table.schema.field(c).type).startswith(("int", "uint", "float", "double")))
+    ]
     out = np.zeros((n_tracks, len(names) + 1), dtype=np.float32)
     for j, name in enumerate(names):
         values = table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
         known = ~np.isnan(values)
         if known.sum() > 1:
             mean, std = values[known].mean(), values[known].std()
-            out[ids[known], j] = ((values[known] - mean) / (std if std > 0 else 1.0)).astype(np.float32)
+            out[ids[known], j] = ((values[known] - mean) / (std if std > 0 else 1.0)).astype(
+                np.float32
+            )
     out[ids, -1] = 1.0
     return out, [*names, "has_features"]
 
@@ -273,15 +312,22 @@ class ListeningGraph:
     def from_listening(cls, data, *, user_genres: str = "none") -> ListeningGraph:
         """Build from a (training) ``ListeningData``. ``user_genres``: see the module docstring."""
         if user_genres not in USER_GENRE_SOURCES:
-            raise SegueError(f"user_genres must be one of {', '.join(USER_GENRE_SOURCES)}, got {user_genres!r}")
+            raise SegueError(
+                f"user_genres must be one of {', '.join(USER_GENRE_SOURCES)}, got {user_genres!r}"
+            )
         listens = sp.csr_matrix(data.matrix, dtype=np.float32, copy=True)
         listens.sort_indices()
         play = sp.csr_matrix(data.play_count, dtype=np.float32, copy=True)
         play.sort_indices()
         completion = sp.csr_matrix(data.completion, dtype=np.float32, copy=True)
         completion.sort_indices()
-        if not (np.array_equal(play.indices, listens.indices) and np.array_equal(completion.indices, listens.indices)):
-            raise SegueError("listening data: play_count and completion must have the matrix's sparsity")
+        if not (
+            np.array_equal(play.indices, listens.indices)
+            and np.array_equal(completion.indices, listens.indices)
+        ):
+            raise SegueError(
+                "listening data: play_count and completion must have the matrix's sparsity"
+            )
         degree = np.diff(listens.indptr)
         owner = np.repeat(np.arange(listens.shape[0]), degree)
         # Play counts normalised per user on a log scale, as the edge weight does (segue.data.sessions).
@@ -290,18 +336,30 @@ class ListeningGraph:
             np.maximum.at(user_max, owner, play.data.astype(np.float64))
         normalised = np.log1p(play.data) / np.log1p(np.maximum(user_max[owner], 1.0))
         known = ~np.isnan(completion.data)
-        attr = np.stack([listens.data, normalised, np.where(known, completion.data, 0.0), known], axis=1)
+        attr = np.stack(
+            [listens.data, normalised, np.where(known, completion.data, 0.0), known], axis=1
+        )
         preferences = None
         if user_genres == "listening":
             preferences = genre_profile(listens, data.track_genres)
         elif user_genres == "stated":
             if getattr(data, "user_genre_preferences", None) is None:
-                raise SegueError("user_genres='stated' needs ListeningData.load(..., user_genre_preferences=True) "
-                                 "on a source that has them")
+                raise SegueError(
+                    "user_genres='stated' needs ListeningData.load(..., user_genre_preferences=True) "
+                    "on a source that has them"
+                )
             preferences = sp.csr_matrix(data.user_genre_preferences, dtype=np.float32)
-        return cls(listens, attr.astype(np.float32), np.asarray(data.track_artist, dtype=np.int32),
-                   _binary(data.track_genres), _binary(data.artist_genres), list(data.genre_names),
-                   np.asarray(data.user_type, dtype=object), preferences, user_genres)
+        return cls(
+            listens,
+            attr.astype(np.float32),
+            np.asarray(data.track_artist, dtype=np.int32),
+            _binary(data.track_genres),
+            _binary(data.artist_genres),
+            list(data.genre_names),
+            np.asarray(data.user_type, dtype=object),
+            preferences,
+            user_genres,
+        )
 
     @property
     def n_users(self) -> int:
@@ -320,31 +378,54 @@ class ListeningGraph:
         return len(self.genre_names)
 
     def counts(self) -> dict:
-        return {"users": self.n_users, "tracks": self.n_tracks, "artists": self.n_artists, "genres": self.n_genres,
-                "listens_edges": int(self.listens.nnz), "track_genre_edges": int(self.track_genres.nnz),
-                "artist_genre_edges": int(self.artist_genres.nnz),
-                "user_genre_edges": 0 if self.user_genres is None else int(self.user_genres.nnz),
-                "user_genre_source": self.user_genre_source}
+        return {
+            "users": self.n_users,
+            "tracks": self.n_tracks,
+            "artists": self.n_artists,
+            "genres": self.n_genres,
+            "listens_edges": int(self.listens.nnz),
+            "track_genre_edges": int(self.track_genres.nnz),
+            "artist_genre_edges": int(self.artist_genres.nnz),
+            "user_genre_edges": 0 if self.user_genres is None else int(self.user_genres.nnz),
+            "user_genre_source": self.user_genre_source,
+        }
 
     def homogeneous(self, *, genres: bool = True) -> HomogeneousGraph:
         """The graph in one id space (see :class:`HomogeneousGraph`); ``genres=False`` leaves the
         genre nodes out (the basic GAT is collaborative only)."""
         node_types = ["user", "track", "artist"] + (["genre"] if genres else [])
-        sizes = {"user": self.n_users, "track": self.n_tracks, "artist": self.n_artists, "genre": self.n_genres}
+        sizes = {
+            "user": self.n_users,
+            "track": self.n_tracks,
+            "artist": self.n_artists,
+            "genre": self.n_genres,
+        }
         offsets, total = {}, 0
         for t in node_types:
             offsets[t] = total
             total += sizes[t]
         users, tracks = _coo(self.listens)
         all_tracks = np.arange(self.n_tracks, dtype=np.int64)
-        forward = [("user", "listens", "track", users, tracks, self.listen_attr, None),
-                   ("track", "by", "artist", all_tracks, self.track_artist.astype(np.int64), None, None)]
+        forward = [
+            ("user", "listens", "track", users, tracks, self.listen_attr, None),
+            ("track", "by", "artist", all_tracks, self.track_artist.astype(np.int64), None, None),
+        ]
         if genres:
             forward.append(("track", "has_genre", "genre", *_coo(self.track_genres), None, None))
             forward.append(("artist", "has_genre", "genre", *_coo(self.artist_genres), None, None))
             if self.user_genres is not None:
                 u, g = _coo(self.user_genres)
-                forward.append(("user", "prefers", "genre", u, g, None, self.user_genres.data.astype(np.float32)))
+                forward.append(
+                    (
+                        "user",
+                        "prefers",
+                        "genre",
+                        u,
+                        g,
+                        None,
+                        self.user_genres.data.astype(np.float32),
+                    )
+                )
         relations = []
         for src_t, rel, dst_t, *_ in forward:
             relations += [(src_t, rel, dst_t), (dst_t, f"rev_{rel}", src_t)]
@@ -354,10 +435,12 @@ class ListeningGraph:
         for r, (src_t, _, dst_t, a, b, listen, affinity) in enumerate(forward):
             attr = np.zeros((len(a), dim), dtype=np.float32)
             if listen is not None:
-                attr[:, n_rel:n_rel + len(LISTEN_ATTRIBUTES)] = listen
+                attr[:, n_rel : n_rel + len(LISTEN_ATTRIBUTES)] = listen
             if affinity is not None:
                 attr[:, -1] = affinity
-            for direction, (s, d, st, dt) in enumerate(((a, b, src_t, dst_t), (b, a, dst_t, src_t))):
+            for direction, (s, d, st, dt) in enumerate(
+                ((a, b, src_t, dst_t), (b, a, dst_t, src_t))
+            ):
                 kind = 2 * r + direction
                 typed = attr.copy()
                 typed[:, kind] = 1.0
@@ -368,9 +451,19 @@ class ListeningGraph:
         src = np.concatenate(src_parts)
         dst = np.concatenate(dst_parts)
         order = np.lexsort((src, dst))
-        indptr = np.concatenate(([0], np.cumsum(np.bincount(dst, minlength=total)))).astype(np.int64)
-        return HomogeneousGraph(node_types, offsets, total, indptr, src[order],
-                                np.concatenate(type_parts)[order], np.concatenate(attr_parts)[order], relations)
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(dst, minlength=total)))).astype(
+            np.int64
+        )
+        return HomogeneousGraph(
+            node_types,
+            offsets,
+            total,
+            indptr,
+            src[order],
+            np.concatenate(type_parts)[order],
+            np.concatenate(attr_parts)[order],
+            relations,
+        )
 
     def to_hetero_data(self):
         """A PyG ``HeteroData``: user/track/artist/genre nodes; ``listens`` with ``edge_attr``
@@ -380,18 +473,32 @@ class ListeningGraph:
         from torch_geometric.data import HeteroData
 
         graph = HeteroData()
-        for t, n in (("user", self.n_users), ("track", self.n_tracks), ("artist", self.n_artists),
-                     ("genre", self.n_genres)):
+        for t, n in (
+            ("user", self.n_users),
+            ("track", self.n_tracks),
+            ("artist", self.n_artists),
+            ("genre", self.n_genres),
+        ):
             graph[t].num_nodes = n
         graph["genre"].names = list(self.genre_names)
         users, tracks = _coo(self.listens)
         all_tracks = np.arange(self.n_tracks, dtype=np.int64)
-        relations = [("user", "listens", "track", users, tracks, self.listen_attr),
-                     ("track", "by", "artist", all_tracks, self.track_artist.astype(np.int64), None),
-                     ("track", "has_genre", "genre", *_coo(self.track_genres), None),
-                     ("artist", "has_genre", "genre", *_coo(self.artist_genres), None)]
+        relations = [
+            ("user", "listens", "track", users, tracks, self.listen_attr),
+            ("track", "by", "artist", all_tracks, self.track_artist.astype(np.int64), None),
+            ("track", "has_genre", "genre", *_coo(self.track_genres), None),
+            ("artist", "has_genre", "genre", *_coo(self.artist_genres), None),
+        ]
         if self.user_genres is not None:
-            relations.append(("user", "prefers", "genre", *_coo(self.user_genres), self.user_genres.data[:, None]))
+            relations.append(
+                (
+                    "user",
+                    "prefers",
+                    "genre",
+                    *_coo(self.user_genres),
+                    self.user_genres.data[:, None],
+                )
+            )
         for src, rel, dst, a, b, attr in relations:
             for s, r, d, x, y in ((src, rel, dst, a, b), (dst, f"rev_{rel}", src, b, a)):
                 graph[s, r, d].edge_index = torch.from_numpy(np.stack([x, y]))
@@ -428,7 +535,10 @@ def save_graph(graph: PlaylistGraph | ListeningGraph, out: Path) -> dict:
     def put(name: str, matrix: sp.csr_matrix | None) -> None:
         if matrix is not None:
             arrays[f"{name}.indptr"], arrays[f"{name}.indices"] = matrix.indptr, matrix.indices
-            arrays[f"{name}.data"], arrays[f"{name}.shape"] = matrix.data, np.array(matrix.shape, dtype=np.int64)
+            arrays[f"{name}.data"], arrays[f"{name}.shape"] = (
+                matrix.data,
+                np.array(matrix.shape, dtype=np.int64),
+            )
 
     if isinstance(graph, PlaylistGraph):
         kind = "playlist"
@@ -446,8 +556,11 @@ def save_graph(graph: PlaylistGraph | ListeningGraph, out: Path) -> dict:
         put("user_genres", graph.user_genres)
         arrays["listen_attr"], arrays["track_artist"] = graph.listen_attr, graph.track_artist
         arrays["user_type"] = np.array([str(t) for t in graph.user_type], dtype=np.str_)
-        extra = {"genre_names": graph.genre_names, "user_genre_source": graph.user_genre_source,
-                 "listen_attributes": list(LISTEN_ATTRIBUTES)}
+        extra = {
+            "genre_names": graph.genre_names,
+            "user_genre_source": graph.user_genre_source,
+            "listen_attributes": list(LISTEN_ATTRIBUTES),
+        }
     info = {"kind": kind, "counts": graph.counts(), **extra}
     with atomic_dir(Path(out)) as tmp:
         with open(tmp / GRAPH_FILE, "wb") as handle:
@@ -464,22 +577,41 @@ def load_graph(path: Path) -> PlaylistGraph | ListeningGraph:
         with np.load(path / GRAPH_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError as exc:
-        raise InputFileError(Path(exc.filename or path), "missing: not a graph directory (`segue graph build`)") from None
+        raise InputFileError(
+            Path(exc.filename or path), "missing: not a graph directory (`segue graph build`)"
+        ) from None
     except (orjson.JSONDecodeError, ValueError, OSError) as exc:
         raise InputFileError(path, f"unreadable graph ({exc})") from None
 
     def get(name: str) -> sp.csr_matrix | None:
         if f"{name}.indptr" not in arrays:
             return None
-        return sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
-                             shape=tuple(arrays[f"{name}.shape"]))
+        return sp.csr_matrix(
+            (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
+            shape=tuple(arrays[f"{name}.shape"]),
+        )
 
     if info.get("kind") == "playlist":
         matrix = get("playlist_tracks")
-        return PlaylistGraph(matrix, sp.csr_matrix(matrix.T), arrays["track_artist"], arrays["track_album"],
-                             get("track_genres"), arrays.get("audio"), list(info.get("audio_names", [])))
+        return PlaylistGraph(
+            matrix,
+            sp.csr_matrix(matrix.T),
+            arrays["track_artist"],
+            arrays["track_album"],
+            get("track_genres"),
+            arrays.get("audio"),
+            list(info.get("audio_names", [])),
+        )
     if info.get("kind") == "listening":
-        return ListeningGraph(get("listens"), arrays["listen_attr"], arrays["track_artist"], get("track_genres"),
-                              get("artist_genres"), list(info["genre_names"]),
-                              arrays["user_type"].astype(object), get("user_genres"), info.get("user_genre_source", "none"))
+        return ListeningGraph(
+            get("listens"),
+            arrays["listen_attr"],
+            arrays["track_artist"],
+            get("track_genres"),
+            get("artist_genres"),
+            list(info["genre_names"]),
+            arrays["user_type"].astype(object),
+            get("user_genres"),
+            info.get("user_genre_source", "none"),
+        )
     raise InputFileError(path / GRAPH_INFO_FILE, f"unknown graph kind {info.get('kind')!r}")

@@ -73,7 +73,7 @@ from segue.models.registry import register
 EXACT_SOFTMAX_CELLS = 2e9
 SAMPLED_NEGATIVES = 8_192
 NEGATIVE_POWER = 0.75
-STEPS_PER_EPOCH = 32     # batch = max(256, playlists / 32) by default: a full propagation per step
+STEPS_PER_EPOCH = 32  # batch = max(256, playlists / 32) by default: a full propagation per step
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,13 @@ def _torch_csr(matrix: sp.csr_matrix, values: np.ndarray, device):
     import torch
 
     index = np.int32 if max(matrix.nnz, *matrix.shape) < 2**31 else np.int64
-    return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(index)),
-                                   torch.from_numpy(matrix.indices.astype(index)),
-                                   torch.from_numpy(values.astype(np.float32)), size=matrix.shape, device=device)
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(matrix.indptr.astype(index)),
+        torch.from_numpy(matrix.indices.astype(index)),
+        torch.from_numpy(values.astype(np.float32)),
+        size=matrix.shape,
+        device=device,
+    )
 
 
 class Propagation:
@@ -164,16 +168,18 @@ class Propagation:
         rt = graph.track_playlists
         t_degree = graph.track_degree.astype(np.float64)
         p_degree = graph.playlist_degree.astype(np.float64)
-        self.inv_sqrt_track = np.divide(1.0, np.sqrt(t_degree), out=np.zeros_like(t_degree), where=t_degree > 0)
+        self.inv_sqrt_track = np.divide(
+            1.0, np.sqrt(t_degree), out=np.zeros_like(t_degree), where=t_degree > 0
+        )
         inv_playlist = np.divide(1.0, p_degree, out=np.zeros_like(p_degree), where=p_degree > 0)
         # R's rows: value of (p, t) = 1/d_p · 1/sqrt(d_t); Rᵀ's rows: (t, p) = 1/sqrt(d_t) for
         # ``to_tracks`` and 1/sqrt(d_t) · 1/d_p for the transpose of ``to_playlists``.
         inv_sqrt = self.inv_sqrt_track.astype(np.float32)
         inv_playlist = inv_playlist.astype(np.float32)
-        r_row_value = np.repeat(inv_playlist, np.diff(r.indptr))       # 1/d_p of each entry of R
-        rt_row_value = np.repeat(inv_sqrt, np.diff(rt.indptr))        # 1/sqrt(d_t) of each entry of Rᵀ
+        r_row_value = np.repeat(inv_playlist, np.diff(r.indptr))  # 1/d_p of each entry of R
+        rt_row_value = np.repeat(inv_sqrt, np.diff(rt.indptr))  # 1/sqrt(d_t) of each entry of Rᵀ
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
             self.to_playlists = _torch_csr(r, r_row_value * inv_sqrt[r.indices], device)
             self.to_playlists_t = _torch_csr(rt, rt_row_value * inv_playlist[rt.indices], device)
             self.to_tracks = _torch_csr(rt, rt_row_value, device)
@@ -197,8 +203,9 @@ class Propagation:
         part = sp.csr_matrix((values, part.indices, part.indptr), shape=part.shape)
         device = messages.device
         with_t = part.T.tocsr()
-        return self.product.apply(_torch_csr(part, part.data, device), _torch_csr(with_t, with_t.data, device),
-                                  messages)
+        return self.product.apply(
+            _torch_csr(part, part.data, device), _torch_csr(with_t, with_t.data, device), messages
+        )
 
 
 @dataclass
@@ -235,7 +242,9 @@ class PlaylistSplitBatch:
     negatives: np.ndarray
     masked_owner: np.ndarray | None = None
     masked_track: np.ndarray | None = None
-    sampled: np.ndarray | None = None    # tracks a model's second, sampled softmax uses (PlaylistGAT's)
+    sampled: np.ndarray | None = (
+        None  # tracks a model's second, sampled softmax uses (PlaylistGAT's)
+    )
 
     def __post_init__(self):
         # Cells kept out of the exact softmax: the context (seeds are never recommended), and
@@ -244,8 +253,9 @@ class PlaylistSplitBatch:
             self.masked_owner, self.masked_track = self.context_owner, self.context_track
 
 
-def split_playlists(matrix: sp.csr_matrix, playlists: np.ndarray, max_context: int,
-                    rng: np.random.Generator) -> PlaylistSplitBatch:
+def split_playlists(
+    matrix: sp.csr_matrix, playlists: np.ndarray, max_context: int, rng: np.random.Generator
+) -> PlaylistSplitBatch:
     """Each of ``playlists`` (int64 [B], ≥ 2 tracks each) split into a random context of
     ``clip(⌊u · d⌋, 1, min(d − 1, max_context))`` tracks (``u`` uniform, ``d`` its length) and
     the remaining tracks as targets."""
@@ -257,20 +267,46 @@ def split_playlists(matrix: sp.csr_matrix, playlists: np.ndarray, max_context: i
     order = np.lexsort((rng.random(len(positions)), owner))
     rank = np.empty(len(positions), dtype=np.int64)
     rank[order] = np.arange(len(positions)) - np.repeat(np.cumsum(degree) - degree, degree)
-    size = np.clip(np.floor(rng.random(len(playlists)) * degree).astype(np.int64), 1,
-                   np.minimum(degree - 1, max_context))
+    size = np.clip(
+        np.floor(rng.random(len(playlists)) * degree).astype(np.int64),
+        1,
+        np.minimum(degree - 1, max_context),
+    )
     is_context = rank < size[owner]
-    return PlaylistSplitBatch(len(playlists), playlists, owner[is_context], tracks[is_context],
-                              owner[~is_context], tracks[~is_context], size, np.zeros(0, dtype=np.int64))
+    return PlaylistSplitBatch(
+        len(playlists),
+        playlists,
+        owner[is_context],
+        tracks[is_context],
+        owner[~is_context],
+        tracks[~is_context],
+        size,
+        np.zeros(0, dtype=np.int64),
+    )
 
 
 class LightGCNTask(TrainingTask):
-    def __init__(self, graph: PlaylistGraph, config: LightGCNConfig, held: HeldOut, owner: LightGCNRecommender):
-        layers = getattr(config, "layers", 3)   # PlaylistGAT's configs have no layers: always two hops
+    def __init__(
+        self,
+        graph: PlaylistGraph,
+        config: LightGCNConfig,
+        held: HeldOut,
+        owner: LightGCNRecommender,
+    ):
+        layers = getattr(
+            config, "layers", 3
+        )  # PlaylistGAT's configs have no layers: always two hops
         if layers not in (1, 3):
             raise SegueError(f"lightgcn: layers must be 1 or 3, got {layers}")
-        if config.factors < 1 or config.max_context < 1 or config.negatives < 0 or config.batch_size < 0:
-            raise SegueError("lightgcn: factors and max_context must be ≥ 1, negatives and batch_size ≥ 0")
+        if (
+            config.factors < 1
+            or config.max_context < 1
+            or config.negatives < 0
+            or config.batch_size < 0
+        ):
+            raise SegueError(
+                "lightgcn: factors and max_context must be ≥ 1, negatives and batch_size ≥ 0"
+            )
         self.layers = layers
         self.graph = graph
         self.config = config
@@ -279,8 +315,10 @@ class LightGCNTask(TrainingTask):
         self.playlists = np.flatnonzero(graph.playlist_degree >= 2)
         if len(self.playlists) == 0:
             raise SegueError("lightgcn: no training playlist has two tracks: nothing to learn from")
-        self.n_edges = len(self.playlists)          # an epoch visits every playlist once
-        self.batch_size = config.batch_size or max(256, math.ceil(len(self.playlists) / STEPS_PER_EPOCH))
+        self.n_edges = len(self.playlists)  # an epoch visits every playlist once
+        self.batch_size = config.batch_size or max(
+            256, math.ceil(len(self.playlists) / STEPS_PER_EPOCH)
+        )
         n_tracks = graph.n_tracks
         if config.negatives == 0:
             exact = len(self.playlists) * n_tracks <= EXACT_SOFTMAX_CELLS
@@ -306,13 +344,20 @@ class LightGCNTask(TrainingTask):
             self.propagation = Propagation(self.graph, device)
 
     def batches(self, rng, n_examples, batch_size):
-        order = np.concatenate([rng.permutation(self.playlists)
-                                for _ in range(-(-n_examples // len(self.playlists)))])[:n_examples]
+        order = np.concatenate(
+            [rng.permutation(self.playlists) for _ in range(-(-n_examples // len(self.playlists)))]
+        )[:n_examples]
         for start in range(0, len(order), self.batch_size):
-            batch = split_playlists(self.graph.playlist_tracks, order[start:start + self.batch_size],
-                                    self.config.max_context, rng)
+            batch = split_playlists(
+                self.graph.playlist_tracks,
+                order[start : start + self.batch_size],
+                self.config.max_context,
+                rng,
+            )
             if not self.exact:
-                batch.negatives = rng.choice(len(self.proposal), size=self.negatives, p=self.proposal)
+                batch.negatives = rng.choice(
+                    len(self.proposal), size=self.negatives, p=self.proposal
+                )
             yield batch
 
     def _tensor(self, array: np.ndarray, dtype=None):
@@ -329,14 +374,18 @@ class LightGCNTask(TrainingTask):
         time at 729,000 tracks)."""
         ego = self.module.embedding.weight
         if self.propagation is None:
-            return TrackTable(ego if rows is None else ego.index_select(0, self._tensor(rows)), rows), None
+            return TrackTable(
+                ego if rows is None else ego.index_select(0, self._tensor(rows)), rows
+            ), None
         messages = self.propagation.messages(ego)
         if rows is None:
             return TrackTable((ego + self.propagation.two_hop(messages)) / 2, None), messages
         two_hop = self.propagation.two_hop_rows(self.graph.track_playlists, rows, messages)
         return TrackTable((ego.index_select(0, self._tensor(rows)) + two_hop) / 2, rows), messages
 
-    def without_own_playlist(self, final: TrackTable, messages, tracks: np.ndarray, playlists: np.ndarray):
+    def without_own_playlist(
+        self, final: TrackTable, messages, tracks: np.ndarray, playlists: np.ndarray
+    ):
         """[m, d]: ``ê`` of ``tracks`` (int64 [m]) in the graph without ``playlists[i]`` (the
         track's own): ``ê_x − ½ m_p / sqrt(d_x)`` (see the module docstring)."""
         rows = final.take(tracks, self._tensor)
@@ -349,16 +398,27 @@ class LightGCNTask(TrainingTask):
         """``(final, context [m, d], targets [n, d])`` for a step: ``ê`` of the tracks the step
         needs (every track for the exact softmax) as a :class:`TrackTable`, and ``ê`` of the
         batch's context and target tracks in the graph without their own playlist."""
-        needed = None if self.exact else np.unique(
-            np.concatenate((batch.context_track, batch.target_track, batch.negatives)))
+        needed = (
+            None
+            if self.exact
+            else np.unique(
+                np.concatenate((batch.context_track, batch.target_track, batch.negatives))
+            )
+        )
         final, messages = self.propagate(needed)
-        context = self.without_own_playlist(final, messages, batch.context_track, batch.playlist[batch.context_owner])
-        targets = self.without_own_playlist(final, messages, batch.target_track, batch.playlist[batch.target_owner])
+        context = self.without_own_playlist(
+            final, messages, batch.context_track, batch.playlist[batch.context_owner]
+        )
+        targets = self.without_own_playlist(
+            final, messages, batch.target_track, batch.playlist[batch.target_owner]
+        )
         return final, context, targets
 
     def loss(self, batch: PlaylistSplitBatch):
         final, context, targets = self.encode(batch)
-        return self.softmax_loss(batch, self.query(batch, context), targets, final, self.module.embedding.weight)
+        return self.softmax_loss(
+            batch, self.query(batch, context), targets, final, self.module.embedding.weight
+        )
 
     def context_weights(self, batch: PlaylistSplitBatch) -> np.ndarray:
         """float32 [context]: LightGCN's weight ``1 / sqrt(|S| d_s)`` of each context track, its
@@ -372,11 +432,21 @@ class LightGCNTask(TrainingTask):
         import torch
 
         weights = self._tensor(self.context_weights(batch))
-        return torch.zeros((batch.size, context.shape[1]), device=self.device, dtype=context.dtype).index_add_(
-            0, self._tensor(batch.context_owner), context * weights[:, None])
+        return torch.zeros(
+            (batch.size, context.shape[1]), device=self.device, dtype=context.dtype
+        ).index_add_(0, self._tensor(batch.context_owner), context * weights[:, None])
 
-    def softmax_loss(self, batch: PlaylistSplitBatch, query, targets, final: TrackTable, ego, *,
-                     negatives: np.ndarray | None = None, regularize: bool = True):
+    def softmax_loss(
+        self,
+        batch: PlaylistSplitBatch,
+        query,
+        targets,
+        final: TrackTable,
+        ego,
+        *,
+        negatives: np.ndarray | None = None,
+        regularize: bool = True,
+    ):
         """Mean over the batch's targets of ``−log softmax``: ``query`` [B, d] against its targets'
         representations ``targets`` [n, d] (without the own playlist) over the catalogue's
         ``final`` (every track: exact) or sampled negatives (the batch's, or ``negatives`` int64
@@ -386,22 +456,28 @@ class LightGCNTask(TrainingTask):
 
         b = batch.size
         target_owner = self._tensor(batch.target_owner)
-        target_score = (query[target_owner] * targets).sum(1)                 # [targets]
+        target_score = (query[target_owner] * targets).sum(1)  # [targets]
         if negatives is None and self.exact:
-            logits = query @ final.table.T                                     # [B, T]
+            logits = query @ final.table.T  # [B, T]
             # The targets' logits with the own-playlist path removed; the contexts masked out.
             n = logits.shape[1]
             flat = logits.reshape(-1)
             target_cell = self._tensor(batch.target_owner * n + batch.target_track)
             context_cell = self._tensor(batch.masked_owner * n + batch.masked_track)
-            flat = flat.index_put((target_cell,), target_score).index_fill(0, context_cell, float("-inf"))
+            flat = flat.index_put((target_cell,), target_score).index_fill(
+                0, context_cell, float("-inf")
+            )
             normaliser = torch.logsumexp(flat.reshape(b, n), dim=1)[target_owner]
         else:
             negatives = batch.negatives if negatives is None else negatives
-            correction = self._tensor(np.log(len(negatives) * self.proposal[negatives]).astype(np.float32))
+            correction = self._tensor(
+                np.log(len(negatives) * self.proposal[negatives]).astype(np.float32)
+            )
             sampled = query @ final.take(negatives, self._tensor).T - correction[None, :]  # [B, K]
             # The target against the batch's shared sample: one log-sum-exp per playlist.
-            normaliser = torch.logaddexp(target_score, torch.logsumexp(sampled, dim=1)[target_owner])
+            normaliser = torch.logaddexp(
+                target_score, torch.logsumexp(sampled, dim=1)[target_owner]
+            )
         loss = (normaliser - target_score).mean()
         if not regularize:
             return loss
@@ -411,8 +487,10 @@ class LightGCNTask(TrainingTask):
 
     def inference_arrays(self, graph: PlaylistGraph) -> dict[str, np.ndarray]:
         ego = self.module.embedding.weight.detach().cpu().numpy().astype(np.float32)
-        return {"track_embeddings": exact_embeddings(ego, graph, self.config.layers),
-                "track_degree": graph.track_degree}
+        return {
+            "track_embeddings": exact_embeddings(ego, graph, self.config.layers),
+            "track_degree": graph.track_degree,
+        }
 
     def validate(self, k: int) -> float:
         self.owner._set_inference(self.inference_arrays(self.graph))
@@ -439,10 +517,14 @@ def exact_two_hop(ego: np.ndarray, graph: PlaylistGraph) -> np.ndarray:
     seen = degree > 0
     inv_sqrt = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=seen)
     scaled = ego * inv_sqrt[:, None].astype(np.float32)
-    playlist = graph.playlist_tracks @ scaled                        # [P, d]
+    playlist = graph.playlist_tracks @ scaled  # [P, d]
     p_degree = graph.playlist_degree.astype(np.float64)
-    playlist *= np.divide(1.0, p_degree, out=np.zeros_like(p_degree), where=p_degree > 0)[:, None].astype(np.float32)
-    return ((graph.track_playlists @ playlist) * inv_sqrt[:, None].astype(np.float32)).astype(np.float32)
+    playlist *= np.divide(1.0, p_degree, out=np.zeros_like(p_degree), where=p_degree > 0)[
+        :, None
+    ].astype(np.float32)
+    return ((graph.track_playlists @ playlist) * inv_sqrt[:, None].astype(np.float32)).astype(
+        np.float32
+    )
 
 
 def exact_embeddings(ego: np.ndarray, graph: PlaylistGraph, layers: int) -> np.ndarray:
@@ -481,16 +563,24 @@ class LightGCNRecommender(PlaylistGraphRecommender):
         track_ids = np.asarray(track_ids, dtype=np.int64)
         weights = seed_weights(queries.slice(row, row + 1), self.n_tracks, self.track_degree)
         if weights.nnz == 0:
-            return [popularity_explanation(self, int(t), "A popular track: the playlist has no seed track "
-                                           "the graph knows.") for t in track_ids]
+            return [
+                popularity_explanation(
+                    self, int(t), "A popular track: the playlist has no seed track the graph knows."
+                )
+                for t in track_ids
+            ]
         seeds = weights.indices.astype(np.int64)
-        contributions = (self.item_vectors[track_ids].astype(np.float64)
-                         @ (self.item_vectors[seeds].astype(np.float64) * weights.data[:, None]).T)
+        contributions = (
+            self.item_vectors[track_ids].astype(np.float64)
+            @ (self.item_vectors[seeds].astype(np.float64) * weights.data[:, None]).T
+        )
         first = {}
         for position, t in enumerate(queries.seeds(row).tolist()):
             first.setdefault(t, position)
         order = np.argsort([first[s] for s in seeds.tolist()], kind="stable")
-        return from_seed_contributions(self, seeds[order], track_ids, contributions[:, order], self.verb)
+        return from_seed_contributions(
+            self, seeds[order], track_ids, contributions[:, order], self.verb
+        )
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"track_embeddings": self.item_vectors, "track_degree": self.track_degree}

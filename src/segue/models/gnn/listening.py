@@ -111,16 +111,35 @@ def basic_config(**overrides) -> ListeningGATConfig:
     heads, 102-d inputs, dropout 0.36, learning rate 0.0016, L2 7.5e-4. Scored by cosine over a
     temperature (0.14; the temperature mattered most in the study) rather than the source's
     ``u · t``: the dot product reached validation Recall@10 0.05–0.06 (``score="dot"`` keeps it)."""
-    tuned = ListeningGATConfig(score="cosine", temperature=0.14, factors=102, heads=(8,), dropout=0.36,
-                               learning_rate=0.0016, regularization=7.5e-4)
+    tuned = ListeningGATConfig(
+        score="cosine",
+        temperature=0.14,
+        factors=102,
+        heads=(8,),
+        dropout=0.36,
+        learning_rate=0.0016,
+        regularization=7.5e-4,
+    )
     return dataclasses.replace(tuned, **overrides)
 
 
 def genre_config(**overrides) -> ListeningGATConfig:
     """The genre-aware model: 64 → 32 over two layers, batch norm, dropout 0.2, α = 0.8."""
-    return dataclasses.replace(ListeningGATConfig(
-        genre_aware=True, factors=64, hidden=(16, 32), heads=(4, 2), concat=(True, False), dropout=0.2,
-        alpha=0.8, temperature=0.1, fanout=(10, 5), score="cosine"), **overrides)
+    return dataclasses.replace(
+        ListeningGATConfig(
+            genre_aware=True,
+            factors=64,
+            hidden=(16, 32),
+            heads=(4, 2),
+            concat=(True, False),
+            dropout=0.2,
+            alpha=0.8,
+            temperature=0.1,
+            fanout=(10, 5),
+            score="cosine",
+        ),
+        **overrides,
+    )
 
 
 MODEL_CONFIGS = {"gat": basic_config, "genre_gat": genre_config}
@@ -137,17 +156,30 @@ def with_self_loops(homo: HomogeneousGraph) -> HomogeneousGraph:
     kinds = len(homo.relations)
     dim = homo.edge_dim + 1
     attr = np.zeros((len(homo.source) + n, dim), dtype=np.float32)
-    dst = np.concatenate((np.repeat(np.arange(n, dtype=np.int64), np.diff(homo.indptr)), np.arange(n, dtype=np.int64)))
+    dst = np.concatenate(
+        (
+            np.repeat(np.arange(n, dtype=np.int64), np.diff(homo.indptr)),
+            np.arange(n, dtype=np.int64),
+        )
+    )
     src = np.concatenate((homo.source, np.arange(n, dtype=np.int64)))
     # relation one-hots first, then the self flag, then the listens attributes and affinity
-    attr[:len(homo.source), :kinds] = homo.edge_attr[:, :kinds]
-    attr[len(homo.source):, kinds] = 1.0
-    attr[:len(homo.source), kinds + 1:] = homo.edge_attr[:, kinds:]
+    attr[: len(homo.source), :kinds] = homo.edge_attr[:, :kinds]
+    attr[len(homo.source) :, kinds] = 1.0
+    attr[: len(homo.source), kinds + 1 :] = homo.edge_attr[:, kinds:]
     edge_type = np.concatenate((homo.edge_type.astype(np.int16), np.full(n, kinds, np.int16)))
     order = np.lexsort((src, dst))
     indptr = np.concatenate(([0], np.cumsum(np.bincount(dst, minlength=n)))).astype(np.int64)
-    return HomogeneousGraph(homo.node_types, homo.offsets, n, indptr, src[order], edge_type[order], attr[order],
-                            [*homo.relations, ("node", "self", "node")])
+    return HomogeneousGraph(
+        homo.node_types,
+        homo.offsets,
+        n,
+        indptr,
+        src[order],
+        edge_type[order],
+        attr[order],
+        [*homo.relations, ("node", "self", "node")],
+    )
 
 
 @dataclass
@@ -161,8 +193,13 @@ class Subgraph:
     edge_attr: np.ndarray
 
 
-def sample_subgraph(graph: HomogeneousGraph, targets: np.ndarray, fanouts: tuple[int, ...],
-                    rng: np.random.Generator, exclude_keys: np.ndarray | None = None) -> Subgraph:
+def sample_subgraph(
+    graph: HomogeneousGraph,
+    targets: np.ndarray,
+    fanouts: tuple[int, ...],
+    rng: np.random.Generator,
+    exclude_keys: np.ndarray | None = None,
+) -> Subgraph:
     """The ``len(fanouts)``-hop in-neighbourhood of ``targets`` (distinct global ids), ``fanouts[h]``
     edges per node at hop ``h`` (drawn with replacement above it; every edge below it; -1 = all),
     self-loops always kept,
@@ -184,7 +221,7 @@ def sample_subgraph(graph: HomogeneousGraph, targets: np.ndarray, fanouts: tuple
         offset[drawn] = (rng.random(int(drawn.sum())) * degree[owner[drawn]]).astype(np.int64)
         position = start[owner] + offset
         src, dst = graph.source[position], frontier[owner]
-        keep = src != dst                                  # self-loops are added for every node below
+        keep = src != dst  # self-loops are added for every node below
         if exclude_keys is not None and len(exclude_keys):
             keep &= ~contains(exclude_keys, dst, src, graph.n_nodes)
         src_parts.append(src[keep])
@@ -204,8 +241,12 @@ def sample_subgraph(graph: HomogeneousGraph, targets: np.ndarray, fanouts: tuple
     dst = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int64)
     position = np.concatenate(pos_parts) if pos_parts else np.zeros(0, np.int64)
     self_position = _self_positions(graph, nodes)
-    edge_index = np.stack([np.concatenate((local(src), np.arange(len(nodes)))),
-                           np.concatenate((local(dst), np.arange(len(nodes))))])
+    edge_index = np.stack(
+        [
+            np.concatenate((local(src), np.arange(len(nodes)))),
+            np.concatenate((local(dst), np.arange(len(nodes)))),
+        ]
+    )
     attr = graph.edge_attr[np.concatenate((position, self_position))]
     return Subgraph(nodes, len(targets), edge_index, attr)
 
@@ -234,7 +275,10 @@ def _net(n_nodes: int, edge_dim: int, config: ListeningGATConfig):
     import torch
     from torch_geometric.nn import GATConv
 
-    if not (len(config.hidden) == len(config.heads) == len(config.concat) == len(config.fanout)) or not config.hidden:
+    if (
+        not (len(config.hidden) == len(config.heads) == len(config.concat) == len(config.fanout))
+        or not config.hidden
+    ):
         raise SegueError("hidden, heads, concat and fanout need one entry per layer")
 
     class ListeningGATNet(torch.nn.Module):
@@ -245,9 +289,19 @@ def _net(n_nodes: int, edge_dim: int, config: ListeningGATConfig):
             self.layers = torch.nn.ModuleList()
             self.norms = torch.nn.ModuleList()
             width = config.factors
-            for i, (hidden, heads, concat) in enumerate(zip(config.hidden, config.heads, config.concat, strict=True)):
-                self.layers.append(GATConv(width, hidden, heads=heads, concat=concat, edge_dim=edge_dim,
-                                           add_self_loops=False))
+            for i, (hidden, heads, concat) in enumerate(
+                zip(config.hidden, config.heads, config.concat, strict=True)
+            ):
+                self.layers.append(
+                    GATConv(
+                        width,
+                        hidden,
+                        heads=heads,
+                        concat=concat,
+                        edge_dim=edge_dim,
+                        add_self_loops=False,
+                    )
+                )
                 width = hidden * heads if concat else hidden
                 if config.genre_aware and i < len(config.hidden) - 1:
                     self.norms.append(torch.nn.BatchNorm1d(width))
@@ -261,7 +315,9 @@ def _net(n_nodes: int, edge_dim: int, config: ListeningGATConfig):
                 x = torch.nn.functional.dropout(x, config.dropout, self.training)
                 last = i == len(self.layers) - 1
                 if last and return_attention:
-                    x, attention = layer(x, edge_index, edge_attr=edge_attr, return_attention_weights=True)
+                    x, attention = layer(
+                        x, edge_index, edge_attr=edge_attr, return_attention_weights=True
+                    )
                 else:
                     x = layer(x, edge_index, edge_attr=edge_attr)
                 if not last:
@@ -295,14 +351,21 @@ class ListeningGATTask(TrainingTask):
         self.n_edges = int(self.listens.nnz)
         self.degree = np.diff(self.listens.indptr)
         self.validation = validation
-        self.module = seeded_module(self.config.seed, lambda: _net(self.graph.n_nodes, self.graph.edge_dim, self.config))
+        self.module = seeded_module(
+            self.config.seed, lambda: _net(self.graph.n_nodes, self.graph.edge_dim, self.config)
+        )
         model.net = self.module
         self.device = None
         self._rng = None
 
     def fingerprint(self) -> dict:
-        return {"config": {k: v for k, v in dataclasses.asdict(self.config).items() if k not in _TRAINER_FIELDS},
-                "n_nodes": self.graph.n_nodes, "n_edges": self.n_edges}
+        return {
+            "config": {
+                k: v for k, v in dataclasses.asdict(self.config).items() if k not in _TRAINER_FIELDS
+            },
+            "n_nodes": self.graph.n_nodes,
+            "n_edges": self.n_edges,
+        }
 
     def batches(self, rng, n_examples, batch_size):
         self._rng = rng
@@ -312,10 +375,14 @@ class ListeningGATTask(TrainingTask):
         order = np.concatenate([rng.permutation(self.n_edges) for _ in range(rounds)])[:n_examples]
         user_of = np.repeat(np.arange(self.listens.shape[0], dtype=np.int64), self.degree)
         for start in range(0, len(order), batch_size):
-            edges = order[start:start + batch_size]
+            edges = order[start : start + batch_size]
             user = user_of[edges]
-            negative = sample_negatives(user, self.listens.indptr, self.listens.indices, self.listens.shape[1], rng)
-            yield EdgeBatch(len(edges), user, self.listens.indices[edges].astype(np.int64), negative)
+            negative = sample_negatives(
+                user, self.listens.indptr, self.listens.indices, self.listens.shape[1], rng
+            )
+            yield EdgeBatch(
+                len(edges), user, self.listens.indices[edges].astype(np.int64), negative
+            )
 
     def loss(self, batch: EdgeBatch):
 
@@ -323,16 +390,18 @@ class ListeningGATTask(TrainingTask):
         user_nodes = batch.user + offsets["user"]
         pos_nodes = batch.positive + offsets["track"]
         neg_nodes = batch.negative + offsets["track"]
-        targets, inverse = np.unique(np.concatenate((user_nodes, pos_nodes, neg_nodes)), return_inverse=True)
+        targets, inverse = np.unique(
+            np.concatenate((user_nodes, pos_nodes, neg_nodes)), return_inverse=True
+        )
         inverse = inverse.ravel()
         n = np.int64(self.graph.n_nodes)
         # The batch's supervision edges, both directions, are invisible to its message passing.
         hidden = np.unique(np.concatenate((pos_nodes * n + user_nodes, user_nodes * n + pos_nodes)))
         sub = sample_subgraph(self.graph, targets, self.config.fanout, self._rng, hidden)
         t = self.model.tensor
-        out = self.module(t(sub.nodes), t(sub.edge_index), t(sub.edge_attr))[:sub.n_targets]
+        out = self.module(t(sub.nodes), t(sub.edge_index), t(sub.edge_attr))[: sub.n_targets]
         b = batch.size
-        u, p, q = out[t(inverse[:b])], out[t(inverse[b:2 * b])], out[t(inverse[2 * b:])]
+        u, p, q = out[t(inverse[:b])], out[t(inverse[b : 2 * b])], out[t(inverse[2 * b :])]
         pos = self.model.torch_score(u, p, batch.user, batch.positive)
         neg = self.model.torch_score(u, q, batch.user, batch.negative)
         ego = self.module.embedding(t(targets))
@@ -349,8 +418,19 @@ class ListeningGATTask(TrainingTask):
         return float(user_metrics(top, self.validation.truth, k)["recall"].mean())
 
 
-_TRAINER_FIELDS = ("mode", "budget_seconds", "epochs", "patience", "batch_size", "learning_rate", "seed", "device",
-                   "checkpoint_dir", "resume", "num_threads")
+_TRAINER_FIELDS = (
+    "mode",
+    "budget_seconds",
+    "epochs",
+    "patience",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "device",
+    "checkpoint_dir",
+    "resume",
+    "num_threads",
+)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -367,9 +447,13 @@ class ListeningGATRecommender:
         self.name = name
         if not 0 <= self.config.alpha <= 1 or self.config.temperature <= 0:
             raise SegueError(f"{name}: alpha must be within [0, 1] and temperature positive")
-        if self.config.score not in ("dot", "cosine") or (self.config.genre_aware and self.config.score != "cosine"):
-            raise SegueError(f"{name}: score must be dot or cosine (cosine for the genre-aware model, so that "
-                             "alpha weighs two terms on one scale)")
+        if self.config.score not in ("dot", "cosine") or (
+            self.config.genre_aware and self.config.score != "cosine"
+        ):
+            raise SegueError(
+                f"{name}: score must be dot or cosine (cosine for the genre-aware model, so that "
+                "alpha weighs two terms on one scale)"
+            )
         self.net = None
         self.history = None
 
@@ -381,16 +465,27 @@ class ListeningGATRecommender:
         track_genres = graph.track_genres
         if graph.n_genres and track_genres.nnz < graph.n_tracks:
             # tracks without genres of their own take their artist's
-            artist_rows = sp.csr_matrix(graph.artist_genres[graph.track_artist]) if graph.artist_genres.shape[0] else None
+            artist_rows = (
+                sp.csr_matrix(graph.artist_genres[graph.track_artist])
+                if graph.artist_genres.shape[0]
+                else None
+            )
             if artist_rows is not None:
                 missing = np.diff(track_genres.indptr) == 0
-                track_genres = sp.csr_matrix(track_genres + sp.diags(missing.astype(np.float32)) @ artist_rows)
+                track_genres = sp.csr_matrix(
+                    track_genres + sp.diags(missing.astype(np.float32)) @ artist_rows
+                )
                 track_genres.data[:] = 1.0
         self.track_genre_unit = _unit_rows(track_genres)
-        self.user_genre_unit = _unit_rows(genre_profile(graph.listens, track_genres)) if graph.n_genres else \
-            sp.csr_matrix((graph.n_users, 0), dtype=np.float32)
+        self.user_genre_unit = (
+            _unit_rows(genre_profile(graph.listens, track_genres))
+            if graph.n_genres
+            else sp.csr_matrix((graph.n_users, 0), dtype=np.float32)
+        )
         self.user_genre_profile = genre_profile(graph.listens, track_genres)
-        self.track_listeners = np.bincount(graph.listens.indices, minlength=graph.n_tracks).astype(np.int64)
+        self.track_listeners = np.bincount(graph.listens.indices, minlength=graph.n_tracks).astype(
+            np.int64
+        )
 
     def fit(self, train, validation=None) -> ListeningGATRecommender:
         """Train on a training :class:`~segue.data.sessions.ListeningData` (its edges only);
@@ -403,7 +498,11 @@ class ListeningGATRecommender:
         self.user_type = graph.user_type
         task = ListeningGATTask(self, validation)
         trainer_config = TrainerConfig(**{f: getattr(self.config, f) for f in _TRAINER_FIELDS})
-        trainer = AdvancedTrainer(trainer_config) if validation is not None else SimpleTrainer(trainer_config)
+        trainer = (
+            AdvancedTrainer(trainer_config)
+            if validation is not None
+            else SimpleTrainer(trainer_config)
+        )
         self.history = trainer.fit(task)
         self.net.to("cpu")
         self._prepare_inference()
@@ -425,8 +524,12 @@ class ListeningGATRecommender:
         collab = torch.nn.functional.cosine_similarity(user, track, dim=1)
         if not c.genre_aware:
             return collab / c.temperature
-        genre = np.asarray(self.user_genre_unit[user_ids].multiply(self.track_genre_unit[track_ids]).sum(axis=1)).ravel()
-        return (c.alpha * collab + (1 - c.alpha) * self.tensor(genre.astype(np.float32))) / c.temperature
+        genre = np.asarray(
+            self.user_genre_unit[user_ids].multiply(self.track_genre_unit[track_ids]).sum(axis=1)
+        ).ravel()
+        return (
+            c.alpha * collab + (1 - c.alpha) * self.tensor(genre.astype(np.float32))
+        ) / c.temperature
 
     # --- inference --------------------------------------------------------------------------------
     def _prepare_inference(self) -> None:
@@ -445,7 +548,7 @@ class ListeningGATRecommender:
                 out = []
                 for lo, hi in _chunks(homo.indptr, INFERENCE_CHUNK_EDGES):
                     edges = np.arange(homo.indptr[lo], homo.indptr[hi])
-                    dst = np.repeat(np.arange(hi - lo), np.diff(homo.indptr[lo:hi + 1]))
+                    dst = np.repeat(np.arange(hi - lo), np.diff(homo.indptr[lo : hi + 1]))
                     index = torch.from_numpy(np.stack([homo.source[edges], dst])).to(device)
                     attr = torch.from_numpy(homo.edge_attr[edges]).to(device)
                     out.append(layer((x, x[lo:hi]), index, edge_attr=attr))
@@ -457,20 +560,25 @@ class ListeningGATRecommender:
         net.train(was_training)
         final = x.cpu().numpy().astype(np.float32)
         self.layer_inputs = [v.detach().cpu().numpy() for v in layer_inputs]
-        users = final[homo.offsets["user"]:homo.offsets["user"] + self.graph.n_users]
-        tracks = final[homo.offsets["track"]:homo.offsets["track"] + self.graph.n_tracks]
+        users = final[homo.offsets["user"] : homo.offsets["user"] + self.graph.n_users]
+        tracks = final[homo.offsets["track"] : homo.offsets["track"] + self.graph.n_tracks]
         self.user_vectors, self.track_vectors = users, tracks
         if self.config.genre_aware:
             a = self.config.alpha
-            self.user_side = np.hstack((a * _unit(users), (1 - a) * self.user_genre_unit.toarray())).astype(np.float64)
-            self.track_side = np.hstack((_unit(tracks), self.track_genre_unit.toarray())).astype(np.float32)
+            self.user_side = np.hstack(
+                (a * _unit(users), (1 - a) * self.user_genre_unit.toarray())
+            ).astype(np.float64)
+            self.track_side = np.hstack((_unit(tracks), self.track_genre_unit.toarray())).astype(
+                np.float32
+            )
         elif self.config.score == "cosine":
             self.user_side, self.track_side = _unit(users), _unit(tracks).astype(np.float32)
         else:
             self.user_side, self.track_side = users.astype(np.float64), tracks
 
-    def recommend_users(self, users, n: int = 10, *, exclude_training: bool = True,
-                        collaborative_only: bool = False) -> np.ndarray:
+    def recommend_users(
+        self, users, n: int = 10, *, exclude_training: bool = True, collaborative_only: bool = False
+    ) -> np.ndarray:
         """int64 [len(users), n]: the best tracks for each user, their training tracks excluded
         (``-1`` pads when fewer remain). ``collaborative_only`` drops the genre term (α = 1) to
         measure how much it moves the ranking."""
@@ -481,9 +589,11 @@ class ListeningGATRecommender:
             d = self.user_vectors.shape[1]
             vectors, items = vectors[:, :d], np.ascontiguousarray(items[:, :d])
         exclude = None
-        if exclude_training:   # widened when tracks were added after training (cold start)
+        if exclude_training:  # widened when tracks were added after training (cold start)
             rows = sp.csr_matrix(self.graph.listens[users])
-            exclude = sp.csr_matrix((rows.data, rows.indices, rows.indptr), shape=(len(users), items.shape[0]))
+            exclude = sp.csr_matrix(
+                (rows.data, rows.indices, rows.indptr), shape=(len(users), items.shape[0])
+            )
         ids, _ = top_k_factors(items, vectors, n, exclude)
         return ids
 
@@ -492,14 +602,25 @@ class ListeningGATRecommender:
         track_ids = np.asarray(track_ids, dtype=np.int64)
         if not self.config.genre_aware:
             if self.config.score == "cosine":
-                collab = _unit(self.track_vectors[track_ids]) @ _unit(self.user_vectors[user:user + 1])[0]
+                collab = (
+                    _unit(self.track_vectors[track_ids])
+                    @ _unit(self.user_vectors[user : user + 1])[0]
+                )
             else:
-                collab = self.track_vectors[track_ids].astype(np.float64) @ self.user_vectors[user].astype(np.float64)
+                collab = self.track_vectors[track_ids].astype(np.float64) @ self.user_vectors[
+                    user
+                ].astype(np.float64)
             return {"collaborative": collab, "genre": np.zeros(len(track_ids)), "total": collab}
         a = self.config.alpha
-        collab = _unit(self.track_vectors[track_ids]) @ _unit(self.user_vectors[user:user + 1])[0]
-        genre = np.asarray(self.track_genre_unit[track_ids] @ self.user_genre_unit[user].T.toarray()).ravel()
-        return {"collaborative": a * collab, "genre": (1 - a) * genre, "total": a * collab + (1 - a) * genre}
+        collab = _unit(self.track_vectors[track_ids]) @ _unit(self.user_vectors[user : user + 1])[0]
+        genre = np.asarray(
+            self.track_genre_unit[track_ids] @ self.user_genre_unit[user].T.toarray()
+        ).ravel()
+        return {
+            "collaborative": a * collab,
+            "genre": (1 - a) * genre,
+            "total": a * collab + (1 - a) * genre,
+        }
 
     # --- explanations -----------------------------------------------------------------------------
     def explain(self, user: int, track_ids, labels=None):
@@ -515,19 +636,38 @@ class ListeningGATRecommender:
         or not at all; nothing pickled."""
         g = self.graph
         arrays = {f"state.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        for name, matrix in (("listens", g.listens), ("track_genres", g.track_genres),
-                             ("artist_genres", g.artist_genres), ("user_genres", g.user_genres)):
+        for name, matrix in (
+            ("listens", g.listens),
+            ("track_genres", g.track_genres),
+            ("artist_genres", g.artist_genres),
+            ("user_genres", g.user_genres),
+        ):
             if matrix is not None:
-                arrays |= {f"{name}.indptr": matrix.indptr, f"{name}.indices": matrix.indices,
-                           f"{name}.data": matrix.data, f"{name}.shape": np.array(matrix.shape, dtype=np.int64)}
-        arrays |= {"listen_attr": g.listen_attr, "track_artist": g.track_artist,
-                   "user_type": np.array([str(t) for t in g.user_type], dtype=np.str_)}
+                arrays |= {
+                    f"{name}.indptr": matrix.indptr,
+                    f"{name}.indices": matrix.indices,
+                    f"{name}.data": matrix.data,
+                    f"{name}.shape": np.array(matrix.shape, dtype=np.int64),
+                }
+        arrays |= {
+            "listen_attr": g.listen_attr,
+            "track_artist": g.track_artist,
+            "user_type": np.array([str(t) for t in g.user_type], dtype=np.str_),
+        }
         config = dataclasses.asdict(self.config)
         with atomic_dir(Path(path)) as tmp:
-            write_json(tmp / PARAMS_FILE, {"model": self.name, "kind": "listening_gat", "config": config,
-                                           "genre_names": g.genre_names, "user_genre_source": g.user_genre_source,
-                                           "segue_version": __version__,
-                                           "history": self.history.to_dict() if self.history else None})
+            write_json(
+                tmp / PARAMS_FILE,
+                {
+                    "model": self.name,
+                    "kind": "listening_gat",
+                    "config": config,
+                    "genre_names": g.genre_names,
+                    "user_genre_source": g.user_genre_source,
+                    "segue_version": __version__,
+                    "history": self.history.to_dict() if self.history else None,
+                },
+            )
             with open(tmp / ARRAYS_FILE, "wb") as handle:
                 np.savez(handle, **arrays)
 
@@ -541,29 +681,50 @@ class ListeningGATRecommender:
             with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except FileNotFoundError as exc:
-            raise InputFileError(Path(exc.filename or path), "missing: not a listening graph model directory") from None
+            raise InputFileError(
+                Path(exc.filename or path), "missing: not a listening graph model directory"
+            ) from None
         except (orjson.JSONDecodeError, ValueError, OSError) as exc:
             raise InputFileError(path, f"unreadable model ({exc})") from None
         if params.get("kind") != "listening_gat":
-            raise InputFileError(path / PARAMS_FILE, "not a listening graph model (gat / genre_gat)")
+            raise InputFileError(
+                path / PARAMS_FILE, "not a listening graph model (gat / genre_gat)"
+            )
         config = params["config"]
-        config = ListeningGATConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+        config = ListeningGATConfig(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+        )
         model = cls(config, params["model"])
 
         def get(name):
             if f"{name}.indptr" not in arrays:
                 return None
-            return sp.csr_matrix((arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
-                                 shape=tuple(arrays[f"{name}.shape"]))
+            return sp.csr_matrix(
+                (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
+                shape=tuple(arrays[f"{name}.shape"]),
+            )
 
-        graph = ListeningGraph(get("listens"), arrays["listen_attr"], arrays["track_artist"], get("track_genres"),
-                               get("artist_genres"), list(params["genre_names"]), arrays["user_type"].astype(object),
-                               get("user_genres"), params.get("user_genre_source", "none"))
+        graph = ListeningGraph(
+            get("listens"),
+            arrays["listen_attr"],
+            arrays["track_artist"],
+            get("track_genres"),
+            get("artist_genres"),
+            list(params["genre_names"]),
+            arrays["user_type"].astype(object),
+            get("user_genres"),
+            params.get("user_genre_source", "none"),
+        )
         model._set_graph(graph)
         model.user_type = graph.user_type
         model.net = _net(model.homo.n_nodes, model.homo.edge_dim, config)
-        model.net.load_state_dict({k[6:]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
-                                   if k.startswith("state.")})
+        model.net.load_state_dict(
+            {
+                k[6:]: torch.from_numpy(np.array(v))
+                for k, v in arrays.items()
+                if k.startswith("state.")
+            }
+        )
         model._prepare_inference()
         return model
 
@@ -592,5 +753,13 @@ def _unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix)
 
 
-__all__ = ["LISTEN_ATTRIBUTES", "MODEL_CONFIGS", "ListeningGATConfig", "ListeningGATRecommender",
-           "basic_config", "genre_config", "sample_subgraph", "with_self_loops"]
+__all__ = [
+    "LISTEN_ATTRIBUTES",
+    "MODEL_CONFIGS",
+    "ListeningGATConfig",
+    "ListeningGATRecommender",
+    "basic_config",
+    "genre_config",
+    "sample_subgraph",
+    "with_self_loops",
+]

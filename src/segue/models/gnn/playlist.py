@@ -61,8 +61,12 @@ class HeldOut:
 def held_out(train: sp.csr_matrix, part: sp.csr_matrix) -> HeldOut:
     rows = np.flatnonzero(np.diff(part.indptr) > 0)
     seeds = train[rows]
-    queries = Queries(seeds.indptr.astype(np.int64), seeds.indices.astype(np.int32), [""] * len(rows),
-                      rows.astype(np.int64))
+    queries = Queries(
+        seeds.indptr.astype(np.int64),
+        seeds.indices.astype(np.int32),
+        [""] * len(rows),
+        rows.astype(np.int64),
+    )
     truth = np.split(part[rows].indices.astype(np.int64), part[rows].indptr[1:-1])
     return HeldOut(queries, truth)
 
@@ -73,7 +77,11 @@ def carve_validation(matrix: sp.csr_matrix, n_playlists: int, share: float, seed
     rng = np.random.default_rng(seed)
     candidates = np.flatnonzero(np.diff(matrix.indptr) >= 4)
     take = min(n_playlists, len(candidates) // 10)
-    rows = np.sort(rng.choice(candidates, size=take, replace=False)) if take > 0 else np.zeros(0, np.int64)
+    rows = (
+        np.sort(rng.choice(candidates, size=take, replace=False))
+        if take > 0
+        else np.zeros(0, np.int64)
+    )
     return split_edges(matrix, (1 - share, share, 0.0), rows=rows, min_edges=4, seed=seed)
 
 
@@ -102,11 +110,15 @@ def segment_sum(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     out = np.zeros((q, *values.shape[1:]), dtype=np.float64)
     nonempty = np.flatnonzero(np.diff(indptr) > 0)
     if len(nonempty):
-        out[nonempty] = np.add.reduceat(values.astype(np.float64, copy=False), indptr[nonempty], axis=0)
+        out[nonempty] = np.add.reduceat(
+            values.astype(np.float64, copy=False), indptr[nonempty], axis=0
+        )
     return out
 
 
-def distinct_seeds(queries: Queries, n_tracks: int, known: np.ndarray | None = None) -> sp.csr_matrix:
+def distinct_seeds(
+    queries: Queries, n_tracks: int, known: np.ndarray | None = None
+) -> sp.csr_matrix:
     """csr [q, n_tracks]: each query's distinct seeds (sorted), only those ``known`` (bool
     [n_tracks]) when given."""
     matrix = seed_matrix(queries, n_tracks, dtype=np.float64)
@@ -121,8 +133,19 @@ def distinct_seeds(queries: Queries, n_tracks: int, known: np.ndarray | None = N
 # The base Recommender
 # ------------------------------------------------------------------------------------------------
 
-TRAINER_FIELDS = ("mode", "budget_seconds", "epochs", "patience", "batch_size", "learning_rate", "seed", "device",
-                  "checkpoint_dir", "resume", "num_threads")
+TRAINER_FIELDS = (
+    "mode",
+    "budget_seconds",
+    "epochs",
+    "patience",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "device",
+    "checkpoint_dir",
+    "resume",
+    "num_threads",
+)
 
 
 class PlaylistGraphRecommender(Recommender):
@@ -139,23 +162,35 @@ class PlaylistGraphRecommender(Recommender):
     def _fit(self, data: PlaylistData) -> None:
         c = self.config
         if not 0 < c.validation_share < 1:
-            raise SegueError(f"{self.name}: validation_share must be within (0, 1), got {c.validation_share}")
+            raise SegueError(
+                f"{self.name}: validation_share must be within (0, 1), got {c.validation_share}"
+            )
         graph = self._graph(data)
-        split = carve_validation(graph.playlist_tracks, c.validation_playlists, c.validation_share, c.seed)
+        split = carve_validation(
+            graph.playlist_tracks, c.validation_playlists, c.validation_share, c.seed
+        )
         held = held_out(split.train, split.validation)
         # Message passing and examples use only the training edges; the full graph is dropped
         # (the carved edges are ≤ 30% of ≤ 500 playlists: the final propagation goes without them
         # rather than keep a second copy of a 66M-edge graph in memory).
-        graph = dataclasses.replace(graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T))
+        graph = dataclasses.replace(
+            graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T)
+        )
         del split
         task = self._task(graph, held)
         trainer_cls = AdvancedTrainer if len(held) else SimpleTrainer
         self.history = trainer_cls(self.trainer_config()).fit(task)
         # Saved in params.json: how many epochs ran, the validation curve, why training stopped.
         h = self.history
-        self.training_log = {"epochs_run": len(h.epochs), "stopped": h.stopped, "early_stopped": h.early_stopped,
-                             "best_epoch": h.best_epoch, "budget_seconds": h.budget_seconds,
-                             "seconds": round(h.seconds, 1), "history": h.epochs}
+        self.training_log = {
+            "epochs_run": len(h.epochs),
+            "stopped": h.stopped,
+            "early_stopped": h.early_stopped,
+            "best_epoch": h.best_epoch,
+            "budget_seconds": h.budget_seconds,
+            "seconds": round(h.seconds, 1),
+            "history": h.epochs,
+        }
         self._set_inference(task.inference_arrays(graph))
 
     def _graph(self, data: PlaylistData) -> PlaylistGraph:
@@ -171,16 +206,17 @@ class PlaylistGraphRecommender(Recommender):
         """The track vectors' :class:`~segue.models.factor.NormHead` (the longest first), built at
         the first query after the vectors were set: the exact scan then stops early for most
         queries, as ALS's does (LightGCN's popular tracks have the longest vectors)."""
-        if getattr(self, "_head_of", None) is not self.item_vectors:   # new vectors: a new head
+        if getattr(self, "_head_of", None) is not self.item_vectors:  # new vectors: a new head
             self._head = NormHead.build(self.item_vectors)
             self._head_of = self.item_vectors
         return self._head
 
     def _candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
         vectors, has = self.query_vectors(queries)
-        ids, scores = top_k_factors(self.item_vectors, vectors, n, seed_matrix(queries, self.n_tracks),
-                                    head=self._norm_head)
-        ids[~has] = -1   # no evidence: the base back-fills by popularity
+        ids, scores = top_k_factors(
+            self.item_vectors, vectors, n, seed_matrix(queries, self.n_tracks), head=self._norm_head
+        )
+        ids[~has] = -1  # no evidence: the base back-fills by popularity
         return ids, scores
 
     def _rank_ids(self, queries: Queries, k: int) -> np.ndarray:
@@ -190,6 +226,8 @@ class PlaylistGraphRecommender(Recommender):
 
 
 def base_task_fingerprint(task: TrainingTask, config) -> dict:
-    return {"model": type(task).__name__, "config": {k: v for k, v in dataclasses.asdict(config).items()
-                                                     if k not in TRAINER_FIELDS},
-            "n_edges": int(task.n_edges)}
+    return {
+        "model": type(task).__name__,
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if k not in TRAINER_FIELDS},
+        "n_edges": int(task.n_edges),
+    }

@@ -53,8 +53,8 @@ from segue.models.gnn.lightgcn import (
 from segue.models.gnn.playlist import HeldOut, PlaylistGraphRecommender, segment_sum
 from segue.models.registry import register
 
-NEGATIVE_SLOPE = 0.2      # LeakyReLU of the attention logits, as in GAT
-DEGREE_PRIOR = -0.5       # c at the start: α_s ∝ d_s^(-1/2), LightGCN's own weights
+NEGATIVE_SLOPE = 0.2  # LeakyReLU of the attention logits, as in GAT
+DEGREE_PRIOR = -0.5  # c at the start: α_s ∝ d_s^(-1/2), LightGCN's own weights
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,24 @@ def _attention_module(factors: int, heads: int, n_audio: int, dropout: float):
             summed into ``N_S``), ``audio`` [m, f] or None."""
             from torch_geometric.utils import softmax
 
-            count = torch.zeros(n_queries, device=seeds.device).index_add_(0, owner, torch.ones_like(log_degree))
-            mean = torch.zeros((n_queries, seeds.shape[1]), device=seeds.device).index_add_(0, owner, seeds)
+            count = torch.zeros(n_queries, device=seeds.device).index_add_(
+                0, owner, torch.ones_like(log_degree)
+            )
+            mean = torch.zeros((n_queries, seeds.shape[1]), device=seeds.device).index_add_(
+                0, owner, seeds
+            )
             mean = mean / count.clamp(min=1)[:, None]
-            logits = torch.nn.functional.leaky_relu(seeds @ self.att_src.T + (mean @ self.att_dst.T)[owner],
-                                                    NEGATIVE_SLOPE) + log_degree[:, None] * self.degree
+            logits = (
+                torch.nn.functional.leaky_relu(
+                    seeds @ self.att_src.T + (mean @ self.att_dst.T)[owner], NEGATIVE_SLOPE
+                )
+                + log_degree[:, None] * self.degree
+            )
             if self.audio is not None and audio is not None:
                 logits = logits + audio @ self.audio.T
-            alpha = softmax(logits, owner, num_nodes=n_queries)                    # [m, heads]
+            alpha = softmax(logits, owner, num_nodes=n_queries)  # [m, heads]
             kept = torch.nn.functional.dropout(alpha, dropout, self.training)
-            total = torch.zeros(n_queries, device=seeds.device).index_add_(0, owner, weight)   # N_S
+            total = torch.zeros(n_queries, device=seeds.device).index_add_(0, owner, weight)  # N_S
             z = torch.zeros_like(mean).index_add_(0, owner, kept.mean(1, keepdim=True) * seeds)
             return z * total[:, None], alpha
 
@@ -136,15 +144,19 @@ def _net(n_tracks: int, config: PlaylistGATConfig, n_audio: int):
             super().__init__()
             self.embedding = torch.nn.Embedding(n_tracks, config.factors)
             torch.nn.init.normal_(self.embedding.weight, std=config.init_std)
-            self.attention = _attention_module(config.factors, config.heads, n_audio, config.dropout)
+            self.attention = _attention_module(
+                config.factors, config.heads, n_audio, config.dropout
+            )
 
     return PlaylistGATNet()
 
 
 def _check(config: PlaylistGATConfig) -> None:
     if config.heads < 1 or not 0 <= config.dropout < 1:
-        raise SegueError(f"playlistgat: heads must be ≥ 1 and dropout within [0, 1), got heads={config.heads}, "
-                         f"dropout={config.dropout}")
+        raise SegueError(
+            f"playlistgat: heads must be ≥ 1 and dropout within [0, 1), got heads={config.heads}, "
+            f"dropout={config.dropout}"
+        )
 
 
 class PlaylistGATTask(LightGCNTask):
@@ -152,14 +164,21 @@ class PlaylistGATTask(LightGCNTask):
     :mod:`segue.models.gnn.lightgcn`) with the seed attention in place of LightGCN's fixed
     weights when a training playlist is represented by its context."""
 
-    def __init__(self, graph: PlaylistGraph, config: PlaylistGATConfig, held: HeldOut,
-                 owner: PlaylistGATRecommender):
+    def __init__(
+        self,
+        graph: PlaylistGraph,
+        config: PlaylistGATConfig,
+        held: HeldOut,
+        owner: PlaylistGATRecommender,
+    ):
         _check(config)
         self.audio = graph.audio if config.audio else None
         super().__init__(graph, config, held, owner)
 
     def _build_module(self):
-        return _net(self.graph.n_tracks, self.config, 0 if self.audio is None else self.audio.shape[1])
+        return _net(
+            self.graph.n_tracks, self.config, 0 if self.audio is None else self.audio.shape[1]
+        )
 
     def loss(self, batch: PlaylistSplitBatch):
         """LightGCN's own loss, which alone trains ``E0``, plus the same softmax for the attention's
@@ -170,9 +189,15 @@ class PlaylistGATTask(LightGCNTask):
         ego = self.module.embedding.weight
         final, context, targets = self.encode(batch)
         vectors = self.softmax_loss(batch, super().query(batch, context), targets, final, ego)
-        attention = self.softmax_loss(batch, self.query(batch, context.detach()), targets.detach(),
-                                      TrackTable(final.table.detach(), final.ids), ego,
-                                      negatives=batch.sampled, regularize=False)
+        attention = self.softmax_loss(
+            batch,
+            self.query(batch, context.detach()),
+            targets.detach(),
+            TrackTable(final.table.detach(), final.ids),
+            ego,
+            negatives=batch.sampled,
+            regularize=False,
+        )
         return vectors + attention
 
     def batches(self, rng, n_examples, batch_size):
@@ -181,26 +206,45 @@ class PlaylistGATTask(LightGCNTask):
         them (the attention has a few hundred parameters: the exact softmax over the catalogue,
         most of a step's time on the real dev set, bought it nothing)."""
         for batch in super().batches(rng, n_examples, batch_size):
-            batch.sampled = (batch.negatives if len(batch.negatives)
-                             else rng.choice(len(self.proposal), size=min(SAMPLED_NEGATIVES, len(self.proposal)),
-                                             p=self.proposal))
+            batch.sampled = (
+                batch.negatives
+                if len(batch.negatives)
+                else rng.choice(
+                    len(self.proposal),
+                    size=min(SAMPLED_NEGATIVES, len(self.proposal)),
+                    p=self.proposal,
+                )
+            )
             yield batch
 
     def query(self, batch: PlaylistSplitBatch, context):
-        degree = np.maximum(self.graph.track_degree[batch.context_track] - 1, 1)   # without the playlist
+        degree = np.maximum(
+            self.graph.track_degree[batch.context_track] - 1, 1
+        )  # without the playlist
         audio = None if self.audio is None else self._tensor(self.audio[batch.context_track])
-        z, _ = self.module.attention(context, self._tensor(batch.context_owner), batch.size,
-                                     self._tensor(np.log(degree).astype(np.float32)),
-                                     self._tensor(self.context_weights(batch)), audio)
+        z, _ = self.module.attention(
+            context,
+            self._tensor(batch.context_owner),
+            batch.size,
+            self._tensor(np.log(degree).astype(np.float32)),
+            self._tensor(self.context_weights(batch)),
+            audio,
+        )
         return z
 
     def inference_arrays(self, graph: PlaylistGraph) -> dict[str, np.ndarray]:
         ego = self.module.embedding.weight.detach().cpu().numpy().astype(np.float32)
         vectors = exact_embeddings(ego, graph, 3)
-        arrays = {"track_embeddings": cold_track_vectors(vectors, graph), "track_degree": graph.track_degree,
-                  "track_album": np.asarray(graph.track_album, dtype=np.int64),
-                  "track_artist": np.asarray(graph.track_artist, dtype=np.int64)}
-        arrays |= {f"attention.{k}": v.detach().cpu().numpy() for k, v in self.module.attention.state_dict().items()}
+        arrays = {
+            "track_embeddings": cold_track_vectors(vectors, graph),
+            "track_degree": graph.track_degree,
+            "track_album": np.asarray(graph.track_album, dtype=np.int64),
+            "track_artist": np.asarray(graph.track_artist, dtype=np.int64),
+        }
+        arrays |= {
+            f"attention.{k}": v.detach().cpu().numpy()
+            for k, v in self.module.attention.state_dict().items()
+        }
         if self.audio is not None:
             arrays["audio"] = self.audio
         return arrays
@@ -224,10 +268,14 @@ def cold_track_vectors(vectors: np.ndarray, graph: PlaylistGraph) -> np.ndarray:
         groups = int(ids.max(initial=-1)) + 1
         if groups == 0:
             continue
-        member = sp.csr_matrix((np.ones(int(valid.sum())), (np.flatnonzero(valid), ids[valid])), shape=(n, groups))
-        known = sp.diags(seen.astype(np.float64)) @ member                  # known tracks only
+        member = sp.csr_matrix(
+            (np.ones(int(valid.sum())), (np.flatnonzero(valid), ids[valid])), shape=(n, groups)
+        )
+        known = sp.diags(seen.astype(np.float64)) @ member  # known tracks only
         count = np.asarray(known.sum(0)).ravel()
-        means = (known.T @ vectors.astype(np.float64)) / np.maximum(count, 1)[:, None]   # [groups, d]
+        means = (known.T @ vectors.astype(np.float64)) / np.maximum(count, 1)[
+            :, None
+        ]  # [groups, d]
         mine = np.where(valid[cold], ids[cold].clip(0), 0)
         has = valid[cold] & (count[mine] > 0)
         total[has] += means[mine[has]]
@@ -243,8 +291,10 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
     their album and artist."""
 
     name = "playlistgat"
-    description = ("Graph attention over a query's seeds on LightGCN's propagated track vectors (softmax over "
-                   "the catalogue); new tracks through their album and artist.")
+    description = (
+        "Graph attention over a query's seeds on LightGCN's propagated track vectors (softmax over "
+        "the catalogue); new tracks through their album and artist."
+    )
     Config = PlaylistGATConfig
     verb = "the attention over the playlist's tracks links them to this track"
 
@@ -258,20 +308,30 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
     def _set_inference(self, arrays: dict[str, np.ndarray]) -> None:
         _check(self.config)
         src = arrays.get("attention.att_src")
-        if src is None or "track_album" not in arrays or src.shape != (self.config.heads, self.config.factors):
-            raise SegueError("playlistgat: the saved arrays are not this version's (attention over LightGCN); "
-                             "retrain the model with `segue train playlistgat`")
+        if (
+            src is None
+            or "track_album" not in arrays
+            or src.shape != (self.config.heads, self.config.factors)
+        ):
+            raise SegueError(
+                "playlistgat: the saved arrays are not this version's (attention over LightGCN); "
+                "retrain the model with `segue train playlistgat`"
+            )
         self.item_vectors = np.ascontiguousarray(arrays["track_embeddings"], dtype=np.float32)
         self.track_degree = np.asarray(arrays["track_degree"], dtype=np.int64)
         self.track_album = np.asarray(arrays["track_album"], dtype=np.int64)
         self.track_artist = np.asarray(arrays["track_artist"], dtype=np.int64)
         self.audio = arrays.get("audio")
-        self._attention_arrays = {k: np.asarray(v) for k, v in arrays.items() if k.startswith("attention.")}
+        self._attention_arrays = {
+            k: np.asarray(v) for k, v in arrays.items() if k.startswith("attention.")
+        }
         a = self._attention_arrays
         self.att_src = a["attention.att_src"].astype(np.float64)
         self.att_dst = a["attention.att_dst"].astype(np.float64)
         self.degree_prior = a["attention.degree"].astype(np.float64)
-        self.audio_weight = a["attention.audio"].astype(np.float64) if "attention.audio" in a else None
+        self.audio_weight = (
+            a["attention.audio"].astype(np.float64) if "attention.audio" in a else None
+        )
 
     def attention(self, queries: Queries) -> tuple[sp.csr_matrix, np.ndarray]:
         """Each query's distinct known seeds (csr [q, n_tracks] of LightGCN's weights,
@@ -283,7 +343,7 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
         owner = np.repeat(np.arange(len(queries)), np.diff(indptr))
         vectors = self.item_vectors[tracks].astype(np.float64)
         mean = segment_sum(vectors, indptr) / np.maximum(np.diff(indptr), 1)[:, None]
-        logits = vectors @ self.att_src.T + (mean @ self.att_dst.T)[owner]              # [nnz, heads]
+        logits = vectors @ self.att_src.T + (mean @ self.att_dst.T)[owner]  # [nnz, heads]
         logits = np.where(logits > 0, logits, NEGATIVE_SLOPE * logits)
         logits += np.log(self.track_degree[tracks])[:, None] * self.degree_prior
         if self.audio_weight is not None and self.audio is not None:
@@ -300,7 +360,7 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
         """(the seeds as in :meth:`attention`, float64 [nnz]: each seed's weight ``N_S ᾱ_s`` in
         ``z = Σ_s N_S ᾱ_s ê_s``)."""
         seeds, alpha = self.attention(queries)
-        total = segment_sum(seeds.data, seeds.indptr)                                   # N_S
+        total = segment_sum(seeds.data, seeds.indptr)  # N_S
         owner = np.repeat(np.arange(len(queries)), np.diff(seeds.indptr))
         return seeds, total[owner] * alpha.mean(1)
 
@@ -315,20 +375,34 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
         query's distinct known ``seeds`` (int64, sorted)."""
         import torch
 
-        module = _attention_module(self.config.factors, self.config.heads,
-                                   0 if self.audio_weight is None else self.audio_weight.shape[1], self.config.dropout)
-        module.load_state_dict({k[len("attention."):]: torch.from_numpy(np.array(v))
-                                for k, v in self._attention_arrays.items()})
+        module = _attention_module(
+            self.config.factors,
+            self.config.heads,
+            0 if self.audio_weight is None else self.audio_weight.shape[1],
+            self.config.dropout,
+        )
+        module.load_state_dict(
+            {
+                k[len("attention.") :]: torch.from_numpy(np.array(v))
+                for k, v in self._attention_arrays.items()
+            }
+        )
         module.eval()
         degree = self.track_degree[seeds]
         with torch.no_grad():
-            _, alpha = module(torch.from_numpy(self.item_vectors[seeds]), torch.zeros(len(seeds), dtype=torch.long), 1,
-                              torch.from_numpy(np.log(degree).astype(np.float32)),
-                              torch.from_numpy((1 / np.sqrt(len(seeds) * degree)).astype(np.float32)),
-                              None if self.audio is None else torch.from_numpy(self.audio[seeds]))
+            _, alpha = module(
+                torch.from_numpy(self.item_vectors[seeds]),
+                torch.zeros(len(seeds), dtype=torch.long),
+                1,
+                torch.from_numpy(np.log(degree).astype(np.float32)),
+                torch.from_numpy((1 / np.sqrt(len(seeds) * degree)).astype(np.float32)),
+                None if self.audio is None else torch.from_numpy(self.audio[seeds]),
+            )
         return alpha.numpy()
 
-    def seed_parts(self, queries: Queries, row: int, track_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def seed_parts(
+        self, queries: Queries, row: int, track_ids
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For query ``row``: its distinct known seeds (int64 [s], in first-seen order), the
         attention the module gave them (float64 [s, heads]) and each seed's exact part of the
         score of each of ``track_ids``: float64 [t, s], ``N_S ᾱ_s ê_s · ê_t`` (rows sum to the score)."""
@@ -368,8 +442,12 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
         track_ids = np.asarray(track_ids, dtype=np.int64)
         seeds, alpha, parts = self.seed_parts(queries, row, track_ids)
         if len(seeds) == 0:
-            return [popularity_explanation(self, int(t), "A popular track: the playlist has no seed track "
-                                           "the graph knows.") for t in track_ids]
+            return [
+                popularity_explanation(
+                    self, int(t), "A popular track: the playlist has no seed track the graph knows."
+                )
+                for t in track_ids
+            ]
         labels = self.track_labels(seeds)
         out = []
         for i, track in enumerate(track_ids.tolist()):
@@ -377,21 +455,37 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
             if share.sum() == 0:
                 out.append(popularity_explanation(self, track))
                 continue
-            evidence = [{"kind": "seed", "track_id": int(seeds[j]), "label": labels[j], "share": float(share[j]),
-                         "attention": float(alpha[j].mean()), "attention_heads": [float(a) for a in alpha[j]]}
-                        for j in np.argsort(-share, kind="stable")[:5] if share[j] > 0]
+            evidence = [
+                {
+                    "kind": "seed",
+                    "track_id": int(seeds[j]),
+                    "label": labels[j],
+                    "share": float(share[j]),
+                    "attention": float(alpha[j].mean()),
+                    "attention_heads": [float(a) for a in alpha[j]],
+                }
+                for j in np.argsort(-share, kind="stable")[:5]
+                if share[j] > 0
+            ]
             rest = 1.0 - sum(e["share"] for e in evidence)
             if rest > 1e-9:
                 evidence.append({"kind": "other", "share": rest})
             named = [e for e in evidence[:2] if e["kind"] == "seed"]
             reason = " and ".join(f"{e['label']} (attention {e['attention']:.2f})" for e in named)
-            out.append(Explanation(track, evidence, f"Because the playlist has {reason}, and {self.verb}."))
+            out.append(
+                Explanation(track, evidence, f"Because the playlist has {reason}, and {self.verb}.")
+            )
         return out
 
     # --- persistence -----------------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
-        arrays = {"track_embeddings": self.item_vectors, "track_degree": self.track_degree,
-                  "track_album": self.track_album, "track_artist": self.track_artist, **self._attention_arrays}
+        arrays = {
+            "track_embeddings": self.item_vectors,
+            "track_degree": self.track_degree,
+            "track_album": self.track_album,
+            "track_artist": self.track_artist,
+            **self._attention_arrays,
+        }
         if self.audio is not None:
             arrays["audio"] = self.audio
         return arrays

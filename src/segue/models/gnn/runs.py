@@ -40,7 +40,11 @@ BASELINES = ("popular", "itemknn", "als")
 def is_listening_dir(path: Path) -> bool:
     """Whether ``path`` is a listening dataset (``segue ingest sessions``) or a listening split."""
     path = Path(path)
-    manifest = path / "train" / schema.MANIFEST_FILE if (path / "split.json").exists() else path / schema.MANIFEST_FILE
+    manifest = (
+        path / "train" / schema.MANIFEST_FILE
+        if (path / "split.json").exists()
+        else path / schema.MANIFEST_FILE
+    )
     if not manifest.exists():
         return False
     try:
@@ -61,8 +65,15 @@ def load_listening_split(path: Path, seed: int = 0):
     return harness.split_listening(ListeningData.load(path), seed=seed)
 
 
-def fit_playlist_model(name: str, data, *, mode: str = "quick", seed: int = 0, params: dict | None = None,
-                       budget_seconds: float = 0.0):
+def fit_playlist_model(
+    name: str,
+    data,
+    *,
+    mode: str = "quick",
+    seed: int = 0,
+    params: dict | None = None,
+    budget_seconds: float = 0.0,
+):
     """A fitted ``lightgcn`` / ``playlistgat`` (or any registered model; ``mode``/``seed``/
     ``budget_seconds`` (0: the mode's) are passed only to models that take them)."""
     from segue.models.base import config_from_dict
@@ -70,13 +81,24 @@ def fit_playlist_model(name: str, data, *, mode: str = "quick", seed: int = 0, p
 
     cls = get_model_class(name)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
-    values = {k: v for k, v in (("mode", mode), ("seed", seed), ("budget_seconds", budget_seconds)) if k in fields}
+    values = {
+        k: v
+        for k, v in (("mode", mode), ("seed", seed), ("budget_seconds", budget_seconds))
+        if k in fields
+    }
     values.update(params or {})
     return cls(config_from_dict(cls.Config, values, where=f"{name} parameters")).fit(data)
 
 
-def train_playlist_models(train_dir: Path, out_dir: Path, *, models=PLAYLIST_GRAPH_MODELS, mode: str = "quick",
-                          seed: int = 0, params: dict | None = None) -> dict[str, dict]:
+def train_playlist_models(
+    train_dir: Path,
+    out_dir: Path,
+    *,
+    models=PLAYLIST_GRAPH_MODELS,
+    mode: str = "quick",
+    seed: int = 0,
+    params: dict | None = None,
+) -> dict[str, dict]:
     """Train each of ``models`` on the playlist dataset ``train_dir`` (e.g. ``SPLIT/train``) and
     save it to ``out_dir/<name>``; returns ``{name: {"path", "seconds"}}``. What the main pipeline
     calls to put the graph models in the demo's evaluation table. ``params``: config values for
@@ -95,9 +117,18 @@ def train_playlist_models(train_dir: Path, out_dir: Path, *, models=PLAYLIST_GRA
     return out
 
 
-def evaluate_playlist_split(split: Path, out: Path | None = None, *, models=PLAYLIST_GRAPH_MODELS,
-                            baselines=("als",), mode: str = "quick", part: str = "test", seed: int = 0,
-                            bootstrap: int = 1000, budget_seconds: float = 0.0):
+def evaluate_playlist_split(
+    split: Path,
+    out: Path | None = None,
+    *,
+    models=PLAYLIST_GRAPH_MODELS,
+    baselines=("als",),
+    mode: str = "quick",
+    part: str = "test",
+    seed: int = 0,
+    bootstrap: int = 1000,
+    budget_seconds: float = 0.0,
+):
     """Train graph models and baselines on ``split/train`` and score them on ``part`` with the
     Evaluation harness (CIs, paired tests); write the report under ``out`` when given. Returns
     ``(EvaluationResult, timings {name: {train_s, ms_per_query_batch, ms_single_query}})``
@@ -111,18 +142,24 @@ def evaluate_playlist_split(split: Path, out: Path | None = None, *, models=PLAY
     rankings, timings = {}, {}
     for name in (*baselines, *models):
         start = time.perf_counter()
-        model = fit_playlist_model(name, loaded.train, mode=mode, seed=seed, budget_seconds=budget_seconds)
+        model = fit_playlist_model(
+            name, loaded.train, mode=mode, seed=seed, budget_seconds=budget_seconds
+        )
         timings[name] = {"train_s": time.perf_counter() - start}
         if getattr(model, "history", None) is not None:
             timings[name]["training"] = model.history.to_dict()
         start = time.perf_counter()
         rankings[name] = model.recommend(queries, 500).ids
-        timings[name]["ms_per_query_batch"] = 1000 * (time.perf_counter() - start) / max(len(queries), 1)
+        timings[name]["ms_per_query_batch"] = (
+            1000 * (time.perf_counter() - start) / max(len(queries), 1)
+        )
         picked = range(min(50, len(queries)))
         start = time.perf_counter()
         for row in picked:
             model.recommend(queries.slice(row, row + 1), 500)
-        timings[name]["ms_single_query"] = 1000 * (time.perf_counter() - start) / max(len(picked), 1)
+        timings[name]["ms_single_query"] = (
+            1000 * (time.perf_counter() - start) / max(len(picked), 1)
+        )
     result = evaluate(loaded.task, rankings, n_bootstrap=bootstrap, seed=seed)
     if out is not None:
         write_report(result, Path(out), title=f"Graph models on {split} ({part}), {mode} mode")
@@ -146,44 +183,70 @@ class ListeningReport:
     single_user_ms: dict = field(default_factory=dict)
     genre: dict = field(default_factory=dict)
     histories: dict = field(default_factory=dict)
-    skipped: dict = field(default_factory=dict)   # model name → why it could not run on the data
+    skipped: dict = field(default_factory=dict)  # model name → why it could not run on the data
 
     def to_markdown(self) -> str:
         from segue.evaluation.sessions import cell
 
-        lines = [self.evaluation.to_markdown(), "| model | training s | inference ms/user (batch) | "
-                 "inference ms (one user) |", "|---|---|---|---|"]
+        lines = [
+            self.evaluation.to_markdown(),
+            "| model | training s | inference ms/user (batch) | inference ms (one user) |",
+            "|---|---|---|---|",
+        ]
         for name, seconds in self.train_seconds.items():
-            lines.append(f"| {name} | {cell(seconds, 1)} | {cell(self.inference_ms_per_user.get(name), 3)} | "
-                         f"{cell(self.single_user_ms.get(name), 2)} |")
+            lines.append(
+                f"| {name} | {cell(seconds, 1)} | {cell(self.inference_ms_per_user.get(name), 3)} | "
+                f"{cell(self.single_user_ms.get(name), 2)} |"
+            )
         if self.skipped:
             lines += ["", "Skipped (cannot run on this data):", ""]
             lines += [f"- {name}: {why}" for name, why in self.skipped.items()]
         if self.genre:
             lines += ["", "Genre term of the genre-aware model (α = 0.8):", ""]
             for key, value in self.genre.items():
-                lines.append(f"- {key}: {cell(value)}" if isinstance(value, float) else f"- {key}: {value}")
+                lines.append(
+                    f"- {key}: {cell(value)}" if isinstance(value, float) else f"- {key}: {value}"
+                )
         return "\n".join(lines) + "\n"
 
     def write(self, out: Path) -> None:
         out = Path(out)
         self.evaluation.write(out)
-        write_json(out / "graph_report.json", {"evaluation": self.evaluation.to_dict(), "train_seconds": self.train_seconds,
-                                               "inference_ms_per_user": self.inference_ms_per_user,
-                                               "single_user_ms": self.single_user_ms, "genre": self.genre,
-                                               "histories": self.histories, "skipped": self.skipped})
+        write_json(
+            out / "graph_report.json",
+            {
+                "evaluation": self.evaluation.to_dict(),
+                "train_seconds": self.train_seconds,
+                "inference_ms_per_user": self.inference_ms_per_user,
+                "single_user_ms": self.single_user_ms,
+                "genre": self.genre,
+                "histories": self.histories,
+                "skipped": self.skipped,
+            },
+        )
         write_text(out / "graph_report.md", self.to_markdown())
 
 
-def train_listening_model(name: str, split, *, mode: str = "quick", seed: int = 0, overrides: dict | None = None,
-                          budget_seconds: float = 0.0):
+def train_listening_model(
+    name: str,
+    split,
+    *,
+    mode: str = "quick",
+    seed: int = 0,
+    overrides: dict | None = None,
+    budget_seconds: float = 0.0,
+):
     """A fitted ``gat`` / ``genre_gat`` on the split's training part, early-stopped on its
     validation part, within ``budget_seconds`` (0: the mode's)."""
     from segue.models.gnn.listening import MODEL_CONFIGS, ListeningGATRecommender
 
     if name not in MODEL_CONFIGS:
-        raise SegueError(f"unknown listening graph model {name!r}; available: {', '.join(MODEL_CONFIGS)}")
-    config = MODEL_CONFIGS[name](mode=mode, seed=seed, **{"budget_seconds": budget_seconds, **(overrides or {})})
+        raise SegueError(
+            f"unknown listening graph model {name!r}; available: {', '.join(MODEL_CONFIGS)}"
+        )
+    config = MODEL_CONFIGS[name](
+        mode=mode, seed=seed, **{"budget_seconds": budget_seconds, **(overrides or {})}
+    )
     return ListeningGATRecommender(config, name).fit(split.train, split.validation)
 
 
@@ -193,17 +256,29 @@ def genre_influence(model, users: np.ndarray, k: int = 10) -> dict:
     that stay, and the genre term's mean share of the top-``k`` scores."""
     full = model.recommend_users(users, k)
     collab = model.recommend_users(users, k, collaborative_only=True)
-    changed = np.mean([1 - len(set(a) & set(b)) / k for a, b in zip(full.tolist(), collab.tolist(), strict=True)])
+    changed = np.mean(
+        [1 - len(set(a) & set(b)) / k for a, b in zip(full.tolist(), collab.tolist(), strict=True)]
+    )
     shifts, genre_share = [], []
     for row, user in enumerate(np.asarray(users).tolist()):
         position = {t: i for i, t in enumerate(collab[row].tolist())}
         shifts += [abs(i - position[t]) for i, t in enumerate(full[row].tolist()) if t in position]
         parts = model.scores(user, full[row])
         total = np.abs(parts["collaborative"]) + np.abs(parts["genre"])
-        genre_share.append(float(np.mean(np.divide(np.abs(parts["genre"]), total, out=np.zeros_like(total),
-                                                   where=total > 0))))
-    return {"top_k_changed_share": float(changed), "mean_rank_shift_of_kept": float(np.mean(shifts)) if shifts else np.nan,
-            "genre_share_of_score": float(np.mean(genre_share))}
+        genre_share.append(
+            float(
+                np.mean(
+                    np.divide(
+                        np.abs(parts["genre"]), total, out=np.zeros_like(total), where=total > 0
+                    )
+                )
+            )
+        )
+    return {
+        "top_k_changed_share": float(changed),
+        "mean_rank_shift_of_kept": float(np.mean(shifts)) if shifts else np.nan,
+        "genre_share_of_score": float(np.mean(genre_share)),
+    }
 
 
 def _timed_single(recommend, users: np.ndarray, repeats: int = 50) -> float:
@@ -215,16 +290,25 @@ def _timed_single(recommend, users: np.ndarray, repeats: int = 50) -> float:
     return 1000 * (time.perf_counter() - start) / max(len(picked), 1)
 
 
-def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES, mode: str = "quick",
-                              seed: int = 0, k: int = 10, n: int = 100, part: str = "test",
-                              budget_seconds: float = 0.0) -> ListeningReport:
+def evaluate_listening_models(
+    split,
+    *,
+    models=GRAPH_MODELS,
+    baselines=BASELINES,
+    mode: str = "quick",
+    seed: int = 0,
+    k: int = 10,
+    n: int = 100,
+    part: str = "test",
+    budget_seconds: float = 0.0,
+) -> ListeningReport:
     """Train and score every model on a listening split's ``part`` (see the module docstring)."""
     from segue.evaluation.sessions import evaluate_listening
     from segue.models.registry import get_model_class
 
     task = split.part(part)
     n = ranking_depth(task, k, n)
-    for name in (*baselines, *models):   # a misspelt name is the user's, not the data's: refuse it
+    for name in (*baselines, *models):  # a misspelt name is the user's, not the data's: refuse it
         if name not in LISTENING_GRAPH_MODELS:
             get_model_class(name)
     playlists = split.train.to_playlist_data()
@@ -234,10 +318,16 @@ def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES
         start = time.perf_counter()
         if why is None:
             try:
-                model = (train_listening_model(name, split, mode=mode, seed=seed, budget_seconds=budget_seconds)
-                         if name in LISTENING_GRAPH_MODELS
-                         else fit_playlist_model(name, playlists, mode=mode, seed=seed, budget_seconds=budget_seconds))
-            except SegueError as exc:   # the model refuses this data; the others may still run
+                model = (
+                    train_listening_model(
+                        name, split, mode=mode, seed=seed, budget_seconds=budget_seconds
+                    )
+                    if name in LISTENING_GRAPH_MODELS
+                    else fit_playlist_model(
+                        name, playlists, mode=mode, seed=seed, budget_seconds=budget_seconds
+                    )
+                )
+            except SegueError as exc:  # the model refuses this data; the others may still run
                 why = str(exc)
         if why is not None:
             report.skipped[name] = why
@@ -254,19 +344,27 @@ def evaluate_listening_models(split, *, models=GRAPH_MODELS, baselines=BASELINES
 
             def recommend(users, model=model):
                 rows = np.searchsorted(task.users, users)
-                return model.recommend(task.seeds.slice(int(rows[0]), int(rows[-1]) + 1), n).ids \
-                    if len(users) == 1 else model.recommend(task.seeds, n).ids
+                return (
+                    model.recommend(task.seeds.slice(int(rows[0]), int(rows[-1]) + 1), n).ids
+                    if len(users) == 1
+                    else model.recommend(task.seeds, n).ids
+                )
+
         report.train_seconds[name] = time.perf_counter() - start
         start = time.perf_counter()
         rankings[name] = recommend(task.users)
-        report.inference_ms_per_user[name] = 1000 * (time.perf_counter() - start) / max(len(task), 1)
+        report.inference_ms_per_user[name] = (
+            1000 * (time.perf_counter() - start) / max(len(task), 1)
+        )
         report.single_user_ms[name] = _timed_single(recommend, task.users)
         if name == "genre_gat":
             report.genre = genre_influence(model, task.users, k)
         log.info("%s: trained in %.1f s", name, report.train_seconds[name])
     if not rankings:
-        raise SegueError("no model could run on this data: "
-                         + "; ".join(f"{name}: {why}" for name, why in report.skipped.items()))
+        raise SegueError(
+            "no model could run on this data: "
+            + "; ".join(f"{name}: {why}" for name, why in report.skipped.items())
+        )
     report.evaluation = evaluate_listening(task, rankings, k=k)
     return report
 
@@ -283,7 +381,11 @@ def cannot_run(name: str, split) -> str | None:
     before training so the reason says what the data lacks rather than where training stopped;
     an unknown name is not a property of the data and is left to fail loudly."""
     train = split.train
-    if name == "genre_gat" and (not train.genre_names or (train.track_genres.nnz == 0 and train.artist_genres.nnz == 0)):
-        return ("the data has no genres (give the items genres at ingest: `segue ingest sessions … "
-                "--genres FILE --genre-col COL`)")
+    if name == "genre_gat" and (
+        not train.genre_names or (train.track_genres.nnz == 0 and train.artist_genres.nnz == 0)
+    ):
+        return (
+            "the data has no genres (give the items genres at ingest: `segue ingest sessions … "
+            "--genres FILE --genre-col COL`)"
+        )
     return None

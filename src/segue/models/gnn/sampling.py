@@ -55,7 +55,9 @@ def contains(keys: np.ndarray, rows: np.ndarray, cols: np.ndarray, n_cols: int) 
     return keys[at] == query
 
 
-def csr_contains(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def csr_contains(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
     """bool: whether each (row, col) is a stored entry of a CSR with **sorted** indices.
 
     A vectorised binary search inside each row's slice (log2 of the longest row passes), so it
@@ -84,8 +86,14 @@ def csr_contains(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols
     return (lo < end) & (indices[np.minimum(lo, last)] == cols)
 
 
-def sample_negatives(rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray, n_items: int,
-                     rng: np.random.Generator, max_rounds: int = 100) -> np.ndarray:
+def sample_negatives(
+    rows: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    n_items: int,
+    rng: np.random.Generator,
+    max_rounds: int = 100,
+) -> np.ndarray:
     """One negative item per entry of ``rows``: uniform over the items, **never a positive of
     that row** in the CSR (``indptr``, sorted ``indices``) the positives come from.
 
@@ -109,8 +117,10 @@ def sample_negatives(rows: np.ndarray, indptr: np.ndarray, indices: np.ndarray, 
         todo = todo[bad]
         if len(todo) == 0:
             return out
-    raise SegueError(f"could not draw negatives for {len(todo)} rows in {max_rounds} rounds "
-                     "(rows that hold nearly every item)")
+    raise SegueError(
+        f"could not draw negatives for {len(todo)} rows in {max_rounds} rounds "
+        "(rows that hold nearly every item)"
+    )
 
 
 @dataclass
@@ -128,9 +138,15 @@ class EdgeSplit:
         return np.flatnonzero(np.diff(matrix.indptr) > 0)
 
 
-def split_edges(matrix: sp.csr_matrix, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), *,
-                order: np.ndarray | None = None, rows: np.ndarray | None = None, min_edges: int = 3,
-                seed: int = 0) -> EdgeSplit:
+def split_edges(
+    matrix: sp.csr_matrix,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    *,
+    order: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    min_edges: int = 3,
+    seed: int = 0,
+) -> EdgeSplit:
     """Per row, the first ``fractions[0]`` of its edges train, the next ``fractions[1]``
     validate, the rest test.
 
@@ -148,7 +164,9 @@ def split_edges(matrix: sp.csr_matrix, fractions: tuple[float, float, float] = (
     """
     train_share, val_share, test_share = fractions
     if min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9 or train_share <= 0:
-        raise SegueError(f"edge split fractions must be ≥ 0, sum to 1 and leave training edges, got {fractions}")
+        raise SegueError(
+            f"edge split fractions must be ≥ 0, sum to 1 and leave training edges, got {fractions}"
+        )
     matrix = sp.csr_matrix(matrix)
     if not matrix.has_sorted_indices:
         matrix = matrix.copy()
@@ -165,28 +183,40 @@ def split_edges(matrix: sp.csr_matrix, fractions: tuple[float, float, float] = (
     cut_rows = np.flatnonzero(cut)
     positions = ranges(matrix.indptr[cut_rows], degree[cut_rows])
     owner = np.repeat(cut_rows, degree[cut_rows])
-    key = (np.asarray(order, dtype=np.float64)[positions] if order is not None
-           else np.random.default_rng(seed).random(matrix.nnz)[positions])
+    key = (
+        np.asarray(order, dtype=np.float64)[positions]
+        if order is not None
+        else np.random.default_rng(seed).random(matrix.nnz)[positions]
+    )
     sorted_edges = np.lexsort((positions, key, owner))
     starts = np.repeat(np.cumsum(degree[cut_rows]) - degree[cut_rows], degree[cut_rows])
     rank = np.empty(len(positions), dtype=np.int64)
     rank[sorted_edges] = np.arange(len(positions)) - starts
     d = degree[cut_rows]
-    n_val = np.where(val_share > 0, np.maximum(1, np.floor(val_share * d + 0.5)), 0).astype(np.int64)
-    n_test = np.where(test_share > 0, np.maximum(1, np.floor(test_share * d + 0.5)), 0).astype(np.int64)
-    excess = np.maximum(n_val + n_test - (d - 1), 0)   # keep one training edge
+    n_val = np.where(val_share > 0, np.maximum(1, np.floor(val_share * d + 0.5)), 0).astype(
+        np.int64
+    )
+    n_test = np.where(test_share > 0, np.maximum(1, np.floor(test_share * d + 0.5)), 0).astype(
+        np.int64
+    )
+    excess = np.maximum(n_val + n_test - (d - 1), 0)  # keep one training edge
     n_test = np.maximum(n_test - excess, 1 if test_share > 0 else 0)
     n_val = np.minimum(n_val, np.maximum(d - 1 - n_test, 0))
     n_train = d - n_val - n_test
     local = np.repeat(np.arange(len(cut_rows)), d)
-    cut_part = np.where(rank < n_train[local], 0, np.where(rank < (n_train + n_val)[local], 1, 2)).astype(np.int8)
+    cut_part = np.where(
+        rank < n_train[local], 0, np.where(rank < (n_train + n_val)[local], 1, 2)
+    ).astype(np.int8)
     part = np.zeros(matrix.nnz, dtype=np.int8)
     part[positions] = cut_part
 
     def take(p: int) -> sp.csr_matrix:
         keep = part == p
-        counts = (degree - np.bincount(owner[cut_part != 0], minlength=n_rows) if p == 0
-                  else np.bincount(owner[cut_part == p], minlength=n_rows))
+        counts = (
+            degree - np.bincount(owner[cut_part != 0], minlength=n_rows)
+            if p == 0
+            else np.bincount(owner[cut_part == p], minlength=n_rows)
+        )
         indptr = np.concatenate(([0], np.cumsum(counts)))
         return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 

@@ -65,12 +65,15 @@ class Mode:
     min_examples: int = 5_000
 
 
-MODES: dict[str, Mode] = {m.name: m for m in (
-    Mode("mini", seconds=10, epochs=2, patience=1),
-    Mode("quick", seconds=60, epochs=100, patience=3),
-    Mode("balanced", seconds=300, epochs=300, patience=4),
-    Mode("full", seconds=1800, epochs=1000, patience=5),
-)}
+MODES: dict[str, Mode] = {
+    m.name: m
+    for m in (
+        Mode("mini", seconds=10, epochs=2, patience=1),
+        Mode("quick", seconds=60, epochs=100, patience=3),
+        Mode("balanced", seconds=300, epochs=300, patience=4),
+        Mode("full", seconds=1800, epochs=1000, patience=5),
+    )
+}
 
 
 def get_mode(name: str) -> Mode:
@@ -119,12 +122,16 @@ class TrainerConfig:
 
     def budget(self) -> tuple[int, int]:
         mode = get_mode(self.mode)
-        return (self.epochs if self.epochs > 0 else mode.epochs,
-                self.patience if self.patience > 0 else mode.patience)
+        return (
+            self.epochs if self.epochs > 0 else mode.epochs,
+            self.patience if self.patience > 0 else mode.patience,
+        )
 
     def seconds(self) -> float:
         if self.budget_seconds < 0:
-            raise SegueError(f"budget_seconds must be ≥ 0 (0: the mode's), got {self.budget_seconds}")
+            raise SegueError(
+                f"budget_seconds must be ≥ 0 (0: the mode's), got {self.budget_seconds}"
+            )
         return self.budget_seconds if self.budget_seconds > 0 else get_mode(self.mode).seconds
 
     def examples_per_epoch(self, n_edges: int) -> int:
@@ -144,7 +151,9 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(number) * (scale or 1.0)
     except ValueError:
-        raise SegueError(f"a duration is a number with an optional unit s, m or h (90s, 10m, 1h), got {text!r}") from None
+        raise SegueError(
+            f"a duration is a number with an optional unit s, m or h (90s, 10m, 1h), got {text!r}"
+        ) from None
     if not seconds > 0 or seconds != seconds or seconds == float("inf"):
         raise SegueError(f"a duration must be positive, got {text!r}")
     return seconds
@@ -247,9 +256,16 @@ class SimpleTrainer:
         torch.manual_seed(c.seed)
         rng = np.random.default_rng(c.seed)
         optimizers = _optimizers(task.module, c.learning_rate)
-        schedulers = ([torch.optim.lr_scheduler.ReduceLROnPlateau(o, mode="max", factor=c.lr_factor,
-                                                                   patience=c.lr_patience) for o in optimizers]
-                      if self.validates else [])
+        schedulers = (
+            [
+                torch.optim.lr_scheduler.ReduceLROnPlateau(
+                    o, mode="max", factor=c.lr_factor, patience=c.lr_patience
+                )
+                for o in optimizers
+            ]
+            if self.validates
+            else []
+        )
         epochs, patience = c.budget()
         history = TrainingHistory()
         start_epoch, bad_epochs, best_state = 0, 0, None
@@ -260,8 +276,11 @@ class SimpleTrainer:
                 raise SegueError("resume needs a checkpoint directory")
             state = _load_checkpoint(folder / LAST_FILE, device)
             if state["fingerprint"] != fingerprint:
-                raise InputFileError(folder / LAST_FILE, "was written by a different configuration or "
-                                     "dataset; train from scratch or use the same settings")
+                raise InputFileError(
+                    folder / LAST_FILE,
+                    "was written by a different configuration or "
+                    "dataset; train from scratch or use the same settings",
+                )
             task.module.load_state_dict(state["model"])
             for opt, s in zip(optimizers, state["optimizers"], strict=True):
                 opt.load_state_dict(s)
@@ -274,12 +293,16 @@ class SimpleTrainer:
             if (folder / BEST_FILE).exists():
                 best_state = _load_checkpoint(folder / BEST_FILE, device)["model"]
             if history.stopped:
-                log.info("checkpoint %s: training had already finished (%s)", folder / LAST_FILE, history.stopped)
+                log.info(
+                    "checkpoint %s: training had already finished (%s)",
+                    folder / LAST_FILE,
+                    history.stopped,
+                )
                 start_epoch = epochs
         n_examples = c.examples_per_epoch(task.n_edges)
         budget = c.seconds()
         history.budget_seconds, history.k = budget, c.k
-        clock = time.perf_counter() - history.seconds   # a resumed run keeps the time it spent
+        clock = time.perf_counter() - history.seconds  # a resumed run keeps the time it spent
         for epoch in range(start_epoch, epochs):
             began = time.perf_counter()
             task.module.train()
@@ -299,8 +322,13 @@ class SimpleTrainer:
                     if time.perf_counter() - clock >= budget:
                         out_of_time = True
                         break
-            record = {"epoch": epoch, "loss": total / max(steps, 1), "seconds": time.perf_counter() - began,
-                      "learning_rate": optimizers[0].param_groups[0]["lr"], "complete": not out_of_time}
+            record = {
+                "epoch": epoch,
+                "loss": total / max(steps, 1),
+                "seconds": time.perf_counter() - began,
+                "learning_rate": optimizers[0].param_groups[0]["lr"],
+                "complete": not out_of_time,
+            }
             improved = False
             if self.validates:
                 task.module.eval()
@@ -313,13 +341,20 @@ class SimpleTrainer:
                     improved = metric > history.best_metric
                     if improved:
                         history.best_metric, history.best_epoch, bad_epochs = metric, epoch, 0
-                        best_state = {k: v.detach().clone() for k, v in task.module.state_dict().items()}
+                        best_state = {
+                            k: v.detach().clone() for k, v in task.module.state_dict().items()
+                        }
                     else:
                         bad_epochs += 1
             history.epochs.append(record)
-            log.info("epoch %d/%d: loss %.4f%s (%.1f s)", epoch + 1, epochs, record["loss"],
-                     "".join(f", {k} {v:.4f}" for k, v in record.items() if k.startswith("validation")),
-                     record["seconds"])
+            log.info(
+                "epoch %d/%d: loss %.4f%s (%.1f s)",
+                epoch + 1,
+                epochs,
+                record["loss"],
+                "".join(f", {k} {v:.4f}" for k, v in record.items() if k.startswith("validation")),
+                record["seconds"],
+            )
             early = self.validates and history.best_epoch >= 0 and bad_epochs >= patience
             out_of_time = out_of_time or time.perf_counter() - clock >= budget
             stop = early or out_of_time
@@ -333,15 +368,32 @@ class SimpleTrainer:
                 history.stopped = f"finished {epochs} epochs"
             if folder is not None:
                 if improved:
-                    _save_checkpoint(folder / BEST_FILE, {"format": CHECKPOINT_FORMAT, "model": best_state,
-                                                          "epoch": epoch, "metric": history.best_metric})
-                _save_checkpoint(folder / LAST_FILE, {
-                    "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": epoch,
-                    "bad_epochs": bad_epochs, "model": task.module.state_dict(),
-                    "optimizers": [o.state_dict() for o in optimizers],
-                    "schedulers": [s.state_dict() for s in schedulers],
-                    "numpy_rng": json.dumps(rng.bit_generator.state),  # 128-bit ints: json, not orjson
-                    "torch_rng": torch.get_rng_state(), "history": orjson.dumps(history.to_dict()).decode()})
+                    _save_checkpoint(
+                        folder / BEST_FILE,
+                        {
+                            "format": CHECKPOINT_FORMAT,
+                            "model": best_state,
+                            "epoch": epoch,
+                            "metric": history.best_metric,
+                        },
+                    )
+                _save_checkpoint(
+                    folder / LAST_FILE,
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "bad_epochs": bad_epochs,
+                        "model": task.module.state_dict(),
+                        "optimizers": [o.state_dict() for o in optimizers],
+                        "schedulers": [s.state_dict() for s in schedulers],
+                        "numpy_rng": json.dumps(
+                            rng.bit_generator.state
+                        ),  # 128-bit ints: json, not orjson
+                        "torch_rng": torch.get_rng_state(),
+                        "history": orjson.dumps(history.to_dict()).decode(),
+                    },
+                )
             if stop:
                 break
         if self.validates and best_state is not None:
@@ -378,10 +430,16 @@ def _optimizers(module, learning_rate: float) -> list:
 def _fingerprint(config: TrainerConfig, task: TrainingTask) -> str:
     """What must match for a checkpoint to be resumed: the training settings (not the resume
     flag or the folder) and the task's own description (model config, data shape)."""
-    settings = {k: v for k, v in asdict(config).items()
-                if k not in ("resume", "checkpoint_dir", "device", "num_threads")}
-    return orjson.dumps({"trainer": settings, "task": getattr(task, "fingerprint", lambda: {})()},
-                        option=orjson.OPT_SORT_KEYS, default=str).decode()
+    settings = {
+        k: v
+        for k, v in asdict(config).items()
+        if k not in ("resume", "checkpoint_dir", "device", "num_threads")
+    }
+    return orjson.dumps(
+        {"trainer": settings, "task": getattr(task, "fingerprint", lambda: {})()},
+        option=orjson.OPT_SORT_KEYS,
+        default=str,
+    ).decode()
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -399,7 +457,9 @@ def _load_checkpoint(path: Path, device) -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises many kinds for a corrupt or foreign file
-        raise InputFileError(path, f"not a readable segue checkpoint ({type(exc).__name__}: {exc})") from None
+        raise InputFileError(
+            path, f"not a readable segue checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputFileError(path, "not a segue checkpoint (unknown format)")
     return state
