@@ -916,16 +916,10 @@ def rules(
     top: Annotated[int, typer.Option(help="Rules listed per table of rules.md.")] = 50,
 ) -> None:
     """Association rules between tracks (FP-growth): support, confidence, lift, leverage, conviction."""
-    from segue.mining.rules import mine_rules
+    from segue.mining.rules import RuleThresholds, mine_rules
 
     s = mine_rules(
-        data,
-        out,
-        min_support=min_support,
-        min_confidence=min_confidence,
-        min_lift=min_lift,
-        max_len=max_len,
-        top=top,
+        data, out, RuleThresholds(min_support, min_confidence, min_lift, max_len), top=top
     )
     _echo(
         f"wrote {s['n_rules']:,} rules over {s['n_frequent_tracks']:,} frequent tracks "

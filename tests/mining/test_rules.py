@@ -234,3 +234,21 @@ def test_cli_bad_input_is_one_line_and_leaves_nothing(small_data, tmp_path, caps
     assert "no playlists" in capsys.readouterr().err and not out.exists()
     with pytest.raises(SegueError, match="top must be at least 1"):
         mine_rules(small_data, out, top=0)
+
+
+def test_the_cli_and_the_pipeline_mine_with_the_library_defaults():
+    """`segue rules` shows (and uses) RuleThresholds' defaults, and the pipeline's rules stage is
+    keyed on them: one place for the thresholds."""
+    import dataclasses
+    import inspect
+
+    from segue import cli
+    from segue.pipeline.phases import Settings, _Stages
+
+    defaults = dataclasses.asdict(RuleThresholds())
+    params = inspect.signature(cli.rules).parameters
+    assert {name: params[name].default for name in defaults} == defaults
+    stage = next(
+        s for s in _Stages(Settings(out=Path("o"), mpd=Path("m"))).phase2() if s.name == "rules"
+    )
+    assert stage.params == defaults

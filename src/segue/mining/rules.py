@@ -282,21 +282,19 @@ def find_rules(matrix: sp.spmatrix, thresholds: RuleThresholds = RuleThresholds(
 def mine_rules(
     data_dir: Path,
     out_dir: Path,
+    thresholds: RuleThresholds | None = None,
     *,
-    min_support: float = 0.001,
-    min_confidence: float = 0.1,
-    min_lift: float = 1.2,
-    max_len: int = 3,
     top: int = 50,
 ) -> dict:
-    """Mine the rules of an ingested dataset and write them under ``out_dir``.
+    """Mine the rules of an ingested dataset reaching ``thresholds`` (default: ``RuleThresholds()``,
+    the one place the defaults live) and write them under ``out_dir``.
 
     Writes ``rules.parquet`` (one row per rule: ``antecedent_ids``/``antecedent_uris`` lists,
     ``consequent_id``/``consequent_uri``, the three counts and the five measures),
     ``rules.md`` (the ``top`` rules by lift, by confidence and by support, with track and artist
     names) and ``summary.json``; all or nothing. Returns the summary.
     """
-    thresholds = RuleThresholds(min_support, min_confidence, min_lift, max_len).check()
+    thresholds = (thresholds or RuleThresholds()).check()
     if top < 1:
         raise SegueError(f"top must be at least 1, got {top}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -315,7 +313,9 @@ def mine_rules(
         "min_count": rules.min_count,
         "n_frequent_tracks": rules.n_frequent_items,
         "n_rules": len(rules),
-        "rules_by_antecedent_size": {str(s): int((sizes == s).sum()) for s in range(1, max_len)},
+        "rules_by_antecedent_size": {
+            str(s): int((sizes == s).sum()) for s in range(1, thresholds.max_len)
+        },
         "miner": f"fim.fpgrowth (pyfim {_fim_version()})",
         "seconds": round(seconds, 2),
     }

@@ -338,12 +338,14 @@ class _Stages:
         )
 
     def _rule_params(self) -> dict:
-        return {"min_support": 0.001, "min_confidence": 0.1, "min_lift": 1.2, "max_len": 3}
+        from segue.mining.rules import RuleThresholds
+
+        return dataclasses.asdict(RuleThresholds())
 
     def _rules(self) -> dict:
-        from segue.mining.rules import mine_rules
+        from segue.mining.rules import RuleThresholds, mine_rules
 
-        return mine_rules(self.p.data, self.p.rules, **self._rule_params())
+        return mine_rules(self.p.data, self.p.rules, RuleThresholds(**self._rule_params()))
 
     def _clusters(self) -> dict:
         from segue.mining.clusters import ClusterSettings, cluster_playlists
