@@ -92,7 +92,6 @@ def sessions_section(args, results: dict, lines: list[str]) -> Path:
 
 
 def playlists_section(args, results: dict, lines: list[str]) -> None:
-    from segue.cli import _headline
     from segue.models.gnn.runs import evaluate_playlist_split
 
     start = time.perf_counter()
@@ -117,7 +116,7 @@ def playlists_section(args, results: dict, lines: list[str]) -> None:
         f"### Playlist challenge split ({args.playlist_split}, {args.quality_mode} mode)",
         "",
         "```",
-        _headline(result),
+        result.headline(),
         "```",
         "",
         "| model | training s | ms per query (batch) | ms per single query |",

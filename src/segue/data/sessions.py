@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from segue import __version__
+from segue.arrays import ranges
 from segue.data import schema
 from segue.data.dataset import PlaylistData
 from segue.errors import InputFileError, SegueError
@@ -536,7 +537,7 @@ class ListeningData:
         indptr = self.events.session_indptr()
         lengths = np.diff(indptr)
         keep = np.flatnonzero(lengths >= min_length)
-        rows = _ranges(indptr[keep], lengths[keep])
+        rows = ranges(indptr[keep], lengths[keep])
         seq_ids = self.events.track[rows].astype(np.int32)
         seq_indptr = np.r_[0, np.cumsum(lengths[keep])].astype(np.int64)
         binary = sp.csr_matrix(
@@ -830,21 +831,6 @@ class ListeningData:
             .column(column)
             .to_numpy(zero_copy_only=False)
         )
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """int64: the concatenation of ``arange(s, s + l)`` for each (s, l), without a Python loop.
-
-    >>> _ranges(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist()
-    [5, 6, 9, 10, 11]
-    """
-    starts = np.asarray(starts, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
-    return offsets + np.arange(total, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from segue.arrays import sorted_unique
+
 __all__ = [
     "PAD",
     "artist_diversity",
@@ -107,14 +109,6 @@ def _csr_parts(truth: Any) -> tuple[IntArray, IntArray] | None:
     return indptr - indptr[0], indices
 
 
-def _sorted_unique(a: IntArray) -> IntArray:
-    """Sorted distinct values (``np.unique`` without its slower hash-based path)."""
-    a = np.sort(a, axis=None)
-    if a.size > 1:
-        a = a[np.concatenate(([True], a[1:] != a[:-1]))]
-    return a
-
-
 def _as_truth_sets(truth: Any, n_queries: int | None = None) -> _TruthSets:
     if isinstance(truth, _TruthSets):
         ts = truth
@@ -142,7 +136,7 @@ def _as_truth_sets(truth: Any, n_queries: int | None = None) -> _TruthSets:
         stride = int(indices.max()) + 1 if indices.size else 1
         keys = row_of * stride + indices
         if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
-            keys = _sorted_unique(keys)
+            keys = sorted_unique(keys)
             row_of = keys // stride
             indices = keys - row_of * stride
             indptr = np.zeros(q + 1, dtype=np.int64)
@@ -323,9 +317,9 @@ def _r_precision_artist(
     hi = max(int(rw_artist.max()), int(truth_artist.max(initial=0)))
     stride = hi - lo + 1
     row_keys = np.arange(q, dtype=np.int64)[:, None] * stride + (rw_artist - lo)
-    g_keys = _sorted_unique(ts.rows * stride + (truth_artist - lo))  # artists of G
-    exact_keys = _sorted_unique(row_keys[valid & hw])  # artists credited via exact matches
-    cand = _sorted_unique(row_keys[valid & ~hw])  # artists of the other recommendations
+    g_keys = sorted_unique(ts.rows * stride + (truth_artist - lo))  # artists of G
+    exact_keys = sorted_unique(row_keys[valid & hw])  # artists credited via exact matches
+    cand = sorted_unique(row_keys[valid & ~hw])  # artists of the other recommendations
     cand = cand[np.isin(cand, g_keys, assume_unique=True)]
     cand = cand[~np.isin(cand, exact_keys, assume_unique=True)]
     artists = np.bincount(cand // stride, minlength=q)

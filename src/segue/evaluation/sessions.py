@@ -41,8 +41,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
+from segue.arrays import ranges
 from segue.data import schema
-from segue.data.sessions import EventLog, ListeningData, Listens, _ranges
+from segue.data.sessions import EventLog, ListeningData, Listens
 from segue.errors import InputFileError, SegueError
 from segue.evaluation import metrics as M
 from segue.io import atomic_dir, write_json, write_text
@@ -317,7 +318,7 @@ def training_seeds(train: ListeningData, users: np.ndarray) -> Queries:
     user, track = edges.user[order], edges.track[order]
     starts = np.searchsorted(user, users)
     lengths = np.searchsorted(user, users, side="right") - starts
-    seeds = track[_ranges(starts, lengths)].astype(np.int32)
+    seeds = track[ranges(starts, lengths)].astype(np.int32)
     return Queries(
         np.r_[0, np.cumsum(lengths)].astype(np.int64),
         seeds,
@@ -358,7 +359,7 @@ def _next_track_task(
         picked = np.sort(rng.choice(picked, size=max_queries, replace=False))
     lo = np.maximum(session_start[picked], picked - max_prefix)
     lengths = picked - lo
-    seeds = events.track[_ranges(lo, lengths)].astype(np.int32)
+    seeds = events.track[ranges(lo, lengths)].astype(np.int32)
     queries = Queries(
         np.r_[0, np.cumsum(lengths)].astype(np.int64),
         seeds,

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from segue.arrays import sorted_unique
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.features.cooccurrence import top_k_cooccurrence
@@ -63,7 +64,6 @@ from segue.models.base import (
     Recommender,
     csr_arrays,
     csr_from_arrays,
-    sorted_unique,
 )
 from segue.models.explain import from_seed_contributions
 from segue.models.registry import register

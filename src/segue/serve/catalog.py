@@ -30,8 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from segue.arrays import sorted_unique
 from segue.data import schema
-from segue.models.base import sorted_unique
 
 FUZZY_CUTOFF = 75.0  # rapidfuzz ratio (0-100) a correction must reach
 FUZZY_ALTERNATIVES = 3  # vocabulary words a misspelt word may stand for

@@ -21,6 +21,7 @@ import orjson
 
 from segue import __version__
 from segue.errors import InputFileError, SegueError
+from segue.evaluation.rankings import unique_name
 from segue.models.base import PARAMS_FILE, LiveUpdateUnsupported, Queries, Recommender
 from segue.serve.catalog import Catalog
 from segue.serve.live import LiveLog
@@ -90,7 +91,7 @@ class Service:
         for directory in map(Path, model_dirs):
             start = time.perf_counter()
             model = Recommender.load(directory)
-            name = _unique(models, directory.resolve().name or model.name)
+            name = unique_name(directory.resolve().name or model.name, models)
             catalog_path = directory / CATALOG_FILE
             if not catalog_path.exists():
                 raise InputFileError(
@@ -387,13 +388,6 @@ def _notes(
             f"(the model had {n - n_backfilled} candidates)"
         )
     return notes
-
-
-def _unique(existing: dict, name: str) -> str:
-    candidate, k = name, 2
-    while candidate in existing:
-        candidate, k = f"{name}-{k}", k + 1
-    return candidate
 
 
 def _evaluation_table(path: Path) -> dict:

@@ -167,3 +167,33 @@ def test_pipeline_trains_graph_models_that_segue_evaluate_accepts(small_data, tm
         == 0
     )
     assert "lightgcn" in capsys.readouterr().out
+
+
+def test_graph_evaluate_on_a_playlist_split_prints_the_headline_table(small_data, tmp_path, capsys):
+    """`segue graph evaluate SPLIT`: graph models and baselines trained on the split's training
+    part, scored by the evaluation harness, its headline table printed (R-precision, NDCG, clicks
+    with CIs per model)."""
+    from segue.evaluation.split import split_dataset
+
+    split = tmp_path / "split"
+    split_dataset(small_data, split, per_category=5, seed=0)
+    capsys.readouterr()
+    argv = [
+        "graph",
+        "evaluate",
+        str(split),
+        "--out",
+        str(tmp_path / "eval"),
+        "--models",
+        "lightgcn",
+    ]
+    assert main([*argv, "--baselines", "popular", "--mode", "mini", "--budget", "5s"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(
+        i
+        for i, line in enumerate(lines)
+        if line.split()[:4] == ["model", "R-precision", "NDCG", "clicks"]
+    )
+    rows = {line.split()[0] for line in lines[header + 1 : header + 3]}
+    assert rows == {"lightgcn", "popular"}
+    assert (tmp_path / "eval" / "evaluation.json").exists()

@@ -210,9 +210,7 @@ def evaluate_cmd(
             seed=seed,
             budget_seconds=seconds,
         )
-        from segue.cli import _headline
-
-        _echo(_headline(result))
+        _echo(result.headline())
         for name, t in timings.items():
             _echo(
                 f"{name:<12} trained in {t['train_s']:.1f} s; {t['ms_single_query']:.1f} ms per single query "

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from segue.arrays import ranges
 from segue.errors import SegueError
 from segue.models.base import Explanation, Queries
 from segue.models.explain import from_seed_contributions, popularity_explanation
@@ -63,7 +64,6 @@ from segue.models.gnn.playlist import (
     mean_recall,
     segment_sum,
 )
-from segue.models.gnn.sampling import ranges
 from segue.models.gnn.training import TrainingTask, seeded_module
 from segue.models.registry import register
 

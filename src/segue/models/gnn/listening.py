@@ -44,6 +44,7 @@ import orjson
 import scipy.sparse as sp
 
 from segue import __version__
+from segue.arrays import ranges
 from segue.errors import InputFileError, SegueError
 from segue.io import atomic_dir, write_json
 from segue.models.factor import top_k_factors
@@ -53,7 +54,7 @@ from segue.models.gnn.graph import (
     ListeningGraph,
     genre_profile,
 )
-from segue.models.gnn.sampling import contains, edge_keys, ranges, sample_negatives
+from segue.models.gnn.sampling import contains, edge_keys, sample_negatives
 from segue.models.gnn.training import (
     AdvancedTrainer,
     SimpleTrainer,
