@@ -242,11 +242,11 @@ def test_the_cli_and_the_pipeline_mine_with_the_library_defaults():
     import dataclasses
     import inspect
 
-    from segue import cli
+    from segue.cli import analysis
     from segue.pipeline.phases import Settings, _Stages
 
     defaults = dataclasses.asdict(RuleThresholds())
-    params = inspect.signature(cli.rules).parameters
+    params = inspect.signature(analysis.rules).parameters
     assert {name: params[name].default for name in defaults} == defaults
     stage = next(
         s for s in _Stages(Settings(out=Path("o"), mpd=Path("m"))).phase2() if s.name == "rules"

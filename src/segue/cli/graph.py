@@ -12,12 +12,14 @@ from typing import Annotated
 
 import typer
 
+from segue.cli.common import app, echo
 from segue.errors import SegueError
 
 graph_app = typer.Typer(
     no_args_is_help=True,
     help="Graph models: build graphs, train GAT / LightGCN / PlaylistGAT, evaluate, explain.",
 )
+app.add_typer(graph_app, name="graph")
 
 Mode = Annotated[str, typer.Option(help="Training budget: mini, quick, balanced or full.")]
 Seed = Annotated[int, typer.Option(help="Random seed (same seed, same model).")]
@@ -28,10 +30,6 @@ Budget = Annotated[
         "overriding the mode's (mini 10s, quick 1m, balanced 5m, full 30m)."
     ),
 ]
-
-
-def _echo(text: str) -> None:
-    typer.echo(text)
 
 
 @graph_app.command("build")
@@ -71,7 +69,7 @@ def build_cmd(
             raise SegueError("--user-genres applies to listening data only")
         graph = PlaylistGraph.from_playlist_data(PlaylistData.load(data))
     info = save_graph(graph, out)
-    _echo(
+    echo(
         f"wrote {out} ({info['kind']} graph): "
         + ", ".join(
             f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in info["counts"].items()
@@ -140,13 +138,13 @@ def train_cmd(
         )
         fitted.save(out)
     history = getattr(fitted, "history", None)
-    _echo(
+    echo(
         f"trained {model} ({mode}) on {data} in {time.perf_counter() - start:.1f} s; saved to {out}"
     )
     if history is not None and history.epochs:
         best = history.best_epoch
         curve = [e["validation_recall"] for e in history.epochs if "validation_recall" in e]
-        _echo(
+        echo(
             f"  {len(history.epochs)} epochs in {history.seconds:.0f} s of a {history.budget_seconds:g} s budget, "
             f"{history.stopped}"
             + (
@@ -198,7 +196,7 @@ def evaluate_cmd(
             budget_seconds=seconds,
         )
         report.write(out)
-        _echo(report.to_markdown())
+        echo(report.to_markdown())
     else:
         result, timings = runs.evaluate_playlist_split(
             data,
@@ -210,13 +208,13 @@ def evaluate_cmd(
             seed=seed,
             budget_seconds=seconds,
         )
-        _echo(result.headline())
+        echo(result.headline())
         for name, t in timings.items():
-            _echo(
+            echo(
                 f"{name:<12} trained in {t['train_s']:.1f} s; {t['ms_single_query']:.1f} ms per single query "
                 f"({t['ms_per_query_batch']:.2f} ms per query in a batch)"
             )
-    _echo(f"report in {out} [{time.perf_counter() - start:.1f} s]")
+    echo(f"report in {out} [{time.perf_counter() - start:.1f} s]")
 
 
 def _names(text: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -247,8 +245,8 @@ def explain_cmd(
     tracks = model.recommend_users(np.array([user]), n)[0]
     tracks = tracks[tracks >= 0]
     for explanation in model.explain(user, tracks):
-        _echo(explanation.text)
-        _echo("")
+        echo(explanation.text)
+        echo("")
     if heatmap is not None:
         listening_heatmap(model, user, tracks, heatmap)
-        _echo(f"wrote {heatmap}")
+        echo(f"wrote {heatmap}")
