@@ -6,8 +6,9 @@
 
 Steps: ingest the real dev set (``../shared/data/real-mpd-dev`` beside the checkout, or
 ``--real``); generate as many MPD-format playlists with ≥ 10 followers (the rule the dev set was
-selected by; the generator makes followed playlists longer, richer in popular tracks and more
-individually titled: ``PlaylistConfig``'s curation settings) and ingest them — or, with
+selected by; the generator makes followed playlists longer, drawn from scenes of their taste's
+heavy tracks, lighter in chart hits and more individually titled: ``PlaylistConfig``'s curation
+settings) and ingest them — or, with
 ``--population length``, draw that many from ``--generate`` generated playlists with the real set's
 length histogram (:func:`segue.analysis.structure.length_matched`); then on both, with the same code:
 
