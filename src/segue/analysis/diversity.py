@@ -1,6 +1,6 @@
 """Diversity and category analysis: what each model recommends, beyond accuracy, per category.
 
-The source design's scripts 29 (diversity) and 30 (category evaluation). For each model
+The playlist-continuation design's diversity analysis and its evaluation by challenge category. For each model
 directory and/or submission file answering a split's challenge set, and for each challenge
 category (and all queries together), at each list cut-off ``k``:
 

@@ -1,6 +1,6 @@
 """Track popularity, predicted honestly: from what was known before a cut, for the period after it.
 
-The source design's script 34 reported 99.6% accuracy for "is this track popular?" because one
+The playlist-continuation design's popularity model reported 99.6% accuracy for "is this track popular?" because one
 of its features was the track's playlist count — the target itself. Here the question is one a
 label can be hidden from:
 

@@ -141,7 +141,7 @@ TRACK_METADATA_COLUMNS = (
     DURATION_MS,
 )
 
-# --- listening data (issue 6): `segue ingest sessions` --------------------------------------
+# --- listening data: `segue ingest sessions` -----------------------------------------------
 # A listening dataset directory holds these tables plus manifest.json (with "kind": "listening").
 # Its `tracks.parquet` has LISTENING_TRACKS_SCHEMA (not TRACKS_SCHEMA): listening logs have keys
 # and names, not MPD URIs. Ids are dense int32 (users, tracks, artists, genres) and int64

@@ -1,6 +1,6 @@
 """Playlist clustering: TF-IDF over titles, track and artist names; k by silhouette; MiniBatchKMeans.
 
-The source design's script 26, made to scale. Each playlist is described by the words of its
+The playlist-continuation design's clustering of playlists by their text, made to scale. Each playlist is described by the words of its
 title and of its tracks' names and artists' names, weighted by TF-IDF with the source design's
 settings as defaults (5,000 features, English stop words, uni- and bigrams, ``min_df`` 10).
 
