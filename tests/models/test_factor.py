@@ -12,20 +12,18 @@ from threadpoolctl import threadpool_limits
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models import factor
+from segue.models import topn
 from segue.models.base import Queries, Recommender, parse_params
 from segue.models.factor import (
     ALSConfig,
     ALSRecommender,
     BPRConfig,
     BPRRecommender,
-    NormHead,
     SVDConfig,
     SVDRecommender,
     item_gram,
-    top_k_factors,
 )
-from segue.models.topn import seed_matrix
+from segue.models.topn import NormHead, seed_matrix, top_k_factors
 from tests.models.test_contract import planted_data
 
 
@@ -244,14 +242,14 @@ def test_top_k_scanning_the_norm_head_equals_brute_force(case, monkeypatch):
         tied = rng.choice(n, 2000, replace=False)
         items[tied, :-1] = 1e4
         items[tied, -1] = rng.uniform(0, 1e4, 2000)
-        monkeypatch.setattr(factor, "_CHUNK", 512)
+        monkeypatch.setattr(topn, "_CHUNK", 512)
     exclude = random_exclusions(rng, q, n, 40)
     head = NormHead.build(items)
     assert len(head.ids) == n // 4 and (np.diff(head.norms) <= 0).all()
     scans = []  # True: a head scan, False: a full one
-    scan = factor._scan
+    scan = topn._scan
     monkeypatch.setattr(
-        factor,
+        topn,
         "_scan",
         lambda *a, **kw: scans.append(kw.get("labels") is not None) or scan(*a, **kw),
     )

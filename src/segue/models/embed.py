@@ -23,8 +23,8 @@ from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.models.base import Explanation, Queries, Recommender
 from segue.models.explain import from_seed_contributions, popularity_explanation
-from segue.models.factor import top_k_factors
 from segue.models.registry import register
+from segue.models.topn import top_k_factors
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ learning_rate=0.05`` is ahead (0.2225, MRR 0.1499): the dense, 10,000-track gene
 suits BPR-max, the sparse real one needs the corrected softmax.
 
 Inference needs no torch: the trained weights are plain arrays (saved in ``arrays.npz``), the GRU
-is run in numpy float64 and the best tracks are found by :func:`~segue.models.factor.top_k_factors`
+is run in numpy float64 and the best tracks are found by :func:`~segue.models.topn.top_k_factors`
 (exact float64 re-scoring). A query's state can differ alone and in a batch only by float64
 rounding in BLAS (~1e-16 relative), far below any score gap the ranking depends on. Training is seeded; ``num_threads`` fixes torch's threads while
 training (results are reproducible for a given thread count, unless ``budget_seconds`` cut training
@@ -92,9 +92,8 @@ from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.models.base import Explanation, Queries, Recommender
 from segue.models.explain import from_seed_contributions, popularity_explanation
-from segue.models.factor import cpu_threads, top_k_factors
 from segue.models.registry import register
-from segue.models.topn import top_n_sparse
+from segue.models.topn import cpu_threads, top_k_factors, top_n_sparse
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,6 @@ from segue import __version__
 from segue.arrays import ranges
 from segue.errors import InputFileError, SegueError
 from segue.io import atomic_dir, write_json
-from segue.models.factor import top_k_factors
 from segue.models.gnn.graph import (
     LISTEN_ATTRIBUTES,
     HomogeneousGraph,
@@ -63,6 +62,7 @@ from segue.models.gnn.training import (
     bpr_loss,
     seeded_module,
 )
+from segue.models.topn import top_k_factors
 
 PARAMS_FILE = "params.json"
 ARRAYS_FILE = "arrays.npz"

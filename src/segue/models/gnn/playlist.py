@@ -35,11 +35,10 @@ from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.evaluation import metrics as M
 from segue.models.base import Queries, Recommender
-from segue.models.factor import NormHead, top_k_factors
 from segue.models.gnn.graph import PlaylistGraph
 from segue.models.gnn.sampling import split_edges
 from segue.models.gnn.training import AdvancedTrainer, SimpleTrainer, TrainerConfig, TrainingTask
-from segue.models.topn import seed_matrix
+from segue.models.topn import NormHead, seed_matrix, top_k_factors
 
 # ------------------------------------------------------------------------------------------------
 # Held-out edges and validation
@@ -203,7 +202,7 @@ class PlaylistGraphRecommender(Recommender):
 
     @property
     def _norm_head(self) -> NormHead:
-        """The track vectors' :class:`~segue.models.factor.NormHead` (the longest first), built at
+        """The track vectors' :class:`~segue.models.topn.NormHead` (the longest first), built at
         the first query after the vectors were set: the exact scan then stops early for most
         queries, as ALS's does (LightGCN's popular tracks have the longest vectors)."""
         if getattr(self, "_head_of", None) is not self.item_vectors:  # new vectors: a new head
