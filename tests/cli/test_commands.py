@@ -63,3 +63,17 @@ def test_version_and_help(capsys):
     assert "segue 0.1.0" in capsys.readouterr().out
     assert main([]) == 0
     assert "generate" in capsys.readouterr().out
+
+
+def test_segue_demo_defaults_are_the_pipelines():
+    """`segue demo` shows literal defaults (so `--help` does not import the pipeline); they must be
+    the demo's own: DEMO_PLAYLISTS playlists with at least DEMO_MIN_FOLLOWERS followers."""
+    import inspect
+
+    from segue.cli import runs
+    from segue.pipeline import DEMO_MIN_FOLLOWERS, DEMO_PLAYLISTS, DEMO_USERS
+
+    params = inspect.signature(runs.demo).parameters
+    assert params["playlists"].default == DEMO_PLAYLISTS
+    assert params["min_followers"].default == DEMO_MIN_FOLLOWERS
+    assert params["users"].default == DEMO_USERS

@@ -10,6 +10,14 @@ import typer
 from segue.cli.common import Workers, app, echo
 from segue.errors import SegueError
 
+# The options `segue demo` and `segue pipeline` share.
+Jobs = Annotated[
+    int, typer.Option(help="Stages run side by side in phase 3 (1: one at a time).", min=1)
+]
+Force = Annotated[
+    bool, typer.Option(help="Run every stage, even those whose inputs did not change.")
+]
+
 
 @app.command()
 def demo(
@@ -33,12 +41,8 @@ def demo(
     ] = 100,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,
-    jobs: Annotated[
-        int, typer.Option(help="Stages run side by side in phase 3 (1: one at a time).", min=1)
-    ] = 2,
-    force: Annotated[
-        bool, typer.Option(help="Run every stage, even those whose inputs did not change.")
-    ] = False,
+    jobs: Jobs = 2,
+    force: Force = False,
 ) -> None:
     """The main job on generated data: every phase, the evaluation, the report (stages already done are skipped)."""
     from segue.pipeline import run_demo
@@ -92,12 +96,8 @@ def pipeline(
     ] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     workers: Workers = None,
-    jobs: Annotated[
-        int, typer.Option(help="Stages run side by side in phase 3 (1: one at a time).", min=1)
-    ] = 2,
-    force: Annotated[
-        bool, typer.Option(help="Run every stage, even those whose inputs did not change.")
-    ] = False,
+    jobs: Jobs = 2,
+    force: Force = False,
 ) -> None:
     """Run the phases on real data (resumable; logs in OUT/logs; report in OUT/report)."""
     from segue.pipeline import PHASES, Settings, run_pipeline

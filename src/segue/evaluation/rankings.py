@@ -95,7 +95,7 @@ class Answer:
 
 def answer_challenge(
     model,
-    challenge: Path | list[dict],
+    challenge: Path,
     out: Path,
     *,
     n: int = 500,
@@ -103,7 +103,7 @@ def answer_challenge(
     email: str = "segue@example.org",
     check: bool = False,
 ) -> Answer:
-    """Answer ``challenge`` (a challenge_set.json, or its entries) with ``model`` (a loaded
+    """Answer ``challenge`` (a challenge_set.json) with ``model`` (a loaded
     :class:`~segue.models.base.Recommender`): ``n`` track URIs per playlist written to ``out``
     as a submission (whole or not at all). ``check``: read the file back with the challenge's
     own checker and refuse it if it fails."""
@@ -111,7 +111,7 @@ def answer_challenge(
     from segue.evaluation.submission import check_submission, write_submission
     from segue.models.base import Queries
 
-    entries = read_challenge(Path(challenge)) if isinstance(challenge, (str, Path)) else challenge
+    entries = read_challenge(Path(challenge))
     uris = model.catalog().column(schema.TRACK_URI).to_pylist()
     queries, unknown = Queries.from_challenge(entries, {u: i for i, u in enumerate(uris)})
     start = time.perf_counter()

@@ -204,22 +204,12 @@ class TitleModel:
         artist_names: np.ndarray,
         rng: np.random.Generator,
         curated: np.ndarray | None = None,
-    ) -> list[str]:
-        """One title per playlist; ``artist_names`` (object, [n]) is each owner's favourite artist;
-        ``curated`` (float [n], default 0) each playlist's curation (see :class:`PlaylistConfig`)."""
-        return self.sample_keyed(genre, context, artist_names, rng, curated)[0]
-
-    def sample_keyed(
-        self,
-        genre: np.ndarray,
-        context: np.ndarray,
-        artist_names: np.ndarray,
-        rng: np.random.Generator,
-        curated: np.ndarray | None = None,
     ) -> tuple[list[str], np.ndarray]:
-        """``sample``'s titles and each one's vocabulary key (int64 [n]: the same for every
-        playlist given that title from the context, genre or generic vocabulary; -1 for personal
-        and artist titles), which binds a title to content (see ``sample_playlists``' scenes).
+        """One title per playlist and its vocabulary key (int64 [n]: the same for every playlist
+        given that title from the context, genre or generic vocabulary; -1 for personal and artist
+        titles), which binds a title to content (see ``sample_playlists``' scenes).
+        ``artist_names`` (object, [n]) is each owner's favourite artist; ``curated`` (float [n],
+        default 0) each playlist's curation (see :class:`PlaylistConfig`).
 
         A curated playlist has a personal title 1 + curation_titles·c times as often, and picks
         it from the whole personal vocabulary with chance min(c, 1) rather than by its Zipf
@@ -401,7 +391,7 @@ def sample_playlists(
     from segue.data.synthetic.names import artist_names
 
     favourite = np.asarray(artist_names(world.seed, anchors[:, 0].astype(np.int64)), dtype=object)
-    names, title_key = titles.sample_keyed(genre, context, favourite, rng, curated)
+    names, title_key = titles.sample(genre, context, favourite, rng, curated)
     # A curated playlist's scene: mostly fixed by its title when the title comes from a shared
     # vocabulary (everyone's "throwback jams" draw on the same throwbacks), else its own.
     scene = rng.integers(0, 1 << 30, n)
