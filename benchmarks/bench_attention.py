@@ -1,7 +1,7 @@
 """PlaylistGAT's attention against LightGCN's fixed seed weights, on a split's validation part.
 
     .venv/bin/python benchmarks/bench_attention.py --split /work/scratch/real-final/split \
-        --param mode=full --param budget_seconds=300
+        --param trainer.mode=full --param trainer.budget_seconds=300
 
 Trains ``lightgcn`` and ``playlistgat`` with the same parameters on the split's validation
 training data (``segue split`` writes it: the training part without the validation playlists),
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from segue.evaluation import metrics
-    from segue.models.base import parse_params
+    from segue.models.config import config_from_pairs
     from segue.models.registry import get_model_class
     from segue.tuning import _load_validation
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("lightgcn", "playlistgat"):
         cls = get_model_class(name)
         start = time.perf_counter()
-        model = cls(parse_params(cls.Config, args.param)).fit(validation.train)
+        model = cls(config_from_pairs(cls.Config, args.param)).fit(validation.train)
         fit = time.perf_counter() - start
         score(f"{name} ({len(model.history.epochs)} epochs, {model.history.stopped})", model, fit)
         if name == "playlistgat":

@@ -13,7 +13,7 @@ Sections (each skippable):
               coverage and influence, and inference time per user — in ``--quality-mode``.
 ``playlists`` PlaylistGAT and LightGCN against ALS on ``--playlist-split`` (from ``segue split``)
               with the Evaluation harness (challenge metrics, CIs, paired tests).
-``modes``     each of ``--modes`` for each graph model, as a separate ``segue graph train``
+``modes``     each of ``--modes`` for each graph model, as a separate ``segue train``
               process measured by ``measure.py`` (wall time, peak RSS of the process tree), once per
               ``--seeds`` seed; with ``--evaluate``, each playlist model is then scored on the split's
               test part (``segue evaluate``); with ``--scale-data``, lightgcn and playlistgat in mini
@@ -138,20 +138,19 @@ def held_out_r_precision(model_dir: Path, split: Path, out: Path) -> dict:
 
 
 def measured_training(model: str, data: Path, out: Path, mode: str, seed: int = 0) -> dict:
-    """One ``segue graph train`` process, measured: its row of the modes table."""
+    """One ``segue train`` process, measured: its row of the modes table."""
     result = measure(
         [
             *SEGUE,
-            "graph",
             "train",
             model,
             str(data),
             "--out",
             str(out),
-            "--mode",
-            mode,
-            "--seed",
-            str(seed),
+            "-p",
+            f"trainer.mode={mode}",
+            "-p",
+            f"trainer.seed={seed}",
         ]
     )
     if result.returncode != 0:
@@ -195,7 +194,7 @@ def modes_section(args, results: dict, lines: list[str], sessions: Path | None) 
         ]
     results["modes"] = rows
     lines += [
-        "### Training time and peak memory per mode (separate `segue graph train` processes)",
+        "### Training time and peak memory per mode (separate `segue train` processes)",
         "",
         "| model | mode | seed | data | wall time | peak RSS | epochs | R-precision (test, 95% CI) |",
         "|---|---|---|---|---|---|---|---|",

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from segue.data.dataset import PlaylistData
-    from segue.models.base import Queries, parse_params
+    from segue.models.base import Queries
+    from segue.models.config import RunOptions, config_from_pairs
     from segue.models.gnn.lightgcn import LightGCNRecommender
 
     def peak_gib() -> float:
@@ -45,15 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     data = PlaylistData.load(args.data)
     load_s = time.perf_counter() - start
     params = [
-        f"epochs={args.epochs}",
-        "budget_seconds=86400",
-        "mode=full",
-        f"num_threads={args.threads}",
+        f"trainer.epochs={args.epochs}",
+        "trainer.budget_seconds=86400",
+        "trainer.mode=full",
         *args.param,
     ]
-    config = parse_params(LightGCNRecommender.Config, params)
+    config = config_from_pairs(LightGCNRecommender.Config, params)
     start = time.perf_counter()
-    model = LightGCNRecommender(config).fit(data)
+    model = LightGCNRecommender(config).fit(data, RunOptions(num_threads=args.threads))
     fit_s = time.perf_counter() - start
     train_peak = peak_gib()
     epochs = model.history.epochs

@@ -52,8 +52,8 @@ def main() -> int:
     own = [p.split(".", 1)[1] for p in args.param if p.startswith("rerank.")]
     config = get_model_class("rerank").Config()
     components = [c.strip() for c in config.components.split(",")]
-    component_params = ";".join(p for p in args.param if p.split(".", 1)[0] in components)
-    rerank_params = [*own, f"component_params={component_params}"] if component_params else own
+    # A component's parameters reach the rerank's own config as they are: --param als.factors=64.
+    rerank_params = [*own, *(p for p in args.param if p.split(".", 1)[0] in components)]
     rows = []
 
     def train(name: str, params: list[str], out: Path, extra: list[str] = ()) -> None:

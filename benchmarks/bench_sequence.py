@@ -42,11 +42,11 @@ def parse_model_params(pairs: list[str], models: list[str]) -> dict[str, dict]:
 
 
 def fit(name: str, data, params: dict):
-    from segue.models.base import parse_params
+    from segue.models.config import config_from_pairs
     from segue.models.registry import get_model_class
 
     cls = get_model_class(name)
-    config = parse_params(cls.Config, [f"{k}={v}" for k, v in params.items()])
+    config = config_from_pairs(cls.Config, [f"{k}={v}" for k, v in params.items()])
     start = time.perf_counter()
     model = cls(config).fit(data)
     return model, time.perf_counter() - start

@@ -99,7 +99,7 @@ def data_stage(args) -> str:
 def worker(args) -> None:
     """One model in this process: load the split, train, answer the test part, save rankings."""
     from segue.evaluation.sessions import load_listening_split, recommend_next, recommend_users
-    from segue.models.base import parse_params
+    from segue.models.config import config_from_pairs
     from segue.models.registry import get_model_class
 
     split = load_listening_split(args.split)
@@ -109,7 +109,7 @@ def worker(args) -> None:
         out.write_text(json.dumps({"fit_s": 0.0}))
         return
     cls = get_model_class(args.model)
-    config = parse_params(cls.Config, args.param or [])
+    config = config_from_pairs(cls.Config, args.param or [])
     data = split.train.to_session_data() if args.task == "next" else split.train.to_playlist_data()
     start = time.perf_counter()
     model = cls(config).fit(data)

@@ -118,11 +118,12 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "vocabulary_size": {"type": "int", "low": 1000, "high": 50000, "log": True},
         "n_components": {"type": "int", "low": 16, "high": 256, "log": True},
     },
-    # The graph models train within their mode's time budget: tune with --param mode=full (or a
-    # fixed epochs=) so that every trial gets the same training, not whatever a busy machine allows.
+    # The graph models train within their mode's time budget: tune with --param trainer.mode=full
+    # (or a fixed trainer.epochs=) so that every trial gets the same training, not whatever a busy
+    # machine allows.
     "lightgcn": {
         "factors": {"type": "int", "low": 32, "high": 256, "log": True},
-        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "trainer.learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
         "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
         "max_context": {"type": "int", "low": 10, "high": 100, "log": True},
     },
@@ -130,7 +131,7 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "factors": {"type": "categorical", "choices": [32, 64, 128]},
         "heads": {"type": "categorical", "choices": [1, 2, 4]},
         "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "trainer.learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
         "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
     },
     # The listening GATs (tuple fields take "a,b" choices: one entry per layer).
@@ -139,7 +140,7 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "heads": {"type": "categorical", "choices": ["1", "2", "4", "8"]},
         "dropout": {"type": "float", "low": 0.0, "high": 0.5},
         "temperature": {"type": "float", "low": 0.03, "high": 1.0, "log": True},
-        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "trainer.learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
         "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
     },
     "genre_gat": {
@@ -148,7 +149,7 @@ SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "dropout": {"type": "float", "low": 0.0, "high": 0.5},
         "alpha": {"type": "float", "low": 0.5, "high": 1.0},
         "temperature": {"type": "float", "low": 0.03, "high": 1.0, "log": True},
-        "learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
+        "trainer.learning_rate": {"type": "float", "low": 1e-3, "high": 0.05, "log": True},
         "regularization": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
     },
 }
@@ -272,20 +273,19 @@ def check_space(config_cls: type, space: Any, *, where: str) -> dict[str, dict[s
         )
     if not space:
         raise SegueError(f"{where}: the search space is empty")
-    hints = typing.get_type_hints(config_cls)
-    fields = [f.name for f in dataclasses.fields(config_cls)]
+    from segue.models.config import field_type
+
     out = {}
     for key, spec in space.items():
-        if key not in fields:
-            raise SegueError(
-                f"{where}: unknown parameter {key!r} "
-                f"(this model takes: {', '.join(sorted(fields)) or 'none'})"
-            )
+        try:
+            kind = field_type(config_cls, key)
+        except SegueError as exc:
+            raise SegueError(f"{where}: {exc}") from None
 
         def fail(problem: str, key: str = key) -> typing.NoReturn:
             raise SegueError(f"{where}: {key}: {problem}")
 
-        out[key] = _check_distribution(spec, hints.get(key), fail)
+        out[key] = _check_distribution(spec, kind, fail)
     return out
 
 
@@ -326,39 +326,32 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def read_params_file(path: Path, config_cls: type) -> dict[str, Any]:
-    """A JSON object of parameters (``best.json``, or written by hand) as a dict of field values.
+    """A JSON object of parameters (``best.json``, or written by hand; nested objects or dotted
+    keys for nested configs: ``{"trainer": {"epochs": 3}}`` or ``{"trainer.epochs": 3}``).
 
     Unknown keys and values of the wrong type raise :class:`InputFileError` naming the file and
     the key; an integer is accepted for a float field (and converted).
     """
+    from segue.models.config import config_from_dict, given_values, unflatten
+
     path = Path(path)
     values = _read_json(path, "parameters")
     if not isinstance(values, dict):
         raise InputFileError(path, 'expected a JSON object of parameters, e.g. {"factors": 64}')
-    hints = typing.get_type_hints(config_cls)
-    fields = [f.name for f in dataclasses.fields(config_cls)]
-    out = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise InputFileError(
-                path,
-                f"unknown parameter {key!r} "
-                f"(this model takes: {', '.join(sorted(fields)) or 'none'})",
-            )
-        kind = hints.get(key)
-        if not _fits(kind, value):
-            raise InputFileError(path, f"{key}: expected {_type_name(kind)}, got {value!r}")
-        out[key] = float(value) if kind is float else value
-    return out
+    try:
+        values = unflatten(values)
+        return given_values(config_from_dict(config_cls, values, where="parameters"), values)
+    except SegueError as exc:
+        raise InputFileError(path, str(exc).removeprefix("parameters: ")) from None
 
 
 def params_from_pairs(config_cls: type, pairs: list[str]) -> dict[str, Any]:
-    """``--param key=value`` pairs as a dict of converted field values (only the keys given)."""
-    from segue.models.base import parse_params
+    """``--param key=value`` pairs as a (nested) dict of converted field values, only the keys
+    given."""
+    from segue.models.config import config_from_dict, given_values, parse_params
 
-    config = parse_params(config_cls, pairs)
-    keys = (pair.partition("=")[0].strip().replace("-", "_") for pair in pairs)
-    return {key: getattr(config, key) for key in keys}
+    values = parse_params(pairs)
+    return given_values(config_from_dict(config_cls, values, where="--param"), values)
 
 
 def read_params(
@@ -366,19 +359,19 @@ def read_params(
 ) -> dict[str, Any]:
     """Only the fields the user set: ``--config FILE`` values, then ``--param`` pairs (which
     win), checked against ``config_cls``; the rest keep whatever defaults the caller applies."""
-    from segue.models.base import config_from_dict
+    from segue.models.config import config_from_dict, merge_params
 
-    values = {
-        **(read_params_file(config_file, config_cls) if config_file is not None else {}),
-        **params_from_pairs(config_cls, pairs or []),
-    }
+    values = merge_params(
+        read_params_file(config_file, config_cls) if config_file is not None else {},
+        params_from_pairs(config_cls, pairs or []),
+    )
     config_from_dict(config_cls, values, where=str(config_file) if config_file else "--param")
     return values
 
 
 def read_config(config_cls: type, config_file: Path | None, pairs: list[str]):
     """The config of ``segue train``: :func:`read_params` over ``config_cls``'s defaults."""
-    from segue.models.base import config_from_dict
+    from segue.models.config import config_from_dict
 
     values = read_params(config_cls, config_file, pairs)
     return config_from_dict(
@@ -491,12 +484,7 @@ def _open_study(model_name: str, out_dir: Path, metric: str, space: dict, fixed:
 
 
 def config_class(model_name: str) -> type:
-    """The config dataclass of ``model_name``: a registered model's ``Config``, or the listening
-    GATs' :class:`~segue.models.gnn.listening.ListeningGATConfig`."""
-    if model_name in LISTENING_MODELS:
-        from segue.models.gnn.listening import ListeningGATConfig
-
-        return ListeningGATConfig
+    """The config dataclass of the registered model ``model_name``."""
     from segue.models.registry import get_model_class
 
     return get_model_class(model_name).Config
@@ -513,7 +501,7 @@ class _Target:
 
 
 def _playlist_target(model_name: str, split_dir: Path) -> _Target:
-    from segue.models.base import config_from_dict
+    from segue.models.config import config_from_dict
     from segue.models.gnn.runs import is_listening_dir
     from segue.models.registry import get_model_class
 
@@ -542,14 +530,11 @@ def _playlist_target(model_name: str, split_dir: Path) -> _Target:
 
 def _listening_target(model_name: str, split_dir: Path, seed: int) -> _Target:
     from segue.evaluation.sessions import evaluate_listening
-    from segue.models.base import config_from_dict
-    from segue.models.gnn.listening import (
-        MODEL_CONFIGS,
-        ListeningGATConfig,
-        ListeningGATRecommender,
-    )
+    from segue.models.config import config_from_dict
     from segue.models.gnn.runs import is_listening_dir, load_listening_split, ranking_depth
+    from segue.models.registry import get_model_class
 
+    model_cls = get_model_class(model_name)
     if not is_listening_dir(split_dir):
         raise SegueError(
             f"{model_name} is tuned on listening data (`segue ingest sessions`, or a listening "
@@ -562,17 +547,16 @@ def _listening_target(model_name: str, split_dir: Path, seed: int) -> _Target:
     n = ranking_depth(task, LISTENING_K)
 
     def fit_score(params: dict, metric: str) -> tuple[float, float, float]:
-        given = config_from_dict(ListeningGATConfig, params, where="trial")
-        config = MODEL_CONFIGS[model_name](**{key: getattr(given, key) for key in params})
+        config = config_from_dict(model_cls.Config, params, where="trial")
         start = time.perf_counter()
-        model = ListeningGATRecommender(config, model_name).fit(split.train, split.validation)
+        model = model_cls(config).fit(split.train, split.validation)
         fitted = time.perf_counter()
         ranking = model.recommend_users(task.users, n)
         table = evaluate_listening(task, {model_name: ranking}, k=LISTENING_K).table[model_name]
         return table["all"][metric], fitted - start, time.perf_counter() - fitted
 
     return _Target(
-        ListeningGATConfig,
+        model_cls.Config,
         LISTENING_METRICS,
         f"listening validation: {split.train.n_users} users to train on, {len(task)} users scored",
         fit_score,
@@ -600,14 +584,15 @@ def tune(
     """
     import optuna
 
-    from segue.models.base import config_from_dict
+    from segue.models.config import config_from_dict, flatten
+    from segue.models.registry import get_model_class
     from segue.progress import progress
 
-    listening = model_name in LISTENING_MODELS
+    listening = get_model_class(model_name).data == "listening"
     metric = metric or ("recall" if listening else "r_precision")
     _check_arguments(trials, metric, timeout, LISTENING_METRICS if listening else METRICS)
     config_cls = config_class(model_name)
-    fixed = dict(fixed_params or {})
+    fixed = flatten(dict(fixed_params or {}))  # dotted keys, as the search space names them
     config_from_dict(config_cls, fixed, where="--param")  # unknown keys, invalid values
     full_space = space_for(model_name, config_cls, space)
     search = {name: spec for name, spec in full_space.items() if name not in fixed}

@@ -1,4 +1,5 @@
-"""``segue graph`` through ``main(argv)``: build, train, explain, evaluate, and one-line errors."""
+"""``segue graph`` (and ``segue train`` of the listening GATs) through ``main(argv)``: build, train,
+explain, evaluate, and one-line errors."""
 
 from __future__ import annotations
 
@@ -24,18 +25,17 @@ def test_build_train_explain_on_listening_data(listening_dir, tmp_path, capsys):
     assert (
         main(
             [
-                "graph",
                 "train",
                 "genre_gat",
                 str(listening_dir),
                 "--out",
                 str(tmp_path / "model"),
-                "--mode",
-                "mini",
                 "-p",
-                "epochs=2",
+                "trainer.mode=mini",
                 "-p",
-                "device=cpu",
+                "trainer.epochs=2",
+                "--device",
+                "cpu",
                 "--checkpoint-dir",
                 str(tmp_path / "ckpt"),
             ]
@@ -44,8 +44,10 @@ def test_build_train_explain_on_listening_data(listening_dir, tmp_path, capsys):
     )
     assert (tmp_path / "ckpt" / "best.pt").exists() and (tmp_path / "ckpt" / "last.pt").exists()
     model = ListeningGATRecommender.load(tmp_path / "model")
-    assert model.name == "genre_gat" and model.config.epochs == 2 and model.config.alpha == 0.8
-    capsys.readouterr()
+    assert model.name == "genre_gat" and model.config.trainer.epochs == 2
+    assert model.config.alpha == 0.8  # the genre-aware model's own default
+    printed = capsys.readouterr().out
+    assert "2 epochs (finished 2 epochs)" in printed and "validation Recall@10 by epoch" in printed
     assert (
         main(
             [
@@ -96,12 +98,11 @@ def test_evaluate_listening_reports_graph_models_and_baselines(listening_dir, tm
 
 
 def test_bad_input_is_one_line_and_exit_2(listening_dir, tmp_path, capsys):
-    assert main(["graph", "train", "nope", str(listening_dir), "--out", str(tmp_path / "m")]) == 2
+    assert main(["train", "nope", str(listening_dir), "--out", str(tmp_path / "m")]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
     assert (
         main(
             [
-                "graph",
                 "train",
                 "gat",
                 str(listening_dir),
@@ -115,7 +116,22 @@ def test_bad_input_is_one_line_and_exit_2(listening_dir, tmp_path, capsys):
     )
     assert "'x' is not a valid float" in capsys.readouterr().err
     assert main(["graph", "explain", str(tmp_path / "missing"), "--user", "1"]) == 2
-    assert "not a listening graph model directory" in capsys.readouterr().err
+    assert "not a model directory" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                "gat",
+                str(listening_dir),
+                "--out",
+                str(tmp_path / "m"),
+                "-p",
+                "trainer.mode=x",
+            ]
+        )
+        == 2
+    )
+    assert "--param: trainer: mode must be one of mini" in capsys.readouterr().err
     assert (
         main(
             [
@@ -147,7 +163,7 @@ def test_pipeline_trains_graph_models_that_segue_evaluate_accepts(small_data, tm
         tmp_path / "models",
         models=("lightgcn",),
         mode="mini",
-        params={"epochs": 1, "validation_playlists": 50},
+        params={"trainer": {"epochs": 1}, "validation_playlists": 50},
     )
     assert set(trained) == {"lightgcn"} and trained["lightgcn"]["seconds"] > 0
     capsys.readouterr()

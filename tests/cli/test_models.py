@@ -145,7 +145,7 @@ def test_hybrid_reuses_trained_components(itemknn_dir, small_data, tmp_path, cap
         "--param",
         "components=title,itemknn",
         "--param",
-        "component_params=itemknn.n_neighbors=50",
+        "itemknn.n_neighbors=50",
         "--param",
         "validation_per_group=20",
     ]

@@ -10,10 +10,11 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models.base import Queries, Recommender, parse_params
+from segue.models.base import Queries, Recommender
+from segue.models.config import config_from_pairs
 from segue.models.registry import available, get_model_class
 
-MODEL_NAMES = [name for name, _ in available()]
+MODEL_NAMES = [name for name, _ in available("playlists")]
 
 
 def planted_data(seed: int = 0) -> PlaylistData:
@@ -141,17 +142,17 @@ def test_params_parse_and_unknown_keys_are_refused():
         alpha: float = 0.5
         normalize: bool = True
 
-    assert parse_params(Config, ["n_neighbors=5", "alpha=0.25", "normalize=false"]) == Config(
+    assert config_from_pairs(Config, ["n_neighbors=5", "alpha=0.25", "normalize=false"]) == Config(
         5, 0.25, False
     )
     with pytest.raises(
         SegueError, match=r"unknown parameter n_factors .*takes: alpha, n_neighbors, normalize"
     ):
-        parse_params(Config, ["n_factors=3"])
+        config_from_pairs(Config, ["n_factors=3"])
     with pytest.raises(SegueError, match="'many' is not a valid int"):
-        parse_params(Config, ["n_neighbors=many"])
+        config_from_pairs(Config, ["n_neighbors=many"])
     with pytest.raises(SegueError, match="expected key=value"):
-        parse_params(Config, ["alpha"])
+        config_from_pairs(Config, ["alpha"])
     with pytest.raises(SegueError, match="unknown model 'nope'"):
         get_model_class("nope")
 

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models.base import Queries, Recommender, parse_params
+from segue.models.base import Queries, Recommender
+from segue.models.config import config_from_pairs
 from segue.models.embed import EmbedConfig, EmbedRecommender
 
 
@@ -143,8 +144,10 @@ def test_save_load_round_trip(model, tmp_path):
 
 
 def test_parameters():
-    assert parse_params(EmbedConfig, ["vocabulary_size=50", "n_components=8"]) == EmbedConfig(50, 8)
+    assert config_from_pairs(EmbedConfig, ["vocabulary_size=50", "n_components=8"]) == EmbedConfig(
+        50, 8
+    )
     with pytest.raises(SegueError, match="unknown parameter factors"):
-        parse_params(EmbedConfig, ["factors=8"])
+        config_from_pairs(EmbedConfig, ["factors=8"])
     with pytest.raises(SegueError):
         EmbedRecommender(EmbedConfig(n_components=0)).fit(make_data(ROWS, 8))

@@ -13,7 +13,8 @@ from threadpoolctl import threadpool_limits
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.models import topn
-from segue.models.base import Queries, Recommender, parse_params
+from segue.models.base import Queries, Recommender
+from segue.models.config import config_from_pairs
 from segue.models.factor import (
     ALSConfig,
     ALSRecommender,
@@ -393,7 +394,7 @@ def test_save_load_round_trip_is_identical(cls, config, data, tmp_path):
 @pytest.mark.parametrize("cls", [SVDRecommender, ALSRecommender, BPRRecommender])
 def test_unknown_parameters_are_refused(cls, data, tmp_path):
     with pytest.raises(SegueError, match="unknown parameter n_components"):
-        parse_params(cls.Config, ["n_components=3"])
+        config_from_pairs(cls.Config, ["n_components=3"])
     short = {"iterations": 2} if cls is not SVDRecommender else {}
     cls(cls.Config(factors=4, **short)).fit(data).save(tmp_path / "m")
     params = json.loads((tmp_path / "m" / "params.json").read_text())
@@ -420,6 +421,6 @@ def test_bad_values_are_refused(cls, config, data):
 
 
 def test_parameters_parse_from_the_command_line():
-    assert parse_params(ALSConfig, ["factors=16", "alpha=40", "num-threads=1"]) == ALSConfig(
+    assert config_from_pairs(ALSConfig, ["factors=16", "alpha=40", "num-threads=1"]) == ALSConfig(
         factors=16, alpha=40.0, num_threads=1
     )

@@ -236,9 +236,10 @@ def test_save_load_keeps_components_and_weights(model, tmp_path):
 def test_component_params_reach_the_components(data):
     config = HybridConfig(
         components="itemknn,als",
-        component_params="als.factors=8;itemknn.n_neighbors=5",
+        params={"als": {"factors": "8"}, "itemknn": {"n_neighbors": 5}},
         validation_per_group=10,
     )
+    assert config.params == {"als": {"factors": 8}, "itemknn": {"n_neighbors": 5}}  # typed
     fitted = HybridRecommender(config).fit(data)
     assert fitted.components[1].item_factors.shape[1] == 8
     assert np.diff(fitted.components[0].similarity.indptr).max() <= 5
@@ -251,9 +252,11 @@ def test_component_params_reach_the_components(data):
         ({"components": ""}, "components is empty"),
         ({"components": "als,als"}, "listed twice"),
         ({"components": "hybrid"}, "cannot contain a hybrid"),
-        ({"component_params": "svd.factors=3"}, "must read MODEL.key=value"),
-        ({"component_params": "als.nope=3"}, "unknown parameter nope"),
-        ({"component_params": "als.factors=many"}, "not a valid int"),
+        ({"components": "gat"}, "cannot contain a gat"),
+        ({"params": {"svd": {"factors": 3}}}, "given for svd, which is not among the components"),
+        ({"params": {"als": {"nope": 3}}}, "hybrid: als: unknown parameter nope"),
+        ({"params": {"als": {"factors": "many"}}}, "not a valid int"),
+        ({"params": {"als": {"factors": 2.5}}}, "factors: expected an integer"),
         ({"depth": 0}, "depth must be at least 1"),
     ],
 )
@@ -299,7 +302,7 @@ def test_fit_from_a_directory_loads_the_components_after_tuning_and_checks_them(
     )
     # A component saved with other parameters, or none at all, is refused by name.
     other = HybridConfig(
-        components="title,itemknn,als", component_params="als.factors=8", validation_per_group=20
+        components="title,itemknn,als", params={"als": {"factors": 8}}, validation_per_group=20
     )
     with pytest.raises(
         SegueError,

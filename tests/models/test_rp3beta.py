@@ -10,7 +10,8 @@ import scipy.sparse as sp
 import segue.features.cooccurrence as cooccurrence
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models.base import Queries, parse_params
+from segue.models.base import Queries
+from segue.models.config import config_from_pairs
 from segue.models.rp3beta import RP3betaConfig, RP3betaRecommender, similarity
 from segue.models.topn import top_n_sparse
 from tests.models.test_contract import QUERIES, planted_data
@@ -216,7 +217,7 @@ def test_bad_parameters_are_refused_by_name():
     with pytest.raises(SegueError, match="n_neighbors must be at least 1, got 0"):
         RP3betaConfig(n_neighbors=0)
     with pytest.raises(SegueError, match="n_neighbors must be at least 1"):
-        parse_params(RP3betaConfig, ["n_neighbors=-5"])
-    assert parse_params(RP3betaConfig, ["beta=0.7", "normalize_rows=false"]) == RP3betaConfig(
+        config_from_pairs(RP3betaConfig, ["n_neighbors=-5"])
+    assert config_from_pairs(RP3betaConfig, ["beta=0.7", "normalize_rows=false"]) == RP3betaConfig(
         beta=0.7, normalize_rows=False
     )

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models.base import ARRAYS_FILE, Queries, Recommender, parse_params
+from segue.models.base import ARRAYS_FILE, Queries, Recommender
+from segue.models.config import config_from_pairs
 from segue.models.registry import get_model_class
 from segue.models.title import TitleConfig, TitleRecommender, _keep_top_per_row
 
@@ -205,16 +206,16 @@ def test_no_titles_at_all_gives_popularity(data):
 
 
 def test_params_parse_and_unknown_or_bad_values_are_refused():
-    config = parse_params(TitleConfig, ["n_neighbors=5", "min-similarity=0.5", "shrinkage=0"])
+    config = config_from_pairs(TitleConfig, ["n_neighbors=5", "min-similarity=0.5", "shrinkage=0"])
     assert config == TitleConfig(n_neighbors=5, min_similarity=0.5, shrinkage=0.0)
     with pytest.raises(
         SegueError,
         match=r"unknown parameter n_factors .*takes: max_tracks_per_title, min_similarity",
     ):
-        parse_params(TitleConfig, ["n_factors=3"])
+        config_from_pairs(TitleConfig, ["n_factors=3"])
     with pytest.raises(SegueError, match="'many' is not a valid int"):
-        parse_params(TitleConfig, ["n_neighbors=many"])
+        config_from_pairs(TitleConfig, ["n_neighbors=many"])
     with pytest.raises(SegueError, match=r"min_similarity must be in \(0, 1\]"):
-        parse_params(TitleConfig, ["min_similarity=2"])
+        config_from_pairs(TitleConfig, ["min_similarity=2"])
     with pytest.raises(SegueError, match="max_tracks_per_title must be ≥ 1"):
         TitleConfig(max_tracks_per_title=0)

@@ -28,7 +28,7 @@ from segue.cli import main
 
 PLAYLISTS = 2_000
 PER_CATEGORY = 5
-GRAPH_PARAMS = ["mode=mini", "factors=16", "heads=2", "validation_playlists=50"]
+GRAPH_PARAMS = ["trainer.mode=mini", "factors=16", "heads=2", "validation_playlists=50"]
 MODELS = ("popular", "title", "itemknn", "playlistknn", "rp3beta", "rules", "playlistgat")
 
 

@@ -151,13 +151,12 @@ def test_the_demo_settings_reach_the_stages_that_use_them(tmp_path):
     assert stages["popularity model"].params == {"seed": 0, "n_estimators": 50}
     assert stages["train bpr"].params == {"iterations": 30, "factors": 64}
     # The graph models train within a budget, not an epoch count.
-    assert stages["train lightgcn"].params["budget_seconds"] == 90
-    assert stages["train playlistgat"].params["budget_seconds"] == 90
-    assert "epochs" not in stages["train playlistgat"].params
-    assert stages["session models"].params["gat"] == {"budget_seconds": 30}
+    assert stages["train lightgcn"].params["trainer"] == {"budget_seconds": 90}
+    assert stages["train playlistgat"].params["trainer"] == {"budget_seconds": 90}
+    assert stages["session models"].params["gat"] == {"trainer": {"budget_seconds": 30}}
     assert stages["session models"].params["gru4rec"] == {"budget_seconds": 60}
     assert stages["train als"].params == {"factors": 64}
     # The ensembles ask for the ALS the demo trains, so they reuse it instead of fitting their own.
     for name in ("hybrid", "rerank"):
-        assert stages[f"train {name}"].params["component_params"] == "als.factors=64"
+        assert stages[f"train {name}"].params["params"] == {"als": {"factors": 64}}
     assert stages["train svd"].params == {}

@@ -17,7 +17,7 @@ from segue.errors import SegueError
 
 graph_app = typer.Typer(
     no_args_is_help=True,
-    help="Graph models: build graphs, train GAT / LightGCN / PlaylistGAT, evaluate, explain.",
+    help="Graph models: build graphs, evaluate GAT / LightGCN / PlaylistGAT against baselines, explain (train them with `segue train`).",
 )
 app.add_typer(graph_app, name="graph")
 
@@ -75,89 +75,6 @@ def build_cmd(
             f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in info["counts"].items()
         )
     )
-
-
-@graph_app.command("train")
-def train_cmd(
-    model: Annotated[
-        str,
-        typer.Argument(
-            help="gat, genre_gat (listening data); lightgcn, playlistgat (playlist data)."
-        ),
-    ],
-    data: Annotated[
-        Path,
-        typer.Argument(
-            help="Listening data or split (gat, genre_gat); playlist training data (lightgcn, playlistgat)."
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-    mode: Mode = "quick",
-    budget: Budget = "",
-    seed: Seed = 0,
-    checkpoint_dir: Annotated[
-        Path | None, typer.Option(help="Write best.pt/last.pt here (resumable).")
-    ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from --checkpoint-dir/last.pt.")] = False,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="JSON parameters (e.g. `segue tune`'s best.json); --param wins."),
-    ] = None,
-) -> None:
-    """Train a graph model (early stopping on validation Recall@10) and save it."""
-    from segue.models.gnn.runs import (
-        LISTENING_GRAPH_MODELS,
-        fit_playlist_model,
-        load_listening_split,
-        train_listening_model,
-    )
-    from segue.models.gnn.training import parse_duration
-    from segue.tuning import config_class, read_params
-
-    extra = {"checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else "", "resume": resume}
-    if budget:
-        extra["budget_seconds"] = parse_duration(budget)
-    start = time.perf_counter()
-    if model in LISTENING_GRAPH_MODELS:
-        overrides = read_params(config_class(model), config, param)
-        split = load_listening_split(data, seed)
-        fitted = train_listening_model(
-            model, split, mode=mode, seed=seed, overrides={**overrides, **extra}
-        )
-        fitted.save(out)
-    else:
-        from segue.data.dataset import PlaylistData
-        from segue.models.registry import get_model_class
-
-        overrides = read_params(get_model_class(model).Config, config, param)
-        fitted = fit_playlist_model(
-            model, PlaylistData.load(data), mode=mode, seed=seed, params={**overrides, **extra}
-        )
-        fitted.save(out)
-    history = getattr(fitted, "history", None)
-    echo(
-        f"trained {model} ({mode}) on {data} in {time.perf_counter() - start:.1f} s; saved to {out}"
-    )
-    if history is not None and history.epochs:
-        best = history.best_epoch
-        curve = [e["validation_recall"] for e in history.epochs if "validation_recall" in e]
-        echo(
-            f"  {len(history.epochs)} epochs in {history.seconds:.0f} s of a {history.budget_seconds:g} s budget, "
-            f"{history.stopped}"
-            + (
-                f"; best validation recall@10 {history.best_metric:.4f} (epoch {best + 1})"
-                if best >= 0
-                else ""
-            )
-            + (
-                f"; validation recall@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}"
-                if curve
-                else ""
-            )
-        )
 
 
 @graph_app.command("evaluate")
@@ -225,7 +142,7 @@ def _names(text: str, default: tuple[str, ...]) -> tuple[str, ...]:
 @graph_app.command("explain")
 def explain_cmd(
     model_dir: Annotated[
-        Path, typer.Argument(help="A trained gat / genre_gat directory (`segue graph train`).")
+        Path, typer.Argument(help="A trained gat / genre_gat directory (`segue train`).")
     ],
     user: Annotated[int, typer.Option(help="User id to explain.")],
     n: Annotated[int, typer.Option("-n", help="Recommendations to explain.", min=1)] = 5,

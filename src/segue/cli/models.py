@@ -15,20 +15,34 @@ from segue.errors import SegueError
 
 @app.command()
 def models() -> None:
-    """List the available models."""
+    """List the available models, by what they are trained on."""
     from segue.models.registry import available
 
-    for name, description in available():
-        echo(f"{name:<14} {description}")
+    for data in ("playlists", "listening"):
+        echo(f"trained on {data} data:" if data == "listening" else "trained on playlists:")
+        for name, description in available(data):
+            echo(f"  {name:<14} {description}")
 
 
 @app.command()
 def train(
     model: Annotated[str, typer.Argument(help="Model name (see `segue models`).")],
-    data: Annotated[Path, typer.Argument(help="Training dataset directory (e.g. SPLIT/train).")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Training data: a playlist dataset (e.g. SPLIT/train); for gat and genre_gat, "
+            "listening data or a listening split."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="key=value, repeatable.")
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="key=value, repeatable; dotted for nested parameters (trainer.learning_rate=0.005, "
+            "als.factors=64 in a hybrid).",
+        ),
     ] = None,
     config_file: Annotated[
         Path | None,
@@ -40,46 +54,34 @@ def train(
     components_from: Annotated[
         Path | None,
         typer.Option(
-            help="hybrid only: a directory holding the components already trained on DATA (DIR/<name>), "
-            "so only the tuning runs."
+            help="hybrid and rerank: a directory holding the components already trained on DATA "
+            "(DIR/<name>), so only the tuning runs."
         ),
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="Graph models: auto (CUDA when available), cpu or cuda[:N].")
+    ] = "auto",
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(help="Graph models: write best.pt/last.pt here (resumable)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Graph models: continue from --checkpoint-dir/last.pt.")
+    ] = False,
 ) -> None:
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
-    from segue.data.dataset import PlaylistData
+    from segue.models.config import RunOptions
     from segue.models.registry import get_model_class
     from segue.tuning import read_config
 
     cls = get_model_class(model)
     config = read_config(cls.Config, config_file, param or [])
+    run = RunOptions(device, str(checkpoint_dir) if checkpoint_dir else "", resume)
     start = time.perf_counter()
-    if components_from is None:
-        fitted = cls(config).fit(PlaylistData.load(data))
-    elif not hasattr(cls, "fit_from"):
-        raise SegueError(
-            f"--components-from: {model} has no components (only hybrid and rerank do)"
-        )
-    else:
-        fitted = cls(config)
-        try:
-            fitted.fit_from_directory(PlaylistData.load(data), components_from)
-        except SegueError as exc:
-            raise SegueError(f"--components-from: {exc}") from None
+    fitted = _fit(cls, config, data, run, components_from)
     fitted.save(out)
     echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
-    training = getattr(fitted, "training_log", None) or {}
-    if training.get("epochs_run"):
-        curve = [
-            r["validation_hit_rate"] for r in training["history"] if "validation_hit_rate" in r
-        ]
-        echo(
-            f"{training['epochs_run']} epochs ({training['stopped']}); best epoch {training['best_epoch']}"
-            + (
-                f"; validation HitRate@10 by epoch: {', '.join(f'{v:.4f}' for v in curve)}"
-                if curve
-                else ""
-            )
-        )
+    _print_training(getattr(fitted, "training_log", None) or {})
     if hasattr(fitted, "describe_weights"):
         from segue.evaluation.split import group_label
         from segue.models.hybrid import MIN_GROUP_QUERIES
@@ -106,6 +108,53 @@ def train(
                 for n, r in zip((500, 1000, 2000), fitted.candidate_recall, strict=True)
             )
         )
+
+
+def _fit(cls, config, data: Path, run, components_from: Path | None):
+    """``cls(config)`` fitted on ``data`` as its kind of model is (listening split, playlists,
+    or an ensemble over components already trained)."""
+    if cls.data == "listening":
+        from segue.models.gnn.runs import load_listening_split
+
+        if components_from is not None:
+            raise SegueError(f"--components-from: {cls.name} has no components")
+        split = load_listening_split(data, config.trainer.seed)
+        return cls(config).fit(split.train, split.validation, run)
+    from segue.data.dataset import PlaylistData
+
+    if components_from is None:
+        return cls(config).fit(PlaylistData.load(data), run)
+    if not hasattr(cls, "fit_from"):
+        raise SegueError(
+            f"--components-from: {cls.name} has no components (only hybrid and rerank do)"
+        )
+    fitted = cls(config)
+    try:
+        return fitted.fit_from_directory(PlaylistData.load(data), components_from)
+    except SegueError as exc:
+        raise SegueError(f"--components-from: {exc}") from None
+
+
+def _print_training(training: dict) -> None:
+    """Epochs run, why training stopped, and the validation curve of a model that keeps one."""
+    if not training.get("epochs_run"):
+        return
+    records = training["history"]
+    metric = next(
+        (k for k in ("validation_recall", "validation_hit_rate") if any(k in r for r in records)),
+        None,
+    )
+    label = {"validation_recall": "Recall@10", "validation_hit_rate": "HitRate@10"}.get(metric)
+    curve = [r[metric] for r in records if metric in r] if metric else []
+    best = training["best_epoch"]
+    echo(
+        f"{training['epochs_run']} epochs ({training['stopped']}); best epoch {best}"
+        + (
+            f"; validation {label} by epoch: {', '.join(f'{v:.4f}' for v in curve)}"
+            if curve
+            else ""
+        )
+    )
 
 
 @app.command()
@@ -147,7 +196,8 @@ def tune(
     ] = 0,
 ) -> None:
     """Tune a model's parameters with Optuna on the split's validation part (never the test part)."""
-    from segue.tuning import LISTENING_MODELS, config_class, params_from_pairs
+    from segue.models.gnn.runs import is_listening_dir
+    from segue.tuning import config_class, params_from_pairs
     from segue.tuning import tune as run_tuning
 
     out = out if out is not None else Path("tuning") / model
@@ -175,14 +225,8 @@ def tune(
         f"wrote {paths['best.json']}, {paths['trials.csv']}, {paths['history.png']}, {paths['importance.png']}; "
         f"study in {paths['study.db']} (run again to add trials)"
     )
-    if model in LISTENING_MODELS:
-        echo(
-            f"train it: segue graph train {model} {split_dir} --config {paths['best.json']} --out ..."
-        )
-    else:
-        echo(
-            f"train it: segue train {model} {Path(split_dir) / 'train'} --config {paths['best.json']} --out ..."
-        )
+    data = split_dir if is_listening_dir(split_dir) else Path(split_dir) / "train"
+    echo(f"train it: segue train {model} {data} --config {paths['best.json']} --out ...")
 
 
 @app.command()

@@ -772,7 +772,7 @@ def split_sessions(data: Path, out: Path, *, seed: int = 0, **options) -> dict:
 
 def train_next_track(name: str, train: ListeningData, params: dict | None = None):
     """A registered Recommender fitted on the training part's sessions, in play order."""
-    from segue.models.base import config_from_dict
+    from segue.models.config import config_from_dict
     from segue.models.registry import get_model_class
 
     cls = get_model_class(name)
@@ -795,7 +795,7 @@ def evaluate_sessions(
     ``part``; returns the evaluation and ``{"fit_s": {...}, "answer_s": {...}}``."""
     import time
 
-    from segue.models.base import config_from_dict
+    from segue.models.config import config_from_dict
     from segue.models.registry import get_model_class
 
     task = split.part(part)

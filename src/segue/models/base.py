@@ -10,8 +10,8 @@ saves/loads models as ``params.json`` + ``arrays.npz`` (never pickle) + the trai
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
@@ -26,6 +26,7 @@ from segue.data import schema
 from segue.data.dataset import PlaylistData
 from segue.errors import InputFileError, SegueError
 from segue.io import atomic_dir, write_json
+from segue.models.config import RunOptions, config_from_dict
 
 PARAMS_FILE = "params.json"
 ARRAYS_FILE = "arrays.npz"
@@ -122,6 +123,7 @@ class Recommender(abc.ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    data: ClassVar[str] = "playlists"  # what it is trained on (the listening GATs: "listening")
     Config: ClassVar[type] = NoConfig
     batch_size: ClassVar[int] = 1024
 
@@ -175,13 +177,15 @@ class Recommender(abc.ABC):
         self._check_fitted()
         return len(self.popularity)
 
-    def fit(self, data: PlaylistData) -> Self:
-        """Fit from scratch (refitting forgets everything learned before)."""
-        self._adopt(data.track_popularity.copy(), _describe(data), data_path=data.path)
+    def fit(self, data: PlaylistData, run: RunOptions | None = None) -> Self:
+        """Fit from scratch (refitting forgets everything learned before). ``run``: how the fit
+        runs (device, checkpoints, threads), for the models that train with torch."""
+        self.run = run or RunOptions()
+        self.adopt(data.track_popularity.copy(), describe_data(data), data_path=data.path)
         self._fit(data)
         return self
 
-    def _adopt(
+    def adopt(
         self,
         popularity: np.ndarray,
         trained_on: dict,
@@ -189,7 +193,9 @@ class Recommender(abc.ABC):
         data_path: Path | None = None,
         model_dir: Path | None = None,
     ) -> None:
-        """Set the state the base keeps for every model (after fit, at load, or from a hybrid)."""
+        """Set the state the base keeps for every model: the popularity counts (int64
+        [n_tracks]) that back-fill and explain, what it was trained on, and where its catalog
+        is. Called by :meth:`fit`, at load, and by an ensemble for its components."""
         self.popularity = popularity
         # Ties broken by id, so the order is the same on every machine.
         self._popular_order = np.lexsort((np.arange(len(popularity)), -popularity))
@@ -217,6 +223,24 @@ class Recommender(abc.ABC):
             cand_ids, cand_scores = self._candidates(batch, n + int(batch.lengths().max(initial=0)))
             ids[start:stop], scores[start:stop] = self._finalize(batch, cand_ids, cand_scores, n)
         return Ranking(ids, scores)
+
+    def candidates(self, queries: Queries, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The model's own best tracks per query before the base finalises them (ids int
+        [q, m], scores float [q, m], best first; seeds and repeats may appear, -1 pads): what an
+        ensemble combines, in batches of :attr:`batch_size` queries or fewer."""
+        self._check_fitted()
+        return self._candidates(queries, n)
+
+    def learned_arrays(self) -> dict[str, np.ndarray]:
+        """The model's learned arrays (what ``arrays.npz`` keeps besides the popularity counts)."""
+        self._check_fitted()
+        return self._arrays()
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back what :meth:`learned_arrays` gave (after :meth:`adopt`); a missing array
+        raises ``KeyError``."""
+        self._check_fitted()
+        self._load_arrays(arrays)
 
     def add_playlists(self, queries: Queries) -> None:
         """Learn new playlists (each query's seeds are its tracks) without retraining.
@@ -314,30 +338,17 @@ class Recommender(abc.ABC):
     def save(self, path: Path) -> None:
         """``params.json`` + ``arrays.npz`` + ``catalog.parquet``, written whole or not at all."""
         self._check_fitted()
-        with atomic_dir(Path(path)) as tmp:
-            write_json(
-                tmp / PARAMS_FILE,
-                {
-                    "model": self.name,
-                    "config": dataclasses.asdict(self.config),
-                    "segue_version": __version__,
-                    "trained_on": self.trained_on,
-                    "n_tracks": self.n_tracks,
-                    # How training went (epochs, validation curve, why it stopped), for models that keep it.
-                    **(
-                        {"training": self.training_log}
-                        if getattr(self, "training_log", None)
-                        else {}
-                    ),
-                },
-            )
-            arrays = {"popularity": self.popularity, **self._arrays()}
-            with open(tmp / ARRAYS_FILE, "wb") as handle:
-                np.savez(handle, **arrays)
-            source = self._catalog_path()
-            if (
-                source is not None and source.exists()
-            ):  # a loaded model saved again keeps its catalog
+        params = {
+            "trained_on": self.trained_on,
+            "n_tracks": self.n_tracks,
+            # How training went (epochs, validation curve, why it stopped), for models that keep it.
+            **({"training": self.training_log} if getattr(self, "training_log", None) else {}),
+        }
+        source = self._catalog_path()
+        with write_model(
+            path, self, params, {"popularity": self.popularity, **self._arrays()}
+        ) as tmp:
+            if source is not None and source.exists():  # a loaded model saved again keeps it
                 pq.write_table(
                     pq.read_table(source, columns=list(CATALOG_COLUMNS)),
                     tmp / CATALOG_FILE,
@@ -347,34 +358,24 @@ class Recommender(abc.ABC):
     @classmethod
     def load(cls, path: Path) -> Recommender:
         """Load a saved model of any registered kind (no unpickling: JSON and plain arrays)."""
-        from segue.models.registry import get_model_class
-
         path = Path(path)
-        params = _read_params(path)
-        model_cls = get_model_class(params.get("model", "?"))
-        if cls is not Recommender and model_cls is not cls:
+        model_cls, params, arrays = read_model(path, cls)
+        if not issubclass(model_cls, Recommender):
             raise InputFileError(
-                path / PARAMS_FILE, f"holds a {params['model']!r} model, not {cls.name!r}"
+                path / PARAMS_FILE,
+                f"holds a {model_cls.name!r} model, trained on {model_cls.data} data, not on "
+                "playlists",
             )
-        model = model_cls(
-            config_from_dict(
-                model_cls.Config, params.get("config", {}), where=str(path / PARAMS_FILE)
-            )
-        )
-        try:
-            with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise InputFileError(path / ARRAYS_FILE, f"unreadable ({exc})") from None
+        model = model_cls(saved_config(model_cls, params, path))
         if "popularity" not in arrays or len(arrays["popularity"]) != params.get("n_tracks"):
             raise InputFileError(
                 path / ARRAYS_FILE, "popularity array missing or of the wrong size"
             )
-        model._adopt(arrays.pop("popularity"), params.get("trained_on", {}), model_dir=path)
+        model.adopt(arrays.pop("popularity"), params.get("trained_on", {}), model_dir=path)
         if "training" in params:
             model.training_log = params["training"]
         try:
-            model._load_arrays(arrays)
+            model.restore(arrays)
         except KeyError as exc:
             raise InputFileError(
                 path / ARRAYS_FILE,
@@ -435,7 +436,69 @@ class Recommender(abc.ABC):
         return pq.read_table(path, columns=list(CATALOG_COLUMNS))
 
 
-def _read_params(path: Path) -> dict:
+@contextlib.contextmanager
+def write_model(path: Path, model, params: dict, arrays: dict[str, np.ndarray]):
+    """Write a model directory whole or not at all: ``params.json`` (``model``, ``config``,
+    ``segue_version`` and ``params``) and ``arrays.npz`` (``arrays``, plain arrays); yields the
+    temporary directory for any other file the model keeps. Every model saves through this."""
+    with atomic_dir(Path(path)) as tmp:
+        write_json(
+            tmp / PARAMS_FILE,
+            {
+                "model": model.name,
+                "config": dataclasses.asdict(model.config),
+                "segue_version": __version__,
+                **params,
+            },
+        )
+        with open(tmp / ARRAYS_FILE, "wb") as handle:
+            np.savez(handle, **arrays)
+        yield tmp
+
+
+def read_model(
+    path: Path, expected: type | None = None
+) -> tuple[type, dict, dict[str, np.ndarray]]:
+    """(model class, params, arrays) of a directory :func:`write_model` wrote, never unpickling.
+
+    The class is the registered one ``params.json`` names; with ``expected`` (a model class
+    other than a base), a directory holding another kind is refused. Every error names the file.
+    """
+    from segue.models.registry import get_model_class
+
+    path = Path(path)
+    params = read_params(path)
+    try:
+        model_cls = get_model_class(params.get("model", "?"))
+    except SegueError as exc:
+        raise InputFileError(path / PARAMS_FILE, str(exc)) from None
+    if expected is not None and expected.name and model_cls is not expected:
+        raise InputFileError(
+            path / PARAMS_FILE, f"holds a {params['model']!r} model, not {expected.name!r}"
+        )
+    try:
+        with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputFileError(path / ARRAYS_FILE, f"unreadable ({exc})") from None
+    return model_cls, params, arrays
+
+
+def saved_config(model_cls: type, params: dict, path: Path):
+    """The config a saved ``params.json`` holds; one this version cannot read (a parameter
+    renamed or moved since) is refused with the advice to retrain, naming the file."""
+    try:
+        return config_from_dict(model_cls.Config, params.get("config", {}), where="config")
+    except SegueError as exc:
+        raise InputFileError(
+            path / PARAMS_FILE,
+            f"{exc}; saved by segue {params.get('segue_version', '?')}, this is {__version__}: "
+            f"retrain it with `segue train {model_cls.name} DATA --out {path}`",
+        ) from None
+
+
+def read_params(path: Path) -> dict:
+    """The ``params.json`` of model directory ``path`` as a dict; errors name the file."""
     if not path.is_dir():
         raise InputFileError(path, "not a model directory (train one with `segue train`)")
     try:
@@ -450,33 +513,44 @@ def _read_params(path: Path) -> dict:
 
 
 def csr_arrays(name: str, matrix) -> dict[str, np.ndarray]:
-    """A CSR matrix as the arrays ``<name>_indptr``, ``<name>_indices``, ``<name>_data`` of
-    ``arrays.npz`` (the one way models persist a sparse matrix; :func:`csr_from_arrays` reads it)."""
+    """A CSR matrix as the arrays ``<name>_indptr``, ``<name>_indices``, ``<name>_data`` and
+    ``<name>_shape`` of ``arrays.npz`` (the one way models persist a sparse matrix;
+    :func:`csr_from_arrays` reads it)."""
     return {
         f"{name}_indptr": matrix.indptr,
         f"{name}_indices": matrix.indices,
         f"{name}_data": matrix.data,
+        f"{name}_shape": np.array(matrix.shape, dtype=np.int64),
     }
 
 
 def csr_from_arrays(name: str, arrays: dict[str, np.ndarray], n_columns: int | None = None):
-    """The CSR matrix :func:`csr_arrays` stored under ``name``; square unless ``n_columns`` is given.
+    """The CSR matrix :func:`csr_arrays` stored under ``name`` (``None`` when absent), of its
+    saved shape (arrays saved before shapes were: square unless ``n_columns`` is given).
 
     >>> import scipy.sparse as sp
-    >>> m = sp.csr_matrix(np.array([[0.0, 2.0], [3.0, 0.0]]))
-    >>> (csr_from_arrays("m", csr_arrays("m", m)) != m).nnz
-    0
+    >>> m = sp.csr_matrix(np.array([[0.0, 2.0, 0.0], [3.0, 0.0, 0.0]]))
+    >>> back = csr_from_arrays("m", csr_arrays("m", m))
+    >>> back.shape, (back != m).nnz, csr_from_arrays("other", {})
+    ((2, 3), 0, None)
     """
     import scipy.sparse as sp
 
+    if f"{name}_indptr" not in arrays:
+        return None
     n = len(arrays[f"{name}_indptr"]) - 1
+    shape = arrays.get(f"{name}_shape")
     return sp.csr_matrix(
         (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
-        shape=(n, n if n_columns is None else n_columns),
+        shape=tuple(int(v) for v in shape)
+        if shape is not None
+        else (n, n if n_columns is None else n_columns),
     )
 
 
-def _describe(data: PlaylistData) -> dict:
+def describe_data(data: PlaylistData) -> dict:
+    """What a model keeps of the data it was trained on (``trained_on``): sizes, path and the
+    manifest's digest, compared by ``segue evaluate`` and by an ensemble's reused components."""
     info = {"n_playlists": data.n_playlists, "n_tracks": data.n_tracks}
     if data.path is not None:
         manifest = data.path / schema.MANIFEST_FILE
@@ -484,81 +558,3 @@ def _describe(data: PlaylistData) -> dict:
         if manifest.exists():
             info["manifest_sha256"] = schema.manifest_digest(data.path)
     return info
-
-
-def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters"):
-    """Build a frozen config dataclass from a dict, refusing unknown keys (named). A tuple field
-    (``hidden: tuple[int, ...]``) also takes a list or a comma-separated string.
-
-    >>> from segue.models.gnn.listening import ListeningGATConfig
-    >>> config_from_dict(ListeningGATConfig, {"heads": "8,4", "hidden": [16, 32]}).heads
-    (8, 4)
-    """
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        allowed = ", ".join(sorted(fields)) or "none"
-        raise SegueError(
-            f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(unknown)} (this model takes: {allowed})"
-        )
-    hints = typing.get_type_hints(config_cls)
-    values = {
-        key: _as_tuple(hints.get(key), value, f"{where}: {key}") for key, value in values.items()
-    }
-    return config_cls(**values)
-
-
-def _as_tuple(kind, value, where: str):
-    """``value`` for a field of type ``kind``: a list or ``"a,b"`` string made a tuple of the
-    element type when ``kind`` is ``tuple[X, ...]``; anything else unchanged."""
-    if typing.get_origin(kind) is not tuple or isinstance(value, tuple):
-        return value
-    element = typing.get_args(kind)[0]
-    items = [part.strip() for part in value.split(",")] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        raise SegueError(f"{where}: expected a list such as 8,4, got {value!r}")
-    out = []
-    for item in items:
-        try:
-            if element is bool:
-                if str(item).lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(item)
-                out.append(str(item).lower() in ("true", "1", "yes"))
-            elif element is int and (isinstance(item, bool) or isinstance(item, float)):
-                raise ValueError(item)
-            else:
-                out.append(element(item))
-        except (TypeError, ValueError):
-            raise SegueError(f"{where}: {item!r} is not a valid {element.__name__}") from None
-    return tuple(out)
-
-
-def parse_params(config_cls: type, pairs: list[str]):
-    """``["key=value", …]`` from the CLI → a config, values converted to the fields' types
-    (``key=8,4`` for a tuple field)."""
-    hints = typing.get_type_hints(config_cls)
-    values = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise SegueError(f"--param {pair!r}: expected key=value")
-        kind = hints.get(key)
-        if kind is None or typing.get_origin(kind) is tuple:
-            values[key] = (
-                raw  # unknown keys refused below with the list of known ones; tuples parsed there
-            )
-            continue
-        try:
-            if kind is bool:
-                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(raw)
-                values[key] = raw.lower() in ("true", "1", "yes")
-            else:
-                values[key] = kind(raw)
-        except (TypeError, ValueError):
-            raise SegueError(
-                f"--param {key}: {raw!r} is not a valid {getattr(kind, '__name__', kind)}"
-            ) from None
-    return config_from_dict(config_cls, values, where="--param")

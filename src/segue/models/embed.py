@@ -30,11 +30,11 @@ from segue.models.topn import top_k_factors
 @dataclass(frozen=True)
 class EmbedConfig:
     """``vocabulary_size``: tracks with an embedding (the most popular). ``n_components``:
-    embedding dimensions (capped below the vocabulary size). ``random_state``: SVD seed."""
+    embedding dimensions (capped below the vocabulary size). ``seed``: SVD seed."""
 
     vocabulary_size: int = 20_000
     n_components: int = 128
-    random_state: int = 0
+    seed: int = 0
 
 
 @register
@@ -64,7 +64,7 @@ class EmbedRecommender(Recommender):
         dims = min(c.n_components, len(vocabulary) - 1)
         # One BLAS thread: the randomized SVD's QR/LU steps then round the same on every run.
         with threadpool_limits(1, "blas"):
-            svd = TruncatedSVD(dims, algorithm="randomized", random_state=c.random_state)
+            svd = TruncatedSVD(dims, algorithm="randomized", random_state=c.seed)
             vectors = svd.fit_transform(cooc)  # [v, dims]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self._set(

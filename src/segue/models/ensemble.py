@@ -1,7 +1,8 @@
 """Models made of other models (``hybrid``, ``rerank``): components, their lists, fit and persistence.
 
-An ensemble is configured by ``components`` (comma-separated model names) and
-``component_params`` (``"als.factors=128;itemknn.n_neighbors=100"``). Its fit has two steps:
+An ensemble is configured by ``components`` (comma-separated model names) and ``params``, each
+component's parameters by its name (``{"als": {"factors": 128}}``; on the command line
+``--param als.factors=128``). Its fit has two steps:
 :meth:`Ensemble._tune` learns how to combine the components on validation queries carved from
 the training data (components fitted on the rest), then the components are refitted on all the
 data. :meth:`Ensemble.fit_from` skips the refit when the components are already trained on the
@@ -25,14 +26,8 @@ import scipy.sparse as sp
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.evaluation.split import seed_groups
-from segue.models.base import (
-    Queries,
-    Recommender,
-    _describe,
-    _read_params,
-    config_from_dict,
-    parse_params,
-)
+from segue.models.base import Queries, Recommender, describe_data, read_params
+from segue.models.config import config_from_dict, given_values
 from segue.models.registry import get_model_class
 from segue.models.topn import seed_matrix
 
@@ -51,7 +46,8 @@ def query_groups(queries: Queries) -> np.ndarray:
 
 
 def component_names(components: str, owner: str) -> list[str]:
-    """The model names of ``components``; unknown, repeated or nested ensembles refused."""
+    """The model names of ``components``; unknown, repeated, nested ensembles or models of
+    other data refused."""
     names = [n.strip() for n in components.split(",") if n.strip()]
     if not names:
         raise SegueError(f"{owner}: components is empty")
@@ -59,37 +55,52 @@ def component_names(components: str, owner: str) -> list[str]:
         raise SegueError(f"{owner}: a component is listed twice in {components!r}")
     for name in names:
         cls = get_model_class(name)  # unknown names are refused with the list of models
-        if issubclass(cls, Ensemble):
-            raise SegueError(f"{owner}: a {owner} cannot contain a {name}")
+        if not issubclass(cls, Recommender) or issubclass(cls, Ensemble):
+            raise SegueError(
+                f"{owner}: a {owner} cannot contain a {name} (its components are playlist "
+                "models that are not ensembles)"
+            )
     return names
 
 
-def component_configs(components: str, component_params: str, owner: str) -> dict[str, object]:
-    """Each component's config from ``component_params`` (``MODEL.key=value;…``, unknown keys refused)."""
+def component_configs(components: str, params: dict, owner: str) -> dict[str, object]:
+    """Each component's config: its defaults with ``params[name]`` set over them (unknown
+    keys refused; parameters for a model that is not a component refused)."""
     names = component_names(components, owner)
-    pairs: dict[str, list[str]] = {name: [] for name in names}
-    for item in (p.strip() for p in component_params.split(";")):
-        if not item:
-            continue
-        model, dot, rest = item.partition(".")
-        if not dot or model not in pairs:
-            raise SegueError(
-                f"{owner}: component_params item {item!r} must read MODEL.key=value "
-                f"with MODEL one of {', '.join(names)}"
-            )
-        pairs[model].append(rest)
-    return {name: parse_params(get_model_class(name).Config, pairs[name]) for name in names}
+    strays = sorted(set(params) - set(names))
+    if strays:
+        raise SegueError(
+            f"{owner}: parameters given for {', '.join(strays)}, which "
+            f"{'is' if len(strays) == 1 else 'are'} not among the components "
+            f"({', '.join(names)})"
+        )
+    return {
+        name: config_from_dict(
+            get_model_class(name).Config, params.get(name, {}), where=f"{owner}: {name}"
+        )
+        for name in names
+    }
+
+
+def check_components(config, owner: str) -> None:
+    """For an ensemble config's ``__post_init__``: its components and their parameters are
+    valid, and ``params`` holds the parameters typed (text from the CLI converted)."""
+    if not isinstance(config.params, dict):
+        raise SegueError(f"{owner}: params must map component names to their parameters")
+    configs = component_configs(config.components, config.params, owner)
+    typed = {name: given_values(configs[name], values) for name, values in config.params.items()}
+    object.__setattr__(config, "params", typed)
 
 
 class Ensemble(Recommender):
     """Base of the models that combine components. Subclasses set a ``Config`` with
-    ``components``, ``component_params`` and ``depth``, and implement :meth:`_tune`,
+    ``components``, ``params`` and ``depth``, and implement :meth:`_tune`,
     :meth:`_own_arrays`, :meth:`_load_own_arrays` and ``_candidates``."""
 
     batch_size = 256
 
     def component_configs(self) -> dict[str, object]:
-        return component_configs(self.config.components, self.config.component_params, self.name)
+        return component_configs(self.config.components, self.config.params, self.name)
 
     @abc.abstractmethod
     def _tune(self, data: PlaylistData, configs: dict[str, object]) -> None:
@@ -123,7 +134,7 @@ class Ensemble(Recommender):
                 f"{self.name}.fit_from: expected components {list(configs.items())}, got {given}"
             )
         self._check_trained_on(data, [(m.name, m.trained_on) for m in fitted])
-        self._adopt(data.track_popularity.copy(), _describe(data), data_path=data.path)
+        self.adopt(data.track_popularity.copy(), describe_data(data), data_path=data.path)
         self._tune(data, configs)
         self.components = list(fitted)
         return self
@@ -137,7 +148,7 @@ class Ensemble(Recommender):
         paths = self.component_paths(directory)
         saved = []
         for (name, config), path in zip(configs.items(), paths, strict=True):
-            params = _read_params(path)
+            params = read_params(path)
             model_cls = get_model_class(params.get("model", "?"))
             if params.get("model") != name:
                 raise SegueError(
@@ -158,13 +169,13 @@ class Ensemble(Recommender):
                 )
             saved.append((name, params.get("trained_on", {})))
         self._check_trained_on(data, saved)
-        self._adopt(data.track_popularity.copy(), _describe(data), data_path=data.path)
+        self.adopt(data.track_popularity.copy(), describe_data(data), data_path=data.path)
         self._tune(data, configs)
         self.components = [Recommender.load(p) for p in paths]
         return self
 
     def _check_trained_on(self, data: PlaylistData, trained_on: list[tuple[str, dict]]) -> None:
-        described = _describe(data)
+        described = describe_data(data)
         for name, where in trained_on:
             if where != described:
                 raise SegueError(
@@ -189,7 +200,7 @@ class Ensemble(Recommender):
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = dict(self._own_arrays())
         for component in self.components:
-            for key, value in component._arrays().items():
+            for key, value in component.learned_arrays().items():
                 arrays[f"{component.name}/{key}"] = value
         return arrays
 
@@ -198,17 +209,17 @@ class Ensemble(Recommender):
         self.components = []
         for name, config in self.component_configs().items():
             component = get_model_class(name)(config)
-            component._adopt(self.popularity, self.trained_on, model_dir=self.model_dir)
+            component.adopt(self.popularity, self.trained_on, model_dir=self.model_dir)
             prefix = f"{name}/"
-            component._load_arrays(
+            component.restore(
                 {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             )
             self.components.append(component)
 
-    def _adopt(self, popularity, trained_on, *, data_path=None, model_dir=None) -> None:
-        super()._adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
+    def adopt(self, popularity, trained_on, *, data_path=None, model_dir=None) -> None:
+        super().adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
         for component in getattr(self, "components", []):  # so explanations find the catalog
-            component._adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
+            component.adopt(popularity, trained_on, data_path=data_path, model_dir=model_dir)
 
     # --- the components' answers -----------------------------------------------------------------
     def _carved_lists(self, held, configs: dict[str, object]) -> list[sp.csr_matrix]:
@@ -229,7 +240,7 @@ class Ensemble(Recommender):
         for start in range(0, len(queries), self.batch_size):
             batch = queries.slice(start, min(start + self.batch_size, len(queries)))
             longest = int(batch.lengths().max(initial=0))
-            ids, scores = component._candidates(batch, min(depth + longest, component.n_tracks))
+            ids, scores = component.candidates(batch, min(depth + longest, component.n_tracks))
             out.append(
                 scaled_lists(
                     batch,

@@ -96,16 +96,16 @@ def from_seed_contributions(
         text = texts.get(pair)
         if text is None:
             names = [labels[i] for i in pair if i >= 0]
-            text = texts[pair] = f"Because the playlist has {_and(names)}, and {verb}."
+            text = texts[pair] = f"Because the playlist has {join_names(names)}, and {verb}."
         out.append(Explanation(track, evidence, text))
         start = end
     return out
 
 
-def _and(items: list[str]) -> str:
+def join_names(items: list[str]) -> str:
     """'A', 'A and B', 'A, B and C'.
 
-    >>> _and(["x"]), _and(["x", "y"]), _and(["x", "y", "z"])
+    >>> join_names(["x"]), join_names(["x", "y"]), join_names(["x", "y", "z"])
     ('x', 'x and y', 'x, y and z')
     """
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -40,7 +40,7 @@ walks it only until the next vector is too short for every query of the block �
 candidates as the full scan, a small part of the work. Rows whose bound does not fall inside
 the head (BPR's item vectors are all of similar length) are scanned in full.
 
-Determinism: ``svd`` is seeded (``random_state``) and runs its dense algebra on one BLAS thread;
+Determinism: ``svd`` is seeded (``seed``) and runs its dense algebra on one BLAS thread;
 ``als`` is deterministic for any ``num_threads`` (each user/item solve is independent and
 implicit's BLAS is held to one thread); ``bpr`` trains by lock-free parallel SGD whose result
 depends on thread timing, so its ``num_threads`` defaults to 1 (0 = all cores trains faster but
@@ -240,7 +240,7 @@ class SVDConfig:
     """``factors``: rank k (see :func:`effective_factors`). ``weighting``: ``"tfidf"``
     (default), ``"bm25"`` or ``"none"``. ``bm25_k1``/``bm25_b``: BM25 length normalisation.
     ``n_iter``/``oversamples``: randomized SVD power iterations and extra dimensions.
-    ``random_state``: seed of the random projection.
+    ``seed``: seed of the random projection.
 
     On the validation part of a 100k-playlist generated split (R-precision): tf-idf 0.064 >
     BM25 0.059 > none 0.053 at k = 64 or 128; k = 64 beat 32, 128 and 200. Real MPD playlists
@@ -253,7 +253,7 @@ class SVDConfig:
     bm25_b: float = 0.75
     n_iter: int = 4
     oversamples: int = 10
-    random_state: int = 0
+    seed: int = 0
 
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
@@ -308,7 +308,7 @@ class SVDRecommender(FactorRecommender):
                 rank,
                 n_oversamples=c.oversamples,
                 n_iter=c.n_iter,
-                random_state=c.random_state,
+                random_state=c.seed,
             )
         self.singular_values = singular.astype(np.float32)
         # V has orthonormal columns, so the least-squares fold-in needs no Gram matrix: G = I.
@@ -359,7 +359,7 @@ class SVDRecommender(FactorRecommender):
 class ALSConfig:
     """implicit's ALS (Hu, Koren & Volinsky 2008 with conjugate-gradient steps): ``factors``,
     ``regularization`` λ, ``alpha`` (confidence of a playlist's tracks; implicit uses C = α·R),
-    ``iterations``, ``random_state`` (initial factors) and ``num_threads`` (0 = all cores; ALS
+    ``iterations``, ``seed`` (initial factors) and ``num_threads`` (0 = all cores; ALS
     is deterministic for any count).
 
     On the 100k validation split, R-precision hardly moved with α ∈ {1, 5, 20, 40} (0.055–0.057)
@@ -370,7 +370,7 @@ class ALSConfig:
     regularization: float = 0.01
     alpha: float = 20.0
     iterations: int = 15
-    random_state: int = 0
+    seed: int = 0
     num_threads: int = 0
 
 
@@ -414,7 +414,7 @@ class ALSRecommender(FactorRecommender):
                 regularization=c.regularization,
                 alpha=c.alpha,
                 iterations=c.iterations,
-                random_state=c.random_state,
+                random_state=c.seed,
                 num_threads=cpu_threads(c.num_threads),
             )
             model.fit(data.matrix.astype(np.float32, copy=False), show_progress=False)
@@ -430,7 +430,7 @@ class ALSRecommender(FactorRecommender):
 class BPRConfig:
     """implicit's BPR (Rendle et al. 2009, SGD with sampled negatives): ``factors`` (plus an
     item-bias column), ``learning_rate``, ``regularization``, ``iterations`` (epochs),
-    ``fold_in_regularization`` (ridge λ of the query fold-in), ``random_state`` and
+    ``fold_in_regularization`` (ridge λ of the query fold-in), ``seed`` and
     ``num_threads`` (training threads; 1 by default because parallel SGD is not reproducible).
 
     On the 100k validation split: learning rate 0.05 reached R-precision 0.021–0.033, 0.01–0.02
@@ -446,7 +446,7 @@ class BPRConfig:
     regularization: float = 0.01
     iterations: int = 50
     fold_in_regularization: float = 10.0  # tuned on real MPD playlists (0.110 → 0.112 at 64)
-    random_state: int = 0
+    seed: int = 0
     num_threads: int = 1
 
 
@@ -483,7 +483,7 @@ class BPRRecommender(FactorRecommender):
                 learning_rate=c.learning_rate,
                 regularization=c.regularization,
                 iterations=c.iterations,
-                random_state=c.random_state,
+                random_state=c.seed,
                 num_threads=cpu_threads(c.num_threads),
             )
             model.fit(data.matrix.astype(np.float32, copy=False), show_progress=False)

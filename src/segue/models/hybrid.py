@@ -34,7 +34,7 @@ with the component's share of the fused score, its weight and its own explanatio
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -45,7 +45,7 @@ from segue.errors import SegueError
 from segue.evaluation import metrics as M
 from segue.evaluation.split import N_GROUPS, group_label, hold_out_queries
 from segue.models.base import Explanation, Queries
-from segue.models.ensemble import Ensemble, component_configs, query_groups
+from segue.models.ensemble import Ensemble, check_components, query_groups
 from segue.models.explain import popularity_explanation, shares
 from segue.models.registry import register
 from segue.models.topn import top_n_sparse
@@ -59,14 +59,14 @@ _TUNE_LENGTH = 500  # list length the weights are tuned for (the challenge's)
 
 @dataclass(frozen=True)
 class HybridConfig:
-    """``components``: comma-separated model names (each with its defaults unless
-    ``component_params`` says otherwise: ``"als.factors=128;itemknn.n_neighbors=100"``).
+    """``components``: comma-separated model names, each with its defaults unless ``params``
+    says otherwise (``{"als": {"factors": 128}}``; ``--param als.factors=128``).
     ``depth``: tracks taken from each component per query. ``validation_per_group``:
     playlists per query group carved from the training data to tune the weights.
     ``seed``: the carve's random seed."""
 
     components: str = "title,playlistknn,itemknn,als,svd"
-    component_params: str = ""
+    params: dict = field(default_factory=dict, hash=False)
     depth: int = 1000
     validation_per_group: int = 300
     seed: int = 0
@@ -78,7 +78,7 @@ class HybridConfig:
             raise SegueError(
                 f"hybrid: validation_per_group must be at least 1, got {self.validation_per_group}"
             )
-        component_configs(self.components, self.component_params, "hybrid")
+        check_components(self, "hybrid")
 
 
 @register

@@ -21,12 +21,14 @@ _MODULES = (
     "segue.models.sequence",
     "segue.models.gnn.lightgcn",
     "segue.models.gnn.playlist_gat",
+    "segue.models.gnn.listening",
     "segue.models.rp3beta",
 )
 
 
 def register(cls: type) -> type:
-    """Class decorator: make a Recommender available by its ``name``."""
+    """Class decorator: make a model available by its ``name`` (``cls.data`` says what it is
+    trained on: playlists, or listening data for the listening GATs)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     _MODELS[cls.name] = cls
@@ -45,7 +47,25 @@ def get_model_class(name: str) -> type:
     return _MODELS[name]
 
 
-def available() -> list[tuple[str, str]]:
-    """(name, one-line description) of every registered model, by name."""
+def available(data: str | None = None) -> list[tuple[str, str]]:
+    """(name, one-line description) of every registered model, by name; only those trained on
+    ``data`` (``"playlists"``, ``"listening"``) when given."""
     _load_all()
-    return sorted((name, cls.description) for name, cls in _MODELS.items())
+    return sorted(
+        (name, cls.description) for name, cls in _MODELS.items() if data is None or cls.data == data
+    )
+
+
+def load_model(path):
+    """The saved model in directory ``path``, of whichever registered kind it holds."""
+    from pathlib import Path
+
+    from segue.errors import InputFileError
+    from segue.models.base import PARAMS_FILE, read_params
+
+    params = read_params(Path(path))
+    try:
+        model_cls = get_model_class(params.get("model", "?"))
+    except SegueError as exc:
+        raise InputFileError(Path(path) / PARAMS_FILE, str(exc)) from None
+    return model_cls.load(path)

@@ -39,7 +39,7 @@ needs no pickle.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,7 +54,7 @@ from segue.features.ranking import (
     feature_names,
 )
 from segue.models.base import Explanation, Queries, csr_arrays, csr_from_arrays
-from segue.models.ensemble import Ensemble, component_configs, query_groups
+from segue.models.ensemble import Ensemble, check_components, query_groups
 from segue.models.explain import popularity_explanation
 from segue.models.registry import register
 
@@ -71,7 +71,7 @@ LIGHTGBM_THREADS = 1
 @dataclass(frozen=True)
 class RerankConfig:
     """``components``: comma-separated model names whose lists are the candidates and whose
-    scores are features (``component_params``: ``"als.factors=128;…"``). ``depth``: tracks taken
+    scores are features (``params``: theirs by name, ``{"als": {"factors": 128}}``). ``depth``: tracks taken
     from each component. ``n_candidates``: pool size per query. ``cooccurrence_k``: co-occurring
     tracks kept per track for the co-occurrence features. ``validation_per_group``: playlists per
     query group carved from the training data to train the ranker; ``max_share``: at most this
@@ -82,7 +82,7 @@ class RerankConfig:
     queries held back. ``seed``: the carve's and LightGBM's seed."""
 
     components: str = "title,itemknn,playlistknn,rp3beta,als"
-    component_params: str = ""
+    params: dict = field(default_factory=dict, hash=False)
     depth: int = 500
     n_candidates: int = 1000
     cooccurrence_k: int = 200
@@ -99,7 +99,7 @@ class RerankConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for field in (
+        for name in (
             "depth",
             "n_candidates",
             "cooccurrence_k",
@@ -111,8 +111,8 @@ class RerankConfig:
             "min_child",
             "early_stopping",
         ):
-            if getattr(self, field) < 1:
-                raise SegueError(f"rerank: {field} must be at least 1, got {getattr(self, field)}")
+            if getattr(self, name) < 1:
+                raise SegueError(f"rerank: {name} must be at least 1, got {getattr(self, name)}")
         if self.leaves < 2:
             raise SegueError(f"rerank: leaves must be at least 2, got {self.leaves}")
         if not 0 < self.learning_rate <= 1:
@@ -123,7 +123,7 @@ class RerankConfig:
             )
         if not 0 < self.max_share < 1:
             raise SegueError(f"rerank: max_share must be in (0, 1), got {self.max_share}")
-        component_configs(self.components, self.component_params, "rerank")
+        check_components(self, "rerank")
 
 
 @register

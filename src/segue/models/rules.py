@@ -29,7 +29,7 @@ from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.mining.rules import RuleThresholds, find_rules
 from segue.models.base import Explanation, Queries, Recommender
-from segue.models.explain import _and, from_seed_contributions, popularity_explanation
+from segue.models.explain import from_seed_contributions, join_names, popularity_explanation
 from segue.models.registry import register
 
 AGGREGATES = ("sum", "max")
@@ -208,7 +208,7 @@ class RulesRecommender(Recommender):
                 continue
             body = self.antecedents[r][self.antecedents[r] >= 0]
             explanation.text = (
-                f"Playlists with {_and(self.track_labels(body))} also hold this track "
+                f"Playlists with {join_names(self.track_labels(body))} also hold this track "
                 f"{self.confidence[r]:.0%} of the time, {self.lift[r]:.1f}× more often than "
                 "playlists in general."
             )

@@ -53,7 +53,7 @@ from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
 from segue.features.text import factorize_titles, normalize_title
 from segue.models.base import Explanation, Queries, Recommender
-from segue.models.explain import MAX_ITEMS, _and, popularity_explanation, shares
+from segue.models.explain import MAX_ITEMS, join_names, popularity_explanation, shares
 from segue.models.registry import register
 from segue.models.topn import top_n_sparse
 
@@ -334,7 +334,9 @@ class TitleRecommender(Recommender):
                 )
             else:
                 named = [f"'{self._examples[keys[i]]}'" for i in order[:2]]
-                text = f"Playlists with titles like '{title}' ({_and(named)}) often include it."
+                text = (
+                    f"Playlists with titles like '{title}' ({join_names(named)}) often include it."
+                )
             out.append(Explanation(track, evidence, text))
         return out
 

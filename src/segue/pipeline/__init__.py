@@ -37,7 +37,7 @@ DEMO_USERS = 1_000
 # keep 64 factors (the ensembles' ALS too, so they reuse the trained one): 128, the default tuned
 # on real playlists, gained 0.0007 R-precision on generated data (ALS) at 1.7–2× the fit time,
 # and with it the demo ran 10 min 19 s.
-DEMO_ALS = "als.factors=64"
+DEMO_ALS = {"als": {"factors": 64}}
 # The demo's training budgets (the quick mode's minute otherwise): LightGCN and PlaylistGAT 90 s
 # each: an epoch over the demo's 30,000 playlists takes 35 s with the other stages beside it, and
 # LightGCN's validation Recall@10 peaks after the first (0.048, then 0.044, 0.045; the same shape
@@ -49,13 +49,13 @@ DEMO_ALS = "als.factors=64"
 DEMO_MODEL_PARAMS = {
     "popularity": {"n_estimators": 50},
     "gru4rec": {"budget_seconds": 60},
-    "lightgcn": {"budget_seconds": 90},
-    "playlistgat": {"budget_seconds": 90},
-    "gat": {"budget_seconds": 30},
+    "lightgcn": {"trainer": {"budget_seconds": 90}},
+    "playlistgat": {"trainer": {"budget_seconds": 90}},
+    "gat": {"trainer": {"budget_seconds": 30}},
     "bpr": {"iterations": 30, "factors": 64},
     "als": {"factors": 64},
-    "hybrid": {"component_params": DEMO_ALS},
-    "rerank": {"validation_per_group": 100, "max_folds": 1, "component_params": DEMO_ALS},
+    "hybrid": {"params": DEMO_ALS},
+    "rerank": {"validation_per_group": 100, "max_folds": 1, "params": DEMO_ALS},
 }
 
 

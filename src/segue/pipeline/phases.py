@@ -362,11 +362,11 @@ class _Stages:
         params = self.params(name)
 
         def run() -> dict:
-            from segue.models.base import parse_params
+            from segue.models.config import config_from_dict
             from segue.models.registry import get_model_class
 
             cls = get_model_class(name)
-            config = parse_params(cls.Config, [f"{k}={v}" for k, v in params.items()])
+            config = config_from_dict(cls.Config, params, where=f"{name} parameters")
             model = cls(config).fit(_load_playlists(self.p.split / "train"))
             model.save(self.p.models / name)
             return {
@@ -465,11 +465,11 @@ class _Stages:
 
     def _ensemble(self, name: str) -> Stage:
         """Train a model built on other models (hybrid, rerank), reusing its trained components."""
-        from segue.models.base import parse_params
+        from segue.models.config import config_from_dict
         from segue.models.registry import get_model_class
 
         cls = get_model_class(name)
-        config = parse_params(cls.Config, [f"{k}={v}" for k, v in self.params(name).items()])
+        config = config_from_dict(cls.Config, self.params(name), where=f"{name} parameters")
         components = list(cls(config).component_configs())
 
         def run() -> dict:
@@ -576,7 +576,7 @@ class _Stages:
             models=LISTENING_GRAPH_MODELS,
             mode=self.s.graph_mode,
             seed=self.s.seed,
-            budget_seconds=float(self.params("gat").get("budget_seconds", 0)),
+            budget_seconds=float(self.params("gat").get("trainer", {}).get("budget_seconds", 0)),
         )
         report.write(self.p.sessions_eval)
         next_eval, timings = evaluate_sessions(

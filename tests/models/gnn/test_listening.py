@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from segue.data.sessions import listening_from_plays
 from segue.evaluation.sessions import split_listening
+from segue.models.config import RunOptions, config_from_dict
 from segue.models.gnn.coldstart import (
     add_tracks,
     new_user,
@@ -20,16 +21,20 @@ from segue.models.gnn.coldstart import (
 from segue.models.gnn.explain import listening_heatmap
 from segue.models.gnn.graph import ListeningGraph
 from segue.models.gnn.listening import (
+    GATConfig,
+    GATRecommender,
+    GenreGATConfig,
+    GenreGATRecommender,
     ListeningGATRecommender,
-    basic_config,
-    genre_config,
     sample_subgraph,
     with_self_loops,
 )
 from segue.models.gnn.sampling import contains
+from segue.models.registry import load_model
 
 GENRES = ["rock", "jazz", "country"]
-FAST = {"mode": "mini", "epochs": 3, "device": "cpu"}
+FAST = {"trainer": {"mode": "mini", "epochs": 3}}
+CPU = RunOptions("cpu")
 
 
 def planted_listening(seed: int = 0, n_users: int = 90):
@@ -77,13 +82,13 @@ def split():
 
 @pytest.fixture(scope="module")
 def basic(split):
-    return ListeningGATRecommender(basic_config(**FAST), "gat").fit(split.train, split.validation)
+    return GATRecommender(config_from_dict(GATConfig, FAST)).fit(split.train, split.validation, CPU)
 
 
 @pytest.fixture(scope="module")
 def genre(split):
-    return ListeningGATRecommender(genre_config(**FAST), "genre_gat").fit(
-        split.train, split.validation
+    return GenreGATRecommender(config_from_dict(GenreGATConfig, FAST)).fit(
+        split.train, split.validation, CPU
     )
 
 
@@ -202,7 +207,7 @@ def test_cold_start_new_user_and_new_track(genre, split):
 
 def test_sparse_users_are_supplemented_by_similar_users(split):
     data = planted_listening(n_users=60)
-    model = ListeningGATRecommender(basic_config(**FAST), "gat").fit(data)
+    model = GATRecommender(config_from_dict(GATConfig, FAST)).fit(data, run=CPU)
     before = model.user_side.copy()
     changed = supplement_sparse_users(model, min_tracks=13, neighbours=5, weight=0.5)
     degree = np.diff(model.graph.listens.indptr)
@@ -229,7 +234,9 @@ def test_save_load_round_trip_and_heatmap(genre, split, tmp_path):
     np.testing.assert_array_equal(
         loaded.recommend_users(users, 10), genre.recommend_users(users, 10)[:, :10]
     )
-    assert loaded.config == genre.config
+    assert loaded.config == genre.config and type(loaded) is GenreGATRecommender
+    assert type(load_model(tmp_path / "model")) is GenreGATRecommender
+    assert loaded.training_log["epochs_run"] == len(genre.history.epochs)
     png = listening_heatmap(
         loaded, int(users[0]), loaded.recommend_users(users[:1], 5)[0], tmp_path / "heat.png"
     )
@@ -239,8 +246,28 @@ def test_save_load_round_trip_and_heatmap(genre, split, tmp_path):
 def test_user_genre_edges_stay_out_unless_asked(split):
     graph = ListeningGraph.from_listening(split.train)
     assert not any(rel == "prefers" for _, rel, _ in with_self_loops(graph.homogeneous()).relations)
-    opted = ListeningGATRecommender(
-        genre_config(**{**FAST, "epochs": 1}, user_genres="listening"), "genre_gat"
+    opted = GenreGATRecommender(
+        config_from_dict(GenreGATConfig, {"trainer.epochs": 1, "user_genres": "listening"})
     )
-    opted.fit(split.train)
+    opted.fit(split.train, run=CPU)
     assert ("user", "prefers", "genre") in opted.homo.relations
+
+
+def test_a_saved_listening_model_is_refused_where_it_does_not_belong(genre, tmp_path):
+    """A gat directory is not a playlist model; a directory from before the trainer settings
+    were nested is refused with the advice to retrain, naming the file."""
+    import orjson
+
+    from segue.errors import InputFileError
+    from segue.models.base import Recommender
+
+    genre.save(tmp_path / "model")
+    with pytest.raises(InputFileError, match="trained on listening data, not on playlists"):
+        Recommender.load(tmp_path / "model")
+    params_path = tmp_path / "model" / "params.json"
+    params = orjson.loads(params_path.read_bytes())
+    params["config"] = {**params["config"], "mode": "quick", "learning_rate": 0.01}
+    params["config"].pop("trainer")
+    params_path.write_bytes(orjson.dumps(params))
+    with pytest.raises(InputFileError, match=r"unknown parameters learning_rate, mode.*retrain it"):
+        ListeningGATRecommender.load(tmp_path / "model")

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from segue.data import schema
 from segue.data.dataset import PlaylistData
 from segue.models.base import Queries
+from segue.models.config import config_from_dict
 from segue.models.gnn.graph import PlaylistGraph
 from segue.models.gnn.lightgcn import (
     LightGCNConfig,
@@ -25,7 +26,7 @@ from segue.models.gnn.lightgcn import (
 from segue.models.gnn.playlist_gat import PlaylistGATConfig, PlaylistGATRecommender
 from tests.models.test_contract import planted_data
 
-FAST = {"mode": "mini", "epochs": 2, "validation_playlists": 20}
+FAST = {"trainer": {"mode": "mini", "epochs": 2}, "validation_playlists": 20}
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +36,12 @@ def data() -> PlaylistData:
 
 @pytest.fixture(scope="module")
 def gat(data) -> PlaylistGATRecommender:
-    return PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(data)
+    return PlaylistGATRecommender(config_from_dict(PlaylistGATConfig, FAST)).fit(data)
 
 
 @pytest.fixture(scope="module")
 def lightgcn(data) -> LightGCNRecommender:
-    return LightGCNRecommender(LightGCNConfig(**FAST)).fit(data)
+    return LightGCNRecommender(config_from_dict(LightGCNConfig, FAST)).fit(data)
 
 
 def test_full_graph_propagation_removes_the_training_playlists_own_path(data):
@@ -122,10 +123,21 @@ def test_lightgcn_recovers_planted_communities():
         return np.mean([(ids[c] % communities == c).mean() for c in range(communities)])
 
     untrained = LightGCNRecommender(
-        LightGCNConfig(mode="mini", epochs=1, learning_rate=1e-9, validation_playlists=20)
+        config_from_dict(
+            LightGCNConfig,
+            {
+                "trainer.mode": "mini",
+                "trainer.epochs": 1,
+                "trainer.learning_rate": 1e-9,
+                "validation_playlists": 20,
+            },
+        )
     ).fit(data)
     trained = LightGCNRecommender(
-        LightGCNConfig(mode="quick", epochs=15, validation_playlists=40)
+        config_from_dict(
+            LightGCNConfig,
+            {"trainer.mode": "quick", "trainer.epochs": 15, "validation_playlists": 40},
+        )
     ).fit(data)
     assert purity(trained) == 1.0
     assert purity(untrained) < 0.6
@@ -245,7 +257,7 @@ def test_cold_track_is_represented_by_its_artist_and_album(data):
         np.r_[data.track_artist, 0, 0].astype(np.int32),
         np.r_[data.track_album, 0, 0].astype(np.int32),
     )
-    model = PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(cold)
+    model = PlaylistGATRecommender(config_from_dict(PlaylistGATConfig, FAST)).fit(cold)
     np.testing.assert_array_equal(model.item_vectors[100], model.item_vectors[101])
     album = np.flatnonzero(cold.track_album[:100] == 0)
     artist = np.flatnonzero(cold.track_artist[:100] == 0)
@@ -276,7 +288,7 @@ def test_audio_features_are_read_by_the_attention_when_present(tmp_path, data):
     graph = PlaylistGraph.from_playlist_data(with_audio)
     task = PlaylistGATTask(graph, PlaylistGATConfig(), None, None)
     assert task.module.attention.audio is not None and task.module.attention.audio.shape[1] == 2
-    model = PlaylistGATRecommender(PlaylistGATConfig(**FAST)).fit(with_audio)
+    model = PlaylistGATRecommender(config_from_dict(PlaylistGATConfig, FAST)).fit(with_audio)
     assert model.audio_weight is not None and model.audio_weight.shape == (model.config.heads, 2)
     ignored = PlaylistGraph.from_playlist_data(with_audio, audio=False)
     assert ignored.audio is None
@@ -301,7 +313,7 @@ def test_validation_edges_stay_out_of_message_passing(data):
             seen.update(graph=graph, held=held, task=task)
             return task
 
-    Spy(LightGCNConfig(**FAST)).fit(data)
+    Spy(config_from_dict(LightGCNConfig, FAST)).fit(data)
     graph, held, task = seen["graph"], seen["held"], seen["task"]
     assert len(held) > 0
     to_playlists = task.propagation.to_playlists.to_dense().numpy()

@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from segue.errors import InputFileError, SegueError
+from segue.models.config import RunOptions
 from segue.models.gnn.graph import PlaylistGraph
 from segue.models.gnn.lightgcn import LightGCNConfig, LightGCNRecommender, LightGCNTask
 from segue.models.gnn.playlist import carve_validation, held_out
@@ -50,12 +51,13 @@ class ScriptedTask(TrainingTask):
         return self.scores.pop(0)
 
 
+CPU = RunOptions("cpu")
+
+
 def test_early_stopping_restores_the_best_epoch_and_lowers_the_learning_rate(tmp_path):
     task = ScriptedTask([0.1, 0.3, 0.2, 0.25, 0.1, 0.9])
-    config = TrainerConfig(
-        mode="mini", epochs=6, patience=3, checkpoint_dir=str(tmp_path), device="cpu"
-    )
-    history = AdvancedTrainer(config).fit(task)
+    config = TrainerConfig(mode="mini", epochs=6, patience=3)
+    history = AdvancedTrainer(config, RunOptions("cpu", str(tmp_path))).fit(task)
     assert history.best_epoch == 1 and history.best_metric == 0.3
     assert len(history.epochs) == 5 and history.stopped.startswith(
         "early stop"
@@ -87,7 +89,7 @@ class SlowTask(ScriptedTask):
 def test_a_time_budget_stops_training_on_time_even_mid_epoch():
     task = SlowTask()
     began = time.perf_counter()
-    history = AdvancedTrainer(TrainerConfig(mode="quick", budget_seconds=5, device="cpu")).fit(task)
+    history = AdvancedTrainer(TrainerConfig(mode="quick", budget_seconds=5), CPU).fit(task)
     elapsed = time.perf_counter() - began
     assert 5 <= elapsed < 6.5
     assert history.stopped == "time budget of 5 s reached" and not history.early_stopped
@@ -108,7 +110,7 @@ def test_durations_are_read_with_units():
 
 def test_simple_trainer_runs_every_epoch_without_validation():
     task = ScriptedTask([])
-    history = SimpleTrainer(TrainerConfig(mode="mini", epochs=3, device="cpu")).fit(task)
+    history = SimpleTrainer(TrainerConfig(mode="mini", epochs=3), CPU).fit(task)
     assert (
         len(history.epochs) == 3
         and task.weights_at == []
@@ -127,7 +129,7 @@ def lightgcn_task(interrupt_at: int | None = None) -> LightGCNTask:
     training = dataclasses.replace(
         graph, playlist_tracks=split.train, track_playlists=sp.csr_matrix(split.train.T)
     )
-    config = LightGCNConfig(mode="mini")
+    config = LightGCNConfig(trainer=TrainerConfig(mode="mini", batch_size=0))
 
     # validate() ranks the held-out playlists through a (not otherwise fitted) recommender.
     owner = LightGCNRecommender(config)
@@ -148,45 +150,38 @@ def lightgcn_task(interrupt_at: int | None = None) -> LightGCNTask:
 
 
 def test_resume_gives_the_uninterrupted_result(tmp_path):
-    config = TrainerConfig(mode="mini", epochs=3, patience=5, device="cpu")
+    config = TrainerConfig(mode="mini", epochs=3, patience=5)
     straight = lightgcn_task()
-    AdvancedTrainer(config).fit(straight)
+    AdvancedTrainer(config, CPU).fit(straight)
     folder = tmp_path / "ckpt"
     first = lightgcn_task(interrupt_at=3)
     with pytest.raises(Interrupted):
-        AdvancedTrainer(TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder)})).fit(
-            first
-        )
+        AdvancedTrainer(config, RunOptions("cpu", str(folder))).fit(first)
     assert torch.load(folder / LAST_FILE, weights_only=True)["epoch"] == 1
     resumed = lightgcn_task()
-    history = AdvancedTrainer(
-        TrainerConfig(**{**config.__dict__, "checkpoint_dir": str(folder), "resume": True})
-    ).fit(resumed)
+    history = AdvancedTrainer(config, RunOptions("cpu", str(folder), resume=True)).fit(resumed)
     assert [e["epoch"] for e in history.epochs] == [0, 1, 2]
     torch.testing.assert_close(resumed.module.embedding.weight, straight.module.embedding.weight)
     # A checkpoint from other settings is refused, not silently mixed in.
     with pytest.raises(InputFileError, match="different configuration"):
         AdvancedTrainer(
-            TrainerConfig(
-                **{**config.__dict__, "epochs": 5, "checkpoint_dir": str(folder), "resume": True}
-            )
+            dataclasses.replace(config, epochs=5), RunOptions("cpu", str(folder), resume=True)
         ).fit(lightgcn_task())
 
 
 def test_bad_settings_and_files_get_clear_errors(tmp_path):
     with pytest.raises(SegueError, match="mode must be one of"):
-        SimpleTrainer(TrainerConfig(mode="turbo"))
+        TrainerConfig(mode="turbo")
+    with pytest.raises(SegueError, match="learning_rate positive"):
+        TrainerConfig(learning_rate=0)
     with pytest.raises(SegueError, match="resume needs a checkpoint directory"):
-        SimpleTrainer(TrainerConfig(resume=True, device="cpu")).fit(ScriptedTask([]))
+        RunOptions("cpu", resume=True)
+    resume = RunOptions("cpu", str(tmp_path), resume=True)
     with pytest.raises(InputFileError, match="no checkpoint to resume"):
-        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(
-            ScriptedTask([])
-        )
+        SimpleTrainer(TrainerConfig(), resume).fit(ScriptedTask([]))
     (tmp_path / LAST_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(InputFileError, match="not a readable segue checkpoint"):
-        SimpleTrainer(TrainerConfig(resume=True, checkpoint_dir=str(tmp_path), device="cpu")).fit(
-            ScriptedTask([])
-        )
+        SimpleTrainer(TrainerConfig(), resume).fit(ScriptedTask([]))
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         assert resolve_device("auto").type == "cpu"

@@ -9,14 +9,17 @@ Modules, in the order data flows through them:
                  PyG ``HeteroData`` export, save/load without pickle.
 ``sampling``     numpy neighbour sampling (PyG's needs pyg-lib or torch-sparse, not built for
                  torch 2.13), negatives that are never positives, held-out edge splits.
-``training``     BPR, the simple and advanced trainers, modes, checkpoints, resume, device choice.
+``training``     BPR, the nested ``TrainerConfig``, the simple and advanced trainers, modes,
+                 checkpoints, resume, device choice.
+``nets``         every torch module at module level (imported lazily: it imports torch).
 ``playlist``     what the playlist models share: examples that mimic queries, inductive scoring.
 ``lightgcn``     ``lightgcn`` (registered Recommender): LightGCN with playlists as new nodes.
 ``playlist_gat`` ``playlistgat`` (registered Recommender): attention over a query's seeds on
                  LightGCN's track vectors; new tracks through their album and artist.
-``listening``    ``gat`` and ``genre_gat``: GATs over the listening graph (users are nodes).
+``listening``    ``gat`` and ``genre_gat`` (registered, trained on listening data): GATs over
+                 the listening graph (users are nodes), saved as every model is.
 ``explain``      attention read from the layers, genre evidence, multi-factor text, heatmaps.
 ``coldstart``    new users (stated genres), new tracks (artist embedding + noise), sparse users.
-``runs``         library entry points (train/evaluate on playlist and listening splits).
-``cli``          ``segue graph build|train|evaluate|explain``.
+``runs``         library entry points (train/evaluate on playlist and listening splits), called by
+                 ``segue train``, ``segue graph evaluate`` and the pipeline.
 """

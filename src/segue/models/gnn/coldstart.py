@@ -137,19 +137,21 @@ def add_tracks(model, artist_ids, *, noise: float = 0.01, seed: int = 0) -> np.n
     model.track_listeners = np.concatenate((model.track_listeners, np.zeros(m, np.int64)))
     model.track_start_vectors = start.astype(np.float32)
     if model.config.genre_aware:
-        from segue.models.gnn.listening import _unit, _unit_rows
+        from segue.models.gnn.listening import unit_rows, unit_vectors
 
-        model.track_genre_unit = sp.vstack((model.track_genre_unit, _unit_rows(genre_rows))).tocsr()
+        model.track_genre_unit = sp.vstack((model.track_genre_unit, unit_rows(genre_rows))).tocsr()
         model.track_side = np.vstack(
             (
                 model.track_side,
-                np.hstack((_unit(vectors), _unit_rows(genre_rows).toarray())).astype(np.float32),
+                np.hstack((unit_vectors(vectors), unit_rows(genre_rows).toarray())).astype(
+                    np.float32
+                ),
             )
         )
     elif model.config.score == "cosine":
-        from segue.models.gnn.listening import _unit
+        from segue.models.gnn.listening import unit_vectors
 
-        model.track_side = np.vstack((model.track_side, _unit(vectors).astype(np.float32)))
+        model.track_side = np.vstack((model.track_side, unit_vectors(vectors).astype(np.float32)))
     else:
         model.track_side = np.vstack((model.track_side, vectors))
     return np.arange(first, first + m, dtype=np.int64)

@@ -46,7 +46,7 @@ terms, over the query node's actual neighbours (its seeds).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -60,11 +60,12 @@ from segue.models.gnn.playlist import (
     HeldOut,
     PlaylistGraphRecommender,
     base_task_fingerprint,
+    check_playlist_graph_config,
     distinct_seeds,
     mean_recall,
     segment_sum,
 )
-from segue.models.gnn.training import TrainingTask, seeded_module
+from segue.models.gnn.training import TrainerConfig, TrainingTask, seeded_module
 from segue.models.registry import register
 
 # The exact softmax scores every (playlist, track) pair once per epoch; above this many pairs
@@ -82,10 +83,10 @@ class LightGCNConfig:
     (no propagation); ``negatives`` (0: the exact softmax on small data, else
     :data:`SAMPLED_NEGATIVES`; n > 0: n sampled tracks per batch, all of them when the catalogue
     is smaller); ``max_context`` (most context tracks per training playlist);
-    ``regularization`` (L2 on the layer-0 embeddings a batch touches); ``batch_size``
-    (playlists per step; 0: max(256, playlists / 32)); ``validation_playlists``/
-    ``validation_share`` (held-out edges for early stopping); and the trainer's settings (see
-    :class:`~segue.models.gnn.training.TrainerConfig`: ``mode``, ``budget_seconds``, …)."""
+    ``regularization`` (L2 on the layer-0 embeddings a batch touches);
+    ``validation_playlists``/``validation_share`` (held-out edges for early stopping);
+    ``trainer``: the :class:`~segue.models.gnn.training.TrainerConfig` (its ``batch_size``:
+    playlists per step, 0 = max(256, playlists / 32))."""
 
     factors: int = 64
     layers: int = 3
@@ -95,50 +96,18 @@ class LightGCNConfig:
     init_std: float = 0.1
     validation_playlists: int = 500
     validation_share: float = 0.3
-    mode: str = "quick"
-    budget_seconds: float = 0.0
-    epochs: int = 0
-    patience: int = 0
-    batch_size: int = 0
-    learning_rate: float = 0.01
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_dir: str = ""
-    resume: bool = False
-    num_threads: int = 1
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=0))
+
+    def __post_init__(self):
+        if self.layers not in (1, 3):
+            raise SegueError(f"lightgcn: layers must be 1 or 3, got {self.layers}")
+        check_playlist_graph_config(self, "lightgcn")
 
 
 def _net(n_tracks: int, factors: int, init_std: float):
-    import torch
+    from segue.models.gnn.nets import LightGCNNet
 
-    class LightGCNNet(torch.nn.Module):
-        """Layer-0 track embeddings (the only parameters LightGCN has); dense, as every step's
-        propagation touches every row."""
-
-        def __init__(self):
-            super().__init__()
-            self.embedding = torch.nn.Embedding(n_tracks, factors)
-            torch.nn.init.normal_(self.embedding.weight, std=init_std)
-
-    return LightGCNNet()
-
-
-def _sparse_product():
-    import torch
-
-    class SparseProduct(torch.autograd.Function):
-        """``matrix @ dense`` whose backward is ``transpose @ grad`` with a transpose built once."""
-
-        @staticmethod
-        def forward(ctx, matrix, transpose, dense):
-            ctx.transpose = transpose
-            return torch.sparse.mm(matrix, dense)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return None, None, torch.sparse.mm(ctx.transpose, grad.contiguous())
-
-    return SparseProduct
+    return LightGCNNet(n_tracks, factors, init_std)
 
 
 def _torch_csr(matrix: sp.csr_matrix, values: np.ndarray, device):
@@ -185,7 +154,9 @@ class Propagation:
             self.to_tracks = _torch_csr(rt, rt_row_value, device)
             self.to_tracks_t = _torch_csr(r, inv_sqrt[r.indices], device)
         del r_row_value, rt_row_value
-        self.product = _sparse_product()
+        from segue.models.gnn.nets import SparseProduct
+
+        self.product = SparseProduct
 
     def messages(self, ego):
         """``m`` [P, d]: each playlist's mean of ``E0_t / sqrt(d_t)``."""
@@ -293,20 +264,7 @@ class LightGCNTask(TrainingTask):
         held: HeldOut,
         owner: LightGCNRecommender,
     ):
-        layers = getattr(
-            config, "layers", 3
-        )  # PlaylistGAT's configs have no layers: always two hops
-        if layers not in (1, 3):
-            raise SegueError(f"lightgcn: layers must be 1 or 3, got {layers}")
-        if (
-            config.factors < 1
-            or config.max_context < 1
-            or config.negatives < 0
-            or config.batch_size < 0
-        ):
-            raise SegueError(
-                "lightgcn: factors and max_context must be ≥ 1, negatives and batch_size ≥ 0"
-            )
+        layers = getattr(config, "layers", 3)  # PlaylistGAT's configs: always two hops
         self.layers = layers
         self.graph = graph
         self.config = config
@@ -316,7 +274,7 @@ class LightGCNTask(TrainingTask):
         if len(self.playlists) == 0:
             raise SegueError("lightgcn: no training playlist has two tracks: nothing to learn from")
         self.n_edges = len(self.playlists)  # an epoch visits every playlist once
-        self.batch_size = config.batch_size or max(
+        self.batch_size = config.trainer.batch_size or max(
             256, math.ceil(len(self.playlists) / STEPS_PER_EPOCH)
         )
         n_tracks = graph.n_tracks
@@ -328,7 +286,7 @@ class LightGCNTask(TrainingTask):
         self.exact = self.negatives >= n_tracks
         weights = graph.track_degree.astype(np.float64) ** NEGATIVE_POWER
         self.proposal = weights / weights.sum()
-        self.module = seeded_module(config.seed, self._build_module)
+        self.module = seeded_module(config.trainer.seed, self._build_module)
         self.device = None
         self.propagation = None
 

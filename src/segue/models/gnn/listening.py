@@ -36,19 +36,28 @@ vectors) with training tracks excluded.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-import orjson
 import scipy.sparse as sp
 
-from segue import __version__
 from segue.arrays import ranges
 from segue.errors import InputFileError, SegueError
-from segue.io import atomic_dir, write_json
+from segue.models.base import (
+    ARRAYS_FILE,
+    PARAMS_FILE,
+    csr_arrays,
+    csr_from_arrays,
+    read_model,
+    saved_config,
+    write_model,
+)
+from segue.models.config import RunOptions
 from segue.models.gnn.graph import (
     LISTEN_ATTRIBUTES,
+    USER_GENRE_SOURCES,
     HomogeneousGraph,
     ListeningGraph,
     genre_profile,
@@ -62,22 +71,22 @@ from segue.models.gnn.training import (
     bpr_loss,
     seeded_module,
 )
+from segue.models.registry import register
 from segue.models.topn import top_k_factors
 
-PARAMS_FILE = "params.json"
-ARRAYS_FILE = "arrays.npz"
 INFERENCE_CHUNK_EDGES = 1_000_000
 
 
 @dataclass(frozen=True)
 class ListeningGATConfig:
-    """Architecture (``genre_aware``, ``factors`` of the input embeddings, ``hidden``/``heads``
-    per layer, ``dropout``), scoring (``score``: ``"dot"`` = ``u · t`` or ``"cosine"`` =
-    ``α cos(u, t) + (1 − α) cos(g_u, g_t)``, the genre term only for the genre-aware model;
-    BPR on the cosine score divided by ``temperature``), sampling
-    (``fanout``: neighbours per node at each hop, one entry per layer), ``regularization`` (L2 on the batch's input
-    embeddings), ``user_genres`` (``"none"``; ``"listening"`` or ``"stated"`` opt in to user →
-    genre edges), and the trainer's settings."""
+    """Architecture (``genre_aware``, ``factors`` of the input embeddings, ``hidden``/``heads``/
+    ``concat`` per layer, ``dropout``), scoring (``score``: ``"dot"`` = ``u · t`` or
+    ``"cosine"`` = ``α cos(u, t) + (1 − α) cos(g_u, g_t)``, the genre term only for the
+    genre-aware model; BPR on the cosine score divided by ``temperature``), sampling
+    (``fanout``: neighbours per node at each hop, one entry per layer), ``regularization`` (L2 on
+    the batch's input embeddings), ``user_genres`` (``"none"``; ``"listening"`` or ``"stated"``
+    opt in to user → genre edges), and ``trainer``
+    (:class:`~segue.models.gnn.training.TrainerConfig`)."""
 
     genre_aware: bool = False
     score: str = "dot"
@@ -92,58 +101,59 @@ class ListeningGATConfig:
     regularization: float = 1e-4
     init_std: float = 0.1
     user_genres: str = "none"
-    mode: str = "quick"
-    budget_seconds: float = 0.0
-    epochs: int = 0
-    patience: int = 0
-    batch_size: int = 512
-    learning_rate: float = 0.01
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_dir: str = ""
-    resume: bool = False
-    num_threads: int = 1
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self):
+        if not self.hidden or not (
+            len(self.hidden) == len(self.heads) == len(self.concat) == len(self.fanout)
+        ):
+            raise SegueError("hidden, heads, concat and fanout need one entry per layer")
+        if not 0 <= self.alpha <= 1 or self.temperature <= 0:
+            raise SegueError("alpha must be within [0, 1] and temperature positive")
+        if self.score not in ("dot", "cosine") or (self.genre_aware and self.score != "cosine"):
+            raise SegueError(
+                "score must be dot or cosine (cosine for the genre-aware model, so that alpha "
+                "weighs two terms on one scale)"
+            )
+        if self.user_genres not in USER_GENRE_SOURCES:
+            raise SegueError(
+                f"user_genres must be one of {', '.join(USER_GENRE_SOURCES)}, "
+                f"got {self.user_genres!r}"
+            )
 
 
-def basic_config(**overrides) -> ListeningGATConfig:
+@dataclass(frozen=True)
+class GATConfig(ListeningGATConfig):
     """The source design's basic model (one GAT layer of 8-d heads), with the values a 15-trial
     ``segue tune gat`` study chose on 1,000 generated listeners (validation Recall@10 0.105
     against 0.083 for the source's 4 heads, 32-d inputs, dropout 0.1, learning rate 0.01): 8
     heads, 102-d inputs, dropout 0.36, learning rate 0.0016, L2 7.5e-4. Scored by cosine over a
     temperature (0.14; the temperature mattered most in the study) rather than the source's
     ``u · t``: the dot product reached validation Recall@10 0.05–0.06 (``score="dot"`` keeps it)."""
-    tuned = ListeningGATConfig(
-        score="cosine",
-        temperature=0.14,
-        factors=102,
-        heads=(8,),
-        dropout=0.36,
-        learning_rate=0.0016,
-        regularization=7.5e-4,
-    )
-    return dataclasses.replace(tuned, **overrides)
+
+    score: str = "cosine"
+    temperature: float = 0.14
+    factors: int = 102
+    heads: tuple[int, ...] = (8,)
+    dropout: float = 0.36
+    regularization: float = 7.5e-4
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(learning_rate=0.0016))
 
 
-def genre_config(**overrides) -> ListeningGATConfig:
+@dataclass(frozen=True)
+class GenreGATConfig(ListeningGATConfig):
     """The genre-aware model: 64 → 32 over two layers, batch norm, dropout 0.2, α = 0.8."""
-    return dataclasses.replace(
-        ListeningGATConfig(
-            genre_aware=True,
-            factors=64,
-            hidden=(16, 32),
-            heads=(4, 2),
-            concat=(True, False),
-            dropout=0.2,
-            alpha=0.8,
-            temperature=0.1,
-            fanout=(10, 5),
-            score="cosine",
-        ),
-        **overrides,
-    )
 
-
-MODEL_CONFIGS = {"gat": basic_config, "genre_gat": genre_config}
+    genre_aware: bool = True
+    factors: int = 64
+    hidden: tuple[int, ...] = (16, 32)
+    heads: tuple[int, ...] = (4, 2)
+    concat: tuple[bool, ...] = (True, False)
+    dropout: float = 0.2
+    alpha: float = 0.8
+    temperature: float = 0.1
+    fanout: tuple[int, ...] = (10, 5)
+    score: str = "cosine"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,61 +283,9 @@ def _self_positions(graph: HomogeneousGraph, nodes: np.ndarray) -> np.ndarray:
 
 
 def _net(n_nodes: int, edge_dim: int, config: ListeningGATConfig):
-    import torch
-    from torch_geometric.nn import GATConv
+    from segue.models.gnn.nets import ListeningGATNet
 
-    if (
-        not (len(config.hidden) == len(config.heads) == len(config.concat) == len(config.fanout))
-        or not config.hidden
-    ):
-        raise SegueError("hidden, heads, concat and fanout need one entry per layer")
-
-    class ListeningGATNet(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embedding = torch.nn.Embedding(n_nodes, config.factors, sparse=True)
-            torch.nn.init.normal_(self.embedding.weight, std=config.init_std)
-            self.layers = torch.nn.ModuleList()
-            self.norms = torch.nn.ModuleList()
-            width = config.factors
-            for i, (hidden, heads, concat) in enumerate(
-                zip(config.hidden, config.heads, config.concat, strict=True)
-            ):
-                self.layers.append(
-                    GATConv(
-                        width,
-                        hidden,
-                        heads=heads,
-                        concat=concat,
-                        edge_dim=edge_dim,
-                        add_self_loops=False,
-                    )
-                )
-                width = hidden * heads if concat else hidden
-                if config.genre_aware and i < len(config.hidden) - 1:
-                    self.norms.append(torch.nn.BatchNorm1d(width))
-            self.out_dim = width
-
-        def forward(self, nodes, edge_index, edge_attr, return_attention: bool = False):
-            """Representations of ``nodes`` (long [n], global ids) over a local subgraph."""
-            x = self.embedding(nodes)
-            attention = None
-            for i, layer in enumerate(self.layers):
-                x = torch.nn.functional.dropout(x, config.dropout, self.training)
-                last = i == len(self.layers) - 1
-                if last and return_attention:
-                    x, attention = layer(
-                        x, edge_index, edge_attr=edge_attr, return_attention_weights=True
-                    )
-                else:
-                    x = layer(x, edge_index, edge_attr=edge_attr)
-                if not last:
-                    if i < len(self.norms):
-                        x = self.norms[i](x)
-                    x = torch.nn.functional.elu(x)
-            return (x, attention) if return_attention else x
-
-    return ListeningGATNet()
+    return ListeningGATNet(n_nodes, edge_dim, config)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -353,7 +311,8 @@ class ListeningGATTask(TrainingTask):
         self.degree = np.diff(self.listens.indptr)
         self.validation = validation
         self.module = seeded_module(
-            self.config.seed, lambda: _net(self.graph.n_nodes, self.graph.edge_dim, self.config)
+            self.config.trainer.seed,
+            lambda: _net(self.graph.n_nodes, self.graph.edge_dim, self.config),
         )
         model.net = self.module
         self.device = None
@@ -361,9 +320,7 @@ class ListeningGATTask(TrainingTask):
 
     def fingerprint(self) -> dict:
         return {
-            "config": {
-                k: v for k, v in dataclasses.asdict(self.config).items() if k not in _TRAINER_FIELDS
-            },
+            "config": {k: v for k, v in dataclasses.asdict(self.config).items() if k != "trainer"},
             "n_nodes": self.graph.n_nodes,
             "n_edges": self.n_edges,
         }
@@ -419,44 +376,28 @@ class ListeningGATTask(TrainingTask):
         return float(user_metrics(top, self.validation.truth, k)["recall"].mean())
 
 
-_TRAINER_FIELDS = (
-    "mode",
-    "budget_seconds",
-    "epochs",
-    "patience",
-    "batch_size",
-    "learning_rate",
-    "seed",
-    "device",
-    "checkpoint_dir",
-    "resume",
-    "num_threads",
-)
-
-
 # ------------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------------
 
 
 class ListeningGATRecommender:
-    """A GAT recommender over a listening graph: ``fit(train, validation)``,
-    ``recommend_users(users, n)``, ``explain(user, tracks)``, ``save``/``load``."""
+    """A GAT recommender over a listening graph (users, not playlists, are asked):
+    ``fit(train, validation, run)``, ``recommend_users(users, n)``, ``explain(user, tracks)``,
+    ``save``/``load`` in the model directory every segue model uses (``params.json`` +
+    ``arrays.npz``, :func:`~segue.models.base.write_model`). Registered as ``gat`` and
+    ``genre_gat`` (their ``Config`` holds their defaults), trained by ``segue train``."""
 
-    def __init__(self, config: ListeningGATConfig | None = None, name: str = "gat"):
-        self.config = config or basic_config()
-        self.name = name
-        if not 0 <= self.config.alpha <= 1 or self.config.temperature <= 0:
-            raise SegueError(f"{name}: alpha must be within [0, 1] and temperature positive")
-        if self.config.score not in ("dot", "cosine") or (
-            self.config.genre_aware and self.config.score != "cosine"
-        ):
-            raise SegueError(
-                f"{name}: score must be dot or cosine (cosine for the genre-aware model, so that "
-                "alpha weighs two terms on one scale)"
-            )
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    data: ClassVar[str] = "listening"
+    Config: ClassVar[type] = ListeningGATConfig
+
+    def __init__(self, config: ListeningGATConfig | None = None):
+        self.config = config if config is not None else self.Config()
         self.net = None
         self.history = None
+        self.training_log: dict = {}
 
     # --- graph and fitting -----------------------------------------------------------------------
     def _set_graph(self, graph: ListeningGraph) -> None:
@@ -477,9 +418,9 @@ class ListeningGATRecommender:
                     track_genres + sp.diags(missing.astype(np.float32)) @ artist_rows
                 )
                 track_genres.data[:] = 1.0
-        self.track_genre_unit = _unit_rows(track_genres)
+        self.track_genre_unit = unit_rows(track_genres)
         self.user_genre_unit = (
-            _unit_rows(genre_profile(graph.listens, track_genres))
+            unit_rows(genre_profile(graph.listens, track_genres))
             if graph.n_genres
             else sp.csr_matrix((graph.n_users, 0), dtype=np.float32)
         )
@@ -488,23 +429,20 @@ class ListeningGATRecommender:
             np.int64
         )
 
-    def fit(self, train, validation=None) -> ListeningGATRecommender:
+    def fit(self, train, validation=None, run: RunOptions | None = None) -> ListeningGATRecommender:
         """Train on a training :class:`~segue.data.sessions.ListeningData` (its edges only);
         ``validation``: the split's validation :class:`~segue.evaluation.sessions.ListeningTask`
-        (early stopping), or ``None`` (the simple trainer, fixed epochs)."""
+        (early stopping), or ``None`` (the simple trainer, fixed epochs); ``run``: device,
+        checkpoints, threads."""
         graph = ListeningGraph.from_listening(train, user_genres=self.config.user_genres)
         if graph.n_genres == 0 and self.config.genre_aware:
             raise SegueError(f"{self.name}: the listening data has no genres; use the basic gat")
         self._set_graph(graph)
         self.user_type = graph.user_type
         task = ListeningGATTask(self, validation)
-        trainer_config = TrainerConfig(**{f: getattr(self.config, f) for f in _TRAINER_FIELDS})
-        trainer = (
-            AdvancedTrainer(trainer_config)
-            if validation is not None
-            else SimpleTrainer(trainer_config)
-        )
-        self.history = trainer.fit(task)
+        trainer_cls = AdvancedTrainer if validation is not None else SimpleTrainer
+        self.history = trainer_cls(self.config.trainer, run).fit(task)
+        self.training_log = self.history.summary()
         self.net.to("cpu")
         self._prepare_inference()
         return self
@@ -567,13 +505,16 @@ class ListeningGATRecommender:
         if self.config.genre_aware:
             a = self.config.alpha
             self.user_side = np.hstack(
-                (a * _unit(users), (1 - a) * self.user_genre_unit.toarray())
+                (a * unit_vectors(users), (1 - a) * self.user_genre_unit.toarray())
             ).astype(np.float64)
-            self.track_side = np.hstack((_unit(tracks), self.track_genre_unit.toarray())).astype(
-                np.float32
-            )
+            self.track_side = np.hstack(
+                (unit_vectors(tracks), self.track_genre_unit.toarray())
+            ).astype(np.float32)
         elif self.config.score == "cosine":
-            self.user_side, self.track_side = _unit(users), _unit(tracks).astype(np.float32)
+            self.user_side, self.track_side = (
+                unit_vectors(users),
+                unit_vectors(tracks).astype(np.float32),
+            )
         else:
             self.user_side, self.track_side = users.astype(np.float64), tracks
 
@@ -604,8 +545,8 @@ class ListeningGATRecommender:
         if not self.config.genre_aware:
             if self.config.score == "cosine":
                 collab = (
-                    _unit(self.track_vectors[track_ids])
-                    @ _unit(self.user_vectors[user : user + 1])[0]
+                    unit_vectors(self.track_vectors[track_ids])
+                    @ unit_vectors(self.user_vectors[user : user + 1])[0]
                 )
             else:
                 collab = self.track_vectors[track_ids].astype(np.float64) @ self.user_vectors[
@@ -613,7 +554,10 @@ class ListeningGATRecommender:
                 ].astype(np.float64)
             return {"collaborative": collab, "genre": np.zeros(len(track_ids)), "total": collab}
         a = self.config.alpha
-        collab = _unit(self.track_vectors[track_ids]) @ _unit(self.user_vectors[user : user + 1])[0]
+        collab = (
+            unit_vectors(self.track_vectors[track_ids])
+            @ unit_vectors(self.user_vectors[user : user + 1])[0]
+        )
         genre = np.asarray(
             self.track_genre_unit[track_ids] @ self.user_genre_unit[user].T.toarray()
         ).ravel()
@@ -632,93 +576,67 @@ class ListeningGATRecommender:
         return explain_listening(self, user, track_ids, labels)
 
     # --- persistence ------------------------------------------------------------------------------
+    _GRAPH_MATRICES = ("listens", "track_genres", "artist_genres", "user_genres")
+
     def save(self, path: Path) -> None:
-        """``params.json`` + ``arrays.npz`` (the state dict as arrays and the training graph), whole
-        or not at all; nothing pickled."""
+        """The model directory (:func:`~segue.models.base.write_model`): the network's state
+        dict and the training graph as arrays, whole or not at all; nothing pickled."""
         g = self.graph
         arrays = {f"state.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        for name, matrix in (
-            ("listens", g.listens),
-            ("track_genres", g.track_genres),
-            ("artist_genres", g.artist_genres),
-            ("user_genres", g.user_genres),
-        ):
+        for name in self._GRAPH_MATRICES:
+            matrix = getattr(g, name)
             if matrix is not None:
-                arrays |= {
-                    f"{name}.indptr": matrix.indptr,
-                    f"{name}.indices": matrix.indices,
-                    f"{name}.data": matrix.data,
-                    f"{name}.shape": np.array(matrix.shape, dtype=np.int64),
-                }
+                arrays |= csr_arrays(name, matrix)
         arrays |= {
             "listen_attr": g.listen_attr,
             "track_artist": g.track_artist,
             "user_type": np.array([str(t) for t in g.user_type], dtype=np.str_),
         }
-        config = dataclasses.asdict(self.config)
-        with atomic_dir(Path(path)) as tmp:
-            write_json(
-                tmp / PARAMS_FILE,
-                {
-                    "model": self.name,
-                    "kind": "listening_gat",
-                    "config": config,
-                    "genre_names": g.genre_names,
-                    "user_genre_source": g.user_genre_source,
-                    "segue_version": __version__,
-                    "history": self.history.to_dict() if self.history else None,
-                },
-            )
-            with open(tmp / ARRAYS_FILE, "wb") as handle:
-                np.savez(handle, **arrays)
+        params = {
+            "genre_names": g.genre_names,
+            "user_genre_source": g.user_genre_source,
+            **({"training": self.training_log} if self.training_log else {}),
+        }
+        with write_model(path, self, params, arrays):
+            pass
 
     @classmethod
     def load(cls, path: Path) -> ListeningGATRecommender:
+        """A saved ``gat``/``genre_gat`` (:func:`~segue.models.base.read_model`); a directory of
+        another kind, or one saved by an incompatible version, is refused naming the file."""
         import torch
 
         path = Path(path)
+        model_cls, params, arrays = read_model(path, cls)
+        if not issubclass(model_cls, ListeningGATRecommender):
+            raise InputFileError(
+                path / PARAMS_FILE,
+                f"holds a {model_cls.name!r} model, not a listening graph model (gat, genre_gat)",
+            )
+        model = model_cls(saved_config(model_cls, params, path))
         try:
-            params = orjson.loads((path / PARAMS_FILE).read_bytes())
-            with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except FileNotFoundError as exc:
+            graph = ListeningGraph(
+                csr_from_arrays("listens", arrays),
+                arrays["listen_attr"],
+                arrays["track_artist"],
+                csr_from_arrays("track_genres", arrays),
+                csr_from_arrays("artist_genres", arrays),
+                list(params["genre_names"]),
+                arrays["user_type"].astype(object),
+                csr_from_arrays("user_genres", arrays),
+                params.get("user_genre_source", "none"),
+            )
+            if graph.listens is None:
+                raise KeyError("listens_indptr")
+        except KeyError as exc:
             raise InputFileError(
-                Path(exc.filename or path), "missing: not a listening graph model directory"
+                path / ARRAYS_FILE,
+                f"has no {exc} (saved by another version?); retrain it with `segue train`",
             ) from None
-        except (orjson.JSONDecodeError, ValueError, OSError) as exc:
-            raise InputFileError(path, f"unreadable model ({exc})") from None
-        if params.get("kind") != "listening_gat":
-            raise InputFileError(
-                path / PARAMS_FILE, "not a listening graph model (gat / genre_gat)"
-            )
-        config = params["config"]
-        config = ListeningGATConfig(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
-        )
-        model = cls(config, params["model"])
-
-        def get(name):
-            if f"{name}.indptr" not in arrays:
-                return None
-            return sp.csr_matrix(
-                (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
-                shape=tuple(arrays[f"{name}.shape"]),
-            )
-
-        graph = ListeningGraph(
-            get("listens"),
-            arrays["listen_attr"],
-            arrays["track_artist"],
-            get("track_genres"),
-            get("artist_genres"),
-            list(params["genre_names"]),
-            arrays["user_type"].astype(object),
-            get("user_genres"),
-            params.get("user_genre_source", "none"),
-        )
         model._set_graph(graph)
         model.user_type = graph.user_type
-        model.net = _net(model.homo.n_nodes, model.homo.edge_dim, config)
+        model.training_log = params.get("training", {})
+        model.net = _net(model.homo.n_nodes, model.homo.edge_dim, model.config)
         model.net.load_state_dict(
             {
                 k[6:]: torch.from_numpy(np.array(v))
@@ -728,6 +646,20 @@ class ListeningGATRecommender:
         )
         model._prepare_inference()
         return model
+
+
+@register
+class GATRecommender(ListeningGATRecommender):
+    name = "gat"
+    description = "Graph attention network over listeners, tracks and artists (BPR)."
+    Config = GATConfig
+
+
+@register
+class GenreGATRecommender(ListeningGATRecommender):
+    name = "genre_gat"
+    description = "Genre-aware graph attention network; scores mix listening and genre affinity."
+    Config = GenreGATConfig
 
 
 def _chunks(indptr: np.ndarray, max_edges: int):
@@ -741,13 +673,15 @@ def _chunks(indptr: np.ndarray, max_edges: int):
         lo = hi
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_vectors(x: np.ndarray) -> np.ndarray:
+    """float64 rows of ``x`` scaled to length 1 (zero rows stay zero)."""
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
 
 
-def _unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+def unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """float32 CSR rows of ``matrix`` scaled to length 1 (empty rows stay empty)."""
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     norm = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
@@ -756,11 +690,12 @@ def _unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 __all__ = [
     "LISTEN_ATTRIBUTES",
-    "MODEL_CONFIGS",
+    "GATConfig",
+    "GATRecommender",
+    "GenreGATConfig",
+    "GenreGATRecommender",
     "ListeningGATConfig",
     "ListeningGATRecommender",
-    "basic_config",
-    "genre_config",
     "sample_subgraph",
     "with_self_loops",
 ]

@@ -132,19 +132,15 @@ def distinct_seeds(
 # The base Recommender
 # ------------------------------------------------------------------------------------------------
 
-TRAINER_FIELDS = (
-    "mode",
-    "budget_seconds",
-    "epochs",
-    "patience",
-    "batch_size",
-    "learning_rate",
-    "seed",
-    "device",
-    "checkpoint_dir",
-    "resume",
-    "num_threads",
-)
+
+def check_playlist_graph_config(config, name: str) -> None:
+    """The checks LightGCN's and PlaylistGAT's configs share (their ``__post_init__`` calls it)."""
+    if config.factors < 1 or config.max_context < 1 or config.negatives < 0:
+        raise SegueError(f"{name}: factors and max_context must be ≥ 1 and negatives ≥ 0")
+    if not 0 < config.validation_share < 1:
+        raise SegueError(
+            f"{name}: validation_share must be within (0, 1), got {config.validation_share}"
+        )
 
 
 class PlaylistGraphRecommender(Recommender):
@@ -160,13 +156,9 @@ class PlaylistGraphRecommender(Recommender):
 
     def _fit(self, data: PlaylistData) -> None:
         c = self.config
-        if not 0 < c.validation_share < 1:
-            raise SegueError(
-                f"{self.name}: validation_share must be within (0, 1), got {c.validation_share}"
-            )
         graph = self._graph(data)
         split = carve_validation(
-            graph.playlist_tracks, c.validation_playlists, c.validation_share, c.seed
+            graph.playlist_tracks, c.validation_playlists, c.validation_share, c.trainer.seed
         )
         held = held_out(split.train, split.validation)
         # Message passing and examples use only the training edges; the full graph is dropped
@@ -178,25 +170,15 @@ class PlaylistGraphRecommender(Recommender):
         del split
         task = self._task(graph, held)
         trainer_cls = AdvancedTrainer if len(held) else SimpleTrainer
-        self.history = trainer_cls(self.trainer_config()).fit(task)
-        # Saved in params.json: how many epochs ran, the validation curve, why training stopped.
-        h = self.history
-        self.training_log = {
-            "epochs_run": len(h.epochs),
-            "stopped": h.stopped,
-            "early_stopped": h.early_stopped,
-            "best_epoch": h.best_epoch,
-            "budget_seconds": h.budget_seconds,
-            "seconds": round(h.seconds, 1),
-            "history": h.epochs,
-        }
+        self.history = trainer_cls(self.trainer_config(), self.run).fit(task)
+        self.training_log = self.history.summary()  # saved in params.json
         self._set_inference(task.inference_arrays(graph))
 
     def _graph(self, data: PlaylistData) -> PlaylistGraph:
         return PlaylistGraph.from_playlist_data(data, audio=False)
 
     def trainer_config(self) -> TrainerConfig:
-        config = TrainerConfig(**{f: getattr(self.config, f) for f in TRAINER_FIELDS})
+        config = self.config.trainer
         # The tasks size their own batches (0: by the graph); the trainer needs a valid number.
         return dataclasses.replace(config, batch_size=max(config.batch_size, 1))
 
@@ -227,6 +209,6 @@ class PlaylistGraphRecommender(Recommender):
 def base_task_fingerprint(task: TrainingTask, config) -> dict:
     return {
         "model": type(task).__name__,
-        "config": {k: v for k, v in dataclasses.asdict(config).items() if k not in TRAINER_FIELDS},
+        "config": {k: v for k, v in dataclasses.asdict(config).items() if k != "trainer"},
         "n_edges": int(task.n_edges),
     }

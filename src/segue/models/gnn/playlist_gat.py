@@ -32,7 +32,7 @@ batch) and the scan is the shared top-k scorer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,21 +50,28 @@ from segue.models.gnn.lightgcn import (
     exact_embeddings,
     seed_weights,
 )
-from segue.models.gnn.playlist import HeldOut, PlaylistGraphRecommender, segment_sum
+from segue.models.gnn.playlist import (
+    HeldOut,
+    PlaylistGraphRecommender,
+    check_playlist_graph_config,
+    segment_sum,
+)
+from segue.models.gnn.training import TrainerConfig
 from segue.models.registry import register
 
 NEGATIVE_SLOPE = 0.2  # LeakyReLU of the attention logits, as in GAT
 DEGREE_PRIOR = -0.5  # c at the start: α_s ∝ d_s^(-1/2), LightGCN's own weights
+# (both read by segue.models.gnn.nets.SeedAttention, and here by the numpy explanations)
 
 
 @dataclass(frozen=True)
 class PlaylistGATConfig:
     """``factors`` (embedding size); ``heads`` (attention heads over the seeds, averaged);
     ``dropout`` (on the attention while training); ``max_context``, ``negatives``,
-    ``regularization``, ``init_std``, ``batch_size`` as LightGCN's; ``audio`` (seed attention
-    also reads ``track_features.parquet`` when present); ``validation_playlists``/
-    ``validation_share``; and the trainer's settings
-    (:class:`~segue.models.gnn.training.TrainerConfig`)."""
+    ``regularization``, ``init_std`` as LightGCN's; ``audio`` (seed attention also reads
+    ``track_features.parquet`` when present); ``validation_playlists``/``validation_share``;
+    ``trainer``: the :class:`~segue.models.gnn.training.TrainerConfig` (batch size as
+    LightGCN's)."""
 
     factors: int = 64
     heads: int = 4
@@ -76,87 +83,22 @@ class PlaylistGATConfig:
     audio: bool = True
     validation_playlists: int = 500
     validation_share: float = 0.3
-    mode: str = "quick"
-    budget_seconds: float = 0.0
-    epochs: int = 0
-    patience: int = 0
-    batch_size: int = 0
-    learning_rate: float = 0.01
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_dir: str = ""
-    resume: bool = False
-    num_threads: int = 1
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=0))
 
-
-def _attention_module(factors: int, heads: int, n_audio: int, dropout: float):
-    import torch
-
-    class SeedAttention(torch.nn.Module):
-        """The query node's attention over its seeds (see the module docstring): ``att_src``,
-        ``att_dst`` [heads, d], ``degree`` [heads] (c), ``audio`` [heads, f] (w) or absent."""
-
-        def __init__(self):
-            super().__init__()
-            self.att_src = torch.nn.Parameter(torch.zeros(heads, factors))
-            self.att_dst = torch.nn.Parameter(torch.zeros(heads, factors))
-            self.degree = torch.nn.Parameter(torch.full((heads,), DEGREE_PRIOR))
-            self.audio = torch.nn.Parameter(torch.zeros(heads, n_audio)) if n_audio else None
-
-        def forward(self, seeds, owner, n_queries: int, log_degree, weight, audio=None):
-            """``(z [b, d], α [m, heads])`` for ``seeds`` [m, d] (ê of each query's seeds, ``owner``
-            long [m] says whose), ``log_degree`` [m], ``weight`` [m] (``1 / sqrt(|S| d_s)``,
-            summed into ``N_S``), ``audio`` [m, f] or None."""
-            from torch_geometric.utils import softmax
-
-            count = torch.zeros(n_queries, device=seeds.device).index_add_(
-                0, owner, torch.ones_like(log_degree)
+    def __post_init__(self):
+        if self.heads < 1 or not 0 <= self.dropout < 1:
+            raise SegueError(
+                f"playlistgat: heads must be ≥ 1 and dropout within [0, 1), got heads={self.heads}, "
+                f"dropout={self.dropout}"
             )
-            mean = torch.zeros((n_queries, seeds.shape[1]), device=seeds.device).index_add_(
-                0, owner, seeds
-            )
-            mean = mean / count.clamp(min=1)[:, None]
-            logits = (
-                torch.nn.functional.leaky_relu(
-                    seeds @ self.att_src.T + (mean @ self.att_dst.T)[owner], NEGATIVE_SLOPE
-                )
-                + log_degree[:, None] * self.degree
-            )
-            if self.audio is not None and audio is not None:
-                logits = logits + audio @ self.audio.T
-            alpha = softmax(logits, owner, num_nodes=n_queries)  # [m, heads]
-            kept = torch.nn.functional.dropout(alpha, dropout, self.training)
-            total = torch.zeros(n_queries, device=seeds.device).index_add_(0, owner, weight)  # N_S
-            z = torch.zeros_like(mean).index_add_(0, owner, kept.mean(1, keepdim=True) * seeds)
-            return z * total[:, None], alpha
-
-    return SeedAttention()
+        check_playlist_graph_config(self, "playlistgat")
 
 
 def _net(n_tracks: int, config: PlaylistGATConfig, n_audio: int):
-    import torch
+    from segue.models.gnn.nets import PlaylistGATNet
 
-    class PlaylistGATNet(torch.nn.Module):
-        """LightGCN's layer-0 track embeddings (``embedding``, dense: every step propagates every
-        row) and the seed attention (``attention``)."""
-
-        def __init__(self):
-            super().__init__()
-            self.embedding = torch.nn.Embedding(n_tracks, config.factors)
-            torch.nn.init.normal_(self.embedding.weight, std=config.init_std)
-            self.attention = _attention_module(
-                config.factors, config.heads, n_audio, config.dropout
-            )
-
-    return PlaylistGATNet()
-
-
-def _check(config: PlaylistGATConfig) -> None:
-    if config.heads < 1 or not 0 <= config.dropout < 1:
-        raise SegueError(
-            f"playlistgat: heads must be ≥ 1 and dropout within [0, 1), got heads={config.heads}, "
-            f"dropout={config.dropout}"
-        )
+    c = config
+    return PlaylistGATNet(n_tracks, c.factors, c.init_std, c.heads, n_audio, c.dropout)
 
 
 class PlaylistGATTask(LightGCNTask):
@@ -171,7 +113,6 @@ class PlaylistGATTask(LightGCNTask):
         held: HeldOut,
         owner: PlaylistGATRecommender,
     ):
-        _check(config)
         self.audio = graph.audio if config.audio else None
         super().__init__(graph, config, held, owner)
 
@@ -306,7 +247,6 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
 
     # --- inference arrays ----------------------------------------------------------------------
     def _set_inference(self, arrays: dict[str, np.ndarray]) -> None:
-        _check(self.config)
         src = arrays.get("attention.att_src")
         if (
             src is None
@@ -375,7 +315,9 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
         query's distinct known ``seeds`` (int64, sorted)."""
         import torch
 
-        module = _attention_module(
+        from segue.models.gnn.nets import SeedAttention
+
+        module = SeedAttention(
             self.config.factors,
             self.config.heads,
             0 if self.audio_weight is None else self.audio_weight.shape[1],

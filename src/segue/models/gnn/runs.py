@@ -74,20 +74,24 @@ def fit_playlist_model(
     params: dict | None = None,
     budget_seconds: float = 0.0,
 ):
-    """A fitted ``lightgcn`` / ``playlistgat`` (or any registered model; ``mode``/``seed``/
-    ``budget_seconds`` (0: the mode's) are passed only to models that take them)."""
-    from segue.models.base import config_from_dict
+    """A fitted ``lightgcn`` / ``playlistgat`` (or any registered playlist model): ``mode``,
+    ``seed`` and ``budget_seconds`` (0: the mode's) go to the trainer of the models that have one
+    (``seed`` to the others that take one), under ``params``."""
+    from segue.models.config import config_from_dict, merge_params
     from segue.models.registry import get_model_class
 
     cls = get_model_class(name)
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    values = {
-        k: v
-        for k, v in (("mode", mode), ("seed", seed), ("budget_seconds", budget_seconds))
-        if k in fields
-    }
-    values.update(params or {})
+    values = merge_params(budgeted(cls.Config, mode, seed, budget_seconds), params or {})
     return cls(config_from_dict(cls.Config, values, where=f"{name} parameters")).fit(data)
+
+
+def budgeted(config_cls: type, mode: str, seed: int, budget_seconds: float) -> dict:
+    """The run-wide mode, seed and budget as parameters of ``config_cls``: its ``trainer``'s
+    when it has one, else those of its own fields that exist (``seed``, ``budget_seconds``)."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    if "trainer" in fields:
+        return {"trainer": {"mode": mode, "seed": seed, "budget_seconds": budget_seconds}}
+    return {k: v for k, v in (("seed", seed), ("budget_seconds", budget_seconds)) if k in fields}
 
 
 def train_playlist_models(
@@ -235,19 +239,22 @@ def train_listening_model(
     seed: int = 0,
     overrides: dict | None = None,
     budget_seconds: float = 0.0,
+    run=None,
 ):
     """A fitted ``gat`` / ``genre_gat`` on the split's training part, early-stopped on its
-    validation part, within ``budget_seconds`` (0: the mode's)."""
-    from segue.models.gnn.listening import MODEL_CONFIGS, ListeningGATRecommender
+    validation part, within ``budget_seconds`` (0: the mode's); ``overrides`` over that."""
+    from segue.models.config import config_from_dict, merge_params
+    from segue.models.registry import get_model_class
 
-    if name not in MODEL_CONFIGS:
+    cls = get_model_class(name)
+    if cls.data != "listening":
         raise SegueError(
-            f"unknown listening graph model {name!r}; available: {', '.join(MODEL_CONFIGS)}"
+            f"{name} is trained on playlists, not listening data; listening models: "
+            f"{', '.join(LISTENING_GRAPH_MODELS)}"
         )
-    config = MODEL_CONFIGS[name](
-        mode=mode, seed=seed, **{"budget_seconds": budget_seconds, **(overrides or {})}
-    )
-    return ListeningGATRecommender(config, name).fit(split.train, split.validation)
+    values = merge_params(budgeted(cls.Config, mode, seed, budget_seconds), overrides or {})
+    config = config_from_dict(cls.Config, values, where=f"{name} parameters")
+    return cls(config).fit(split.train, split.validation, run)
 
 
 def genre_influence(model, users: np.ndarray, k: int = 10) -> dict:

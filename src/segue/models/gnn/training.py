@@ -41,6 +41,7 @@ import orjson
 
 from segue.errors import InputFileError, SegueError
 from segue.io import atomic_file
+from segue.models.config import RunOptions
 from segue.progress import progress
 
 log = logging.getLogger("segue")
@@ -97,13 +98,13 @@ def resolve_device(device: str):
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    """``mode`` (budget, see :data:`MODES`); ``budget_seconds``/``epochs``/``patience``
-    override the mode's when positive; ``batch_size``; ``learning_rate`` (Adam for dense weights, SparseAdam for the
-    embedding tables); ``k`` of the validation Recall@K; ``lr_factor``/``lr_patience`` of
-    ReduceLROnPlateau; ``seed``; ``device``; ``checkpoint_dir`` ("" = keep checkpoints in
-    memory only); ``resume`` (continue from ``checkpoint_dir/last.pt``); ``num_threads``: torch
-    CPU threads while training (1 by default: batches are small, and on a shared 2-core machine
-    torch's intra-op threads measured 80× slower than one thread on a [8000, 64] index_add)."""
+    """What the trainer learns with, nested in each graph model's config as ``trainer``
+    (``--param trainer.learning_rate=0.005``): ``mode`` (budget, see :data:`MODES`);
+    ``budget_seconds``/``epochs``/``patience`` override the mode's when positive;
+    ``batch_size`` (0 for the playlist graph models: sized by the graph); ``learning_rate``
+    (Adam for dense weights, SparseAdam for the embedding tables); ``k`` of the validation
+    Recall@K; ``lr_factor``/``lr_patience`` of ReduceLROnPlateau; ``seed``. How a fit runs
+    (device, checkpoints, threads) is :class:`~segue.models.config.RunOptions`, not saved."""
 
     mode: str = "quick"
     budget_seconds: float = 0.0
@@ -115,10 +116,20 @@ class TrainerConfig:
     lr_factor: float = 0.5
     lr_patience: int = 0
     seed: int = 0
-    device: str = "auto"
-    checkpoint_dir: str = ""
-    resume: bool = False
-    num_threads: int = 1
+
+    def __post_init__(self):
+        get_mode(self.mode)
+        if self.budget_seconds < 0:
+            raise SegueError(
+                f"budget_seconds must be ≥ 0 (0: the mode's), got {self.budget_seconds}"
+            )
+        if self.batch_size < 0 or self.learning_rate <= 0:
+            raise SegueError(
+                f"batch_size must be ≥ 0 and learning_rate positive, got {self.batch_size} "
+                f"and {self.learning_rate}"
+            )
+        if self.epochs < 0 or self.patience < 0 or self.k < 1:
+            raise SegueError("epochs and patience must be ≥ 0 (0: the mode's) and k ≥ 1")
 
     def budget(self) -> tuple[int, int]:
         mode = get_mode(self.mode)
@@ -128,10 +139,6 @@ class TrainerConfig:
         )
 
     def seconds(self) -> float:
-        if self.budget_seconds < 0:
-            raise SegueError(
-                f"budget_seconds must be ≥ 0 (0: the mode's), got {self.budget_seconds}"
-            )
         return self.budget_seconds if self.budget_seconds > 0 else get_mode(self.mode).seconds
 
     def examples_per_epoch(self, n_edges: int) -> int:
@@ -178,6 +185,19 @@ class TrainingHistory:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self) -> dict:
+        """What a saved model keeps of its training (``params.json``'s ``training``): epochs
+        run, why it stopped, the best epoch, the budget, the seconds and every epoch's record."""
+        return {
+            "epochs_run": len(self.epochs),
+            "stopped": self.stopped,
+            "early_stopped": self.early_stopped,
+            "best_epoch": self.best_epoch,
+            "budget_seconds": self.budget_seconds,
+            "seconds": round(self.seconds, 1),
+            "history": self.epochs,
+        }
 
 
 class TrainingTask(abc.ABC):
@@ -226,35 +246,93 @@ def bpr_loss(positive, negative):
 # ------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Progress:
+    """What a fit carries from epoch to epoch (and what ``last.pt`` saves to resume it)."""
+
+    optimizers: list
+    schedulers: list
+    rng: np.random.Generator
+    history: TrainingHistory = field(default_factory=TrainingHistory)
+    start_epoch: int = 0
+    bad_epochs: int = 0
+    best_state: dict | None = None
+
+
 class SimpleTrainer:
     """Fixed epochs at a fixed learning rate on all training edges (see the module docstring)."""
 
     validates = False
 
-    def __init__(self, config: TrainerConfig | None = None):
+    def __init__(self, config: TrainerConfig | None = None, run: RunOptions | None = None):
         self.config = config or TrainerConfig()
-        get_mode(self.config.mode)
-        if self.config.batch_size < 1 or self.config.learning_rate <= 0:
-            raise SegueError("batch_size must be ≥ 1 and learning_rate positive")
+        self.run = run or RunOptions()
+        if self.config.batch_size < 1:
+            raise SegueError(f"batch_size must be ≥ 1, got {self.config.batch_size}")
 
     def fit(self, task: TrainingTask) -> TrainingHistory:
         import torch
 
         previous = torch.get_num_threads()
-        torch.set_num_threads(self.config.num_threads or previous)
+        torch.set_num_threads(self.run.num_threads or previous)
         try:
             return self._fit(task)
         finally:
             torch.set_num_threads(previous)
 
     def _fit(self, task: TrainingTask) -> TrainingHistory:
+        """Epochs until the epoch cap, the time budget or (validating) the patience runs out."""
+        c = self.config
+        device = resolve_device(self.run.device)
+        task.to(device)
+        state = self._start(task)
+        folder = Path(self.run.checkpoint_dir) if self.run.checkpoint_dir else None
+        fingerprint = _fingerprint(c, task)
+        epochs, patience = c.budget()
+        if self.run.resume:
+            self._resume(task, state, folder, fingerprint, device, epochs)
+        history = state.history
+        n_examples = c.examples_per_epoch(task.n_edges)
+        budget = c.seconds()
+        history.budget_seconds, history.k = budget, c.k
+        clock = time.perf_counter() - history.seconds  # a resumed run keeps the time it spent
+        for epoch in range(state.start_epoch, epochs):
+            record = self._epoch(task, state, epoch, epochs, n_examples, clock + budget)
+            improved = self.validates and self._validate(task, state, epoch, record)
+            history.epochs.append(record)
+            log.info(
+                "epoch %d/%d: loss %.4f%s (%.1f s)",
+                epoch + 1,
+                epochs,
+                record["loss"],
+                "".join(f", {k} {v:.4f}" for k, v in record.items() if k.startswith("validation")),
+                record["seconds"],
+            )
+            early = self.validates and history.best_epoch >= 0 and state.bad_epochs >= patience
+            out_of_time = not record["complete"] or time.perf_counter() - clock >= budget
+            history.seconds = time.perf_counter() - clock
+            if early:
+                history.stopped = f"early stop: no better validation recall for {patience} epochs"
+                history.early_stopped = True
+            elif out_of_time:
+                history.stopped = f"time budget of {budget:g} s reached"
+            elif epoch == epochs - 1:
+                history.stopped = f"finished {epochs} epochs"
+            if folder is not None:
+                _write_checkpoints(folder, task, state, epoch, improved, fingerprint)
+            if early or out_of_time:
+                break
+        if self.validates and state.best_state is not None:
+            task.module.load_state_dict(state.best_state)
+        task.module.eval()
+        return history
+
+    def _start(self, task: TrainingTask) -> _Progress:
+        """Seeded generators, optimisers and (validating) the learning-rate schedulers."""
         import torch
 
         c = self.config
-        device = resolve_device(c.device)
-        task.to(device)
         torch.manual_seed(c.seed)
-        rng = np.random.default_rng(c.seed)
         optimizers = _optimizers(task.module, c.learning_rate)
         schedulers = (
             [
@@ -266,140 +344,85 @@ class SimpleTrainer:
             if self.validates
             else []
         )
-        epochs, patience = c.budget()
-        history = TrainingHistory()
-        start_epoch, bad_epochs, best_state = 0, 0, None
-        folder = Path(c.checkpoint_dir) if c.checkpoint_dir else None
-        fingerprint = _fingerprint(c, task)
-        if c.resume:
-            if folder is None:
-                raise SegueError("resume needs a checkpoint directory")
-            state = _load_checkpoint(folder / LAST_FILE, device)
-            if state["fingerprint"] != fingerprint:
-                raise InputFileError(
-                    folder / LAST_FILE,
-                    "was written by a different configuration or "
-                    "dataset; train from scratch or use the same settings",
-                )
-            task.module.load_state_dict(state["model"])
-            for opt, s in zip(optimizers, state["optimizers"], strict=True):
-                opt.load_state_dict(s)
-            for sch, s in zip(schedulers, state["schedulers"], strict=True):
-                sch.load_state_dict(s)
-            rng.bit_generator.state = json.loads(state["numpy_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            history = TrainingHistory(**orjson.loads(state["history"]))
-            start_epoch, bad_epochs = int(state["epoch"]) + 1, int(state["bad_epochs"])
-            if (folder / BEST_FILE).exists():
-                best_state = _load_checkpoint(folder / BEST_FILE, device)["model"]
-            if history.stopped:
-                log.info(
-                    "checkpoint %s: training had already finished (%s)",
-                    folder / LAST_FILE,
-                    history.stopped,
-                )
-                start_epoch = epochs
-        n_examples = c.examples_per_epoch(task.n_edges)
-        budget = c.seconds()
-        history.budget_seconds, history.k = budget, c.k
-        clock = time.perf_counter() - history.seconds  # a resumed run keeps the time it spent
-        for epoch in range(start_epoch, epochs):
-            began = time.perf_counter()
-            task.module.train()
-            total, steps, out_of_time = 0.0, 0, False
-            with progress(f"epoch {epoch + 1}/{epochs}", n_examples, "examples") as bar:
-                for batch in task.batches(rng, n_examples, c.batch_size):
-                    for opt in optimizers:
-                        opt.zero_grad(set_to_none=True)
-                    loss = task.loss(batch)
-                    loss.backward()
-                    for opt in optimizers:
-                        opt.step()
-                    total += float(loss.detach())
-                    steps += 1
-                    size = getattr(batch, "size", None)
-                    bar.advance(size if isinstance(size, int) else c.batch_size)
-                    if time.perf_counter() - clock >= budget:
-                        out_of_time = True
-                        break
-            record = {
-                "epoch": epoch,
-                "loss": total / max(steps, 1),
-                "seconds": time.perf_counter() - began,
-                "learning_rate": optimizers[0].param_groups[0]["lr"],
-                "complete": not out_of_time,
-            }
-            improved = False
-            if self.validates:
-                task.module.eval()
-                with torch.no_grad():
-                    metric = task.validate(c.k)
-                if metric is not None:
-                    record["validation_recall"] = metric
-                    for sch in schedulers:
-                        sch.step(metric)
-                    improved = metric > history.best_metric
-                    if improved:
-                        history.best_metric, history.best_epoch, bad_epochs = metric, epoch, 0
-                        best_state = {
-                            k: v.detach().clone() for k, v in task.module.state_dict().items()
-                        }
-                    else:
-                        bad_epochs += 1
-            history.epochs.append(record)
-            log.info(
-                "epoch %d/%d: loss %.4f%s (%.1f s)",
-                epoch + 1,
-                epochs,
-                record["loss"],
-                "".join(f", {k} {v:.4f}" for k, v in record.items() if k.startswith("validation")),
-                record["seconds"],
+        return _Progress(optimizers, schedulers, np.random.default_rng(c.seed))
+
+    def _resume(self, task, state: _Progress, folder: Path, fingerprint: str, device, epochs):
+        """Restore ``state`` from ``folder/last.pt`` (refused when written by other settings)."""
+        import torch
+
+        saved = _load_checkpoint(folder / LAST_FILE, device)
+        if saved["fingerprint"] != fingerprint:
+            raise InputFileError(
+                folder / LAST_FILE,
+                "was written by a different configuration or "
+                "dataset; train from scratch or use the same settings",
             )
-            early = self.validates and history.best_epoch >= 0 and bad_epochs >= patience
-            out_of_time = out_of_time or time.perf_counter() - clock >= budget
-            stop = early or out_of_time
-            history.seconds = time.perf_counter() - clock
-            if early:
-                history.stopped = f"early stop: no better validation recall for {patience} epochs"
-                history.early_stopped = True
-            elif out_of_time:
-                history.stopped = f"time budget of {budget:g} s reached"
-            elif epoch == epochs - 1:
-                history.stopped = f"finished {epochs} epochs"
-            if folder is not None:
-                if improved:
-                    _save_checkpoint(
-                        folder / BEST_FILE,
-                        {
-                            "format": CHECKPOINT_FORMAT,
-                            "model": best_state,
-                            "epoch": epoch,
-                            "metric": history.best_metric,
-                        },
-                    )
-                _save_checkpoint(
-                    folder / LAST_FILE,
-                    {
-                        "format": CHECKPOINT_FORMAT,
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "bad_epochs": bad_epochs,
-                        "model": task.module.state_dict(),
-                        "optimizers": [o.state_dict() for o in optimizers],
-                        "schedulers": [s.state_dict() for s in schedulers],
-                        "numpy_rng": json.dumps(
-                            rng.bit_generator.state
-                        ),  # 128-bit ints: json, not orjson
-                        "torch_rng": torch.get_rng_state(),
-                        "history": orjson.dumps(history.to_dict()).decode(),
-                    },
-                )
-            if stop:
-                break
-        if self.validates and best_state is not None:
-            task.module.load_state_dict(best_state)
+        task.module.load_state_dict(saved["model"])
+        for opt, s in zip(state.optimizers, saved["optimizers"], strict=True):
+            opt.load_state_dict(s)
+        for sch, s in zip(state.schedulers, saved["schedulers"], strict=True):
+            sch.load_state_dict(s)
+        state.rng.bit_generator.state = json.loads(saved["numpy_rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        state.history = TrainingHistory(**orjson.loads(saved["history"]))
+        state.start_epoch, state.bad_epochs = int(saved["epoch"]) + 1, int(saved["bad_epochs"])
+        if (folder / BEST_FILE).exists():
+            state.best_state = _load_checkpoint(folder / BEST_FILE, device)["model"]
+        if state.history.stopped:
+            log.info(
+                "checkpoint %s: training had already finished (%s)",
+                folder / LAST_FILE,
+                state.history.stopped,
+            )
+            state.start_epoch = epochs
+
+    def _epoch(self, task, state: _Progress, epoch, epochs, n_examples, deadline) -> dict:
+        """One pass over ``n_examples`` examples (cut short at ``deadline``); its record."""
+        began = time.perf_counter()
+        task.module.train()
+        total, steps, complete = 0.0, 0, True
+        with progress(f"epoch {epoch + 1}/{epochs}", n_examples, "examples") as bar:
+            for batch in task.batches(state.rng, n_examples, self.config.batch_size):
+                for opt in state.optimizers:
+                    opt.zero_grad(set_to_none=True)
+                loss = task.loss(batch)
+                loss.backward()
+                for opt in state.optimizers:
+                    opt.step()
+                total += float(loss.detach())
+                steps += 1
+                size = getattr(batch, "size", None)
+                bar.advance(size if isinstance(size, int) else self.config.batch_size)
+                if time.perf_counter() >= deadline:
+                    complete = False
+                    break
+        return {
+            "epoch": epoch,
+            "loss": total / max(steps, 1),
+            "seconds": time.perf_counter() - began,
+            "learning_rate": state.optimizers[0].param_groups[0]["lr"],
+            "complete": complete,
+        }
+
+    def _validate(self, task, state: _Progress, epoch: int, record: dict) -> bool:
+        """Validation Recall@K into ``record``, the schedulers stepped; whether it improved."""
+        import torch
+
         task.module.eval()
-        return history
+        with torch.no_grad():
+            metric = task.validate(self.config.k)
+        if metric is None:
+            return False
+        record["validation_recall"] = metric
+        for sch in state.schedulers:
+            sch.step(metric)
+        history = state.history
+        if metric > history.best_metric:
+            history.best_metric, history.best_epoch, state.bad_epochs = metric, epoch, 0
+            state.best_state = {k: v.detach().clone() for k, v in task.module.state_dict().items()}
+            return True
+        state.bad_epochs += 1
+        return False
 
 
 class AdvancedTrainer(SimpleTrainer):
@@ -428,18 +451,45 @@ def _optimizers(module, learning_rate: float) -> list:
 
 
 def _fingerprint(config: TrainerConfig, task: TrainingTask) -> str:
-    """What must match for a checkpoint to be resumed: the training settings (not the resume
-    flag or the folder) and the task's own description (model config, data shape)."""
-    settings = {
-        k: v
-        for k, v in asdict(config).items()
-        if k not in ("resume", "checkpoint_dir", "device", "num_threads")
-    }
+    """What must match for a checkpoint to be resumed: the training settings and the task's own
+    description (model config, data shape); not how the run runs (:class:`RunOptions`)."""
     return orjson.dumps(
-        {"trainer": settings, "task": getattr(task, "fingerprint", lambda: {})()},
+        {"trainer": asdict(config), "task": getattr(task, "fingerprint", lambda: {})()},
         option=orjson.OPT_SORT_KEYS,
         default=str,
     ).decode()
+
+
+def _write_checkpoints(folder: Path, task, state: _Progress, epoch, improved, fingerprint) -> None:
+    """``best.pt`` when the epoch improved; ``last.pt`` (all a resume needs) every epoch."""
+    import torch
+
+    history = state.history
+    if improved:
+        _save_checkpoint(
+            folder / BEST_FILE,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model": state.best_state,
+                "epoch": epoch,
+                "metric": history.best_metric,
+            },
+        )
+    _save_checkpoint(
+        folder / LAST_FILE,
+        {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "epoch": epoch,
+            "bad_epochs": state.bad_epochs,
+            "model": task.module.state_dict(),
+            "optimizers": [o.state_dict() for o in state.optimizers],
+            "schedulers": [s.state_dict() for s in state.schedulers],
+            "numpy_rng": json.dumps(state.rng.bit_generator.state),  # 128-bit ints: not orjson
+            "torch_rng": torch.get_rng_state(),
+            "history": orjson.dumps(history.to_dict()).decode(),
+        },
+    )
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
