@@ -100,6 +100,16 @@ def test_evaluate_listening_reports_graph_models_and_baselines(listening_dir, tm
 def test_bad_input_is_one_line_and_exit_2(listening_dir, tmp_path, capsys):
     assert main(["train", "nope", str(listening_dir), "--out", str(tmp_path / "m")]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["train", "lightgcn", str(listening_dir), "--out", str(tmp_path / "m")]) == 2
+    assert "is listening data; lightgcn trains on playlists" in capsys.readouterr().err
+    assert main(["train", "gat", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
+    assert "is not listening data; gat trains on listening data" in capsys.readouterr().err
+    argv = ["train", "gat", str(listening_dir), "--out", str(tmp_path / "m")]
+    assert main([*argv, "--components-from", str(tmp_path)]) == 2
+    assert "--components-from: gat has no components" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 2
+    assert "resume needs a checkpoint directory" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
     assert (
         main(
             [

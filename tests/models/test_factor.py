@@ -405,19 +405,19 @@ def test_unknown_parameters_are_refused(cls, data, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("cls", "config"),
+    ("config", "values", "message"),
     [
-        (SVDRecommender, SVDConfig(weighting="log")),
-        (SVDRecommender, SVDConfig(factors=0)),
-        (SVDRecommender, SVDConfig(bm25_b=2.0)),
-        (ALSRecommender, ALSConfig(alpha=0.0)),
-        (ALSRecommender, ALSConfig(num_threads=-1)),
-        (BPRRecommender, BPRConfig(learning_rate=-1.0)),
+        (SVDConfig, {"weighting": "log"}, "svd: weighting must be one of"),
+        (SVDConfig, {"factors": 0}, "svd: factors must be positive"),
+        (SVDConfig, {"bm25_b": 2.0}, "svd: bm25_b must be within 0..1"),
+        (ALSConfig, {"alpha": 0.0}, "als: alpha must be positive"),
+        (ALSConfig, {"num_threads": -1}, "als: regularization and num_threads must be ≥ 0"),
+        (BPRConfig, {"learning_rate": -1.0}, "bpr: learning_rate must be positive"),
     ],
 )
-def test_bad_values_are_refused(cls, config, data):
-    with pytest.raises(SegueError):
-        cls(config).fit(data)
+def test_bad_values_are_refused_when_the_config_is_made(config, values, message):
+    with pytest.raises(SegueError, match=message):
+        config(**values)
 
 
 def test_parameters_parse_from_the_command_line():

@@ -101,14 +101,14 @@ def test_sknn_samples_the_same_sessions_for_every_track():
 def test_gru_numpy_inference_equals_torch(embedding_dim):
     import torch
 
-    from segue.models.sequence import _GRUNet
+    from segue.models.nets import GRUNet
 
     rng = np.random.default_rng(1)
     sequences = [rng.integers(0, 30, rng.integers(2, 12)).tolist() for _ in range(80)]
     model = GRURecommender(
         GRUConfig(min_steps=5, epochs=1, hidden_size=16, embedding_dim=embedding_dim, max_length=6)
     ).fit(session_data(sequences, 30))
-    net = _GRUNet(30, embedding_dim, 16, 0.0)
+    net = GRUNet(30, embedding_dim, 16, 0.0)
     state = {
         "gru.weight_ih_l0": model.w_ih,
         "gru.weight_hh_l0": model.w_hh,

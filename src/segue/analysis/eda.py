@@ -1,7 +1,8 @@
 """Exploratory statistics of an ingested dataset: ``eda.json``, ``eda.md`` and ``eda.png``.
 
 :func:`run_eda` reads the three Parquet tables of a dataset directory (only the columns it
-needs) and computes the statistics of the source design with numpy, pyarrow and polars, no
+needs) and computes the statistics the playlist-extension scripts reference's exploration lists
+(lengths, popularity and its power law, artists, albums, titles) with numpy, pyarrow and polars, no
 Python loop over rows:
 
 * playlist lengths (``playlists.num_tracks``): summary, mode, most common lengths;
@@ -28,6 +29,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -472,14 +474,95 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
     Returns the statistics (the content of ``eda.json``: plain Python types). Raises
     :class:`~segue.errors.InputFileError` naming the directory or table that is missing or
     unreadable, :class:`~segue.errors.SegueError` when the dataset has no playlists.
+
+    The playlists table is read first (and freed before the 66M-row pass), then the tracks
+    table's ids, then ``playlist_tracks`` is counted in one pass per track; artists and albums
+    are counted through the tracks, and only the few top rows' names are read back.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     paths = _table_paths(data_dir)
     pl_path = paths[schema.PLAYLISTS_FILE]
-    tr_path = paths[schema.TRACKS_FILE]
     pt_path = paths[schema.PLAYLIST_TRACKS_FILE]
+    lengths, attributes = _playlist_lengths(pl_path, data_dir)
+    n_playlists = len(lengths)
+    length_counts = np.bincount(lengths)
+    tracks = _TrackTable.read(paths[schema.TRACKS_FILE])
+    counted = _count_tracks(pt_path, tracks.n_ids, tracks.known)
+    entries_per_track, playlists_per_track = counted["entries"], counted["playlists"]
+    n_entries = counted["n_rows"]
+    used = np.flatnonzero(entries_per_track)
+    # Rank tracks by playlists (desc), ties by track id (asc).
+    order = used[np.argsort(-playlists_per_track[used], kind="stable")]
+    popularity_desc = playlists_per_track[order]
+    artist_entries, artist_order = _entries_by(tracks.artist_of, entries_per_track)
+    album_entries, album_order = _entries_by(tracks.album_of, entries_per_track)
+    artist_desc = artist_entries[artist_order]
+    album_counts = album_entries[np.sort(album_order)]  # by album id, as summarised and drawn
+    top = _top_lists(
+        tracks, order, artist_order, album_order, playlists_per_track, entries_per_track,
+        artist_entries, album_entries, n_playlists, n_entries,
+    )  # fmt: skip
+    n_tail = int(np.count_nonzero(popularity_desc < LONG_TAIL_THRESHOLD))
+    stats = {
+        "dataset": str(data_dir),
+        "counts": {
+            "playlists": n_playlists,
+            "entries": n_entries,
+            "unique_tracks": int(used.size),
+            "unique_artists": int(artist_order.size),
+            "unique_albums": int(album_order.size),
+            "tracks_in_table": int(tracks.n_rows),
+            "duplicate_entries": counted["duplicate_entries"],
+            "entries_match_num_tracks": bool(int(lengths.sum()) == n_entries),
+        },
+        "playlist_length": _length_stats(lengths, length_counts),
+        "track_popularity": {
+            "counts": "distinct playlists containing the track (repeats inside a playlist "
+            "count once); tracks with at least one entry",
+            "playlists_per_track": summarize(popularity_desc),
+            "power_law": fit_rank_frequency(popularity_desc),
+            "top_1pct": _top_share(pt_path, order, popularity_desc, tracks.n_ids, n_playlists),
+            "long_tail": {
+                "threshold_playlists": LONG_TAIL_THRESHOLD,
+                "n_tracks": n_tail,
+                "share_of_tracks": _share(n_tail, int(used.size)),
+            },
+            "top_tracks": top["tracks"],
+        },
+        "artists": {
+            "counts": "entries (playlist_tracks rows, repeats included) per artist with >= 1",
+            "entries_per_artist": summarize(artist_desc),
+            "share_of_entries_top": {
+                str(k): _share(artist_desc[:k].sum(), n_entries) for k in (1, 10, 100)
+            },
+            "gini": gini(artist_desc),
+            "top_artists": top["artists"],
+        },
+        "albums": {
+            "counts": "entries (playlist_tracks rows, repeats included) per album with >= 1",
+            "entries_per_album": summarize(album_counts),
+            "top_albums": top["albums"],
+        },
+        **attributes,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _plot(
+        out_dir / FIGURE_FILE,
+        length_counts,
+        lengths,
+        popularity_desc,
+        stats["track_popularity"]["power_law"],
+        artist_desc,
+        album_counts,
+        stats,
+    )
+    write_json(out_dir / JSON_FILE, stats)
+    write_text(out_dir / MARKDOWN_FILE, render_markdown(stats))
+    return stats
 
-    # --- playlists ---------------------------------------------------------------------------
+
+def _playlist_lengths(pl_path: Path, data_dir: Path) -> tuple[np.ndarray, dict]:
+    """int64 [playlists] lengths (``num_tracks``) and the other playlist attributes' statistics."""
     playlists = _read(
         pl_path,
         [
@@ -494,107 +577,128 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
         ],
         required=(schema.PID, schema.NUM_TRACKS),
     )
-    n_playlists = playlists.num_rows
-    if n_playlists == 0:
+    if playlists.num_rows == 0:
         raise SegueError(f"dataset {data_dir} has no playlists ({pl_path.name} is empty)")
     lengths = _ints(playlists, schema.NUM_TRACKS, pl_path).astype(np.int64)
     if lengths.min() < 0:
         raise InputFileError(pl_path, "column 'num_tracks' has negative values")
-    length_counts = np.bincount(lengths)
-    length_stats = summarize(lengths)
-    length_stats["mode"] = int(length_counts.argmax())
-    length_stats["top_values"] = [
+    return lengths, _playlist_attributes(playlists)
+
+
+def _length_stats(lengths: np.ndarray, length_counts: np.ndarray) -> dict:
+    stats = summarize(lengths)
+    stats["mode"] = int(length_counts.argmax())
+    stats["top_values"] = [
         {"length": v, "playlists": c} for v, c in _top_values(length_counts, TOP_N)
     ]
-    length_stats["source"] = "playlists.num_tracks"
-    # Everything else the playlists table gives, now, so its strings are freed before the
-    # 66M-row pass.
-    attributes = _playlist_attributes(playlists)
-    del playlists
+    stats["source"] = "playlists.num_tracks"
+    return stats
 
-    # --- tracks: dense id -> artist, album ------------------------------------------------------
-    tracks = _read(
-        tr_path,
-        [schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID],
-        required=(schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID),
-    )
-    track_ids = _ints(tracks, schema.TRACK_ID, tr_path)
-    artist_col = _ints(tracks, schema.ARTIST_ID, tr_path)
-    album_col = _ints(tracks, schema.ALBUM_ID, tr_path)
-    del tracks
-    n_rows_tracks = track_ids.size
-    if n_rows_tracks and (track_ids.min() < 0 or artist_col.min() < 0 or album_col.min() < 0):
-        raise InputFileError(tr_path, "ids must be non-negative")
-    n_track_ids = int(track_ids.max()) + 1 if n_rows_tracks else 0
-    known = None
-    if n_rows_tracks and np.array_equal(track_ids, np.arange(n_rows_tracks, dtype=track_ids.dtype)):
-        row_of_track = None  # the common case: row i is track i
-    else:
-        if n_rows_tracks and np.bincount(track_ids).max() > 1:
-            raise InputFileError(tr_path, "column 'track_id' has repeated values")
-        row_of_track = np.full(n_track_ids, -1, dtype=np.int64)
-        row_of_track[track_ids] = np.arange(n_rows_tracks)
-        if n_rows_tracks < n_track_ids:
-            known = row_of_track >= 0
-    artist_of = artist_col if row_of_track is None else artist_col[np.maximum(row_of_track, 0)]
-    album_of = album_col if row_of_track is None else album_col[np.maximum(row_of_track, 0)]
 
-    # --- playlist_tracks, pass 1 -----------------------------------------------------------------
-    counted = _count_tracks(pt_path, n_track_ids, known)
-    entries_per_track = counted["entries"]
-    playlists_per_track = counted["playlists"]
-    used = np.flatnonzero(entries_per_track)
-    # Rank tracks by playlists (desc), ties by track id (asc).
-    order = used[np.argsort(-playlists_per_track[used], kind="stable")]
-    popularity_desc = playlists_per_track[order]
-    n_unique_tracks = int(used.size)
+@dataclass
+class _TrackTable:
+    """The tracks table's ids: ``artist_of``/``album_of`` (int [n_ids], by track id), the raw
+    ``artist_col``/``album_col`` (by row), ``row_of_track`` (int64 [n_ids], -1 for ids without
+    a row; ``None`` when row i is track i), ``known`` (bool [n_ids] or ``None`` when all are)."""
 
-    # --- track popularity ----------------------------------------------------------------------
-    k_top = math.ceil(0.01 * n_unique_tracks)
-    top_share = None
-    if k_top:
-        mask = np.zeros(n_track_ids, dtype=bool)
-        mask[order[:k_top]] = True
-        top_share = {
-            "n_tracks": k_top,
-            "min_playlists": int(popularity_desc[k_top - 1]),
-            "playlists_with_one": _playlists_with_any(pt_path, mask),
-        }
-        top_share["share_of_playlists"] = top_share["playlists_with_one"] / n_playlists
-    n_tail = int(np.count_nonzero(popularity_desc < LONG_TAIL_THRESHOLD))
+    path: Path
+    n_rows: int
+    n_ids: int
+    artist_col: np.ndarray
+    album_col: np.ndarray
+    artist_of: np.ndarray
+    album_of: np.ndarray
+    row_of_track: np.ndarray | None
+    known: np.ndarray | None
 
-    # --- artists and albums: entries via per-track counts ----------------------------------------
-    n_artist_ids = int(artist_of.max()) + 1 if artist_of.size else 0
-    n_album_ids = int(album_of.max()) + 1 if album_of.size else 0
-    artist_entries = np.bincount(
-        artist_of, weights=entries_per_track, minlength=n_artist_ids
-    ).astype(np.int64)
-    album_entries = np.bincount(album_of, weights=entries_per_track, minlength=n_album_ids).astype(
-        np.int64
-    )
-    artists_used = np.flatnonzero(artist_entries)
-    albums_used = np.flatnonzero(album_entries)
-    artist_order = artists_used[np.argsort(-artist_entries[artists_used], kind="stable")]
-    album_order = albums_used[np.argsort(-album_entries[albums_used], kind="stable")]
-    artist_desc = artist_entries[artist_order]
-    n_entries = counted["n_rows"]
+    @classmethod
+    def read(cls, path: Path) -> _TrackTable:
+        ids = (schema.TRACK_ID, schema.ARTIST_ID, schema.ALBUM_ID)
+        tracks = _read(path, list(ids), required=ids)
+        track_ids = _ints(tracks, schema.TRACK_ID, path)
+        artist_col = _ints(tracks, schema.ARTIST_ID, path)
+        album_col = _ints(tracks, schema.ALBUM_ID, path)
+        del tracks
+        n_rows = track_ids.size
+        if n_rows and (track_ids.min() < 0 or artist_col.min() < 0 or album_col.min() < 0):
+            raise InputFileError(path, "ids must be non-negative")
+        n_ids = int(track_ids.max()) + 1 if n_rows else 0
+        known = row_of_track = None  # the common case: row i is track i
+        if not (n_rows and np.array_equal(track_ids, np.arange(n_rows, dtype=track_ids.dtype))):
+            if n_rows and np.bincount(track_ids).max() > 1:
+                raise InputFileError(path, "column 'track_id' has repeated values")
+            row_of_track = np.full(n_ids, -1, dtype=np.int64)
+            row_of_track[track_ids] = np.arange(n_rows)
+            if n_rows < n_ids:
+                known = row_of_track >= 0
+        rows = None if row_of_track is None else np.maximum(row_of_track, 0)
+        return cls(
+            path,
+            n_rows,
+            n_ids,
+            artist_col,
+            album_col,
+            artist_col if rows is None else artist_col[rows],
+            album_col if rows is None else album_col[rows],
+            row_of_track,
+            known,
+        )
 
-    # --- names for the top lists (a few rows of the tracks table) ---------------------------------
-    tr_present = _column_names(tr_path)
+
+def _entries_by(owner_of: np.ndarray, entries_per_track: np.ndarray):
+    """int64 entries per owner (artist or album) through its tracks, and the owners that have
+    any, most entries first (ties by id)."""
+    n = int(owner_of.max()) + 1 if owner_of.size else 0
+    entries = np.bincount(owner_of, weights=entries_per_track, minlength=n).astype(np.int64)
+    present = np.flatnonzero(entries)
+    return entries, present[np.argsort(-entries[present], kind="stable")]
+
+
+def _top_share(pt_path, order, popularity_desc, n_ids: int, n_playlists: int) -> dict | None:
+    """The top 1% of tracks: how many, the least popular of them, and the share of playlists
+    holding at least one (a second pass over ``playlist_tracks``)."""
+    k_top = math.ceil(0.01 * len(order))
+    if not k_top:
+        return None
+    mask = np.zeros(n_ids, dtype=bool)
+    mask[order[:k_top]] = True
+    share = {
+        "n_tracks": k_top,
+        "min_playlists": int(popularity_desc[k_top - 1]),
+        "playlists_with_one": _playlists_with_any(pt_path, mask),
+    }
+    share["share_of_playlists"] = share["playlists_with_one"] / n_playlists
+    return share
+
+
+def _top_lists(
+    tracks: _TrackTable,
+    order,
+    artist_order,
+    album_order,
+    playlists_per_track,
+    entries_per_track,
+    artist_entries,
+    album_entries,
+    n_playlists: int,
+    n_entries: int,
+) -> dict[str, list[dict]]:
+    """The top tracks, artists and albums with their names (only those rows of the tracks table
+    are read back)."""
     top_tracks = order[:TOP_N]
     top_artists = artist_order[:TOP_N]
     top_albums = album_order[:TOP_N]
-    track_rows = top_tracks if row_of_track is None else row_of_track[top_tracks]
+    track_rows = top_tracks if tracks.row_of_track is None else tracks.row_of_track[top_tracks]
     rows = np.concatenate(
         [
             track_rows.astype(np.int64),
-            _first_rows(artist_col, top_artists),
-            _first_rows(album_col, top_albums),
+            _first_rows(tracks.artist_col, top_artists),
+            _first_rows(tracks.album_col, top_albums),
         ]
     )
     names = _names_for_rows(
-        tr_path,
-        tr_present,
+        tracks.path,
+        _column_names(tracks.path),
         [
             schema.TRACK_URI,
             schema.TRACK_NAME,
@@ -606,104 +710,44 @@ def run_eda(data_dir: Path, out_dir: Path) -> dict:
         rows,
     )
     nt, na = top_tracks.size, top_artists.size
-
-    def name(col: str, i: int):
-        return names[col][i]
-
-    top_tracks_out = [
-        {
-            "rank": i + 1,
-            "track_id": int(t),
-            "track_uri": name(schema.TRACK_URI, i),
-            "track_name": name(schema.TRACK_NAME, i),
-            "artist_name": name(schema.ARTIST_NAME, i),
-            "playlists": int(playlists_per_track[t]),
-            "entries": int(entries_per_track[t]),
-            "share_of_playlists": int(playlists_per_track[t]) / n_playlists,
-        }
-        for i, t in enumerate(top_tracks)
-    ]
-    top_artists_out = [
-        {
-            "rank": i + 1,
-            "artist_id": int(a),
-            "artist_uri": name(schema.ARTIST_URI, nt + i),
-            "artist_name": name(schema.ARTIST_NAME, nt + i),
-            "entries": int(artist_entries[a]),
-            "share_of_entries": _share(artist_entries[a], n_entries),
-        }
-        for i, a in enumerate(top_artists)
-    ]
-    top_albums_out = [
-        {
-            "rank": i + 1,
-            "album_id": int(a),
-            "album_uri": name(schema.ALBUM_URI, nt + na + i),
-            "album_name": name(schema.ALBUM_NAME, nt + na + i),
-            "artist_name": name(schema.ARTIST_NAME, nt + na + i),
-            "entries": int(album_entries[a]),
-            "share_of_entries": _share(album_entries[a], n_entries),
-        }
-        for i, a in enumerate(top_albums)
-    ]
-
-    stats = {
-        "dataset": str(data_dir),
-        "counts": {
-            "playlists": n_playlists,
-            "entries": n_entries,
-            "unique_tracks": n_unique_tracks,
-            "unique_artists": int(artists_used.size),
-            "unique_albums": int(albums_used.size),
-            "tracks_in_table": int(n_rows_tracks),
-            "duplicate_entries": counted["duplicate_entries"],
-            "entries_match_num_tracks": bool(int(lengths.sum()) == n_entries),
-        },
-        "playlist_length": length_stats,
-        "track_popularity": {
-            "counts": "distinct playlists containing the track (repeats inside a playlist "
-            "count once); tracks with at least one entry",
-            "playlists_per_track": summarize(popularity_desc),
-            "power_law": fit_rank_frequency(popularity_desc),
-            "top_1pct": top_share,
-            "long_tail": {
-                "threshold_playlists": LONG_TAIL_THRESHOLD,
-                "n_tracks": n_tail,
-                "share_of_tracks": _share(n_tail, n_unique_tracks),
-            },
-            "top_tracks": top_tracks_out,
-        },
-        "artists": {
-            "counts": "entries (playlist_tracks rows, repeats included) per artist with >= 1",
-            "entries_per_artist": summarize(artist_desc),
-            "share_of_entries_top": {
-                str(k): _share(artist_desc[:k].sum(), n_entries) for k in (1, 10, 100)
-            },
-            "gini": gini(artist_desc),
-            "top_artists": top_artists_out,
-        },
-        "albums": {
-            "counts": "entries (playlist_tracks rows, repeats included) per album with >= 1",
-            "entries_per_album": summarize(album_entries[albums_used]),
-            "top_albums": top_albums_out,
-        },
-        **attributes,
+    return {
+        "tracks": [
+            {
+                "rank": i + 1,
+                "track_id": int(t),
+                "track_uri": names[schema.TRACK_URI][i],
+                "track_name": names[schema.TRACK_NAME][i],
+                "artist_name": names[schema.ARTIST_NAME][i],
+                "playlists": int(playlists_per_track[t]),
+                "entries": int(entries_per_track[t]),
+                "share_of_playlists": int(playlists_per_track[t]) / n_playlists,
+            }
+            for i, t in enumerate(top_tracks)
+        ],
+        "artists": [
+            {
+                "rank": i + 1,
+                "artist_id": int(a),
+                "artist_uri": names[schema.ARTIST_URI][nt + i],
+                "artist_name": names[schema.ARTIST_NAME][nt + i],
+                "entries": int(artist_entries[a]),
+                "share_of_entries": _share(artist_entries[a], n_entries),
+            }
+            for i, a in enumerate(top_artists)
+        ],
+        "albums": [
+            {
+                "rank": i + 1,
+                "album_id": int(a),
+                "album_uri": names[schema.ALBUM_URI][nt + na + i],
+                "album_name": names[schema.ALBUM_NAME][nt + na + i],
+                "artist_name": names[schema.ARTIST_NAME][nt + na + i],
+                "entries": int(album_entries[a]),
+                "share_of_entries": _share(album_entries[a], n_entries),
+            }
+            for i, a in enumerate(top_albums)
+        ],
     }
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _plot(
-        out_dir / FIGURE_FILE,
-        length_counts,
-        lengths,
-        popularity_desc,
-        stats["track_popularity"]["power_law"],
-        artist_desc,
-        album_entries[albums_used],
-        stats,
-    )
-    write_json(out_dir / JSON_FILE, stats)
-    write_text(out_dir / MARKDOWN_FILE, render_markdown(stats))
-    return stats
 
 
 # --- Markdown -----------------------------------------------------------------------------------

@@ -113,6 +113,16 @@ def train(
 def _fit(cls, config, data: Path, run, components_from: Path | None):
     """``cls(config)`` fitted on ``data`` as its kind of model is (listening split, playlists,
     or an ensemble over components already trained)."""
+    from segue.models.gnn.runs import is_listening_dir
+
+    if is_listening_dir(data) != (cls.data == "listening"):
+        kind = "listening data" if is_listening_dir(data) else "not listening data"
+        raise SegueError(
+            f"{data} is {kind}; {cls.name} trains on "
+            f"{'listening data' if cls.data == 'listening' else 'playlists'} "
+            "(gat and genre_gat on listening data from `segue ingest sessions`, every other "
+            "model on playlists from `segue ingest`)"
+        )
     if cls.data == "listening":
         from segue.models.gnn.runs import load_listening_split
 

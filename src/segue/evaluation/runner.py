@@ -526,20 +526,8 @@ def evaluate(
     when a ranking is not a 2-D integer array, has the wrong number of rows, or holds ids below
     -1 or outside the catalog, and on an unknown ``comparisons``.
     """
-    if not rankings:
-        raise SegueError("no rankings to evaluate")
-    if comparisons not in COMPARISONS:
-        raise ValueError(
-            f"comparisons must be one of {', '.join(map(repr, COMPARISONS))}, got {comparisons!r}"
-        )
-    if n_bootstrap < 1 or (n_permutations is not None and n_permutations < 1):
-        raise ValueError("n_bootstrap and n_permutations must be positive")
-    k_values = tuple(int(k) for k in k_values)
-    if any(k < 1 for k in k_values) or len(set(k_values)) != len(k_values):
-        raise ValueError(f"k_values must be distinct positive integers, got {k_values}")
+    k_values = _check_arguments(rankings, n_bootstrap, k_values, comparisons, n_permutations)
     models = [str(name) for name in rankings]
-    if len(set(models)) != len(models):
-        raise ValueError("model names must be distinct")
     q = task.pids.size
     checked = {
         str(name): _check_ranking(str(name), r, q, task.n_items) for name, r in rankings.items()
@@ -558,43 +546,8 @@ def evaluate(
     cats = [c for c in sorted(CATEGORY_BY_NUMBER) if (task.categories == c).any()]
     members = {str(c): np.flatnonzero(task.categories == c) for c in cats}
     groups = ["all", *members]
-    sizes = {"all": q} | {g: idx.size for g, idx in members.items()}
-
-    # Stratified bootstrap: replicate means [B, columns] per group, the same resamples for all.
-    boot_rng = np.random.default_rng(seed)
-    means: dict[str, FloatArray] = {"all": values.mean(axis=0)}
-    reps: dict[str, FloatArray] = {}
-    total = np.zeros((n_bootstrap, values.shape[1]), dtype=np.float64)
-    for g, idx in members.items():
-        sums = _bootstrap_sums(values[idx], n_bootstrap, boot_rng)
-        total += sums
-        means[g] = values[idx].mean(axis=0)
-        reps[g] = sums / idx.size
-    reps["all"] = total / q
-    q_lo, q_hi = 50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)
-    bounds = {g: np.percentile(reps[g], [q_lo, q_hi], axis=0) for g in groups}
-
-    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for j, model in enumerate(models):
-        rows = table[model] = {}
-        rank_m = checked[model]
-        for g in groups:
-            cells = rows[g] = {}
-            for i, name in enumerate(names):
-                col = j * n_met + i
-                cells[name] = {
-                    "mean": float(means[g][col]),
-                    "ci_low": float(bounds[g][0, col]),
-                    "ci_high": float(bounds[g][1, col]),
-                    "n": int(sizes[g]),
-                }
-            sub = rank_m if g == "all" else rank_m[members[g]]
-            cells["catalog_coverage"] = {
-                "mean": float(M.catalog_coverage(sub, task.n_items)),
-                "ci_low": None,
-                "ci_high": None,
-                "n": int(sizes[g]),
-            }
+    means, reps = _bootstrap(values, members, n_bootstrap, seed)
+    table = _table(task, models, names, checked, members, means, reps)
 
     rp = means["all"][np.arange(len(models)) * n_met + names.index("r_precision")]
     best = models[int(np.argmax(rp))]  # argmax: the first of tied models
@@ -649,6 +602,74 @@ def evaluate(
         metrics=[*names, "catalog_coverage"],
         settings=settings,
     )
+
+
+def _check_arguments(rankings, n_bootstrap, k_values, comparisons, n_permutations):
+    """``k_values`` as ints, after refusing what :func:`evaluate` cannot score."""
+    if not rankings:
+        raise SegueError("no rankings to evaluate")
+    if comparisons not in COMPARISONS:
+        raise ValueError(
+            f"comparisons must be one of {', '.join(map(repr, COMPARISONS))}, got {comparisons!r}"
+        )
+    if n_bootstrap < 1 or (n_permutations is not None and n_permutations < 1):
+        raise ValueError("n_bootstrap and n_permutations must be positive")
+    k_values = tuple(int(k) for k in k_values)
+    if any(k < 1 for k in k_values) or len(set(k_values)) != len(k_values):
+        raise ValueError(f"k_values must be distinct positive integers, got {k_values}")
+    models = [str(name) for name in rankings]
+    if len(set(models)) != len(models):
+        raise ValueError("model names must be distinct")
+    return k_values
+
+
+def _bootstrap(
+    values: FloatArray, members: dict[str, np.ndarray], n_bootstrap: int, seed: int
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
+    """Per group (``"all"`` and each category), the mean of every column of ``values``
+    [q, columns] and its stratified bootstrap replicates [B, columns]: each category resampled
+    on its own, the same resamples for every column (so comparisons are paired)."""
+    rng = np.random.default_rng(seed)
+    means: dict[str, FloatArray] = {"all": values.mean(axis=0)}
+    reps: dict[str, FloatArray] = {}
+    total = np.zeros((n_bootstrap, values.shape[1]), dtype=np.float64)
+    for g, idx in members.items():
+        sums = _bootstrap_sums(values[idx], n_bootstrap, rng)
+        total += sums
+        means[g] = values[idx].mean(axis=0)
+        reps[g] = sums / idx.size
+    reps["all"] = total / values.shape[0]
+    return means, reps
+
+
+def _table(task, models, names, checked, members, means, reps) -> dict:
+    """``table[model][group][metric]`` = mean, percentile CI and n; plus catalog coverage."""
+    q_lo, q_hi = 50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)
+    bounds = {g: np.percentile(reps[g], [q_lo, q_hi], axis=0) for g in means}
+    sizes = {"all": task.pids.size} | {g: idx.size for g, idx in members.items()}
+    n_met = len(names)
+    table: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for j, model in enumerate(models):
+        rows = table[model] = {}
+        rank_m = checked[model]
+        for g in means:
+            cells = rows[g] = {}
+            for i, name in enumerate(names):
+                col = j * n_met + i
+                cells[name] = {
+                    "mean": float(means[g][col]),
+                    "ci_low": float(bounds[g][0, col]),
+                    "ci_high": float(bounds[g][1, col]),
+                    "n": int(sizes[g]),
+                }
+            sub = rank_m if g == "all" else rank_m[members[g]]
+            cells["catalog_coverage"] = {
+                "mean": float(M.catalog_coverage(sub, task.n_items)),
+                "ci_low": None,
+                "ci_high": None,
+                "n": int(sizes[g]),
+            }
+    return table
 
 
 def _compare(

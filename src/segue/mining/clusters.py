@@ -1,8 +1,8 @@
 """Playlist clustering: TF-IDF over titles, track and artist names; k by silhouette; MiniBatchKMeans.
 
 The playlist-continuation design's clustering of playlists by their text, made to scale. Each playlist is described by the words of its
-title and of its tracks' names and artists' names, weighted by TF-IDF with the source design's
-settings as defaults (5,000 features, English stop words, uni- and bigrams, ``min_df`` 10).
+title and of its tracks' names and artists' names, weighted by TF-IDF with the settings of the
+playlist-extension scripts reference's clustering script as defaults (5,000 features, English stop words, uni- and bigrams, ``min_df`` 10).
 
 How the text is built, and why it is not one concatenated string per playlist:
 
@@ -72,7 +72,8 @@ CHUNK_ROWS = 50_000  # playlists per chunk of the sparse products (bounds memory
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """Settings of :func:`cluster_playlists` (defaults: the source design's).
+    """Settings of :func:`cluster_playlists` (defaults: the TF-IDF and k-means settings of the
+    playlist-extension scripts reference's clustering script).
 
     ``k``: clusters, or ``None`` to choose by silhouette over ``k_min`` … ``k_max`` on a sample of
     ``sample_size`` playlists. ``max_features``, ``min_df`` (in playlists), ``ngram_max``: the

@@ -91,6 +91,11 @@ def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters
         if dataclasses.is_dataclass(kind) and isinstance(value, dict):
             default = getattr(start, key) if start is not None else _default(fields[key])
             converted[key] = config_from_dict(kind, value, where=f"{where}: {key}", base=default)
+        elif dataclasses.is_dataclass(kind) and not isinstance(value, kind):
+            raise SegueError(
+                f"{where}: {key}: expected an object of parameters (or {key}.name=value), "
+                f"got {value!r}"
+            )
         else:
             converted[key] = _typed(kind, value, f"{where}: {key}")
     try:

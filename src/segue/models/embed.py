@@ -36,6 +36,10 @@ class EmbedConfig:
     n_components: int = 128
     seed: int = 0
 
+    def __post_init__(self):
+        if self.vocabulary_size < 2 or self.n_components < 1:
+            raise SegueError("embed: vocabulary_size must be ≥ 2 and n_components ≥ 1")
+
 
 @register
 class EmbedRecommender(Recommender):
@@ -50,8 +54,6 @@ class EmbedRecommender(Recommender):
         from threadpoolctl import threadpool_limits
 
         c = self.config
-        if c.vocabulary_size < 2 or c.n_components < 1:
-            raise SegueError("embed: vocabulary_size must be ≥ 2 and n_components ≥ 1")
         played = self._popular_order[self.popularity[self._popular_order] > 0]
         vocabulary = played[: c.vocabulary_size].astype(np.int32)  # most popular first
         if len(vocabulary) < 2:

@@ -255,6 +255,15 @@ class SVDConfig:
     oversamples: int = 10
     seed: int = 0
 
+    def __post_init__(self):
+        if self.weighting not in WEIGHTINGS:
+            raise SegueError(
+                f"svd: weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}"
+            )
+        _check_positive("svd", factors=self.factors, bm25_k1=self.bm25_k1)
+        if not 0 <= self.bm25_b <= 1:
+            raise SegueError(f"svd: bm25_b must be within 0..1, got {self.bm25_b}")
+
 
 WEIGHTINGS = ("none", "tfidf", "bm25")
 
@@ -283,13 +292,6 @@ class SVDRecommender(FactorRecommender):
         from sklearn.utils.extmath import randomized_svd
 
         c = self.config
-        if c.weighting not in WEIGHTINGS:
-            raise SegueError(
-                f"svd: weighting must be one of {', '.join(WEIGHTINGS)}, got {c.weighting!r}"
-            )
-        _check_positive("svd", factors=c.factors, bm25_k1=c.bm25_k1)
-        if not 0 <= c.bm25_b <= 1:
-            raise SegueError(f"svd: bm25_b must be within 0..1, got {c.bm25_b}")
         lengths = np.diff(data.matrix.indptr)
         self.mean_length = float(lengths.mean()) if len(lengths) else 1.0
         self.column_weights = self._idf(data.track_popularity, data.n_playlists)
@@ -373,6 +375,14 @@ class ALSConfig:
     seed: int = 0
     num_threads: int = 0
 
+    def __post_init__(self):
+        _check_positive("als", factors=self.factors, alpha=self.alpha, iterations=self.iterations)
+        if self.regularization < 0 or self.num_threads < 0:
+            raise SegueError(
+                f"als: regularization and num_threads must be ≥ 0, got {self.regularization} "
+                f"and {self.num_threads}"
+            )
+
 
 @register
 class ALSRecommender(FactorRecommender):
@@ -404,9 +414,6 @@ class ALSRecommender(FactorRecommender):
         from implicit.cpu.als import AlternatingLeastSquares
 
         c = self.config
-        _check_positive("als", factors=c.factors, alpha=c.alpha, iterations=c.iterations)
-        if c.regularization < 0:
-            raise SegueError(f"als: regularization must be ≥ 0, got {c.regularization}")
         # implicit warns, and runs many times slower, when BLAS threads compete with its own.
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
@@ -449,6 +456,19 @@ class BPRConfig:
     seed: int = 0
     num_threads: int = 1
 
+    def __post_init__(self):
+        _check_positive(
+            "bpr",
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            iterations=self.iterations,
+        )
+        if self.regularization < 0 or self.fold_in_regularization <= 0 or self.num_threads < 0:
+            raise SegueError(
+                "bpr: regularization and num_threads must be ≥ 0 and fold_in_regularization "
+                "positive"
+            )
+
 
 @register
 class BPRRecommender(FactorRecommender):
@@ -472,11 +492,6 @@ class BPRRecommender(FactorRecommender):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         c = self.config
-        _check_positive(
-            "bpr", factors=c.factors, learning_rate=c.learning_rate, iterations=c.iterations
-        )
-        if c.regularization < 0 or c.fold_in_regularization <= 0:
-            raise SegueError("bpr: regularization must be ≥ 0 and fold_in_regularization positive")
         with threadpool_limits(1, "blas"):
             model = BayesianPersonalizedRanking(
                 factors=effective_factors(c.factors, data.matrix.shape),

@@ -36,16 +36,19 @@ AGGREGATES = ("sum", "max")
 
 
 @dataclass(frozen=True)
-class RulesConfig:
-    """``min_support``, ``min_confidence``, ``min_lift``, ``max_len``: the mining thresholds
-    (see :class:`segue.mining.rules.RuleThresholds`). ``aggregate``: ``"sum"`` or ``"max"`` of
-    the firing rules' confidence × lift per recommended track."""
+class RulesConfig(RuleThresholds):
+    """The mining thresholds (``min_support``, ``min_confidence``, ``min_lift``, ``max_len``: a
+    :class:`segue.mining.rules.RuleThresholds`, with its defaults and checks) and ``aggregate``:
+    ``"sum"`` or ``"max"`` of the firing rules' confidence × lift per recommended track."""
 
-    min_support: float = 0.001
-    min_confidence: float = 0.1
-    min_lift: float = 1.2
-    max_len: int = 3
     aggregate: str = "sum"
+
+    def __post_init__(self):
+        self.check()
+        if self.aggregate not in AGGREGATES:
+            raise SegueError(
+                f"rules: aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}"
+            )
 
 
 @register
@@ -58,14 +61,7 @@ class RulesRecommender(Recommender):
     batch_size = 256  # bounds the (query, seed, rule) expansion of one batch
 
     def _fit(self, data: PlaylistData) -> None:
-        c = self.config
-        if c.aggregate not in AGGREGATES:
-            raise SegueError(
-                f"rules: aggregate must be one of {', '.join(AGGREGATES)}, got {c.aggregate!r}"
-            )
-        rules = find_rules(
-            data.matrix, RuleThresholds(c.min_support, c.min_confidence, c.min_lift, c.max_len)
-        )
+        rules = find_rules(data.matrix, self.config)
         self._set(rules.antecedents, rules.consequents, rules.confidence, rules.lift)
 
     def _set(

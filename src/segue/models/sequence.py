@@ -399,7 +399,9 @@ class GRURecommender(Recommender):
         torch.set_num_threads(cpu_threads(cfg.num_threads))
         try:
             torch.manual_seed(cfg.seed)
-            net = _GRUNet(n, cfg.embedding_dim, cfg.hidden_size, cfg.dropout, cfg.embedding_dropout)
+            from segue.models.nets import GRUNet
+
+            net = GRUNet(n, cfg.embedding_dim, cfg.hidden_size, cfg.dropout, cfg.embedding_dropout)
             if len(starts):
                 self.training_log = _train(
                     net, train_ids, starts, window_lengths, n, popularity, cfg, rng, valid
@@ -537,69 +539,6 @@ class GRURecommender(Recommender):
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
-
-
-def _GRUNet(
-    n_tracks: int,
-    embedding_dim: int,
-    hidden_size: int,
-    dropout: float,
-    embedding_dropout: float = 0.0,
-):
-    """The torch module (built lazily so importing this file does not import torch).
-
-    ``items`` [n, H] and ``item_bias`` [n, 1] score a state ``h`` as ``h · items[t] + bias[t]``;
-    the GRU reads ``inputs`` [n, E] when ``embedding_dim`` > 0, else ``items`` itself (tied, E = H).
-    The tables are sparse: a step's gradient touches only its tracks and sampled negatives, so a
-    step costs the same for 1,000 tracks or 150,000."""
-    from torch import nn
-
-    class GRUNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            width = embedding_dim or hidden_size
-            self.items = nn.Embedding(n_tracks, hidden_size, sparse=True)
-            self.item_bias = nn.Embedding(n_tracks, 1, sparse=True)
-            self.inputs = (
-                nn.Embedding(n_tracks, embedding_dim, sparse=True) if embedding_dim else None
-            )
-            self.gru = nn.GRU(width, hidden_size, batch_first=True)
-            self.embedding_dropout = nn.Dropout(embedding_dropout)
-            self.dropout = nn.Dropout(dropout)
-            # GRU4Rec's initialisation: uniform in ±sqrt(6 / (fan_in + fan_out)) per matrix.
-            for table in (self.items, self.inputs):
-                if table is not None:
-                    bound = np.sqrt(6.0 / (n_tracks + table.embedding_dim))
-                    nn.init.uniform_(table.weight, -bound, bound)
-            nn.init.zeros_(self.item_bias.weight)
-
-        def input_table(self):
-            return self.inputs if self.inputs is not None else self.items
-
-        def forward(self, x):
-            """x int64 [B, T] (right-padded with any valid id) → states float32 [B, T, H]."""
-            states, _ = self.gru(self.embedding_dropout(self.input_table()(x)))
-            return self.dropout(states)
-
-        def numpy_weights(self) -> tuple[np.ndarray, ...]:
-            """(embedding [n + 1, E] with a zero padding row, w_ih, w_hh, b_ih, b_hh, output [n, H],
-            bias [n]) as float32 arrays: what the numpy inference reads."""
-
-            def plain(t):
-                return t.detach().numpy().astype(np.float32).copy()
-
-            table = plain(self.input_table().weight)
-            return (
-                np.vstack((table, np.zeros((1, table.shape[1]), np.float32))),
-                plain(self.gru.weight_ih_l0),
-                plain(self.gru.weight_hh_l0),
-                plain(self.gru.bias_ih_l0),
-                plain(self.gru.bias_hh_l0),
-                plain(self.items.weight),
-                plain(self.item_bias.weight)[:, 0],
-            )
-
-    return GRUNet()
 
 
 def _window_batch(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray):

@@ -1,6 +1,7 @@
 """The phases of the main job and what each stage calls, for ``segue demo`` and ``segue pipeline``.
 
-Like the source design's master pipelines, in three phases plus the finish:
+Like the master pipelines of the playlist-extension scripts reference (one script per phase, each
+running that phase's scripts in order), in three phases plus the finish:
 
 * **phase1 — data**: (demo: generate) → verify → ingest → EDA → co-occurrence.
 * **phase2 — mining and neighbourhood models**: challenge-style split → popular, title, itemknn,

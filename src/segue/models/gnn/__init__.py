@@ -1,7 +1,8 @@
-"""Graph models (the second source design): graphs, GAT / genre-aware GAT / LightGCN /
+"""Graph models (the second source design, the Spotify Engine's technical architecture): graphs, GAT / genre-aware GAT / LightGCN /
 PlaylistGAT, BPR trainers, explanations, cold start.
 
-Modules, in the order data flows through them:
+Modules, in the order data flows through them (their torch modules are in
+:mod:`segue.models.nets`):
 
 ``graph``        :class:`~segue.models.gnn.graph.PlaylistGraph` (playlist/track/artist/album/genre,
                  audio features) and :class:`~segue.models.gnn.graph.ListeningGraph`
@@ -11,7 +12,6 @@ Modules, in the order data flows through them:
                  torch 2.13), negatives that are never positives, held-out edge splits.
 ``training``     BPR, the nested ``TrainerConfig``, the simple and advanced trainers, modes,
                  checkpoints, resume, device choice.
-``nets``         every torch module at module level (imported lazily: it imports torch).
 ``playlist``     what the playlist models share: examples that mimic queries, inductive scoring.
 ``lightgcn``     ``lightgcn`` (registered Recommender): LightGCN with playlists as new nodes.
 ``playlist_gat`` ``playlistgat`` (registered Recommender): attention over a query's seeds on

@@ -105,7 +105,7 @@ class LightGCNConfig:
 
 
 def _net(n_tracks: int, factors: int, init_std: float):
-    from segue.models.gnn.nets import LightGCNNet
+    from segue.models.nets import LightGCNNet
 
     return LightGCNNet(n_tracks, factors, init_std)
 
@@ -154,7 +154,7 @@ class Propagation:
             self.to_tracks = _torch_csr(rt, rt_row_value, device)
             self.to_tracks_t = _torch_csr(r, inv_sqrt[r.indices], device)
         del r_row_value, rt_row_value
-        from segue.models.gnn.nets import SparseProduct
+        from segue.models.nets import SparseProduct
 
         self.product = SparseProduct
 

@@ -283,7 +283,7 @@ def _self_positions(graph: HomogeneousGraph, nodes: np.ndarray) -> np.ndarray:
 
 
 def _net(n_nodes: int, edge_dim: int, config: ListeningGATConfig):
-    from segue.models.gnn.nets import ListeningGATNet
+    from segue.models.nets import ListeningGATNet
 
     return ListeningGATNet(n_nodes, edge_dim, config)
 

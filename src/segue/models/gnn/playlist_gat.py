@@ -61,7 +61,7 @@ from segue.models.registry import register
 
 NEGATIVE_SLOPE = 0.2  # LeakyReLU of the attention logits, as in GAT
 DEGREE_PRIOR = -0.5  # c at the start: α_s ∝ d_s^(-1/2), LightGCN's own weights
-# (both read by segue.models.gnn.nets.SeedAttention, and here by the numpy explanations)
+# (both read by segue.models.nets.SeedAttention, and here by the numpy explanations)
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class PlaylistGATConfig:
 
 
 def _net(n_tracks: int, config: PlaylistGATConfig, n_audio: int):
-    from segue.models.gnn.nets import PlaylistGATNet
+    from segue.models.nets import PlaylistGATNet
 
     c = config
     return PlaylistGATNet(n_tracks, c.factors, c.init_std, c.heads, n_audio, c.dropout)
@@ -315,7 +315,7 @@ class PlaylistGATRecommender(PlaylistGraphRecommender):
         query's distinct known ``seeds`` (int64, sorted)."""
         import torch
 
-        from segue.models.gnn.nets import SeedAttention
+        from segue.models.nets import SeedAttention
 
         module = SeedAttention(
             self.config.factors,

@@ -77,21 +77,27 @@ def fit_playlist_model(
     """A fitted ``lightgcn`` / ``playlistgat`` (or any registered playlist model): ``mode``,
     ``seed`` and ``budget_seconds`` (0: the mode's) go to the trainer of the models that have one
     (``seed`` to the others that take one), under ``params``."""
-    from segue.models.config import config_from_dict, merge_params
     from segue.models.registry import get_model_class
 
     cls = get_model_class(name)
-    values = merge_params(budgeted(cls.Config, mode, seed, budget_seconds), params or {})
-    return cls(config_from_dict(cls.Config, values, where=f"{name} parameters")).fit(data)
+    return cls(budgeted_config(cls, mode, seed, budget_seconds, params)).fit(data)
 
 
-def budgeted(config_cls: type, mode: str, seed: int, budget_seconds: float) -> dict:
-    """The run-wide mode, seed and budget as parameters of ``config_cls``: its ``trainer``'s
-    when it has one, else those of its own fields that exist (``seed``, ``budget_seconds``)."""
-    fields = {f.name for f in dataclasses.fields(config_cls)}
+def budgeted_config(cls: type, mode: str, seed: int, budget_seconds: float, params: dict | None):
+    """``cls``'s config with the run-wide mode, seed and budget set where it takes them — its
+    ``trainer``'s when it has one, else those of its own fields that exist (``seed``,
+    ``budget_seconds``) — and ``params`` over them."""
+    from segue.models.config import config_from_dict, merge_params
+
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
     if "trainer" in fields:
-        return {"trainer": {"mode": mode, "seed": seed, "budget_seconds": budget_seconds}}
-    return {k: v for k, v in (("seed", seed), ("budget_seconds", budget_seconds)) if k in fields}
+        run_wide = {"trainer": {"mode": mode, "seed": seed, "budget_seconds": budget_seconds}}
+    else:
+        run_wide = {
+            k: v for k, v in (("seed", seed), ("budget_seconds", budget_seconds)) if k in fields
+        }
+    values = merge_params(run_wide, params or {})
+    return config_from_dict(cls.Config, values, where=f"{cls.name} parameters")
 
 
 def train_playlist_models(
@@ -243,7 +249,6 @@ def train_listening_model(
 ):
     """A fitted ``gat`` / ``genre_gat`` on the split's training part, early-stopped on its
     validation part, within ``budget_seconds`` (0: the mode's); ``overrides`` over that."""
-    from segue.models.config import config_from_dict, merge_params
     from segue.models.registry import get_model_class
 
     cls = get_model_class(name)
@@ -252,8 +257,7 @@ def train_listening_model(
             f"{name} is trained on playlists, not listening data; listening models: "
             f"{', '.join(LISTENING_GRAPH_MODELS)}"
         )
-    values = merge_params(budgeted(cls.Config, mode, seed, budget_seconds), overrides or {})
-    config = config_from_dict(cls.Config, values, where=f"{name} parameters")
+    config = budgeted_config(cls, mode, seed, budget_seconds, overrides)
     return cls(config).fit(split.train, split.validation, run)
 
 

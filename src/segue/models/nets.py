@@ -1,4 +1,4 @@
-"""The graph models' torch modules, in one place, at module level.
+"""Every torch module of segue's models, in one place, at module level.
 
 This module imports torch (and PyG) when it is imported, so the model modules import it inside
 the functions that build or run a network: ``segue --help``, the classic models and the CLI never
@@ -11,10 +11,13 @@ generator, so :func:`~segue.models.gnn.training.seeded_module` makes them depend
   on LightGCN's track vectors (GAT's LeakyReLU scoring, Veličković et al. 2018).
 * :class:`ListeningGATNet` — the listening GATs: GATConv layers over users, tracks, artists and
   genres with edge attributes.
+* :class:`GRUNet` — GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018): a GRU over a
+  session's tracks, scored against sparse output embeddings.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch_geometric.nn import GATConv
 from torch_geometric.utils import softmax
@@ -153,3 +156,60 @@ class ListeningGATNet(torch.nn.Module):
                     x = self.norms[i](x)
                 x = torch.nn.functional.elu(x)
         return (x, attention) if return_attention else x
+
+
+class GRUNet(torch.nn.Module):
+    """GRU4Rec's network. ``items`` [n, H] and ``item_bias`` [n, 1] score a state ``h`` as
+    ``h · items[t] + bias[t]``; the GRU reads ``inputs`` [n, E] when ``embedding_dim`` > 0, else
+    ``items`` itself (tied, E = H). The tables are sparse: a step's gradient touches only its
+    tracks and sampled negatives, so a step costs the same for 1,000 tracks or 150,000."""
+
+    def __init__(
+        self,
+        n_tracks: int,
+        embedding_dim: int,
+        hidden_size: int,
+        dropout: float,
+        embedding_dropout: float = 0.0,
+    ):
+        super().__init__()
+        nn = torch.nn
+        width = embedding_dim or hidden_size
+        self.items = nn.Embedding(n_tracks, hidden_size, sparse=True)
+        self.item_bias = nn.Embedding(n_tracks, 1, sparse=True)
+        self.inputs = nn.Embedding(n_tracks, embedding_dim, sparse=True) if embedding_dim else None
+        self.gru = nn.GRU(width, hidden_size, batch_first=True)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.dropout = nn.Dropout(dropout)
+        # GRU4Rec's initialisation: uniform in ±sqrt(6 / (fan_in + fan_out)) per matrix.
+        for table in (self.items, self.inputs):
+            if table is not None:
+                bound = np.sqrt(6.0 / (n_tracks + table.embedding_dim))
+                nn.init.uniform_(table.weight, -bound, bound)
+        nn.init.zeros_(self.item_bias.weight)
+
+    def input_table(self):
+        return self.inputs if self.inputs is not None else self.items
+
+    def forward(self, x):
+        """x int64 [B, T] (right-padded with any valid id) → states float32 [B, T, H]."""
+        states, _ = self.gru(self.embedding_dropout(self.input_table()(x)))
+        return self.dropout(states)
+
+    def numpy_weights(self) -> tuple[np.ndarray, ...]:
+        """(embedding [n + 1, E] with a zero padding row, w_ih, w_hh, b_ih, b_hh, output [n, H],
+        bias [n]) as float32 arrays: what the numpy inference reads."""
+
+        def plain(t):
+            return t.detach().numpy().astype(np.float32).copy()
+
+        table = plain(self.input_table().weight)
+        return (
+            np.vstack((table, np.zeros((1, table.shape[1]), np.float32))),
+            plain(self.gru.weight_ih_l0),
+            plain(self.gru.weight_hh_l0),
+            plain(self.gru.bias_ih_l0),
+            plain(self.gru.bias_hh_l0),
+            plain(self.items.weight),
+            plain(self.item_bias.weight)[:, 0],
+        )
