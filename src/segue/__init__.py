@@ -1,3 +1,3 @@
 """segue: playlist continuation and next-track prediction, evaluated honestly."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -60,7 +60,7 @@ def test_bad_input_exits_2_without_traceback(tmp_path, capsys):
 
 def test_version_and_help(capsys):
     assert main(["--version"]) == 0
-    assert "segue 0.1.0" in capsys.readouterr().out
+    assert "segue 0.2.0" in capsys.readouterr().out
     assert main([]) == 0
     assert "generate" in capsys.readouterr().out
 

@@ -33,15 +33,20 @@ def unique_name(name: str, taken: Collection[str]) -> str:
     return candidate
 
 
-def check_trained_on(model, model_dir: Path, train_dir: Path) -> None:
-    """Refuse ``model`` (loaded from ``model_dir``) unless it was trained on ``train_dir``'s data
-    (the same manifest digest): its ids would be another dataset's, or it has seen held-out
-    playlists."""
-    if model.trained_on.get("manifest_sha256") != schema.manifest_digest(train_dir):
+def check_trained_on(model_dir: Path, train_dir: Path) -> None:
+    """Refuse the model saved in ``model_dir`` unless it was trained on ``train_dir``'s data (the
+    same manifest digest): its ids would be another dataset's, or it has seen held-out
+    playlists. Reads only its ``params.json``."""
+    from segue.models.base import read_params
+
+    params = read_params(Path(model_dir))
+    trained_on = params.get("trained_on") or {}
+    if trained_on.get("manifest_sha256") != schema.manifest_digest(train_dir):
         raise SegueError(
             f"{model_dir}: this model was not trained on {train_dir} (trained on "
-            f"{model.trained_on.get('path', 'unknown data')}): its track ids are not this split's, and scoring "
-            f"it here could leak held-out playlists. Train it with `segue train {model.name} {train_dir} --out ...`"
+            f"{trained_on.get('path', 'unknown data')}): its track ids are not this split's, and "
+            f"scoring it here could leak held-out playlists. Train it with `segue train "
+            f"{params.get('model', 'MODEL')} {train_dir} --out ...`"
         )
 
 
@@ -56,20 +61,24 @@ def part_rankings(
     """Rankings (int64 [q, n] track ids of the part's training data, in the challenge set's
     order) of each model directory and submission file on ``loaded``
     (:func:`segue.evaluation.task.load_part`), named after their directory or file (made unique,
-    and never one of ``reserved``). Every model is checked before any recommends."""
+    and never one of ``reserved``). Every model is checked (from its ``params.json``) before any
+    is loaded; then they are loaded, asked and dropped one at a time, so memory holds one model
+    and the rankings, not every model at once (14 demo models held together cost 4 GiB more)."""
     from segue.evaluation.submission import read_submission
     from segue.evaluation.task import ranking_from_submission
     from segue.models.base import Queries, Recommender
 
-    models = [(Path(d), Recommender.load(Path(d))) for d in model_dirs]
-    for model_dir, model in models:
-        check_trained_on(model, model_dir, loaded.train_dir)
+    model_dirs = [Path(d) for d in model_dirs]
+    for model_dir in model_dirs:
+        check_trained_on(model_dir, loaded.train_dir)
     rankings: dict[str, np.ndarray] = {}
-    if models:
+    if model_dirs:
         queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
-        for model_dir, model in models:
+        for model_dir in model_dirs:
+            model = Recommender.load(model_dir)
             name = unique_name(model_dir.name or model.name, {*rankings, *reserved})
             rankings[name] = model.recommend(queries, n).ids.astype(np.int64)
+            del model
     for path in submissions:
         rows = read_submission(Path(path), loaded.entries, n=n)
         name = unique_name(Path(path).name.split(".")[0], {*rankings, *reserved})

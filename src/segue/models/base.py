@@ -512,21 +512,22 @@ def read_params(path: Path) -> dict:
     return params
 
 
-def csr_arrays(name: str, matrix) -> dict[str, np.ndarray]:
+def csr_arrays(name: str, matrix, *, values: bool = True) -> dict[str, np.ndarray]:
     """A CSR matrix as the arrays ``<name>_indptr``, ``<name>_indices``, ``<name>_data`` and
-    ``<name>_shape`` of ``arrays.npz`` (the one way models persist a sparse matrix;
-    :func:`csr_from_arrays` reads it)."""
+    ``<name>_shape`` of ``arrays.npz`` (the one way segue persists a sparse matrix;
+    :func:`csr_from_arrays` reads it). ``values=False``: a 0/1 matrix, saved without its data."""
     return {
         f"{name}_indptr": matrix.indptr,
         f"{name}_indices": matrix.indices,
-        f"{name}_data": matrix.data,
+        **({f"{name}_data": matrix.data} if values else {}),
         f"{name}_shape": np.array(matrix.shape, dtype=np.int64),
     }
 
 
 def csr_from_arrays(name: str, arrays: dict[str, np.ndarray], n_columns: int | None = None):
     """The CSR matrix :func:`csr_arrays` stored under ``name`` (``None`` when absent), of its
-    saved shape (arrays saved before shapes were: square unless ``n_columns`` is given).
+    saved shape (arrays saved before shapes were: square unless ``n_columns`` is given); float32
+    ones where it was saved without values.
 
     >>> import scipy.sparse as sp
     >>> m = sp.csr_matrix(np.array([[0.0, 2.0, 0.0], [3.0, 0.0, 0.0]]))
@@ -540,8 +541,14 @@ def csr_from_arrays(name: str, arrays: dict[str, np.ndarray], n_columns: int | N
         return None
     n = len(arrays[f"{name}_indptr"]) - 1
     shape = arrays.get(f"{name}_shape")
+    indices = arrays[f"{name}_indices"]
+    data = arrays.get(f"{name}_data")
     return sp.csr_matrix(
-        (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
+        (
+            data if data is not None else np.ones(len(indices), np.float32),
+            indices,
+            arrays[f"{name}_indptr"],
+        ),
         shape=tuple(int(v) for v in shape)
         if shape is not None
         else (n, n if n_columns is None else n_columns),

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models.base import Explanation, Queries, Recommender
+from segue.models.base import Explanation, Queries, Recommender, csr_arrays, csr_from_arrays
 from segue.models.explain import from_seed_contributions
 from segue.models.registry import register
 from segue.models.topn import seed_matrix
@@ -102,14 +102,12 @@ class PlaylistKNNRecommender(Recommender):
         m = self.members
         if self._live_members is not None:  # playlists learned live are saved as training ones
             m = sp.vstack([m, self._live_members], format="csr")
-        return {"members_indptr": m.indptr, "members_indices": m.indices}
+        return csr_arrays("members", m, values=False)
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        indptr, indices = arrays["members_indptr"], arrays["members_indices"]
-        members = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.float32), indices, indptr),
-            shape=(len(indptr) - 1, len(self.popularity)),
-        )
+        if "members_indptr" not in arrays:
+            raise KeyError("members_indptr")
+        members = csr_from_arrays("members", arrays, len(self.popularity))
         self._set_members(members)
 
     def _neighbours(self, queries: Queries) -> sp.csr_matrix:

@@ -90,7 +90,7 @@ import scipy.sparse as sp
 from segue.data import schema
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.models.base import Explanation, Queries, Recommender
+from segue.models.base import Explanation, Queries, Recommender, csr_arrays, csr_from_arrays
 from segue.models.explain import from_seed_contributions, popularity_explanation
 from segue.models.registry import register
 from segue.models.topn import cpu_threads, top_k_factors, top_n_sparse
@@ -207,19 +207,12 @@ class SessionKNNRecommender(Recommender):
         self.item_sessions = index
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        s = self.sessions
-        return {
-            "sessions_indptr": s.indptr,
-            "sessions_indices": s.indices,
-            "sessions_shape": np.array(s.shape, dtype=np.int64),
-        }
+        return csr_arrays("sessions", self.sessions, values=False)
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        shape = tuple(int(x) for x in arrays["sessions_shape"])
-        indices = arrays["sessions_indices"]
-        self.sessions = sp.csr_matrix(
-            (np.ones(len(indices), np.float32), indices, arrays["sessions_indptr"]), shape=shape
-        )
+        if "sessions_indptr" not in arrays:
+            raise KeyError("sessions_indptr")
+        self.sessions = csr_from_arrays("sessions", arrays)
         self._build_index()
 
     def _weights(self, queries: Queries) -> sp.csr_matrix:

@@ -7,7 +7,7 @@ A :class:`Stage` is a named step with the paths it reads (``inputs``), the paths
 * **Skipping.** A stage's *fingerprint* is a hash of its parameters, of its inputs as they are on
   disk (a dataset directory by its ``manifest.json``; another directory by the names, sizes and
   modification times of its files; a file by its size and modification time) and of the
-  fingerprints of the stages it builds on. A stage whose record (``.pipeline/<slug>.json``, its name with dashes for spaces) holds
+  fingerprints of the stages it builds on, and of segue's version. A stage whose record (``.pipeline/<slug>.json``, its name with dashes for spaces) holds
   the same fingerprint, and whose outputs all exist, is skipped and reports what it produced last
   time. Change a parameter or an input and that stage, and every stage after it, runs again.
 * **Logs.** While a stage runs, everything the ``segue`` logger says (progress lines with rate,
@@ -37,6 +37,7 @@ from pathlib import Path
 
 import orjson
 
+from segue import __version__
 from segue.data import schema
 from segue.errors import SegueError
 from segue.io import write_json
@@ -102,6 +103,7 @@ class Runner:
 
     def fingerprint(self, stage: Stage) -> str:
         parts = {
+            "segue": __version__,  # a new version may compute a stage differently: run it again
             "params": stage.params,
             "inputs": [_describe_path(p) for p in stage.inputs],
             "after": [self._upstream(name) for name in stage.after],

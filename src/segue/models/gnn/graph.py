@@ -527,41 +527,80 @@ def genre_profile(listens: sp.csr_matrix, track_genres: sp.csr_matrix) -> sp.csr
 # ================================================================================================
 
 
-def save_graph(graph: PlaylistGraph | ListeningGraph, out: Path) -> dict:
-    """Write ``graph.npz`` (CSR parts and arrays, ``allow_pickle=False`` readable) and
-    ``graph.json`` (kind and counts) into ``out``, whole or not at all. Returns the info."""
+def graph_arrays(graph: PlaylistGraph | ListeningGraph) -> tuple[dict[str, np.ndarray], dict]:
+    """A graph as plain arrays (each CSR part by :func:`~segue.models.base.csr_arrays`) and a
+    JSON-able description (``kind``, counts, names); :func:`graph_from_arrays` undoes it. Used
+    by ``segue graph build`` and by the listening models, which save their training graph."""
+    from segue.models.base import csr_arrays
+
     arrays: dict[str, np.ndarray] = {}
-
-    def put(name: str, matrix: sp.csr_matrix | None) -> None:
-        if matrix is not None:
-            arrays[f"{name}.indptr"], arrays[f"{name}.indices"] = matrix.indptr, matrix.indices
-            arrays[f"{name}.data"], arrays[f"{name}.shape"] = (
-                matrix.data,
-                np.array(matrix.shape, dtype=np.int64),
-            )
-
     if isinstance(graph, PlaylistGraph):
-        kind = "playlist"
-        put("playlist_tracks", graph.playlist_tracks)
-        put("track_genres", graph.track_genres)
+        matrices = {"playlist_tracks": graph.playlist_tracks, "track_genres": graph.track_genres}
         arrays["track_artist"], arrays["track_album"] = graph.track_artist, graph.track_album
         if graph.audio is not None:
             arrays["audio"] = graph.audio
-        extra = {"audio_names": graph.audio_names}
+        info = {"kind": "playlist", "audio_names": graph.audio_names}
     else:
-        kind = "listening"
-        put("listens", graph.listens)
-        put("track_genres", graph.track_genres)
-        put("artist_genres", graph.artist_genres)
-        put("user_genres", graph.user_genres)
+        matrices = {
+            name: getattr(graph, name)
+            for name in ("listens", "track_genres", "artist_genres", "user_genres")
+        }
         arrays["listen_attr"], arrays["track_artist"] = graph.listen_attr, graph.track_artist
         arrays["user_type"] = np.array([str(t) for t in graph.user_type], dtype=np.str_)
-        extra = {
+        info = {
+            "kind": "listening",
             "genre_names": graph.genre_names,
             "user_genre_source": graph.user_genre_source,
             "listen_attributes": list(LISTEN_ATTRIBUTES),
         }
-    info = {"kind": kind, "counts": graph.counts(), **extra}
+    for name, matrix in matrices.items():
+        if matrix is not None:
+            arrays |= csr_arrays(name, matrix)
+    return arrays, info
+
+
+def graph_from_arrays(arrays: dict[str, np.ndarray], info: dict) -> PlaylistGraph | ListeningGraph:
+    """The graph :func:`graph_arrays` described; ``KeyError`` names a missing array, ``ValueError``
+    an unknown kind."""
+    from segue.models.base import csr_from_arrays
+
+    def get(name: str) -> sp.csr_matrix:
+        matrix = csr_from_arrays(name, arrays)
+        if matrix is None:
+            raise KeyError(f"{name}_indptr")
+        return matrix
+
+    if info.get("kind") == "playlist":
+        matrix = get("playlist_tracks")
+        return PlaylistGraph(
+            matrix,
+            sp.csr_matrix(matrix.T),
+            arrays["track_artist"],
+            arrays["track_album"],
+            csr_from_arrays("track_genres", arrays),
+            arrays.get("audio"),
+            list(info.get("audio_names", [])),
+        )
+    if info.get("kind") == "listening":
+        return ListeningGraph(
+            get("listens"),
+            arrays["listen_attr"],
+            arrays["track_artist"],
+            csr_from_arrays("track_genres", arrays),
+            csr_from_arrays("artist_genres", arrays),
+            list(info["genre_names"]),
+            arrays["user_type"].astype(object),
+            csr_from_arrays("user_genres", arrays),
+            info.get("user_genre_source", "none"),
+        )
+    raise ValueError(f"unknown graph kind {info.get('kind')!r}")
+
+
+def save_graph(graph: PlaylistGraph | ListeningGraph, out: Path) -> dict:
+    """Write ``graph.npz`` (:func:`graph_arrays`, ``allow_pickle=False`` readable) and
+    ``graph.json`` (kind, counts, names) into ``out``, whole or not at all. Returns the info."""
+    arrays, info = graph_arrays(graph)
+    info = {"kind": info.pop("kind"), "counts": graph.counts(), **info}
     with atomic_dir(Path(out)) as tmp:
         with open(tmp / GRAPH_FILE, "wb") as handle:
             np.savez(handle, **arrays)
@@ -582,36 +621,12 @@ def load_graph(path: Path) -> PlaylistGraph | ListeningGraph:
         ) from None
     except (orjson.JSONDecodeError, ValueError, OSError) as exc:
         raise InputFileError(path, f"unreadable graph ({exc})") from None
-
-    def get(name: str) -> sp.csr_matrix | None:
-        if f"{name}.indptr" not in arrays:
-            return None
-        return sp.csr_matrix(
-            (arrays[f"{name}.data"], arrays[f"{name}.indices"], arrays[f"{name}.indptr"]),
-            shape=tuple(arrays[f"{name}.shape"]),
-        )
-
-    if info.get("kind") == "playlist":
-        matrix = get("playlist_tracks")
-        return PlaylistGraph(
-            matrix,
-            sp.csr_matrix(matrix.T),
-            arrays["track_artist"],
-            arrays["track_album"],
-            get("track_genres"),
-            arrays.get("audio"),
-            list(info.get("audio_names", [])),
-        )
-    if info.get("kind") == "listening":
-        return ListeningGraph(
-            get("listens"),
-            arrays["listen_attr"],
-            arrays["track_artist"],
-            get("track_genres"),
-            get("artist_genres"),
-            list(info["genre_names"]),
-            arrays["user_type"].astype(object),
-            get("user_genres"),
-            info.get("user_genre_source", "none"),
-        )
-    raise InputFileError(path / GRAPH_INFO_FILE, f"unknown graph kind {info.get('kind')!r}")
+    try:
+        return graph_from_arrays(arrays, info)
+    except KeyError as exc:
+        raise InputFileError(
+            path / GRAPH_FILE,
+            f"has no array {exc} (written by another version?); rebuild it with `segue graph build`",
+        ) from None
+    except ValueError as exc:
+        raise InputFileError(path / GRAPH_INFO_FILE, str(exc)) from None

@@ -45,15 +45,7 @@ import scipy.sparse as sp
 
 from segue.arrays import ranges
 from segue.errors import InputFileError, SegueError
-from segue.models.base import (
-    ARRAYS_FILE,
-    PARAMS_FILE,
-    csr_arrays,
-    csr_from_arrays,
-    read_model,
-    saved_config,
-    write_model,
-)
+from segue.models.base import ARRAYS_FILE, PARAMS_FILE, read_model, saved_config, write_model
 from segue.models.config import RunOptions
 from segue.models.gnn.graph import (
     LISTEN_ATTRIBUTES,
@@ -61,6 +53,8 @@ from segue.models.gnn.graph import (
     HomogeneousGraph,
     ListeningGraph,
     genre_profile,
+    graph_arrays,
+    graph_from_arrays,
 )
 from segue.models.gnn.sampling import contains, edge_keys, sample_negatives
 from segue.models.gnn.training import (
@@ -576,28 +570,17 @@ class ListeningGATRecommender:
         return explain_listening(self, user, track_ids, labels)
 
     # --- persistence ------------------------------------------------------------------------------
-    _GRAPH_MATRICES = ("listens", "track_genres", "artist_genres", "user_genres")
-
     def save(self, path: Path) -> None:
         """The model directory (:func:`~segue.models.base.write_model`): the network's state
-        dict and the training graph as arrays, whole or not at all; nothing pickled."""
-        g = self.graph
+        dict and the training graph (:func:`~segue.models.gnn.graph.graph_arrays`) as arrays,
+        whole or not at all; nothing pickled."""
+        graph, described = graph_arrays(self.graph)
         arrays = {f"state.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        for name in self._GRAPH_MATRICES:
-            matrix = getattr(g, name)
-            if matrix is not None:
-                arrays |= csr_arrays(name, matrix)
-        arrays |= {
-            "listen_attr": g.listen_attr,
-            "track_artist": g.track_artist,
-            "user_type": np.array([str(t) for t in g.user_type], dtype=np.str_),
-        }
         params = {
-            "genre_names": g.genre_names,
-            "user_genre_source": g.user_genre_source,
+            "graph": described,
             **({"training": self.training_log} if self.training_log else {}),
         }
-        with write_model(path, self, params, arrays):
+        with write_model(path, self, params, {**arrays, **graph}):
             pass
 
     @classmethod
@@ -615,23 +598,11 @@ class ListeningGATRecommender:
             )
         model = model_cls(saved_config(model_cls, params, path))
         try:
-            graph = ListeningGraph(
-                csr_from_arrays("listens", arrays),
-                arrays["listen_attr"],
-                arrays["track_artist"],
-                csr_from_arrays("track_genres", arrays),
-                csr_from_arrays("artist_genres", arrays),
-                list(params["genre_names"]),
-                arrays["user_type"].astype(object),
-                csr_from_arrays("user_genres", arrays),
-                params.get("user_genre_source", "none"),
-            )
-            if graph.listens is None:
-                raise KeyError("listens_indptr")
-        except KeyError as exc:
+            graph = graph_from_arrays(arrays, params["graph"])
+        except (KeyError, ValueError) as exc:
             raise InputFileError(
                 path / ARRAYS_FILE,
-                f"has no {exc} (saved by another version?); retrain it with `segue train`",
+                f"has no graph {exc} (saved by another version?); retrain it with `segue train`",
             ) from None
         model._set_graph(graph)
         model.user_type = graph.user_type
