@@ -39,7 +39,7 @@ import numpy as np
 
 from segue.data.challenge import CATEGORY_BY_NUMBER
 from segue.errors import SegueError
-from segue.evaluation import metrics as M
+from segue.evaluation import metrics as ranking_metrics
 from segue.evaluation.runner import EvaluationTask
 from segue.io import atomic_dir, atomic_file, write_json
 
@@ -79,7 +79,7 @@ def diversity_table(
     popularity = np.zeros(len(task.track_artist), dtype=np.int64)
     popularity[: task.n_items] = task.item_popularity
     head = np.zeros(len(popularity), dtype=bool)
-    head[: task.n_items] = M.head_mask(task.item_popularity, head_share)
+    head[: task.n_items] = ranking_metrics.head_mask(task.item_popularity, head_share)
     longest = max((len(t) for t in task.truth), default=0)
     truth = np.full((q, max(longest, 1)), -1, dtype=np.int64)
     for i, t in enumerate(task.truth):  # per query (≤ 10,000), not per training row
@@ -88,9 +88,9 @@ def diversity_table(
     def measure(ranking: np.ndarray, k: int | None) -> dict[str, dict[str, float]]:
         r = np.sort(ranking[:, :k] if k else ranking, axis=1)
         per_query = {
-            "artist_diversity": M.artist_diversity(r, task.track_artist),
-            "novelty": M.novelty(r, popularity, task.n_playlists),
-            "popularity_bias": M.popularity_bias(r, popularity),
+            "artist_diversity": ranking_metrics.artist_diversity(r, task.track_artist),
+            "novelty": ranking_metrics.novelty(r, popularity, task.n_playlists),
+            "popularity_bias": ranking_metrics.popularity_bias(r, popularity),
             # long_tail_share with the head fixed by training popularity (unknown tracks: tail).
             "long_tail_share": _tail_share(r, head),
         }

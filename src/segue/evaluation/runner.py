@@ -86,7 +86,7 @@ from scipy import special
 
 from segue.data.challenge import CATEGORY_BY_NUMBER
 from segue.errors import SegueError
-from segue.evaluation import metrics as M
+from segue.evaluation import metrics as ranking_metrics
 from segue.io import atomic_file, write_json, write_text
 
 __all__ = [
@@ -242,7 +242,7 @@ def _check_ranking(name: str, ranking: Any, q: int, n_items: int) -> NDArray[np.
     r = r.astype(np.int64, copy=False)
     if r.size:
         lo, hi = int(r.min()), int(r.max())
-        if lo < M.PAD:
+        if lo < ranking_metrics.PAD:
             raise ValueError(
                 f"ranking of model {name!r} contains id {lo}; ids are >= 0, or -1 for padding"
             )
@@ -274,28 +274,30 @@ def metric_names(k_values: tuple[int, ...] = (10, 100)) -> list[str]:
 def _per_query(
     task: EvaluationTask, truth: _TruthCSR, r: NDArray[np.int64], k_values: tuple[int, ...]
 ) -> dict[str, FloatArray]:
-    h = M.hit_matrix(r, truth)  # once per model; every truth-based metric reuses it
+    h = ranking_metrics.hit_matrix(r, truth)  # once per model; every truth-based metric reuses it
     no_hit = max(CHALLENGE_NO_HIT_CLICKS, -(-r.shape[1] // 10) + 1)
     out = {
-        "r_precision": M.r_precision(r, truth, hits=h),
-        "r_precision_artist": M.r_precision_artist(r, truth, task.track_artist, hits=h),
-        "ndcg": M.ndcg_rules(r, truth, hits=h),
-        "ndcg_common": M.ndcg_common(r, truth, hits=h),
-        "clicks": M.clicks(r, truth, hits=h, no_hit_value=no_hit),
+        "r_precision": ranking_metrics.r_precision(r, truth, hits=h),
+        "r_precision_artist": ranking_metrics.r_precision_artist(
+            r, truth, task.track_artist, hits=h
+        ),
+        "ndcg": ranking_metrics.ndcg_rules(r, truth, hits=h),
+        "ndcg_common": ranking_metrics.ndcg_common(r, truth, hits=h),
+        "clicks": ranking_metrics.clicks(r, truth, hits=h, no_hit_value=no_hit),
     }
     for k in k_values:
-        out[f"precision@{k}"] = M.precision_at_k(r, truth, k, hits=h)
-        out[f"recall@{k}"] = M.recall_at_k(r, truth, k, hits=h)
-        out[f"ndcg@{k}"] = M.ndcg_at_k(r, truth, k, hits=h)
-        out[f"hit_rate@{k}"] = M.hit_rate_at_k(r, truth, k, hits=h)
-    out["mrr"] = M.mrr(r, truth, hits=h)
+        out[f"precision@{k}"] = ranking_metrics.precision_at_k(r, truth, k, hits=h)
+        out[f"recall@{k}"] = ranking_metrics.recall_at_k(r, truth, k, hits=h)
+        out[f"ndcg@{k}"] = ranking_metrics.ndcg_at_k(r, truth, k, hits=h)
+        out[f"hit_rate@{k}"] = ranking_metrics.hit_rate_at_k(r, truth, k, hits=h)
+    out["mrr"] = ranking_metrics.mrr(r, truth, hits=h)
     # Beyond accuracy ignores the order within a row: sort once so the metrics' own sorts are
     # cheap passes over sorted rows.
     s = np.sort(r, axis=1)
-    out["artist_diversity"] = M.artist_diversity(s, task.track_artist)
-    out["novelty"] = M.novelty(s, task.item_popularity, task.n_playlists)
-    out["popularity_bias"] = M.popularity_bias(s, task.item_popularity)
-    out["long_tail_share"] = M.long_tail_share(s, task.item_popularity)
+    out["artist_diversity"] = ranking_metrics.artist_diversity(s, task.track_artist)
+    out["novelty"] = ranking_metrics.novelty(s, task.item_popularity, task.n_playlists)
+    out["popularity_bias"] = ranking_metrics.popularity_bias(s, task.item_popularity)
+    out["long_tail_share"] = ranking_metrics.long_tail_share(s, task.item_popularity)
     return out
 
 
@@ -664,7 +666,7 @@ def _table(task, models, names, checked, members, means, reps) -> dict:
                 }
             sub = rank_m if g == "all" else rank_m[members[g]]
             cells["catalog_coverage"] = {
-                "mean": float(M.catalog_coverage(sub, task.n_items)),
+                "mean": float(ranking_metrics.catalog_coverage(sub, task.n_items)),
                 "ci_low": None,
                 "ci_high": None,
                 "n": int(sizes[g]),

@@ -45,7 +45,7 @@ from segue.arrays import ranges
 from segue.data import schema
 from segue.data.sessions import EventLog, ListeningData, Listens
 from segue.errors import InputFileError, SegueError
-from segue.evaluation import metrics as M
+from segue.evaluation import metrics as ranking_metrics
 from segue.io import atomic_dir, write_json, write_text
 from segue.models.base import Queries
 
@@ -608,7 +608,7 @@ def evaluate_listening(
                 some = bool(mask.any())
                 values = {m: float(per_row[m][mask].mean()) if some else np.nan for m in per_row}
                 values["coverage"] = (
-                    M.catalog_coverage(top[mask], task.n_tracks) if some else np.nan
+                    ranking_metrics.catalog_coverage(top[mask], task.n_tracks) if some else np.nan
                 )
                 values["genre_diversity"] = (
                     float(diversity[mask].mean()) if some and has_genres else np.nan
@@ -629,10 +629,10 @@ def evaluate_listening(
                     f"{name}: next-track ranking must be [{len(nt)}, n], got {ranking.shape}"
                 )
             top = ranking[:, :k]
-            hits = M.hit_matrix(top, truth)
+            hits = ranking_metrics.hit_matrix(top, truth)
             per_row = {
-                "hit_rate": M.hit_rate_at_k(top, truth, k, hits=hits),
-                "mrr": M.mrr(top, truth, k, hits=hits),
+                "hit_rate": ranking_metrics.hit_rate_at_k(top, truth, k, hits=hits),
+                "mrr": ranking_metrics.mrr(top, truth, k, hits=hits),
             }
             result.next_track_table[name] = {
                 group: {
@@ -687,11 +687,11 @@ def without_excluded(ranking: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.
 def user_metrics(top: np.ndarray, truth: list[np.ndarray], k: int) -> dict[str, np.ndarray]:
     """Per-row recall, NDCG and hit rate at ``k`` of already-filtered rankings (float64 [q] each)."""
     top = top[:, :k]
-    hits = M.hit_matrix(top, truth)
+    hits = ranking_metrics.hit_matrix(top, truth)
     return {
-        "recall": M.recall_at_k(top, truth, k, hits=hits),
-        "ndcg": M.ndcg_at_k(top, truth, k, hits=hits),
-        "hit_rate": M.hit_rate_at_k(top, truth, k, hits=hits),
+        "recall": ranking_metrics.recall_at_k(top, truth, k, hits=hits),
+        "ndcg": ranking_metrics.ndcg_at_k(top, truth, k, hits=hits),
+        "hit_rate": ranking_metrics.hit_rate_at_k(top, truth, k, hits=hits),
     }
 
 

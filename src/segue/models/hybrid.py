@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.evaluation import metrics as M
+from segue.evaluation import metrics as ranking_metrics
 from segue.evaluation.split import N_GROUPS, group_label, hold_out_queries
 from segue.models.base import Explanation, Queries
 from segue.models.ensemble import Ensemble, check_components, query_groups
@@ -254,8 +254,8 @@ def tune_weights(
             hits = np.zeros(ranking.shape, dtype=bool)
             hits[hit_row[keep], rank[keep]] = True
             return float(
-                M.r_precision(ranking, dummy_truth, hits=hits).mean()
-                + M.ndcg_common(ranking, dummy_truth, hits=hits).mean()
+                ranking_metrics.r_precision(ranking, dummy_truth, hits=hits).mean()
+                + ranking_metrics.ndcg_common(ranking, dummy_truth, hits=hits).mean()
             )
 
         best, best_value = start, objective(start)

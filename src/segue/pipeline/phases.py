@@ -156,32 +156,36 @@ class _Stages:
     """The stage definitions; each method returns the stages of one phase."""
 
     def __init__(self, settings: Settings):
-        self.s = settings
-        self.p = settings.layout
+        self.settings = settings
+        self.paths = settings.layout
 
     # --- helpers ---------------------------------------------------------------------------------
     @functools.cached_property
     def challenge(self) -> Path:
         return (
-            Path(self.s.challenge) if self.s.challenge else Path(self.s.mpd) / schema.CHALLENGE_FILE
+            Path(self.settings.challenge)
+            if self.settings.challenge
+            else Path(self.settings.mpd) / schema.CHALLENGE_FILE
         )
 
     def trained_models(self) -> list[Path]:
         """Model directories present now, in a fixed order (all the phases' models)."""
         names = [*NEIGHBOURHOOD_MODELS, *FACTOR_MODELS, *ENSEMBLE_MODELS, *GRAPH_MODELS]
-        return [self.p.models / n for n in names if (self.p.models / n / "params.json").exists()]
+        return [
+            self.paths.models / n for n in names if (self.paths.models / n / "params.json").exists()
+        ]
 
     def best_model(self) -> Path:
         """The two-stage ranker (else the hybrid) when it was trained; before phase 3, the model
         with the best R-precision in the evaluation (what answers the challenge set and shows the
         examples)."""
         for name in reversed(ENSEMBLE_MODELS):
-            if (self.p.models / name / "params.json").exists():
-                return self.p.models / name
+            if (self.paths.models / name / "params.json").exists():
+                return self.paths.models / name
         models = self.trained_models()
         table = (
             self.evaluation_result().table
-            if (self.p.evaluation / "evaluation.json").exists()
+            if (self.paths.evaluation / "evaluation.json").exists()
             else {}
         )
         scored = [m for m in models if m.name in table]
@@ -190,11 +194,11 @@ class _Stages:
         return models[-1]
 
     def params(self, name: str) -> dict:
-        return dict(self.s.model_params.get(name, {}))
+        return dict(self.settings.model_params.get(name, {}))
 
     # --- phase 1 -----------------------------------------------------------------------------------
     def phase1(self) -> list[Stage]:
-        s, p = self.s, self.p
+        s, p = self.settings, self.paths
         stages = []
         if s.generate_playlists:
             stages.append(
@@ -246,12 +250,12 @@ class _Stages:
         from segue.data.synthetic.mpd import generate_mpd
 
         g = generate_mpd(
-            self.s.mpd,
-            self.s.generate_playlists,
-            seed=self.s.seed,
-            challenge_per_category=self.s.per_category,
-            workers=self.s.workers,
-            min_followers=self.s.generate_min_followers,
+            self.settings.mpd,
+            self.settings.generate_playlists,
+            seed=self.settings.seed,
+            challenge_per_category=self.settings.per_category,
+            workers=self.settings.workers,
+            min_followers=self.settings.generate_min_followers,
             overwrite=True,
         )
         return {
@@ -266,7 +270,7 @@ class _Stages:
         from segue.data.verify import verify_mpd
 
         challenge = self.challenge if self.challenge.exists() else None
-        report = verify_mpd(self.s.mpd, challenge=challenge, workers=self.s.workers)
+        report = verify_mpd(self.settings.mpd, challenge=challenge, workers=self.settings.workers)
         if not report.ok:
             # The whole report goes to the log; the error is one line: the first problem, named
             # by file, line and field (the CLI prints it as is).
@@ -277,13 +281,13 @@ class _Stages:
                 if len(errors) > 1
                 else ""
             )
-            raise SegueError(f"{self.s.mpd}: verification failed: {errors[0]}{more}")
+            raise SegueError(f"{self.settings.mpd}: verification failed: {errors[0]}{more}")
         return {"ok": True, "report": report.format_text()[-2000:]}
 
     def _ingest(self) -> dict:
         from segue.data.ingest import ingest_mpd
 
-        summary = ingest_mpd(self.s.mpd, self.p.data, workers=self.s.workers)
+        summary = ingest_mpd(self.settings.mpd, self.paths.data, workers=self.settings.workers)
         return {
             "playlists": summary.n_playlists,
             "tracks": summary.n_tracks,
@@ -295,11 +299,11 @@ class _Stages:
     def _cooccurrence(self) -> dict:
         from segue.features.cooccurrence import write_cooccurrence
 
-        return write_cooccurrence(self.p.data, self.p.cooccurrence, k=50)
+        return write_cooccurrence(self.paths.data, self.paths.cooccurrence, k=50)
 
     # --- phase 2 -----------------------------------------------------------------------------------
     def phase2(self) -> list[Stage]:
-        s, p = self.s, self.p
+        s, p = self.settings, self.paths
         stages = [
             Stage(
                 "split",
@@ -335,7 +339,10 @@ class _Stages:
         from segue.evaluation.split import split_dataset
 
         return split_dataset(
-            self.p.data, self.p.split, per_category=self.s.per_category, seed=self.s.seed
+            self.paths.data,
+            self.paths.split,
+            per_category=self.settings.per_category,
+            seed=self.settings.seed,
         )
 
     def _rule_params(self) -> dict:
@@ -346,16 +353,16 @@ class _Stages:
     def _rules(self) -> dict:
         from segue.mining.rules import RuleThresholds, mine_rules
 
-        return mine_rules(self.p.data, self.p.rules, RuleThresholds(**self._rule_params()))
+        return mine_rules(self.paths.data, self.paths.rules, RuleThresholds(**self._rule_params()))
 
     def _clusters(self) -> dict:
         from segue.mining.clusters import ClusterSettings, cluster_playlists
 
-        themes = Path(self.s.mpd) / "latent_themes.parquet"
+        themes = Path(self.settings.mpd) / "latent_themes.parquet"
         return cluster_playlists(
-            self.p.data,
-            self.p.clusters,
-            settings=ClusterSettings(seed=self.s.seed),
+            self.paths.data,
+            self.paths.clusters,
+            settings=ClusterSettings(seed=self.settings.seed),
             themes=themes if themes.exists() else None,
         )
 
@@ -368,8 +375,8 @@ class _Stages:
 
             cls = get_model_class(name)
             config = config_from_dict(cls.Config, params, where=f"{name} parameters")
-            model = cls(config).fit(_load_playlists(self.p.split / "train"))
-            model.save(self.p.models / name)
+            model = cls(config).fit(_load_playlists(self.paths.split / "train"))
+            model.save(self.paths.models / name)
             return {
                 "model": name,
                 "config": dataclasses.asdict(config),
@@ -379,15 +386,15 @@ class _Stages:
         return Stage(
             f"train {name}",
             run,
-            inputs=[self.p.split / "train"],
-            outputs=[self.p.models / name / "params.json"],
+            inputs=[self.paths.split / "train"],
+            outputs=[self.paths.models / name / "params.json"],
             params=params,
             after=["split", *(after or [])],
         )
 
     # --- phase 3 -----------------------------------------------------------------------------------
     def phase3(self) -> list[Stage]:
-        s, p = self.s, self.p
+        s, p = self.settings, self.paths
         # Two lanes that run side by side (Settings.jobs): the ensembles and the factor models they
         # are built on (BLAS, implicit; two threads each), and the graph and session models (torch
         # on one thread). Neither lane builds on the other; the stages that nothing else builds
@@ -474,21 +481,21 @@ class _Stages:
         components = list(cls(config).component_configs())
 
         def run() -> dict:
-            data = _load_playlists(self.p.split / "train")
+            data = _load_playlists(self.paths.split / "train")
             model = cls(config)
             try:
-                model.component_paths(self.p.models)
+                model.component_paths(self.paths.models)
             except SegueError as exc:
                 raise SegueError(
                     f"the {name} reuses the trained components: {exc}; run their training stages "
                     f"first"
                 ) from None
             try:
-                model.fit_from_directory(data, self.p.models)
+                model.fit_from_directory(data, self.paths.models)
             except SegueError as exc:  # components trained with other parameters: fit them afresh
                 log.info("%s: %s; fitting its components afresh", name, exc)
                 model = cls(config).fit(data)
-            model.save(self.p.models / name)
+            model.save(self.paths.models / name)
             if hasattr(model, "describe_weights"):
                 return {"weights": model.describe_weights()}
             return {
@@ -502,14 +509,14 @@ class _Stages:
         return Stage(
             f"train {name}",
             run,
-            inputs=[self.p.split / "train"],
-            outputs=[self.p.models / name / "params.json"],
+            inputs=[self.paths.split / "train"],
+            outputs=[self.paths.models / name / "params.json"],
             params=self.params(name),
             after=[f"train {c}" for c in components],
         )
 
     def _graph(self, name: str) -> Stage:
-        params = {"mode": self.s.graph_mode, "seed": self.s.seed, **self.params(name)}
+        params = {"mode": self.settings.graph_mode, "seed": self.settings.seed, **self.params(name)}
 
         def run() -> dict:
             from segue.io import write_json
@@ -518,23 +525,25 @@ class _Stages:
             extra = {k: v for k, v in params.items() if k not in ("mode", "seed")}
             model = fit_playlist_model(
                 name,
-                _load_playlists(self.p.split / "train"),
+                _load_playlists(self.paths.split / "train"),
                 mode=params["mode"],
                 seed=params["seed"],
                 params=extra,
             )
-            model.save(self.p.models / name)
+            model.save(self.paths.models / name)
             history = (
                 model.history.to_dict() if getattr(model, "history", None) is not None else None
             )
-            write_json(self.p.models / f"{name}.history.json", {"model": name, "history": history})
+            write_json(
+                self.paths.models / f"{name}.history.json", {"model": name, "history": history}
+            )
             return {"model": name, "history": history}
 
         return Stage(
             f"train {name}",
             run,
-            inputs=[self.p.split / "train"],
-            outputs=[self.p.models / name / "params.json"],
+            inputs=[self.paths.split / "train"],
+            outputs=[self.paths.models / name / "params.json"],
             params=params,
             after=["split"],
         )
@@ -542,14 +551,17 @@ class _Stages:
     def _popularity(self) -> dict:
         from segue.analysis.predictive import PopularitySettings, popularity_model
 
-        settings = PopularitySettings(**{"seed": self.s.seed, **self.params("popularity")})
-        return popularity_model(self.p.data, self.p.popularity, settings=settings)
+        settings = PopularitySettings(**{"seed": self.settings.seed, **self.params("popularity")})
+        return popularity_model(self.paths.data, self.paths.popularity, settings=settings)
 
     def _generate_sessions(self) -> dict:
         from segue.data.synthetic.sessions import generate_sessions
 
         g = generate_sessions(
-            self.s.sessions, self.s.generate_users, seed=self.s.seed, overwrite=True
+            self.settings.sessions,
+            self.settings.generate_users,
+            seed=self.settings.seed,
+            overwrite=True,
         )
         return dataclasses.asdict(g) if dataclasses.is_dataclass(g) else dict(g)
 
@@ -557,33 +569,35 @@ class _Stages:
         from segue.data.listening_exports import ingest_sessions
 
         summary = ingest_sessions(
-            Path(self.s.sessions), self.p.sessions, format=self.s.sessions_format
+            Path(self.settings.sessions), self.paths.sessions, format=self.settings.sessions_format
         )
         return dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
 
     def _split_sessions(self) -> dict:
         from segue.evaluation.sessions import split_sessions
 
-        return split_sessions(self.p.sessions, self.p.sessions_split, seed=self.s.seed)
+        return split_sessions(
+            self.paths.sessions, self.paths.sessions_split, seed=self.settings.seed
+        )
 
     def _session_models(self) -> dict:
         from segue.evaluation.sessions import evaluate_sessions, load_listening_split
         from segue.models.gnn.runs import LISTENING_GRAPH_MODELS, evaluate_listening_models
 
-        split = load_listening_split(self.p.sessions_split)
+        split = load_listening_split(self.paths.sessions_split)
         # The listening graphs' own models; LightGCN and PlaylistGAT are the playlist split's.
         report = evaluate_listening_models(
             split,
             models=LISTENING_GRAPH_MODELS,
-            mode=self.s.graph_mode,
-            seed=self.s.seed,
+            mode=self.settings.graph_mode,
+            seed=self.settings.seed,
             budget_seconds=float(self.params("gat").get("trainer", {}).get("budget_seconds", 0)),
         )
-        report.write(self.p.sessions_eval)
+        report.write(self.paths.sessions_eval)
         next_eval, timings = evaluate_sessions(
             split, user_models=(), params={"gru4rec": self.params("gru4rec")}
         )
-        next_eval.write(self.p.sessions_eval / "next_track")
+        next_eval.write(self.paths.sessions_eval / "next_track")
         return {
             "users": report.evaluation.to_dict(),
             "next_track": next_eval.to_dict(),
@@ -594,7 +608,7 @@ class _Stages:
 
     # --- finish --------------------------------------------------------------------------------
     def finish(self) -> list[Stage]:
-        p = self.p
+        p = self.paths
         if not (p.split / "split.json").exists():
             return [self._report()]
         models = self.trained_models()
@@ -607,7 +621,7 @@ class _Stages:
                     self._evaluate,
                     inputs=[p.split, *models],
                     outputs=[p.evaluation / "evaluation.json"],
-                    params={"bootstrap": 1000, "seed": self.s.seed},
+                    params={"bootstrap": 1000, "seed": self.settings.seed},
                     after=["split", *after],
                 ),
                 Stage(
@@ -644,12 +658,12 @@ class _Stages:
         from segue.evaluation.runner import evaluate, write_report
         from segue.evaluation.task import load_part
 
-        loaded = load_part(self.p.split, "test")
+        loaded = load_part(self.paths.split, "test")
         rankings = part_rankings(loaded, self.trained_models())
-        result = evaluate(loaded.task, rankings, n_bootstrap=1000, seed=self.s.seed)
-        write_report(result, self.p.evaluation, title="Evaluation on the held-out test part")
+        result = evaluate(loaded.task, rankings, n_bootstrap=1000, seed=self.settings.seed)
+        write_report(result, self.paths.evaluation, title="Evaluation on the held-out test part")
         # The lists themselves, for the diversity stage (each model recommends once per run).
-        with atomic_file(self.p.evaluation / RANKINGS_FILE) as handle:
+        with atomic_file(self.paths.evaluation / RANKINGS_FILE) as handle:
             np.savez_compressed(handle, **rankings)
         self._evaluation = result
         return {
@@ -664,22 +678,22 @@ class _Stages:
     def evaluation_result(self):
         """The finish's evaluation (recomputed from evaluation.json's table when it was skipped)."""
         result = getattr(self, "_evaluation", None)
-        if result is None and (self.p.evaluation / "evaluation.json").exists():
+        if result is None and (self.paths.evaluation / "evaluation.json").exists():
             import orjson
 
             from segue.evaluation.runner import EvaluationResult
 
             result = EvaluationResult.from_json(
-                orjson.loads((self.p.evaluation / "evaluation.json").read_bytes())
+                orjson.loads((self.paths.evaluation / "evaluation.json").read_bytes())
             )
         return result
 
     def _diversity(self) -> dict:
         from segue.analysis.diversity import analyse_diversity
 
-        with np.load(self.p.evaluation / RANKINGS_FILE, allow_pickle=False) as saved:
+        with np.load(self.paths.evaluation / RANKINGS_FILE, allow_pickle=False) as saved:
             rankings = {name: saved[name] for name in saved.files}
-        document = analyse_diversity(self.p.split, self.p.diversity, rankings=rankings)
+        document = analyse_diversity(self.paths.split, self.paths.diversity, rankings=rankings)
         return {"models": list(rankings), "keys": sorted(document)}
 
     def _examples(self) -> dict:
@@ -687,7 +701,11 @@ class _Stages:
 
         best = self.best_model()
         return write_examples(
-            self.p.split, best, self.p.examples, categories=EXAMPLE_CATEGORIES, seed=self.s.seed
+            self.paths.split,
+            best,
+            self.paths.examples,
+            categories=EXAMPLE_CATEGORIES,
+            seed=self.settings.seed,
         )
 
     def _submission(self) -> dict:
@@ -698,7 +716,7 @@ class _Stages:
         answer = answer_challenge(
             Recommender.load(best),
             self.challenge,
-            self.p.submissions / "challenge.csv.gz",
+            self.paths.submissions / "challenge.csv.gz",
             check=True,
         )
         return {
@@ -712,13 +730,13 @@ class _Stages:
         def run() -> dict:
             from segue.pipeline.report import write_report
 
-            return write_report(self.s, self.p.report)
+            return write_report(self.settings, self.paths.report)
 
         # Always rebuilt: it is cheap, and it must show this run's timings.
         return Stage(
             "report",
             run,
-            outputs=[self.p.report / "index.html", self.p.report / "report.md"],
+            outputs=[self.paths.report / "index.html", self.paths.report / "report.md"],
             params={"always": __import__("time").time()},
         )
 

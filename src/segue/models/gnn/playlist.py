@@ -33,7 +33,7 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.evaluation import metrics as M
+from segue.evaluation import metrics as ranking_metrics
 from segue.models.base import Queries, Recommender
 from segue.models.gnn.graph import PlaylistGraph
 from segue.models.gnn.sampling import split_edges
@@ -89,7 +89,7 @@ def mean_recall(rank, held: HeldOut, k: int) -> float:
     if len(held) == 0:
         return 0.0
     ids = rank(held.queries, k)
-    return float(M.recall_at_k(ids, held.truth, k).mean())
+    return float(ranking_metrics.recall_at_k(ids, held.truth, k).mean())
 
 
 # ------------------------------------------------------------------------------------------------
