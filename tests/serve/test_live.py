@@ -78,7 +78,8 @@ def test_added_playlist_is_learned_at_once_and_survives_a_restart(fresh_models, 
             knn_after = recs(api, "playlistknn", [uri(5), uri(6)], n=30)
         code, output = server.stop()
         assert code == 0 and "Traceback" not in output, output
-        log = fresh_models["itemknn"] / "live" / "playlists.jsonl"
+        log = fresh_models["itemknn"].parent / "itemknn.live" / "playlists.jsonl"
+        assert not (fresh_models["itemknn"] / "live").exists()  # beside the model, not in it
         assert log.read_text().count("\n") == 1 and "crossover" in log.read_text()
 
         # A restart replays the log: the same answers as before it.
@@ -133,13 +134,13 @@ def test_live_update_errors(fresh_models, tmp_path):
         assert (
             tmp_path / "state" / "popular" / "playlists.jsonl"
         ).exists()  # --state, not the model dir
-        assert not (fresh_models["popular"] / "live").exists()
+        assert not (fresh_models["popular"].parent / "popular.live").exists()
     finally:
         server.stop()
 
 
 def test_torn_and_corrupt_logs(fresh_models, tmp_path, capsys):
-    log = fresh_models["popular"] / "live" / "playlists.jsonl"
+    log = fresh_models["popular"].parent / "popular.live" / "playlists.jsonl"
     log.parent.mkdir()
     log.write_bytes(
         b'{"seq": 1, "title": "a", "tracks": ["'
@@ -184,3 +185,79 @@ def test_two_workers_see_each_others_additions(fresh_models, tmp_path):
     finally:
         code, output = server.stop()
     assert code == 0 and "Traceback" not in output, output
+
+
+def test_a_retrain_in_place_loses_no_acknowledged_playlist(planted, fresh_models, tmp_path):
+    """Serve a model, add playlists, retrain it into the same directory while it is served:
+    writes are then refused (503: the served model is not the one on disk), never acknowledged
+    and lost; the next start replays every acknowledged playlist into the new model."""
+    model = fresh_models["popular"]
+    server = start_server([model], tmp_path / "a.log")
+    acknowledged = 0
+    try:
+        with server.client() as api:
+            for track in (1, 2):
+                response = api.post("/v1/playlists", json={"tracks": [uri(track)]})
+                assert response.status_code == 201, response.text
+                acknowledged += 1
+            assert main(["train", "popular", str(planted["data"]), "--out", str(model)]) == 0
+            response = api.post("/v1/playlists", json={"tracks": [uri(3)]})
+            assert response.status_code == 503, response.text
+            assert "was replaced while the service runs" in response.json()["message"]
+            assert "2 playlists added so far are kept" in response.json()["message"]
+            assert api.get("/v1/models").status_code == 200  # reads go on
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Traceback" not in output, output
+    log = model.parent / "popular.live" / "playlists.jsonl"
+    assert log.read_text().count("\n") == acknowledged == 2
+    server = start_server([model], tmp_path / "b.log")
+    try:
+        with server.client() as api:
+            assert api.get("/v1/models").json()["models"][0]["live_playlists"] == acknowledged
+            assert api.post("/v1/playlists", json={"tracks": [uri(3)]}).status_code == 201
+    finally:
+        server.stop()
+
+
+def test_only_a_json_body_writes_and_a_removed_log_is_never_acknowledged(fresh_models, tmp_path):
+    """A web page can POST text/plain or a form cross-site without asking; only
+    application/json writes. A log deleted under the running service gets a 503, not a 201."""
+    model = fresh_models["popular"]
+    server = start_server([model], tmp_path / "a.log")
+    log = model.parent / "popular.live" / "playlists.jsonl"
+    body = '{"tracks": ["' + uri(1) + '"]}'
+    try:
+        with server.client() as api:
+            for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+                headers = {"Content-Type": content_type} if content_type else {}
+                response = api.post("/v1/playlists", content=body, headers=headers)
+                assert response.status_code == 415, (content_type, response.text)
+            assert not log.exists()
+            ok = api.post(
+                "/v1/playlists", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert ok.status_code == 201
+            log.unlink()
+            gone = api.post("/v1/playlists", json={"tracks": [uri(2)]})
+            assert gone.status_code == 503 and "removed or replaced" in gone.json()["message"]
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Traceback" not in output, output
+
+
+def test_a_log_inside_the_model_directory_is_moved_beside_it(fresh_models, tmp_path):
+    """segue 0.1 kept the log in MODEL/live/: the first start moves it out, so a retrain can no
+    longer delete it."""
+    model = fresh_models["popular"]
+    old = model / "live" / "playlists.jsonl"
+    old.parent.mkdir()
+    old.write_text('{"seq": 1, "title": "a", "tracks": ["' + uri(40) + '"]}\n')
+    server = start_server([model], tmp_path / "a.log")
+    try:
+        with server.client() as api:
+            assert api.get("/v1/models").json()["models"][0]["live_playlists"] == 1
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "moved the live log" in output
+    assert not old.exists() and (model.parent / "popular.live" / "playlists.jsonl").exists()

@@ -70,10 +70,27 @@ def main(argv: list[str] | None = None) -> int:
     except SegueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the machine said no: a full disk, a read-only directory, …
+        print(f"error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; no partial output was kept", file=sys.stderr)
         return 130
     return 0
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an error the operating system raised: the file, then why.
+
+    >>> _os_error(OSError(28, "No space left on device", "/data/out"))
+    '/data/out: No space left on device (ENOSPC)'
+    """
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    reason = f"{exc.strerror or exc}" + (f" ({name})" if name else "")
+    where = exc.filename if exc.filename is not None else None
+    return f"{where}: {reason}" if where is not None else reason
 
 
 def run() -> None:

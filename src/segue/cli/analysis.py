@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from segue.cli.common import app, echo
+from segue.cli.common import app, echo, output_dir
 from segue.errors import SegueError
 
 
@@ -16,7 +16,12 @@ def rules(
     data: Annotated[Path, typer.Argument(help="Dataset directory written by `segue ingest`.")],
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", help="Directory for rules.parquet, rules.md, summary.json."),
+        typer.Option(
+            "--out",
+            "-o",
+            callback=output_dir,
+            help="Directory for rules.parquet, rules.md, summary.json.",
+        ),
     ],
     min_support: Annotated[
         float, typer.Option(help="Least share of playlists holding a whole rule, in (0, 1].")
@@ -119,7 +124,13 @@ def diversity(
         list[int] | None, typer.Option(help="List cut-offs k, repeatable (default 10 and 500).")
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for diversity.md/.csv/.json and figures.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            callback=output_dir,
+            help="Directory for diversity.md/.csv/.json and figures.",
+        ),
     ] = Path("diversity"),
 ) -> None:
     """Coverage, artist diversity, novelty, popularity bias and long-tail share per challenge category."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,3 +22,18 @@ Workers = Annotated[
 def echo(text: str) -> None:
     """Print one line of a command's output (stdout)."""
     typer.echo(text)
+
+
+def output_dir(value: Path | None) -> Path | None:
+    """``--out`` of a command that writes a directory: checked before any work is done (an
+    existing file, a device or a path under a file is refused with one line)."""
+    from segue.io import check_output_dir
+
+    return None if value is None else check_output_dir(value)
+
+
+def output_file(value: Path | None) -> Path | None:
+    """``--out`` of a command that writes one file: absent or a regular file to replace."""
+    from segue.io import check_output_file
+
+    return None if value is None else check_output_file(value)

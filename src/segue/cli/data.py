@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from segue.cli.common import Workers, app, echo
+from segue.cli.common import Workers, app, echo, output_dir
 from segue.errors import InputFileError, SegueError
 
 generate_app = typer.Typer(
@@ -43,7 +43,10 @@ def generate_mpd_cmd(
     playlists: Annotated[
         int, typer.Option("--playlists", "-n", help="Number of playlists.", min=1)
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for the slices.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", callback=output_dir, help="Output directory for the slices."),
+    ],
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 0,
     challenge_per_category: Annotated[
         int,
@@ -125,7 +128,12 @@ def generate_mpd_cmd(
 @generate_app.command("sessions")
 def generate_sessions_cmd(
     users: Annotated[int, typer.Option("--users", "-n", help="Number of listeners.", min=1)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory for the CSV files.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", callback=output_dir, help="Output directory for the CSV files."
+        ),
+    ],
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same files.")] = 0,
     tracks: Annotated[
         int | None, typer.Option(help="Catalog size (default: 5 per user, 5,000–500,000).", min=1)
@@ -161,7 +169,9 @@ def generate_sessions_cmd(
 @ingest_app.command("mpd")
 def ingest(
     source: Annotated[Path, typer.Argument(help="Directory with mpd.slice.*.json files.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output dataset directory.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", callback=output_dir, help="Output dataset directory.")
+    ],
     workers: Workers = None,
     skip_bad: Annotated[
         bool,
@@ -204,7 +214,12 @@ def ingest_sessions_cmd(
             "Last.fm .tsv (file or dir), or a .csv/.parquet table."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output listening dataset directory.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", callback=output_dir, help="Output listening dataset directory."
+        ),
+    ],
     format: Annotated[
         str, typer.Option(help="auto, generated, spotify, lastfm or table.")
     ] = "auto",
@@ -322,7 +337,10 @@ def ingest_kaggle_cmd(
         ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output dataset directory (playlist tables).")
+        Path,
+        typer.Option(
+            "--out", "-o", callback=output_dir, help="Output dataset directory (playlist tables)."
+        ),
     ],
     features: Annotated[
         Path | None, typer.Option(help="Audio-features CSV to join by artist and track name.")
@@ -359,7 +377,9 @@ def sessions_split_cmd(
     data: Annotated[
         Path, typer.Argument(help="Listening dataset written by `segue ingest sessions`.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Split directory to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", callback=output_dir, help="Split directory to write.")
+    ],
     seed: Annotated[
         int, typer.Option(help="Seed (next-track query sample; shuffle of untimed data).")
     ] = 0,
@@ -388,7 +408,13 @@ def sessions_split_cmd(
 def sessions_evaluate_cmd(
     split_dir: Annotated[Path, typer.Argument(help="Split directory from `segue sessions split`.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for evaluation.md and evaluation.json.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            callback=output_dir,
+            help="Directory for evaluation.md and evaluation.json.",
+        ),
     ],
     user_model: Annotated[
         list[str] | None,
@@ -443,7 +469,10 @@ def verify(
 def eda(
     data: Annotated[Path, typer.Argument(help="Dataset directory written by `segue ingest`.")],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for eda.md, eda.json and eda.png.")
+        Path,
+        typer.Option(
+            "--out", "-o", callback=output_dir, help="Directory for eda.md, eda.json and eda.png."
+        ),
     ],
 ) -> None:
     """Descriptive statistics of a dataset (Markdown, JSON) and the four-panel figure (PNG)."""
@@ -463,7 +492,9 @@ def eda(
 @app.command()
 def split(
     data: Annotated[Path, typer.Argument(help="Dataset directory written by `segue ingest`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Split directory to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", callback=output_dir, help="Split directory to write.")
+    ],
     per_category: Annotated[
         int, typer.Option(help="Test playlists per challenge category.", min=1)
     ] = 1000,

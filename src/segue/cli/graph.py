@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from segue.cli.common import app, echo
+from segue.cli.common import app, echo, output_dir
 from segue.errors import SegueError
 
 graph_app = typer.Typer(
@@ -41,7 +41,10 @@ def build_cmd(
         ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for graph.npz and graph.json.")
+        Path,
+        typer.Option(
+            "--out", "-o", callback=output_dir, help="Directory for graph.npz and graph.json."
+        ),
     ],
     user_genres: Annotated[
         str,
@@ -83,7 +86,9 @@ def evaluate_cmd(
         Path,
         typer.Argument(help="Listening data or split; or a playlist split from `segue split`."),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the report.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", callback=output_dir, help="Directory for the report.")
+    ],
     models: Annotated[str, typer.Option(help="Graph models, comma-separated.")] = "",
     baselines: Annotated[str, typer.Option(help="Baselines, comma-separated.")] = "",
     mode: Mode = "quick",

@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from segue.cli.common import app, echo
+from segue.cli.common import app, echo, output_dir, output_file
 from segue.errors import SegueError
 
 
@@ -34,7 +34,9 @@ def train(
             "listening data or a listening split."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", callback=output_dir, help="Model directory to write.")
+    ],
     param: Annotated[
         list[str] | None,
         typer.Option(
@@ -191,7 +193,10 @@ def tune(
         float | None, typer.Option(help="Start no new trial after this many seconds.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output directory (default: tuning/MODEL).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", callback=output_dir, help="Output directory (default: tuning/MODEL)."
+        ),
     ] = None,
     space: Annotated[
         Path | None,
@@ -246,7 +251,10 @@ def recommend(
         Path | None, typer.Option(help="challenge_set.json to answer (writes a submission).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Submission file (.csv.gz or .csv).")
+        Path | None,
+        typer.Option(
+            "--out", "-o", callback=output_file, help="Submission file (.csv.gz or .csv)."
+        ),
     ] = None,
     title: Annotated[
         str | None,
@@ -387,7 +395,13 @@ def evaluate(
     ] = None,
     part: Annotated[str, typer.Option(help="test, or validation (for tuning).")] = "test",
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for evaluation.md/.json and figures.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            callback=output_dir,
+            help="Directory for evaluation.md/.json and figures.",
+        ),
     ] = Path("evaluation"),
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples for the confidence intervals.", min=100)

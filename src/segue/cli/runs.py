@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from segue.cli.common import Workers, app, echo
+from segue.cli.common import Workers, app, echo, output_dir
 from segue.errors import SegueError
 
 # The options `segue demo` and `segue pipeline` share.
@@ -22,7 +22,10 @@ Force = Annotated[
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory for everything the demo makes.")
+        Path,
+        typer.Option(
+            "--out", "-o", callback=output_dir, help="Directory for everything the demo makes."
+        ),
     ] = Path("demo"),
     playlists: Annotated[int, typer.Option(help="Generated playlists.", min=1000)] = 30_000,
     min_followers: Annotated[

@@ -12,6 +12,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Self
@@ -350,7 +352,7 @@ class Recommender(abc.ABC):
         ) as tmp:
             if source is not None and source.exists():  # a loaded model saved again keeps it
                 pq.write_table(
-                    pq.read_table(source, columns=list(CATALOG_COLUMNS)),
+                    read_catalog(source),
                     tmp / CATALOG_FILE,
                     compression="zstd",
                 )
@@ -381,6 +383,12 @@ class Recommender(abc.ABC):
                 path / ARRAYS_FILE,
                 f"has no array {exc} (saved by another version of the "
                 f"{params['model']!r} model?); retrain it with `segue train`",
+            ) from None
+        except (ValueError, IndexError, TypeError) as exc:  # arrays of the wrong shape or kind
+            raise InputFileError(
+                path / ARRAYS_FILE,
+                f"arrays that do not fit together ({type(exc).__name__}: {str(exc)[:200]}); "
+                "retrain it with `segue train`",
             ) from None
         return model
 
@@ -433,7 +441,7 @@ class Recommender(abc.ABC):
             )
         if not path.exists():
             raise InputFileError(path, "missing: the model directory has no track catalog")
-        return pq.read_table(path, columns=list(CATALOG_COLUMNS))
+        return read_catalog(path)
 
 
 @contextlib.contextmanager
@@ -479,9 +487,30 @@ def read_model(
     try:
         with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputFileError(path / ARRAYS_FILE, f"unreadable ({exc})") from None
+    except FileNotFoundError:
+        raise InputFileError(
+            path / ARRAYS_FILE, "missing: the model directory is incomplete"
+        ) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # Truncated, bit-flipped, empty or not an .npz at all: numpy and zipfile say it many ways.
+        raise InputFileError(
+            path / ARRAYS_FILE,
+            f"unreadable ({type(exc).__name__}: {exc or 'empty file'}); retrain the model",
+        ) from None
     return model_cls, params, arrays
+
+
+def read_catalog(path: Path):
+    """The catalog columns of a ``catalog.parquet`` (or a dataset's tracks table) as an Arrow
+    table; a corrupt or foreign file is refused naming it."""
+    import pyarrow as pa
+
+    try:
+        return pq.read_table(path, columns=list(CATALOG_COLUMNS))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(
+            path, f"unreadable track catalog ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
 
 
 def saved_config(model_cls: type, params: dict, path: Path):
@@ -497,8 +526,22 @@ def saved_config(model_cls: type, params: dict, path: Path):
         ) from None
 
 
+PARAMS_KEYS = {
+    "model": str,
+    "config": dict,
+    "segue_version": str,
+    "trained_on": dict,
+    "n_tracks": int,
+    "training": dict,
+    "graph": dict,
+}
+"""What a ``params.json`` may hold, and the JSON type of each (``model`` and ``config`` required)."""
+
+
 def read_params(path: Path) -> dict:
-    """The ``params.json`` of model directory ``path`` as a dict; errors name the file."""
+    """The ``params.json`` of model directory ``path`` as a dict, checked against
+    :data:`PARAMS_KEYS` (unknown keys, missing ``model``/``config`` and wrong types refused);
+    errors name the file."""
     if not path.is_dir():
         raise InputFileError(path, "not a model directory (train one with `segue train`)")
     try:
@@ -509,6 +552,21 @@ def read_params(path: Path) -> dict:
         raise InputFileError(path / PARAMS_FILE, f"not valid JSON ({exc})") from None
     if not isinstance(params, dict):
         raise InputFileError(path / PARAMS_FILE, "expected a JSON object")
+    unknown = sorted(set(params) - set(PARAMS_KEYS))
+    if unknown:
+        raise InputFileError(
+            path / PARAMS_FILE,
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (a model's "
+            f"params.json holds {', '.join(PARAMS_KEYS)})",
+        )
+    for key, kind in PARAMS_KEYS.items():
+        if key in ("model", "config") and key not in params:
+            raise InputFileError(path / PARAMS_FILE, f"has no {key!r}: not a segue model")
+        value = params.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise InputFileError(
+                path / PARAMS_FILE, f"{key}: expected a JSON {kind.__name__}, got {value!r}"[:300]
+            )
     return params
 
 

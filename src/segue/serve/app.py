@@ -264,11 +264,22 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
         "/v1/playlists",
         status_code=201,
         response_model=PlaylistResponse,
-        responses=ERRORS,
+        responses={
+            **ERRORS,
+            415: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
         summary="Teach a new playlist to the live models",
         openapi_extra=_body_schema(PlaylistRequest),
     )
     async def playlists(request: Request) -> Response:
+        # Only a JSON body writes: a web page can send text/plain or a form to this address
+        # without the browser asking first (no CORS preflight), but not application/json.
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json":
+            raise ApiError(
+                415, f"send the playlist as Content-Type: application/json, not {media or 'none'!r}"
+            )
         body = _parse(PlaylistRequest, await request.body())
         return _json(
             service.add_playlist(tracks=body.tracks, title=body.title, model=body.model), 201
@@ -296,8 +307,10 @@ _REASONS = {
     405: "method not allowed",
     409: "conflict",
     413: "request too large",
+    415: "unsupported media type",
     422: "invalid request",
     500: "internal error",
+    503: "unavailable",
 }
 
 

@@ -30,11 +30,16 @@ from pathlib import Path
 
 import orjson
 
-from segue.errors import InputFileError
+from segue.errors import InputFileError, SegueError
 
 log = logging.getLogger(__name__)
 
 LOG_FILE = "playlists.jsonl"
+
+
+class LiveLogReplaced(SegueError):
+    """The log this process holds open is no longer the file at its path (deleted, or replaced
+    by another): a record written to it would be lost, so nothing is written."""
 
 
 def _check_record(record: object) -> str | None:
@@ -132,9 +137,23 @@ class LiveLog:
         fd = self._descriptor()
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
+            self._check_linked(fd)
             yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _check_linked(self, fd: int) -> None:
+        """Refuse to write unless ``fd`` is the file at :attr:`path` (the one a restart reads)."""
+        mine = os.fstat(fd)
+        try:
+            linked = os.stat(self.path)
+        except FileNotFoundError:
+            linked = None
+        if linked is None or (linked.st_dev, linked.st_ino) != (mine.st_dev, mine.st_ino):
+            raise LiveLogReplaced(
+                f"{self.path}: the live log was removed or replaced while the service runs; "
+                "nothing was written (restart the service to use the log now at that path)"
+            )
 
     def _cut_torn_tail(self, fd: int) -> None:
         size = os.fstat(fd).st_size

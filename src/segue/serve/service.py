@@ -24,7 +24,7 @@ from segue.errors import InputFileError, SegueError
 from segue.evaluation.rankings import unique_name
 from segue.models.base import PARAMS_FILE, LiveUpdateUnsupported, Queries, Recommender
 from segue.serve.catalog import Catalog
-from segue.serve.live import LiveLog
+from segue.serve.live import LiveLog, LiveLogReplaced
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class ServedModel:
     info: dict
     live: LiveLog | None = None
     metrics: dict | None = None
+    identity: tuple = ()  # of the directory as loaded (see _identity): a retrain changes it
 
     @property
     def explains(self) -> bool:
@@ -77,9 +78,12 @@ class Service:
     ) -> Service:
         """Load every model directory once; replay each one's live log (see ``live.py``).
 
-        ``state_dir``: where the logs go (``STATE/<name>/playlists.jsonl``); default: each model's
-        own ``live/`` folder. ``evaluation``: an ``evaluation.json`` from ``segue evaluate``
-        whose table rows named like a served model become its metrics.
+        ``state_dir``: where the logs go (``STATE/<name>/playlists.jsonl``); default: beside each
+        model directory, ``MODEL.live/`` (:func:`default_state_dir`), outside it so that
+        retraining the model in place (``segue train … --out MODEL`` replaces the directory)
+        keeps the additions: the next start replays them into the new model. ``evaluation``: an
+        ``evaluation.json`` from ``segue evaluate`` whose table rows named like a served model
+        become its metrics.
         """
         if not model_dirs:
             raise SegueError(
@@ -126,8 +130,11 @@ class Service:
                 info,
                 metrics=_metrics_for(table, name, evaluation),
             )
+            served.identity = _identity(directory)
             if model.learns_live:
-                live_dir = (state_dir / name) if state_dir is not None else directory / "live"
+                live_dir = (
+                    (state_dir / name) if state_dir is not None else default_state_dir(directory)
+                )
                 served.live = LiveLog(live_dir, lambda records, s=served: _learn(s, records))
                 replayed = served.live.replay()
                 if replayed:
@@ -276,13 +283,25 @@ class Service:
             raise ApiError(
                 422, f"none of the {len(tracks)} tracks is in the catalog: nothing to learn"
             )
+        for served in learners:
+            if _identity(served.path) != served.identity:
+                raise ApiError(
+                    503,
+                    f"the model directory of {served.name} was replaced while the service runs "
+                    f"(retrained in place?); restart `segue serve` to serve the new model: the "
+                    f"{served.live.count} playlists added so far are kept in {served.live.path} "
+                    "and will be learned by it",
+                )
         updated, unknown_everywhere = [], set(tracks)
         for served in learners:
             known = known_by_model[served.name]
             unknown_everywhere -= set(known)
             if not known:
                 continue
-            record = served.live.append(title, known)
+            try:
+                record = served.live.append(title, known)
+            except LiveLogReplaced as exc:
+                raise ApiError(503, str(exc)) from None
             updated.append(
                 {
                     "name": served.name,
@@ -339,6 +358,30 @@ def _warm_up(served: ServedModel) -> None:
             served.model.explain(queries, 0, ranking.ids[0])
     except SegueError:  # e.g. a catalog too small for even one recommendation: requests will say so
         pass
+
+
+def default_state_dir(model_dir: Path) -> Path:
+    """Where a served model's live log goes unless ``--state`` says otherwise: ``MODEL.live``
+    beside the model directory. A log left inside the directory by segue 0.1 (``MODEL/live``)
+    is moved there first, so it survives the next retrain.
+
+    >>> default_state_dir(Path("models/itemknn"))
+    PosixPath('models/itemknn.live')
+    """
+    model_dir = Path(model_dir)
+    state = model_dir.parent / f"{model_dir.name}.live"
+    old = model_dir / "live"
+    if (old / "playlists.jsonl").exists() and not state.exists():
+        os.replace(old, state)
+        log.warning("moved the live log %s to %s (outside the model directory)", old, state)
+    return state
+
+
+def _identity(model_dir: Path) -> tuple[int, int, int]:
+    """What changes when a model directory is replaced: its ``params.json``'s device, inode and
+    modification time (a retrain writes a new directory and renames it into place)."""
+    stat = os.stat(Path(model_dir) / PARAMS_FILE)
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
 
 
 def _learn(served: ServedModel, records: list[dict]) -> None:

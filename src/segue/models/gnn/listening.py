@@ -608,13 +608,18 @@ class ListeningGATRecommender:
         model.user_type = graph.user_type
         model.training_log = params.get("training", {})
         model.net = _net(model.homo.n_nodes, model.homo.edge_dim, model.config)
-        model.net.load_state_dict(
-            {
-                k[6:]: torch.from_numpy(np.array(v))
-                for k, v in arrays.items()
-                if k.startswith("state.")
-            }
-        )
+        state = {
+            k[6:]: torch.from_numpy(np.array(v))
+            for k, v in arrays.items()
+            if k.startswith("state.")
+        }
+        try:
+            model.net.load_state_dict(state)
+        except RuntimeError as exc:  # missing or mis-shaped weights
+            raise InputFileError(
+                path / ARRAYS_FILE,
+                f"weights that do not fit the saved config ({str(exc)[:200]}); retrain it",
+            ) from None
         model._prepare_inference()
         return model
 
