@@ -51,7 +51,7 @@ def test_an_unexpected_error_is_a_json_500_without_a_trace(planted, tmp_path, ca
 
     async def ask() -> tuple[httpx.Response, httpx.Response]:
         transport = httpx.ASGITransport(app=create_app(service), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://segue") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.post("/v1/recommendations", json={}), await client.get("/healthz")
 
     response, health = asyncio.run(ask())

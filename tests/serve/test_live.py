@@ -109,7 +109,7 @@ def test_live_update_errors(fresh_models, tmp_path):
                 "/v1/playlists", json={"tracks": ["spotify:track:a", "spotify:track:b"]}
             )
             assert (
-                unknown.status_code == 422 and "none of the 2 tracks" in unknown.json()["message"]
+                unknown.status_code == 404 and "none of the 2 tracks" in unknown.json()["message"]
             )
             assert api.post("/v1/playlists", json={"tracks": []}).status_code == 422
             assert (

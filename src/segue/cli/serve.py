@@ -25,13 +25,45 @@ def serve(
     state: Annotated[
         Path | None,
         typer.Option(
-            help="Folder for the logs of live additions (default: each model's live/ folder)."
+            help="Folder for the logs of live additions (default: MODEL.live beside each model "
+            "directory, so a retrain in place keeps them)."
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another Host name the service answers to (repeatable; '*': any). Loopback "
+            "names and the --host address always are."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEGUE_TOKEN",
+            help="Writes (POST /v1/playlists) need 'Authorization: Bearer TOKEN'. Without one, "
+            "a service listening beyond loopback refuses writes.",
         ),
     ] = None,
     evaluation: Annotated[
         Path | None,
         typer.Option(
             help="evaluation.json from `segue evaluate`: metrics shown by GET /v1/models."
+        ),
+    ] = None,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client has to send each request (headers and body); slower "
+            "connections are closed.",
+            min=0.1,
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            help="Open connections per worker before the longest-stalled are closed (default: "
+            "the open-file limit less a reserve).",
+            min=16,
         ),
     ] = None,
     max_body_kb: Annotated[
@@ -51,5 +83,9 @@ def serve(
         evaluation=evaluation,
         max_body_bytes=max_body_kb * 1024,
         access_log=access_log,
+        allow_hosts=tuple(allow_host or ()),
+        token=token,
+        read_timeout=read_timeout,
+        max_connections=max_connections,
         echo=echo,
     )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -34,8 +35,16 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from segue import __version__
 from segue.errors import SegueError
@@ -53,13 +62,21 @@ Title = Annotated[str, StringConstraints(max_length=500)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+def _whole_number(value):
+    """JSON Schema counts 360.0 as an integer; strict pydantic does not: take whole floats."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
 class RecommendationRequest(BaseModel):
     """A playlist to continue: its tracks (Spotify URIs, in order) and/or its title."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
     title: Title | None = None
     tracks: list[Uri] = Field(default_factory=list, max_length=MAX_TRACKS)
-    n: int = Field(50, ge=1, le=MAX_N, description="Tracks to return (1..500).")
+    n: WholeNumber = Field(50, ge=1, le=MAX_N, description="Tracks to return (1..500).")
     model: ModelName | None = Field(
         None, description="A loaded model's name (GET /v1/models); default: the first."
     )
@@ -134,6 +151,7 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     detail: list[dict] | None = None
+    more: int | None = None  # problems left out of ``detail``
 
 
 def _parse(model: type[BaseModel], raw: bytes) -> BaseModel:
@@ -163,18 +181,43 @@ def _json(content, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
 
 
-def _error(status: int, error: str, message: str, detail: list[dict] | None = None) -> Response:
+MAX_DETAIL = 20  # problems listed in a 422 (a 20,000-key body is not answered with 20,000)
+
+
+def _error(
+    status: int,
+    error: str,
+    message: str,
+    detail: list[dict] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     body = {"error": error, "message": message}
     if detail is not None:
-        body["detail"] = detail
-    return _json(body, status)
+        body["detail"] = detail[:MAX_DETAIL]
+        if len(detail) > MAX_DETAIL:
+            body["more"] = len(detail) - MAX_DETAIL
+    response = _json(body, status)
+    response.headers.update(headers or {})
+    return response
 
 
 ERRORS = {code: {"model": ErrorResponse} for code in (404, 409, 413, 422)}
 
 
-def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
-    """The ASGI application for ``service`` (bodies over ``max_body_bytes`` get 413)."""
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def create_app(
+    service: Service,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS,
+    token: str | None = None,
+) -> FastAPI:
+    """The ASGI application for ``service``: bodies over ``max_body_bytes`` get 413; a ``Host``
+    header not in ``allowed_hosts`` (port ignored; ``"*"``: any) gets 400, so a page on another
+    site cannot reach the service through a DNS name it controls (DNS rebinding); with
+    ``token``, writes need ``Authorization: Bearer TOKEN`` (401 otherwise)."""
     app = FastAPI(
         title="segue",
         version=__version__,
@@ -208,7 +251,19 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, _REASONS.get(exc.status_code, "error"), str(exc.detail))
+        # A 405 keeps the Allow header the router sets (RFC 9110: the methods that do work).
+        return _error(
+            exc.status_code,
+            _REASONS.get(exc.status_code, "error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def went_away(request: Request, exc: ClientDisconnect) -> Response:
+        # Not a server error: one line, no traceback (the answer has nowhere to go).
+        log.info("client went away during %s %s", request.method, request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> Response:
@@ -266,6 +321,8 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
         response_model=PlaylistResponse,
         responses={
             **ERRORS,
+            401: {"model": ErrorResponse},
+            403: {"model": ErrorResponse},
             415: {"model": ErrorResponse},
             503: {"model": ErrorResponse},
         },
@@ -275,6 +332,10 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
     async def playlists(request: Request) -> Response:
         # Only a JSON body writes: a web page can send text/plain or a form to this address
         # without the browser asking first (no CORS preflight), but not application/json.
+        if token is not None and not secrets.compare_digest(
+            request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
+        ):
+            raise ApiError(401, "writes need the service's token: Authorization: Bearer TOKEN")
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json":
             raise ApiError(
@@ -298,11 +359,13 @@ def create_app(service: Service, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> F
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    return BodyLimit(app, max_body_bytes)
+    return HostCheck(BodyLimit(app, max_body_bytes), allowed_hosts)
 
 
 _REASONS = {
     400: "bad request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not found",
     405: "method not allowed",
     409: "conflict",
@@ -318,6 +381,61 @@ def _field(loc: list[str]) -> str:
     """``["body", "n"]`` → ``"n"``; ``["query", "limit"]`` → ``"limit"``; the body itself → ``"body"``."""
     parts = [p for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or (loc[0] if loc else "request")
+
+
+class HostCheck:
+    """ASGI middleware: 400 for a request whose ``Host`` is not one the service answers to.
+
+    A browser sends a page's requests to whatever address its DNS name resolves to; a hostile
+    name made to resolve to 127.0.0.1 (DNS rebinding) would reach a loopback service as
+    "same origin", but its ``Host`` header still carries that name.
+    """
+
+    def __init__(self, app, allowed: tuple[str, ...]):
+        self.app = app
+        self.any = "*" in allowed
+        self.allowed = frozenset(h.lower() for h in allowed)
+
+    def __getattr__(self, name):  # tests and tools reach the FastAPI app's attributes
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.any:
+            return await self.app(scope, receive, send)
+        host = next((v for k, v in scope.get("headers", ()) if k == b"host"), b"")
+        name = _host_name(host.decode("latin-1").strip().lower())
+        if name in self.allowed:
+            return await self.app(scope, receive, send)
+        shown = name if len(name) <= 80 else name[:80] + "…"
+        body = orjson.dumps(
+            {
+                "error": "bad request",
+                "message": f"this service does not answer to host {shown!r} (it answers to "
+                f"{', '.join(sorted(self.allowed))}; `segue serve --allow-host NAME` adds one)",
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _host_name(host: str) -> str:
+    """A Host header without its port: ``"[::1]:8000"`` → ``"[::1]"``, ``"a.b:80"`` → ``"a.b"``.
+
+    >>> _host_name("[::1]:8000"), _host_name("localhost:80"), _host_name("example.org")
+    ('[::1]', 'localhost', 'example.org')
+    """
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 class BodyLimit:

@@ -62,6 +62,7 @@ class ServedModel:
 class Service:
     models: dict[str, ServedModel]
     started: float = field(default_factory=time.time)
+    writes_refused: str = ""  # why POST /v1/playlists is off ("" when it is on)
 
     @property
     def default(self) -> ServedModel:
@@ -172,18 +173,29 @@ class Service:
         unknown = [uri for uri, i in zip(tracks, ids.tolist(), strict=True) if i < 0]
         seeds = ids[ids >= 0]
         queries = Queries.from_lists([seeds.tolist()], [title])
-        try:
-            ranking = served.model.recommend(queries, n)
-        except SegueError as exc:
-            raise ApiError(422, str(exc)) from None
-        top, scores = ranking.ids[0], ranking.scores[0]
+        # A small catalog cannot fill a long list: answer with what there is, and say so.
+        available = max(0, served.model.n_tracks - len(seeds))
+        asked, n = n, min(n, available)
+        if n:
+            try:
+                ranking = served.model.recommend(queries, n)
+            except SegueError as exc:
+                raise ApiError(422, str(exc)) from None
+            top, scores = ranking.ids[0], ranking.scores[0]
+        else:
+            top, scores = np.zeros(0, np.int32), np.zeros(0, np.float32)
         items = served.catalog.rows(top)
         backfilled = np.isnan(scores)
         for rank, (item, score) in enumerate(zip(items, scores.tolist(), strict=True), start=1):
             item["rank"] = rank
             item["score"] = None if score != score else score
         notes = _notes(served, tracks, title, unknown, int(backfilled.sum()), n)
-        if explain:
+        if n < asked:
+            notes.append(
+                f"the catalog has {served.model.n_tracks:,} tracks: {n} of the {asked} asked for "
+                f"are left besides the {len(seeds)} seed tracks"
+            )
+        if explain and n:
             if served.explains:
                 self._explain(served, queries, top, items)
             else:
@@ -261,6 +273,8 @@ class Service:
 
     def add_playlist(self, *, tracks: list[str], title: str | None, model: str | None) -> dict:
         """Teach one new playlist to the named model, or to every loaded model that learns live."""
+        if self.writes_refused:
+            raise ApiError(403, self.writes_refused)
         targets = (
             [self.get(model)] if model is not None else [self.get(name) for name in self.models]
         )
@@ -280,8 +294,9 @@ class Service:
                 u for u, i in zip(tracks, ids.tolist(), strict=True) if i >= 0
             ]
         if not any(known_by_model.values()):
+            # 404, not 422: the request is well formed; the tracks it names are not here.
             raise ApiError(
-                422, f"none of the {len(tracks)} tracks is in the catalog: nothing to learn"
+                404, f"none of the {len(tracks)} tracks is in the catalog: nothing to learn"
             )
         for served in learners:
             if _identity(served.path) != served.identity:
