@@ -138,12 +138,17 @@ class Server:
         return self.process.returncode, self.log.read_text()
 
 
-def start_server(model_dirs: list[Path], log: Path, *args: str, timeout: float = 60) -> Server:
-    """Run ``segue serve DIRS --port 0 ARGS`` and wait until it answers /healthz."""
+def start_server(
+    model_dirs: list[Path], log: Path, *args: str, timeout: float = 60, preexec_fn=None
+) -> Server:
+    """Run ``segue serve DIRS --port 0 ARGS`` and wait until it answers /healthz
+    (``preexec_fn`` runs in the child first: resource limits for fault tests)."""
     command = [sys.executable, "-m", "segue", "serve", *map(str, model_dirs), "--port", "0", *args]
     handle = open(log, "w")  # the child writes it; our copy is closed once it is started
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        command, stdout=handle, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
+    )
     handle.close()
     deadline = time.monotonic() + timeout
     url = None

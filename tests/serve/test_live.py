@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import httpx
 import numpy as np
+import orjson
 
 from segue.cli import main
 from segue.models.base import Queries, Recommender
@@ -233,7 +235,7 @@ def test_only_a_json_body_writes_and_a_removed_log_is_never_acknowledged(fresh_m
                 headers = {"Content-Type": content_type} if content_type else {}
                 response = api.post("/v1/playlists", content=body, headers=headers)
                 assert response.status_code == 415, (content_type, response.text)
-            assert not log.exists()
+            assert log.stat().st_size == 0  # made writable at start, nothing written since
             ok = api.post(
                 "/v1/playlists", content=body, headers={"Content-Type": "application/json"}
             )
@@ -261,3 +263,97 @@ def test_a_log_inside_the_model_directory_is_moved_beside_it(fresh_models, tmp_p
         code, output = server.stop()
     assert code == 0 and "moved the live log" in output
     assert not old.exists() and (model.parent / "popular.live" / "playlists.jsonl").exists()
+
+
+def test_a_full_disk_refuses_writes_with_507_and_loses_none(fresh_models, tmp_path):
+    """Files limited to 2,000 bytes (RLIMIT_FSIZE: the kernel refuses a write past it as a
+    full disk would): POSTs are acknowledged while records fit, then answered 507 with the
+    reason; the log holds exactly the acknowledged records, whole, and the service goes on."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000, 2_000))
+
+    model = fresh_models["popular"]
+    server = start_server([model], tmp_path / "a.log", preexec_fn=limit)
+    acknowledged, refused = [], 0
+    try:
+        with server.client() as api:
+            for i in range(60):
+                title = f"playlist {i:02d}"
+                response = api.post("/v1/playlists", json={"title": title, "tracks": [uri(1)]})
+                if response.status_code == 201:
+                    acknowledged.append(title)
+                else:
+                    assert response.status_code == 507, response.text
+                    assert "the disk refused the record (File too large)" in response.text
+                    refused += 1
+            assert api.get("/healthz").status_code == 200
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Traceback" not in output, output[-2000:]
+    log = model.parent / "popular.live" / "playlists.jsonl"
+    persisted = [orjson.loads(line)["title"] for line in log.read_bytes().splitlines()]
+    assert acknowledged and refused and persisted == acknowledged
+    print(
+        f"full disk: {len(acknowledged)} acknowledged, {refused} refused (507), {len(persisted)} persisted"
+    )
+
+
+def test_kill_9_under_concurrent_writes_loses_no_acknowledged_playlist(fresh_models, tmp_path):
+    """Eight writers against two workers; the parent and both workers are killed with SIGKILL
+    mid-stream. Every acknowledged playlist is in the log (a record written but not yet
+    answered may be there too), the log is whole records, and a restart serves them all."""
+    import os
+    import signal
+    import threading
+
+    model = fresh_models["popular"]
+    server = start_server([model], tmp_path / "a.log", "--workers", "2")
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(k: int) -> None:
+        with server.client() as api:
+            i = 0
+            while not stop.is_set():
+                title = f"w{k}-{i}"
+                i += 1
+                try:
+                    response = api.post("/v1/playlists", json={"title": title, "tracks": [uri(2)]})
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 201:
+                    with lock:
+                        acknowledged.append(title)
+
+    with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as api:
+        workers = {api.get("/healthz").json()["pid"] for _ in range(40)}
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(acknowledged) >= 200, (len(acknowledged), server.log.read_text()[-2000:])
+    for pid in (server.process.pid, *workers):
+        os.kill(pid, signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    server.process.wait(timeout=10)
+    log = model.parent / "popular.live" / "playlists.jsonl"
+    raw = log.read_bytes()
+    whole = raw[: raw.rfind(b"\n") + 1]
+    persisted = [orjson.loads(line)["title"] for line in whole.splitlines()]
+    assert set(acknowledged) <= set(persisted) and len(set(persisted)) == len(persisted)
+    assert len(persisted) - len(acknowledged) <= 8  # at most one unanswered write per writer
+    print(f"kill -9 of all: {len(acknowledged)} acknowledged, {len(persisted)} persisted")
+    restarted = start_server([model], tmp_path / "b.log")
+    try:
+        with restarted.client() as api:
+            count = api.get("/v1/models").json()["models"][0]["live_playlists"]
+            assert count == len(persisted)
+    finally:
+        restarted.stop()

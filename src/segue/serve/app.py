@@ -325,6 +325,7 @@ def create_app(
             403: {"model": ErrorResponse},
             415: {"model": ErrorResponse},
             503: {"model": ErrorResponse},
+            507: {"model": ErrorResponse},
         },
         summary="Teach a new playlist to the live models",
         openapi_extra=_body_schema(PlaylistRequest),
@@ -374,6 +375,7 @@ _REASONS = {
     422: "invalid request",
     500: "internal error",
     503: "unavailable",
+    507: "insufficient storage",
 }
 
 

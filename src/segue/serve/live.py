@@ -37,6 +37,15 @@ log = logging.getLogger(__name__)
 LOG_FILE = "playlists.jsonl"
 
 
+class LiveLogUnwritable(SegueError):
+    """The disk refused the record (full, a file-size limit, read-only): nothing was
+    acknowledged. ``errno`` says which."""
+
+    def __init__(self, message: str, errno: int | None):
+        super().__init__(message)
+        self.errno = errno
+
+
 class LiveLogReplaced(SegueError):
     """The log this process holds open is no longer the file at its path (deleted, or replaced
     by another): a record written to it would be lost, so nothing is written."""
@@ -183,12 +192,34 @@ class LiveLog:
                 "tracks": tracks,
             }
             line = orjson.dumps(record) + b"\n"
-            written = 0
-            while written < len(line):  # one write in practice; a short write is finished here
-                written += os.write(fd, line[written:])
-            os.fsync(fd)
+            try:
+                written = 0
+                while written < len(line):  # one write in practice; a short one is finished here
+                    written += os.write(fd, line[written:])
+                os.fsync(fd)
+            except OSError as exc:
+                # Whatever reached the file is a torn line: cut it, so the log stays records.
+                self._cut_torn_tail(fd)
+                raise LiveLogUnwritable(
+                    f"{self.path}: the disk refused the record ({exc.strerror}); nothing was added",
+                    exc.errno,
+                ) from None
             self.sync()
         return record
+
+    def check_writable(self) -> None:
+        """At start: the log's folder exists or can be made, and a record can be appended
+        (raises :class:`~segue.errors.InputFileError` naming the folder otherwise)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            os.close(fd)
+        except OSError as exc:
+            raise InputFileError(
+                self.directory, f"cannot keep the live log here ({exc.strerror})"
+            ) from None
+        if not os.access(self.path, os.W_OK):
+            raise InputFileError(self.path, "not writable: live additions could not be kept")
 
 
 def _fsync_dir(directory: Path) -> None:

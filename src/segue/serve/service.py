@@ -9,6 +9,7 @@ answer the endpoints with plain dicts (``app.py`` turns them into HTTP) and rais
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -24,7 +25,7 @@ from segue.errors import InputFileError, SegueError
 from segue.evaluation.rankings import unique_name
 from segue.models.base import PARAMS_FILE, LiveUpdateUnsupported, Queries, Recommender
 from segue.serve.catalog import Catalog
-from segue.serve.live import LiveLog, LiveLogReplaced
+from segue.serve.live import LiveLog, LiveLogReplaced, LiveLogUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class Service:
                     (state_dir / name) if state_dir is not None else default_state_dir(directory)
                 )
                 served.live = LiveLog(live_dir, lambda records, s=served: _learn(s, records))
+                served.live.check_writable()
                 replayed = served.live.replay()
                 if replayed:
                     log.info("%s: learned %d playlists from %s", name, replayed, served.live.path)
@@ -317,6 +319,9 @@ class Service:
                 record = served.live.append(title, known)
             except LiveLogReplaced as exc:
                 raise ApiError(503, str(exc)) from None
+            except LiveLogUnwritable as exc:  # 507: the storage is full; 503: otherwise refused
+                full = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+                raise ApiError(507 if full else 503, str(exc)) from None
             updated.append(
                 {
                     "name": served.name,
