@@ -160,7 +160,9 @@ class Service:
         elif name in self.models:
             served = self.models[name]
         else:
-            raise ApiError(404, f"model {name!r} is not loaded; loaded: {', '.join(self.models)}")
+            raise ApiError(
+                404, f"model {_shown(name)} is not loaded; loaded: {', '.join(self.models)}"
+            )
         if served.live is not None:
             served.live.sync()  # other workers' additions (one stat when there are none)
         return served
@@ -245,7 +247,9 @@ class Service:
         served = self.get(model)
         track = int(served.catalog.lookup([uri])[0])
         if track < 0:
-            raise ApiError(404, f"track {uri!r} is not in the catalog of model {served.name!r}")
+            raise ApiError(
+                404, f"track {_shown(uri)} is not in the catalog of model {served.name!r}"
+            )
         try:
             ranking = served.model.similar([track], n)
         except SegueError as exc:
@@ -378,6 +382,20 @@ def _warm_up(served: ServedModel) -> None:
             served.model.explain(queries, 0, ranking.ids[0])
     except SegueError:  # e.g. a catalog too small for even one recommendation: requests will say so
         pass
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters (a client's 10 KB
+    URI is not echoed back whole).
+
+    >>> _shown("x" * 200, 5)
+    "'xxxxx…' (200 characters)"
+    """
+    return (
+        repr(text)
+        if len(text) <= limit
+        else f"{text[:limit]!r}"[:-1] + f"…' ({len(text)} characters)"
+    )
 
 
 def default_state_dir(model_dir: Path) -> Path:
