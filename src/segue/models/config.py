@@ -84,12 +84,11 @@ def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters
             f"{', '.join(unknown)} (this model takes: {allowed})"
         )
     hints = typing.get_type_hints(config_cls)
-    start = base if base is not None else None
     converted = {}
     for key, value in values.items():
         kind = hints[key]
         if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            default = getattr(start, key) if start is not None else _default(fields[key])
+            default = getattr(base, key) if base is not None else _default(fields[key])
             converted[key] = config_from_dict(kind, value, where=f"{where}: {key}", base=default)
         elif dataclasses.is_dataclass(kind) and not isinstance(value, kind):
             raise SegueError(
@@ -99,8 +98,8 @@ def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters
         else:
             converted[key] = _typed(kind, value, f"{where}: {key}")
     try:
-        if start is not None:
-            return dataclasses.replace(start, **converted)
+        if base is not None:
+            return dataclasses.replace(base, **converted)
         return config_cls(**converted)
     except (SegueError, TypeError) as exc:  # refused by __post_init__ (or not even comparable)
         raise SegueError(f"{where}: {exc}") from None
