@@ -223,3 +223,21 @@ def test_warnings_for_inconsistent_counts(tmp_path):
         .to_pylist()[0]
         == 5
     )
+
+
+def test_ingest_keeps_a_miscounted_playlist_says_why_and_verify_rejects_it(tmp_path, capsys):
+    """The two commands apply different rules on purpose; the ingest's output says which."""
+    from segue.cli import main
+
+    src = two_slices(tmp_path / "src")
+    doc = json.loads((src / "mpd.slice.0-1.json").read_text())
+    doc["playlists"][0]["num_tracks"] = 9
+    (src / "mpd.slice.0-1.json").write_text(json.dumps(doc))
+    assert main(["ingest", str(src), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "field 'num_tracks' is 9 but it has 5 tracks" in out
+    assert "ingest keeps these playlists (their tracks are the truth" in out
+    assert "`segue verify` holds the files to the MPD's own rules" in out
+    assert main(["verify", str(src)]) != 0
+    verified = capsys.readouterr()
+    assert "num_tracks" in verified.out + verified.err

@@ -203,6 +203,12 @@ def ingest(
         )
         for line in s.warnings[:5]:
             echo(f"  - {line}")
+        echo(
+            "ingest keeps these playlists (their tracks are the truth: a count, a length or a "
+            "pid out of the MPD's rules does not stop a model from learning them; only a repeated "
+            "pid, which breaks the keys, refuses a slice); `segue verify` holds the files to the "
+            "MPD's own rules and rejects them"
+        )
 
 
 @ingest_app.command("sessions")
@@ -326,6 +332,12 @@ def ingest_sessions_cmd(
         echo(f"skipped {s.skipped_rows:,} rows (see manifest.json); first ones:")
         for line in s.warnings[:5]:
             echo(f"  - {line}")
+        echo(
+            "ingest keeps these playlists (their tracks are the truth: a count, a length or a "
+            "pid out of the MPD's rules does not stop a model from learning them; only a repeated "
+            "pid, which breaks the keys, refuses a slice); `segue verify` holds the files to the "
+            "MPD's own rules and rejects them"
+        )
 
 
 @ingest_app.command("kaggle")
@@ -364,6 +376,12 @@ def ingest_kaggle_cmd(
         echo(f"skipped {s.skipped_rows:,} malformed rows (see manifest.json); first ones:")
         for line in s.warnings[:5]:
             echo(f"  - {line}")
+        echo(
+            "ingest keeps these playlists (their tracks are the truth: a count, a length or a "
+            "pid out of the MPD's rules does not stop a model from learning them; only a repeated "
+            "pid, which breaks the keys, refuses a slice); `segue verify` holds the files to the "
+            "MPD's own rules and rejects them"
+        )
 
 
 sessions_app = typer.Typer(
