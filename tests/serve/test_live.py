@@ -163,11 +163,25 @@ def test_torn_and_corrupt_logs(fresh_models, tmp_path, capsys):
     lines = log.read_text().splitlines()
     assert len(lines) == 2 and '"title":"b"' not in lines[1]  # the torn tail was cut, not glued to
 
-    # A complete line that is not a record stops the start, naming the file, line and field.
-    log.write_text(log.read_text() + '{"seq": 3, "tracks": "not a list"}\n')
-    assert main(["serve", str(fresh_models["popular"]), "--port", "0"]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error == f"error: {log}: line 3: field 'tracks' must be a list of track URIs"
+    # A complete line that is not a record is skipped with an error naming the file, line and
+    # field — at start as while serving; the records around it are learned.
+    log.write_text(
+        log.read_text()
+        + '{"seq": 3, "tracks": "not a list"}\n'
+        + '{"seq": 4, "title": "d", "tracks": ["'
+        + uri(42)
+        + '"]}\n'
+    )
+    server = start_server([fresh_models["popular"]], tmp_path / "bad.log")
+    try:
+        with server.client() as api:
+            assert api.get("/v1/models").json()["models"][0]["live_playlists"] == 4
+            second = api.post("/v1/playlists", json={"tracks": [uri(43)]}).json()
+            assert second["models"][0]["seq"] == 5
+    finally:
+        code, output = server.stop()
+    assert code == 0 and "Traceback" not in output
+    assert f"{log}: line 3: field 'tracks' must be a list of track URIs (skipped)" in output
 
 
 def test_two_workers_see_each_others_additions(fresh_models, tmp_path):

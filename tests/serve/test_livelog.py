@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
-from segue.errors import InputFileError
 from segue.serve.live import LOG_FILE, LiveLog
 
 
@@ -65,14 +62,17 @@ def test_replay_cuts_a_torn_tail_and_names_bad_lines(tmp_path, caplog):
     assert path.read_bytes() == b'{"seq": 1, "title": "ok", "tracks": ["x"]}\n\n'
     assert log.append("next", ["z"])["seq"] == 3  # line numbers count the blank line
     path.write_bytes(path.read_bytes() + b'{"tracks": ["a", 5]}\n')
-    with pytest.raises(
-        InputFileError,
-        match=r"playlists.jsonl: line 4: field 'tracks' must be a list of track URIs",
-    ):
-        collecting(tmp_path)[0].replay()
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="segue.serve.live"):
+        assert collecting(tmp_path)[0].replay() == 2  # the bad line skipped at start too
+    assert "playlists.jsonl: line 4: field 'tracks' must be a list of track URIs (skipped)" in (
+        caplog.text
+    )
     path.write_bytes(b"not json\n")
-    with pytest.raises(InputFileError, match=r"line 1: not valid JSON"):
-        collecting(tmp_path)[0].replay()
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="segue.serve.live"):
+        assert collecting(tmp_path)[0].replay() == 0
+    assert "line 1: not valid JSON" in caplog.text
 
 
 def test_a_bad_line_while_serving_is_skipped_and_logged(tmp_path, caplog):

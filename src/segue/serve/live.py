@@ -11,8 +11,9 @@ is the truth; a model's live state is the log folded into it, so:
 * **crash safety**: a record is one ``write`` of a whole line under an exclusive ``flock``,
   followed by ``fsync``; the response is sent only after that. A line without its newline (the
   process died mid-write) is not a record: it is ignored while serving and cut off, with a
-  warning, by the next writer or the next start. A complete line that is not a valid record is
-  an error naming the file and line.
+  warning, by the next writer or the next start. A complete line that is not a valid record
+  (written by something else) is skipped with an error naming the file and line, at start as
+  while serving, so the same log always gives the same state and the records around it count.
 
 Records: ``{"seq": int, "added_at": ISO-8601 UTC, "title": str, "tracks": [uri, ...]}``. URIs, not
 ids, so the log reads on its own and could feed a retraining.
@@ -86,8 +87,9 @@ class LiveLog:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         return self._fd
 
-    def _read_new(self, *, strict: bool) -> list[dict]:
-        """Complete records after ``offset`` (advances it). ``strict``: a bad line is an error."""
+    def _read_new(self) -> list[dict]:
+        """Complete records after ``offset`` (advances it); a complete line that is not a record
+        is logged as an error naming the file and line, and skipped."""
         fd = self._descriptor()
         if fd is None:
             return []
@@ -108,8 +110,6 @@ class LiveLog:
             except orjson.JSONDecodeError as exc:
                 problem = f"not valid JSON ({exc})"
             if problem is not None:
-                if strict:
-                    raise InputFileError(self.path, problem, where=f"line {line_number}")
                 log.error("%s: line %d: %s (skipped)", self.path, line_number, problem)
                 continue
             records.append(record)
@@ -119,18 +119,19 @@ class LiveLog:
 
     def sync(self) -> int:
         """Learn what was appended since the last look; returns the number of new records."""
-        records = self._read_new(strict=False)
+        records = self._read_new()
         if records:
             self.apply(records)
         return len(records)
 
     def replay(self) -> int:
-        """At start: cut a torn tail, then learn the whole log (a bad line is an error)."""
+        """At start: cut a torn tail, then learn the whole log (a bad line skipped, as while
+        serving: the same log must give the same state whenever it is read)."""
         if not self.path.exists():
             return 0
         with self._locked() as fd:
             self._cut_torn_tail(fd)
-            records = self._read_new(strict=True)
+            records = self._read_new()
         if records:
             self.apply(records)
         return len(records)
