@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench_serve import tree_memory  # RSS and PSS of a process tree, as the load benchmark measures
+
 SLOW_HEAD = (
     b"POST /v1/playlists HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
     b"Content-Length: 1000\r\n\r\n{"
@@ -65,17 +67,6 @@ def hold(url: str, count: int, seconds: float) -> None:
             closed += 1
         sock.close()
     print(f"CLOSED {closed}", flush=True)
-
-
-def tree_rss_gib(pid: int) -> float:
-    root = psutil.Process(pid)
-    total = 0
-    for p in [root, *root.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 2**30
 
 
 def probe(url: str) -> float | None:
@@ -121,7 +112,7 @@ def main() -> int:
                 break
             time.sleep(0.1)
         assert url, log.read_text()
-        rest = tree_rss_gib(server.pid)
+        rest = tree_memory(server.pid)[0]
         hold_s = 3 * args.read_timeout + 30
         share = args.connections // args.holders
         holders = [
@@ -149,7 +140,7 @@ def main() -> int:
             opened, failed = opened + int(ok), failed + int(bad)
         ready_s = time.monotonic() - began
         latencies = [probe(url) for _ in range(args.probes)]
-        during = tree_rss_gib(server.pid)
+        during = tree_memory(server.pid)[0]
         server_conns = len(psutil.Process(server.pid).net_connections(kind="tcp"))
         time.sleep(args.read_timeout + 5)
         after = len(psutil.Process(server.pid).net_connections(kind="tcp"))

@@ -74,7 +74,6 @@ METRICS = ("r_precision", "ndcg", "clicks")
 LISTENING_METRICS = ("recall", "ndcg")
 """Metrics a study of a listening graph model can optimise (at :data:`LISTENING_K`)."""
 LISTENING_K = 10
-LISTENING_MODELS = ("gat", "genre_gat")  # the models of segue.models.gnn.listening
 
 SPACES: dict[str, dict[str, dict[str, Any]]] = {
     # Ranges around the defaults each Config documents as measured on the 100k validation split.
@@ -502,14 +501,14 @@ class _Target:
 
 def _playlist_target(model_name: str, split_dir: Path) -> _Target:
     from segue.models.config import config_from_dict
-    from segue.models.gnn.runs import is_listening_dir
+    from segue.models.gnn.runs import LISTENING_GRAPH_MODELS, is_listening_dir
     from segue.models.registry import get_model_class
 
     model_cls = get_model_class(model_name)
     if is_listening_dir(split_dir):
         raise SegueError(
             f"{split_dir} is listening data; {model_name} is tuned on a playlist split "
-            f"(`segue split`); on listening data tune {' or '.join(LISTENING_MODELS)}"
+            f"(`segue split`); on listening data tune {' or '.join(LISTENING_GRAPH_MODELS)}"
         )
     data = _load_validation(Path(split_dir))
 
