@@ -6,7 +6,9 @@ Worker processes parse slices (``segue.data.mpd``) and hash each entry's track U
 (:class:`HashIndex`, O(slice) per slice whatever the catalog's size); the second
 hash proves that no two different URIs share the first (a collision stops the run rather than
 merging two tracks). Entries stream into ``playlist_tracks.parquet`` row group by row group, so
-memory holds the track catalog and a bounded window of slices, never the 66M-row table.
+memory holds the track catalog and a bounded window of slices, never the 66M-row table. A file
+too large to decode whole (a merged copy) is streamed in parts of 1,000 playlists
+(``mpd.slice_parts``); its manifest entry adds the parts up.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ import pyarrow.parquet as pq
 
 from segue import __version__
 from segue.data import schema
-from segue.data.mpd import ParsedSlice, Problem, SliceFile, check_slice, find_slices, parse_slice
+from segue.data.mpd import (
+    ParsedSlice,
+    Problem,
+    SliceFile,
+    SlicePart,
+    check_slice,
+    count_problems,
+    find_slices,
+    parse_part,
+    slice_parts,
+)
 from segue.errors import InputFileError, SegueError
 from segue.io import atomic_dir, write_json
 from segue.parallel import default_workers, ordered_map
@@ -45,17 +57,19 @@ class _SliceResult:
     unique_h1: np.ndarray | None = None  # uint64 [unique]: in order of first appearance
     unique_h2: np.ndarray | None = None
     problems: list[Problem] = field(default_factory=list)
+    last: bool = True  # the file's last part (always, for a file parsed whole)
 
 
-def _work(file: SliceFile) -> _SliceResult:
+def _work(part: SlicePart) -> _SliceResult:
+    file = part.file
     try:
-        parsed = parse_slice(file)
+        parsed = parse_part(part)
     except InputFileError as exc:  # reported by the parent, with the file's name
-        return _SliceResult(file, error=str(exc))
+        return _SliceResult(file, error=str(exc), last=part.last or part.error is not None)
     problems = check_slice(parsed)
     refusing = [p for p in problems if any(word in p.message for word in _REFUSING)]
     if refusing:
-        return _SliceResult(file, error=str(refusing[0]), problems=problems)
+        return _SliceResult(file, error=str(refusing[0]), problems=problems, last=parsed.last)
     uris = pl.Series(parsed.tracks.column(schema.TRACK_URI))
     h1 = uris.hash(seed=0).to_numpy()
     h2 = uris.hash(seed=0x5EC0E5EED).to_numpy()
@@ -74,6 +88,7 @@ def _work(file: SliceFile) -> _SliceResult:
         unique_h1=uniq[order],
         unique_h2=h2[first[order]],
         problems=problems,
+        last=parsed.last,
     )
 
 
@@ -235,8 +250,18 @@ def ingest_mpd(
         )
         try:
             with progress("ingesting slices", len(files), "slices") as bar:
-                for result in ordered_map(_work, files, workers):
-                    bar.advance(1)
+                entry: dict | None = None  # the manifest entry of the file in progress
+                for result in ordered_map(_work, slice_parts(files), workers):
+                    if entry is None:
+                        entry = {
+                            "name": result.file.name,
+                            "size": None,  # None: a streamed file whose end was never read
+                            "sha256": None,
+                            "playlists": 0,
+                            "entries": 0,
+                        }
+                    if result.last:
+                        bar.advance(1)
                     if result.error is None:
                         pids = (
                             result.parsed.playlists.column(schema.PID).to_numpy().astype(np.int64)
@@ -251,8 +276,8 @@ def ingest_mpd(
                         dup = pids[seen_pids[pids]]
                         if len(dup):
                             result.error = (
-                                f"{result.file.path}: pid {dup[0]} already appeared in an earlier "
-                                f"slice ({len(dup)} duplicate pid{'s' if len(dup) > 1 else ''})"
+                                f"{result.file.path}: pid {dup[0]} already appeared earlier "
+                                f"({len(dup)} duplicate pid{'s' if len(dup) > 1 else ''})"
                             )
                     if result.error is not None:
                         if not skip_bad:
@@ -261,49 +286,41 @@ def ingest_mpd(
                             )
                         skipped.append(result.error)
                         log.warning("skipped: %s", result.error)
-                        continue
-                    seen_pids[pids] = True
-                    parsed = result.parsed
-                    warnings.extend(str(p) for p in result.problems)
-                    for key, count in parsed.missing.items():
-                        missing[key] = missing.get(key, 0) + count
-                    ids = catalog.assign(result)
-                    lengths = parsed.lengths
-                    starts = np.concatenate(([0], np.cumsum(lengths)))
-                    owner = np.repeat(np.arange(len(lengths)), lengths)
-                    entries = pa.table(
-                        {
-                            schema.PID: pa.array(np.repeat(pids, lengths).astype(np.int32)),
-                            schema.POS: pa.array(
-                                (np.arange(starts[-1]) - starts[owner]).astype(np.int32)
-                            ),
-                            schema.TRACK_ID: pa.array(ids[result.local_index]),
-                        },
-                        schema=schema.PLAYLIST_TRACKS_SCHEMA,
-                    )
-                    buffered.append(entries)
-                    buffered_rows += entries.num_rows
-                    if buffered_rows >= ROW_GROUP_ROWS:
-                        writer.write_table(
-                            pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS
+                    else:
+                        seen_pids[pids] = True
+                        entries = _entries(result, catalog, pids)
+                        buffered.append(entries)
+                        buffered_rows += entries.num_rows
+                        if buffered_rows >= ROW_GROUP_ROWS:
+                            writer.write_table(
+                                pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS
+                            )
+                            buffered, buffered_rows = [], 0
+                        n_entries += entries.num_rows
+                        parsed = result.parsed
+                        warnings.extend(str(p) for p in result.problems)
+                        for key, count in parsed.missing.items():
+                            missing[key] = missing.get(key, 0) + count
+                        playlists.append(
+                            parsed.playlists.set_column(
+                                parsed.playlists.schema.get_field_index(schema.NUM_TRACKS),
+                                schema.NUM_TRACKS,
+                                pa.array(parsed.lengths.astype(np.int32)),
+                            )
                         )
-                        buffered, buffered_rows = [], 0
-                    n_entries += entries.num_rows
-                    table = parsed.playlists.set_column(
-                        parsed.playlists.schema.get_field_index(schema.NUM_TRACKS),
-                        schema.NUM_TRACKS,
-                        pa.array(lengths.astype(np.int32)),
-                    )
-                    playlists.append(table)
-                    manifest_files.append(
-                        {
-                            "name": result.file.name,
-                            "size": parsed.size,
-                            "sha256": parsed.sha256,
-                            "playlists": len(lengths),
-                            "entries": int(entries.num_rows),
-                        }
-                    )
+                        entry["playlists"] += len(parsed.lengths)
+                        entry["entries"] += int(entries.num_rows)
+                        if parsed.last:
+                            entry["size"], entry["sha256"] = parsed.size, parsed.sha256
+                            if not parsed.whole:
+                                entry["streamed"] = True
+                                warnings.extend(
+                                    str(p) for p in count_problems(result.file, entry["playlists"])
+                                )
+                    if result.last:
+                        if entry["playlists"]:
+                            manifest_files.append(entry)
+                        entry = None
             if buffered:
                 writer.write_table(pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS)
         finally:
@@ -341,6 +358,22 @@ def ingest_mpd(
         )
     return IngestSummary(
         out, playlists_table.num_rows, tracks.num_rows, n_entries, skipped, warnings, missing
+    )
+
+
+def _entries(result: _SliceResult, catalog: _Catalog, pids: np.ndarray) -> pa.Table:
+    """The slice's rows of ``playlist_tracks`` (pid, pos, track_id), assigning new track ids."""
+    ids = catalog.assign(result)
+    lengths = result.parsed.lengths
+    starts = np.concatenate(([0], np.cumsum(lengths)))
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    return pa.table(
+        {
+            schema.PID: pa.array(np.repeat(pids, lengths).astype(np.int32)),
+            schema.POS: pa.array((np.arange(starts[-1]) - starts[owner]).astype(np.int32)),
+            schema.TRACK_ID: pa.array(ids[result.local_index]),
+        },
+        schema=schema.PLAYLIST_TRACKS_SCHEMA,
     )
 
 

@@ -5,15 +5,23 @@ explicit type that names every field of the real format, so no per-record Python
 and a field absent from a reduced copy simply comes out as nulls, counted per field. Only when
 conversion fails (a field of the wrong type) does a slow pass look for the offending record, to
 name it.
+
+Decoding a whole file costs about four times its size in memory: fine for the MPD's 33 MB
+slices, not for a merged multi-GB file. :func:`slice_parts` therefore streams any file above
+``STREAM_ABOVE_BYTES`` with ijson (yajl's C parser, ~190 MB/s) in parts of
+``PART_PLAYLISTS`` playlists, each parsed exactly like a slice, so memory stays bounded by the
+part whatever the file's size.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ijson
 import msgspec
 import numpy as np
 import orjson
@@ -25,6 +33,8 @@ from segue.errors import InputFileError
 
 SLICE_PATTERN = re.compile(r"^mpd\.slice\.(\d+)-(\d+)\.json$")
 FULL_MPD_SLICES = 1000
+STREAM_ABOVE_BYTES = 256 * 2**20  # files larger than this are streamed in parts
+PART_PLAYLISTS = 1000  # playlists per streamed part: the MPD's own slice size
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,10 @@ class ParsedSlice:
     ``tracks`` has ``schema.TRACK_METADATA_COLUMNS`` plus ``pos`` as given (int64, null when
     absent), one row per entry in file order. ``missing`` counts records lacking each field
     (keys ``playlist.<field>`` and ``track.<field>``).
+
+    A streamed file arrives in parts: ``first`` is the index in the file of the part's first
+    playlist and ``last`` marks the file's final part; ``size`` and ``sha256`` describe the
+    whole file and are set on the last part only (0 and "" before).
     """
 
     file: SliceFile
@@ -110,6 +124,13 @@ class ParsedSlice:
     lengths: np.ndarray
     tracks: pa.Table
     missing: dict[str, int] = field(default_factory=dict)
+    first: int = 0
+    last: bool = True
+
+    @property
+    def whole(self) -> bool:
+        """True when this is the whole file (not one part of a streamed file)."""
+        return self.first == 0 and self.last
 
 
 def _position(raw: bytes, pos: int) -> str:
@@ -134,9 +155,9 @@ def _decode(path: Path, raw: bytes) -> object:
     raise InputFileError(path, "invalid JSON")  # pragma: no cover - decoders disagree
 
 
-def _find_bad_record(path: Path, playlists: list) -> InputFileError:
+def _find_bad_record(path: Path, playlists: list, first: int = 0) -> InputFileError:
     """Slow path after Arrow refused the data: name the first record and field of the wrong type."""
-    for i, pl in enumerate(playlists):
+    for i, pl in enumerate(playlists, start=first):
         if not isinstance(pl, dict):
             return InputFileError(
                 path, f"expected a playlist object, got {type(pl).__name__}", f"playlist {i}"
@@ -182,7 +203,7 @@ def _type_word(t: pa.DataType) -> str:
 
 
 def parse_slice(file: SliceFile) -> ParsedSlice:
-    """Parse one slice. Raises :class:`InputFileError` naming the file, record and field."""
+    """Parse one whole slice. Raises :class:`InputFileError` naming the file, record and field."""
     path = file.path
     try:
         raw = path.read_bytes()
@@ -191,7 +212,13 @@ def parse_slice(file: SliceFile) -> ParsedSlice:
     doc = _decode(path, raw)
     if not isinstance(doc, dict) or not isinstance(doc.get("playlists"), list):
         raise InputFileError(path, "expected a JSON object with a 'playlists' list")
-    playlists = doc["playlists"]
+    parsed = _parse_playlists(file, doc["playlists"])
+    parsed.size, parsed.sha256 = len(raw), hashlib.sha256(raw).hexdigest()
+    return parsed
+
+
+def _parse_playlists(file: SliceFile, playlists: list, first: int = 0) -> ParsedSlice:
+    path = file.path
     try:
         array = pa.array(playlists, type=PLAYLIST_TYPE)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -203,11 +230,110 @@ def parse_slice(file: SliceFile) -> ParsedSlice:
         try:
             array = pa.array(playlists, type=PLAYLIST_TYPE)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            raise _find_bad_record(path, playlists) from None
-    return _columns(file, raw, array)
+            raise _find_bad_record(path, playlists, first) from None
+    return _columns(file, array, first)
 
 
-def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
+@dataclass(frozen=True)
+class SlicePart:
+    """One unit of parsing work (see :func:`slice_parts`).
+
+    ``raw`` None: the whole file, read by the worker. Otherwise ``raw`` is a JSON list of up to
+    ``PART_PLAYLISTS`` playlists of a streamed file, the first being the file's ``first``-th;
+    the file's last part carries its ``size`` and ``sha256``. ``error`` (with ``where``) says
+    that the stream failed here; parsing the part raises it, like any malformed slice.
+    """
+
+    file: SliceFile
+    first: int = 0
+    raw: bytes | None = None
+    last: bool = True
+    size: int = 0
+    sha256: str = ""
+    error: str | None = None
+    where: str | None = None
+
+
+def slice_parts(files: Iterable[SliceFile]) -> Iterator[SlicePart]:
+    """The work for ``files``: each file whole, or in streamed parts above ``STREAM_ABOVE_BYTES``."""
+    for file in files:
+        try:
+            size = file.path.stat().st_size
+        except OSError:
+            size = 0  # the worker's read reports it, naming the file
+        if size <= STREAM_ABOVE_BYTES:
+            yield SlicePart(file)
+        else:
+            yield from _stream_parts(file)
+
+
+class _HashingReader:
+    """A binary file that hashes and counts what is read through it (for the manifest)."""
+
+    def __init__(self, f) -> None:
+        self.f, self.sha256, self.count = f, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.sha256.update(data)
+        self.count += len(data)
+        return data
+
+
+def _stream_parts(file: SliceFile) -> Iterator[SlicePart]:
+    first, batch, pending = 0, [], None
+    try:
+        with open(file.path, "rb") as f:
+            reader = _HashingReader(f)
+            for playlist in ijson.items(reader, "playlists.item", use_float=True):
+                batch.append(playlist)
+                if len(batch) == PART_PLAYLISTS:
+                    if pending is not None:
+                        yield pending
+                    pending = SlicePart(file, first, orjson.dumps(batch), last=False)
+                    first, batch = first + len(batch), []
+            reader.read()  # anything after the document (ijson stops at its end)
+    except OSError as exc:
+        yield SlicePart(file, first, error=f"cannot read ({exc.strerror})")
+        return
+    except (ijson.JSONError, orjson.JSONEncodeError) as exc:
+        if pending is not None:
+            yield pending
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f"near byte {reader.count:,}, after playlist {first + len(batch) - 1}"
+        if "premature EOF" in message or "Incomplete" in message:
+            message = "the file ends early (truncated?)"
+        else:
+            message = f"invalid JSON: {message}"
+        yield SlicePart(file, first + len(batch), error=message, where=where)
+        return
+    if pending is None and not batch:
+        yield SlicePart(file, error="expected a JSON object with a non-empty 'playlists' list")
+        return
+    if batch:
+        if pending is not None:
+            yield pending
+        pending = SlicePart(file, first, orjson.dumps(batch), last=False)
+    yield SlicePart(file, pending.first, pending.raw, True, reader.count, reader.sha256.hexdigest())
+
+
+def parse_part(part: SlicePart) -> ParsedSlice:
+    """Parse one :class:`SlicePart`; raises :class:`InputFileError` like :func:`parse_slice`."""
+    if part.error is not None:
+        raise InputFileError(part.file.path, part.error, part.where)
+    if part.raw is None:
+        return parse_slice(part.file)
+    parsed = _parse_playlists(part.file, msgspec.json.decode(part.raw), part.first)
+    parsed.first, parsed.last, parsed.size, parsed.sha256 = (
+        part.first,
+        part.last,
+        part.size,
+        part.sha256,
+    )
+    return parsed
+
+
+def _columns(file: SliceFile, array: pa.StructArray, first: int = 0) -> ParsedSlice:
     path = file.path
     missing: dict[str, int] = {}
     for f in array.type:
@@ -217,19 +343,21 @@ def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
     pid = array.field(schema.PID)
     if pid.null_count:
         i = int(np.flatnonzero(pid.is_null().to_numpy(zero_copy_only=False))[0])
-        raise InputFileError(path, "required field 'pid' is missing", f"playlist {i}")
+        raise InputFileError(path, "required field 'pid' is missing", f"playlist {first + i}")
     pid_np = pid.to_numpy()
     tracks_list = array.field("tracks")
     if tracks_list.null_count:
         i = int(np.flatnonzero(tracks_list.is_null().to_numpy(zero_copy_only=False))[0])
         raise InputFileError(
-            path, "required field 'tracks' is missing", f"playlist {i} (pid {pid_np[i]})"
+            path, "required field 'tracks' is missing", f"playlist {first + i} (pid {pid_np[i]})"
         )
     too_big = (pid_np < 0) | (pid_np > np.iinfo(np.int32).max)
     if too_big.any():
         i = int(np.flatnonzero(too_big)[0])
         raise InputFileError(
-            path, f"field 'pid' must be between 0 and 2^31-1, got {pid_np[i]}", f"playlist {i}"
+            path,
+            f"field 'pid' must be between 0 and 2^31-1, got {pid_np[i]}",
+            f"playlist {first + i}",
         )
     lengths = np.diff(tracks_list.offsets.to_numpy()).astype(np.int64)
     flat = tracks_list.flatten()
@@ -245,7 +373,7 @@ def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
         raise InputFileError(
             path,
             "required field 'track_uri' is missing",
-            f"playlist {owner} (pid {pid_np[owner]}), track {j}",
+            f"playlist {first + owner} (pid {pid_np[owner]}), track {j}",
         )
 
     lowered = pc.utf8_lower(array.field(schema.COLLABORATIVE))
@@ -272,9 +400,7 @@ def _columns(file: SliceFile, raw: bytes, array: pa.StructArray) -> ParsedSlice:
     tracks = pa.table(
         {name: flat.field(name) for name in (schema.POS, *schema.TRACK_METADATA_COLUMNS)}
     )
-    return ParsedSlice(
-        file, len(raw), hashlib.sha256(raw).hexdigest(), playlists, lengths, tracks, missing
-    )
+    return ParsedSlice(file, 0, "", playlists, lengths, tracks, missing)
 
 
 def _int32(values: pa.Array) -> pa.Array:
@@ -310,7 +436,9 @@ def check_slice(parsed: ParsedSlice) -> list[Problem]:
     def add(mask: np.ndarray, message, severity="error") -> None:
         for i in np.flatnonzero(mask)[:5]:
             problems.append(
-                Problem(file.name, f"playlist {i} (pid {pid[i]})", message(i), severity)
+                Problem(
+                    file.name, f"playlist {parsed.first + i} (pid {pid[i]})", message(i), severity
+                )
             )
         extra = int(mask.sum()) - 5
         if extra > 0:
@@ -320,15 +448,8 @@ def check_slice(parsed: ParsedSlice) -> list[Problem]:
                 )
             )
 
-    expected = file.end - file.start + 1
-    if n != expected:
-        problems.append(
-            Problem(
-                file.name,
-                "",
-                f"has {n} playlists; its name promises {expected} (pids {file.start}-{file.end})",
-            )
-        )
+    if parsed.whole:  # a streamed file's count is checked once its last part is in
+        problems += count_problems(file, n)
     add(
         (pid < file.start) | (pid > file.end),
         lambda i: f"pid {pid[i]} is outside the slice's range {file.start}-{file.end}",
@@ -374,3 +495,17 @@ def check_slice(parsed: ParsedSlice) -> list[Problem]:
         bad[owner[pos_np != index_in_list]] = True
         add(bad, lambda i: "field 'pos' does not run 0, 1, 2, … in list order")
     return problems
+
+
+def count_problems(file: SliceFile, n: int) -> list[Problem]:
+    """The file holds as many playlists as its name promises (``n`` counted)."""
+    expected = file.end - file.start + 1
+    if n == expected:
+        return []
+    return [
+        Problem(
+            file.name,
+            "",
+            f"has {n} playlists; its name promises {expected} (pids {file.start}-{file.end})",
+        )
+    ]

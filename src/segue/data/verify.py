@@ -21,9 +21,12 @@ from segue.data.mpd import (
     FULL_MPD_SLICES,
     Problem,
     SliceFile,
+    SlicePart,
     check_slice,
+    count_problems,
     find_slices,
-    parse_slice,
+    parse_part,
+    slice_parts,
 )
 from segue.errors import InputFileError
 from segue.parallel import ordered_map
@@ -38,14 +41,21 @@ class _FileResult:
     n_entries: int = 0
     missing: dict[str, int] = field(default_factory=dict)
     modified: tuple[int, int] | None = None
+    last: bool = True  # the file's last part (always, for a file parsed whole)
+    streamed: bool = False
 
 
-def _verify_file(file: SliceFile) -> _FileResult:
+def _verify_file(part: SlicePart) -> _FileResult:
+    file = part.file
     try:
-        parsed = parse_slice(file)
+        parsed = parse_part(part)
     except InputFileError as exc:
         return _FileResult(
-            file, [Problem(file.name, exc.where or "", exc.problem)], np.zeros(0, np.int64)
+            file,
+            [Problem(file.name, exc.where or "", exc.problem)],
+            np.zeros(0, np.int64),
+            last=part.last or part.error is not None,
+            streamed=part.raw is not None or part.error is not None,
         )
     modified = parsed.playlists.column(schema.MODIFIED_AT).drop_null().to_numpy()
     return _FileResult(
@@ -55,6 +65,8 @@ def _verify_file(file: SliceFile) -> _FileResult:
         int(parsed.lengths.sum()),
         parsed.missing,
         (int(modified.min()), int(modified.max())) if len(modified) else None,
+        parsed.last,
+        not parsed.whole,
     )
 
 
@@ -160,13 +172,23 @@ def verify_mpd(
         report.notes.append(
             f"{len(files)} slices (the full MPD has {FULL_MPD_SLICES:,}); a subset is fine if intended"
         )
-    all_pids = []
+    all_pids, pid_files = [], []
+    streamed: set[str] = set()
+    in_file = 0  # playlists so far in the file in progress
     lo, hi = None, None
     with progress("verifying slices", len(files), "slices") as bar:
-        for result in ordered_map(_verify_file, files, workers):
-            bar.advance(1)
+        for result in ordered_map(_verify_file, slice_parts(files), workers):
             report.problems += result.problems
             all_pids.append(result.pids)
+            pid_files.append(result.file.name)
+            in_file += len(result.pids)
+            if result.streamed:
+                streamed.add(result.file.name)
+            if result.last:
+                bar.advance(1)
+                if result.streamed:  # a whole file's count is checked with its playlists
+                    report.problems += count_problems(result.file, in_file)
+                in_file = 0
             report.n_playlists += len(result.pids)
             report.n_entries += result.n_entries
             for key, count in result.missing.items():
@@ -179,10 +201,15 @@ def verify_mpd(
     uniq, counts = np.unique(pids, return_counts=True)
     file_of = np.repeat(np.arange(len(all_pids)), [len(p) for p in all_pids])
     for pid in uniq[counts > 1][:20]:
-        names = sorted({files[i].name for i in file_of[pids == pid]})
+        names = sorted({pid_files[i] for i in file_of[pids == pid]})
         if len(names) > 1:
             report.problems.append(
                 Problem(names[-1], "", f"pid {pid} also appears in {', '.join(names[:-1])}")
+            )
+        elif names[0] in streamed:  # parts of one file: check_slice saw only its own part
+            times = int(counts[np.searchsorted(uniq, pid)])
+            report.problems.append(
+                Problem(names[0], "", f"pid {pid} appears {times} times in this file")
             )
     report.challenge = _verify_challenge(source, challenge)
     if report.challenge and not report.challenge["ok"]:
