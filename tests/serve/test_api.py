@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,8 +33,15 @@ def reference(model_dir, uris: list[str], n: int, title: str = ""):
 
 
 def test_health_and_models(api):
-    assert api.get("/healthz").json()["status"] == "ok"
-    models = {m["name"]: m for m in api.get("/v1/models").json()["models"]}
+    health = api.get("/healthz")
+    assert health.json()["status"] == "ok"
+    # which worker answered, by an opaque id, never a process id or a path on the server
+    assert health.json()["worker"] == health.headers["x-segue-worker"]
+    assert str(os.getpid()) not in health.text and "pid" not in health.json()
+    listing = api.get("/v1/models")
+    assert os.sep + "tmp" not in listing.text and str(Path.cwd()) not in listing.text
+    models = {m["name"]: m for m in listing.json()["models"]}
+    assert models["itemknn"]["directory"] == "itemknn"
     assert list(models) == ["itemknn", "popular", "playlistknn", "title"]
     assert (
         models["itemknn"]["kind"] == "itemknn"

@@ -11,6 +11,7 @@ import socket
 import time
 
 import httpx
+import psutil
 import pytest
 
 from segue.serve.app import create_app
@@ -96,8 +97,9 @@ def test_a_dead_worker_is_replaced_and_workers_die_with_the_parent(fresh_models,
     server = start_server([fresh_models["popular"]], tmp_path / "w.log", "--workers", "2")
     try:
         with server.client(limits=httpx.Limits(max_keepalive_connections=0)) as api:
-            pids = {api.get("/healthz").json()["pid"] for _ in range(40)}
-            assert len(pids) == 2
+            workers = {api.get("/healthz").json()["worker"] for _ in range(40)}
+            pids = [p.pid for p in psutil.Process(server.process.pid).children()]
+            assert len(workers) == 2 and len(pids) == 2
             victim = min(pids)
             os.kill(victim, signal.SIGKILL)
             deadline = time.monotonic() + 20
@@ -106,7 +108,9 @@ def test_a_dead_worker_is_replaced_and_workers_die_with_the_parent(fresh_models,
             assert (
                 f"worker {victim} was killed by signal 9; started worker" in server.log.read_text()
             )
-            now = {api.get("/healthz").json()["pid"] for _ in range(40)}
+            now = {api.get("/healthz").json()["worker"] for _ in range(40)}
+            assert len(now) == 2 and len(now & workers) == 1  # the survivor and a new one
+            now = {p.pid for p in psutil.Process(server.process.pid).children()}
             assert len(now) == 2 and victim not in now
         # kill -9 of the parent: the workers follow it, so the port is free again.
         server.process.send_signal(signal.SIGKILL)

@@ -25,7 +25,6 @@ models and catalog indexes are built once, before the first request.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -48,7 +47,7 @@ from starlette.requests import ClientDisconnect
 
 from segue import __version__
 from segue.errors import SegueError
-from segue.serve.service import ApiError, Service
+from segue.serve.service import ApiError, Service, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -443,8 +442,8 @@ def _host_name(host: str) -> str:
 class BodyLimit:
     """ASGI middleware: 413 for a body over ``limit`` bytes, by Content-Length or as it streams.
 
-    It also names the worker process in an ``x-segue-worker`` header (with ``--workers N``, which
-    process answered is otherwise invisible).
+    It also names the worker in an ``x-segue-worker`` header (with ``--workers N``, which process
+    answered is otherwise invisible): an opaque id (``service.worker_id``), not a process id.
     """
 
     def __init__(self, app: FastAPI, limit: int):
@@ -452,8 +451,8 @@ class BodyLimit:
         self.limit = limit
 
     @property
-    def _pid(self) -> bytes:
-        return str(os.getpid()).encode()  # read per response: workers fork after this is built
+    def _worker(self) -> bytes:
+        return worker_id().encode()  # read per response: workers fork after this is built
 
     def __getattr__(self, name):  # tests and tools reach the FastAPI app's attributes
         return getattr(self.app, name)
@@ -482,7 +481,7 @@ class BodyLimit:
                 started = True
                 message = {
                     **message,
-                    "headers": [*message.get("headers", ()), (b"x-segue-worker", self._pid)],
+                    "headers": [*message.get("headers", ()), (b"x-segue-worker", self._worker)],
                 }
             await send(message)
 

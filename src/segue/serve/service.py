@@ -13,6 +13,7 @@ import errno
 import hashlib
 import logging
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,11 +118,12 @@ class Service:
                 "name": name,
                 "kind": model.name,
                 "description": type(model).description,
-                "path": str(directory),
+                "directory": directory.name,  # not the absolute path: clients need not know it
                 "segue_version": params.get("segue_version"),
                 "fingerprint": hashlib.sha256(params_bytes).hexdigest()[:16],
                 "config": params.get("config", {}),
-                "trained_on": model.trained_on,
+                # sizes and the data's digest; its path stays on the server
+                "trained_on": {k: v for k, v in model.trained_on.items() if k != "path"},
                 "n_tracks": model.n_tracks,
             }
             served = ServedModel(
@@ -368,8 +370,24 @@ class Service:
             "segue_version": __version__,
             "models": list(self.models),
             "uptime_s": round(time.time() - self.started, 1),
-            "pid": os.getpid(),
+            "worker": worker_id(),
         }
+
+
+_worker: tuple[int, str] = (0, "")
+
+
+def worker_id() -> str:
+    """An opaque name for this worker process, new in each process (workers fork from one
+    parent): it tells which worker answered without telling clients a process id.
+
+    >>> worker_id() == worker_id() and len(worker_id()) == 8
+    True
+    """
+    global _worker
+    if _worker[0] != os.getpid():
+        _worker = (os.getpid(), secrets.token_hex(4))
+    return _worker[1]
 
 
 def _warm_up(served: ServedModel) -> None:
@@ -495,4 +513,5 @@ def _metrics_for(table: dict, name: str, source: Path | None) -> dict | None:
         for metric, cell in overall.items()
         if isinstance(cell, dict)
     }
-    return {"source": str(source), "group": "all", "values": values}
+    # the file's name, not its path on the server
+    return {"source": Path(source).name if source else None, "group": "all", "values": values}
