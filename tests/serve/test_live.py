@@ -9,6 +9,7 @@ import httpx
 import numpy as np
 import orjson
 import psutil
+import pytest
 
 from segue.cli import main
 from segue.models.base import Queries, Recommender
@@ -372,3 +373,74 @@ def test_kill_9_under_concurrent_writes_loses_no_acknowledged_playlist(fresh_mod
             assert count == len(persisted)
     finally:
         restarted.stop()
+
+
+def _read_only_mount(directory):
+    """A ``preexec_fn`` that gives the child its own mount namespace in which ``directory`` is
+    a read-only bind mount (so even root cannot write there, and nothing outside changes)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, ms_rdonly, ms_remount, ms_bind, ms_rec, ms_private = (
+        0x20000,
+        1,
+        32,
+        4096,
+        16384,
+        1 << 18,
+    )
+
+    def mount(source, flags):
+        target = str(directory).encode()
+        if libc.mount(source, target, None, flags, None) != 0:
+            raise OSError(ctypes.get_errno(), "mount")
+
+    def preexec():
+        if libc.unshare(clone_newns) != 0:
+            raise OSError(ctypes.get_errno(), "unshare")
+        if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
+            raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+        mount(str(directory).encode(), ms_bind)
+        mount(None, ms_remount | ms_bind | ms_rdonly)
+
+    return preexec
+
+
+def test_a_read_only_state_refuses_to_start_and_keeps_what_it_holds(fresh_models, tmp_path):
+    """Two playlists acknowledged, then the state is read-only (a bind mount in the server's own
+    mount namespace): the start is refused with one line naming the folder and exit 2, and
+    the log still holds both. (A folder cannot turn read-only under the running service: the
+    kernel refuses a read-only remount while the log is open for writing.)"""
+    import subprocess
+    import sys
+
+    model, state = fresh_models["popular"], tmp_path / "state"
+    server = start_server([model], tmp_path / "a.log", "--state", str(state))
+    try:
+        with server.client() as api:
+            acknowledged = sum(
+                api.post("/v1/playlists", json={"title": t, "tracks": [uri(1)]}).status_code == 201
+                for t in ("first", "second")
+            )
+    finally:
+        server.stop()
+    command = [sys.executable, "-m", "segue", "serve", str(model), "--port", "0"]
+    try:
+        run = subprocess.run(
+            [*command, "--state", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=60,  # a server that started anyway runs until this fails the test
+            preexec_fn=_read_only_mount(state),
+        )
+    except subprocess.TimeoutExpired:
+        raise
+    except subprocess.SubprocessError as exc:  # no mount namespaces here (not root, no CAP)
+        pytest.skip(f"cannot make a read-only mount on this machine: {exc}")
+    log = state / "popular" / "playlists.jsonl"
+    persisted = [orjson.loads(line)["title"] for line in log.open("rb")]
+    assert acknowledged == 2 and persisted == ["first", "second"]
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: {log.parent}: cannot keep the live log here (Read-only file system)"
+    )
