@@ -5,12 +5,14 @@ supervision."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
 import time
 
 import httpx
+import orjson
 import psutil
 import pytest
 
@@ -172,3 +174,50 @@ def test_stalled_connections_are_closed_and_never_lock_clients_out(fresh_models,
             raw.close()
         code, output = server.stop()
     assert code == 0 and "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "message", "kept"),
+    [
+        (
+            "write",
+            errno.EIO,
+            "the disk refused the record (Input/output error); nothing was added",
+            1,
+        ),
+        (
+            "fsync",
+            errno.EROFS,
+            "the record was written but the disk did not confirm it (Read-only file system); "
+            "not acknowledged: the service has learned it",
+            2,
+        ),
+    ],
+)
+def test_a_disk_error_other_than_full_is_a_503(
+    service, tmp_path, monkeypatch, call, code, message, kept
+):
+    """The storage refuses a record for another reason than space (EIO; EROFS after an ext4
+    error): 503 with the reason, never a 201. A refused write leaves nothing; a record written
+    but not confirmed stays, learned by the service, as a restart would find it."""
+    import segue.serve.live as live
+
+    app = create_app(service)
+    first = _ask(app, "http://localhost", "POST", "/v1/playlists", json={"tracks": [uri(1)]})
+    assert first.status_code == 201
+
+    def refuse(*args):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(live.os, call, refuse)
+    second = _ask(app, "http://localhost", "POST", "/v1/playlists", json={"tracks": [uri(2)]})
+    assert second.status_code == 503, second.text
+    assert message in second.json()["message"]
+    monkeypatch.undo()
+    log = tmp_path / "state" / "popular" / "playlists.jsonl"
+    assert [orjson.loads(line)["tracks"] for line in log.read_bytes().splitlines()] == [
+        [uri(1)],
+        [uri(2)],
+    ][:kept]
+    models = _ask(app, "http://localhost", "GET", "/v1/models").json()["models"]
+    assert models[0]["live_playlists"] == kept

@@ -197,12 +197,27 @@ class LiveLog:
                 written = 0
                 while written < len(line):  # one write in practice; a short one is finished here
                     written += os.write(fd, line[written:])
-                os.fsync(fd)
             except OSError as exc:
-                # Whatever reached the file is a torn line: cut it, so the log stays records.
-                self._cut_torn_tail(fd)
+                # Whatever reached the file is a torn line (never read: readers stop at the last
+                # newline): cut it, so the log stays records. If even that fails, the next
+                # writer's lock cuts it.
+                with contextlib.suppress(OSError):
+                    self._cut_torn_tail(fd)
                 raise LiveLogUnwritable(
                     f"{self.path}: the disk refused the record ({exc.strerror}); nothing was added",
+                    exc.errno,
+                ) from None
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                # The line is complete in the file, so other workers may already have learned
+                # it: learn it here too (one state), but do not acknowledge what the disk did
+                # not confirm. Cutting it instead could undo a record another worker learned.
+                self.sync()
+                raise LiveLogUnwritable(
+                    f"{self.path}: the record was written but the disk did not confirm it "
+                    f"({exc.strerror}); not acknowledged: the service has learned it, and a "
+                    "restart keeps it only if the disk did",
                     exc.errno,
                 ) from None
             self.sync()
