@@ -66,11 +66,18 @@ def request_bodies(queries: Path, n: int, count: int, seed: int) -> list[bytes]:
     return bodies
 
 
-def http_request(host: str, port: int, body: bytes) -> bytes:
+def http_request(host: str, port: int, body: bytes, path: str = "/v1/recommendations") -> bytes:
     return (
-        f"POST /v1/recommendations HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+def write_request(host: str, port: int, body: bytes, k: int) -> bytes:
+    """A new playlist (POST /v1/playlists) made of a query's title and seed tracks."""
+    query = orjson.loads(body)
+    playlist = {"title": f"bench {k} {query['title']}"[:200], "tracks": query["tracks"] or ["x"]}
+    return http_request(host, port, orjson.dumps(playlist), "/v1/playlists")
 
 
 async def one_connection(
@@ -83,6 +90,9 @@ async def one_connection(
     errors: list[str],
     start_index: int,
     stride: int,
+    writes: list[bytes] | None = None,
+    write_every: int = 0,
+    acknowledged: list[float] | None = None,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     i = start_index
@@ -90,7 +100,8 @@ async def one_connection(
         while (deadline is None and i < len(requests)) or (
             deadline is not None and time.perf_counter() < deadline
         ):
-            payload = requests[i % len(requests)]
+            is_write = bool(write_every) and (i // stride) % write_every == write_every - 1
+            payload = writes[i % len(writes)] if is_write else requests[i % len(requests)]
             i += stride
             started = time.perf_counter()
             try:
@@ -100,6 +111,12 @@ async def one_connection(
                 length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
                 body = await reader.readexactly(length)
                 elapsed = time.perf_counter() - started
+                if is_write:  # a new playlist: 201, or an error
+                    if status != 201:
+                        errors.append(f"write status {status}: {body[:200]!r}")
+                    else:
+                        acknowledged.append(elapsed)
+                    continue
                 if status != 200:
                     errors.append(f"status {status}: {body[:200]!r}")
                     continue
@@ -189,8 +206,10 @@ def client_main(args) -> None:
     port = int(port)
     bodies = request_bodies(args.queries, args.n, args.requests, args.seed)
     requests = [http_request(host, port, b) for b in bodies]
+    writes = [write_request(host, port, b, k) for k, b in enumerate(bodies)]
     latencies: list[float] = []
     errors: list[str] = []
+    acknowledged: list[float] = []
 
     async def run() -> float:
         try:
@@ -221,7 +240,18 @@ def client_main(args) -> None:
         await asyncio.gather(
             *(
                 one_connection(
-                    host, port, requests, args.n, deadline, latencies, errors, c, args.concurrency
+                    host,
+                    port,
+                    requests,
+                    args.n,
+                    deadline,
+                    latencies,
+                    errors,
+                    c,
+                    args.concurrency,
+                    writes,
+                    args.write_every,
+                    acknowledged,
                 )
                 for c in range(args.concurrency)
             )
@@ -234,8 +264,12 @@ def client_main(args) -> None:
     print(
         json.dumps(
             {
-                "requests": len(latencies) + len(errors),
+                "requests": len(latencies) + len(acknowledged) + len(errors),
                 "ok": len(latencies),
+                "writes_acknowledged": len(acknowledged),
+                "write_p50_ms": float(np.percentile(acknowledged, 50) * 1000)
+                if acknowledged
+                else None,
                 "errors": len(errors),
                 "error_examples": errors[:5],
                 "seconds": wall,
@@ -360,6 +394,8 @@ def run_client(
         str(requests),
         "--seed",
         str(args.seed),
+        "--write-every",
+        str(getattr(args, "write_every", 0) if concurrency > 1 else 0),
         *(["--paths"] if paths else []),
     ]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -381,6 +417,13 @@ def main() -> int:
     client.add_argument("--duration", type=float, default=0)
     client.add_argument("--requests", type=int, default=1000)
     client.add_argument("--paths", action="store_true", help="time the other endpoints instead")
+    for p in (parser, client):
+        p.add_argument(
+            "--write-every",
+            type=int,
+            default=0,
+            help="under load, every K-th request of a client adds a playlist (0: reads only)",
+        )
     parser.add_argument(
         "--model", type=Path, action="append", required=False, help="model directory (repeatable)"
     )
@@ -431,6 +474,12 @@ def main() -> int:
                     f"  load ({args.concurrency} clients, {args.duration:.0f} s): {load}",
                     file=sys.stderr,
                 )
+                persisted = sum(
+                    len(f.read_bytes().splitlines())
+                    for f in (Path(tmp) / "live").glob("*/playlists.jsonl")
+                )
+                load["writes_persisted"] = persisted
+                print(f"  playlists in the live logs: {persisted}", file=sys.stderr)
             finally:
                 process.terminate()
                 process.wait(timeout=60)
@@ -489,6 +538,15 @@ def report(args, runs: list[dict]) -> str:
             f"{load['p50_ms']:.0f} / {load['p99_ms']:.0f} ms | {load['errors'] + lat['errors']} | "
             f"{r['load_pss_gib']:.2f} / {r['load_rss_gib']:.2f} GiB |"
         )
+    for r in runs:
+        load = r["load"]
+        if load.get("writes_acknowledged"):
+            lines.append(
+                f"\nWrites mixed in ({r['workers']} worker(s)): every {args.write_every}th request of each "
+                f"load client was `POST /v1/playlists` — {load['writes_acknowledged']:,} acknowledged "
+                f"(201, p50 {load['write_p50_ms']:.0f} ms), {load['writes_persisted']:,} in the live "
+                "logs after the run (counted as `requests/s` only when reads)."
+            )
     lines += [
         "",
         "Other endpoints, one client, one request at a time (p50 / p99 / max; errors):",

@@ -69,6 +69,20 @@ def hold(url: str, count: int, seconds: float) -> None:
     print(f"CLOSED {closed}", flush=True)
 
 
+def tree_connections(pid: int) -> int:
+    """Open TCP connections of the server and its workers (the listening socket excluded)."""
+    root = psutil.Process(pid)
+    found = set()
+    for p in (root, *root.children(recursive=True)):
+        try:
+            found |= {
+                (c.laddr, c.raddr) for c in p.net_connections(kind="tcp") if c.status != "LISTEN"
+            }
+        except psutil.Error:
+            pass
+    return len(found)
+
+
 def probe(url: str) -> float | None:
     began = time.perf_counter()
     try:
@@ -92,6 +106,7 @@ def main() -> int:
     parser.add_argument("--holders", type=int, default=2)
     parser.add_argument("--probes", type=int, default=30)
     parser.add_argument("--read-timeout", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     args = parser.parse_args()
     if args.mode == "hold":
         hold(args.url, args.count, args.seconds)
@@ -100,7 +115,7 @@ def main() -> int:
     log = Path("/tmp/bench-stalled-server.log")
     server = subprocess.Popen(
         [sys.executable, "-m", "segue", "serve", str(args.model), "--port", "0",
-         "--read-timeout", str(args.read_timeout)],
+         "--read-timeout", str(args.read_timeout), "--workers", str(args.workers)],
         stdout=log.open("w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -141,9 +156,9 @@ def main() -> int:
         ready_s = time.monotonic() - began
         latencies = [probe(url) for _ in range(args.probes)]
         during = tree_memory(server.pid)[0]
-        server_conns = len(psutil.Process(server.pid).net_connections(kind="tcp"))
+        server_conns = tree_connections(server.pid)
         time.sleep(args.read_timeout + 5)
-        after = len(psutil.Process(server.pid).net_connections(kind="tcp"))
+        after = tree_connections(server.pid)
         closed = sum(int(h.stdout.readline().split()[1]) for h in holders)
         for h in holders:
             h.wait(timeout=hold_s + 60)
@@ -152,7 +167,8 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=30)
     print(
-        f"### Stalled connections (`benchmarks/bench_stalled.py --connections {args.connections}`)\n\n"
+        f"### Stalled connections (`benchmarks/bench_stalled.py --connections {args.connections} "
+        f"--workers {args.workers}`)\n\n"
         f"| measure | value |\n|---|---|\n"
         f"| connections opened (half silent, half a POST whose body never comes) | {opened:,} "
         f"({failed:,} refused) in {ready_s:.1f} s |\n"
