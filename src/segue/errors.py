@@ -7,6 +7,7 @@ with status 2, without a traceback; anything else is a bug and keeps its traceba
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 
@@ -27,3 +28,15 @@ class InputFileError(SegueError):
         self.where = where
         location = f"{self.path}: {where}" if where else str(self.path)
         super().__init__(f"{location}: {problem}")
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``word``, or "".
+
+    >>> did_you_mean("itemnn", ["itemknn", "popular"])
+    " (did you mean 'itemknn'?)"
+    >>> did_you_mean("zzz", ["itemknn"])
+    ''
+    """
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -59,10 +59,10 @@ class RuleThresholds:
     (0, 1]. ``min_confidence`` in [0, 1]. ``min_lift`` ≥ 0. ``max_len``: most tracks in a rule
     (antecedent + consequent), ≥ 2."""
 
-    min_support: float = 0.001
-    min_confidence: float = 0.1
-    min_lift: float = 1.2
-    max_len: int = 3
+    min_support: float = 0.001  # share of playlists holding the whole rule, in (0, 1]
+    min_confidence: float = 0.1  # P(consequent | antecedent) a rule must reach, in [0, 1]
+    min_lift: float = 1.2  # confidence over the consequent's own share of playlists, ≥ 0
+    max_len: int = 3  # most tracks in a rule (antecedent + consequent), 2 to 10
 
     def check(self) -> RuleThresholds:
         """Raise :class:`SegueError` naming the first threshold out of range."""

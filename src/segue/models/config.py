@@ -20,11 +20,12 @@ the device, checkpoints, threads — is not configuration: it is :class:`RunOpti
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass
 from typing import Any
 
-from segue.errors import SegueError
+from segue.errors import SegueError, did_you_mean
 
 COMPONENT_PARAMS = "params"
 """The field of an ensemble's config that holds its components' parameters by component name."""
@@ -79,9 +80,11 @@ def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters
     unknown = sorted(set(values) - set(fields))
     if unknown:
         allowed = ", ".join(sorted(fields)) or "none"
+        hint = did_you_mean(unknown[0], fields) if len(unknown) == 1 else ""
         raise SegueError(
             f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(unknown)} (this model takes: {allowed})"
+            f"{', '.join(unknown)}{hint} (this model takes: {allowed}; `segue models NAME` "
+            "says what each means)"
         )
     hints = typing.get_type_hints(config_cls)
     converted = {}
@@ -167,7 +170,8 @@ def field_type(config_cls: type, key: str):
                 for n in names
             )
             raise SegueError(
-                f"unknown parameter {key!r} (this model takes: {', '.join(nested) or 'none'})"
+                f"unknown parameter {key!r}{did_you_mean(part, names)} "
+                f"(this model takes: {', '.join(nested) or 'none'})"
             )
         kind = typing.get_type_hints(kind)[part]
     return kind
@@ -288,3 +292,74 @@ def config_from_pairs(config_cls: type, pairs: list[str]):
     16
     """
     return config_from_dict(config_cls, parse_params(pairs), where="--param")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamDoc:
+    """One parameter of a model: dotted ``name``, ``type`` as written, ``default``, ``meaning``."""
+
+    name: str
+    type: str
+    default: Any
+    meaning: str
+
+
+def describe_params(config_cls: type, prefix: str = "") -> list[ParamDoc]:
+    """Every parameter of ``config_cls`` (nested groups as dotted names), with the comment
+    written beside the field in the source as its meaning: the one place it is written.
+
+    >>> from segue.models.itemknn import ItemKNNConfig
+    >>> doc = {d.name: d for d in describe_params(ItemKNNConfig)}
+    >>> doc["alpha"].type, doc["alpha"].default
+    ('float', 0.9)
+    >>> doc["alpha"].meaning
+    "cosine's asymmetry: 0.5 = plain cosine, → 1 = P(candidate | seed)"
+    """
+    comments = _field_comments(config_cls)
+    hints = typing.get_type_hints(config_cls)
+    out = []
+    for f in dataclasses.fields(config_cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out += describe_params(kind, f"{prefix}{f.name}.")
+            continue
+        default = _default(f)
+        type_text = f.type if isinstance(f.type, str) else getattr(kind, "__name__", str(kind))
+        out.append(ParamDoc(f"{prefix}{f.name}", type_text, default, comments.get(f.name, "")))
+    return out
+
+
+def _field_comments(config_cls: type) -> dict[str, str]:
+    """field → the comment on its line, else the comment lines right above it (joined), from
+    the class's source and those of its dataclass bases."""
+    import inspect
+    import io
+    import tokenize
+
+    found: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(cls) or cls is object:
+            continue
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        lines = source.splitlines()
+        comment_at = {}
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                comment_at[tok.start[0]] = tok.string.lstrip("#").strip()
+        for number, line in enumerate(lines, start=1):
+            match = re.match(r"^    (\w+)\s*:", line)
+            if not match or match.group(1) not in {f.name for f in dataclasses.fields(cls)}:
+                continue
+            text = comment_at.get(number)
+            if text is None:  # the block of comment-only lines just above
+                above, k = [], number - 1
+                while k in comment_at and lines[k - 1].strip().startswith("#"):
+                    above.insert(0, comment_at[k])
+                    k -= 1
+                text = " ".join(above) if above else None
+            if text:
+                found[match.group(1)] = text
+    return found

@@ -32,9 +32,9 @@ class EmbedConfig:
     """``vocabulary_size``: tracks with an embedding (the most popular). ``n_components``:
     embedding dimensions (capped below the vocabulary size). ``seed``: SVD seed."""
 
-    vocabulary_size: int = 20_000
-    n_components: int = 128
-    seed: int = 0
+    vocabulary_size: int = 20_000  # tracks with an embedding: the most popular ones (≥ 2)
+    n_components: int = 128  # embedding dimensions (capped below the vocabulary size)
+    seed: int = 0  # seed of the randomized truncated SVD
 
     def __post_init__(self):
         if self.vocabulary_size < 2 or self.n_components < 1:

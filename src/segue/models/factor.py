@@ -249,11 +249,11 @@ class SVDConfig:
 
     factors: int = 128  # tuned on real MPD playlists (with bm25: R-precision 0.117 → 0.129)
     weighting: str = "bm25"  # tuned on real MPD playlists (tf-idf → bm25 at 128 factors)
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
-    n_iter: int = 4
-    oversamples: int = 10
-    seed: int = 0
+    bm25_k1: float = 1.2  # BM25 k1 (> 0; bm25 weighting): how much a playlist's length scales it
+    bm25_b: float = 0.75  # BM25 b (0..1; bm25 weighting): share of length normalisation; 0 = none
+    n_iter: int = 4  # power iterations of the randomized SVD (more: more accurate, slower)
+    oversamples: int = 10  # extra dimensions the randomized SVD samples beyond the rank
+    seed: int = 0  # seed of the randomized SVD's random projection
 
     def __post_init__(self):
         if self.weighting not in WEIGHTINGS:
@@ -369,11 +369,11 @@ class ALSConfig:
     not on real MPD playlists, where 128 won on two seeds of a real split."""
 
     factors: int = 128  # tuned on real MPD playlists (R-precision 0.128 → 0.133; fit ~1.7-2x)
-    regularization: float = 0.01
-    alpha: float = 20.0
-    iterations: int = 15
-    seed: int = 0
-    num_threads: int = 0
+    regularization: float = 0.01  # L2 penalty λ on the factors (training and query fold-in)
+    alpha: float = 20.0  # confidence α of a playlist's tracks (implicit's C = α·R); > 0
+    iterations: int = 15  # ALS sweeps (alternating playlist and track steps)
+    seed: int = 0  # seed of the initial factors
+    num_threads: int = 0  # training threads (0 = all cores; ALS is deterministic for any count)
 
     def __post_init__(self):
         _check_positive("als", factors=self.factors, alpha=self.alpha, iterations=self.iterations)
@@ -449,12 +449,12 @@ class BPRConfig:
     learning rate, regularization and epochs above were not beaten there."""
 
     factors: int = 128  # tuned on real MPD playlists (with λ_fold 10: R-precision 0.110 → 0.116)
-    learning_rate: float = 0.02
-    regularization: float = 0.01
-    iterations: int = 50
+    learning_rate: float = 0.02  # SGD step size (0.01–0.02 beat 0.05 on the validation split)
+    regularization: float = 0.01  # L2 penalty λ on the factors during training
+    iterations: int = 50  # training epochs over the playlists' tracks
     fold_in_regularization: float = 10.0  # tuned on real MPD playlists (0.110 → 0.112 at 64)
-    seed: int = 0
-    num_threads: int = 1
+    seed: int = 0  # seed of the initial factors and the negative sampling
+    num_threads: int = 1  # training threads (0 = all cores; 1: parallel SGD is not reproducible)
 
     def __post_init__(self):
         _check_positive(

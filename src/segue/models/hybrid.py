@@ -65,11 +65,12 @@ class HybridConfig:
     playlists per query group carved from the training data to tune the weights.
     ``seed``: the carve's random seed."""
 
-    components: str = "title,playlistknn,itemknn,als,svd"
+    components: str = "title,playlistknn,itemknn,als,svd"  # comma-separated models to fuse
+    # each component's parameters by its name: {"als": {"factors": 128}}, --param als.factors=128
     params: dict = field(default_factory=dict, hash=False)
-    depth: int = 1000
-    validation_per_group: int = 300
-    seed: int = 0
+    depth: int = 1000  # tracks (not seeds) taken from each component's list per query
+    validation_per_group: int = 300  # playlists per query group carved to tune the weights
+    seed: int = 0  # seed of the validation carve
 
     def __post_init__(self):
         if self.depth < 1:

@@ -82,8 +82,8 @@ class ItemKNNConfig:
     similarity: str = "cosine"  # "cosine" (asymmetric by alpha) or "bm25"
     alpha: float = 0.9  # cosine's asymmetry: 0.5 = plain cosine, → 1 = P(candidate | seed)
     normalize_rows: bool = True  # each track's best neighbour scores 1
-    bm25_k1: float = 1.2
-    bm25_b: float = 0.75
+    bm25_k1: float = 1.2  # BM25 k1 of the bm25 similarity (implicit's K1): term saturation
+    bm25_b: float = 0.75  # BM25 b of the bm25 similarity (0..1): length normalisation, 0 = none
     num_threads: int = 0  # 0: one per core (results do not depend on it)
 
     def __post_init__(self):

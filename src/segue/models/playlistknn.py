@@ -47,7 +47,7 @@ class PlaylistKNNConfig:
     n_neighbors: int = 100  # training playlists that vote
     power: float = 2.0  # vote weight = cosine ** power
     max_seed_playlists: int = 20000  # playlists one seed can reach (sampled beyond; 0 = no cap)
-    seed: int = 0
+    seed: int = 0  # seed of that sampling of a popular seed's playlists
 
     def __post_init__(self):
         if self.n_neighbors < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from segue.errors import SegueError
+from segue.errors import SegueError, did_you_mean
 
 _MODELS: dict[str, type] = {}
 # Modules that define models; imported on first use so `segue --help` stays fast.
@@ -43,7 +43,10 @@ def _load_all() -> None:
 def get_model_class(name: str) -> type:
     _load_all()
     if name not in _MODELS:
-        raise SegueError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
+        raise SegueError(
+            f"unknown model {name!r}{did_you_mean(name, _MODELS)}; available: "
+            f"{', '.join(sorted(_MODELS))}"
+        )
     return _MODELS[name]
 
 

@@ -81,22 +81,25 @@ class RerankConfig:
     ``min_data_in_leaf``; ``early_stopping``: rounds without NDCG@100 gain on the 20% of carved
     queries held back. ``seed``: the carve's and LightGBM's seed."""
 
+    # comma-separated models whose lists are the candidates and whose scores are features
     components: str = "title,itemknn,playlistknn,rp3beta,als"
+    # each component's parameters by its name: {"als": {"factors": 128}}, --param als.factors=128
     params: dict = field(default_factory=dict, hash=False)
-    depth: int = 500
-    n_candidates: int = 1000
-    cooccurrence_k: int = 200
-    validation_per_group: int = 300
-    max_share: float = 0.1
-    training_queries: int = 3000
-    max_folds: int = 3
-    objective: str = "rank_xendcg"
-    trees: int = 600
-    learning_rate: float = 0.05
-    leaves: int = 31
-    min_child: int = 50
+    depth: int = 500  # tracks taken from each component's list per query
+    n_candidates: int = 1000  # candidate pool size per query, the tracks the trees re-rank
+    cooccurrence_k: int = 200  # co-occurring tracks kept per track for the co-occurrence features
+    validation_per_group: int = 300  # playlists per query group carved to train the ranker
+    max_share: float = 0.1  # largest share of the training playlists carved at once, (0, 1)
+    training_queries: int = 3000  # carves are repeated until this many queries are carved
+    max_folds: int = 3  # most carves (each refits the components)
+    objective: str = "rank_xendcg"  # LightGBM ranking objective: rank_xendcg or lambdarank
+    trees: int = 600  # LightGBM's num_iterations (an upper bound: early stopping)
+    learning_rate: float = 0.05  # LightGBM's learning_rate (shrinkage), (0, 1]
+    leaves: int = 31  # LightGBM's num_leaves per tree (≥ 2)
+    min_child: int = 50  # LightGBM's min_data_in_leaf
+    # boosting rounds without NDCG@100 gain on the 20% of carved queries held back before stopping
     early_stopping: int = 40
-    seed: int = 0
+    seed: int = 0  # seed of the carves and of LightGBM
 
     def __post_init__(self):
         for name in (

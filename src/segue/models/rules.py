@@ -41,7 +41,7 @@ class RulesConfig(RuleThresholds):
     :class:`segue.mining.rules.RuleThresholds`, with its defaults and checks) and ``aggregate``:
     ``"sum"`` or ``"max"`` of the firing rules' confidence × lift per recommended track."""
 
-    aggregate: str = "sum"
+    aggregate: str = "sum"  # "sum" or "max" of the firing rules' confidence × lift per track
 
     def __post_init__(self):
         self.check()

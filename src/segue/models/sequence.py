@@ -158,7 +158,7 @@ class SessionKNNConfig:
     n_neighbors: int = 100  # most similar training sessions that vote
     sample_size: int = 1000  # sessions each track looks at (the same random sample for all)
     max_prefix: int = 50  # latest query tracks used
-    seed: int = 0
+    seed: int = 0  # seed of the random session priority that picks each track's sample
 
     def __post_init__(self):
         for name in ("n_neighbors", "sample_size", "max_prefix"):
@@ -270,9 +270,8 @@ LOSSES = ("cross_entropy", "bpr_max")
 @dataclass(frozen=True)
 class GRUConfig:
     hidden_size: int = 128  # GRU state and track embedding width
-    embedding_dim: int = (
-        0  # 0: tied — a track's input is its output embedding (GRU4Rec's constrained embedding)
-    )
+    # 0: tied — a track's input is its output embedding (GRU4Rec's constrained embedding)
+    embedding_dim: int = 0
     epochs: int = 20  # at most this many passes over the training windows
     budget_seconds: float = 600.0  # wall-clock cap on training (validation included); 0 = none
     patience: int = 2  # epochs without a better validation HitRate@10 before stopping (0 = never)
@@ -283,15 +282,14 @@ class GRUConfig:
     max_length: int = 50  # window length (and the latest query tracks used)
     learning_rate: float = 0.1  # Adagrad
     loss: str = "cross_entropy"  # or "bpr_max"
-    n_negatives: int = (
-        2048  # popularity-sampled tracks per step (the whole catalog when it is smaller)
-    )
+    # popularity-sampled tracks per step (the whole catalog when it is smaller)
+    n_negatives: int = 2048
     sample_alpha: float = 0.5  # negatives ∝ popularity^alpha
     logq: float = 1.0  # weight of the log-Q correction (cross_entropy)
     bpr_regularization: float = 1.0  # score regularisation of bpr_max
     dropout: float = 0.5  # on the GRU's output
     embedding_dropout: float = 0.5  # on the GRU's input
-    seed: int = 0
+    seed: int = 0  # seed of the validation carve, initial weights and the sampling of batches
     num_threads: int = 1  # torch threads while training (0: all cores; see the docstring)
 
     def __post_init__(self):

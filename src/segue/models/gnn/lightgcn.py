@@ -88,14 +88,15 @@ class LightGCNConfig:
     ``trainer``: the :class:`~segue.models.gnn.training.TrainerConfig` (its ``batch_size``:
     playlists per step, 0 = max(256, playlists / 32))."""
 
-    factors: int = 64
-    layers: int = 3
+    factors: int = 64  # embedding size of the tracks (and so of playlists and queries)
+    layers: int = 3  # LightGCN's K: 3 (two-hop track propagation) or 1 (no propagation)
+    # softmax negatives per batch: 0 = exact on small data, else 8,192 sampled; n > 0: n sampled
     negatives: int = 0
-    max_context: int = 100
-    regularization: float = 1e-4
-    init_std: float = 0.1
-    validation_playlists: int = 500
-    validation_share: float = 0.3
+    max_context: int = 100  # most context tracks a training playlist is represented by
+    regularization: float = 1e-4  # L2 penalty on the layer-0 embeddings a batch touches
+    init_std: float = 0.1  # standard deviation of the normal initial layer-0 embeddings
+    validation_playlists: int = 500  # playlists with held-out edges for early stopping
+    validation_share: float = 0.3  # share of each validation playlist's edges held out, (0, 1)
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=0))
 
     def __post_init__(self):

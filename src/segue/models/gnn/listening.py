@@ -82,19 +82,19 @@ class ListeningGATConfig:
     opt in to user → genre edges), and ``trainer``
     (:class:`~segue.models.gnn.training.TrainerConfig`)."""
 
-    genre_aware: bool = False
-    score: str = "dot"
-    factors: int = 32
-    hidden: tuple[int, ...] = (8,)
-    heads: tuple[int, ...] = (4,)
-    concat: tuple[bool, ...] = (True,)
-    dropout: float = 0.1
-    alpha: float = 1.0
-    temperature: float = 1.0
-    fanout: tuple[int, ...] = (10,)
-    regularization: float = 1e-4
-    init_std: float = 0.1
-    user_genres: str = "none"
+    genre_aware: bool = False  # genre nodes (has_genre edges) and a genre term in the score
+    score: str = "dot"  # "dot" = u · t, or "cosine" = α cos(u, t) + (1 − α) cos(g_u, g_t)
+    factors: int = 32  # width of every node's input embedding
+    hidden: tuple[int, ...] = (8,)  # output dimensions per head of each GATConv layer
+    heads: tuple[int, ...] = (4,)  # attention heads of each layer
+    concat: tuple[bool, ...] = (True,)  # per layer: concatenate the heads (else average them)
+    dropout: float = 0.1  # dropout before each layer, [0, 1)
+    alpha: float = 1.0  # genre-aware score: weight α of cos(u, t) against the genre cosine, [0, 1]
+    temperature: float = 1.0  # the cosine score is divided by it for BPR (> 0; lower: sharper)
+    fanout: tuple[int, ...] = (10,)  # neighbours sampled per node at each hop, one per layer
+    regularization: float = 1e-4  # L2 penalty on the batch's input embeddings
+    init_std: float = 0.1  # standard deviation of the normal initial input embeddings
+    user_genres: str = "none"  # user → genre edges: "none", "listening" or "stated" (opt in)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):

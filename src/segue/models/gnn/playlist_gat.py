@@ -73,16 +73,17 @@ class PlaylistGATConfig:
     ``trainer``: the :class:`~segue.models.gnn.training.TrainerConfig` (batch size as
     LightGCN's)."""
 
-    factors: int = 64
-    heads: int = 4
-    dropout: float = 0.1
-    max_context: int = 100
+    factors: int = 64  # embedding size of the tracks (and so of playlists and queries)
+    heads: int = 4  # attention heads over a query's seeds (averaged)
+    dropout: float = 0.1  # dropout on the attention while training, [0, 1)
+    max_context: int = 100  # most context tracks a training playlist is represented by
+    # softmax negatives per batch: 0 = exact on small data, else 8,192 sampled; n > 0: n sampled
     negatives: int = 0
-    regularization: float = 1e-4
-    init_std: float = 0.1
-    audio: bool = True
-    validation_playlists: int = 500
-    validation_share: float = 0.3
+    regularization: float = 1e-4  # L2 penalty on the layer-0 embeddings a batch touches
+    init_std: float = 0.1  # standard deviation of the normal initial layer-0 embeddings
+    audio: bool = True  # seed attention also reads track_features.parquet when present
+    validation_playlists: int = 500  # playlists with held-out edges for early stopping
+    validation_share: float = 0.3  # share of each validation playlist's edges held out, (0, 1)
     trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=0))
 
     def __post_init__(self):

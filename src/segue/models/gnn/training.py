@@ -106,16 +106,17 @@ class TrainerConfig:
     Recall@K; ``lr_factor``/``lr_patience`` of ReduceLROnPlateau; ``seed``. How a fit runs
     (device, checkpoints, threads) is :class:`~segue.models.config.RunOptions`, not saved."""
 
-    mode: str = "quick"
-    budget_seconds: float = 0.0
-    epochs: int = 0
-    patience: int = 0
+    mode: str = "quick"  # training budget: mini, quick, balanced or full (time, epochs, patience)
+    budget_seconds: float = 0.0  # wall-clock training budget in seconds; 0: the mode's
+    epochs: int = 0  # most epochs to train; 0: the mode's
+    patience: int = 0  # epochs without better validation recall before stopping; 0: the mode's
+    # examples per batch (0 for the playlist graph models: sized by the graph)
     batch_size: int = 512
-    learning_rate: float = 0.01
-    k: int = 10
-    lr_factor: float = 0.5
-    lr_patience: int = 0
-    seed: int = 0
+    learning_rate: float = 0.01  # Adam (dense weights) and SparseAdam (embedding tables) step size
+    k: int = 10  # K of the validation Recall@K that early stopping and the LR schedule watch
+    lr_factor: float = 0.5  # ReduceLROnPlateau: the learning rate is multiplied by it on a plateau
+    lr_patience: int = 0  # ReduceLROnPlateau: epochs without improvement before lowering the rate
+    seed: int = 0  # seed of the torch and numpy generators (initial weights, batch sampling)
 
     def __post_init__(self):
         get_mode(self.mode)
