@@ -1,6 +1,6 @@
-"""The track catalog as the service needs it: URI → id, ids → display rows, and search.
+"""A model's track catalog: URI → id, ids → display rows, and search.
 
-Built once when the service starts, from a model's ``catalog.parquet`` (2.26M tracks at MPD
+Used by the Python API (``segue.load``) and the service. Built once per model, from a model's ``catalog.parquet`` (2.26M tracks at MPD
 scale), with whole-column operations only; a request then costs binary searches and array
 slices, never a Python loop over the catalog.
 
@@ -24,6 +24,7 @@ Results come most popular first, paginated by ``offset``/``limit``.
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,7 +180,12 @@ class Catalog:
         hashes = _hashes(self.uris.to_pylist())
         self._by_hash = np.argsort(hashes, kind="stable")
         self._hashes = hashes[self._by_hash]
-        self.search_index = SearchIndex(self.track_names, self.artist_names, popularity)
+        self._popularity = popularity
+
+    @functools.cached_property
+    def search_index(self) -> SearchIndex:
+        """Built on first use (a recommendation needs none); the service builds it at start."""
+        return SearchIndex(self.track_names, self.artist_names, self._popularity)
 
     def __len__(self) -> int:
         return len(self.uris)
@@ -217,3 +223,31 @@ class Catalog:
             {"track_uri": u, "track_name": t, "artist_name": a}
             for u, t, a in zip(uris, names, artists, strict=True)
         ]
+
+
+def dataset_catalog(path) -> tuple[Catalog, np.ndarray]:
+    """The catalog of a dataset written by ``segue ingest`` (``tracks.parquet``) and its
+    tracks' popularity (int64 [n_tracks]: playlists holding each), for search."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from segue.errors import InputFileError
+
+    path = Path(path)
+    tracks_file = path / schema.TRACKS_FILE
+    if not tracks_file.exists():
+        raise InputFileError(
+            path, "neither a model directory (params.json) nor a dataset (tracks.parquet)"
+        )
+    try:
+        tracks = pq.read_table(
+            tracks_file, columns=[schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_NAME]
+        )
+        ids = pq.read_table(path / schema.PLAYLIST_TRACKS_FILE, columns=[schema.TRACK_ID])
+    except (OSError, pa.ArrowException) as exc:
+        raise InputFileError(path, f"cannot read the dataset ({exc})") from None
+    popularity = np.bincount(
+        ids.column(schema.TRACK_ID).to_numpy(), minlength=tracks.num_rows
+    ).astype(np.int64)
+    return Catalog(tracks, popularity), popularity

@@ -118,11 +118,43 @@ def test_similar_lists_companions(itemknn_dir, small_data, capsys):
     assert "   4. " in out and "   5. " not in out and "Because the playlist has" in out
 
 
+def test_json_output_and_search(itemknn_dir, small_data, capsys):
+    import orjson
+
+    uri, name = _popular_uri(small_data)
+    assert main(["recommend", str(itemknn_dir), "--track", uri, "-n", "3", "--format", "json"]) == 0
+    document = orjson.loads(capsys.readouterr().out)
+    assert document["model"] == "itemknn" and len(document["items"]) == 3
+    first = document["items"][0]
+    assert first["rank"] == 1 and first["uri"].startswith("spotify:track:") and first["uri"] != uri
+    assert main(["similar", str(itemknn_dir), uri, "-n", "2", "--format", "json", "--explain"]) == 0
+    items = orjson.loads(capsys.readouterr().out)["items"]
+    assert len(items) == 2 and all(i["because"] and i["evidence"] for i in items)
+    # text output names each track with its URI
+    assert main(["similar", str(itemknn_dir), uri, "-n", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].strip().startswith("1.") and lines[1].endswith(items[0]["uri"])
+    # search: by the model's catalog or by the dataset's, the same tracks; typos corrected
+    word = name.split()[0]
+    for source in (itemknn_dir, small_data):
+        assert main(["search", word, str(source), "-n", "5", "--format", "json"]) == 0
+        found = orjson.loads(capsys.readouterr().out)
+        assert uri in [i["uri"] for i in found["items"]], (source, found)
+    typo = word[:-1] + ("x" if word[-1] != "x" else "y")
+    assert main(["search", typo + " ", str(itemknn_dir), "-n", "50"]) == 0
+    out = capsys.readouterr().out
+    assert f"no track has {typo.lower()!r}; searched" in out and uri in out
+    assert main(["search", "x", str(small_data / "nothing")]) == 2
+    assert "neither a model directory" in capsys.readouterr().err
+    assert main(["similar", str(itemknn_dir), uri, "--format", "yaml"]) == 2
+    assert "--format must be text or json" in capsys.readouterr().err
+
+
 def test_bad_inputs_name_the_problem(itemknn_dir, small_mpd, tmp_path, capsys):
     assert main(["similar", str(itemknn_dir), "spotify:track:doesnotexist"]) == 2
     assert "not in the catalog" in capsys.readouterr().err
     assert main(["recommend", str(itemknn_dir), "--track", "spotify:track:doesnotexist"]) == 2
-    assert "not in the model's catalog: spotify:track:doesnotexist" in capsys.readouterr().err
+    assert "1 of 1 tracks are not in the catalog of model itemknn" in capsys.readouterr().err
     assert main(["recommend", str(itemknn_dir)]) == 2
     assert "give either --challenge" in capsys.readouterr().err
     assert (

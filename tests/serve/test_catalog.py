@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from segue.serve.catalog import Catalog, fold, query_words, words
+from segue.catalog import Catalog, fold, query_words, words
 
 WORDS = [
     "love",

@@ -19,10 +19,18 @@ app.add_typer(generate_app, name="generate")
 
 
 class _IngestGroup(TyperGroup):
-    """``segue ingest DIR --out X`` without a subcommand is ``segue ingest mpd DIR --out X``."""
+    """``segue ingest DIR --out X`` without a subcommand is ``segue ingest mpd DIR --out X``;
+    so is ``segue ingest mpd --out X`` when ``mpd`` is a folder here (a subcommand always
+    needs its source before the options)."""
 
     def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+        folder = (
+            bool(args)
+            and args[0] in self.commands
+            and Path(args[0]).is_dir()
+            and (len(args) == 1 or args[1].startswith("-"))
+        )
+        if args and (folder or args[0] not in self.commands) and args[0] not in ("--help", "-h"):
             args = ["mpd", *args]
         return super().parse_args(ctx, args)
 
@@ -385,7 +393,8 @@ def ingest_kaggle_cmd(
 
 
 sessions_app = typer.Typer(
-    no_args_is_help=True, help="Listening data: split by time, next-track models, evaluation."
+    no_args_is_help=True,
+    help="Listening data: split by time, next-track models, evaluation.",
 )
 app.add_typer(sessions_app, name="sessions")
 

@@ -14,14 +14,46 @@ from segue.errors import SegueError
 
 
 @app.command()
-def models() -> None:
-    """List the available models, by what they are trained on."""
+def models(
+    name: Annotated[
+        str | None, typer.Argument(help="A model: print its parameters (type, default, meaning).")
+    ] = None,
+) -> None:
+    """List the available models by what they are trained on, or one model's parameters."""
     from segue.models.registry import available
 
-    for data in ("playlists", "listening"):
-        echo(f"trained on {data} data:" if data == "listening" else "trained on playlists:")
-        for name, description in available(data):
-            echo(f"  {name:<14} {description}")
+    if name is None:
+        for data in ("playlists", "listening"):
+            echo(f"trained on {data} data:" if data == "listening" else "trained on playlists:")
+            for model, description in available(data):
+                echo(f"  {model:<14} {description}")
+        return
+    echo(describe_model(name))
+
+
+def describe_model(name: str) -> str:
+    """A model's description and a table of its parameters (from its config dataclass)."""
+    from segue.models.config import describe_params
+    from segue.models.registry import get_model_class
+
+    cls = get_model_class(name)
+    docs = describe_params(cls.Config)
+    import textwrap
+
+    what = "playlists" if cls.data == "playlists" else f"{cls.data} data"
+    lines = [f"{name}: {cls.description}", f"trained on {what}", ""]
+    if not docs:
+        return "\n".join([*lines, "no parameters"])
+    lines.append("parameters (--param NAME=VALUE, or a --config JSON file; defaults shown):")
+    width = max(len(d.name) for d in docs)
+    kinds = max(len(d.type) for d in docs)
+    for d in docs:
+        default = repr(d.default) if isinstance(d.default, str) else str(d.default)
+        lines.append(f"  {d.name:<{width}}  {d.type:<{kinds}}  = {default}")
+        if d.meaning:
+            indent = " " * (width + 4)
+            lines += textwrap.wrap(d.meaning, 100, initial_indent=indent, subsequent_indent=indent)
+    return "\n".join(lines)
 
 
 @app.command()
@@ -283,10 +315,13 @@ def recommend(
     explain_tracks: Annotated[
         int, typer.Option(help="With --challenge --explain: tracks explained per playlist.", min=1)
     ] = 5,
+    output_format: Annotated[
+        str, typer.Option("--format", help="One playlist: text or json (records with URIs).")
+    ] = "text",
 ) -> None:
     """Answer a challenge set (a submission file), or continue one playlist given by --title/--track."""
     from segue.evaluation.rankings import answer_challenge
-    from segue.models.base import Queries, Recommender
+    from segue.models.base import Recommender
 
     single = title is not None or bool(track)
     if single == (challenge is not None):
@@ -295,19 +330,14 @@ def recommend(
         )
     if challenge is not None and out is None:
         raise SegueError("--challenge needs --out, the submission file to write")
-    model = Recommender.load(model_dir)
+    _check_format(output_format)
     if single:
-        lookup = {u: i for i, u in enumerate(model.catalog().column("track_uri").to_pylist())}
-        unknown = [u for u in track or [] if u not in lookup]
-        if unknown:
-            raise SegueError(
-                f"--track: {len(unknown)} URI{'s are' if len(unknown) > 1 else ' is'} not in the "
-                f"model's catalog: {', '.join(unknown[:3])}{' …' if len(unknown) > 3 else ''}"
-            )
-        queries = Queries.from_lists([[lookup[u] for u in track or []]], [title or ""])
-        ranking = model.recommend(queries, n or 10)
-        _print_ranking(model, queries, 0, ranking, explain, len(ranking.ids[0]))
+        import segue
+
+        recs = segue.load(model_dir).recommend(track or [], title, n or 10, explain=explain)
+        _print_records(recs, output_format)
         return
+    model = Recommender.load(model_dir)
     answer = answer_challenge(model, challenge, out, n=n or 500, team=team, email=email)
     queries, ranking = answer.queries, answer.ranking
     echo(
@@ -327,6 +357,27 @@ def recommend(
                 + (f" ({seeds}{' …' if len(queries.seeds(row)) > 3 else ''})" if seeds else "")
             )
             _print_ranking(model, queries, row, ranking, True, explain_tracks)
+
+
+def _check_format(output_format: str) -> None:
+    if output_format not in ("text", "json"):
+        raise SegueError(f"--format must be text or json, not {output_format!r}")
+
+
+def _print_records(recs, output_format: str, header: str | None = None) -> None:
+    """Recommendations as text (rank, name — artist, score, URI; the reason below) or JSON."""
+    if output_format == "json":
+        import orjson
+
+        echo(orjson.dumps(recs.to_json(), option=orjson.OPT_INDENT_2).decode())
+        return
+    if header:
+        echo(header)
+    for r in recs:
+        shown = "popular back-fill" if r.score is None else f"{r.score:.4g}"
+        echo(f"{r.rank:>4}. {r.name} — {r.artist}  [{shown}]  {r.uri}")
+        if r.because:
+            echo(f"      {r.because}")
 
 
 def _print_ranking(model, queries, row: int, ranking, explain: bool, count: int) -> None:
@@ -351,19 +402,19 @@ def similar(
     ],
     n: Annotated[int, typer.Option("-n", help="How many tracks.", min=1)] = 10,
     explain: Annotated[bool, typer.Option(help="Print why each track is similar.")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text or json (records with URIs).")
+    ] = "text",
 ) -> None:
     """Tracks that go with one track: the model's continuation of a one-track playlist."""
-    from segue.models.base import Queries, Recommender
+    import segue
 
-    model = Recommender.load(model_dir)
-    uris = model.catalog().column("track_uri").to_pylist()
-    try:
-        track_id = uris.index(track_uri)
-    except ValueError:
-        raise SegueError(f"{track_uri!r} is not in the catalog of {model_dir}") from None
-    ranking = model.similar([track_id], n)
-    echo(f"tracks to play with {model.track_labels([track_id])[0]} ({model.name}):")
-    _print_ranking(model, Queries.from_lists([[track_id]]), 0, ranking, explain, n)
+    _check_format(output_format)
+    model = segue.load(model_dir)
+    recs = model.similar(track_uri, n, explain=explain)
+    (row,) = model.catalog.rows(model.ids([track_uri])[0])
+    header = f"tracks to play with {row['track_name']} — {row['artist_name']} ({model.name}):"
+    _print_records(recs, output_format, header)
 
 
 @app.command("check-submission")
@@ -443,3 +494,43 @@ def evaluate(
         f"playlists in {time.perf_counter() - start:.1f} s; report in {out}/evaluation.md"
     )
     echo(result.headline())
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Words of a track or artist name (typos are fine).")],
+    source: Annotated[
+        Path, typer.Argument(help="A trained model directory, or a dataset from `segue ingest`.")
+    ],
+    n: Annotated[int, typer.Option("-n", help="How many tracks.", min=1)] = 10,
+    offset: Annotated[int, typer.Option(help="Skip this many (the next page).", min=0)] = 0,
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """Find tracks by name or artist, most popular first: the URIs to give `recommend`."""
+    from segue.api import search_catalog
+    from segue.catalog import dataset_catalog
+
+    _check_format(output_format)
+    if (source / "params.json").exists():
+        import segue
+
+        model = segue.load(source)
+        hits = search_catalog(model.catalog, model.recommender.popularity, query, n, offset)
+    else:
+        catalog, popularity = dataset_catalog(source)
+        hits = search_catalog(catalog, popularity, query, n, offset)
+    if output_format == "json":
+        import orjson
+
+        document = {"query": query, "total": hits.total, "corrections": hits.corrections}
+        echo(orjson.dumps({**document, "items": hits.items}, option=orjson.OPT_INDENT_2).decode())
+        return
+    for word, instead in hits.corrections.items():
+        echo(
+            f"no track has {word!r}; searched {', '.join(map(repr, instead)) or 'nothing'} instead"
+        )
+    echo(f"{hits.total:,} tracks match {query!r}" + (f"; from {offset + 1}:" if offset else ":"))
+    for k, item in enumerate(hits.items, start=offset + 1):
+        echo(
+            f"{k:>4}. {item['name']} — {item['artist']}  ({item['playlists']:,} playlists)  {item['uri']}"
+        )

@@ -1,7 +1,7 @@
 """What the service knows and computes, without HTTP: loaded models, catalogs, live logs.
 
 :meth:`Service.load` loads each model directory once (``Recommender.load``: JSON + plain arrays,
-no pickle), builds one :class:`~segue.serve.catalog.Catalog` per distinct track catalog (models
+no pickle), builds one :class:`~segue.catalog.Catalog` per distinct track catalog (models
 trained on the same data share it) and replays each model's log of live additions. The methods
 answer the endpoints with plain dicts (``app.py`` turns them into HTTP) and raise
 :class:`ApiError` with the HTTP status for anything the client got wrong.
@@ -22,10 +22,11 @@ import numpy as np
 import orjson
 
 from segue import __version__
+from segue.api import with_uris
+from segue.catalog import Catalog
 from segue.errors import InputFileError, SegueError
 from segue.evaluation.rankings import unique_name
 from segue.models.base import PARAMS_FILE, LiveUpdateUnsupported, Queries, Recommender
-from segue.serve.catalog import Catalog
 from segue.serve.live import LiveLog, LiveLogReplaced, LiveLogUnwritable
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Service:
             key = hashlib.sha256(catalog_path.read_bytes()).hexdigest()
             if key not in catalogs:
                 catalogs[key] = Catalog(model.catalog(), model.popularity)
+                catalogs[key].search_index  # noqa: B018 - built before workers fork, shared
             if len(catalogs[key]) != model.n_tracks:
                 raise InputFileError(
                     catalog_path,
@@ -221,27 +223,8 @@ class Service:
     def _explain(
         self, served: ServedModel, queries: Queries, top: np.ndarray, items: list[dict]
     ) -> None:
-        explanations = served.model.explain(queries, 0, top)
-        # Evidence names tracks by internal id; clients know URIs.
-        referenced = [
-            e.get("track_id") for x in explanations for e in x.evidence if "track_id" in e
-        ]
-        uris = (
-            dict(
-                zip(
-                    referenced,
-                    served.catalog.uris.take(np.asarray(referenced, dtype=np.int64)).to_pylist(),
-                    strict=True,
-                )
-            )
-            if referenced
-            else {}
-        )
+        explanations = with_uris(served.catalog, served.model.explain(queries, 0, top))
         for item, explanation in zip(items, explanations, strict=True):
-            if uris:
-                for e in explanation.evidence:  # fresh dicts from explain(): renamed in place
-                    if "track_id" in e:
-                        e["track_uri"] = uris[e.pop("track_id")]
             item["because"] = explanation.text
             item["evidence"] = explanation.evidence
 
