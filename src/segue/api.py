@@ -1,11 +1,34 @@
 """The Python API: trained models addressed by track URIs, results as records or frames.
 
+Generate and ingest a small dataset, train a model, then use it by URI::
+
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> import segue
-    >>> model = segue.load("demo/models/itemknn")                      # doctest: +SKIP
-    >>> recs = model.recommend(tracks=["spotify:track:…"], title="summer", n=5, explain=True)
-    >>> recs[0].uri, recs[0].because                                    # doctest: +SKIP
-    >>> recs.to_frame()                                                 # polars; .to_pandas()
-    >>> segue.evaluate(["demo/models/itemknn", "demo/models/popular"], "demo/split")
+    >>> from segue.data.dataset import PlaylistData
+    >>> from segue.data.ingest import ingest_mpd
+    >>> from segue.data.synthetic.mpd import generate_mpd
+    >>> from segue.models.registry import get_model_class
+    >>> work = Path(tempfile.mkdtemp())
+    >>> _ = generate_mpd(work / "mpd", 1000, seed=0, workers=1)
+    >>> _ = ingest_mpd(work / "mpd", work / "data", workers=1)
+    >>> get_model_class("itemknn")().fit(PlaylistData.load(work / "data")).save(work / "itemknn")
+    >>> model = segue.load(work / "itemknn")
+    >>> hit = model.search("love", n=1).items[0]           # find a track's URI by its name
+    >>> recs = model.recommend(tracks=[hit["uri"]], title="summer", n=5, explain=True)
+    >>> len(recs), recs[0].rank, hit["uri"] in recs.uris(), recs[0].because is not None
+    (5, 1, False, True)
+    >>> recs.to_frame().columns
+    ['rank', 'uri', 'name', 'artist', 'score', 'because']
+    >>> model.recommend(tracks=["spotify:track:elsewhere"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    segue.api.UnknownTracksError: 1 of 1 tracks are not in the catalog of model itemknn (...
+    >>> model.recommend(tracks=[17])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    segue.errors.SegueError: tracks are URIs (str), got int 17: internal ids differ ...
+
+``segue.evaluate(models, split)`` scores saved models on a held-out split (see
+``docs/python.md``).
 
 A model's internal track ids are positions in the catalog it was trained on, so they differ
 between datasets (a model trained on ``split/train`` and the full data share almost none).

@@ -61,3 +61,18 @@ def test_ingest_takes_a_folder_named_like_a_subcommand(tmp_path, capsys, monkeyp
     os.mkdir("mpd")
     assert main(["ingest", "mpd", "--out", "data"]) == 2
     assert "mpd: no MPD slice files" in capsys.readouterr().err  # read as the folder
+
+
+def test_quiet_is_accepted_after_the_subcommand(tmp_path):
+    import logging
+
+    from tests.data.helpers import two_slices
+
+    src = two_slices(tmp_path / "src")
+    try:
+        assert main(["ingest", str(src), "--out", str(tmp_path / "out"), "-q"]) == 0
+        assert logging.getLogger("segue").level == logging.WARNING
+        assert main(["models", "--quiet", "popular"]) == 0
+    finally:
+        logging.getLogger("segue").setLevel(logging.INFO)
+    assert (tmp_path / "out" / "manifest.json").exists()

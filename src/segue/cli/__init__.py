@@ -59,9 +59,26 @@ def _configure_logging() -> None:
         logger.propagate = False
 
 
+GLOBAL_FLAGS = ("-q", "--quiet")
+
+
+def _globals_first(argv: list[str]) -> list[str]:
+    """``-q``/``--quiet`` may come anywhere (``segue train … -q``): moved before the
+    subcommand, where the root command reads it. Nothing after ``--`` is touched.
+
+    >>> _globals_first(["train", "popular", "d", "-q", "--", "-q"])
+    ['-q', 'train', 'popular', 'd', '--', '-q']
+    """
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in argv[:end] if a not in GLOBAL_FLAGS]
+    return [*flags[:1], *rest, *argv[end:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     _configure_logging()
+    argv = _globals_first(list(sys.argv[1:] if argv is None else argv))
     try:
         # Standalone mode: typer prints usage errors itself and exits 2 through SystemExit.
         app(args=argv, prog_name="segue")
