@@ -76,3 +76,26 @@ def test_quiet_is_accepted_after_the_subcommand(tmp_path):
     finally:
         logging.getLogger("segue").setLevel(logging.INFO)
     assert (tmp_path / "out" / "manifest.json").exists()
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_help_shows_every_option_name_whole(capsys):
+    import typer.main
+
+    from segue.cli.common import app
+
+    group = typer.main.get_command(app)
+    commands = list(_commands(group))
+    assert len(commands) > 20
+    for path in commands:
+        assert main([*path, "--help"]) == 0, path
+        out = capsys.readouterr().out
+        assert "…" not in out, (path, [line for line in out.splitlines() if "…" in line])

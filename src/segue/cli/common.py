@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.rich_utils
+
+if typer.rich_utils.MAX_WIDTH is None:  # TERMINAL_WIDTH not set
+    # Rich's option table cuts long option names to fit 80 columns ("--challenge-pe…"): give
+    # help at least 120, so that every option shows whole.
+    typer.rich_utils.MAX_WIDTH = max(120, shutil.get_terminal_size((120, 24)).columns)
 
 app = typer.Typer(
     name="segue",
