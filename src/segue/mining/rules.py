@@ -367,6 +367,24 @@ def _rules_table(rules: RuleSet, catalog: pa.Table) -> pa.Table:
     )
 
 
+def top_by_lift(rules, top: int) -> np.ndarray:
+    """Indices of the ``top`` rules by lift; ties by support (count), then confidence. A rare
+    pair seen together in its only few playlists has the largest lift there is, so many rules tie
+    at the top: the better-supported come first.
+
+    >>> from types import SimpleNamespace
+    >>> rules = SimpleNamespace(
+    ...     lift=np.array([1000.0, 1000.0, 5.0]),
+    ...     count=np.array([3, 9, 50]),
+    ...     confidence=np.array([1.0, 1.0, 0.5]),
+    ... )
+    >>> top_by_lift(rules, 2).tolist()
+    [1, 0]
+    """
+    order = np.lexsort((np.arange(len(rules.lift)), -rules.confidence, -rules.count, -rules.lift))
+    return order[:top]
+
+
 def _markdown(rules: RuleSet, catalog: pa.Table, summary: dict, top: int) -> str:
     t = summary["thresholds"]
     lines = [
@@ -394,18 +412,23 @@ def _markdown(rules: RuleSet, catalog: pa.Table, summary: dict, top: int) -> str
     names = catalog.column(schema.TRACK_NAME)
     artists = catalog.column(schema.ARTIST_NAME)
     sections = (
-        ("Highest lift", np.arange(min(top, len(rules)))),
+        ("Highest lift", "; ties: more playlists first", top_by_lift(rules, top)),
         (
             "Highest confidence",
-            np.lexsort((np.arange(len(rules)), -rules.lift, -rules.confidence))[:top],
+            "; ties: more playlists first",
+            np.lexsort((np.arange(len(rules)), -rules.lift, -rules.count, -rules.confidence))[:top],
         ),
-        ("Most supported", np.lexsort((np.arange(len(rules)), -rules.lift, -rules.count))[:top]),
+        (
+            "Most supported",
+            "",
+            np.lexsort((np.arange(len(rules)), -rules.lift, -rules.count))[:top],
+        ),
     )
     shown = np.unique(
         np.concatenate(
             [
                 np.concatenate((rules.antecedents[i].ravel(), rules.consequents[i]))
-                for _, i in sections
+                for _, _, i in sections
             ]
         )
     )
@@ -426,9 +449,9 @@ def _markdown(rules: RuleSet, catalog: pa.Table, summary: dict, top: int) -> str
     )
     support, confidence, lift = rules.support, rules.confidence, rules.lift
     leverage, conviction = rules.leverage, rules.conviction
-    for title, index in sections:
+    for title, note, index in sections:
         lines += [
-            f"## {title} (top {len(index)})",
+            f"## {title} (top {len(index)}{note})",
             "",
             "| # | if the playlist has | then it often has | playlists | support | confidence | lift | leverage | conviction |",
             "|---:|---|---|---:|---:|---:|---:|---:|---:|",
