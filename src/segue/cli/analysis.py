@@ -100,6 +100,10 @@ def cluster(
         f"clustered {s['n_playlists']:,} playlists into k = {s['k']} ({s['k_chosen_by']}); "
         f"report in {out}/clusters.md [{s['seconds']:.1f} s]"
     )
+    if s["silhouette"]:
+        from segue.mining.clusters import silhouette_verdict
+
+        echo(silhouette_verdict(s["silhouette"]).split("; the curve")[0])
     if s["themes"]:
         t = s["themes"]
         echo(

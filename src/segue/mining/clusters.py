@@ -339,6 +339,37 @@ def _embed(
     return vectors, svd
 
 
+def silhouette_verdict(curve: list[dict]) -> str:
+    """What the silhouette curve says: a peak inside the range searched, or its best at an edge
+    (the curve may still rise beyond it: then it is no peak, and the range should grow).
+
+    >>> silhouette_verdict([{"k": 2, "silhouette": 0.1}, {"k": 3, "silhouette": 0.3},
+    ...                     {"k": 4, "silhouette": 0.2}])
+    'Silhouette (higher is better) peaked at k = 3 (0.300) within k = 2 … 4; the curve is in `silhouette.csv` / `silhouette.png`.'
+    >>> silhouette_verdict([{"k": 2, "silhouette": 0.1}, {"k": 3, "silhouette": 0.3}])[:90]
+    'Silhouette (higher is better) was highest at k = 3 (0.300), the largest k tried: it was st'
+    """
+    best = max(curve, key=lambda r: (r["silhouette"], -r["k"]))
+    ks = [r["k"] for r in curve]
+    where = f"k = {best['k']} ({best['silhouette']:.3f})"
+    files = "the curve is in `silhouette.csv` / `silhouette.png`."
+    if len(ks) > 1 and best["k"] == max(ks):
+        return (
+            f"Silhouette (higher is better) was highest at {where}, the largest k tried: it was "
+            f"still rising, so this is the edge of the range, not a peak (try a larger --k-max); "
+            + files
+        )
+    if len(ks) > 1 and best["k"] == min(ks):
+        return (
+            f"Silhouette (higher is better) was highest at {where}, the smallest k tried: the "
+            f"edge of the range, not a peak (try a smaller --k-min); " + files
+        )
+    return (
+        f"Silhouette (higher is better) peaked at {where} within k = {min(ks)} … {max(ks)}; "
+        + files
+    )
+
+
 def choose_k(
     sample: np.ndarray | sp.csr_matrix, settings: ClusterSettings
 ) -> tuple[int, list[tuple[int, float]]]:
@@ -610,12 +641,7 @@ def _markdown(summary: dict, profiles: list[dict]) -> str:
         "",
     ]
     if summary["silhouette"]:
-        best = max(summary["silhouette"], key=lambda r: r["silhouette"])
-        lines += [
-            f"Silhouette (higher is better) peaked at k = {best['k']} ({best['silhouette']:.3f}); "
-            "the curve is in `silhouette.csv` / `silhouette.png`.",
-            "",
-        ]
+        lines += [silhouette_verdict(summary["silhouette"]), ""]
     themes = summary["themes"]
     if themes:
         lines += [
