@@ -206,10 +206,19 @@ def client_main(args) -> None:
     port = int(port)
     bodies = request_bodies(args.queries, args.n, args.requests, args.seed)
     requests = [http_request(host, port, b) for b in bodies]
-    # new playlists from the queries that have seed tracks (a title alone teaches nothing: 404)
-    writes = [
-        write_request(host, port, b, k) for k, b in enumerate(bodies) if orjson.loads(b)["tracks"]
-    ]
+    # New playlists from the queries' seed tracks that the model knows (a title alone, or only
+    # tracks outside its catalog, teach nothing: 404, a right answer but not a write).
+    known = None
+    if args.catalog:
+        import pyarrow.parquet as pq
+
+        known = set(pq.read_table(args.catalog, columns=["track_uri"])["track_uri"].to_pylist())
+    writes = []
+    for k, b in enumerate(bodies):
+        query = orjson.loads(b)
+        query["tracks"] = [t for t in query["tracks"] if known is None or t in known]
+        if query["tracks"]:
+            writes.append(write_request(host, port, orjson.dumps(query), k))
     latencies: list[float] = []
     errors: list[str] = []
     acknowledged: list[float] = []

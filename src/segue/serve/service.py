@@ -96,8 +96,10 @@ class Service:
         table = _evaluation_table(evaluation) if evaluation is not None else {}
         catalogs: dict[str, Catalog] = {}
         models: dict[str, ServedModel] = {}
-        for directory in map(Path, model_dirs):
+        for number, directory in enumerate(map(Path, model_dirs), start=1):
             start = time.perf_counter()
+            # a large model takes seconds to load and index: say what is happening
+            log.info("loading %s (%d of %d)…", directory.name, number, len(model_dirs))
             model = Recommender.load(directory)
             name = unique_name(directory.resolve().name or model.name, models)
             catalog_path = directory / CATALOG_FILE
