@@ -316,10 +316,14 @@ def test_a_full_disk_refuses_writes_with_507_and_loses_none(fresh_models, tmp_pa
     )
 
 
-def test_kill_9_under_concurrent_writes_loses_no_acknowledged_playlist(fresh_models, tmp_path):
-    """Eight writers against two workers; the parent and both workers are killed with SIGKILL
-    mid-stream. Every acknowledged playlist is in the log (a record written but not yet
-    answered may be there too), the log is whole records, and a restart serves them all."""
+@pytest.mark.parametrize("victims", ["all", "parent", "worker"])
+def test_kill_9_under_concurrent_writes_loses_no_acknowledged_playlist(
+    fresh_models, tmp_path, victims
+):
+    """Eight writers against two workers; SIGKILL mid-stream for the parent and both workers,
+    the parent alone (its workers follow it) or one worker (replaced; the writers go on). Every
+    acknowledged playlist is in the log (a record written but not yet answered may be there
+    too), the log is whole records, and a restart serves them all."""
     import os
     import signal
     import threading
@@ -353,19 +357,38 @@ def test_kill_9_under_concurrent_writes_loses_no_acknowledged_playlist(fresh_mod
     while len(acknowledged) < 200 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(acknowledged) >= 200, (len(acknowledged), server.log.read_text()[-2000:])
-    for pid in (server.process.pid, *workers):
+    chosen = {"all": [server.process.pid, *workers], "parent": [server.process.pid]}
+    for pid in chosen.get(victims, workers[:1]):
         os.kill(pid, signal.SIGKILL)
+    if victims == "worker":  # the service goes on: more writes, then a clean stop
+        before = len(acknowledged)
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < before + 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(acknowledged) >= before + 100
     stop.set()
     for t in threads:
         t.join(timeout=30)
-    server.process.wait(timeout=10)
+    if victims == "worker":
+        code, output = server.stop()
+        assert code == 0 and "was killed by signal 9" in output, output[-2000:]
+    else:
+        server.process.wait(timeout=10)
+        alive = []  # the workers of a killed parent finish and exit (SIGTERM): wait for them
+        for pid in workers:
+            try:
+                alive.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+        _, left = psutil.wait_procs(alive, timeout=30)
+        assert not left, f"workers {left} outlived their parent"
     log = model.parent / "popular.live" / "playlists.jsonl"
     raw = log.read_bytes()
     whole = raw[: raw.rfind(b"\n") + 1]
     persisted = [orjson.loads(line)["title"] for line in whole.splitlines()]
     assert set(acknowledged) <= set(persisted) and len(set(persisted)) == len(persisted)
     assert len(persisted) - len(acknowledged) <= 8  # at most one unanswered write per writer
-    print(f"kill -9 of all: {len(acknowledged)} acknowledged, {len(persisted)} persisted")
+    print(f"kill -9 of {victims}: {len(acknowledged)} acknowledged, {len(persisted)} persisted")
     restarted = start_server([model], tmp_path / "b.log")
     try:
         with restarted.client() as api:
