@@ -352,6 +352,24 @@ def test_train_config_file_errors_name_file_and_key(split, tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
+def test_train_reads_a_toml_config(split, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "m"
+    (tmp_path / "p.toml").write_text("n_neighbors = 7\n")
+    train = ["train", "playlistknn", str(split / "train"), "--out", str(out)]
+    assert main([*train, "--config", str(tmp_path / "p.toml")]) == 0
+    assert json.loads((out / "params.json").read_text())["config"]["n_neighbors"] == 7
+    (tmp_path / "bad.toml").write_text("n_neighbors = \n")
+    assert main([*train, "--config", str(tmp_path / "bad.toml")]) == 2
+    assert f"{tmp_path / 'bad.toml'}: not valid TOML" in capsys.readouterr().err
+    (tmp_path / "nested.toml").write_text("[trainer]\nepochs = 2\n")
+    from segue.models.gnn.lightgcn import LightGCNConfig
+    from segue.tuning import read_params_file
+
+    assert read_params_file(tmp_path / "nested.toml", LightGCNConfig) == {"trainer": {"epochs": 2}}
+
+
 def test_built_in_spaces_fit_their_models():
     from segue.models.config import config_from_dict
     from segue.models.registry import get_model_class

@@ -324,9 +324,24 @@ def _read_json(path: Path, what: str) -> Any:
         raise InputFileError(path, f"not valid JSON ({exc})") from None
 
 
+def _read_toml(path: Path) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read parameters ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFileError(path, f"not valid TOML ({exc})") from None
+
+
 def read_params_file(path: Path, config_cls: type) -> dict[str, Any]:
     """A JSON object of parameters (``best.json``, or written by hand; nested objects or dotted
-    keys for nested configs: ``{"trainer": {"epochs": 3}}`` or ``{"trainer.epochs": 3}``).
+    keys for nested configs: ``{"trainer": {"epochs": 3}}`` or ``{"trainer.epochs": 3}``), or
+    a ``.toml`` file of the same (a ``[trainer]`` table for a nested config).
 
     Unknown keys and values of the wrong type raise :class:`InputFileError` naming the file and
     the key; an integer is accepted for a float field (and converted).
@@ -334,7 +349,7 @@ def read_params_file(path: Path, config_cls: type) -> dict[str, Any]:
     from segue.models.config import config_from_dict, given_values, unflatten
 
     path = Path(path)
-    values = _read_json(path, "parameters")
+    values = _read_toml(path) if path.suffix.lower() == ".toml" else _read_json(path, "parameters")
     if not isinstance(values, dict):
         raise InputFileError(path, 'expected a JSON object of parameters, e.g. {"factors": 64}')
     try:

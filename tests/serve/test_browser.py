@@ -103,3 +103,33 @@ def test_type_search_add_and_watch_the_continuation_change(server, browser_page)
     page.locator("#playlist li").first.locator("button.remove").click()
     expect(page.locator("#playlist li")).to_have_count(1)
     assert errors == []
+
+
+def test_the_api_docs_render_offline(server, browser_page):
+    """/docs (Swagger UI) and /redoc load every script and style from the server itself: with
+    every other host refused, both render the API's operations. (ReDoc's "powered by" logo is
+    the one thing it asks a CDN for; the page does not need it.)"""
+    from playwright.sync_api import expect
+
+    page, errors = browser_page
+    outside: list[str] = []
+
+    def only_the_server(route):
+        if route.request.url.startswith(server.url):
+            return route.continue_()
+        outside.append((route.request.resource_type, route.request.url))
+        return route.abort()
+
+    page.route("**/*", only_the_server)
+    try:
+        page.goto(server.url + "/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("segue")
+        expect(page.locator(".opblock-summary-path").first).to_be_visible()
+        assert page.locator(".opblock").count() >= 6
+        page.goto(server.url + "/redoc")
+        expect(page.locator("h1").first).to_contain_text("segue")
+        expect(page.get_by_text("/v1/recommendations").first).to_be_attached()
+    finally:
+        page.unroute("**/*")
+    assert errors == [] and [url for kind, url in outside if kind != "image"] == []
+    assert [url for _, url in outside] in ([], ["https://cdn.redoc.ly/redoc/logo-mini.svg"])

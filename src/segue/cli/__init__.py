@@ -47,10 +47,23 @@ def _not_a_bar_line(record: logging.LogRecord) -> bool:
     return not getattr(record, "segue_bar", False)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a caller that swaps it, as pytest's
+    capture does between tests, never leaves the handler writing to a closed stream)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property wins
+        pass
+
+
 def _configure_logging() -> None:
     logger = logging.getLogger("segue")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         # Progress lines a rich bar already shows on the terminal (they still reach log files).
         handler.addFilter(_not_a_bar_line)

@@ -44,7 +44,7 @@ def describe_model(name: str) -> str:
     lines = [f"{name}: {cls.description}", f"trained on {what}", ""]
     if not docs:
         return "\n".join([*lines, "no parameters"])
-    lines.append("parameters (--param NAME=VALUE, or a --config JSON file; defaults shown):")
+    lines.append("parameters (--param NAME=VALUE, or a --config .json/.toml file; defaults shown):")
     width = max(len(d.name) for d in docs)
     kinds = max(len(d.type) for d in docs)
     for d in docs:
@@ -82,7 +82,8 @@ def train(
         Path | None,
         typer.Option(
             "--config",
-            help="A JSON object of parameters (e.g. best.json of `segue tune`); --param wins.",
+            help="Parameters as a JSON object (e.g. best.json of `segue tune`) or a .toml file "
+            "([trainer] for a nested group); --param wins.",
         ),
     ] = None,
     components_from: Annotated[

@@ -34,6 +34,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -217,7 +218,8 @@ def create_app(
     header not in ``allowed_hosts`` (port ignored; ``"*"``: any) gets 400, so a page on another
     site cannot reach the service through a DNS name it controls (DNS rebinding); with
     ``token``, writes need ``Authorization: Bearer TOKEN`` (401 otherwise)."""
-    app = FastAPI(
+    # Swagger UI and ReDoc from the assets fastapi-offline ships, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="segue",
         version=__version__,
         description="Continue playlists live, with explanations. The page is at /.",
