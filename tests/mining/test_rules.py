@@ -204,7 +204,10 @@ def test_mine_rules_writes_parquet_and_named_top_list(small_data, tmp_path, caps
     )
     top = first["consequent_id"]
     assert f"{names.column(0)[top].as_py()} — {names.column(1)[top].as_py()}" in text
-    assert "## Highest lift (top 5; ties: more playlists first)" in text and "## Most supported" in text
+    assert (
+        "## Highest lift (top 5; ties: more playlists first)" in text
+        and "## Most supported" in text
+    )
 
 
 def empty_dataset(path: Path) -> Path:

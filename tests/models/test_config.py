@@ -37,7 +37,10 @@ def test_a_nested_group_is_set_key_by_key_over_the_models_own_defaults():
 @pytest.mark.parametrize(
     ("pairs", "message"),
     [
-        (["trainer.epoch=3"], r"--param: trainer: unknown parameter epoch \(did you mean 'epochs'\?\) \(this model takes: "),
+        (
+            ["trainer.epoch=3"],
+            r"--param: trainer: unknown parameter epoch \(did you mean 'epochs'\?\) \(this model takes: ",
+        ),
         (["trainer=3"], "trainer: expected an object of parameters"),
         (["trainer.mode=turbo"], "--param: trainer: mode must be one of mini"),
         (["trainer.learning_rate=fast"], "'fast' is not a valid float"),
