@@ -131,7 +131,7 @@ def generated_stage(args) -> None:
     work = Path(args.work)
     gen, data = work / f"gen-{args.users}-{args.seed}", work / f"data-{args.users}-{args.seed}"
     if not (data / "manifest.json").exists():
-        generate_sessions(gen, args.users, seed=args.seed, overwrite=True)
+        generate_sessions(gen, args.users, seed=args.seed)
         ingest_sessions(gen, data)
     split = split_listening(
         ListeningData.load(data), seed=args.seed, max_next_track=args.next_queries

@@ -10,7 +10,7 @@ The Python API (:mod:`segue.api`) works in track URIs::
 Everything else is importable from its module (``segue.models``, ``segue.evaluation``, …).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Model",

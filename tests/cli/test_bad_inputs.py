@@ -134,6 +134,50 @@ def test_a_bad_out_is_refused_before_any_work_and_nothing_is_written(
     assert code == 2 and "exists and is not a regular file" in err
 
 
+def test_only_a_directory_segue_wrote_is_replaced(small_data, small_mpd, tmp_path, capsys):
+    """One rule for every output directory: new, empty, or segue's own (marked) is replaced;
+    a folder of the user's is refused before any work and left as it was."""
+    mine = tmp_path / "Music"
+    mine.mkdir()
+    (mine / "song.mp3").write_bytes(b"ID3")
+    for argv in (
+        ["train", "popular", str(small_data), "--out", str(mine)],
+        ["generate", "mpd", "-n", "1000", "--out", str(mine)],
+        ["ingest", str(small_mpd), "--out", str(mine)],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{mine}: holds files segue did not write" in err and "Traceback" not in err, err
+    assert [p.name for p in mine.iterdir()] == ["song.mp3"] and _leftovers(tmp_path) == []
+    (tmp_path / "empty").mkdir()
+    model = tmp_path / "empty"
+    assert main(["train", "popular", str(small_data), "--out", str(model)]) == 0
+    assert (model / ".segue-output").exists() and (model / "params.json").exists()
+    assert main(["train", "popular", str(small_data), "--out", str(model)]) == 0  # its own: again
+    gen = tmp_path / "gen"
+    assert main(["generate", "mpd", "-n", "1000", "--out", str(gen)]) == 0
+    assert main(["generate", "mpd", "-n", "1000", "--out", str(gen), "--overwrite"]) == 0
+
+
+def test_a_pipeline_replaces_its_own_unmarked_outputs_and_nothing_else(tmp_path):
+    from segue.io import OUTPUT_MARK, OutputPathError, atomic_dir, owned
+
+    run = tmp_path / "run"
+    (run / "models" / "popular").mkdir(parents=True)
+    (run / "models" / "popular" / "params.json").write_text("{}")  # a segue 0.2 output
+    with pytest.raises(OutputPathError, match="holds files segue did not write"):
+        with atomic_dir(run / "models" / "popular"):
+            pass
+    with owned(run):
+        with atomic_dir(run / "models" / "popular") as tmp:
+            (tmp / "params.json").write_text('{"new": true}')
+        with pytest.raises(OutputPathError):  # the run directory itself is not a stage output
+            with atomic_dir(run):
+                pass
+    assert (run / "models" / "popular" / "params.json").read_text() == '{"new": true}'
+    assert (run / "models" / "popular" / OUTPUT_MARK).exists()
+
+
 def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(small_data, tmp_path):
     """Writes limited to 64 kB (RLIMIT_FSIZE, as a full disk would refuse them): the command
     fails with the OS's reason in one line and no output, temporary or final, is left."""

@@ -60,7 +60,12 @@ def test_bad_input_exits_2_without_traceback(tmp_path, capsys):
 
 def test_version_and_help(capsys):
     assert main(["--version"]) == 0
-    assert "segue 0.2.0" in capsys.readouterr().out
+    from importlib.metadata import version
+
+    import segue
+
+    assert f"segue {segue.__version__}\n" == capsys.readouterr().out
+    assert segue.__version__ == version("segue")  # the package's metadata says the same
     assert main([]) == 0
     assert "generate" in capsys.readouterr().out
 

@@ -68,7 +68,7 @@ def test_refuses_bad_sizes_and_occupied_output(tmp_path):
         generate_mpd(tmp_path / "x", 0)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
-    with pytest.raises(SegueError, match="not empty"):
+    with pytest.raises(SegueError, match="holds files segue did not write"):
         generate_mpd(tmp_path / "busy", 10)
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 

@@ -73,7 +73,11 @@ def generate_mpd_cmd(
         ),
     ] = 1,
     overwrite: Annotated[
-        bool, typer.Option(help="Replace --out if it already holds files.")
+        bool,
+        typer.Option(
+            hidden=True,
+            help="No longer needed: --out is replaced when segue wrote it (kept for old scripts).",
+        ),
     ] = False,
     report: Annotated[
         bool,
@@ -92,6 +96,7 @@ def generate_mpd_cmd(
     ] = None,
 ) -> None:
     """Write MPD-format slices (1,000 playlists per file) calibrated to the real dataset."""
+    del overwrite  # accepted so that old scripts still run
     from segue.data.synthetic.mpd import generate_mpd
 
     if compare is not None and not report:
@@ -106,7 +111,6 @@ def generate_mpd_cmd(
         challenge_per_category=challenge_per_category,
         workers=workers,
         min_followers=min_followers,
-        overwrite=overwrite,
     )
     echo(
         f"wrote {s.n_playlists:,} playlists ({s.n_entries:,} track entries, {s.n_unique_tracks:,} unique tracks) "
@@ -151,10 +155,15 @@ def generate_sessions_cmd(
     ] = None,
     genres: Annotated[int, typer.Option(help="Genres (Zipf popularity).", min=3)] = 35,
     overwrite: Annotated[
-        bool, typer.Option(help="Replace --out if it already holds files.")
+        bool,
+        typer.Option(
+            hidden=True,
+            help="No longer needed: --out is replaced when segue wrote it (kept for old scripts).",
+        ),
     ] = False,
 ) -> None:
     """Write listening sessions (casual/regular/power users, genres, skips) as the source design's CSVs."""
+    del overwrite  # accepted so that old scripts still run
     from segue.data.synthetic.sessions import generate_sessions
 
     start = time.perf_counter()
@@ -165,7 +174,6 @@ def generate_sessions_cmd(
         n_tracks=tracks,
         n_artists=artists,
         n_genres=genres,
-        overwrite=overwrite,
     )
     echo(
         f"wrote {s.n_events:,} plays in {s.n_sessions:,} sessions of {s.n_users:,} users "

@@ -105,12 +105,14 @@ def train(
     ] = False,
 ) -> None:
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
+    from segue.io import check_output_dir
     from segue.models.config import RunOptions
     from segue.models.registry import get_model_class
     from segue.tuning import read_config
 
     cls = get_model_class(model)
     config = read_config(cls.Config, config_file, param or [])
+    check_output_dir(out, replace=True)  # before training, not after
     run = RunOptions(device, str(checkpoint_dir) if checkpoint_dir else "", resume)
     start = time.perf_counter()
     fitted = _fit(cls, config, data, run, components_from)

@@ -32,7 +32,7 @@ import numpy as np
 
 from segue.data import schema
 from segue.errors import SegueError
-from segue.io import atomic_file
+from segue.io import atomic_file, owned
 from segue.pipeline.runner import Runner, Stage
 
 log = logging.getLogger("segue")
@@ -129,6 +129,11 @@ def run_pipeline(
             f"unknown phase {', '.join(unknown)}; the phases are {', '.join(PHASES)} (or all)"
         )
     runner = Runner(settings.out, echo=echo, force=force)
+    with owned(settings.out):  # its stage outputs, even those a segue before the mark wrote
+        return _run_phases(runner, settings, phases, echo)
+
+
+def _run_phases(runner, settings: Settings, phases: list[str], echo) -> PipelineResult:
     stages = _Stages(settings)
     for phase in PHASES:
         if phase in phases:
@@ -256,7 +261,6 @@ class _Stages:
             challenge_per_category=self.settings.per_category,
             workers=self.settings.workers,
             min_followers=self.settings.generate_min_followers,
-            overwrite=True,
         )
         return {
             "playlists": g.n_playlists,
@@ -561,7 +565,6 @@ class _Stages:
             self.settings.sessions,
             self.settings.generate_users,
             seed=self.settings.seed,
-            overwrite=True,
         )
         return dataclasses.asdict(g) if dataclasses.is_dataclass(g) else dict(g)
 

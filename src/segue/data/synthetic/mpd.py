@@ -41,7 +41,7 @@ from segue.data.synthetic.playlists import (
 )
 from segue.data.synthetic.world import CONTEXTS, GENRE_NAMES, World, WorldConfig, get_world
 from segue.errors import SegueError
-from segue.io import atomic_dir
+from segue.io import atomic_dir, check_output_dir
 from segue.progress import progress
 
 SLICE_SIZE = 1000
@@ -232,7 +232,6 @@ def generate_mpd(
     workers: int | None = None,
     config: MPDConfig | None = None,
     min_followers: int | None = None,
-    overwrite: bool = False,
 ) -> GenerateSummary:
     """Write ``n_playlists`` playlists as MPD slices into ``out`` (and a challenge set).
 
@@ -249,10 +248,7 @@ def generate_mpd(
         raise SegueError(
             f"--challenge-per-category must be 0 or more, got {challenge_per_category}"
         )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise SegueError(
-            f"{out}: exists and is not empty; choose another --out or pass --overwrite"
-        )
+    check_output_dir(out, replace=True)  # before sampling: refused early, not after
     config = config or MPDConfig()
     if min_followers is not None:
         if min_followers < 1:

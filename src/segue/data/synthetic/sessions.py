@@ -50,7 +50,7 @@ import polars as pl
 from segue.data.synthetic.names import artist_names, track_names
 from segue.data.synthetic.world import GENRE_NAMES, BlockSampler, zipf_weights
 from segue.errors import SegueError
-from segue.io import atomic_dir
+from segue.io import atomic_dir, check_output_dir
 from segue.progress import progress
 
 log = logging.getLogger("segue")
@@ -400,12 +400,10 @@ def generate_sessions(
     n_tracks: int | None = None,
     n_artists: int | None = None,
     n_genres: int = 35,
-    overwrite: bool = False,
 ) -> SessionsSummary:
     """Write the generated world's CSV files into ``out`` (whole or not at all)."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise SegueError(f"{out} already holds files; pass --overwrite to replace them")
+    check_output_dir(out, replace=True)
     config = SessionWorldConfig(
         n_users=n_users, n_tracks=n_tracks, n_artists=n_artists, n_genres=n_genres
     )
