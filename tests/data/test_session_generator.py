@@ -36,6 +36,7 @@ def plays(generated):
 def test_files_columns_and_user_types(generated, plays):
     out, summary = generated
     assert {p.name for p in out.iterdir()} == {
+        ".segue-output",
         "raw_sessions.csv",
         "tracks.csv",
         "genres.csv",
@@ -179,7 +180,10 @@ def test_same_seed_same_files_and_refusals(tmp_path):
     generate_sessions(tmp_path / "c", 120, seed=6, n_tracks=500)
     assert digest(tmp_path / "a") == digest(tmp_path / "b") != digest(tmp_path / "c")
     assert a.n_tracks == 500 and a.n_artists == 50
-    with pytest.raises(SegueError, match="already holds files"):
-        generate_sessions(tmp_path / "a", 10)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(SegueError, match="holds files segue did not write"):
+        generate_sessions(tmp_path / "mine", 10)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
     with pytest.raises(SegueError, match="artists"):
         generate_sessions(tmp_path / "d", 10, n_tracks=20, n_artists=10)

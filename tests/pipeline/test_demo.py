@@ -3,6 +3,7 @@ the report and its evaluation table, the submission, resuming, logs, and bad inp
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -107,6 +108,13 @@ def test_the_report_has_its_sections_figures_and_run_timings(demo_run):
     ):
         assert f"## {title}" in md
     assert "| 2,000 |" in md  # the dataset's playlists, from the EDA
+    # The summary comes first and names the evaluation's winner, as evaluation.json ranks them.
+    assert md.index("## Summary") < md.index("## Dataset and exploration")
+    evaluation = json.loads((demo_run.out / "evaluation" / "evaluation.json").read_text())
+    table = evaluation["table"]
+    winner = max(evaluation["models"], key=lambda m: table[m]["all"]["r_precision"]["mean"])
+    assert f"- **{winner}** has the best R-precision: " in md
+    assert "Best per category: " in md
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", md)
     assert len(figures) >= 5
     for figure in figures:

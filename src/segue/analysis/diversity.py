@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segue.colours import model_colour
 from segue.data.challenge import CATEGORY_BY_NUMBER
 from segue.errors import SegueError
 from segue.evaluation import metrics as ranking_metrics
@@ -357,7 +358,7 @@ def _figure(doc: dict, k: int, path: Path) -> None:
                 values,
                 width=width,
                 label=name,
-                color="0.75" if name == REFERENCE else f"C{j % 10}",
+                color="0.75" if name == REFERENCE else model_colour(name),
                 hatch="//" if name == REFERENCE else None,
             )
         ax.set_ylabel(textwrap.fill(LABELS[metric], 18), fontsize=8)
@@ -388,7 +389,7 @@ def _profile_figure(doc: dict, path: Path) -> None:
             doc["popularity_profile"][name],
             width=width,
             label=name,
-            color="0.75" if name == REFERENCE else f"C{j % 10}",
+            color="0.75" if name == REFERENCE else model_colour(name),
             hatch="//" if name == REFERENCE else None,
         )
     ax.set_xticks(x, bands)

@@ -84,6 +84,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
+from segue.colours import model_colour
 from segue.data.challenge import CATEGORY_BY_NUMBER
 from segue.errors import SegueError
 from segue.evaluation import metrics as ranking_metrics
@@ -959,7 +960,7 @@ def _figure(result: EvaluationResult, metric: str, title: str, dest: Path) -> No
             capsize=2,
             error_kw={"elinewidth": 0.8},
             label=model,
-            color=f"C{j % 10}",
+            color=model_colour(model),
         )
     ax.axvline((x[-2] + x[-1]) / 2 if len(x) > 1 else -1, color="0.6", ls=":", lw=1)
     ticks = [
@@ -981,10 +982,56 @@ def _figure(result: EvaluationResult, metric: str, title: str, dest: Path) -> No
         fig.savefig(handle, format="png")
 
 
+def _ranking_and_heatmap(result: EvaluationResult, title: str, dest: Path) -> None:
+    """Left: models sorted by R-precision over all queries, with CIs. Right: R-precision per
+    category × model, the same order, each category's best boxed."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    metric = "r_precision"
+    order = sorted(result.models, key=lambda m: result.table[m]["all"][metric]["mean"])
+    groups = [g for g in result.groups if g != "all"]
+    fig = Figure(figsize=(12, 0.42 * len(order) + 1.8), dpi=110, layout="constrained")
+    bars, heat = fig.subplots(1, 2, width_ratios=(1, 2.2))
+    cells = [result.table[m]["all"][metric] for m in order]
+    means = np.array([c["mean"] for c in cells])
+    errors = np.array(
+        [[c["mean"] - c["ci_low"] for c in cells], [c["ci_high"] - c["mean"] for c in cells]]
+    )
+    bars.barh(order, means, xerr=np.clip(errors, 0, None), capsize=2,
+              color=[model_colour(m) for m in order])  # fmt: skip
+    bars.set_xlabel(f"{_label(metric)}, all queries (95% CI)")
+    bars.grid(axis="x", alpha=0.3)
+    bars.set_axisbelow(True)
+    rows = order[::-1]  # imshow draws row 0 at the top: the best model, as in the bars
+    values = np.array([[result.table[m][g][metric]["mean"] for g in groups] for m in rows])
+    image = heat.imshow(values, aspect="auto", cmap="viridis")
+    heat.set_xticks(range(len(groups)), [f"c{g}" for g in groups])
+    heat.set_yticks(range(len(rows)), rows)
+    best = values.argmax(axis=0)
+    for j, i in enumerate(best.tolist()):
+        heat.add_patch(
+            matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="white", lw=2)
+        )
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            heat.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
+                      color="white" if values[i, j] < values.max() * 0.6 else "black")  # fmt: skip
+    heat.set_xlabel("challenge category (c1 title only … c10 title + random 100 tracks)")
+    fig.colorbar(image, ax=heat, label=_label(metric), shrink=0.8)
+    fig.suptitle(f"{title}: models ranked, and {_label(metric)} per category (best boxed)")
+    with atomic_file(dest, "wb") as handle:
+        fig.savefig(handle, format="png")
+
+
 def write_report(
     result: EvaluationResult, out_dir: Path, *, title: str = "Evaluation"
 ) -> list[Path]:
-    """Write ``evaluation.json``, ``evaluation.md`` and ``fig_<metric>.png`` per headline metric.
+    """Write ``evaluation.json``, ``evaluation.md``, ``fig_<metric>.png`` per headline metric
+    and ``fig_ranking.png`` (models ranked; category × model heatmap).
 
     Every file is written atomically into ``out_dir`` (created if needed); returns the paths in
     that order.
@@ -998,4 +1045,99 @@ def write_report(
         dest = out_dir / f"fig_{metric}.png"
         _figure(result, metric, title, dest)
         paths.append(dest)
+    if result.groups[1:] and "r_precision" in result.metrics:
+        dest = out_dir / "fig_ranking.png"
+        _ranking_and_heatmap(result, title, dest)
+        paths.append(dest)
     return paths
+
+
+def verdict(document: dict[str, Any], metric: str = "r_precision") -> list[str]:
+    """What an evaluation decides, in sentences (Markdown): the best model overall on ``metric``
+    and by how much it leads the next, with the interval and whether the paired test calls it
+    significant; which model is best in each category; the best model against popularity.
+
+    ``document`` is :meth:`EvaluationResult.to_json` (``evaluation.json``).
+
+    >>> doc = {
+    ...     "models": ["popular", "a", "b"],
+    ...     "groups": ["all", "1", "2"],
+    ...     "group_labels": {"1": "1 — title only", "2": "2 — first 5 tracks"},
+    ...     "table": {
+    ...         "popular": {g: {"r_precision": {"mean": 0.02}} for g in ("all", "1", "2")},
+    ...         "a": {"all": {"r_precision": {"mean": 0.14}}, "1": {"r_precision": {"mean": 0.05}},
+    ...               "2": {"r_precision": {"mean": 0.20}}},
+    ...         "b": {"all": {"r_precision": {"mean": 0.13}}, "1": {"r_precision": {"mean": 0.07}},
+    ...               "2": {"r_precision": {"mean": 0.18}}},
+    ...     },
+    ...     "comparisons": [
+    ...         {"model_a": "a", "model_b": "b", "metric": "r_precision", "group": "all",
+    ...          "diff": 0.01, "ci_low": 0.004, "ci_high": 0.016, "p_adjusted": 0.002,
+    ...          "significant": True},
+    ...     ],
+    ... }
+    >>> for line in verdict(doc):
+    ...     print(line)
+    **a** has the best R-precision: 0.1400, ahead of **b** (0.1300) by +0.0100 [+0.0040, +0.0160], a significant lead (paired test, Holm-adjusted p = 0.0020).
+    Best per category: **a** in 1 of 2 (2 — first 5 tracks), **b** in 1 (1 — title only).
+    Against popularity (0.0200): **a** is 7.0 × better.
+    """
+    table, models = document["table"], list(document["models"])
+    label = {"r_precision": "R-precision", "ndcg": "NDCG", "clicks": "clicks"}.get(metric, metric)
+    lower = metric in LOWER_IS_BETTER
+    sign = -1.0 if lower else 1.0
+    ranked = sorted(models, key=lambda m: -sign * table[m]["all"][metric]["mean"])
+    best = ranked[0]
+    value = table[best]["all"][metric]["mean"]
+    lines = []
+    if len(ranked) > 1:
+        second = ranked[1]
+        other = table[second]["all"][metric]["mean"]
+        test = next(
+            (
+                c
+                for c in document.get("comparisons", [])
+                if c["group"] == "all"
+                and c["metric"] == metric
+                and {c["model_a"], c["model_b"]} == {best, second}
+            ),
+            None,
+        )
+        lead = f"ahead of **{second}** ({other:.4f})"
+        if test is None:
+            lines.append(
+                f"**{best}** has the best {label}: {value:.4f}, {lead}; the two were not compared "
+                "by a paired test (`segue evaluate --comparisons all-pairs` does)."
+            )
+        else:
+            flip = 1 if test["model_a"] == best else -1
+            low, high = sorted((flip * test["ci_low"], flip * test["ci_high"]))
+            p = test["p_adjusted"]
+            p_text = "< 0.0001" if p < 1e-4 else f"= {p:.4f}"
+            kind = "a significant lead" if test["significant"] else "not a significant lead"
+            lines.append(
+                f"**{best}** has the best {label}: {value:.4f}, {lead} by "
+                f"{flip * test['diff']:+.4f} [{low:+.4f}, {high:+.4f}], {kind} "
+                f"(paired test, Holm-adjusted p {p_text})."
+            )
+    else:
+        lines.append(f"**{best}** is the only model: {label} {value:.4f}.")
+    groups = [g for g in document["groups"] if g != "all"]
+    if groups and len(ranked) > 1:
+        winners: dict[str, list[str]] = {}
+        for g in groups:
+            top = min(ranked, key=lambda m: -sign * table[m][g][metric]["mean"])
+            winners.setdefault(top, []).append(document.get("group_labels", {}).get(g, g))
+        parts = sorted(winners.items(), key=lambda kv: (-len(kv[1]), ranked.index(kv[0])))
+        text = ", ".join(
+            f"**{m}** in {len(gs)}{f' of {len(groups)}' if i == 0 else ''} ({'; '.join(gs)})"
+            for i, (m, gs) in enumerate(parts)
+        )
+        lines.append(f"Best per category: {text}.")
+    if "popular" in table and best != "popular":
+        base = table["popular"]["all"][metric]["mean"]
+        if base > 0 and not lower:
+            lines.append(
+                f"Against popularity ({base:.4f}): **{best}** is {value / base:.1f} × better."
+            )
+    return lines

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from segue.colours import model_colour
 from segue.io import atomic_dir, write_text
 from segue.pipeline.runner import RECORDS
 
@@ -92,7 +93,8 @@ class _Builder:
         if path.exists():
             name = relative.replace("/", "_")
             self.figures[name] = path
-            self.lines += [f"![{caption}](figures/{name})", ""]
+            # the caption shown under the figure too, not only as its alt text
+            self.lines += [f"![{caption}](figures/{name})", "", f"*{caption}*", ""]
 
     def section(self, title: str, anchor: str) -> None:
         self.sections.append(title)
@@ -127,12 +129,13 @@ class _Builder:
             f'<p class="muted">{self.root} — written {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC'
             " — every figure below comes from held-out playlists, seed tracks excluded.</p>",
             "",
-            '<nav><a href="#data">Data</a> <a href="#mining">Rules and clusters</a> '
+            '<nav><a href="#summary">Summary</a> <a href="#data">Data</a> <a href="#mining">Rules and clusters</a> '
             '<a href="#evaluation">Evaluation</a> <a href="#diversity">Diversity</a> '
             '<a href="#examples">Examples</a> <a href="#graphs">Graph and session models</a> '
             '<a href="#popularity">Track popularity</a> <a href="#run">Run</a></nav>',
             "",
         ]
+        self.summary_section()
         self.data_section()
         self.mining_section()
         self.evaluation_section()
@@ -228,6 +231,29 @@ class _Builder:
         else:
             self.missing("The clustering stage")
 
+    def summary_section(self) -> None:
+        """What the evaluation decides, first: the winner, its margin and significance, the
+        winner per category, the lead over popularity, and which models a time budget cut."""
+        from segue.evaluation.runner import verdict
+
+        doc = self.json("evaluation/evaluation.json")
+        if doc is None:
+            return
+        self.section("Summary", "summary")
+        self.lines += [f"- {line}" for line in verdict(doc)]
+        cut = [
+            name
+            for name, history in self._histories().items()
+            if training_status(history).startswith("undertrained")
+        ]
+        if cut:
+            self.lines.append(
+                f"- **Undertrained**: {', '.join(cut)} — their validation was still improving when "
+                "the time budget or epoch cap stopped them (curves under *Graph and session "
+                "models*); more training may change their place."
+            )
+        self.lines.append("")
+
     def evaluation_section(self) -> None:
         self.section("Evaluation on held-out playlists", "evaluation")
         doc = self.json("evaluation/evaluation.json")
@@ -299,6 +325,11 @@ class _Builder:
                     f"{'yes' if c['significant'] else 'no'} |"
                 )  # a p-value is never 0.0000
         self.lines.append("")
+        self.figure(
+            "evaluation/fig_ranking.png",
+            "Left: the models ranked by R-precision over all test playlists (95% CIs). Right: "
+            "R-precision per challenge category, best model of each category boxed.",
+        )
         for metric, label in HEADLINE:
             self.figure(f"evaluation/fig_{metric}.png", f"{label} per category with 95% CIs")
         hybrid = self.json("models/hybrid/params.json")
@@ -410,14 +441,22 @@ class _Builder:
         fig, (loss_ax, recall_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
         for name, history in histories.items():
             epochs = [e["epoch"] + 1 for e in history["epochs"]]
-            loss_ax.plot(epochs, [e["loss"] for e in history["epochs"]], marker="o", label=name)
+            loss_ax.plot(
+                epochs,
+                [e["loss"] for e in history["epochs"]],
+                marker="o",
+                label=name,
+                color=model_colour(name),
+            )
             recall = [
                 (e["epoch"] + 1, e["validation_recall"])
                 for e in history["epochs"]
                 if e.get("validation_recall") is not None
             ]
             if recall:
-                recall_ax.plot(*zip(*recall, strict=True), marker="o", label=name)
+                recall_ax.plot(
+                    *zip(*recall, strict=True), marker="o", label=name, color=model_colour(name)
+                )
         loss_ax.set(title="training loss", xlabel="epoch")
         recall_ax.set(title="validation recall@10", xlabel="epoch")
         for ax in (loss_ax, recall_ax):

@@ -375,7 +375,11 @@ def _describe_path(path: Path) -> object:
 def _output_entry(path: Path) -> dict:
     if path.is_file():
         return {"path": str(path), "files": 1, "bytes": path.stat().st_size}
-    files = [p for p in path.rglob("*") if p.is_file()]
+    files = [  # the output's own files: not segue's mark or other hidden bookkeeping
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    ]
     return {"path": str(path), "files": len(files), "bytes": sum(p.stat().st_size for p in files)}
 
 
