@@ -508,6 +508,7 @@ def test_write_report(tiny, tmp_path):
         "fig_r_precision.png",
         "fig_ndcg.png",
         "fig_clicks.png",
+        "fig_ranking.png",
     ]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temp files left behind
     for p in paths[2:]:

@@ -19,6 +19,7 @@ import orjson
 
 from segue.colours import model_colour
 from segue.io import atomic_dir, write_text
+from segue.models.config import flatten
 from segue.pipeline.runner import RECORDS
 
 HEADLINE = (("r_precision", "R-precision"), ("ndcg", "NDCG"), ("clicks", "clicks"))
@@ -144,6 +145,7 @@ class _Builder:
         self.graph_section()
         self.popularity_section()
         self.run_section(records)
+        self.models_table(records)
         return "\n".join(self.lines) + "\n"
 
     def records(self) -> list[dict]:
@@ -489,6 +491,40 @@ class _Builder:
         ]
         self.markdown_tables("popularity/popularity.md", limit_rows=10, limit_tables=2)
         self.figure("popularity/importances.png", "Permutation importances")
+
+    def models_table(self, records: list[dict]) -> None:
+        """Each trained model: its parameters, its training time, and how training ended."""
+        models = self.root / "models"
+        dirs = (
+            sorted(p for p in models.iterdir() if (p / "params.json").exists())
+            if models.exists()
+            else []
+        )
+        if not dirs:
+            return
+        seconds = {
+            r["name"].removeprefix("train "): r.get("seconds", 0)
+            for r in records
+            if r.get("name", "").startswith("train ")
+        }
+        histories = self._histories()
+        self.lines += [
+            "Every trained model, with the parameters it was trained with (`segue models NAME` "
+            "says what each means) and its training stage's time:",
+            "",
+            "| model | parameters | training | how training ended |",
+            "|---|---|---|---|",
+        ]
+        for path in dirs:
+            params = self.json(f"models/{path.name}/params.json") or {}
+            flat = flatten(params.get("config") or {})
+            shown = ", ".join(f"{k}={v}" for k, v in flat.items())
+            if len(shown) > 160:
+                shown = shown[:160].rsplit(", ", 1)[0] + ", …"
+            ended = training_status(histories[path.name]) if path.name in histories else ""
+            took = f"{seconds[path.name]:.0f} s" if path.name in seconds else ""
+            self.lines.append(f"| {path.name} | {_cell(shown) or '—'} | {took} | {_cell(ended)} |")
+        self.lines.append("")
 
     def run_section(self, records: list[dict]) -> None:
         self.section("The run: stages, time and memory", "run")
