@@ -50,16 +50,6 @@ from segue.catalog import Catalog
 from segue.errors import SegueError
 from segue.models.base import Explanation, Queries, Recommender
 
-__all__ = [
-    "Model",
-    "Recommendation",
-    "Recommendations",
-    "UnknownTracksError",
-    "evaluate",
-    "load",
-    "read_evaluation",
-]
-
 
 class UnknownTracksError(SegueError):
     """Track URIs that are not in the model's catalog (``uris`` lists them)."""
