@@ -213,8 +213,7 @@ class Model:
         Never a seed track, each track once; exactly ``n`` unless the catalog has fewer tracks
         besides the seeds. ``explain`` adds each track's ``because`` line and evidence.
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise SegueError(f"n must be a positive integer, got {n!r}")
+        _check_n(n)
         ids, missing = self.ids(tracks, unknown=unknown)
         n = min(n, self.n_tracks - len(np.unique(ids)))
         if n < 1:
@@ -229,6 +228,7 @@ class Model:
         playlist (the track itself excluded)."""
         if not isinstance(uri, str):
             raise SegueError(f"uri must be a track URI (str), got {uri!r}")
+        _check_n(n)
         ids, _ = self.ids([uri])
         ranking = self.recommender.similar(ids, min(n, self.n_tracks - 1))
         explanations = (
@@ -268,6 +268,11 @@ class Model:
                 )
             )
         return Recommendations(out, self.name, missing)
+
+
+def _check_n(n) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise SegueError(f"n must be a positive integer, got {n!r}")
 
 
 def with_uris(catalog: Catalog, explanations: list[Explanation]) -> list[Explanation]:

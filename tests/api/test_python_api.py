@@ -95,6 +95,8 @@ def test_frames_and_similar(planted):
     assert frame.height == 4 and frame["artist"][0] == "Miles Quartet"
     assert set(frame["artist"]) <= {"Miles Quartet", "Pop Star"}
     assert frame.schema["score"] == pl.Float64
+    with pytest.raises(SegueError, match="n must be a positive integer, got 0"):
+        model.similar(uri(31), n=0)
     similar = model.similar(uri(31), n=5)
     assert len(similar) == 5 and uri(31) not in similar.uris()
     assert similar[0].artist == "Miles Quartet"
