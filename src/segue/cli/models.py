@@ -107,10 +107,10 @@ def train(
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
     from segue.io import check_output_dir
     from segue.models.config import RunOptions
-    from segue.models.registry import get_model_class
+    from segue.models.registry import usable_model_class
     from segue.tuning import read_config
 
-    cls = get_model_class(model)
+    cls = usable_model_class(model)
     config = read_config(cls.Config, config_file, param or [])
     check_output_dir(out, replace=True)  # before training, not after
     run = RunOptions(device, str(checkpoint_dir) if checkpoint_dir else "", resume)

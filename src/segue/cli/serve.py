@@ -72,6 +72,9 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve models over HTTP: continuation with explanations, search, live updates, and a web page."""
+    from segue.models.registry import require_extra
+
+    require_extra(("fastapi", "uvicorn", "fastapi_offline"), "serve", "segue serve")
     from segue.serve.server import serve as run_server
 
     run_server(

@@ -126,6 +126,9 @@ class Recommender(abc.ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     data: ClassVar[str] = "playlists"  # what it is trained on (the listening GATs: "listening")
+    # Optional packages it needs and the extra that installs them (segue's core has neither).
+    needs: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     batch_size: ClassVar[int] = 1024
 

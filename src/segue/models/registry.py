@@ -40,6 +40,35 @@ def _load_all() -> None:
         importlib.import_module(module)
 
 
+def require_extra(needs, extra: str, what: str) -> None:
+    """Refuse with one line when an optional package ``what`` needs is not installed.
+
+    >>> require_extra(("no_such_package_here",), "graph", "lightgcn")
+    Traceback (most recent call last):
+    ...
+    segue.errors.SegueError: lightgcn needs no_such_package_here, which is not installed: pip install 'segue[graph]'
+    """
+    missing = []
+    for module in needs:  # imported, not looked up: the model imports them next anyway
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError:
+            missing.append(module)
+    if missing:
+        raise SegueError(
+            f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed: pip install 'segue[{extra}]'"
+        )
+
+
+def usable_model_class(name: str) -> type:
+    """:func:`get_model_class`, refused with the extra to install when its packages are missing
+    (what training and loading use; listing and describing models need none)."""
+    cls = get_model_class(name)
+    require_extra(cls.needs, cls.extra, name)
+    return cls
+
+
 def get_model_class(name: str) -> type:
     _load_all()
     if name not in _MODELS:
@@ -68,7 +97,7 @@ def load_model(path):
 
     params = read_params(Path(path))
     try:
-        model_cls = get_model_class(params.get("model", "?"))
+        model_cls = usable_model_class(params.get("model", "?"))
     except SegueError as exc:
         raise InputFileError(Path(path) / PARAMS_FILE, str(exc)) from None
     return model_cls.load(path)

@@ -368,6 +368,8 @@ def sequence_rows(
 @register
 class GRURecommender(Recommender):
     name = "gru4rec"
+    needs = ("torch",)
+    extra = "graph"
     description = "GRU4Rec: a GRU over the session so far; sampled softmax or BPR-max, early stopping (torch, CPU)."
     Config = GRUConfig
     batch_size = 512

@@ -386,6 +386,8 @@ class ListeningGATRecommender:
     description: ClassVar[str] = ""
     data: ClassVar[str] = "listening"
     Config: ClassVar[type] = ListeningGATConfig
+    needs: ClassVar[tuple[str, ...]] = ("torch", "torch_geometric")
+    extra: ClassVar[str] = "graph"
 
     def __init__(self, config: ListeningGATConfig | None = None):
         self.config = config if config is not None else self.Config()

@@ -152,6 +152,9 @@ class PlaylistGraphRecommender(Recommender):
     arrays in ``self.item_vectors`` (float32 [n_tracks, d]).
     """
 
+    needs = ("torch", "torch_geometric")
+    extra = "graph"
+
     verb = "the graph model links them to this track"
 
     def _fit(self, data: PlaylistData) -> None:
