@@ -44,3 +44,32 @@ def output_file(value: Path | None) -> Path | None:
     from segue.io import check_output_file
 
     return None if value is None else check_output_file(value)
+
+
+Track = Annotated[
+    bool,
+    typer.Option(
+        "--track",
+        help="Log parameters, metrics and outputs to MLflow (needs segue[track]; where: --track-uri).",
+    ),
+]
+TrackUri = Annotated[
+    str | None,
+    typer.Option(
+        help="MLflow tracking URI or a directory for a local store (implies --track; default: "
+        "$MLFLOW_TRACKING_URI, else ./mlruns).",
+    ),
+]
+
+
+def tracking(track: bool, track_uri: str | None, name: str):
+    """The MLflow run of a command given ``--track``/``--track-uri`` (a context manager yielding
+    a :class:`segue.tracking.Run`, or None when the command is not tracked). Entered before the
+    command's work, so a missing extra or an unusable store stops it first."""
+    import contextlib
+
+    if not track and track_uri is None:
+        return contextlib.nullcontext(None)
+    from segue.tracking import tracked
+
+    return tracked(track_uri, name, echo=echo)

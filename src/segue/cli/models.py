@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from segue.cli.common import app, echo, output_dir, output_file
+from segue.cli.common import Track, TrackUri, app, echo, output_dir, output_file, tracking
 from segue.errors import SegueError
 
 
@@ -103,6 +103,8 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Graph models: continue from --checkpoint-dir/last.pt.")
     ] = False,
+    track: Track = False,
+    track_uri: TrackUri = None,
 ) -> None:
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
     from segue.io import check_output_dir
@@ -114,10 +116,16 @@ def train(
     config = read_config(cls.Config, config_file, param or [])
     check_output_dir(out, replace=True)  # before training, not after
     run = RunOptions(device, str(checkpoint_dir) if checkpoint_dir else "", resume)
-    start = time.perf_counter()
-    fitted = _fit(cls, config, data, run, components_from)
-    fitted.save(out)
-    echo(f"trained {model} on {data} in {time.perf_counter() - start:.1f} s; saved to {out}")
+    with tracking(track, track_uri, f"train {model}") as tracked:
+        start = time.perf_counter()
+        fitted = _fit(cls, config, data, run, components_from)
+        fitted.save(out)
+        seconds = time.perf_counter() - start
+        if tracked is not None:
+            from segue.tracking import log_trained
+
+            log_trained(tracked, out, seconds=seconds, data=data)
+    echo(f"trained {model} on {data} in {seconds:.1f} s; saved to {out}")
     _print_training(getattr(fitted, "training_log", None) or {})
     if hasattr(fitted, "describe_weights"):
         from segue.evaluation.split import group_label
@@ -244,6 +252,8 @@ def tune(
     seed: Annotated[
         int, typer.Option(help="Sampler seed: the same seed gives the same trials.")
     ] = 0,
+    track: Track = False,
+    track_uri: TrackUri = None,
 ) -> None:
     """Tune a model's parameters with Optuna on the split's validation part (never the test part)."""
     from segue.models.gnn.runs import is_listening_dir
@@ -252,17 +262,23 @@ def tune(
 
     out = out if out is not None else Path("tuning") / model
     fixed = params_from_pairs(config_class(model), param or [])
-    result = run_tuning(
-        model,
-        split_dir,
-        out,
-        trials=trials,
-        metric=metric,
-        timeout=timeout,
-        seed=seed,
-        space=space,
-        fixed_params=fixed,
-    )
+    with tracking(track, track_uri, f"tune {model}") as tracked:
+        result = run_tuning(
+            model,
+            split_dir,
+            out,
+            trials=trials,
+            metric=metric,
+            timeout=timeout,
+            seed=seed,
+            space=space,
+            fixed_params=fixed,
+        )
+        if tracked is not None:
+            from segue.tracking import log_tuning
+
+            settings = {"model": model, "split": split_dir, "metric": result["metric"]}
+            log_tuning(tracked, result, {**settings, "trials": trials, "seed": seed})
     echo(
         f"best {result['metric']} {result['best_value']:.4f} (trial {result['best_trial']} of {result['n_trials']}; "
         f"{result['new_trials']} run now, {result['n_skipped']} skipped in all)"
@@ -468,6 +484,8 @@ def evaluate(
             "or all-pairs."
         ),
     ] = "best-and-popular",
+    track: Track = False,
+    track_uri: TrackUri = None,
 ) -> None:
     """Score models and submissions on a split: every metric per category, 95% CIs, paired tests."""
     from segue.evaluation.rankings import part_rankings
@@ -481,17 +499,24 @@ def evaluate(
         raise SegueError(
             f"--comparisons must be best-and-popular or all-pairs, not {comparisons!r}"
         )
-    loaded = load_part(split_dir, part)
-    rankings = part_rankings(loaded, model_dirs or [], submission or [])
-    start = time.perf_counter()
-    result = run_evaluation(
-        loaded.task,
-        rankings,
-        n_bootstrap=bootstrap,
-        seed=seed,
-        comparisons=comparisons.replace("-", "_"),
-    )
-    write_report(result, out, title=f"Evaluation on {split_dir} ({part})")
+    with tracking(track, track_uri, "evaluate") as tracked:
+        loaded = load_part(split_dir, part)
+        rankings = part_rankings(loaded, model_dirs or [], submission or [])
+        start = time.perf_counter()
+        result = run_evaluation(
+            loaded.task,
+            rankings,
+            n_bootstrap=bootstrap,
+            seed=seed,
+            comparisons=comparisons.replace("-", "_"),
+        )
+        write_report(result, out, title=f"Evaluation on {split_dir} ({part})")
+        if tracked is not None:
+            from segue.tracking import log_evaluation
+
+            settings = {"split": split_dir, "part": part, "bootstrap": bootstrap, "seed": seed}
+            dirs = {Path(p).name: Path(p) for p in model_dirs or []}
+            log_evaluation(tracked, result.to_json(), out, dirs, settings)
     echo(
         f"scored {len(rankings)} ranking{'s' if len(rankings) > 1 else ''} on {len(loaded.entries):,} "
         f"playlists in {time.perf_counter() - start:.1f} s; report in {out}/evaluation.md"

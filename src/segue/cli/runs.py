@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from segue.cli.common import Workers, app, echo, output_dir
+from segue.cli.common import Track, TrackUri, Workers, app, echo, output_dir, tracking
 from segue.errors import SegueError
 
 # The options `segue demo` and `segue pipeline` share.
@@ -46,23 +46,31 @@ def demo(
     workers: Workers = None,
     jobs: Jobs = 2,
     force: Force = False,
+    track: Track = False,
+    track_uri: TrackUri = None,
 ) -> None:
     """The main job on generated data: every phase, the evaluation, the report (stages already done are skipped)."""
     from segue.pipeline import run_demo
 
-    result = run_demo(
-        out,
-        playlists=playlists,
-        users=users,
-        per_category=per_category,
-        seed=seed,
-        workers=workers,
-        echo=echo,
-        force=force,
-        jobs=jobs,
-        min_followers=min_followers,
-    )
-    _finish_message(result)
+    with tracking(track, track_uri, "demo") as tracked:
+        result = run_demo(
+            out,
+            playlists=playlists,
+            users=users,
+            per_category=per_category,
+            seed=seed,
+            workers=workers,
+            echo=echo,
+            force=force,
+            jobs=jobs,
+            min_followers=min_followers,
+        )
+        _finish_message(result)
+        if tracked is not None:
+            from segue.tracking import log_pipeline
+
+            settings = {"playlists": playlists, "min_followers": min_followers, "users": users}
+            log_pipeline(tracked, result, {**settings, "per_category": per_category, "seed": seed})
 
 
 @app.command()
@@ -101,6 +109,8 @@ def pipeline(
     workers: Workers = None,
     jobs: Jobs = 2,
     force: Force = False,
+    track: Track = False,
+    track_uri: TrackUri = None,
 ) -> None:
     """Run the phases on real data (resumable; logs in OUT/logs; report in OUT/report)."""
     from segue.pipeline import PHASES, Settings, run_pipeline
@@ -119,7 +129,17 @@ def pipeline(
     )
     if not data.is_dir():
         raise SegueError(f"--data {data}: not a directory of MPD slices")
-    _finish_message(run_pipeline(settings, phases, echo=echo, force=force))
+    with tracking(track, track_uri, f"pipeline {phase}") as tracked:
+        result = run_pipeline(settings, phases, echo=echo, force=force)
+        _finish_message(result)
+        if tracked is not None:
+            from segue.tracking import log_pipeline
+
+            log_pipeline(
+                tracked,
+                result,
+                {"phase": phase, "data": data, "per_category": per_category, "seed": seed},
+            )
 
 
 def _finish_message(result) -> None:
