@@ -311,3 +311,57 @@ def test_fit_from_a_directory_loads_the_components_after_tuning_and_checks_them(
         HybridRecommender(other).fit_from_directory(data, tmp_path)
     with pytest.raises(SegueError, match="no trained model in"):
         HybridRecommender(SMALL).fit_from_directory(data, tmp_path / "nowhere")
+
+
+def test_a_saved_ensemble_shares_its_loaded_components_files_and_outlives_them(
+    data, model, tmp_path
+):
+    import os
+    import shutil
+
+    from segue.models.base import ARRAYS_FILE, write_model
+
+    trained = tmp_path / "models"
+    for component in model.components:
+        component.save(trained / component.name)
+    reused = HybridRecommender(SMALL).fit_from_directory(data, trained)
+    reused.save(tmp_path / "hybrid")
+    for name in ("title", "itemknn", "als"):
+        shared = tmp_path / "hybrid" / "components" / name / ARRAYS_FILE
+        assert os.stat(shared).st_ino == os.stat(trained / name / ARRAYS_FILE).st_ino  # one file
+        assert os.stat(shared).st_nlink == 2
+    expected = model.recommend(QUERIES, 30).ids
+    # The components' own directories retrained (atomically: new files) or deleted: the
+    # ensemble keeps the files it was saved with.
+    model.components[1].save(trained / "itemknn")
+    shutil.rmtree(trained / "als")
+    loaded = Recommender.load(tmp_path / "hybrid")
+    np.testing.assert_array_equal(loaded.recommend(QUERIES, 30).ids, expected)
+
+    # Saved again after loading, the components are shared with the first copy; a component
+    # fitted in memory (no file holds it) is written in full.
+    loaded.save(tmp_path / "again")
+    first = tmp_path / "hybrid" / "components" / "title" / ARRAYS_FILE
+    assert os.stat(first).st_nlink == 3  # the trained title, the hybrid, the copy
+    model.save(tmp_path / "fitted")
+    assert os.stat(tmp_path / "fitted" / "components" / "title" / ARRAYS_FILE).st_nlink == 1
+    np.testing.assert_array_equal(
+        Recommender.load(tmp_path / "again").recommend(QUERIES, 30).ids, expected
+    )
+
+    # A directory saved before components had their own (arrays inside the ensemble's file,
+    # under <component>/<key>) still loads.
+    inline = {f"{c.name}/{k}": v for c in model.components for k, v in c.learned_arrays().items()}
+    params = model.saved_params()
+    with write_model(tmp_path / "old", model, params, {**model.saved_arrays(), **inline}):
+        pass
+    old = Recommender.load(tmp_path / "old")
+    np.testing.assert_array_equal(old.recommend(QUERIES, 30).ids, expected)
+
+    # A component directory replaced by a model with other parameters is refused by name.
+    shutil.rmtree(tmp_path / "again" / "components" / "als")
+    get_model_class("als")(get_model_class("als").Config(factors=8)).fit(data).save(
+        tmp_path / "again" / "components" / "als"
+    )
+    with pytest.raises(SegueError, match=r"components/als/params.json: holds als with other parameters than the hybrid"):
+        Recommender.load(tmp_path / "again")

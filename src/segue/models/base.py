@@ -202,6 +202,7 @@ class Recommender(abc.ABC):
         [n_tracks]) that back-fill and explain, what it was trained on, and where its catalog
         is. Called by :meth:`fit`, at load, and by an ensemble for its components."""
         self.popularity = popularity
+        self._saved_as = None  # a new state: no saved file holds it
         # Ties broken by id, so the order is the same on every machine.
         self._popular_order = np.lexsort((np.arange(len(popularity)), -popularity))
         self.trained_on = trained_on
@@ -260,6 +261,7 @@ class Recommender(abc.ABC):
         if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= self.n_tracks):
             raise SegueError(f"track id out of range 0..{self.n_tracks - 1}")
         self._add_playlists(queries)
+        self._saved_as = None  # learned past what its file holds
         self._count_playlists(queries)
 
     def _count_playlists(self, queries: Queries) -> None:
@@ -341,28 +343,48 @@ class Recommender(abc.ABC):
 
     # --- persistence ---------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """``params.json`` + ``arrays.npz`` + ``catalog.parquet``, written whole or not at all."""
+        """``params.json`` + ``arrays.npz`` + ``catalog.parquet`` (+ what :meth:`_save_parts`
+        adds), written whole or not at all."""
         self._check_fitted()
-        params = {
-            "trained_on": self.trained_on,
-            "n_tracks": self.n_tracks,
-            # How training went (epochs, validation curve, why it stopped), for models that keep it.
-            **({"training": self.training_log} if getattr(self, "training_log", None) else {}),
-        }
         source = self._catalog_path()
-        with write_model(
-            path, self, params, {"popularity": self.popularity, **self._arrays()}
-        ) as tmp:
+        with write_model(path, self, self.saved_params(), self.saved_arrays()) as tmp:
             if source is not None and source.exists():  # a loaded model saved again keeps it
                 pq.write_table(
                     read_catalog(source),
                     tmp / CATALOG_FILE,
                     compression="zstd",
                 )
+            self._save_parts(tmp)
+
+    def saved_params(self) -> dict:
+        """What ``params.json`` keeps besides the model's name and config."""
+        return {
+            "trained_on": self.trained_on,
+            "n_tracks": self.n_tracks,
+            # How training went (epochs, validation curve, why it stopped), for models that keep it.
+            **({"training": self.training_log} if getattr(self, "training_log", None) else {}),
+        }
+
+    def saved_arrays(self) -> dict[str, np.ndarray]:
+        """What ``arrays.npz`` keeps: the popularity counts and the learned arrays."""
+        return {"popularity": self.popularity, **self._arrays()}
+
+    def _save_parts(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Write any other part of the model into ``directory`` (the model directory being
+        written); an ensemble writes its components there."""
+
+    @property
+    def saved_as(self) -> Path | None:
+        """The ``arrays.npz`` this model's state was loaded from, while nothing changed it
+        (training or learning live forgets it): an ensemble shares that file instead of
+        writing a copy."""
+        path = getattr(self, "_saved_as", None)
+        return path if path is not None and path.exists() else None
 
     @classmethod
-    def load(cls, path: Path) -> Recommender:
-        """Load a saved model of any registered kind (no unpickling: JSON and plain arrays)."""
+    def load(cls, path: Path, *, catalog_dir: Path | None = None) -> Recommender:
+        """Load a saved model of any registered kind (no unpickling: JSON and plain arrays).
+        ``catalog_dir``: where its catalog is when not in ``path`` (an ensemble's component)."""
         path = Path(path)
         model_cls, params, arrays = read_model(path, cls)
         if not issubclass(model_cls, Recommender):
@@ -376,7 +398,11 @@ class Recommender(abc.ABC):
             raise InputFileError(
                 path / ARRAYS_FILE, "popularity array missing or of the wrong size"
             )
-        model.adopt(arrays.pop("popularity"), params.get("trained_on", {}), model_dir=path)
+        model.adopt(
+            arrays.pop("popularity"),
+            params.get("trained_on", {}),
+            model_dir=path if catalog_dir is None else Path(catalog_dir),
+        )
         if "training" in params:
             model.training_log = params["training"]
         try:
@@ -393,6 +419,11 @@ class Recommender(abc.ABC):
                 f"arrays that do not fit together ({type(exc).__name__}: {str(exc)[:200]}); "
                 "retrain it with `segue train`",
             ) from None
+        except InputFileError:
+            raise
+        except SegueError as exc:  # a part of the model (an ensemble's component) refused
+            raise InputFileError(path / ARRAYS_FILE, str(exc)) from None
+        model._saved_as = path / ARRAYS_FILE
         return model
 
     def similar(self, track_ids, n: int = 10) -> Ranking:

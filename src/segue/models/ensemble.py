@@ -6,8 +6,9 @@ component's parameters by its name (``{"als": {"factors": 128}}``; on the comman
 :meth:`Ensemble._tune` learns how to combine the components on validation queries carved from
 the training data (components fitted on the rest), then the components are refitted on all the
 data. :meth:`Ensemble.fit_from` skips the refit when the components are already trained on the
-same data. The components' arrays are saved inside the ensemble's ``arrays.npz`` under
-``<component>/<key>``, so an ensemble directory is self-contained.
+same data. Each component is saved as a model directory ``components/<name>`` inside the
+ensemble's, so an ensemble directory is self-contained; a component loaded from disk shares its
+``arrays.npz`` by a hard link instead of a copy (:meth:`Ensemble._save_parts`).
 
 A component's answer to a query is its *scaled list*: its first ``depth`` tracks that are not
 seeds, scores divided by the list's top score (non-positive scores dropped), so every component
@@ -18,20 +19,32 @@ from __future__ import annotations
 
 import abc
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
-from segue.errors import SegueError
+from segue.errors import InputFileError, SegueError
 from segue.evaluation.split import seed_groups
-from segue.models.base import Queries, Recommender, describe_data, read_params
+from segue.models.base import (
+    ARRAYS_FILE,
+    PARAMS_FILE,
+    Queries,
+    Recommender,
+    describe_data,
+    read_params,
+    write_model,
+)
 from segue.models.config import config_from_dict, given_values
 from segue.models.registry import get_model_class
 from segue.models.topn import seed_matrix
 
 log = logging.getLogger(__name__)
+
+COMPONENTS = "components"  # an ensemble directory's folder of component model directories
 
 
 def query_groups(queries: Queries) -> np.ndarray:
@@ -198,14 +211,51 @@ class Ensemble(Recommender):
 
     # --- persistence ---------------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
-        arrays = dict(self._own_arrays())
+        return dict(self._own_arrays())
+
+    def _save_parts(self, directory: Path) -> None:
+        """Each component as a model directory ``components/<name>`` (params.json + arrays.npz;
+        the catalog is the ensemble's). A component loaded from disk and unchanged shares its
+        ``arrays.npz`` by a hard link, not a copy: the ensemble costs no disk for the components
+        the pipeline trained beside it, and still holds them if those are retrained or deleted
+        (a link keeps the file it was made to). Where links are refused (another file system),
+        the file is copied."""
         for component in self.components:
-            for key, value in component.learned_arrays().items():
-                arrays[f"{component.name}/{key}"] = value
-        return arrays
+            dest = directory / COMPONENTS / component.name
+            source = component.saved_as
+            if source is None:
+                with write_model(
+                    dest, component, component.saved_params(), component.saved_arrays()
+                ):
+                    pass
+                continue
+            dest.mkdir(parents=True)
+            try:
+                os.link(source, dest / ARRAYS_FILE)
+            except OSError:  # EXDEV, EPERM, a file system without hard links
+                shutil.copyfile(source, dest / ARRAYS_FILE)
+            shutil.copyfile(source.parent / PARAMS_FILE, dest / PARAMS_FILE)
 
     def _load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self._load_own_arrays({k: v for k, v in arrays.items() if "/" not in k})
+        if any("/" in k for k in arrays):  # saved before components had directories
+            self._restore_inline_components(arrays)
+            return
+        self.components = []
+        for name, config in self.component_configs().items():
+            where = self.model_dir / COMPONENTS / name
+            component = Recommender.load(where, catalog_dir=self.model_dir)
+            if component.name != name or component.config != config:
+                raise InputFileError(
+                    where / PARAMS_FILE,
+                    f"holds {component.name} with other parameters than the {self.name} was "
+                    f"trained with; retrain the {self.name}",
+                )
+            component.popularity = self.popularity  # the same counts: share them
+            self.components.append(component)
+
+    def _restore_inline_components(self, arrays: dict[str, np.ndarray]) -> None:
+        """Components saved as ``<component>/<key>`` arrays inside the ensemble's own file."""
         self.components = []
         for name, config in self.component_configs().items():
             component = get_model_class(name)(config)
