@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow.parquet as pq
 import pytest
@@ -43,6 +44,13 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _rewrite(path: Path, **changes) -> None:
+    """The .npz at ``path`` written again with some arrays changed (a valid file, other data)."""
+    with np.load(path) as npz:
+        arrays = {k: changes[k](npz[k]) if k in changes else npz[k] for k in npz.files}
+    np.savez(path, **arrays)
+
+
 def _params(change):
     def apply(model: Path) -> None:
         params = orjson.loads((model / "params.json").read_bytes())
@@ -57,7 +65,13 @@ CORRUPTIONS = {
     "arrays bit-flipped": (lambda m: _flip(m / "arrays.npz"), "arrays.npz: unreadable"),
     "arrays empty": (lambda m: (m / "arrays.npz").write_bytes(b""), "arrays.npz: unreadable"),
     "arrays missing": (lambda m: (m / "arrays.npz").unlink(), "arrays.npz: missing"),
-    "arrays of another model": (None, "arrays.npz: has no array"),
+    "arrays of another model": (None, "arrays.npz: unreadable: holds arrays"),
+    # A params.json without digests (an older segue's): read by np.load, its arrays checked.
+    "arrays of another model, no digests": (None, "arrays.npz: has no array"),
+    "arrays changed, digests kept": (
+        lambda m: _rewrite(m / "arrays.npz", sim_data=lambda a: a * 2),
+        "arrays.npz: unreadable: array 'sim_data' does not match its digest",
+    ),
     "params not JSON": (
         lambda m: (m / "params.json").write_text("{"),
         "params.json: not valid JSON",
@@ -94,6 +108,8 @@ def test_a_corrupt_model_directory_is_one_line_and_exit_2(
     shutil.copytree(trained, model)
     if corrupt is None:  # a popular model's arrays in an itemknn directory
         shutil.copy(popular / "arrays.npz", model / "arrays.npz")
+        if "no digests" in case:
+            _params(lambda p: p.pop("arrays"))(model)
     else:
         corrupt(model)
     uri = pq.read_table(small_data / schema.TRACKS_FILE, columns=[schema.TRACK_URI]).column(0)[0]

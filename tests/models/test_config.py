@@ -101,3 +101,14 @@ def test_run_options_reach_the_trainer_but_not_the_saved_model(tmp_path):
     assert saved["config"]["trainer"]["epochs"] == 1
     assert "device" not in orjson.dumps(saved["config"]).decode()
     assert "checkpoint" not in orjson.dumps(saved["config"]).decode()
+
+
+def test_the_registry_names_every_registered_model_with_its_module():
+    """Each model is imported alone by name (``_MODULES``); the map must list every model its
+    modules register, under the right module."""
+    from segue.models import registry
+
+    registry._load_all()
+    assert set(registry._MODULES) == set(registry._MODELS)
+    for name, module in registry._MODULES.items():
+        assert registry._MODELS[name].__module__ == module, name

@@ -363,5 +363,8 @@ def test_a_saved_ensemble_shares_its_loaded_components_files_and_outlives_them(
     get_model_class("als")(get_model_class("als").Config(factors=8)).fit(data).save(
         tmp_path / "again" / "components" / "als"
     )
-    with pytest.raises(SegueError, match=r"components/als/params.json: holds als with other parameters than the hybrid"):
+    with pytest.raises(
+        SegueError,
+        match=r"components/als/params.json: holds als with other parameters than the hybrid",
+    ):
         Recommender.load(tmp_path / "again")

@@ -124,6 +124,27 @@ def test_the_report_has_its_sections_figures_and_run_timings(demo_run):
     assert 'src="figures/' not in html
     for stage in ("clusters", "evaluate", "train playlistknn"):  # the run's timings per stage
         assert re.search(rf"\| {stage} \|", md), stage
+    # Every table has a numbered caption just above it; every figure one just below it.
+    lines = md.splitlines()
+    starts = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith("|") and not lines[i - 1].startswith("|")
+    ]
+    assert len(starts) >= 8
+    for i in starts:
+        assert lines[i - 1] == "" and re.fullmatch(r"\*Table \d+\. .+\*", lines[i - 2]), lines[
+            i - 2
+        ]
+    captions = [lines[i - 2] for i in starts]
+    assert [int(re.match(r"\*Table (\d+)", c)[1]) for c in captions] == list(
+        range(1, len(starts) + 1)
+    )
+    diversity = next(c for c in captions if "Diversity per challenge category" in c)
+    assert "At k = " in diversity and "diversity/diversity.md" in diversity
+    for i, line in enumerate(lines):
+        if line.startswith("!["):
+            assert lines[i + 2] == f"*{line[2 : line.index(']')]}*"
 
 
 def test_the_submission_is_valid_for_the_challenge_set(demo_run):

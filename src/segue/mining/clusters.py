@@ -718,7 +718,7 @@ def _scatter(path: Path, points: np.ndarray, labels: np.ndarray, k: int, title: 
                 label=str(c),
                 linewidths=0,
             )
-    ax.set_title(title)
+    ax.set_title(title, fontsize=11)  # two lines at most, so it fits above the axes
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(
@@ -749,7 +749,7 @@ def _plot_projections(out: Path, sample, labels: np.ndarray, k: int, seed: int) 
         pca.transform(dense),
         labels,
         k,
-        f"Playlists by cluster: first two principal components "
+        f"Playlists by cluster: the first two principal components\n"
         f"({pca.explained_variance_ratio_.sum():.1%} of the variance), {len(labels):,} playlists",
     )
     perplexity = min(30.0, max(2.0, (len(labels) - 1) / 3))
@@ -767,7 +767,7 @@ def _plot_projections(out: Path, sample, labels: np.ndarray, k: int, seed: int) 
         embedded,
         labels,
         k,
-        f"Playlists by cluster: t-SNE of {len(labels):,} playlists",
+        f"Playlists by cluster:\nt-SNE of {len(labels):,} playlists",
     )
 
 

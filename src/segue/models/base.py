@@ -23,6 +23,7 @@ import orjson
 import pyarrow.parquet as pq
 
 from segue import __version__
+from segue.arrayfile import DIGEST, ArrayFileError, read_arrays, write_arrays
 from segue.arrays import sorted_unique
 from segue.data import schema
 from segue.data.dataset import PlaylistData
@@ -480,10 +481,12 @@ class Recommender(abc.ABC):
 
 @contextlib.contextmanager
 def write_model(path: Path, model, params: dict, arrays: dict[str, np.ndarray]):
-    """Write a model directory whole or not at all: ``params.json`` (``model``, ``config``,
-    ``segue_version`` and ``params``) and ``arrays.npz`` (``arrays``, plain arrays); yields the
-    temporary directory for any other file the model keeps. Every model saves through this."""
+    """Write a model directory whole or not at all: ``arrays.npz`` (``arrays``, plain arrays;
+    :mod:`segue.arrayfile`) and ``params.json`` (``model``, ``config``, ``segue_version``,
+    ``params`` and the arrays' digests); yields the temporary directory for any other file the
+    model keeps. Every model saves through this."""
     with atomic_dir(Path(path)) as tmp:
+        digests = write_arrays(tmp / ARRAYS_FILE, arrays)
         write_json(
             tmp / PARAMS_FILE,
             {
@@ -491,10 +494,9 @@ def write_model(path: Path, model, params: dict, arrays: dict[str, np.ndarray]):
                 "config": dataclasses.asdict(model.config),
                 "segue_version": __version__,
                 **params,
+                "arrays": {DIGEST: digests},
             },
         )
-        with open(tmp / ARRAYS_FILE, "wb") as handle:
-            np.savez(handle, **arrays)
         yield tmp
 
 
@@ -518,13 +520,15 @@ def read_model(
         raise InputFileError(
             path / PARAMS_FILE, f"holds a {params['model']!r} model, not {expected.name!r}"
         )
+    digests = (params.get("arrays") or {}).get(DIGEST)
     try:
-        with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        arrays = read_arrays(path / ARRAYS_FILE, digests if isinstance(digests, dict) else None)
     except FileNotFoundError:
         raise InputFileError(
             path / ARRAYS_FILE, "missing: the model directory is incomplete"
         ) from None
+    except ArrayFileError as exc:  # does not match the digests and names params.json lists
+        raise InputFileError(path / ARRAYS_FILE, f"unreadable: {exc}; retrain the model") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         # Truncated, bit-flipped, empty or not an .npz at all: numpy and zipfile say it many ways.
         raise InputFileError(
@@ -568,6 +572,7 @@ PARAMS_KEYS = {
     "n_tracks": int,
     "training": dict,
     "graph": dict,
+    "arrays": dict,  # {"xxh3_64": {array name: digest}} of arrays.npz (segue.arrayfile)
 }
 """What a ``params.json`` may hold, and the JSON type of each (``model`` and ``config`` required)."""
 

@@ -80,6 +80,7 @@ class _Builder:
         self.figures: dict[str, Path] = {}
         self.sections: list[str] = []
         self.lines: list[str] = []
+        self.table_count = 0
 
     # --- pieces -------------------------------------------------------------------------------
     def json(self, relative: str) -> dict | None:
@@ -101,25 +102,51 @@ class _Builder:
         self.sections.append(title)
         self.lines += [f'<a id="{anchor}"></a>', "", f"## {title}", ""]
 
+    def caption(self, text: str) -> str:
+        """The next table's caption line ("*Table N. text*")."""
+        self.table_count += 1
+        return f"*Table {self.table_count}. {text}*"
+
     def missing(self, what: str) -> None:
         self.lines += [f"*{what} did not run in this output directory.*", ""]
 
-    def markdown_tables(self, relative: str, limit_rows: int = 12, limit_tables: int = 1) -> None:
-        """The first ``limit_tables`` tables of a Markdown file, each cut to ``limit_rows`` rows."""
+    def markdown_tables(
+        self, relative: str, caption: str, limit_rows: int = 12, limit_tables: int = 1
+    ) -> None:
+        """The first ``limit_tables`` tables of a Markdown file, each cut to ``limit_rows`` rows,
+        each under a caption: ``caption`` and the file's headings above the table (so a table
+        from a section "At k = 500 › Catalog coverage" says so)."""
         path = self.root / relative
         if not path.exists():
             return
-        tables, current = [], []
+        tables, current, headings = [], [], {}
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.startswith("|"):
+                if not current:
+                    context = [headings[level] for level in sorted(headings) if level > 1]
                 current.append(line)
-            elif current:
-                tables.append(current)
+                continue
+            if current:
+                tables.append((context, current))
                 current = []
+            if line.startswith("#"):
+                level = len(line) - len(line.lstrip("#"))
+                headings = {k: v for k, v in headings.items() if k < level}
+                headings[level] = line.lstrip("#").strip()
         if current:
-            tables.append(current)
-        for table in tables[:limit_tables]:
-            self.lines += [*table[: limit_rows + 2], ""]
+            tables.append((context, current))
+        for context, table in tables[:limit_tables]:
+            shown = table[: limit_rows + 2]
+            cut = (
+                f" (first {limit_rows} of {len(table) - 2} rows)" if len(table) > len(shown) else ""
+            )
+            title = " › ".join([caption, *context])
+            self.lines += [
+                self.caption(f"{title}{cut}; in full: `{relative}`."),
+                "",
+                *shown,
+                "",
+            ]
 
     # --- the document -------------------------------------------------------------------------
     def build(self, settings) -> str:
@@ -167,6 +194,8 @@ class _Builder:
         counts = eda.get("counts", {})
         length = eda.get("playlist_length", {})
         self.lines += [
+            self.caption("The dataset's size."),
+            "",
             "| playlists | tracks | artists | albums | playlist–track entries | mean length | median |",
             "|---|---|---|---|---|---|---|",
             f"| {counts.get('playlists', 0):,} | {counts.get('unique_tracks', 0):,} | {counts.get('unique_artists', 0):,} | "
@@ -184,7 +213,9 @@ class _Builder:
                 f"({co['pairs_kept']:,} pairs kept; {co['tracks_with_companions']:,} tracks have at least one).",
                 "",
             ]
-            self.markdown_tables("cooccurrence/top_pairs.md", limit_rows=10)
+            self.markdown_tables(
+                "cooccurrence/top_pairs.md", "The most frequent track pairs", limit_rows=10
+            )
 
     def mining_section(self) -> None:
         self.section("Association rules and playlist clusters", "mining")
@@ -206,7 +237,7 @@ class _Builder:
                 ),
                 "",
             ]
-            self.markdown_tables("rules/rules.md", limit_rows=10)
+            self.markdown_tables("rules/rules.md", "Association rules", limit_rows=10)
         else:
             self.missing("The rules stage")
         clusters = self.json("clusters/summary.json")
@@ -225,7 +256,7 @@ class _Builder:
                 ),
                 "",
             ]
-            self.markdown_tables("clusters/clusters.md", limit_rows=10)
+            self.markdown_tables("clusters/clusters.md", "Playlist clusters", limit_rows=10)
             self.figure(
                 "clusters/cluster_pca.png", "Clusters in the first two principal components"
             )
@@ -268,6 +299,10 @@ class _Builder:
             "categories; seed tracks excluded; 500 tracks per playlist; 95% stratified-bootstrap "
             "confidence intervals.",
             "",
+            self.caption(
+                "Every model on all test playlists, best R-precision first (bold: the best)."
+            ),
+            "",
             "| model | " + " | ".join(label for _, label in HEADLINE) + " |",
             "|---|---|---|---|",
         ]
@@ -282,7 +317,7 @@ class _Builder:
             self.lines.append(f"| {name} | " + " | ".join(cells) + " |")
         self.lines += [
             "",
-            "R-precision per challenge category:",
+            self.caption("R-precision per challenge category."),
             "",
             "| model | "
             + " | ".join(doc["group_labels"].get(g, g) for g in doc["groups"] if g != "all")
@@ -313,6 +348,8 @@ class _Builder:
                 "",
                 f"Paired sign-flip tests of **{best}** against each model (R-precision, all playlists, "
                 "Holm-adjusted):",
+                "",
+                self.caption(f"{best} against each model."),
                 "",
                 "| against | difference [95% CI] | p (adjusted) | significant |",
                 "|---|---|---|---|",
@@ -355,7 +392,9 @@ class _Builder:
         if not (self.root / "diversity" / "diversity.json").exists():
             self.missing("The diversity stage")
             return
-        self.markdown_tables("diversity/diversity.md", limit_rows=14)
+        self.markdown_tables(
+            "diversity/diversity.md", "Diversity per challenge category", limit_rows=14
+        )
         for path in sorted((self.root / "diversity").glob("*.png")):
             self.figure(f"diversity/{path.name}", path.stem.replace("_", " "))
 
@@ -381,6 +420,8 @@ class _Builder:
                 "",
                 f"Seeds ({len(ex['seeds'])}): {seeds}",
                 "",
+                self.caption(f"Playlist {ex['pid']}'s continuation (✓: a held-out track)."),
+                "",
                 "| # | track | because |",
                 "|---|---|---|",
             ]
@@ -395,12 +436,19 @@ class _Builder:
         self.section("Graph and session models", "graphs")
         curves = self._training_curves()
         if curves:
-            self.figure(curves, "Training curves of the graph models (loss; validation recall@10)")
+            self.figure(*curves)
             rows = [
                 f"| {name} | {len(h['epochs'])} | {h.get('stopped', '')} | {training_status(h)} |"
                 for name, h in self._histories().items()
             ]
-            self.lines += ["| model | epochs | stopped | status |", "|---|---|---|---|", *rows, ""]
+            self.lines += [
+                self.caption("How the graph models' training went."),
+                "",
+                "| model | epochs | stopped | status |",
+                "|---|---|---|---|",
+                *rows,
+                "",
+            ]
         report = self.root / "sessions-evaluation" / "graph_report.md"
         if report.exists():
             self.lines += [
@@ -410,7 +458,10 @@ class _Builder:
             text = report.read_text(encoding="utf-8")
             self.lines += [line for line in text.splitlines() if not line.startswith("#")] + [""]
             self.markdown_tables(
-                "sessions-evaluation/next_track/evaluation.md", limit_rows=20, limit_tables=2
+                "sessions-evaluation/next_track/evaluation.md",
+                "Listening sessions",
+                limit_rows=20,
+                limit_tables=2,
             )
         elif not curves:
             self.missing("The graph and session stages")
@@ -431,7 +482,8 @@ class _Builder:
                 histories.setdefault(f"{name} (sessions)", history)
         return histories
 
-    def _training_curves(self) -> str | None:
+    def _training_curves(self) -> tuple[str, str] | None:
+        """(the figure of the graph models' training curves, its caption), or None."""
         histories = self._histories()
         if not histories:
             return None
@@ -440,7 +492,13 @@ class _Builder:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, (loss_ax, recall_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+        measured = any(
+            e.get("validation_recall") is not None for h in histories.values() for e in h["epochs"]
+        )
+        # The validation panel only where some model measured it (a mode that trains without a
+        # validation carve has none): no empty panel.
+        fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(10 if measured else 5.5, 3.6))
+        loss_ax, recall_ax = (axes[0], axes[1]) if measured else (axes, None)
         for name, history in histories.items():
             epochs = [e["epoch"] + 1 for e in history["epochs"]]
             loss_ax.plot(
@@ -455,30 +513,24 @@ class _Builder:
                 for e in history["epochs"]
                 if e.get("validation_recall") is not None
             ]
-            if recall:
+            if recall and recall_ax is not None:
                 recall_ax.plot(
                     *zip(*recall, strict=True), marker="o", label=name, color=model_colour(name)
                 )
         loss_ax.set(title="training loss", xlabel="epoch")
-        recall_ax.set(title="validation recall@10", xlabel="epoch")
+        if recall_ax is not None:
+            recall_ax.set(title="validation recall@10", xlabel="epoch")
         for ax in (loss_ax, recall_ax):
-            ax.grid(alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
+            if ax is not None:
+                ax.grid(alpha=0.3)
                 ax.legend(fontsize=8)
-            else:  # e.g. a mode that trains without a validation carve
-                ax.text(
-                    0.5,
-                    0.5,
-                    "not measured in this run",
-                    ha="center",
-                    va="center",
-                    transform=ax.transAxes,
-                )
         fig.tight_layout()
         dest = self.root / "models" / "training_curves.png"
         fig.savefig(dest, dpi=110)
         plt.close(fig)
-        return "models/training_curves.png"
+        return "models/training_curves.png", "Training curves of the graph models (" + (
+            "loss; validation recall@10)" if measured else "loss; no validation carve in this run)"
+        )
 
     def popularity_section(self) -> None:
         self.section("Track popularity, predicted honestly", "popularity")
@@ -489,7 +541,9 @@ class _Builder:
             "Features from playlists modified before a cut; the target from the playlists after it.",
             "",
         ]
-        self.markdown_tables("popularity/popularity.md", limit_rows=10, limit_tables=2)
+        self.markdown_tables(
+            "popularity/popularity.md", "Track popularity", limit_rows=10, limit_tables=2
+        )
         self.figure("popularity/importances.png", "Permutation importances")
 
     def models_table(self, records: list[dict]) -> None:
@@ -511,6 +565,8 @@ class _Builder:
         self.lines += [
             "Every trained model, with the parameters it was trained with (`segue models NAME` "
             "says what each means) and its training stage's time:",
+            "",
+            self.caption("The trained models."),
             "",
             "| model | parameters | training | how training ended |",
             "|---|---|---|---|",
@@ -536,6 +592,8 @@ class _Builder:
         self.lines += [
             f"{len(records)} stages, {total / 60:.1f} min of work in all (as last computed), peak "
             f"{peak:.2f} GiB.",
+            "",
+            self.caption("Every stage of the run."),
             "",
             "| phase | stage | time | peak memory | finished (UTC) |",
             "|---|---|---|---|---|",
