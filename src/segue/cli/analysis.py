@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from segue.cli.common import app, echo, output_dir
+from segue.cli.common import Engine, Master, app, echo, output_dir
 from segue.errors import SegueError
 
 
@@ -32,12 +32,19 @@ def rules(
         int, typer.Option(help="Most tracks in a rule, antecedent and consequent together.")
     ] = 3,
     top: Annotated[int, typer.Option(help="Rules listed per table of rules.md.")] = 50,
+    engine: Engine = "local",
+    master: Master = None,
 ) -> None:
     """Association rules between tracks (FP-growth): support, confidence, lift, leverage, conviction."""
     from segue.mining.rules import RuleThresholds, mine_rules
 
     s = mine_rules(
-        data, out, RuleThresholds(min_support, min_confidence, min_lift, max_len), top=top
+        data,
+        out,
+        RuleThresholds(min_support, min_confidence, min_lift, max_len),
+        top=top,
+        engine=engine,
+        master=master,
     )
     echo(
         f"wrote {s['n_rules']:,} rules over {s['n_frequent_tracks']:,} frequent tracks "

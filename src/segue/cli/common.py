@@ -73,3 +73,19 @@ def tracking(track: bool, track_uri: str | None, name: str):
     from segue.tracking import tracked
 
     return tracked(track_uri, name, echo=echo)
+
+
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="Where the stage runs: local (this process and its workers) or spark "
+        "(needs segue[spark] and Java; see --master).",
+    ),
+]
+Master = Annotated[
+    str | None,
+    typer.Option(
+        help="Spark master with --engine spark: local[*] by default, or local[N], "
+        "spark://HOST:PORT, yarn, k8s://URL.",
+    ),
+]

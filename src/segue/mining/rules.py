@@ -244,25 +244,45 @@ def find_rules(matrix: sp.spmatrix, thresholds: RuleThresholds = RuleThresholds(
     heads = np.fromiter((x[0] for x in raw), dtype=np.int64, count=r)
     sizes = np.fromiter((len(x[1]) for x in raw), dtype=np.int64, count=r)
     bodies = np.fromiter((i for x in raw for i in x[1]), dtype=np.int64, count=int(sizes.sum()))
-    count = np.fromiter((x[2] for x in raw), dtype=np.int64, count=r)
-    body_count = np.fromiter((x[3] for x in raw), dtype=np.int64, count=r)
-    head_count = np.fromiter((x[4] for x in raw), dtype=np.int64, count=r)
+    counts = [np.fromiter((x[k] for x in raw), dtype=np.int64, count=r) for k in (2, 3, 4)]
     del raw
+    return rule_set(frequent[heads], sizes, frequent[bodies], *counts, n, len(frequent), thresholds)
+
+
+def rule_set(
+    consequents: np.ndarray,
+    sizes: np.ndarray,
+    antecedents_flat: np.ndarray,
+    count: np.ndarray,
+    antecedent_count: np.ndarray,
+    consequent_count: np.ndarray,
+    n_transactions: int,
+    n_frequent_items: int,
+    thresholds: RuleThresholds,
+) -> RuleSet:
+    """The :class:`RuleSet` of candidate rules a miner found (any miner: the local FP-growth or
+    Spark's): ``consequents`` (track ids [r]), ``sizes`` (tracks in each antecedent [r]) and
+    ``antecedents_flat`` (their track ids, rule after rule) with the three counts per rule; the
+    thresholds applied exactly and the rules sorted by lift, confidence, count, consequent and
+    antecedent, so two miners that find the same rules give the same RuleSet."""
+    r = len(consequents)
+    width = thresholds.max_len - 1
+    min_count = thresholds.min_count(n_transactions)
     # Antecedents as a padded matrix of track ids, ascending per row (-1 padding sorts last).
     antecedents = np.full((r, width), np.iinfo(np.int64).max, dtype=np.int64)
     rows = np.repeat(np.arange(r), sizes)
-    cols = np.arange(len(bodies)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    antecedents[rows, cols] = frequent[bodies]
+    cols = np.arange(len(antecedents_flat)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    antecedents[rows, cols] = antecedents_flat
     antecedents.sort(axis=1)
     antecedents[antecedents == np.iinfo(np.int64).max] = -1
     rules = RuleSet(
         antecedents.astype(np.int32),
-        frequent[heads].astype(np.int32),
-        count,
-        body_count,
-        head_count,
-        n,
-        len(frequent),
+        np.asarray(consequents).astype(np.int32),
+        np.asarray(count, dtype=np.int64),
+        np.asarray(antecedent_count, dtype=np.int64),
+        np.asarray(consequent_count, dtype=np.int64),
+        n_transactions,
+        n_frequent_items,
         min_count,
     )
     keep = (
@@ -285,6 +305,8 @@ def mine_rules(
     thresholds: RuleThresholds | None = None,
     *,
     top: int = 50,
+    engine: str = "local",
+    master: str | None = None,
 ) -> dict:
     """Mine the rules of an ingested dataset reaching ``thresholds`` (default: ``RuleThresholds()``,
     the one place the defaults live) and write them under ``out_dir``.
@@ -292,23 +314,35 @@ def mine_rules(
     Writes ``rules.parquet`` (one row per rule: ``antecedent_ids``/``antecedent_uris`` lists,
     ``consequent_id``/``consequent_uri``, the three counts and the five measures),
     ``rules.md`` (the ``top`` rules by lift, by confidence and by support, with track and artist
-    names) and ``summary.json``; all or nothing. Returns the summary.
+    names) and ``summary.json``; all or nothing. Returns the summary. ``engine="spark"``
+    mines on Spark (:mod:`segue.spark.rules`; ``master``: where), with the same result.
     """
     thresholds = (thresholds or RuleThresholds()).check()
     if top < 1:
         raise SegueError(f"top must be at least 1, got {top}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     start = time.perf_counter()
-    data = PlaylistData.load(data_dir)
+    check_engine(engine)
+    data = PlaylistData.load(data_dir)  # checked whole on either engine
     if data.n_playlists == 0:
         raise SegueError(f"{data_dir}: the dataset has no playlists: there is nothing to mine")
-    rules = find_rules(data.matrix, thresholds)
+    n_playlists, n_tracks = data.n_playlists, data.n_tracks
+    if engine == "spark":
+        from segue.spark.rules import find_rules_spark
+
+        del data
+        rules = find_rules_spark(data_dir, thresholds, master)
+        miner = f"MLlib FPGrowth (Spark {_spark_version()}) and segue's measures"
+    else:
+        rules = find_rules(data.matrix, thresholds)
+        del data
+        miner = f"fim.fpgrowth (pyfim {_fim_version()})"
     seconds = time.perf_counter() - start
     sizes = rules.antecedent_sizes
     summary = {
         "data": str(data_dir),
-        "n_playlists": data.n_playlists,
-        "n_tracks": data.n_tracks,
+        "n_playlists": n_playlists,
+        "n_tracks": n_tracks,
         "thresholds": asdict(thresholds),
         "min_count": rules.min_count,
         "n_frequent_tracks": rules.n_frequent_items,
@@ -316,10 +350,9 @@ def mine_rules(
         "rules_by_antecedent_size": {
             str(s): int((sizes == s).sum()) for s in range(1, thresholds.max_len)
         },
-        "miner": f"fim.fpgrowth (pyfim {_fim_version()})",
+        "miner": miner,
         "seconds": round(seconds, 2),
     }
-    del data
     catalog = pq.read_table(
         data_dir / schema.TRACKS_FILE,
         columns=[schema.TRACK_URI, schema.TRACK_NAME, schema.ARTIST_NAME],
@@ -330,6 +363,22 @@ def mine_rules(
         write_json(tmp / SUMMARY_FILE, summary)
     log.info("wrote %s rules to %s", f"{len(rules):,}", out_dir)
     return summary
+
+
+ENGINES = ("local", "spark")
+
+
+def check_engine(engine: str) -> str:
+    """``engine`` if segue has it (``local`` or ``spark``), else a :class:`SegueError`."""
+    if engine not in ENGINES:
+        raise SegueError(f"--engine must be local or spark, not {engine!r}")
+    return engine
+
+
+def _spark_version() -> str:
+    import pyspark
+
+    return pyspark.__version__
 
 
 def _fim_version() -> str:
