@@ -24,12 +24,19 @@ $(CHROMIUM):
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq chromium
 
+# Spark (`--engine spark`, tested by `make test`) runs on a Java runtime, 17 or newer: installed
+# with apt when the machine has no java on its PATH.
+JAVA := $(or $(shell command -v java),/usr/bin/java)
+$(JAVA):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq openjdk-17-jre-headless
+
 demo: $(STAMP)
 	$(PY) -m segue demo --out demo
 
 # The code's shape is part of the tests: ruff's lint rules and its formatter (pinned in pyproject.toml,
 # so every machine formats alike) before the suite.
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(JAVA)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest

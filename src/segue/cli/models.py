@@ -9,7 +9,17 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from segue.cli.common import Track, TrackUri, app, echo, output_dir, output_file, tracking
+from segue.cli.common import (
+    Engine,
+    Master,
+    Track,
+    TrackUri,
+    app,
+    echo,
+    output_dir,
+    output_file,
+    tracking,
+)
 from segue.errors import SegueError
 
 
@@ -103,19 +113,32 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Graph models: continue from --checkpoint-dir/last.pt.")
     ] = False,
+    engine: Engine = "local",
+    master: Master = None,
     track: Track = False,
     track_uri: TrackUri = None,
 ) -> None:
     """Train a model and save it (params.json + arrays.npz, no pickle)."""
     from segue.io import check_output_dir
     from segue.models.config import RunOptions
-    from segue.models.registry import usable_model_class
+    from segue.models.registry import available_classes, usable_model_class
     from segue.tuning import read_config
 
     cls = usable_model_class(model)
     config = read_config(cls.Config, config_file, param or [])
     check_output_dir(out, replace=True)  # before training, not after
-    run = RunOptions(device, str(checkpoint_dir) if checkpoint_dir else "", resume)
+    run = RunOptions(
+        device,
+        str(checkpoint_dir) if checkpoint_dir else "",
+        resume,
+        engine=engine,
+        master=master,
+    )
+    if engine not in getattr(cls, "engines", ("local",)):
+        spark = sorted(n for n, c in available_classes() if "spark" in getattr(c, "engines", ()))
+        raise SegueError(
+            f"--engine {engine}: {model} trains locally only (on Spark: {', '.join(spark)})"
+        )
     with tracking(track, track_uri, f"train {model}") as tracked:
         start = time.perf_counter()
         fitted = _fit(cls, config, data, run, components_from)

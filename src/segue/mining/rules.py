@@ -322,7 +322,7 @@ def mine_rules(
         raise SegueError(f"top must be at least 1, got {top}")
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     start = time.perf_counter()
-    check_engine(engine)
+    check_engine(engine, master)
     data = PlaylistData.load(data_dir)  # checked whole on either engine
     if data.n_playlists == 0:
         raise SegueError(f"{data_dir}: the dataset has no playlists: there is nothing to mine")
@@ -365,13 +365,12 @@ def mine_rules(
     return summary
 
 
-ENGINES = ("local", "spark")
+def check_engine(engine: str, master: str | None = None) -> str:
+    """``engine`` if segue has it (``local`` or ``spark``) and ``master`` fits it, else a
+    :class:`SegueError` (before any work)."""
+    from segue.models.config import RunOptions
 
-
-def check_engine(engine: str) -> str:
-    """``engine`` if segue has it (``local`` or ``spark``), else a :class:`SegueError`."""
-    if engine not in ENGINES:
-        raise SegueError(f"--engine must be local or spark, not {engine!r}")
+    RunOptions(engine=engine, master=master)  # the one place engines and masters are checked
     return engine
 
 

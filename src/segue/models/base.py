@@ -130,6 +130,8 @@ class Recommender(abc.ABC):
     # Optional packages it needs and the extra that installs them (segue's core has neither).
     needs: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""
+    # Where it can train (``RunOptions.engine``): this machine, and for some Spark too.
+    engines: ClassVar[tuple[str, ...]] = ("local",)
     Config: ClassVar[type] = NoConfig
     batch_size: ClassVar[int] = 1024
 

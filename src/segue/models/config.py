@@ -39,18 +39,29 @@ class RunOptions:
     ``best.pt``/``last.pt`` there; "" keeps checkpoints in memory); ``resume`` (continue from
     ``checkpoint_dir/last.pt``); ``num_threads``: torch CPU threads while training (1 by default:
     batches are small, and on a shared 2-core machine torch's intra-op threads measured 80×
-    slower than one thread on a [8000, 64] index_add)."""
+    slower than one thread on a [8000, 64] index_add); ``engine``: ``local``, or ``spark`` for
+    the models that can train there (a model's ``engines``), on ``master`` (None: ``local[*]``)."""
 
     device: str = "auto"
     checkpoint_dir: str = ""
     resume: bool = False
     num_threads: int = 1
+    engine: str = "local"
+    master: str | None = None
 
     def __post_init__(self):
         if self.resume and not self.checkpoint_dir:
             raise SegueError("resume needs a checkpoint directory to resume from")
         if self.num_threads < 0:
             raise SegueError(f"num_threads must be ≥ 0 (0: all cores), got {self.num_threads}")
+        if self.engine not in ("local", "spark"):
+            raise SegueError(f"--engine must be local or spark, not {self.engine!r}")
+        if self.master is not None and self.engine != "spark":
+            raise SegueError("--master is for --engine spark")
+        if self.master is not None:
+            from segue.spark.session import check_master
+
+            check_master(self.master)
 
 
 def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters", base=None):

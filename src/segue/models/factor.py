@@ -400,6 +400,7 @@ class ALSRecommender(FactorRecommender):
     )
     Config = ALSConfig
     verb = "ALS's latent factors link them to this track"
+    engines = ("local", "spark")  # segue.spark.als: MLlib's ALS, the same model format
 
     @property
     def seed_gram_weight(self) -> float:
@@ -414,6 +415,12 @@ class ALSRecommender(FactorRecommender):
         from implicit.cpu.als import AlternatingLeastSquares
 
         c = self.config
+        if self.run.engine == "spark":
+            from segue.spark.als import als_item_factors
+
+            items = als_item_factors(data, c, self.run.master)
+            self._set_factors(items, item_gram(items, c.regularization))
+            return
         # implicit warns, and runs many times slower, when BLAS threads compete with its own.
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(

@@ -97,6 +97,12 @@ def available(data: str | None = None) -> list[tuple[str, str]]:
     )
 
 
+def available_classes() -> list[tuple[str, type]]:
+    """(name, class) of every registered model, by name."""
+    _load_all()
+    return sorted(_MODELS.items())
+
+
 def load_model(path):
     """The saved model in directory ``path``, of whichever registered kind it holds."""
     from pathlib import Path

@@ -38,13 +38,13 @@ def find_rules_spark(
     """Every rule of the dataset in ``data_dir`` (written by ``segue ingest`` or ``segue
     split``) reaching ``thresholds``, mined on Spark (``master``: see
     :func:`segue.spark.session.spark_session`)."""
-    from pyspark.ml.fpm import FPGrowth
-    from pyspark.sql import functions as F
-
     from segue.spark.session import spark_session
 
     thresholds.check()
-    spark = spark_session(master)
+    spark = spark_session(master)  # first: it names a missing extra or Java
+    from pyspark.ml.fpm import FPGrowth
+    from pyspark.sql import functions as F
+
     data_dir = str(data_dir)
     start = time.perf_counter()
     n = spark.read.parquet(f"{data_dir}/{schema.PLAYLISTS_FILE}").count()

@@ -1,0 +1,52 @@
+"""--engine spark without its extra, or without Java: one line saying what to install, exit 2,
+nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+NO_PYSPARK = """
+import importlib.abc, sys
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "pyspark":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NotInstalled())
+from segue.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def segue(
+    *args,
+    cwd,
+    env=None,
+    code="import sys\nfrom segue.cli import main\nsys.exit(main(sys.argv[1:]))",
+):
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_spark_without_its_extra_or_java_says_what_to_install(small_data, tmp_path):
+    rules = ["rules", small_data, "--out", "r", "--engine", "spark"]
+    run = segue(*rules, cwd=tmp_path, code=NO_PYSPARK)
+    assert run.returncode == 2
+    assert run.stderr.strip() == (
+        "error: --engine spark needs pyspark, which is not installed: pip install 'segue[spark]'"
+    )
+    # No Java: PATH without a java, no JAVA_HOME (pyspark itself may be there or not).
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = os.path.dirname(sys.executable)
+    run = segue(*rules, cwd=tmp_path, env=env)
+    assert run.returncode == 2
+    assert "needs" in run.stderr and "Traceback" not in run.stderr
+    assert run.stderr.count("\n") == 1
+    assert not (tmp_path / "r").exists()
