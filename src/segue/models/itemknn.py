@@ -145,6 +145,7 @@ class ItemKNNRecommender(Recommender):
     description = "Item–item kNN over all tracks (asymmetric cosine or BM25 co-occurrence), summed over the seeds."
     Config = ItemKNNConfig
     batch_size = 256
+    engines = ("local", "spark")  # segue.spark.itemknn: the same neighbours (cosine)
 
     def _fit(self, data: PlaylistData) -> None:
         c = self.config
@@ -155,7 +156,12 @@ class ItemKNNRecommender(Recommender):
             c.similarity,
             f", alpha {c.alpha}" if c.similarity == "cosine" else "",
         )
-        self.similarity = neighbours(data.matrix, c)
+        if self.run.engine == "spark":
+            from segue.spark.itemknn import itemknn_neighbours
+
+            self.similarity = itemknn_neighbours(data, c, self.run.master)
+        else:
+            self.similarity = neighbours(data.matrix, c)
         self.row_scale = row_scales(self.similarity, c.normalize_rows)
         self._delta = None
 

@@ -13,9 +13,7 @@ conventions, mapped here so that one config means one model:
   the local model's confidence interval on the same split);
 * a track no playlist holds gets zero factors, as in the local fit.
 
-Where the ratings come from: the dataset's ``playlist_tracks.parquet`` read by Spark when the
-data was loaded from a directory (so a cluster reads it where it lies), else the in-memory
-matrix handed over through Arrow (a validation carve).
+The ratings are :func:`segue.spark.data.entries` (the dataset's files, read by Spark).
 """
 
 from __future__ import annotations
@@ -25,8 +23,8 @@ import time
 
 import numpy as np
 
-from segue.data import schema
 from segue.data.dataset import PlaylistData
+from segue.spark.data import entries
 
 log = logging.getLogger("segue")
 
@@ -43,7 +41,7 @@ def als_item_factors(data: PlaylistData, config, master: str | None = None) -> n
 
     start = time.perf_counter()
     ratings = (
-        _ratings(spark, data).groupBy("user", "item").agg(F.count("*").cast("float").alias("r"))
+        entries(spark, data).groupBy("user", "item").agg(F.count("*").cast("float").alias("r"))
     )
     factors = effective_factors(config.factors, data.matrix.shape)
     blocks = max(1, spark.sparkContext.defaultParallelism)
@@ -76,26 +74,3 @@ def als_item_factors(data: PlaylistData, config, master: str | None = None) -> n
         time.perf_counter() - start,
     )
     return items
-
-
-def _ratings(spark, data: PlaylistData):
-    """(user, item) rows, one per playlist entry: from the dataset's files when it has them."""
-    if data.path is not None and (data.path / schema.PLAYLIST_TRACKS_FILE).exists():
-        return (
-            spark.read.parquet(str(data.path / schema.PLAYLIST_TRACKS_FILE))
-            .withColumnRenamed(schema.PID, "user")
-            .withColumnRenamed(schema.TRACK_ID, "item")
-            .select("user", "item")
-        )
-    import pyarrow as pa
-
-    coo = data.matrix.tocoo()
-    # Each (row, column) once per count: repeated entries stay repeated, as in the files.
-    repeat = coo.data.astype(np.int64)
-    table = pa.table(
-        {
-            "user": np.repeat(coo.row.astype(np.int32), repeat),
-            "item": np.repeat(coo.col.astype(np.int32), repeat),
-        }
-    )
-    return spark.createDataFrame(table)

@@ -1,0 +1,37 @@
+"""A playlist dataset as Spark sees it: ``(user, item)`` rows, one per playlist entry.
+
+From the dataset's ``playlist_tracks.parquet`` read by Spark when the data was loaded from a
+directory (so a cluster reads it where it lies: any file system Spark reads), else from the
+in-memory matrix handed over through Arrow (a validation carve made in memory). ``user`` is the
+playlist (its pid, or its row for data built in memory), ``item`` the dense track id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segue.data import schema
+from segue.data.dataset import PlaylistData
+
+
+def entries(spark, data: PlaylistData):
+    """A DataFrame of (user int, item int), one row per entry (a track twice in a playlist: two
+    rows, as in the files)."""
+    if data.path is not None and (data.path / schema.PLAYLIST_TRACKS_FILE).exists():
+        return (
+            spark.read.parquet(str(data.path / schema.PLAYLIST_TRACKS_FILE))
+            .withColumnRenamed(schema.PID, "user")
+            .withColumnRenamed(schema.TRACK_ID, "item")
+            .select("user", "item")
+        )
+    import pyarrow as pa
+
+    coo = data.matrix.tocoo()
+    repeat = coo.data.astype(np.int64)  # a count of 2: the entry twice
+    table = pa.table(
+        {
+            "user": np.repeat(coo.row.astype(np.int32), repeat),
+            "item": np.repeat(coo.col.astype(np.int32), repeat),
+        }
+    )
+    return spark.createDataFrame(table)
