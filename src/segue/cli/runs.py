@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from segue.cli.common import Track, TrackUri, Workers, app, echo, output_dir, tracking
+from segue.cli.common import (
+    Engine,
+    Master,
+    Track,
+    TrackUri,
+    Workers,
+    app,
+    echo,
+    output_dir,
+    tracking,
+)
 from segue.errors import SegueError
 
 # The options `segue demo` and `segue pipeline` share.
@@ -109,12 +119,16 @@ def pipeline(
     workers: Workers = None,
     jobs: Jobs = 2,
     force: Force = False,
+    engine: Engine = "local",
+    master: Master = None,
     track: Track = False,
     track_uri: TrackUri = None,
 ) -> None:
     """Run the phases on real data (resumable; logs in OUT/logs; report in OUT/report)."""
+    from segue.models.config import RunOptions
     from segue.pipeline import PHASES, Settings, run_pipeline
 
+    RunOptions(engine=engine, master=master)  # checked before any stage runs
     phases = list(PHASES) if phase == "all" else [phase]
     settings = Settings(
         out=out,
@@ -126,6 +140,8 @@ def pipeline(
         seed=seed,
         workers=workers,
         jobs=jobs,
+        engine=engine,
+        master=master,
     )
     if not data.is_dir():
         raise SegueError(f"--data {data}: not a directory of MPD slices")

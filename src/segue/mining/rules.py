@@ -332,7 +332,7 @@ def mine_rules(
 
         del data
         rules = find_rules_spark(data_dir, thresholds, master)
-        miner = f"MLlib FPGrowth (Spark {_spark_version()}) and segue's measures"
+        miner = f"MLlib PrefixSpan as frequent sets (Spark {_spark_version()}) and segue's measures"
     else:
         rules = find_rules(data.matrix, thresholds)
         del data

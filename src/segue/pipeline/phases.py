@@ -102,6 +102,13 @@ class Settings:
     model_params: dict = field(
         default_factory=dict
     )  # {model: {key: value}}; "popularity": PopularitySettings fields
+    engine: str = "local"  # "spark": the rules and the models that can (itemknn, als) on Spark
+    master: str | None = None  # the Spark master (None: local[*])
+
+    def on_engine(self) -> dict:
+        """What a stage that can run on Spark adds to its parameters: nothing on the local
+        engine (so a local run's fingerprints are what they always were), else the engine."""
+        return {} if self.engine == "local" else {"engine": self.engine}
 
     @property
     def layout(self) -> Layout:
@@ -321,7 +328,7 @@ class _Stages:
                 self._rules,
                 inputs=[p.data],
                 outputs=[p.rules / "summary.json"],
-                params=self._rule_params(),
+                params={**self._rule_params(), **s.on_engine()},
             ),
             Stage(
                 "clusters",
@@ -357,7 +364,14 @@ class _Stages:
     def _rules(self) -> dict:
         from segue.mining.rules import RuleThresholds, mine_rules
 
-        return mine_rules(self.paths.data, self.paths.rules, RuleThresholds(**self._rule_params()))
+        s = self.settings
+        return mine_rules(
+            self.paths.data,
+            self.paths.rules,
+            RuleThresholds(**self._rule_params()),
+            engine=s.engine,
+            master=s.master,
+        )
 
     def _clusters(self) -> dict:
         from segue.mining.clusters import ClusterSettings, cluster_playlists
@@ -371,15 +385,19 @@ class _Stages:
         )
 
     def _train(self, name: str, after: list[str] | None = None) -> Stage:
+        from segue.models.registry import get_model_class
+
         params = self.params(name)
+        on_spark = "spark" in get_model_class(name).engines and self.settings.engine == "spark"
+        engine = self.settings.on_engine() if on_spark else {}
 
         def run() -> dict:
-            from segue.models.config import config_from_dict
-            from segue.models.registry import get_model_class
+            from segue.models.config import RunOptions, config_from_dict
 
             cls = get_model_class(name)
             config = config_from_dict(cls.Config, params, where=f"{name} parameters")
-            model = cls(config).fit(_load_playlists(self.paths.split / "train"))
+            options = RunOptions(engine="spark", master=self.settings.master) if on_spark else None
+            model = cls(config).fit(_load_playlists(self.paths.split / "train"), options)
             model.save(self.paths.models / name)
             return {
                 "model": name,
@@ -392,7 +410,7 @@ class _Stages:
             run,
             inputs=[self.paths.split / "train"],
             outputs=[self.paths.models / name / "params.json"],
-            params=params,
+            params={**params, **engine},
             after=["split", *(after or [])],
         )
 

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 
 from segue.errors import SegueError
@@ -24,6 +25,7 @@ from segue.errors import SegueError
 log = logging.getLogger("segue")
 
 DEFAULT_MASTER = "local[*]"
+_LOCK = threading.Lock()  # the pipeline's lanes are threads: one session for both
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 _SESSION = None
 
@@ -48,7 +50,12 @@ def check_master(master: str) -> str:
 
 def spark_session(master: str | None = None):
     """The process's SparkSession, started on the first call (later calls reuse it; a different
-    ``master`` then is refused rather than silently ignored)."""
+    ``master`` then is refused rather than silently ignored). Thread-safe."""
+    with _LOCK:
+        return _session(master)
+
+
+def _session(master: str | None):
     global _SESSION
     from segue.models.registry import require_extra
 
