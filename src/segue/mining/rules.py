@@ -329,9 +329,11 @@ def mine_rules(
     n_playlists, n_tracks = data.n_playlists, data.n_tracks
     if engine == "spark":
         from segue.spark.rules import find_rules_spark
+        from segue.spark.session import spark_errors
 
         del data
-        rules = find_rules_spark(data_dir, thresholds, master)
+        with spark_errors("rules"):
+            rules = find_rules_spark(data_dir, thresholds, master)
         miner = f"MLlib PrefixSpan as frequent sets (Spark {_spark_version()}) and segue's measures"
     else:
         rules = find_rules(data.matrix, thresholds)

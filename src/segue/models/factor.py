@@ -417,8 +417,10 @@ class ALSRecommender(FactorRecommender):
         c = self.config
         if self.run.engine == "spark":
             from segue.spark.als import als_item_factors
+            from segue.spark.session import spark_errors
 
-            items = als_item_factors(data, c, self.run.master)
+            with spark_errors("als"):
+                items = als_item_factors(data, c, self.run.master)
             self._set_factors(items, item_gram(items, c.regularization))
             return
         # implicit warns, and runs many times slower, when BLAS threads compete with its own.

@@ -158,8 +158,10 @@ class ItemKNNRecommender(Recommender):
         )
         if self.run.engine == "spark":
             from segue.spark.itemknn import itemknn_neighbours
+            from segue.spark.session import spark_errors
 
-            self.similarity = itemknn_neighbours(data, c, self.run.master)
+            with spark_errors("itemknn"):
+                self.similarity = itemknn_neighbours(data, c, self.run.master)
         else:
             self.similarity = neighbours(data.matrix, c)
         self.row_scale = row_scales(self.similarity, c.normalize_rows)

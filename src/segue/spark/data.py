@@ -8,6 +8,10 @@ playlist (its pid, or its row for data built in memory), ``item`` the dense trac
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
+
 import numpy as np
 
 from segue.data import schema
@@ -35,3 +39,23 @@ def entries(spark, data: PlaylistData):
         }
     )
     return spark.createDataFrame(table)
+
+
+def collect(df):
+    """The DataFrame ``df`` as an Arrow table in this process, through Parquet files rather than
+    the driver's heap: ``toArrow`` gathers every task's result in the driver JVM first, and the
+    demo's 146M item-kNN neighbours ran a 4 GB driver out of memory that way. The files go to
+    ``SEGUE_SPARK_EXCHANGE`` (a directory or URI the executors and this process both reach: on a
+    cluster, a shared path such as ``hdfs://…``; default: this machine's temporary directory)
+    and are removed once read."""
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    base = os.environ.get("SEGUE_SPARK_EXCHANGE") or tempfile.gettempdir()
+    where = f"{base.rstrip('/')}/segue-exchange-{uuid.uuid4().hex}"
+    df.write.parquet(where)
+    filesystem, path = pafs.FileSystem.from_uri(where if "://" in where else os.path.abspath(where))
+    try:
+        return ds.dataset(path, filesystem=filesystem, format="parquet").to_table()
+    finally:
+        filesystem.delete_dir(path)

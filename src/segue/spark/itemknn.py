@@ -7,8 +7,8 @@ holding each: ``sim(i, j) = co(i, j) / (pop(i)^α · pop(j)^(1−α))`` (see
 :mod:`segue.models.itemknn`). The co-occurrence counts come from a self-join of the distinct
 entries on the playlist — every pair of tracks within each playlist, ``Σ L²`` rows for playlists
 of ``L`` tracks, the stage's shuffle — counted by pair; each track's best ``n_neighbors`` are
-kept by a window ranked by similarity (ties: the smaller track id first) and collected to the
-driver as CSR arrays. Only the cosine similarity runs here (BM25 re-weights each playlist's
+kept by a window ranked by similarity (ties: the smaller track id first) and brought back as
+CSR arrays through Parquet files (:func:`segue.spark.data.collect`), not the driver's heap. Only the cosine similarity runs here (BM25 re-weights each playlist's
 entries by its length before the dot products: not yet on Spark).
 """
 
@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from segue.data.dataset import PlaylistData
 from segue.errors import SegueError
-from segue.spark.data import entries
+from segue.spark.data import collect, entries
 
 log = logging.getLogger("segue")
 
@@ -64,11 +64,10 @@ def itemknn_neighbours(data: PlaylistData, config, master: str | None = None) ->
         )
     )
     best = Window.partitionBy("i").orderBy(F.col("sim").desc(), F.col("j").asc())
-    top = (
+    top = collect(
         scored.withColumn("rank", F.row_number().over(best))
         .where(F.col("rank") <= config.n_neighbors)
         .select("i", "j", F.col("sim").cast("float").alias("sim"))
-        .toArrow()
     )
     pairs.unpersist()
     rows = top.column("i").to_numpy().astype(np.int64)

@@ -13,6 +13,7 @@ fixed 200 (which on a 2-core machine spends more time scheduling empty tasks tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -123,3 +124,48 @@ def _cores(master: str) -> int:
     if found.group(1) is None:
         return 1
     return os.cpu_count() or 1 if found.group(1) == "*" else int(found.group(1))
+
+
+@contextlib.contextmanager
+def spark_errors(stage: str):
+    """Turn a Spark failure inside ``stage`` into one line: the JVM's own reason (an
+    ``OutOfMemoryError``, an analysis error) rather than a Java stack or, once the JVM has died,
+    "Connection refused"."""
+    try:
+        yield
+    except SegueError:
+        raise
+    except Exception as exc:
+        name = type(exc).__name__
+        if not (
+            name.startswith("Py4J")
+            or "pyspark" in type(exc).__module__
+            or isinstance(exc, ConnectionError)
+        ):
+            raise
+        text = str(exc)
+        reason = next(
+            (
+                line.strip().lstrip(": ")
+                for line in text.splitlines()
+                if "Error" in line or "Exception" in line
+            ),
+            text.strip().splitlines()[0] if text.strip() else name,
+        )
+        hint = (
+            "; give the driver more memory (SEGUE_SPARK_DRIVER_MEMORY, now "
+            f"{os.environ.get('SEGUE_SPARK_DRIVER_MEMORY', '4g')})"
+            if "OutOfMemory" in text or isinstance(exc, ConnectionError)
+            else ""
+        )
+        stop_quietly()
+        raise SegueError(f"{stage} on Spark failed: {reason[:300]}{hint}") from None
+
+
+def stop_quietly() -> None:
+    """Forget a session whose JVM may be gone (the next call starts a new one)."""
+    global _SESSION
+    session, _SESSION = _SESSION, None
+    if session is not None:
+        with contextlib.suppress(Exception):
+            session.stop()
