@@ -7,16 +7,9 @@ import os
 import subprocess
 import sys
 
-NO_PYSPARK = """
-import importlib.abc, sys
-class NotInstalled(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == "pyspark":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, NotInstalled())
-from segue.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
+from tests.blocked import without
+
+NO_PYSPARK = without("pyspark")
 
 
 def segue(

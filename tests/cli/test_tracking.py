@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from segue.cli import main
+from tests.blocked import without
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -118,7 +119,7 @@ def test_tune_logs_each_trial_as_a_nested_run(split, tmp_path):
 
 
 def segue(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProcess:
-    code = f"{prelude}\nimport sys\nfrom segue.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = prelude or "import sys\nfrom segue.cli import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         cwd=cwd,
@@ -128,14 +129,7 @@ def segue(*args: str, cwd: Path, prelude: str = "") -> subprocess.CompletedProce
     )
 
 
-NO_MLFLOW = """
-import importlib.abc, sys
-class NotInstalled(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == "mlflow":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, NotInstalled())
-"""
+NO_MLFLOW = without("mlflow")
 
 
 def test_a_missing_extra_or_an_unusable_store_stops_before_any_work(split, tmp_path):
