@@ -35,9 +35,9 @@ def test_als_on_spark_is_an_als_model_of_the_same_quality(spark, split, tmp_path
 
 
 def test_models_that_cannot_train_on_spark_and_bad_masters_are_refused(split, tmp_path, capsys):
-    args = ["train", "itemknn", str(split / "train"), "--out", str(tmp_path / "m")]
-    assert main([*args, "--engine", "spark"]) == 2
-    assert "itemknn trains locally only (on Spark: als)" in capsys.readouterr().err
+    args = ["train", "playlistknn", str(split / "train"), "--out", str(tmp_path / "m")]
+    assert main([*args, "--engine", "spark", "--master", MASTER]) == 2
+    assert "playlistknn trains locally only (on Spark: als, itemknn)" in capsys.readouterr().err
     args[1] = "als"
     assert main([*args, "--master", MASTER]) == 2
     assert "--master is for --engine spark" in capsys.readouterr().err
