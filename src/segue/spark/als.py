@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from segue.data.dataset import PlaylistData
-from segue.spark.data import entries
+from segue.spark.data import collect, entries
 
 log = logging.getLogger("segue")
 
@@ -62,7 +62,7 @@ def als_item_factors(data: PlaylistData, config, master: str | None = None) -> n
         numItemBlocks=blocks,
     )
     model = als.fit(ratings)
-    table = model.itemFactors.toArrow()
+    table = collect(model.itemFactors)  # 1.2 GB at MPD scale: through files, not the driver
     ids = table.column("id").to_numpy()
     values = table.column("features").combine_chunks().values.to_numpy()
     items = np.zeros((data.n_tracks, factors), dtype=np.float32)

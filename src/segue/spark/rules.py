@@ -32,6 +32,7 @@ import numpy as np
 from segue.data import schema
 from segue.errors import SegueError
 from segue.mining.rules import RuleSet, RuleThresholds, rule_set
+from segue.spark.data import collect
 
 log = logging.getLogger("segue")
 
@@ -85,10 +86,10 @@ def find_rules_spark(
         maxPatternLength=thresholds.max_len,
         maxLocalProjDBSize=32_000_000,
     )
-    itemsets = (
-        miner.findFrequentSequentialPatterns(baskets)
-        .select(F.array_sort(F.col("sequence")[0]).alias("items"), "freq")
-        .toArrow()
+    itemsets = collect(
+        miner.findFrequentSequentialPatterns(baskets).select(
+            F.array_sort(F.col("sequence")[0]).alias("items"), "freq"
+        )
     )
     baskets.unpersist()
     frequent.unpersist()
