@@ -152,36 +152,43 @@ class Run:
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [
-            Param(metric_key(str(k)), str(v)[:MAX_PARAM_VALUE])
-            for k, v in params.items()
-            if v is not None
-        ]
-        for i in range(0, len(items), PARAM_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
+        self._log_batches(
+            "params",
+            [
+                Param(metric_key(str(k)), str(v)[:MAX_PARAM_VALUE])
+                for k, v in params.items()
+                if v is not None
+            ],
+        )
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
 
         stamp = _now_ms()
-        items = [
-            Metric(metric_key(k), float(v), stamp, step)
-            for k, v in metrics.items()
-            if v is not None and math.isfinite(float(v))
-        ]
-        for i in range(0, len(items), METRIC_BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i : i + METRIC_BATCH])
+        self._log_batches(
+            "metrics",
+            [
+                Metric(metric_key(k), float(v), stamp, step)
+                for k, v in metrics.items()
+                if v is not None and math.isfinite(float(v))
+            ],
+        )
 
     def log_curves(self, curves: dict[str, list[tuple[int, float]]]) -> None:
         """Each curve's points as one metric's history (step = epoch)."""
         from mlflow.entities import Metric
 
         stamp = _now_ms()
-        items = [
-            Metric(metric_key(k), v, stamp, step) for k, pts in curves.items() for step, v in pts
-        ]
-        for i in range(0, len(items), METRIC_BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i : i + METRIC_BATCH])
+        self._log_batches(
+            "metrics",
+            [Metric(metric_key(k), v, stamp, step) for k, pts in curves.items() for step, v in pts],
+        )
+
+    def _log_batches(self, kind: str, items: list) -> None:
+        """``items`` (Params or Metrics) in batches of MLflow's largest size for their kind."""
+        size = PARAM_BATCH if kind == "params" else METRIC_BATCH
+        for i in range(0, len(items), size):
+            self.client.log_batch(self.run_id, **{kind: items[i : i + size]})
 
     def log_artifacts(self, path: Path, under: str | None = None) -> None:
         """A file or a directory (recursively) as artifacts (``under``: a folder in the run)."""

@@ -104,11 +104,13 @@ def _session(master: str | None):
 
 
 def stop() -> None:
-    """Stop the process's session (the next :func:`spark_session` starts a new one)."""
+    """Stop the process's session, if any (the next :func:`spark_session` starts a new one);
+    a session whose JVM is already gone is just forgotten."""
     global _SESSION
-    if _SESSION is not None:
-        _SESSION.stop()
-        _SESSION = None
+    session, _SESSION = _SESSION, None
+    if session is not None:
+        with contextlib.suppress(Exception):
+            session.stop()
 
 
 def _cores(master: str) -> int:
@@ -123,7 +125,7 @@ def _cores(master: str) -> int:
         return 8
     if found.group(1) is None:
         return 1
-    return os.cpu_count() or 1 if found.group(1) == "*" else int(found.group(1))
+    return (os.cpu_count() or 1) if found.group(1) == "*" else int(found.group(1))
 
 
 @contextlib.contextmanager
@@ -158,14 +160,5 @@ def spark_errors(stage: str):
             if "OutOfMemory" in text or isinstance(exc, ConnectionError)
             else ""
         )
-        stop_quietly()
+        stop()
         raise SegueError(f"{stage} on Spark failed: {reason[:300]}{hint}") from None
-
-
-def stop_quietly() -> None:
-    """Forget a session whose JVM may be gone (the next call starts a new one)."""
-    global _SESSION
-    session, _SESSION = _SESSION, None
-    if session is not None:
-        with contextlib.suppress(Exception):
-            session.stop()
