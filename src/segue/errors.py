@@ -26,7 +26,9 @@ class InputFileError(SegueError):
         self.path = Path(path)
         self.problem = problem
         self.where = where
-        location = f"{self.path}: {where}" if where else str(self.path)
+        # A URI (hdfs://host/dir, read by Spark) is shown as given: Path would fold its "//".
+        shown = path if isinstance(path, str) and "://" in path else str(self.path)
+        location = f"{shown}: {where}" if where else shown
         super().__init__(f"{location}: {problem}")
 
 

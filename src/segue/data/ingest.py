@@ -67,9 +67,9 @@ def _work(part: SlicePart) -> _SliceResult:
     except InputFileError as exc:  # reported by the parent, with the file's name
         return _SliceResult(file, error=str(exc), last=part.last or part.error is not None)
     problems = check_slice(parsed)
-    refusing = [p for p in problems if any(word in p.message for word in _REFUSING)]
-    if refusing:
-        return _SliceResult(file, error=str(refusing[0]), problems=problems, last=parsed.last)
+    refused = refusal(problems)
+    if refused:
+        return _SliceResult(file, error=refused, problems=problems, last=parsed.last)
     uris = pl.Series(parsed.tracks.column(schema.TRACK_URI))
     h1 = uris.hash(seed=0).to_numpy()
     h2 = uris.hash(seed=0x5EC0E5EED).to_numpy()
@@ -90,6 +90,12 @@ def _work(part: SlicePart) -> _SliceResult:
         problems=problems,
         last=parsed.last,
     )
+
+
+def refusal(problems: list[Problem]) -> str | None:
+    """Why ingest refuses a slice with ``problems`` (the first that breaks the keys), or None."""
+    refusing = [p for p in problems if any(word in p.message for word in _REFUSING)]
+    return str(refusing[0]) if refusing else None
 
 
 class HashIndex:
@@ -190,27 +196,34 @@ class _Catalog:
 
     def table(self) -> pa.Table:
         """The ``tracks`` table: metadata by id, with dense artist and album ids."""
-        if not self.metadata:
-            empty = {f.name: pa.array([], f.type) for f in schema.TRACKS_SCHEMA}
-            return pa.table(empty, schema=schema.TRACKS_SCHEMA)
-        meta = pa.concat_tables(self.metadata).combine_chunks()
-        columns = {schema.TRACK_ID: pa.array(np.arange(meta.num_rows, dtype=np.int32))}
-        for name in schema.TRACK_METADATA_COLUMNS:
-            columns[name] = meta.column(name)
-        # Artist/album keys: the URI when the copy has it, else the name (reduced copies).
-        for id_col, uri_col, name_col in (
-            (schema.ARTIST_ID, schema.ARTIST_URI, schema.ARTIST_NAME),
-            (schema.ALBUM_ID, schema.ALBUM_URI, schema.ALBUM_NAME),
-        ):
-            key = pc.coalesce(
-                meta.column(uri_col),
-                pc.binary_join_element_wise("name:", meta.column(name_col), ""),
-                pa.scalar("unknown"),
-            )
-            columns[id_col] = pc.dictionary_encode(key).combine_chunks().indices.cast(pa.int32())
-        return pa.table(
-            {f.name: columns[f.name] for f in schema.TRACKS_SCHEMA}, schema=schema.TRACKS_SCHEMA
+        return tracks_table(pa.concat_tables(self.metadata) if self.metadata else None)
+
+
+def tracks_table(meta: pa.Table | None) -> pa.Table:
+    """The ``tracks`` table of ``meta`` (``schema.TRACK_METADATA_COLUMNS``, one row per track in
+    id order; None: no tracks): ids 0, 1, …, and dense artist and album ids in order of first
+    appearance (the Spark engine builds its table here too)."""
+    if meta is None or meta.num_rows == 0:
+        empty = {f.name: pa.array([], f.type) for f in schema.TRACKS_SCHEMA}
+        return pa.table(empty, schema=schema.TRACKS_SCHEMA)
+    meta = meta.combine_chunks()
+    columns = {schema.TRACK_ID: pa.array(np.arange(meta.num_rows, dtype=np.int32))}
+    for name in schema.TRACK_METADATA_COLUMNS:
+        columns[name] = meta.column(name)
+    # Artist/album keys: the URI when the copy has it, else the name (reduced copies).
+    for id_col, uri_col, name_col in (
+        (schema.ARTIST_ID, schema.ARTIST_URI, schema.ARTIST_NAME),
+        (schema.ALBUM_ID, schema.ALBUM_URI, schema.ALBUM_NAME),
+    ):
+        key = pc.coalesce(
+            meta.column(uri_col),
+            pc.binary_join_element_wise("name:", meta.column(name_col), ""),
+            pa.scalar("unknown"),
         )
+        columns[id_col] = pc.dictionary_encode(key).combine_chunks().indices.cast(pa.int32())
+    return pa.table(
+        {f.name: columns[f.name] for f in schema.TRACKS_SCHEMA}, schema=schema.TRACKS_SCHEMA
+    )
 
 
 @dataclass
@@ -331,7 +344,7 @@ def ingest_mpd(
         pq.write_table(playlists_table, tmp / schema.PLAYLISTS_FILE, compression="zstd")
         tracks = catalog.table()
         pq.write_table(tracks, tmp / schema.TRACKS_FILE, compression="zstd")
-        absent_everywhere = _absent_everywhere(missing, playlists_table.num_rows, n_entries)
+        absent = absent_everywhere(missing, playlists_table.num_rows, n_entries)
         write_json(
             tmp / schema.MANIFEST_FILE,
             {
@@ -351,7 +364,7 @@ def ingest_mpd(
                 },
                 "files": manifest_files,
                 "missing_fields": missing,
-                "absent_fields": absent_everywhere,
+                "absent_fields": absent,
                 "warnings": {"count": len(warnings), "first": warnings[:50]},
                 "skipped": skipped,
             },
@@ -377,7 +390,7 @@ def _entries(result: _SliceResult, catalog: _Catalog, pids: np.ndarray) -> pa.Ta
     )
 
 
-def _absent_everywhere(missing: dict[str, int], n_playlists: int, n_entries: int) -> list[str]:
+def absent_everywhere(missing: dict[str, int], n_playlists: int, n_entries: int) -> list[str]:
     """Fields missing from every record (the signature of a reduced copy), e.g. ``track.album_uri``.
 
     ``playlist.description`` is optional in the real files too, so it is not listed.

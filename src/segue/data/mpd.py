@@ -19,7 +19,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import ijson
 import msgspec
@@ -39,13 +39,13 @@ PART_PLAYLISTS = 1000  # playlists per streamed part: the MPD's own slice size
 
 @dataclass(frozen=True)
 class SliceFile:
-    path: Path
+    path: Path | str  # a local path, or the URI of a file Spark reads (hdfs://…, s3a://…)
     start: int  # first pid the name promises
     end: int  # last pid (inclusive)
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return PurePosixPath(str(self.path)).name
 
 
 def find_slices(directory: Path) -> list[SliceFile]:
@@ -209,6 +209,13 @@ def parse_slice(file: SliceFile) -> ParsedSlice:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputFileError(path, f"cannot read ({exc.strerror})") from None
+    return parse_bytes(file, raw)
+
+
+def parse_bytes(file: SliceFile, raw: bytes) -> ParsedSlice:
+    """Parse a whole slice already read into memory (``raw``: the file's bytes), e.g. by Spark
+    from any file system it reaches; errors name ``file.path``."""
+    path = file.path
     doc = _decode(path, raw)
     if not isinstance(doc, dict) or not isinstance(doc.get("playlists"), list):
         raise InputFileError(path, "expected a JSON object with a 'playlists' list")
