@@ -5,9 +5,10 @@ the whole process tree (the JVM included) and whether the outputs agree.
         --master local[2] --work /tmp/segue-spark
 
 Each stage runs as its own `segue` command (a fresh process, a fresh JVM for Spark), local then
-Spark; memory is sampled by measure.py. Stages: rules (`segue rules`), itemknn and als (`segue
-train`). ALS is compared by the factor count asked with --als-factors (MLlib solves each track's
-normal equations exactly: at 128 factors it is the slow one).
+Spark; memory is sampled by measure.py. Stages: ingest (`segue ingest`, of the slices in --mpd),
+rules (`segue rules`), itemknn and als (`segue train`). ALS is compared by the factor count and sweeps asked with --als-factors and
+--als-iterations (MLlib solves each track's normal equations exactly: at 128 factors it is the
+slow one).
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def segue(*args) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data", type=Path, required=True, help="an ingested dataset (or SPLIT/train)"
-    )
+    parser.add_argument("--data", type=Path, help="an ingested dataset (or SPLIT/train)")
+    parser.add_argument("--mpd", type=Path, help="MPD slices, for the ingest stage")
     parser.add_argument("--stages", default="rules,itemknn,als")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--als-factors", type=int, default=32)
+    parser.add_argument("--als-iterations", type=int, default=15)
     parser.add_argument("--work", type=Path, required=True)
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
@@ -46,11 +47,14 @@ def main() -> None:
         for engine in ("local", "spark"):
             out = args.work / f"{stage}-{engine}"
             extra = spark if engine == "spark" else []
-            if stage == "rules":
+            if stage == "ingest":
+                command = segue("ingest", args.mpd, "--out", out, *extra)
+            elif stage == "rules":
                 command = segue("rules", args.data, "--out", out, *extra)
             elif stage == "als":
-                command = segue("train", "als", args.data, "--out", out, "-p",
-                                f"factors={args.als_factors}", *extra)  # fmt: skip
+                command = segue("train", "als", args.data, "--out", out,
+                                "-p", f"factors={args.als_factors}",
+                                "-p", f"iterations={args.als_iterations}", *extra)  # fmt: skip
             else:
                 command = segue("train", stage, args.data, "--out", out, *extra)
             r = runs[engine] = measure(command)
@@ -65,6 +69,23 @@ def main() -> None:
 
 
 def agreement(stage: str, work: Path) -> str:
+    if stage == "ingest":
+        import json
+
+        import pyarrow.parquet as pq
+
+        local, spark = work / "ingest-local", work / "ingest-spark"
+        same = [
+            name
+            for name in ("playlists", "tracks", "playlist_tracks")
+            if pq.read_table(local / f"{name}.parquet").equals(
+                pq.read_table(spark / f"{name}.parquet")
+            )
+        ]
+        manifest = json.loads((local / "manifest.json").read_text()) == json.loads(
+            (spark / "manifest.json").read_text()
+        )
+        return f"tables equal: {', '.join(same) or 'none'}; manifests equal: {manifest}"
     if stage == "rules":
         import pyarrow.parquet as pq
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from segue.cli.common import Workers, app, echo, output_dir
+from segue.cli.common import Engine, Master, Workers, app, echo, output_dir
 from segue.errors import InputFileError, SegueError
 
 generate_app = typer.Typer(
@@ -184,7 +184,13 @@ def generate_sessions_cmd(
 
 @ingest_app.command("mpd")
 def ingest(
-    source: Annotated[Path, typer.Argument(help="Directory with mpd.slice.*.json files.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Directory with mpd.slice.*.json files (with --engine spark also any URI Spark "
+            "reads: hdfs://…, s3a://…)."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option("--out", "-o", callback=output_dir, help="Output dataset directory.")
     ],
@@ -193,12 +199,26 @@ def ingest(
         bool,
         typer.Option(help="Skip unreadable or inconsistent slices (listed) instead of stopping."),
     ] = False,
+    engine: Engine = "local",
+    master: Master = None,
 ) -> None:
     """Load MPD slices into Parquet tables (playlists, tracks, playlist_tracks) and a manifest."""
-    from segue.data.ingest import ingest_mpd
+    from segue.models.config import RunOptions
 
+    RunOptions(engine=engine, master=master)  # checks both before any work
     start = time.perf_counter()
-    s = ingest_mpd(source, out, workers=workers, skip_bad=skip_bad)
+    if engine == "spark":
+        from segue.spark.ingest import ingest_mpd_spark
+
+        s = ingest_mpd_spark(source, out, skip_bad=skip_bad, master=master)
+    else:
+        from segue.data.ingest import ingest_mpd
+
+        if "://" in source:
+            raise InputFileError(
+                source, "a URI is read by --engine spark; locally, give a directory"
+            )
+        s = ingest_mpd(Path(source), out, workers=workers, skip_bad=skip_bad)
     echo(
         f"ingested {s.n_playlists:,} playlists, {s.n_tracks:,} tracks, {s.n_entries:,} entries into {s.out} "
         f"[{time.perf_counter() - start:.1f} s]"

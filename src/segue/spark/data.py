@@ -41,20 +41,31 @@ def entries(spark, data: PlaylistData):
     return spark.createDataFrame(table)
 
 
+def exchange_path(what: str) -> str:
+    """A fresh path under ``SEGUE_SPARK_EXCHANGE`` (a directory or URI the executors and this
+    process both reach: on a cluster, a shared path such as ``hdfs://…``; default: this
+    machine's temporary directory) for files passed between Spark and this process."""
+    base = os.environ.get("SEGUE_SPARK_EXCHANGE") or tempfile.gettempdir()
+    return f"{base.rstrip('/')}/segue-{what}-{uuid.uuid4().hex}"
+
+
+def exchange_fs(where: str):
+    """``(pyarrow FileSystem, path)`` for an exchange path from :func:`exchange_path`."""
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(where if "://" in where else os.path.abspath(where))
+
+
 def collect(df):
     """The DataFrame ``df`` as an Arrow table in this process, through Parquet files rather than
     the driver's heap: ``toArrow`` gathers every task's result in the driver JVM first, and the
-    demo's 146M item-kNN neighbours ran a 4 GB driver out of memory that way. The files go to
-    ``SEGUE_SPARK_EXCHANGE`` (a directory or URI the executors and this process both reach: on a
-    cluster, a shared path such as ``hdfs://…``; default: this machine's temporary directory)
-    and are removed once read."""
+    demo's 146M item-kNN neighbours ran a 4 GB driver out of memory that way. The files go
+    through :func:`exchange_path` and are removed once read."""
     import pyarrow.dataset as ds
-    import pyarrow.fs as pafs
 
-    base = os.environ.get("SEGUE_SPARK_EXCHANGE") or tempfile.gettempdir()
-    where = f"{base.rstrip('/')}/segue-exchange-{uuid.uuid4().hex}"
+    where = exchange_path("exchange")
     df.write.parquet(where)
-    filesystem, path = pafs.FileSystem.from_uri(where if "://" in where else os.path.abspath(where))
+    filesystem, path = exchange_fs(where)
     try:
         return ds.dataset(path, filesystem=filesystem, format="parquet").to_table()
     finally:

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -79,6 +80,9 @@ def _session(master: str | None):
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
     from pyspark.sql import SparkSession
 
+    # Python tasks (ingest's parser) run this interpreter, which has segue, unless told
+    # otherwise (on a cluster: a Python with segue on every executor, named by PYSPARK_PYTHON).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     cores = _cores(master)
     log.info("starting Spark on %s", master)
     builder = (
