@@ -6,7 +6,8 @@ the whole process tree (the JVM included) and whether the outputs agree.
 
 Each stage runs as its own `segue` command (a fresh process, a fresh JVM for Spark), local then
 Spark; memory is sampled by measure.py. Stages: ingest (`segue ingest`, of the slices in --mpd),
-rules (`segue rules`), itemknn and als (`segue train`). ALS is compared by the factor count and sweeps asked with --als-factors and
+rules (`segue rules`), itemknn and als (`segue train`), evaluate (`segue evaluate` of --models on
+--split: the answering and per-query scoring in Spark tasks). ALS is compared by the factor count and sweeps asked with --als-factors and
 --als-iterations (MLlib solves each track's normal equations exactly: at 128 factors it is the
 slow one).
 """
@@ -32,6 +33,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, help="an ingested dataset (or SPLIT/train)")
     parser.add_argument("--mpd", type=Path, help="MPD slices, for the ingest stage")
+    parser.add_argument("--split", type=Path, help="a split, for the evaluate stage")
+    parser.add_argument(
+        "--models", default="", help="model directories trained on SPLIT/train (comma-separated)"
+    )
     parser.add_argument("--stages", default="rules,itemknn,als")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--als-factors", type=int, default=32)
@@ -49,6 +54,9 @@ def main() -> None:
             extra = spark if engine == "spark" else []
             if stage == "ingest":
                 command = segue("ingest", args.mpd, "--out", out, *extra)
+            elif stage == "evaluate":
+                models = args.models.split(",")
+                command = segue("evaluate", *models, "--split", args.split, "--out", out, *extra)
             elif stage == "rules":
                 command = segue("rules", args.data, "--out", out, *extra)
             elif stage == "als":
@@ -86,6 +94,16 @@ def agreement(stage: str, work: Path) -> str:
             (spark / "manifest.json").read_text()
         )
         return f"tables equal: {', '.join(same) or 'none'}; manifests equal: {manifest}"
+    if stage == "evaluate":
+        import json
+
+        local, spark = (
+            json.loads((work / f"evaluate-{e}" / "evaluation.json").read_text())
+            for e in ("local", "spark")
+        )
+        queries = local["settings"]["n_queries"]
+        same = local["table"] == spark["table"] and local["comparisons"] == spark["comparisons"]
+        return f"{queries:,} queries; evaluation tables and comparisons equal: {same}"
     if stage == "rules":
         import pyarrow.parquet as pq
 

@@ -312,21 +312,31 @@ def evaluate(
     part: str = "test",
     n_bootstrap: int = 1000,
     seed: int = 0,
+    engine: str = "local",
+    master: str | None = None,
 ):
     """Score saved models on a held-out split (``segue split``'s output): a polars DataFrame
     with one row per model × category (``group``: ``all`` and each challenge category) ×
     metric, and the mean with its 95% bootstrap interval (``ci_low``, ``ci_high``).
 
     Each model must have been trained on ``SPLIT/train`` (checked by the data's digest); seed
-    tracks are excluded from the rankings and only the held-out tracks count.
+    tracks are excluded from the rankings and only the held-out tracks count. ``engine="spark"``
+    answers and scores the queries in Spark tasks on ``master`` (the same figures).
     """
-    from segue.evaluation.rankings import part_rankings
-    from segue.evaluation.runner import evaluate as run_evaluation
+    from segue.evaluation.rankings import evaluate_part
     from segue.evaluation.task import load_part
+    from segue.models.config import RunOptions
 
+    RunOptions(engine=engine, master=master)  # checks both
     loaded = load_part(Path(split), part)
-    rankings = part_rankings(loaded, [Path(m) for m in models], [])
-    result = run_evaluation(loaded.task, rankings, n_bootstrap=n_bootstrap, seed=seed)
+    result, _ = evaluate_part(
+        loaded,
+        [Path(m) for m in models],
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        engine=engine,
+        master=master,
+    )
     return _frame(result.table)
 
 

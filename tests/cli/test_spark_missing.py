@@ -43,3 +43,17 @@ def test_spark_without_its_extra_or_java_says_what_to_install(small_data, tmp_pa
     assert "needs" in run.stderr and "Traceback" not in run.stderr
     assert run.stderr.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_every_spark_command_names_the_missing_extra(small_mpd, tmp_path):
+    """Ingest, evaluation and batch recommendation on Spark, without pyspark: the same line,
+    before any work (nothing written)."""
+    commands = [
+        ["ingest", small_mpd, "--out", "d", "--engine", "spark"],
+        ["evaluate", "m", "--split", "s", "--out", "e", "--engine", "spark"],
+    ]
+    for command in commands:
+        run = segue(*command, cwd=tmp_path, code=NO_PYSPARK)
+        assert run.returncode == 2, command
+        assert "needs pyspark" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert not any(tmp_path.iterdir())

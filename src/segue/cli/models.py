@@ -360,10 +360,15 @@ def recommend(
     output_format: Annotated[
         str, typer.Option("--format", help="One playlist: text or json (records with URIs).")
     ] = "text",
+    engine: Engine = "local",
+    master: Master = None,
 ) -> None:
     """Answer a challenge set (a submission file), or continue one playlist given by --title/--track."""
     from segue.evaluation.rankings import answer_challenge
     from segue.models.base import Recommender
+    from segue.models.config import RunOptions
+
+    RunOptions(engine=engine, master=master)  # checks both before any work
 
     single = title is not None or bool(track)
     if single == (challenge is not None):
@@ -373,6 +378,8 @@ def recommend(
     if challenge is not None and out is None:
         raise SegueError("--challenge needs --out, the submission file to write")
     _check_format(output_format)
+    if single and engine == "spark":
+        raise SegueError("--engine spark is for answering a --challenge set, not one playlist")
     if single:
         import segue
 
@@ -380,7 +387,9 @@ def recommend(
         _print_records(recs, output_format)
         return
     model = Recommender.load(model_dir)
-    answer = answer_challenge(model, challenge, out, n=n or 500, team=team, email=email)
+    answer = answer_challenge(
+        model, challenge, out, n=n or 500, team=team, email=email, engine=engine, master=master
+    )
     queries, ranking = answer.queries, answer.ranking
     echo(
         f"wrote {out}: {answer.playlists:,} playlists × {answer.n} tracks with {model.name} "
@@ -509,12 +518,16 @@ def evaluate(
     ] = "best-and-popular",
     track: Track = False,
     track_uri: TrackUri = None,
+    engine: Engine = "local",
+    master: Master = None,
 ) -> None:
     """Score models and submissions on a split: every metric per category, 95% CIs, paired tests."""
-    from segue.evaluation.rankings import part_rankings
-    from segue.evaluation.runner import evaluate as run_evaluation
+    from segue.evaluation.rankings import evaluate_part
     from segue.evaluation.runner import write_report
     from segue.evaluation.task import load_part
+    from segue.models.config import RunOptions
+
+    RunOptions(engine=engine, master=master)  # checks both before any work
 
     if not model_dirs and not submission:
         raise SegueError("nothing to evaluate: give model directories and/or --submission files")
@@ -524,14 +537,16 @@ def evaluate(
         )
     with tracking(track, track_uri, "evaluate") as tracked:
         loaded = load_part(split_dir, part)
-        rankings = part_rankings(loaded, model_dirs or [], submission or [])
         start = time.perf_counter()
-        result = run_evaluation(
-            loaded.task,
-            rankings,
+        result, rankings = evaluate_part(
+            loaded,
+            model_dirs or [],
+            submission or [],
             n_bootstrap=bootstrap,
             seed=seed,
             comparisons=comparisons.replace("-", "_"),
+            engine=engine,
+            master=master,
         )
         write_report(result, out, title=f"Evaluation on {split_dir} ({part})")
         if tracked is not None:

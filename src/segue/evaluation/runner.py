@@ -205,6 +205,19 @@ class EvaluationTask:
                 f"({self.n_items}) and every truth id (max {top})"
             )
 
+    def take(self, rows: np.ndarray) -> EvaluationTask:
+        """The task of the queries ``rows`` (int [k]) only, same catalog: what a partition of
+        the queries is scored against."""
+        return EvaluationTask(
+            self.pids[rows],
+            self.categories[rows],
+            [self.truth[i] for i in rows],
+            self.track_artist,
+            self.item_popularity,
+            self.n_playlists,
+            self.n_items,
+        )
+
 
 @dataclass
 class _TruthCSR:
@@ -515,6 +528,7 @@ def evaluate(
     k_values: tuple[int, ...] = (10, 100),
     comparisons: str = "best_and_popular",
     n_permutations: int | None = None,
+    per_query: dict[str, dict[str, FloatArray]] | None = None,
 ) -> EvaluationResult:
     """Score every model's ranking against ``task``; see the module doc for the statistics.
 
@@ -524,6 +538,10 @@ def evaluate(
     ``comparisons`` is ``"best_and_popular"`` or ``"all_pairs"``; ``n_permutations`` (Monte
     Carlo sign flips, for the comparisons too small for the normal approximation) is chosen from
     the Holm family size when None.
+
+    ``per_query[model]``, when given for a model, holds its per-query values (each metric of
+    :func:`metric_names`, float64 [q]) already computed for its ranking elsewhere (by Spark
+    tasks, each on a part of the queries: :mod:`segue.spark.batch`); they are used as given.
 
     Raises :class:`SegueError` when ``rankings`` is empty and ``ValueError`` (naming the model)
     when a ranking is not a 2-D integer array, has the wrong number of rows, or holds ids below
@@ -542,9 +560,10 @@ def evaluate(
     # Per-query values of every model, one column per (model, metric): [q, models * metrics].
     values = np.empty((q, len(models) * n_met), dtype=np.float64)
     for j, model in enumerate(models):
-        per_query = _per_query(task, truth, checked[model], k_values)
+        given = (per_query or {}).get(model)
+        computed = given if given is not None else _per_query(task, truth, checked[model], k_values)
         for i, name in enumerate(names):
-            values[:, j * n_met + i] = per_query[name]
+            values[:, j * n_met + i] = computed[name]
 
     cats = [c for c in sorted(CATEGORY_BY_NUMBER) if (task.categories == c).any()]
     members = {str(c): np.flatnonzero(task.categories == c) for c in cats}

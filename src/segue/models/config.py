@@ -58,10 +58,12 @@ class RunOptions:
             raise SegueError(f"--engine must be local or spark, not {self.engine!r}")
         if self.master is not None and self.engine != "spark":
             raise SegueError("--master is for --engine spark")
-        if self.master is not None:
-            from segue.spark.session import check_master
+        if self.engine == "spark":
+            from segue.spark.session import check_master, require_spark
 
-            check_master(self.master)
+            if self.master is not None:
+                check_master(self.master)
+            require_spark()
 
 
 def config_from_dict(config_cls: type, values: dict, *, where: str = "parameters", base=None):

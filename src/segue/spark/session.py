@@ -50,6 +50,19 @@ def check_master(master: str) -> str:
     )
 
 
+def require_spark() -> None:
+    """Refuse, in one line, a machine without PySpark (the extra) or a Java runtime: checked
+    before any work by every command given ``--engine spark`` (through ``RunOptions``)."""
+    from segue.models.registry import require_extra
+
+    require_extra(("pyspark",), "spark", "--engine spark")
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        raise SegueError(
+            "--engine spark needs a Java runtime (17 or newer): install one (Debian: apt-get "
+            "install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+
+
 def spark_session(master: str | None = None):
     """The process's SparkSession, started on the first call (later calls reuse it; a different
     ``master`` then is refused rather than silently ignored). Thread-safe."""
@@ -59,7 +72,6 @@ def spark_session(master: str | None = None):
 
 def _session(master: str | None):
     global _SESSION
-    from segue.models.registry import require_extra
 
     master = check_master(master or DEFAULT_MASTER)
     if _SESSION is not None:
@@ -67,12 +79,7 @@ def _session(master: str | None):
         if running != master:
             raise SegueError(f"a Spark session on {running} is already running; not {master}")
         return _SESSION
-    require_extra(("pyspark",), "spark", "--engine spark")
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        raise SegueError(
-            "--engine spark needs a Java runtime (17 or newer): install one (Debian: apt-get "
-            "install openjdk-17-jre-headless) or set JAVA_HOME"
-        )
+    require_spark()
     import warnings
 
     # PySpark 4.x warns at import that it does not yet support pandas 3; segue's Spark stages
