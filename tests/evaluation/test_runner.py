@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import orjson
 import pytest
@@ -585,3 +587,35 @@ def test_bad_task():
         _task(categories=(1, 1, 1, 2, 2, 11))
     with pytest.raises(ValueError, match="inconsistent"):
         _task(categories=(1, 1, 2))
+
+
+def test_per_query_values_do_not_depend_on_the_batch():
+    """A query's metrics are the same scored alone, in any part, or with all the others (the
+    Spark engine scores parts and hands the values to `evaluate(per_query=...)`); and values
+    given that way give the evaluation computed here, exactly."""
+    from segue.evaluation.runner import _per_query, _truth_csr, metric_names
+
+    rng = np.random.default_rng(7)
+    q, n, items = 3_000, 500, 1_000  # ~75 hits a query: long sums, where rounding shows
+    truth = [rng.choice(items, rng.integers(1, 250), replace=False) for _ in range(q)]
+    task = EvaluationTask(
+        pids=np.arange(q),
+        categories=rng.integers(1, 11, q).astype(np.int8),
+        truth=truth,
+        track_artist=rng.integers(0, 300, items).astype(np.int32),
+        item_popularity=rng.integers(1, 1_000, items),
+        n_playlists=10_000,
+        n_items=items,
+    )
+    ranking = np.stack([rng.permutation(items)[:n] for _ in range(q)]).astype(np.int64)
+    whole = _per_query(task, _truth_csr(task.truth), ranking, (10, 100))
+    bounds = [0, 1, 2, 5, 7, 13, 1_000, 1_003, 2_222, q]
+    for lo, hi in itertools.pairwise(bounds):
+        part = task.take(np.arange(lo, hi))
+        values = _per_query(part, _truth_csr(part.truth), ranking[lo:hi], (10, 100))
+        for name in metric_names():
+            np.testing.assert_array_equal(values[name], whole[name][lo:hi], name)
+    local = evaluate(task, {"m": ranking}, n_bootstrap=100)
+    given = evaluate(task, {"m": ranking}, n_bootstrap=100, per_query={"m": whole})
+    assert given.to_json() == local.to_json()
+    assert whole["ndcg"].mean() > 0  # hits, not an all-zero comparison

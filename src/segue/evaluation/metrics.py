@@ -370,7 +370,10 @@ def _rules_discount(n: int) -> FloatArray:
 def _dcg(h: BoolArray, discount: FloatArray) -> FloatArray:
     if h.shape[1] == 0:
         return np.zeros(h.shape[0], dtype=np.float64)
-    return h.astype(np.float64) @ discount[: h.shape[1]]
+    # A row-wise sum, not a matrix-vector product: BLAS blocks a product by the matrix's shape,
+    # so a query's value would change in the last bit with the batch it is scored in (the Spark
+    # engine scores the queries in parts and must give the local figures exactly).
+    return np.where(h, discount[: h.shape[1]], 0.0).sum(axis=1)
 
 
 def _ndcg_rules(h: BoolArray) -> FloatArray:
