@@ -1,5 +1,6 @@
-"""``segue pipeline phase2 --engine spark``: the rules, item-kNN (and in phase 3 ALS) stages run
-on Spark and write what the local engine writes; the rest of the run is unchanged."""
+"""``segue pipeline phase1/phase2 --engine spark``: ingest, the rules, item-kNN (and in phase 3
+ALS) and the evaluation's answering run on Spark and write what the local engine writes; the
+rest of the run is unchanged."""
 
 from __future__ import annotations
 
@@ -18,8 +19,14 @@ def test_phase2_on_spark_writes_the_local_engines_outputs(spark, tmp_path):
     generate = ["generate", "mpd", "-n", "1000", "--challenge-per-category", "5", "--out", str(mpd)]
     assert main([*generate, "-q"]) == 0
     args = ["--data", str(mpd), "--out", str(out), "--per-category", "5", "-q"]
-    assert main(["pipeline", "phase1", *args]) == 0
-    assert main(["pipeline", "phase2", *args, "--engine", "spark", "--master", MASTER]) == 0
+    spark = ["--engine", "spark", "--master", MASTER]
+    assert main(["pipeline", "phase1", *args, *spark]) == 0
+    assert main(["pipeline", "phase2", *args, *spark]) == 0
+
+    assert main(["ingest", str(mpd), "--out", str(tmp_path / "local-data"), "-q"]) == 0
+    for table in ("playlists", "tracks", "playlist_tracks"):
+        local = pq.read_table(tmp_path / "local-data" / f"{table}.parquet")
+        assert local.equals(pq.read_table(out / "data" / f"{table}.parquet")), table
 
     rules = json.loads((out / "rules" / "summary.json").read_text())
     assert rules["miner"].startswith("MLlib PrefixSpan")
@@ -32,3 +39,12 @@ def test_phase2_on_spark_writes_the_local_engines_outputs(spark, tmp_path):
     assert "spark itemknn:" in (out / record["log"]).read_text()
     evaluation = json.loads((out / "evaluation" / "evaluation.json").read_text())
     assert {"itemknn", "rules", "playlistknn"} <= set(evaluation["models"])
+    # The finish answered the held-out queries on Spark: the figures are the local evaluation's.
+    models = [str(out / "models" / name) for name in evaluation["models"]]
+    local_eval = tmp_path / "local-evaluation"
+    assert (
+        main(["evaluate", *models, "--split", str(out / "split"), "--out", str(local_eval), "-q"])
+        == 0
+    )
+    local = json.loads((local_eval / "evaluation.json").read_text())
+    assert local["table"] == evaluation["table"]

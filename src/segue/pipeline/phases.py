@@ -102,7 +102,8 @@ class Settings:
     model_params: dict = field(
         default_factory=dict
     )  # {model: {key: value}}; "popularity": PopularitySettings fields
-    engine: str = "local"  # "spark": the rules and the models that can (itemknn, als) on Spark
+    engine: str = "local"  # "spark": ingest, the rules, the models that can (itemknn, als) and
+    # the evaluation's and the submission's answering on Spark
     master: str | None = None  # the Spark master (None: local[*])
 
     def on_engine(self) -> dict:
@@ -238,6 +239,7 @@ class _Stages:
                 self._ingest,
                 inputs=[Path(s.mpd)],
                 outputs=[p.data / schema.MANIFEST_FILE],
+                params=s.on_engine(),
                 after=["verify"],
             ),
             Stage(
@@ -296,9 +298,16 @@ class _Stages:
         return {"ok": True, "report": report.format_text()[-2000:]}
 
     def _ingest(self) -> dict:
-        from segue.data.ingest import ingest_mpd
+        s = self.settings
+        if s.engine == "spark":
+            from segue.spark.ingest import ingest_mpd_spark
 
-        summary = ingest_mpd(self.settings.mpd, self.paths.data, workers=self.settings.workers)
+            log.info("spark ingest: %s on %s", s.mpd, s.master or "local[*]")
+            summary = ingest_mpd_spark(s.mpd, self.paths.data, master=s.master)
+        else:
+            from segue.data.ingest import ingest_mpd
+
+            summary = ingest_mpd(s.mpd, self.paths.data, workers=s.workers)
         return {
             "playlists": summary.n_playlists,
             "tracks": summary.n_tracks,
@@ -675,13 +684,18 @@ class _Stages:
         return stages
 
     def _evaluate(self) -> dict:
-        from segue.evaluation.rankings import part_rankings
-        from segue.evaluation.runner import evaluate, write_report
+        from segue.evaluation.rankings import evaluate_part
+        from segue.evaluation.runner import write_report
         from segue.evaluation.task import load_part
 
         loaded = load_part(self.paths.split, "test")
-        rankings = part_rankings(loaded, self.trained_models())
-        result = evaluate(loaded.task, rankings, n_bootstrap=1000, seed=self.settings.seed)
+        result, rankings = evaluate_part(
+            loaded,
+            self.trained_models(),
+            seed=self.settings.seed,
+            engine=self.settings.engine,
+            master=self.settings.master,
+        )
         write_report(result, self.paths.evaluation, title="Evaluation on the held-out test part")
         # The lists themselves, for the diversity stage (each model recommends once per run).
         with atomic_file(self.paths.evaluation / RANKINGS_FILE) as handle:
@@ -739,6 +753,8 @@ class _Stages:
             self.challenge,
             self.paths.submissions / "challenge.csv.gz",
             check=True,
+            engine=self.settings.engine,
+            master=self.settings.master,
         )
         return {
             "model": best.name,

@@ -6,8 +6,10 @@ is unchanged. The local engine stays the default; Spark is for data that outgrow
 or a team whose data already lives on a Spark cluster.
 
 * :mod:`segue.spark.session` — the one SparkSession of a process (``local[*]`` or a master URL).
+* :mod:`segue.spark.ingest` — MPD slices → the local engine's tables and manifest.
 * :mod:`segue.spark.rules` — association rules: frequent sets mined by MLlib, the measures
   computed by segue from their counts, exactly as the local miner's are.
 * :mod:`segue.spark.itemknn` — item-kNN neighbours (the asymmetric cosine) by a self-join.
 * :mod:`segue.spark.als` — implicit ALS with MLlib, exported to segue's ALS model format.
+* :mod:`segue.spark.batch` — a challenge set answered, and scored, in partitions.
 """
