@@ -204,8 +204,7 @@ class _StagedFiles:
 class _Emitted:
     """The tracks a task has already staged, each with the least appearance it staged: a track
     seen again later in the task is not staged again (a map-side combine: without it, each
-    track's URI and metadata would cross to the JVM once per slice holding it — 45M rows at
-    1M playlists instead of a few million). Files reach a task in Spark's order (by size), not
+    track's URI and metadata would be staged once per slice holding it). Files reach a task in Spark's order (by size), not
     slice order, so a track met again at an *earlier* appearance is staged again; the least
     appearance over all tasks is kept (the first appearance, as the local engine's)."""
 
