@@ -29,20 +29,24 @@ def test_partitioned_answers_and_scores_equal_the_local_ones(spark, split, model
     from segue.spark.batch import answer_partitioned
 
     loaded = load_part(split, "test")
-    queries, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
-    local = Recommender.load(models[1]).recommend(queries, 100)
-    # Seven parts of uneven size over 100 queries: every boundary is crossed.
-    ranking, per_query = answer_partitioned(
-        models[1], queries, 100, task=loaded.task, master=MASTER, partitions=7
-    )
-    np.testing.assert_array_equal(ranking.ids, local.ids)
-    np.testing.assert_array_equal(ranking.scores, local.scores)
-    expected = _per_query(
-        loaded.task, _truth_csr(loaded.task.truth), local.ids.astype(np.int64), (10, 100)
-    )
-    assert set(per_query) == set(metric_names())
-    for name in metric_names():
-        np.testing.assert_array_equal(per_query[name], expected[name], name)
+    once, _ = Queries.from_challenge(loaded.entries, loaded.train.uri_to_id)
+    # The 100 held-out queries 25 times over: 2,500 queries, three of the model's batches of
+    # 1,024, so the parts (whole batches) cross the data at 1,024 and 2,048.
+    rows = np.tile(np.arange(len(once)), 25)
+    queries = Queries.from_lists([once.seeds(i).tolist() for i in rows], None, once.pids[rows])
+    task = loaded.task.take(rows)
+    for model_dir in models:
+        local = Recommender.load(model_dir).recommend(queries, 100)
+        ranking, per_query = answer_partitioned(
+            model_dir, queries, 100, task=task, master=MASTER, partitions=3
+        )
+        np.testing.assert_array_equal(ranking.ids, local.ids)
+        np.testing.assert_array_equal(ranking.scores, local.scores)
+        truth = _truth_csr(task.truth)
+        expected = _per_query(task, truth, local.ids.astype(np.int64), (10, 100))
+        assert set(per_query) == set(metric_names())
+        for name in metric_names():
+            np.testing.assert_array_equal(per_query[name], expected[name], name)
     assert per_query["r_precision"].mean() > 0  # real hits, not an empty comparison
 
 

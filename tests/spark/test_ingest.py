@@ -65,7 +65,7 @@ def messy_copy(directory):
 def test_spark_ingest_skips_and_reports_bad_slices_as_the_local_engine(spark, tmp_path):
     from segue.spark.ingest import ingest_mpd_spark
 
-    source = messy_copy(tmp_path / "mpd")
+    source = messy_copy(tmp_path / "my mpd")  # a space: the path reaches Hadoop unescaped
     ingest_mpd(source, tmp_path / "local", skip_bad=True)
     summary = ingest_mpd_spark(source, tmp_path / "spark", skip_bad=True, master=MASTER)
     manifest = assert_same_dataset(tmp_path / "local", tmp_path / "spark")
@@ -116,3 +116,19 @@ def test_slices_are_read_through_hadoop_by_uri(spark, small_mpd, small_data, tmp
         ingest_mpd_spark(missing, tmp_path / "never", master=MASTER)
     code = main(["ingest", "nosuch://host/mpd", "--out", str(tmp_path / "x"), "-q"])
     assert code == 2  # a URI without --engine spark: refused, not read as a folder name
+
+
+def test_a_copy_whose_every_slice_is_refused_is_named_as_locally(spark, tmp_path):
+    from segue.spark.ingest import ingest_mpd_spark
+
+    source = tmp_path / "mpd"
+    truncated = write_slice(source, 0, 0, [playlist(0, [1, 2, 3, 4, 5])])
+    truncated.write_bytes(truncated.read_bytes()[:-40])
+    for skip_bad in (False, True):
+        with pytest.raises(SegueError) as local:
+            ingest_mpd(source, tmp_path / "local", skip_bad=skip_bad)
+        with pytest.raises(SegueError) as on_spark:
+            ingest_mpd_spark(source, tmp_path / "spark", skip_bad=skip_bad, master=MASTER)
+        assert str(on_spark.value) == str(local.value)
+    assert "every slice was skipped" in str(on_spark.value)
+    assert not (tmp_path / "spark").exists()

@@ -210,6 +210,9 @@ def ingest(
     if engine == "spark":
         from segue.spark.ingest import ingest_mpd_spark
 
+        if workers is not None:
+            raise SegueError("--workers is for the local engine; on Spark, --master sets it")
+
         s = ingest_mpd_spark(source, out, skip_bad=skip_bad, master=master)
     else:
         from segue.data.ingest import ingest_mpd

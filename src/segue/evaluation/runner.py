@@ -561,6 +561,10 @@ def evaluate(
     values = np.empty((q, len(models) * n_met), dtype=np.float64)
     for j, model in enumerate(models):
         given = (per_query or {}).get(model)
+        if given is not None and (
+            set(given) != set(names) or any(np.shape(given[m]) != (q,) for m in names)
+        ):
+            raise ValueError(f"per-query values of model {model!r} must be {names} of [{q}] each")
         computed = given if given is not None else _per_query(task, truth, checked[model], k_values)
         for i, name in enumerate(names):
             values[:, j * n_met + i] = computed[name]

@@ -1,7 +1,8 @@
 """Batch recommendation and scoring on Spark: a challenge set answered in partitions.
 
 The queries (a challenge set's partial playlists, as :class:`~segue.models.base.Queries`) are
-cut into contiguous ranges, one Spark task per range. A task loads the model from its saved
+cut into contiguous ranges of whole batches of the model's ``batch_size`` (the batches the
+local engine answers in), one Spark task per range. A task loads the model from its saved
 directory (once per Python worker: workers are reused, and a model's arrays are memory-mapped),
 answers its range, and, when given the held-out truth, scores its answers with the same
 per-query metrics as the local evaluation (``segue.evaluation.runner``). Only the answers and
@@ -17,6 +18,7 @@ popularity arrays).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -56,15 +58,22 @@ def answer_partitioned(
     with ``ranking`` the :class:`~segue.models.base.Ranking` (ids int32 and scores float32
     [q, n], in query order) that ``Recommender.recommend`` gives locally and, when ``task`` (an :class:`~segue.evaluation.runner.EvaluationTask` for the same
     queries) is given, ``per_query[metric]`` float64 [q] — else None. ``partitions``: ranges of
-    queries (default: two per core Spark has)."""
+    queries (default: two per core Spark has), each a whole number of the model's batches."""
     from segue.evaluation.runner import metric_names
+    from segue.models.base import read_params
+    from segue.models.registry import get_model_class
     from segue.spark.data import collect
     from segue.spark.session import spark_errors, spark_session
 
     spark = spark_session(master)
     q = len(queries)
-    parts = max(1, min(q, partitions or 2 * spark.sparkContext.defaultParallelism))
-    bounds = np.linspace(0, q, parts + 1).astype(np.int64)
+    # A model answers in batches of its batch_size queries, and a score may differ in its last
+    # bit with the batch's shape (a BLAS product): the parts are whole batches from the start,
+    # so each query is answered in the very batch it is answered in locally.
+    batch = get_model_class(read_params(Path(model_dir))["model"]).batch_size
+    batches = -(-q // batch)
+    parts = max(1, min(batches, partitions or 2 * spark.sparkContext.defaultParallelism))
+    bounds = np.minimum(np.linspace(0, batches, parts + 1).astype(np.int64) * batch, q)
     names = metric_names(k_values) if task is not None else []
     fields = [
         pa.field("row", pa.int64()),
@@ -102,13 +111,16 @@ def answer_partitioned(
     from pyspark.sql.pandas.types import from_arrow_schema
 
     start = time.perf_counter()
-    with spark_errors("batch recommendation"):
-        table = collect(
-            spark.range(parts, numPartitions=parts).mapInArrow(
-                answer, from_arrow_schema(pa.schema(fields))
+    try:
+        with spark_errors("batch recommendation"):
+            table = collect(
+                spark.range(parts, numPartitions=parts).mapInArrow(
+                    answer, from_arrow_schema(pa.schema(fields))
+                )
             )
-        )
-    shipped.unpersist()
+    finally:
+        with contextlib.suppress(Exception):  # a dead session's broadcast is gone with it
+            shipped.unpersist()
     table = table.sort_by("row")
     from segue.models.base import Ranking
 

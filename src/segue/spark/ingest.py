@@ -30,7 +30,8 @@ equal, and ``benchmarks/bench_spark.py`` at 1M playlists. How:
 What crosses the network (see ``docs/scaling.md``): the slices once (read by the tasks), the
 staged tracks once (the shuffle of step 3: a few times the catalog), the staged entries and
 playlists once (read by the driver). A file must fit one task's memory (Spark reads a file
-whole, at most 2 GiB); the local engine streams larger merged files.
+whole, at most 2 GiB): a merged file above 256 MiB, which the local engine streams in parts,
+gives the same tables here, but its manifest entry lacks the local ``"streamed": true``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from segue.data.mpd import SLICE_PATTERN, SliceFile, check_slice, find_slices, p
 from segue.errors import InputFileError, SegueError
 from segue.io import atomic_dir, write_json
 from segue.progress import progress
+from segue.spark.data import exchange_path
 
 log = logging.getLogger("segue")
 
@@ -130,12 +132,12 @@ def _stage_slice(file: SliceFile, index: int, raw: bytes, emitted: _Emitted):
     )
     distinct, first = np.unique(h, return_index=True)
     keys = (np.int64(index) << 32) + first
-    new = ~emitted.earlier(distinct, keys)
-    rows = pa.array(first[new])
-    met = parsed.tracks.select(_META).take(rows)
-    h2 = pl.Series(met.column(schema.TRACK_URI)).hash(seed=0x5EC0E5EED).to_numpy().view(np.int64)
+    uris = parsed.tracks.column(schema.TRACK_URI).take(pa.array(first))
+    h2 = pl.Series(uris).hash(seed=0x5EC0E5EED).to_numpy().view(np.int64)
+    new = ~emitted.earlier(distinct, h2, keys)
+    met = parsed.tracks.select(_META).take(pa.array(first[new]))
     tracks = pa.table(
-        [h[first[new]], h2, keys[new], *[met.column(name) for name in _META]],
+        [h[first[new]], h2[new], keys[new], *[met.column(name) for name in _META]],
         schema=TRACKS_STAGE,
     )
     report.update(
@@ -167,11 +169,10 @@ class _StagedFiles:
         for kind in _STAGED:
             self.fs.create_dir(f"{self.base}/{kind}", recursive=True)
         self.tracks_name = f"tracks/part-{partition:05d}.parquet"
-        self.tracks = pq.ParquetWriter(
-            self.fs.open_output_stream(self._hidden(self.tracks_name)),
-            TRACKS_STAGE,
-            compression="lz4",
-        )
+        # The writer does not close a stream it is handed; a remote file system (hdfs://,
+        # s3a://) completes the file only when it is closed.
+        self.sink = self.fs.open_output_stream(self._hidden(self.tracks_name))
+        self.tracks = pq.ParquetWriter(self.sink, TRACKS_STAGE, compression="lz4")
         self.pending: list[pa.Table] = []
 
     def _hidden(self, name: str) -> str:
@@ -185,7 +186,7 @@ class _StagedFiles:
             name = f"{kind}/slice-{index:06d}.parquet"
             with self.fs.open_output_stream(self._hidden(name)) as f:
                 pq.write_table(tables[kind], f, compression="lz4")
-            self.fs.move(self._hidden(name), f"{self.base}/{name}")
+            self._publish(name)
         self.pending.append(tables["tracks"])
         if sum(t.num_rows for t in self.pending) >= self.ROWS:
             self._flush()
@@ -198,46 +199,63 @@ class _StagedFiles:
     def close(self) -> None:
         self._flush()
         self.tracks.close()
-        self.fs.move(self._hidden(self.tracks_name), f"{self.base}/{self.tracks_name}")
+        self.sink.close()
+        self._publish(self.tracks_name)
+
+    def _publish(self, name: str) -> None:
+        """Rename the hidden file to ``name``, replacing a failed attempt's (HDFS's rename does
+        not replace a file)."""
+        import pyarrow.fs as pafs
+
+        final = f"{self.base}/{name}"
+        if self.fs.get_file_info(final).type != pafs.FileType.NotFound:
+            self.fs.delete_file(final)
+        self.fs.move(self._hidden(name), final)
 
 
 class _Emitted:
     """The tracks a task has already staged, each with the least appearance it staged: a track
     seen again later in the task is not staged again (a map-side combine: without it, each
-    track's URI and metadata would be staged once per slice holding it). Files reach a task in Spark's order (by size), not
-    slice order, so a track met again at an *earlier* appearance is staged again; the least
-    appearance over all tasks is kept (the first appearance, as the local engine's)."""
+    track's URI and metadata would be staged once per slice holding it). Files reach a task in
+    Spark's order (packed by size), not slice order, so a track met again at an *earlier*
+    appearance is staged again; the least appearance over all tasks is kept (the first
+    appearance, as the local engine's). A URI whose first hash matches a staged one but whose
+    second does not is staged too, so the driver's check sees the collision."""
 
     def __init__(self) -> None:
         from segue.data.ingest import HashIndex
 
         self.index = HashIndex()
         self.keys = np.empty(1 << 16, dtype=np.int64)
+        self.h2 = np.empty(1 << 16, dtype=np.int64)
         self.size = 0
 
-    def earlier(self, hashes: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        """bool [k]: whether each distinct ``hashes`` was staged at an appearance before its
-        ``keys``; records the others as staged at ``keys``."""
+    def earlier(self, hashes: np.ndarray, h2: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """bool [k]: whether each distinct ``hashes`` (second hashes ``h2``) was staged at an
+        appearance before its ``keys``; records the others as staged at ``keys``."""
         hashes = hashes.view(np.uint64)
         slot = self.index.get(hashes)
         known = slot >= 0
         earlier = np.zeros(len(hashes), dtype=bool)
-        earlier[known] = self.keys[slot[known]] < keys[known]
+        same = self.h2[slot[known]] == h2[known]
+        earlier[known] = same & (self.keys[slot[known]] < keys[known])
         again = known & ~earlier
         self.keys[slot[again]] = keys[again]
         new = np.flatnonzero(~known)
         while self.size + len(new) > len(self.keys):
             self.keys = np.concatenate((self.keys, np.empty_like(self.keys)))
+            self.h2 = np.concatenate((self.h2, np.empty_like(self.h2)))
         self.index.put(hashes[new], np.arange(self.size, self.size + len(new), dtype=np.int32))
         self.keys[self.size : self.size + len(new)] = keys[new]
+        self.h2[self.size : self.size + len(new)] = h2[new]
         self.size += len(new)
         return earlier
 
 
-def _stage(files: list[tuple[str, SliceFile]], where: str, excluded: frozenset[int]):
+def _stage(files: list[tuple[str, SliceFile, int]], where: str, excluded: frozenset[int]):
     """The ``mapInArrow`` function of step 1: binaryFile rows in, each slice's report out, its
     tables staged under ``where`` (the slices in ``excluded`` are skipped)."""
-    by_name = {file.name: (i, file) for i, (_, file) in enumerate(files)}
+    by_name = {file.name: (i, file) for i, (_, file, _) in enumerate(files)}
 
     def run(batches):
         from pyspark import TaskContext
@@ -263,12 +281,33 @@ def _stage(files: list[tuple[str, SliceFile]], where: str, excluded: frozenset[i
     return run
 
 
-def list_slices(spark, source: str) -> list[tuple[str, SliceFile]]:
-    """``(URI Spark reads, SliceFile)`` per slice file of ``source``, in the local engine's order
-    (by the pids the names promise). A local directory is listed by :func:`find_slices` (the
-    same files, the same errors); any other URI through Hadoop's file system, as Spark sees it."""
+def list_slices(spark, source: str) -> list[tuple[str, SliceFile, int]]:
+    """``(URI Spark reads, SliceFile, size in bytes)`` per slice file of ``source``, in the local
+    engine's order (by the pids the names promise). A local directory is listed by
+    :func:`find_slices` (the same files, the same errors); any other URI through Hadoop's file
+    system, as Spark sees it."""
     if "://" not in source:
-        return [(Path(os.path.abspath(f.path)).as_uri(), f) for f in find_slices(Path(source))]
+        found = []
+        for f in find_slices(Path(source)):
+            try:
+                size = os.stat(f.path).st_size
+            except OSError:
+                size = 0  # Spark's read reports it, naming the file
+            # Not Path.as_uri(): Hadoop would escape its %-escapes again (a space in a folder).
+            found.append((f"file://{os.path.abspath(f.path)}", f, size))
+    else:
+        found = _hadoop_slices(spark, source)
+    for _, file, size in found:
+        if size > _BINARY_FILE_LIMIT:
+            raise InputFileError(
+                file.path,
+                f"{size:,} bytes: Spark reads a file whole, at most 2 GiB; split it into slices, "
+                "or ingest it with the local engine, which streams it",
+            )
+    return found
+
+
+def _hadoop_slices(spark, source: str) -> list[tuple[str, SliceFile, int]]:
     jvm = spark._jvm
     conf = spark._jsc.hadoopConfiguration()
 
@@ -288,13 +327,7 @@ def list_slices(spark, source: str) -> list[tuple[str, SliceFile]]:
     for name, uri, size in found:
         match = SLICE_PATTERN.match(name)
         if match:
-            if size > _BINARY_FILE_LIMIT:
-                raise InputFileError(
-                    uri,
-                    f"{size:,} bytes: Spark reads a file whole, at most 2 GiB; split it into "
-                    "slices, or ingest it with the local engine, which streams it",
-                )
-            slices.append((uri, SliceFile(uri, int(match.group(1)), int(match.group(2)))))
+            slices.append((uri, SliceFile(uri, int(match.group(1)), int(match.group(2))), size))
     if not slices:
         raise InputFileError(source, "no MPD slice files (mpd.slice.<start>-<end>.json) found")
     return sorted(slices, key=lambda s: (s[1].start, s[1].end))
@@ -319,13 +352,15 @@ def ingest_mpd_spark(
     with spark_errors("ingest"):
         files = list_slices(spark, source)
         started = time.perf_counter()
-        staged_at, reports = _run_stage(spark, files)
+        staged_at = exchange_path("ingest")
         try:
+            reports = _run_stage(spark, files, staged_at)
             log.info(
                 "parsed %d slices on Spark [%.1f s]", len(files), time.perf_counter() - started
             )
-            staged = {k: spark.read.parquet(f"{staged_at}/{k}") for k in ("playlists", "tracks")}
-            accepted, summary = _decide(reports, staged["playlists"], files, skip_bad)
+            accepted, summary = _decide(reports, _read_staged(spark, staged_at), files, skip_bad)
+            if not accepted:
+                raise SegueError(f"{source}: every slice was skipped; nothing to ingest")
             log.info("decided: %d of %d slices accepted", len(accepted), len(files))
             refused = set(range(len(files))) - set(accepted)
             if any("error" not in reports[i] for i in refused):
@@ -333,35 +368,37 @@ def ingest_mpd_spark(
                 # its task skipped tracks it had met there: stage again without it.
                 log.info("staging again without the %d refused slices", len(refused))
                 _remove(staged_at)
-                staged_at, _ = _run_stage(spark, files, frozenset(refused))
-                staged = {
-                    k: spark.read.parquet(f"{staged_at}/{k}") for k in ("playlists", "tracks")
-                }
-            return _tables(spark, source, out, staged_at, staged, accepted, summary, overwrite)
+                _run_stage(spark, files, staged_at, frozenset(refused))
+            return _tables(spark, source, out, staged_at, accepted, summary, overwrite)
         finally:
             _remove(staged_at)
+
+
+def _read_staged(spark, staged_at: str, kind: str = "playlists"):
+    """The staged table ``kind`` as a DataFrame (empty, not an error, when no slice parsed)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return spark.read.schema(from_arrow_schema(_STAGED[kind])).parquet(f"{staged_at}/{kind}")
 
 
 def _remove(where: str) -> None:
     from segue.spark.data import exchange_fs
 
     filesystem, path = exchange_fs(where)
-    filesystem.delete_dir(path)
+    with contextlib.suppress(FileNotFoundError):
+        filesystem.delete_dir(path)
 
 
-def _run_stage(spark, files, excluded: frozenset[int] = frozenset()) -> tuple[str, dict]:
-    """Step 1: ``(where the tables are staged, {slice: report})``. Each task takes a contiguous
-    share of the bytes (two tasks per core Spark has), so its combine (:class:`_Emitted`) sees
-    many slices, and reads them one file per Arrow batch, so a task holds one slice at a time."""
+def _run_stage(spark, files, where: str, excluded: frozenset[int] = frozenset()) -> dict:
+    """Step 1, staged under ``where``: ``{slice: report}``. Each task takes a share of the
+    bytes (two tasks per core Spark has), so its combine (:class:`_Emitted`) sees many slices,
+    and reads them one file per Arrow batch, so a task holds one slice at a time."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    from segue.spark.data import exchange_path
-
-    where = exchange_path("ingest")
-    sizes = spark.sparkContext.defaultParallelism * 2
-    total = sum(_size(uri) for uri, _ in files)
+    tasks = spark.sparkContext.defaultParallelism * 2
+    total = sum(size for _, _, size in files)
     settings = {
-        "spark.sql.files.maxPartitionBytes": str(max(128 << 20, -(-total // sizes))),
+        "spark.sql.files.maxPartitionBytes": str(max(128 << 20, -(-total // tasks))),
         "spark.sql.execution.arrow.maxRecordsPerBatch": "1",
     }
     before = {key: spark.conf.get(key, None) for key in settings}
@@ -370,7 +407,7 @@ def _run_stage(spark, files, excluded: frozenset[int] = frozenset()) -> tuple[st
     try:
         rows = (
             spark.read.format("binaryFile")
-            .load([uri for uri, _ in files])
+            .load([uri for uri, _, _ in files])
             .select("path", "content")
             .mapInArrow(_stage(files, where, excluded), from_arrow_schema(REPORTS))
             .collect()
@@ -381,18 +418,7 @@ def _run_stage(spark, files, excluded: frozenset[int] = frozenset()) -> tuple[st
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
-    return where, {r["slice"]: json.loads(r["report"]) for r in rows}
-
-
-def _size(uri: str) -> int:
-    """A slice's size in bytes (0 when this process cannot see it: Spark still reads it)."""
-    from urllib.parse import unquote, urlparse
-
-    parsed = urlparse(uri)
-    try:
-        return os.stat(unquote(parsed.path)).st_size if parsed.scheme == "file" else 0
-    except OSError:
-        return 0
+    return {r["slice"]: json.loads(r["report"]) for r in rows}
 
 
 def _decide(reports: dict, playlists, files, skip_bad: bool) -> tuple[list[int], dict]:
@@ -406,7 +432,7 @@ def _decide(reports: dict, playlists, files, skip_bad: bool) -> tuple[list[int],
         shared.setdefault(r["slice"], []).append((r["row"], r[schema.PID]))
     accepted, seen = [], set()
     summary = {"files": [], "skipped": [], "warnings": [], "missing": {}}
-    for index, (_, file) in enumerate(files):
+    for index, (_, file, _) in enumerate(files):
         report = reports[index]
         error = report.get("error")
         candidates = sorted(shared.get(index, []))
@@ -443,6 +469,26 @@ def _decide(reports: dict, playlists, files, skip_bad: bool) -> tuple[list[int],
     return accepted, summary
 
 
+class _RowGroups:
+    """A Parquet writer fed table by table that writes row groups of ``rows``."""
+
+    def __init__(self, writer, rows: int) -> None:
+        self.writer, self.rows = writer, rows
+        self.pending: list[pa.Table] = []
+        self.count = 0
+
+    def write(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.count += table.num_rows
+        if self.count >= self.rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=self.rows)
+            self.pending, self.count = [], 0
+
+
 def _staged_tracks(staged_at: str, condition) -> pa.Table:
     """The staged track rows meeting ``condition`` (a pyarrow dataset expression)."""
     import pyarrow.dataset as ds
@@ -454,7 +500,7 @@ def _staged_tracks(staged_at: str, condition) -> pa.Table:
     return dataset.to_table(filter=condition)
 
 
-def _tables(spark, source, out, staged_at, staged, accepted, summary, overwrite) -> IngestSummary:
+def _tables(spark, source, out, staged_at, accepted, summary, overwrite) -> IngestSummary:
     """Steps 3 and 4: the tracks ranked on Spark, then the tables written here, slice by slice."""
     started = time.perf_counter()
     import pyarrow.parquet as pq
@@ -469,7 +515,7 @@ def _tables(spark, source, out, staged_at, staged, accepted, summary, overwrite)
     # cost 19 s at 100K playlists, reading them here 2 s). Two URIs under one hash would merge
     # two tracks; their second hashes differ: refused.
     winners = collect(
-        staged["tracks"]
+        _read_staged(spark, staged_at, "tracks")
         .filter(F.shiftright("key", 32).isin(accepted))
         .groupBy("h")
         .agg(F.min("key").alias("key"), F.min("h2").alias("_least"), F.max("h2").alias("_most"))
@@ -509,7 +555,10 @@ def _tables(spark, source, out, staged_at, staged, accepted, summary, overwrite)
                 tmp / schema.PLAYLISTS_FILE, schema.PLAYLISTS_SCHEMA, compression="zstd"
             ) as playlists_out,
         ):
-            pending: list[pa.Table] = []
+            # Row groups as the local engine writes them: 4M entries, the playlists whole up to
+            # pyarrow's default of 1Mi rows.
+            entries_out = _RowGroups(entries_out, ROW_GROUP_ROWS)
+            playlists_out = _RowGroups(playlists_out, 1 << 20)
             bar = stack.enter_context(progress("writing the tables", len(accepted), "slices"))
             for index in accepted:  # in slice order
                 bar.advance(1)
@@ -519,25 +568,20 @@ def _tables(spark, source, out, staged_at, staged, accepted, summary, overwrite)
                 track_ids = ids.get(entries.column("h").to_numpy().view(np.uint64))
                 if (track_ids < 0).any():  # a staged entry without its track: a bug
                     raise AssertionError(f"slice {index}: entries without a staged track")
-                pending.append(
+                entries_out.write(
                     pa.table(
                         [entries.column(schema.PID), entries.column(schema.POS), track_ids],
                         schema=schema.PLAYLIST_TRACKS_SCHEMA,
                     )
                 )
                 n_entries += entries.num_rows
-                if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
-                    entries_out.write_table(
-                        pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS
-                    )
-                    pending = []
                 playlists = pq.read_table(
                     fs.open_input_file(f"{base}/playlists/slice-{index:06d}.parquet")
                 ).select([f.name for f in schema.PLAYLISTS_SCHEMA])
-                playlists_out.write_table(playlists.cast(schema.PLAYLISTS_SCHEMA))
+                playlists_out.write(playlists.cast(schema.PLAYLISTS_SCHEMA))
                 n_playlists += playlists.num_rows
-            if pending:
-                entries_out.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+            entries_out.flush()
+            playlists_out.flush()
         log.info("wrote %d entries [%.1f s]", n_entries, time.perf_counter() - started)
         n_tracks = tracks.num_rows
         missing = summary["missing"]
