@@ -314,13 +314,7 @@ def ingest_mpd(
                         warnings.extend(str(p) for p in result.problems)
                         for key, count in parsed.missing.items():
                             missing[key] = missing.get(key, 0) + count
-                        playlists.append(
-                            parsed.playlists.set_column(
-                                parsed.playlists.schema.get_field_index(schema.NUM_TRACKS),
-                                schema.NUM_TRACKS,
-                                pa.array(parsed.lengths.astype(np.int32)),
-                            )
-                        )
+                        playlists.append(playlist_rows(parsed))
                         entry["playlists"] += len(parsed.lengths)
                         entry["entries"] += int(entries.num_rows)
                         if parsed.last:
@@ -344,30 +338,18 @@ def ingest_mpd(
         pq.write_table(playlists_table, tmp / schema.PLAYLISTS_FILE, compression="zstd")
         tracks = catalog.table()
         pq.write_table(tracks, tmp / schema.TRACKS_FILE, compression="zstd")
-        absent = absent_everywhere(missing, playlists_table.num_rows, n_entries)
         write_json(
             tmp / schema.MANIFEST_FILE,
-            {
-                "schema_version": schema.SCHEMA_VERSION,
-                "created_by": f"segue {__version__}",
-                "source": str(source),
-                "counts": {
-                    "playlists": playlists_table.num_rows,
-                    "tracks": tracks.num_rows,
-                    "entries": n_entries,
-                    "artists": int(pc.max(tracks.column(schema.ARTIST_ID)).as_py() or 0) + 1
-                    if tracks.num_rows
-                    else 0,
-                    "albums": int(pc.max(tracks.column(schema.ALBUM_ID)).as_py() or 0) + 1
-                    if tracks.num_rows
-                    else 0,
-                },
-                "files": manifest_files,
-                "missing_fields": missing,
-                "absent_fields": absent,
-                "warnings": {"count": len(warnings), "first": warnings[:50]},
-                "skipped": skipped,
-            },
+            manifest(
+                str(source),
+                tracks,
+                playlists_table.num_rows,
+                n_entries,
+                manifest_files,
+                missing,
+                warnings,
+                skipped,
+            ),
         )
     return IngestSummary(
         out, playlists_table.num_rows, tracks.num_rows, n_entries, skipped, warnings, missing
@@ -377,17 +359,67 @@ def ingest_mpd(
 def _entries(result: _SliceResult, catalog: _Catalog, pids: np.ndarray) -> pa.Table:
     """The slice's rows of ``playlist_tracks`` (pid, pos, track_id), assigning new track ids."""
     ids = catalog.assign(result)
-    lengths = result.parsed.lengths
-    starts = np.concatenate(([0], np.cumsum(lengths)))
-    owner = np.repeat(np.arange(len(lengths)), lengths)
+    pid, pos = entry_keys(pids, result.parsed.lengths)
     return pa.table(
         {
-            schema.PID: pa.array(np.repeat(pids, lengths).astype(np.int32)),
-            schema.POS: pa.array((np.arange(starts[-1]) - starts[owner]).astype(np.int32)),
+            schema.PID: pa.array(pid),
+            schema.POS: pa.array(pos),
             schema.TRACK_ID: pa.array(ids[result.local_index]),
         },
         schema=schema.PLAYLIST_TRACKS_SCHEMA,
     )
+
+
+def entry_keys(pids: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(pid, pos)`` of every entry of a slice (int32 [entries] each, in file order): each
+    playlist's pid repeated over its tracks, and the position 0, 1, … within it (the list order;
+    the files' own ``pos`` is only checked, as reduced copies lack it)."""
+    starts = np.concatenate(([0], np.cumsum(lengths)))
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(starts[-1]) - starts[owner]
+    return np.repeat(pids, lengths).astype(np.int32), pos.astype(np.int32)
+
+
+def playlist_rows(parsed: ParsedSlice) -> pa.Table:
+    """The slice's ``playlists`` rows, ``num_tracks`` the tracks it holds (the count given in
+    the file is only checked)."""
+    return parsed.playlists.set_column(
+        parsed.playlists.schema.get_field_index(schema.NUM_TRACKS),
+        schema.NUM_TRACKS,
+        pa.array(parsed.lengths.astype(np.int32)),
+    )
+
+
+def manifest(
+    source: str,
+    tracks: pa.Table,
+    n_playlists: int,
+    n_entries: int,
+    files: list[dict],
+    missing: dict[str, int],
+    warnings: list[str],
+    skipped: list[str],
+) -> dict:
+    """``manifest.json`` of an ingested dataset (both engines write it here): the counts, one
+    entry per file read, the fields missing or absent, the first warnings, the skipped slices."""
+    n_tracks = tracks.num_rows
+    return {
+        "schema_version": schema.SCHEMA_VERSION,
+        "created_by": f"segue {__version__}",
+        "source": source,
+        "counts": {
+            "playlists": n_playlists,
+            "tracks": n_tracks,
+            "entries": n_entries,
+            "artists": int(pc.max(tracks.column(schema.ARTIST_ID)).as_py()) + 1 if n_tracks else 0,
+            "albums": int(pc.max(tracks.column(schema.ALBUM_ID)).as_py()) + 1 if n_tracks else 0,
+        },
+        "files": files,
+        "missing_fields": missing,
+        "absent_fields": absent_everywhere(missing, n_playlists, n_entries),
+        "warnings": {"count": len(warnings), "first": warnings[:50]},
+        "skipped": skipped,
+    }
 
 
 def absent_everywhere(missing: dict[str, int], n_playlists: int, n_entries: int) -> list[str]:

@@ -48,9 +48,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from segue import __version__
 from segue.data import schema
-from segue.data.ingest import IngestSummary, absent_everywhere, refusal
+from segue.data.ingest import IngestSummary, entry_keys, manifest, playlist_rows, refusal
 from segue.data.mpd import SLICE_PATTERN, SliceFile, check_slice, find_slices, parse_bytes
 from segue.errors import InputFileError, SegueError
 from segue.io import atomic_dir, write_json
@@ -106,22 +105,9 @@ def _stage_slice(file: SliceFile, index: int, raw: bytes, emitted: _Emitted):
     lengths = parsed.lengths
     n, m = len(lengths), int(lengths.sum())
     pids = parsed.playlists.column(schema.PID).to_numpy().astype(np.int32)
-    starts = np.concatenate(([0], np.cumsum(lengths)))
-    owner = np.repeat(np.arange(n), lengths)
     h = pl.Series(parsed.tracks.column(schema.TRACK_URI)).hash(seed=0).to_numpy().view(np.int64)
-    entries = pa.table(
-        [
-            np.repeat(pids, lengths),
-            (np.arange(m) - starts[owner]).astype(np.int32),
-            h,
-        ],
-        schema=ENTRIES_STAGE,
-    )
-    playlists = parsed.playlists.set_column(
-        parsed.playlists.schema.get_field_index(schema.NUM_TRACKS),
-        schema.NUM_TRACKS,
-        pa.array(lengths.astype(np.int32)),
-    )
+    entries = pa.table([*entry_keys(pids, lengths), h], schema=ENTRIES_STAGE)
+    playlists = playlist_rows(parsed)
     playlists = pa.table(
         [
             np.full(n, index, np.int32),
@@ -583,33 +569,25 @@ def _tables(spark, source, out, staged_at, accepted, summary, overwrite) -> Inge
             entries_out.flush()
             playlists_out.flush()
         log.info("wrote %d entries [%.1f s]", n_entries, time.perf_counter() - started)
-        n_tracks = tracks.num_rows
-        missing = summary["missing"]
-        warnings = summary["warnings"]
         write_json(
             tmp / schema.MANIFEST_FILE,
-            {
-                "schema_version": schema.SCHEMA_VERSION,
-                "created_by": f"segue {__version__}",
-                "source": source,
-                "counts": {
-                    "playlists": n_playlists,
-                    "tracks": n_tracks,
-                    "entries": n_entries,
-                    "artists": int(pc.max(tracks.column(schema.ARTIST_ID)).as_py() or 0) + 1
-                    if n_tracks
-                    else 0,
-                    "albums": int(pc.max(tracks.column(schema.ALBUM_ID)).as_py() or 0) + 1
-                    if n_tracks
-                    else 0,
-                },
-                "files": summary["files"],
-                "missing_fields": missing,
-                "absent_fields": absent_everywhere(missing, n_playlists, n_entries),
-                "warnings": {"count": len(warnings), "first": warnings[:50]},
-                "skipped": summary["skipped"],
-            },
+            manifest(
+                source,
+                tracks,
+                n_playlists,
+                n_entries,
+                summary["files"],
+                summary["missing"],
+                summary["warnings"],
+                summary["skipped"],
+            ),
         )
     return IngestSummary(
-        out, n_playlists, n_tracks, n_entries, summary["skipped"], warnings, missing
+        out,
+        n_playlists,
+        tracks.num_rows,
+        n_entries,
+        summary["skipped"],
+        summary["warnings"],
+        summary["missing"],
     )
